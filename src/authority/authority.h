@@ -1,0 +1,28 @@
+/* authority.h: the identity authority (DESIGN §4): OIDC discovery, JWKS, the token endpoint
+ * (RFC 6749 client_credentials with RFC 7523 private_key_jwt client assertions), node
+ * enrollment by one-time join token, and issuing RS256 v1 access tokens (reference §3.2). */
+#ifndef MV_AUTHORITY_AUTHORITY_H
+#define MV_AUTHORITY_AUTHORITY_H
+
+#include "http/server.h"
+#include "server/context.h"
+
+/* Routes /{tenant}/... requests (discovery, keys, token, enroll). Replies 404 JSON otherwise. */
+void authority_handle(http_req *req);
+
+/* Start-up: loads the signing keys from the store (unsealing the current private key with the
+ * data key), builds srv->jwks_json. Creates the first signing key if none exists. */
+MV_MUST_CHECK mv_rc authority_load_keys(struct mv_server *srv, struct store *st);
+void authority_free_keys(struct mv_server *srv);
+/* Creates and stores a new RS256 signing key (used by init and by rotation). */
+MV_MUST_CHECK mv_rc authority_new_signing_key(struct store *st, const unsigned char data_key[32]);
+
+/* Issues an access token for principal p and audience resource, signed with srv's current
+ * key. mirid may be "" (no xms_mirid). out: compact JWT; *exp_out: its exp. */
+MV_MUST_CHECK mv_rc authority_issue(const struct mv_server *srv, const struct st_principal *p,
+                                    const char *resource, mv_buf *out, int64_t *exp_out);
+
+/* Join tokens: a fresh one-time token for vm (stored hashed), "mvj_" + 43 base64url chars. */
+MV_MUST_CHECK mv_rc authority_join_token(struct store *st, const char *vm, int ttl, char out[64]);
+
+#endif

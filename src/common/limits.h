@@ -1,0 +1,42 @@
+/* limits.h: every limit of mivault as a named constant, in one place (DESIGN §8).
+ * Limits before authentication are tighter than after it. */
+#ifndef MV_COMMON_LIMITS_H
+#define MV_COMMON_LIMITS_H
+
+/* HTTP, all listeners */
+#define MV_MAX_HEADER_BYTES (16 * 1024)       /* all request headers together */
+#define MV_MAX_BODY_BYTES (256 * 1024)        /* largest body any route accepts */
+#define MV_MAX_URI_BYTES 4096
+#define MV_HTTP_TIMEOUT_SECS 30               /* idle/read timeout per connection */
+#define MV_MAX_CONNECTIONS 4096
+
+/* IMDS (agent): requests carry no body at all, except the Cloud-Shell form POST */
+#define MV_IMDS_MAX_BODY_BYTES 4096
+#define MV_IMDS_RATE_PER_SEC 200              /* token requests per second before 429 */
+
+/* Tokens and JOSE */
+#define MV_MAX_TOKEN_BYTES 8192               /* a bearer token or client assertion */
+#define MV_MAX_JSON_DEPTH 16
+#define MV_CLOCK_SKEW_SECS 300                /* allowed skew on exp / nbf / iat */
+#define MV_TOKEN_LIFETIME_SECS (24 * 3600)    /* default access token lifetime */
+#define MV_ASSERTION_MAX_LIFETIME_SECS 600    /* client assertions must expire within this */
+#define MV_JOIN_TOKEN_TTL_SECS (15 * 60)
+
+/* Key Vault (reference §4.1) */
+#define MV_SECRET_MAX_VALUE_BYTES (25 * 1024)
+#define MV_SECRET_MAX_NAME 127
+#define MV_SECRET_MAX_CONTENT_TYPE 255
+#define MV_SECRET_MAX_TAGS 15
+#define MV_SECRET_MAX_TAG_LEN 256
+#define MV_VAULT_BODY_BYTES (64 * 1024)       /* a set-secret body: 25 KiB value + JSON */
+#define MV_LIST_DEFAULT_PAGE 25
+#define MV_LIST_MAX_PAGE 25
+
+/* Names */
+#define MV_MAX_NAME 64                        /* VM, identity, resource group */
+#define MV_VAULT_NAME_MIN 3
+#define MV_VAULT_NAME_MAX 24
+#define MV_MAX_SCOPE 512
+#define MV_MAX_URL 1024
+
+#endif

@@ -1,0 +1,40 @@
+/* jws.h: compact JWS / JWT (RFC 7515, 7519) with an algorithm allowlist.
+ *
+ * Parsing never trusts the header: the caller states which algorithms it accepts, and
+ * verification uses the key the caller resolved (by kid) for that algorithm. "none" and HS*
+ * are never accepted (DESIGN §8). */
+#ifndef MV_CRYPTO_JWS_H
+#define MV_CRYPTO_JWS_H
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "common/buf.h"
+
+enum jws_alg { JWS_ALG_NONE_ACCEPTED = 0, JWS_RS256 = 1, JWS_ES256 = 2 };
+
+typedef struct jwt {
+    json_t *header;        /* decoded header object */
+    json_t *claims;        /* decoded payload object */
+    enum jws_alg alg;      /* from header, only if in the allowlist */
+    const char *kid;       /* header kid (points into header), NULL if absent */
+    mv_buf signing_input;  /* "b64(header).b64(payload)" */
+    mv_buf signature;      /* raw signature bytes (for ES256: r||s, 64 bytes) */
+} jwt;
+
+/* Signs header+claims (compact serialisation into out). The header gets "alg" and "typ":"JWT"
+ * and, if kid is non-NULL, "kid" (and "x5t" = kid for RS256, reference §3.1). */
+MV_MUST_CHECK mv_rc jws_sign(EVP_PKEY *key, enum jws_alg alg, const char *kid, const json_t *claims,
+                             mv_buf *out);
+/* Splits and decodes a compact JWS of at most MV_MAX_TOKEN_BYTES. allowed is a bitmask of
+ * jws_alg values; anything else (incl. "none", HS256) is MV_ERR_UNAUTHENTICATED. */
+MV_MUST_CHECK mv_rc jwt_parse(const char *token, size_t len, unsigned allowed, jwt *out);
+/* Verifies the signature with key; the key type must match the parsed alg. */
+MV_MUST_CHECK mv_rc jwt_verify(const jwt *t, EVP_PKEY *key);
+void jwt_free(jwt *t);
+
+/* Claim helpers: string claim or NULL; integer claim (JSON integer only). */
+const char *jwt_claim_str(const jwt *t, const char *name);
+MV_MUST_CHECK mv_rc jwt_claim_int(const jwt *t, const char *name, long long *out);
+
+#endif

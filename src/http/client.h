@@ -1,0 +1,31 @@
+/* client.h: outbound HTTP(S) on libcurl, one reusable handle per client (connection reuse).
+ * Used by the agent (to the authority), the CLI and libmivault. Not thread-safe: one per thread. */
+#ifndef MV_HTTP_CLIENT_H
+#define MV_HTTP_CLIENT_H
+
+#include <stddef.h>
+
+#include "common/buf.h"
+
+struct http_client;
+
+/* ca_file: PEM bundle to trust (the local CA), or NULL for the system store. */
+MV_MUST_CHECK mv_rc http_client_new(const char *ca_file, struct http_client **out);
+void http_client_free(struct http_client *c);
+
+struct http_client_resp {
+    long status;
+    mv_buf body;          /* capped at the max given to the call */
+    char retry_after[32]; /* Retry-After header if any */
+    char www_authenticate[512];
+};
+
+/* headers: NULL-terminated array of "Name: value". body may be NULL. Transport failures are
+ * MV_ERR_UNAVAILABLE; any HTTP status is MV_OK (look at resp->status). Free with
+ * http_client_resp_free. */
+MV_MUST_CHECK mv_rc http_client_do(struct http_client *c, const char *method, const char *url,
+                                   const char *const *headers, const char *body, size_t body_len,
+                                   size_t max_resp, struct http_client_resp *resp);
+void http_client_resp_free(struct http_client_resp *resp);
+
+#endif

@@ -1,0 +1,83 @@
+/* server.h: the HTTP(S) server every mivault process uses, on libevent evhttp.
+ *
+ * N event loops, one per thread, each with its own listening socket on SO_REUSEPORT (DESIGN §6):
+ * no locks on the request path. TLS through bufferevent_openssl with one shared SSL_CTX;
+ * listeners get TCP_NODELAY (inherited by accepted sockets). Header and body limits are set on
+ * evhttp so an oversized request is refused (413) before its body is read.
+ *
+ * A handler runs on the loop thread that accepted the connection and must reply exactly once
+ * (http_reply*). Per-thread application state comes from worker_init and is reachable as
+ * req->worker. */
+#ifndef MV_HTTP_SERVER_H
+#define MV_HTTP_SERVER_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+#include "common/buf.h"
+#include <jansson.h>
+
+#include "http/kv.h"
+
+struct evhttp_request;
+struct event_base;
+
+enum http_method { HTTP_GET, HTTP_POST, HTTP_PUT, HTTP_PATCH, HTTP_DELETE, HTTP_HEAD, HTTP_OTHER };
+
+typedef struct http_req {
+    struct evhttp_request *ev;
+    void *worker;             /* from worker_init, per loop thread */
+    enum http_method method;
+    char *path;               /* percent-decoded path, no query ("/secrets/a/") */
+    const char *raw_query;    /* query string without '?', or NULL */
+    kv_list query;            /* parsed query */
+    int query_ok;             /* 0 if the query could not be parsed (bad escapes, too many) */
+    char host[256];           /* Host header lower-cased, port stripped ("" if absent) */
+    int host_port;            /* port in Host, or 0 */
+    mv_slice body;            /* the whole body (buffered by evhttp, within limits) */
+    char request_id[37];      /* x-ms-request-id sent with the reply */
+    int replied;
+} http_req;
+
+typedef void (*http_handler)(http_req *req);
+
+struct http_server_cfg {
+    const char *addr;          /* "127.0.0.1", "::1", "169.254.169.254" */
+    int port;
+    SSL_CTX *ssl;              /* NULL = plain HTTP */
+    int threads;               /* event loops; 0 = number of CPUs */
+    size_t max_body;           /* bytes; over it: 413 without reading the body */
+    size_t max_headers;        /* bytes of all headers */
+    int timeout_secs;
+    http_handler handler;
+    /* Called on each loop thread before it serves; returns the worker (NULL = fail). */
+    void *(*worker_init)(int idx, struct event_base *base, void *arg);
+    void (*worker_free)(void *worker);
+    void *arg;
+};
+
+struct http_server;
+
+/* Binds (all sockets, so errors surface here) and starts the loop threads. */
+MV_MUST_CHECK mv_rc http_server_start(const struct http_server_cfg *cfg, struct http_server **out);
+/* The port actually bound (useful with port 0). */
+int http_server_port(const struct http_server *s);
+/* Blocks until SIGINT/SIGTERM (installed by this call) or http_server_stop; then joins threads. */
+void http_server_wait(struct http_server *s);
+void http_server_stop(struct http_server *s);
+void http_server_free(struct http_server *s);
+
+/* TLS server context from PEM files (chain + key), TLS 1.2+. */
+MV_MUST_CHECK mv_rc http_tls_ctx(const char *cert_pem, const char *key_pem, SSL_CTX **out);
+
+/* Request accessors. */
+const char *http_header(const http_req *req, const char *name);
+void http_set_header(http_req *req, const char *name, const char *value);
+
+/* Replies. Status reason phrases are the standard ones ("Bad Request"). Every reply carries
+ * x-ms-request-id. body may be NULL/0. */
+void http_reply(http_req *req, int status, const char *content_type, const char *body, size_t len);
+/* Serialises (compact) and sends with application/json; charset=utf-8. Steals the reference. */
+void http_reply_json(http_req *req, int status, json_t *body);
+
+#endif

@@ -1,0 +1,86 @@
+/* state.h: the state directory (DESIGN §3) and what `mivault init` puts in it.
+ *
+ *   STATE/config.json    listen addresses, vault suffix, lifetimes (written by init)
+ *   STATE/mivault.db     the SQLite store
+ *   STATE/master.key     32 random bytes (0600) wrapping the data key; MIVAULT_MASTER_KEY
+ *                        (64 hex chars) overrides it
+ *   STATE/ca.pem ca.key  local CA;  server.pem server.key: the server certificate (SANs in ca.h)
+ *   STATE/admin.key      admin principal's EC P-256 private key (0600); admin.json its ids
+ *   STATE/agents/VM/     a host agent's node key (0600) and enrollment
+ *   STATE/audit.log      hash-chained audit trail
+ *   STATE/env.sh         the environment a workload needs (written by `up`)
+ */
+#ifndef MV_STATE_STATE_H
+#define MV_STATE_STATE_H
+
+#include <limits.h>
+
+#include "common/result.h"
+#include "store/store.h"
+
+struct mv_paths {
+    char dir[PATH_MAX];
+    char config[PATH_MAX];
+    char db[PATH_MAX];
+    char master_key[PATH_MAX];
+    char ca_pem[PATH_MAX];
+    char ca_key[PATH_MAX];
+    char server_pem[PATH_MAX];
+    char server_key[PATH_MAX];
+    char admin_key[PATH_MAX];
+    char admin_json[PATH_MAX];
+    char agents[PATH_MAX];
+    char audit_log[PATH_MAX];
+    char env_sh[PATH_MAX];
+    char bundle[PATH_MAX];        /* CA bundle for clients: system CAs + local CA */
+};
+
+struct mv_config {
+    char server_host[64];         /* listen address of the server, "127.0.0.1" */
+    int server_port;              /* 8443 */
+    char public_host[128];        /* host name clients use for the authority/ARM: "127.0.0.1" */
+    char vault_suffix[128];       /* "vault.localhost" */
+    char agent_host[64];          /* "127.0.0.1" */
+    int agent_port;               /* 50342 */
+    int token_lifetime;           /* seconds, default MV_TOKEN_LIFETIME_SECS */
+    int threads;                  /* server event loops, 0 = CPUs */
+    int throttle_ops;             /* per vault per 10 s; 0 = off */
+    int throttle_creates;         /* per vault per 10 s; 0 = off */
+};
+
+/* Tenant-level facts created at init, stored in the store's meta table. */
+struct mv_tenant {
+    char tenant_id[ST_ID];
+    char subscription_id[ST_ID];
+    char resource_group[ST_NAME];
+    char admin_principal_id[ST_ID];
+    char admin_client_id[ST_ID];
+};
+
+/* --state DIR, else $MIVAULT_HOME, else ~/.mivault. Fills every path; creates nothing. */
+MV_MUST_CHECK mv_rc state_paths(const char *flag_dir, struct mv_paths *out);
+void state_config_defaults(struct mv_config *cfg);
+MV_MUST_CHECK mv_rc state_config_load(const struct mv_paths *p, struct mv_config *cfg);
+MV_MUST_CHECK mv_rc state_config_save(const struct mv_paths *p, const struct mv_config *cfg);
+/* Creates everything missing (idempotent): dir, config, master key, store + data key, tenant,
+ * subscription, resource group, signing key, CA + server cert, admin principal + key + Owner
+ * at "/". *created is set to 1 if this call made a new state. */
+MV_MUST_CHECK mv_rc state_init(const struct mv_paths *p, const struct mv_config *cfg, int *created);
+MV_MUST_CHECK mv_rc state_master_key(const struct mv_paths *p, unsigned char key[32]);
+/* Unwraps the data key that seals secrets and private keys. */
+MV_MUST_CHECK mv_rc state_data_key(const struct mv_paths *p, struct store *st, unsigned char key[32]);
+MV_MUST_CHECK mv_rc state_tenant(struct store *st, struct mv_tenant *out);
+
+/* Derived URLs. */
+/* "https://127.0.0.1:8443" */
+MV_MUST_CHECK mv_rc state_server_url(const struct mv_config *cfg, char *out, size_t len);
+/* issuer "https://127.0.0.1:8443/{tid}/" (trailing slash, reference §3.2) */
+MV_MUST_CHECK mv_rc state_issuer(const struct mv_config *cfg, const char *tid, char *out, size_t len);
+/* vault challenge resource "https://vault.localhost:8443" (port kept, reference §4.4) */
+MV_MUST_CHECK mv_rc state_vault_resource(const struct mv_config *cfg, char *out, size_t len);
+/* "https://NAME.vault.localhost:8443" */
+MV_MUST_CHECK mv_rc state_vault_url(const struct mv_config *cfg, const char *vault, char *out, size_t len);
+/* ARM resource ids */
+MV_MUST_CHECK mv_rc state_rg_scope(const struct mv_tenant *t, char *out, size_t len);
+
+#endif

@@ -1,0 +1,202 @@
+/* store.h: the one storage interface of mivault (DESIGN §5). The SQLite backend (sqlite.c and
+ * the st_*.c files) implements it; PostgreSQL will implement the same functions later.
+ *
+ * A `struct store` is one connection, used by one thread only (one per event loop). Writes are
+ * durable when the call returns (WAL, synchronous=FULL): acknowledged means on disk.
+ *
+ * Values that must be secret at rest (secret values, private keys) arrive here already sealed
+ * (crypto/aead.h); the store never sees plaintext secrets.
+ *
+ * Conventions: getters fill a caller-owned struct and return MV_ERR_NOT_FOUND when absent;
+ * list calls allocate an array (free with free()) and its count; names compare ASCII
+ * case-insensitively where Azure does (vault, secret, VM, identity and resource-group names,
+ * role-assignment scopes). */
+#ifndef MV_STORE_STORE_H
+#define MV_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/limits.h"
+#include "common/util.h"
+
+struct store;
+
+#define ST_ID (MV_UUID_LEN + 1)
+#define ST_NAME (MV_MAX_NAME + 1)
+#define ST_SCOPE MV_MAX_SCOPE
+
+MV_MUST_CHECK mv_rc store_open(const char *path, struct store **out);
+void store_close(struct store *st);
+MV_MUST_CHECK mv_rc store_begin(struct store *st);  /* BEGIN IMMEDIATE */
+MV_MUST_CHECK mv_rc store_commit(struct store *st);
+void store_rollback(struct store *st);
+/* Increases on every change to principals, VMs, identities, role assignments, vaults: caches
+ * of RBAC decisions and identity lookups compare it (shared across connections). */
+MV_MUST_CHECK mv_rc store_generation(struct store *st, int64_t *gen);
+
+/* Small key/value settings (tenant id, subscription id, wrapped data key, ...). */
+MV_MUST_CHECK mv_rc store_meta_get(struct store *st, const char *key, mv_buf *out);
+MV_MUST_CHECK mv_rc store_meta_set(struct store *st, const char *key, const char *value);
+
+/* ---- principals (service principals: admin, system- and user-assigned identities) ---- */
+enum st_principal_kind { ST_PRINCIPAL_ADMIN = 1, ST_PRINCIPAL_SYSTEM = 2, ST_PRINCIPAL_USER = 3 };
+struct st_principal {
+    char id[ST_ID];                /* object id (oid/sub) */
+    char client_id[ST_ID];         /* appid */
+    enum st_principal_kind kind;
+    char name[ST_NAME];
+    char resource_id[ST_SCOPE];    /* xms_mirid: the VM or the user-assigned identity; "" admin */
+    char *public_key_pem;          /* admin only: key its client assertions are verified with */
+};
+MV_MUST_CHECK mv_rc store_principal_put(struct store *st, const struct st_principal *p);
+MV_MUST_CHECK mv_rc store_principal_get(struct store *st, const char *id, struct st_principal *out);
+MV_MUST_CHECK mv_rc store_principal_by_client(struct store *st, const char *client_id,
+                                              struct st_principal *out);
+MV_MUST_CHECK mv_rc store_principal_delete(struct store *st, const char *id);
+void st_principal_clear(struct st_principal *p); /* frees public_key_pem */
+
+/* ---- token signing keys ---- */
+struct st_signing_key {
+    char kid[32];
+    char *sealed_private_b64; /* aead-sealed PKCS#8 PEM, base64 */
+    char *public_pem;
+    char *x5c_b64;            /* self-signed cert, standard base64 DER */
+    int64_t created;
+    int64_t retired;          /* 0 while current; else when it stopped signing */
+};
+MV_MUST_CHECK mv_rc store_signing_key_put(struct store *st, const struct st_signing_key *k);
+/* All keys, newest first. */
+MV_MUST_CHECK mv_rc store_signing_keys(struct store *st, struct st_signing_key **out, size_t *n);
+void st_signing_keys_free(struct st_signing_key *k, size_t n);
+
+/* ---- VMs ---- */
+struct st_vm {
+    char name[ST_NAME];
+    char rg[ST_NAME];
+    char vm_id[ST_ID];
+    int system_assigned;            /* identity.type includes SystemAssigned */
+    char system_principal_id[ST_ID];/* "" if none */
+    char resource_id[ST_SCOPE];
+    int64_t created;
+};
+MV_MUST_CHECK mv_rc store_vm_put(struct store *st, const struct st_vm *vm); /* insert or replace */
+MV_MUST_CHECK mv_rc store_vm_get(struct store *st, const char *name, struct st_vm *out);
+MV_MUST_CHECK mv_rc store_vm_list(struct store *st, struct st_vm **out, size_t *n);
+/* Deletes the VM, its user-assigned links, its nodes and its join tokens. */
+MV_MUST_CHECK mv_rc store_vm_delete(struct store *st, const char *name);
+/* User-assigned identities attached to a VM (by identity name). set replaces the whole list. */
+MV_MUST_CHECK mv_rc store_vm_uai_set(struct store *st, const char *vm, const char *const *names, size_t n);
+MV_MUST_CHECK mv_rc store_vm_uai_list(struct store *st, const char *vm, char (**names)[ST_NAME], size_t *n);
+
+/* ---- user-assigned identities ---- */
+struct st_identity {
+    char name[ST_NAME];
+    char rg[ST_NAME];
+    char principal_id[ST_ID];
+    char client_id[ST_ID];
+    char resource_id[ST_SCOPE];
+    int64_t created;
+};
+MV_MUST_CHECK mv_rc store_identity_put(struct store *st, const struct st_identity *id);
+MV_MUST_CHECK mv_rc store_identity_get(struct store *st, const char *name, struct st_identity *out);
+MV_MUST_CHECK mv_rc store_identity_list(struct store *st, struct st_identity **out, size_t *n);
+/* Also removes it from every VM's list. */
+MV_MUST_CHECK mv_rc store_identity_delete(struct store *st, const char *name);
+
+/* ---- enrolled nodes (host agents) and one-time join tokens ---- */
+struct st_node {
+    char client_id[ST_ID];
+    char vm[ST_NAME];
+    char *public_key_pem;
+    int64_t created;
+};
+MV_MUST_CHECK mv_rc store_node_put(struct store *st, const struct st_node *n);
+MV_MUST_CHECK mv_rc store_node_get(struct store *st, const char *client_id, struct st_node *out);
+void st_node_clear(struct st_node *n);
+/* token_hash: hex SHA-256 of the join token (the token itself is never stored). */
+MV_MUST_CHECK mv_rc store_join_put(struct store *st, const char *token_hash, const char *vm, int64_t expires);
+/* Atomically marks the token used and returns its VM. NOT_FOUND if unknown, used or expired. */
+MV_MUST_CHECK mv_rc store_join_consume(struct store *st, const char *token_hash, int64_t now,
+                                       char vm_out[ST_NAME]);
+
+/* ---- vaults ---- */
+struct st_vault {
+    char name[ST_NAME];
+    char rg[ST_NAME];
+    char vault_id[ST_ID];
+    int soft_delete_days;      /* 7..90 */
+    int purge_protection;
+    int64_t created;
+};
+MV_MUST_CHECK mv_rc store_vault_put(struct store *st, const struct st_vault *v);
+MV_MUST_CHECK mv_rc store_vault_get(struct store *st, const char *name, struct st_vault *out);
+MV_MUST_CHECK mv_rc store_vault_list(struct store *st, struct st_vault **out, size_t *n);
+/* Deletes the vault and all its secrets. */
+MV_MUST_CHECK mv_rc store_vault_delete(struct store *st, const char *name);
+
+/* ---- role assignments ---- */
+struct st_role_assignment {
+    char id[ST_ID];                /* assignment name (GUID) */
+    char principal_id[ST_ID];
+    char role_id[ST_ID];           /* role definition GUID */
+    char scope[ST_SCOPE];          /* as given; matched case-insensitively */
+    int64_t created;
+};
+MV_MUST_CHECK mv_rc store_role_assignment_put(struct store *st, const struct st_role_assignment *a);
+MV_MUST_CHECK mv_rc store_role_assignment_get(struct store *st, const char *id, struct st_role_assignment *out);
+/* Filters may be NULL. scope filter: assignments whose scope equals it (case-insensitive). */
+MV_MUST_CHECK mv_rc store_role_assignment_list(struct store *st, const char *principal_id,
+                                               const char *scope, struct st_role_assignment **out,
+                                               size_t *n);
+MV_MUST_CHECK mv_rc store_role_assignment_delete(struct store *st, const char *id);
+
+/* ---- secrets (one row per version) ---- */
+struct st_secret {
+    char vault[ST_NAME];
+    char name[MV_SECRET_MAX_NAME + 1];   /* as first set (case preserved) */
+    char version[MV_VERSION_LEN + 1];
+    mv_buf sealed;                       /* aead-sealed value */
+    char *content_type;                  /* NULL if none */
+    char *tags_json;                     /* JSON object text, NULL if none */
+    int enabled;
+    int64_t nbf, exp;                    /* 0 = unset */
+    int64_t created, updated;
+    int64_t deleted;                     /* 0 unless soft-deleted */
+    int64_t purge_at;                    /* scheduled purge date when deleted */
+};
+void st_secret_clear(struct st_secret *s);
+void st_secrets_free(struct st_secret *s, size_t n);
+
+/* Adds a version. CONFLICT if the name is soft-deleted in this vault. */
+MV_MUST_CHECK mv_rc store_secret_add(struct store *st, const struct st_secret *s);
+/* version NULL or "" = latest (most recently created) version. Excludes deleted secrets. */
+MV_MUST_CHECK mv_rc store_secret_get(struct store *st, const char *vault, const char *name,
+                                     const char *version, struct st_secret *out);
+/* Updates content_type, tags_json, enabled, nbf, exp, updated of one version (fields as given
+ * in s: the caller merges first). */
+MV_MUST_CHECK mv_rc store_secret_update(struct store *st, const struct st_secret *s);
+/* Latest version of each live secret, by name (case-insensitive order), names > after
+ * (after NULL = from the start), at most limit. Values are not loaded (sealed left empty). */
+MV_MUST_CHECK mv_rc store_secret_list(struct store *st, const char *vault, const char *after,
+                                      size_t limit, struct st_secret **out, size_t *n);
+/* Versions of one live secret ordered by (created, version), after the given version. */
+MV_MUST_CHECK mv_rc store_secret_versions(struct store *st, const char *vault, const char *name,
+                                          const char *after_version, size_t limit,
+                                          struct st_secret **out, size_t *n);
+/* Soft delete (purge_at = now + days) or, when days == 0, delete at once. Returns the latest
+ * version's row as it is after deletion. */
+MV_MUST_CHECK mv_rc store_secret_delete(struct store *st, const char *vault, const char *name,
+                                        int64_t now, int days, struct st_secret *out);
+/* Latest version of a soft-deleted secret. */
+MV_MUST_CHECK mv_rc store_secret_get_deleted(struct store *st, const char *vault, const char *name,
+                                             struct st_secret *out);
+MV_MUST_CHECK mv_rc store_secret_list_deleted(struct store *st, const char *vault, const char *after,
+                                              size_t limit, struct st_secret **out, size_t *n);
+MV_MUST_CHECK mv_rc store_secret_recover(struct store *st, const char *vault, const char *name);
+MV_MUST_CHECK mv_rc store_secret_purge(struct store *st, const char *vault, const char *name);
+/* Removes soft-deleted secrets whose purge date has passed. */
+MV_MUST_CHECK mv_rc store_secret_purge_expired(struct store *st, int64_t now);
+
+#endif
