@@ -65,3 +65,8 @@ clean:
 
 -include $(OBJS:.o=.d) $(B)/src/cli/main.d
 .PHONY: all unit test check-style clean
+
+print-cflags:
+	@echo $(CFLAGS)
+print-libs:
+	@echo $(LDFLAGS) $(LDLIBS)
