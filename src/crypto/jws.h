@@ -13,6 +13,11 @@
 
 enum jws_alg { JWS_ALG_NONE_ACCEPTED = 0, JWS_RS256 = 1, JWS_ES256 = 2 };
 
+/* The allowlist bitmask for jwt_parse: one bit per algorithm, bit (1u << alg). Always build it
+ * with this macro, e.g. JWS_ALLOW(JWS_RS256) | JWS_ALLOW(JWS_ES256); a mask with bit 0 set (as
+ * from OR-ing bare enum values) or unknown bits is refused as a programming error. */
+#define JWS_ALLOW(alg) (1u << (unsigned)(alg))
+
 typedef struct jwt {
     json_t *header;        /* decoded header object */
     json_t *claims;        /* decoded payload object */
@@ -26,14 +31,19 @@ typedef struct jwt {
  * and, if kid is non-NULL, "kid" (and "x5t" = kid for RS256, reference §3.1). */
 MV_MUST_CHECK mv_rc jws_sign(EVP_PKEY *key, enum jws_alg alg, const char *kid, const json_t *claims,
                              mv_buf *out);
-/* Splits and decodes a compact JWS of at most MV_MAX_TOKEN_BYTES. allowed is a bitmask of
- * jws_alg values; anything else (incl. "none", HS256) is MV_ERR_UNAUTHENTICATED. */
+/* Splits and decodes a compact JWS of at most MV_MAX_TOKEN_BYTES. allowed is a bitmask built
+ * with JWS_ALLOW(); any other alg (incl. "none", HS256) is MV_ERR_UNAUTHENTICATED, as is every
+ * malformed token. kid is optional here (callers that need it check t->kid). On error *out is
+ * left empty (jwt_free is harmless); on success the caller owns it and calls jwt_free. */
 MV_MUST_CHECK mv_rc jwt_parse(const char *token, size_t len, unsigned allowed, jwt *out);
-/* Verifies the signature with key; the key type must match the parsed alg. */
+/* Verifies the signature with key; the key type must match the parsed alg (RS256: RSA of at
+ * least 2048 bits and a signature of exactly the key size; ES256: EC P-256). Any mismatch or bad
+ * signature is MV_ERR_UNAUTHENTICATED. */
 MV_MUST_CHECK mv_rc jwt_verify(const jwt *t, EVP_PKEY *key);
 void jwt_free(jwt *t);
 
-/* Claim helpers: string claim or NULL; integer claim (JSON integer only). */
+/* Claim helpers: string claim or NULL; integer claim (JSON integer only: a real, string or
+ * absent claim is MV_ERR_UNAUTHENTICATED; test optional claims with json_object_get first). */
 const char *jwt_claim_str(const jwt *t, const char *name);
 MV_MUST_CHECK mv_rc jwt_claim_int(const jwt *t, const char *name, long long *out);
 
