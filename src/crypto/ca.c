@@ -1,0 +1,294 @@
+/* ca.c: the local CA made at `mivault init`, the TLS server certificate it signs, and the
+ * self-signed certificate that wraps a token-signing key for the JWKS x5c member (DESIGN §8).
+ *
+ * Invariants: certificates follow RFC 5280 profiles strict verifiers insist on (Python 3.13's
+ * VERIFY_X509_STRICT, Node, Go): v3, positive random serials, SKI on every cert, AKI on every
+ * cert a CA signed, critical basicConstraints and keyUsage on the CA. SANs are built as
+ * GENERAL_NAMEs, never by pasting the configured suffix into a config string, and the suffix is
+ * checked to be a plain DNS name first. Private keys are written 0600, certificates 0644. */
+#include "crypto/ca.h"
+
+#include <limits.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <string.h>
+
+#include "common/b64.h"
+#include "common/limits.h"
+#include "common/util.h"
+#include "crypto/keys.h"
+
+#define CA_DAYS (10 * 365 + 2)
+#define SERVER_DAYS (2 * 365)
+#define SIGNING_CERT_DAYS (5 * 365 + 1)
+#define CA_SERIAL_LEN 16
+#define CA_BACKDATE_SECS MV_CLOCK_SKEW_SECS /* tolerate clocks a little behind ours */
+#define CA_MAX_DNS 253
+#define CA_MAX_PEM (64 * 1024)
+
+/* A DNS name of letters, digits and hyphens in dot-separated labels of 1..63 characters that
+ * neither start nor end with a hyphen (RFC 1123 §2.1). No wildcard, no trailing dot. */
+static int dns_name_ok(const char *s)
+{
+    size_t n = strlen(s), label = 0;
+    if (n == 0 || n > CA_MAX_DNS)
+        return 0;
+    for (size_t i = 0; i <= n; i++) {
+        char c = s[i];
+        if (c == '.' || c == '\0') {
+            if (label == 0 || label > 63 || s[i - 1] == '-')
+                return 0;
+            label = 0;
+            continue;
+        }
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 (c == '-' && label > 0);
+        if (!ok)
+            return 0;
+        label++;
+    }
+    return 1;
+}
+
+/* RFC 5280 §4.1.2.2: serial is a positive integer of at most 20 octets, unique per CA; 16
+ * random octets with the top bit cleared and a non-zero first octet. */
+static mv_rc set_serial(X509 *x)
+{
+    mv_rc rc = MV_OK;
+    unsigned char r[CA_SERIAL_LEN];
+    BIGNUM *bn = NULL;
+    CHECK(mv_random(r, sizeof r));
+    r[0] = (unsigned char)((r[0] & 0x7f) | 0x40);
+    bn = BN_bin2bn(r, sizeof r, NULL);
+    ENSURE(bn != NULL, MV_ERR_INTERNAL);
+    ENSURE(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL, MV_ERR_INTERNAL);
+out:
+    BN_free(bn);
+    return rc;
+}
+
+static mv_rc set_cn(X509_NAME *name, const char *cn)
+{
+    mv_rc rc = MV_OK;
+    ENSURE(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+                                      -1, 0) == 1,
+           MV_ERR_INTERNAL);
+out:
+    return rc;
+}
+
+/* A v3 certificate for key, subject CN=cn, valid from a little before now for days. */
+static mv_rc cert_new(EVP_PKEY *key, const char *cn, long days, X509 **out)
+{
+    mv_rc rc = MV_OK;
+    X509 *x = X509_new();
+    ENSURE(x != NULL, MV_ERR_INTERNAL);
+    ENSURE(X509_set_version(x, X509_VERSION_3) == 1, MV_ERR_INTERNAL);
+    CHECK(set_serial(x));
+    ENSURE(X509_gmtime_adj(X509_getm_notBefore(x), -(long)CA_BACKDATE_SECS) != NULL,
+           MV_ERR_INTERNAL);
+    ENSURE(X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) != NULL, MV_ERR_INTERNAL);
+    CHECK(set_cn(X509_get_subject_name(x), cn));
+    ENSURE(X509_set_pubkey(x, key) == 1, MV_ERR_INTERNAL);
+    *out = x;
+    x = NULL;
+out:
+    X509_free(x);
+    return rc;
+}
+
+/* Adds one extension from its OpenSSL config text (fixed strings only, never user input). */
+static mv_rc add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+    mv_rc rc = MV_OK;
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, &ctx, nid, value);
+    ENSURE_MSG(ext != NULL, MV_ERR_INTERNAL, "ca: extension %d", nid);
+    ENSURE(X509_add_ext(x, ext, -1) == 1, MV_ERR_INTERNAL);
+out:
+    X509_EXTENSION_free(ext);
+    return rc;
+}
+
+static mv_rc push_dns(GENERAL_NAMES *gens, const char *prefix, const char *name)
+{
+    mv_rc rc = MV_OK;
+    char buf[CA_MAX_DNS + 3];
+    GENERAL_NAME *g = GENERAL_NAME_new();
+    ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+    ENSURE(g != NULL && s != NULL, MV_ERR_INTERNAL);
+    CHECK(mv_fmt(buf, sizeof buf, "%s%s", prefix, name));
+    ENSURE(ASN1_STRING_set(s, buf, -1) == 1, MV_ERR_INTERNAL);
+    GENERAL_NAME_set0_value(g, GEN_DNS, s);
+    s = NULL;
+    ENSURE(sk_GENERAL_NAME_push(gens, g) > 0, MV_ERR_INTERNAL);
+    g = NULL;
+out:
+    ASN1_IA5STRING_free(s);
+    GENERAL_NAME_free(g);
+    return rc;
+}
+
+static mv_rc push_ip(GENERAL_NAMES *gens, const char *ip)
+{
+    mv_rc rc = MV_OK;
+    GENERAL_NAME *g = GENERAL_NAME_new();
+    ASN1_OCTET_STRING *o = a2i_IPADDRESS(ip);
+    ENSURE(g != NULL && o != NULL, MV_ERR_INTERNAL);
+    GENERAL_NAME_set0_value(g, GEN_IPADD, o);
+    o = NULL;
+    ENSURE(sk_GENERAL_NAME_push(gens, g) > 0, MV_ERR_INTERNAL);
+    g = NULL;
+out:
+    ASN1_OCTET_STRING_free(o);
+    GENERAL_NAME_free(g);
+    return rc;
+}
+
+/* DESIGN §8: SANs cover localhost, 127.0.0.1, ::1, the vault suffix and *.suffix. */
+static mv_rc add_san(X509 *x, const char *suffix)
+{
+    mv_rc rc = MV_OK;
+    GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+    ENSURE(gens != NULL, MV_ERR_INTERNAL);
+    CHECK(push_dns(gens, "", "localhost"));
+    CHECK(push_ip(gens, "127.0.0.1"));
+    CHECK(push_ip(gens, "::1"));
+    CHECK(push_dns(gens, "", suffix));
+    CHECK(push_dns(gens, "*.", suffix));
+    ENSURE(X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, 0) == 1, MV_ERR_INTERNAL);
+out:
+    GENERAL_NAMES_free(gens);
+    return rc;
+}
+
+static mv_rc make_ca(EVP_PKEY *key, X509 **out)
+{
+    mv_rc rc = MV_OK;
+    X509 *x = NULL;
+    CHECK(cert_new(key, "mivault local CA", CA_DAYS, &x));
+    ENSURE(X509_set_issuer_name(x, X509_get_subject_name(x)) == 1, MV_ERR_INTERNAL);
+    CHECK(add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE"));
+    CHECK(add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign"));
+    CHECK(add_ext(x, x, NID_subject_key_identifier, "hash"));
+    ENSURE(X509_sign(x, key, EVP_sha256()) > 0, MV_ERR_INTERNAL);
+    *out = x;
+    x = NULL;
+out:
+    X509_free(x);
+    return rc;
+}
+
+static mv_rc make_server(EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, const char *suffix, X509 **out)
+{
+    mv_rc rc = MV_OK;
+    X509 *x = NULL;
+    CHECK(cert_new(key, "localhost", SERVER_DAYS, &x));
+    ENSURE(X509_set_issuer_name(x, X509_get_subject_name(ca)) == 1, MV_ERR_INTERNAL);
+    CHECK(add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE"));
+    CHECK(add_ext(x, ca, NID_key_usage, "critical,digitalSignature"));
+    CHECK(add_ext(x, ca, NID_ext_key_usage, "serverAuth"));
+    CHECK(add_ext(x, ca, NID_subject_key_identifier, "hash"));
+    CHECK(add_ext(x, ca, NID_authority_key_identifier, "keyid:always"));
+    CHECK(add_san(x, suffix));
+    ENSURE(X509_sign(x, ca_key, EVP_sha256()) > 0, MV_ERR_INTERNAL);
+    *out = x;
+    x = NULL;
+out:
+    X509_free(x);
+    return rc;
+}
+
+static mv_rc cert_pem(X509 *x, mv_buf *out)
+{
+    mv_rc rc = MV_OK;
+    char *p = NULL;
+    BIO *bio = BIO_new(BIO_s_mem());
+    ENSURE(bio != NULL, MV_ERR_INTERNAL);
+    ENSURE(PEM_write_bio_X509(bio, x) == 1, MV_ERR_INTERNAL);
+    long n = BIO_get_mem_data(bio, &p);
+    ENSURE(n > 0 && p != NULL, MV_ERR_INTERNAL);
+    CHECK(mv_buf_add(out, p, (size_t)n));
+out:
+    BIO_free(bio);
+    return rc;
+}
+
+static mv_rc write_in(const char *dir, const char *name, const mv_buf *b, unsigned mode)
+{
+    mv_rc rc = MV_OK;
+    char path[PATH_MAX];
+    CHECK(mv_fmt(path, sizeof path, "%s/%s", dir, name));
+    CHECK(mv_write_file(path, b->p, b->len, mode));
+out:
+    return rc;
+}
+
+mv_rc ca_init(const char *dir, const char *vault_suffix)
+{
+    mv_rc rc = MV_OK;
+    EVP_PKEY *ca_key = NULL, *srv_key = NULL;
+    X509 *ca = NULL, *srv = NULL;
+    mv_buf ca_pem, ca_keypem, srv_pem, srv_keypem;
+    mv_buf_init(&ca_pem, CA_MAX_PEM);
+    mv_buf_init(&ca_keypem, CA_MAX_PEM);
+    mv_buf_init(&srv_pem, CA_MAX_PEM);
+    mv_buf_init(&srv_keypem, CA_MAX_PEM);
+    ENSURE_MSG(dir && *dir, MV_ERR_BAD_REQUEST, "ca: no directory");
+    ENSURE_MSG(vault_suffix && dns_name_ok(vault_suffix), MV_ERR_BAD_REQUEST,
+               "ca: vault DNS suffix is not a DNS name");
+    CHECK(keys_gen_ec_p256(&ca_key));
+    CHECK(make_ca(ca_key, &ca));
+    CHECK(keys_gen_ec_p256(&srv_key));
+    CHECK(make_server(srv_key, ca, ca_key, vault_suffix, &srv));
+
+    CHECK(cert_pem(ca, &ca_pem));
+    CHECK(keys_private_pem(ca_key, &ca_keypem));
+    CHECK(cert_pem(srv, &srv_pem));
+    CHECK(cert_pem(ca, &srv_pem)); /* chain: server, then CA */
+    CHECK(keys_private_pem(srv_key, &srv_keypem));
+    /* Keys first: a certificate file on disk always has its key next to it. */
+    CHECK(write_in(dir, "ca.key", &ca_keypem, 0600));
+    CHECK(write_in(dir, "ca.pem", &ca_pem, 0644));
+    CHECK(write_in(dir, "server.key", &srv_keypem, 0600));
+    CHECK(write_in(dir, "server.pem", &srv_pem, 0644));
+out:
+    if (rc != MV_OK)
+        ERR_clear_error();
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(srv_key);
+    X509_free(ca);
+    X509_free(srv);
+    mv_buf_free(&ca_pem);
+    mv_buf_free(&srv_pem);
+    mv_buf_free_secret(&ca_keypem);
+    mv_buf_free_secret(&srv_keypem);
+    return rc;
+}
+
+mv_rc ca_self_signed_b64(EVP_PKEY *key, mv_buf *out)
+{
+    mv_rc rc = MV_OK;
+    X509 *x = NULL;
+    unsigned char *der = NULL;
+    ENSURE(key != NULL, MV_ERR_INTERNAL);
+    CHECK(cert_new(key, "mivault token signing", SIGNING_CERT_DAYS, &x));
+    ENSURE(X509_set_issuer_name(x, X509_get_subject_name(x)) == 1, MV_ERR_INTERNAL);
+    CHECK(add_ext(x, x, NID_basic_constraints, "critical,CA:FALSE"));
+    CHECK(add_ext(x, x, NID_key_usage, "critical,digitalSignature"));
+    CHECK(add_ext(x, x, NID_subject_key_identifier, "hash"));
+    ENSURE(X509_sign(x, key, EVP_sha256()) > 0, MV_ERR_INTERNAL);
+    int n = i2d_X509(x, &der);
+    ENSURE(n > 0, MV_ERR_INTERNAL);
+    /* RFC 7517 §4.7: x5c members are base64 (not base64url) DER. */
+    CHECK(b64_encode(out, der, (size_t)n));
+out:
+    if (rc != MV_OK)
+        ERR_clear_error();
+    OPENSSL_free(der);
+    X509_free(x);
+    return rc;
+}
