@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "common/buf.h"
 #include "common/result.h"
 
 #define MV_KV_MAX 32
