@@ -21,6 +21,8 @@
 #define MV_TOKEN_LIFETIME_SECS (24 * 3600)    /* default access token lifetime */
 #define MV_ASSERTION_MAX_LIFETIME_SECS 600    /* client assertions must expire within this */
 #define MV_JOIN_TOKEN_TTL_SECS (15 * 60)
+#define MV_TOKEN_BODY_BYTES (16 * 1024)       /* token endpoint form (before authentication) */
+#define MV_ENROLL_BODY_BYTES 4096             /* POST /mivault/enroll JSON (before authentication) */
 
 /* Key Vault (reference §4.1) */
 #define MV_SECRET_MAX_VALUE_BYTES (25 * 1024)
