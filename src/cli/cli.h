@@ -1,0 +1,100 @@
+/* cli.h: what the verbs of the `mivault` command line share: parsed arguments, output in JSON
+ * (default) or as a table (-o table), errors on stderr with a non-zero exit, and the admin's
+ * authenticated control-plane client. */
+#ifndef MV_CLI_CLI_H
+#define MV_CLI_CLI_H
+
+#include <jansson.h>
+
+#include "common/buf.h"
+#include "state/state.h"
+
+#define CLI_MAX_OPTS 32
+
+struct cli_opt {
+    const char *name;   /* without the leading dashes */
+    const char *value;  /* NULL for a flag */
+};
+
+struct cli {
+    const char *verb;          /* "vm create" */
+    struct cli_opt opts[CLI_MAX_OPTS];
+    int nopts;
+    const char *state_dir;     /* --state */
+    int table;                 /* -o table */
+    struct mv_paths paths;
+    struct mv_config cfg;
+};
+
+/* Option value (last given) or NULL; flags test with cli_flag. */
+const char *cli_get(const struct cli *c, const char *name);
+int cli_flag(const struct cli *c, const char *name);
+/* All values of a repeatable option, in order; returns the count. */
+int cli_get_all(const struct cli *c, const char *name, const char **out, int max);
+/* Fails with a clear message unless the option is there. */
+MV_MUST_CHECK mv_rc cli_require(const struct cli *c, const char *name, const char **value);
+/* Loads paths and config of the state dir (must be initialised). */
+MV_MUST_CHECK mv_rc cli_load_state(struct cli *c);
+
+/* Prints an error "mivault: <msg>" on stderr; returns 1 (the exit status). */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints JSON (indented) or, with -o table, a table of the given columns (dotted paths into each
+ * object; for an object a single row). Steals the reference. */
+void cli_print(const struct cli *c, json_t *v, const char *const *columns);
+
+/* ---- the admin's control-plane client (admin.c) ---- */
+struct arm_client;
+MV_MUST_CHECK mv_rc arm_client_new(const struct cli *c, struct arm_client **out);
+void arm_client_free(struct arm_client *a);
+const struct mv_tenant *arm_client_tenant(const struct arm_client *a);
+/* path relative to the server (starts with '/'), api-version appended. body may be NULL.
+ * On HTTP status >= 400 prints the Azure error and returns MV_ERR_BAD_REQUEST (or the category
+ * of the status); *out gets the parsed JSON body (NULL for empty). */
+MV_MUST_CHECK mv_rc arm_call(struct arm_client *a, const char *method, const char *path,
+                             json_t *body, json_t **out, long *status);
+/* The resource id prefix "/subscriptions/<s>/resourceGroups/<rg>/providers/". */
+MV_MUST_CHECK mv_rc arm_provider_path(struct arm_client *a, const char *type, const char *name,
+                                      char *out, size_t len);
+
+/* Config for a new state from --server-port, --agent-port, --vault-suffix, --threads; 0 or an
+ * error already printed. */
+int cli_config_from_flags(const struct cli *c, struct mv_config *cfg);
+
+/* Verbs: each returns the process exit status. */
+typedef int (*cli_verb_fn)(struct cli *c);
+int verb_init(struct cli *c);
+int verb_server(struct cli *c);
+int verb_agent(struct cli *c);
+int verb_up(struct cli *c);
+int verb_demo(struct cli *c);
+int verb_vm_create(struct cli *c);
+int verb_vm_show(struct cli *c);
+int verb_vm_list(struct cli *c);
+int verb_vm_delete(struct cli *c);
+int verb_vm_join_token(struct cli *c);
+int verb_vm_identity_assign(struct cli *c);
+int verb_vm_identity_remove(struct cli *c);
+int verb_identity_create(struct cli *c);
+int verb_identity_show(struct cli *c);
+int verb_identity_list(struct cli *c);
+int verb_identity_delete(struct cli *c);
+int verb_keyvault_create(struct cli *c);
+int verb_keyvault_show(struct cli *c);
+int verb_keyvault_list(struct cli *c);
+int verb_keyvault_delete(struct cli *c);
+int verb_role_assignment_create(struct cli *c);
+int verb_role_assignment_list(struct cli *c);
+int verb_role_assignment_delete(struct cli *c);
+int verb_role_definition_list(struct cli *c);
+int verb_token_get(struct cli *c);
+int verb_secret_set(struct cli *c);
+int verb_secret_show(struct cli *c);
+int verb_secret_list(struct cli *c);
+int verb_secret_delete(struct cli *c);
+int verb_secret_recover(struct cli *c);
+int verb_secret_purge(struct cli *c);
+int verb_secret_backup(struct cli *c);
+int verb_secret_restore(struct cli *c);
+int verb_audit_verify(struct cli *c);
+
+#endif

@@ -1,0 +1,181 @@
+/* main.c: the `mivault` command line: a table of verbs, their usage, and argument parsing.
+ *
+ * Every verb prints JSON on stdout (or a table with -o table) and errors on stderr with a
+ * non-zero exit: 1 for a failed operation, 2 for a usage error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+
+struct verb {
+    const char *name;       /* "vm create" */
+    cli_verb_fn fn;
+    const char *usage;      /* options after the verb */
+    const char *flags;      /* space-separated options that take no value */
+    const char *help;
+};
+
+static const struct verb VERBS[] = {
+    {"init", verb_init, "[--state DIR] [--server-port N] [--agent-port N] [--vault-suffix S]", "",
+     "Create a tenant, subscription, resource group, signing key, local CA and admin credential."},
+    {"server", verb_server, "[--state DIR]", "", "Run the authority, control plane and vault (HTTPS)."},
+    {"agent", verb_agent, "--vm NAME [--join TOKEN] [--listen ADDR:PORT] [--imds-address ADDR] [--server URL]", "",
+     "Run the host agent (IMDS endpoint) of a VM."},
+    {"up", verb_up, "[--state DIR] [--server-port N] [--agent-port N]", "",
+     "Init if needed, then run a server and the agent of VM 'localvm' with vault 'dev'."},
+    {"demo", verb_demo, "", "", "Run the six steps of the managed identity flow and print them."},
+    {"vm create", verb_vm_create, "--name VM [--assign-identity] [--user-assigned ID ...]", "assign-identity",
+     "Create a VM; the output includes a one-time joinToken for its agent."},
+    {"vm show", verb_vm_show, "--name VM", "", "Show a VM."},
+    {"vm list", verb_vm_list, "", "", "List VMs."},
+    {"vm delete", verb_vm_delete, "--name VM", "", "Delete a VM: its agent can no longer get tokens."},
+    {"vm join-token", verb_vm_join_token, "--name VM", "", "A fresh one-time join token for the VM's agent."},
+    {"vm identity assign", verb_vm_identity_assign, "--name VM [--system] [--user-assigned ID ...]", "system",
+     "Enable the system-assigned identity and/or attach user-assigned identities."},
+    {"vm identity remove", verb_vm_identity_remove, "--name VM [--system] [--user-assigned ID ...]", "system",
+     "Disable the system-assigned identity and/or detach user-assigned identities."},
+    {"identity create", verb_identity_create, "--name NAME", "", "Create a user-assigned identity."},
+    {"identity show", verb_identity_show, "--name NAME", "", "Show a user-assigned identity."},
+    {"identity list", verb_identity_list, "", "", "List user-assigned identities."},
+    {"identity delete", verb_identity_delete, "--name NAME", "", "Delete a user-assigned identity."},
+    {"keyvault create", verb_keyvault_create, "--name NAME [--retention-days 7-90] [--enable-purge-protection]",
+     "enable-purge-protection", "Create a vault."},
+    {"keyvault show", verb_keyvault_show, "--name NAME", "", "Show a vault."},
+    {"keyvault list", verb_keyvault_list, "", "", "List vaults."},
+    {"keyvault delete", verb_keyvault_delete, "--name NAME", "", "Delete a vault and its secrets."},
+    {"role assignment create", verb_role_assignment_create,
+     "--assignee PRINCIPAL_ID --role NAME|GUID --scope SCOPE", "",
+     "Grant a role. SCOPE: '/', an ARM id, 'subscription', 'resource-group', 'vault:V' or 'secret:V/NAME'."},
+    {"role assignment list", verb_role_assignment_list, "[--assignee ID] [--scope SCOPE]", "", "List role assignments."},
+    {"role assignment delete", verb_role_assignment_delete, "--ids ID", "", "Delete a role assignment."},
+    {"role definition list", verb_role_definition_list, "", "", "List role definitions."},
+    {"token get", verb_token_get, "--resource URI [--client-id ID|--object-id ID|--msi-res-id ID]", "",
+     "Get a token from the agent (IMDS), as a workload does."},
+    {"keyvault secret set", verb_secret_set, "--vault-name V --name N --value X [--content-type T]", "",
+     "Set a secret (as a workload: credential from the agent)."},
+    {"keyvault secret show", verb_secret_show, "--vault-name V --name N [--version VER]", "", "Get a secret."},
+    {"keyvault secret list", verb_secret_list, "--vault-name V", "", "List secrets."},
+    {"keyvault secret delete", verb_secret_delete, "--vault-name V --name N", "", "Delete a secret (soft delete)."},
+    {"keyvault secret recover", verb_secret_recover, "--vault-name V --name N", "", "Recover a deleted secret."},
+    {"keyvault secret purge", verb_secret_purge, "--vault-name V --name N", "", "Purge a deleted secret."},
+    {"keyvault secret backup", verb_secret_backup, "--vault-name V --name N [--file F]", "", "Back up a secret."},
+    {"keyvault secret restore", verb_secret_restore, "--vault-name V --file F", "", "Restore a backed-up secret."},
+    {"audit verify", verb_audit_verify, "[--state DIR]", "", "Check the hash chain of the audit log."},
+};
+
+#define NVERBS (sizeof VERBS / sizeof VERBS[0])
+
+static void usage_all(FILE *f)
+{
+    fprintf(f, "usage: mivault VERB [options] [--state DIR] [-o json|table]\n\nverbs:\n");
+    for (size_t i = 0; i < NVERBS; i++)
+        fprintf(f, "  %-26s %s\n", VERBS[i].name, VERBS[i].help);
+    fprintf(f, "\n`mivault VERB --help` shows a verb's options. State: --state, $MIVAULT_HOME, ~/.mivault.\n");
+}
+
+static void usage_verb(FILE *f, const struct verb *v)
+{
+    fprintf(f, "usage: mivault %s %s [--state DIR] [-o json|table]\n\n%s\n", v->name, v->usage, v->help);
+}
+
+/* How many leading words of argv name verb v (0 if it does not match). */
+static int match(const struct verb *v, int argc, char **argv)
+{
+    const char *p = v->name;
+    int words = 0;
+    while (*p) {
+        if (words >= argc)
+            return 0;
+        size_t n = strcspn(p, " ");
+        if (strlen(argv[words]) != n || strncmp(argv[words], p, n) != 0)
+            return 0;
+        words++;
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    return words;
+}
+
+static int is_flag(const struct verb *v, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = v->flags; *p;) {
+        size_t k = strcspn(p, " ");
+        if (k == n && strncmp(p, name, n) == 0)
+            return 1;
+        p += k;
+        while (*p == ' ')
+            p++;
+    }
+    return strcmp(name, "help") == 0 || strcmp(name, "verbose") == 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage_all(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const struct verb *v = NULL;
+    int words = 0;
+    for (size_t i = 0; i < NVERBS; i++) {
+        int m = match(&VERBS[i], argc - 1, argv + 1);
+        if (m > words) {
+            words = m;
+            v = &VERBS[i];
+        }
+    }
+    if (!v) {
+        cli_error("unknown verb '%s' (see `mivault --help`)", argv[1]);
+        return 2;
+    }
+    struct cli c;
+    memset(&c, 0, sizeof c);
+    c.verb = v->name;
+    for (int i = 1 + words; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+            if (i + 1 >= argc || (strcmp(argv[i + 1], "table") != 0 && strcmp(argv[i + 1], "json") != 0)) {
+                cli_error("-o takes 'json' or 'table'");
+                return 2;
+            }
+            c.table = strcmp(argv[++i], "table") == 0;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0)
+            a = "--help";
+        if (strncmp(a, "--", 2) != 0 || !a[2]) {
+            cli_error("%s: unexpected argument '%s'", v->name, a);
+            usage_verb(stderr, v);
+            return 2;
+        }
+        if (c.nopts >= CLI_MAX_OPTS) {
+            cli_error("too many options");
+            return 2;
+        }
+        struct cli_opt *o = &c.opts[c.nopts++];
+        o->name = a + 2;
+        char *eq = strchr(a + 2, '=');
+        if (eq) { /* --name=value */
+            *eq = '\0';
+            o->value = eq + 1;
+        } else if (!is_flag(v, o->name)) {
+            if (i + 1 >= argc) {
+                cli_error("%s: --%s needs a value", v->name, o->name);
+                return 2;
+            }
+            o->value = argv[++i];
+        }
+        if (strcmp(o->name, "state") == 0)
+            c.state_dir = o->value;
+    }
+    if (cli_flag(&c, "help")) {
+        usage_verb(stdout, v);
+        return 0;
+    }
+    mv_log_set_level(cli_flag(&c, "verbose") ? MV_LOG_DEBUG : MV_LOG_INFO);
+    return v->fn(&c);
+}

@@ -1,0 +1,149 @@
+/* server.c: start-up of `mivault server` and the request router.
+ *
+ * Start-up does every expensive thing once: opens the store, unwraps the data key, loads and
+ * parses the signing keys (authority_load_keys), builds the TLS context. Each loop thread then
+ * gets its own store connection and vault caches (worker_init). The router is a pure function
+ * of Host and path. */
+#include "server/server.h"
+
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arm/arm.h"
+#include "authority/authority.h"
+#include "authority/validate.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "http/reply.h"
+#include "http/server.h"
+#include "server/audit.h"
+#include "server/context.h"
+#include "vault/vault.h"
+
+#define PURGE_INTERVAL_SECS 60
+
+struct worker_slot {
+    struct mv_worker w;
+    struct event *purge_timer;
+};
+
+static void route(http_req *req)
+{
+    struct mv_worker *w = req->worker;
+    char vault[MV_VAULT_NAME_MAX + 1];
+    if (vault_host_match(w->srv, req->host, vault, sizeof vault))
+        vault_handle(req, vault);
+    else if (arm_owns_path(req->path))
+        arm_handle(req);
+    else
+        authority_handle(req);
+}
+
+/* Soft-deleted secrets past their scheduled purge date are removed by loop 0 only. */
+static void purge_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mv_worker *w = arg;
+    if (store_secret_purge_expired(w->st, mv_now()) != MV_OK)
+        LOG_WARN("purge of expired deleted secrets failed: %s", mv_last_detail());
+}
+
+static void *worker_init(int idx, struct event_base *base, void *arg)
+{
+    struct mv_server *srv = arg;
+    struct worker_slot *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->w.srv = srv;
+    s->w.idx = idx;
+    if (store_open(srv->paths.db, &s->w.st) != MV_OK || vault_worker_init(&s->w) != MV_OK) {
+        LOG_ERROR("worker %d: %s", idx, mv_last_detail());
+        store_close(s->w.st);
+        free(s);
+        return NULL;
+    }
+    if (idx == 0) {
+        s->purge_timer = event_new(base, -1, EV_PERSIST, purge_tick, &s->w);
+        struct timeval tv = {PURGE_INTERVAL_SECS, 0};
+        if (s->purge_timer)
+            event_add(s->purge_timer, &tv);
+    }
+    return &s->w;
+}
+
+static void worker_free(void *p)
+{
+    struct worker_slot *s = p; /* w is the first member */
+    if (!s)
+        return;
+    if (s->purge_timer)
+        event_free(s->purge_timer);
+    vault_worker_free(&s->w);
+    token_verify_keys_free(&s->w);
+    store_close(s->w.st);
+    free(s);
+}
+
+static mv_rc load(struct mv_server *srv, const char *state_dir)
+{
+    mv_rc rc = MV_OK;
+    struct store *st = NULL;
+    CHECK(state_paths(state_dir, &srv->paths));
+    rc = state_config_load(&srv->paths, &srv->cfg);
+    ENSURE_MSG(rc == MV_OK, rc, "no mivault state in %s (run `mivault init` first)", srv->paths.dir);
+    CHECK(store_open(srv->paths.db, &st));
+    CHECK(state_tenant(st, &srv->tenant));
+    CHECK(state_data_key(&srv->paths, st, srv->data_key));
+    CHECK(state_server_url(&srv->cfg, srv->server_url, sizeof srv->server_url));
+    CHECK(state_issuer(&srv->cfg, srv->tenant.tenant_id, srv->issuer, sizeof srv->issuer));
+    CHECK(state_vault_resource(&srv->cfg, srv->vault_resource, sizeof srv->vault_resource));
+    CHECK(authority_load_keys(srv, st));
+    CHECK(audit_open(srv->paths.audit_log, &srv->audit));
+out:
+    store_close(st);
+    return rc;
+}
+
+mv_rc server_run(const char *state_dir)
+{
+    mv_rc rc = MV_OK;
+    struct mv_server *srv = calloc(1, sizeof *srv);
+    struct http_server *hs = NULL;
+    SSL_CTX *ssl = NULL;
+    ENSURE(srv != NULL, MV_ERR_INTERNAL);
+    CHECK(load(srv, state_dir));
+    CHECK(http_tls_ctx(srv->paths.server_pem, srv->paths.server_key, &ssl));
+    struct http_server_cfg hc = {
+        .addr = srv->cfg.server_host,
+        .port = srv->cfg.server_port,
+        .ssl = ssl,
+        .threads = srv->cfg.threads,
+        .max_body = MV_MAX_BODY_BYTES,
+        .max_headers = MV_MAX_HEADER_BYTES,
+        .timeout_secs = MV_HTTP_TIMEOUT_SECS,
+        .handler = route,
+        .worker_init = worker_init,
+        .worker_free = worker_free,
+        .arg = srv,
+    };
+    CHECK(http_server_start(&hc, &hs));
+    LOG_INFO("server listening on https://%s:%d (tenant %s)", srv->cfg.server_host,
+             http_server_port(hs), srv->tenant.tenant_id);
+    http_server_wait(hs);
+    LOG_INFO("server stopped");
+out:
+    if (rc != MV_OK)
+        LOG_ERROR("server: %s", mv_last_detail());
+    http_server_free(hs);
+    SSL_CTX_free(ssl);
+    if (srv) {
+        authority_free_keys(srv);
+        audit_close(srv->audit);
+        OPENSSL_cleanse(srv->data_key, sizeof srv->data_key);
+        free(srv);
+    }
+    return rc;
+}
