@@ -1,0 +1,64 @@
+/* appservice.c: the App Service / Functions managed-identity protocol, 2019-08-01 (reference
+ * §2.2, DOC-APPSVC), for workloads configured with IDENTITY_ENDPOINT + IDENTITY_HEADER:
+ *
+ *   GET /msi/token?api-version=2019-08-01&resource=..[&client_id|principal_id|object_id|mi_res_id]
+ *   X-IDENTITY-HEADER: <the secret in STATE/agents/VM/identity_header>
+ *   200 {"access_token","expires_on":"<epoch string>","resource","token_type":"Bearer","client_id"}
+ *
+ * The header secret stands in for the Metadata header's SSRF protection, so it is required and
+ * compared in constant time (check.c). expires_on is an epoch-seconds string: MSAL Python does
+ * int(expires_on), msal-node reads the same field. */
+#include <inttypes.h>
+#include <jansson.h>
+
+#include "agent/agent_internal.h"
+#include "common/log.h"
+#include "common/util.h"
+
+void appsvc_handle_token(http_req *req)
+{
+    struct agent *a = req->worker;
+    struct imds_token_req r;
+    struct imds_error err;
+    const struct tcache_entry *e = NULL;
+    char exp_on[24];
+    struct appsvc_check_in in = {
+        .method = req->method,
+        .xff = http_header(req, "X-Forwarded-For"),
+        .identity_header = http_header(req, "X-IDENTITY-HEADER"),
+        .secret = a->identity_header,
+        .params = req->raw_query ? &req->query : NULL,
+        .params_ok = req->query_ok,
+    };
+    enum imds_outcome o = appsvc_check_token(&in, &r);
+    if (o != IMDS_OK) {
+        imds_outcome_error(o, &err);
+        agent_reply_error(req, err.status, err.error, err.description);
+        return;
+    }
+    if (!ratelimit_take(&a->rl, mv_now_ms())) {
+        http_set_header(req, "Retry-After", "1");
+        agent_reply_error(req, 429, "too_many_requests",
+                          "Too many requests to the identity endpoint; retry after 1 second");
+        return;
+    }
+    mv_rc rc = agent_get_token(a, &r, &e);
+    if (rc != MV_OK) {
+        LOG_INFO("agent: app service token request refused (%s)", mv_rc_name(rc));
+        agent_reply_token_rc(req, rc);
+        return;
+    }
+    if (mv_fmt(exp_on, sizeof exp_on, "%" PRId64, e->tok.exp) != MV_OK) {
+        agent_reply_token_rc(req, MV_ERR_INTERNAL);
+        return;
+    }
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "access_token", e->tok.access_token,
+                             "expires_on", exp_on, "resource", r.resource, "token_type", "Bearer",
+                             "client_id", e->tok.client_id);
+    if (!body) {
+        agent_reply_token_rc(req, MV_ERR_INTERNAL);
+        return;
+    }
+    http_set_header(req, "Server", AGENT_SERVER_HEADER);
+    http_reply_json(req, 200, body);
+}

@@ -1,0 +1,207 @@
+/* run.c: agent_run, the `mivault agent` process (DESIGN §2).
+ *
+ * Start-up, in order: state dir and config; the authority URL (--server, else the config's);
+ * one HTTP client trusting STATE/ca.pem; node key + enrollment (node.c); the App Service
+ * identity-header secret; the plain-HTTP IMDS server (one loop); then, only with
+ * --imds-address and when running as root, the privilege drop; then serve until SIGINT/SIGTERM.
+ *
+ * Privileges: --imds-address A serves A:80, which needs root (or CAP_NET_BIND_SERVICE). Root is
+ * used only to read/create the node files and bind the socket; after binding, the process drops
+ * to user `nobody` (setgroups(0), setgid, setuid, in that order: once the uid is gone the group
+ * list could no longer be changed) and checks that root cannot be regained. Everything later
+ * (token requests, cache) needs no file access, as the node key is already loaded. A request that
+ * arrives between bind and drop is served as root; nothing in the request path touches files.
+ *
+ * The listen address must be loopback or link-local (DESIGN §8): IMDS has no authentication
+ * beyond the Metadata header, so it must never be reachable from another machine. */
+#include <arpa/inet.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "agent/agent_internal.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "http/client.h"
+#include "state/state.h"
+
+#define IMDS_PORT 80
+
+struct listen_addr {
+    char host[64];
+    int port;
+};
+
+/* "ADDR:PORT" or "[V6]:PORT". */
+static mv_rc parse_listen(const char *s, struct listen_addr *out)
+{
+    mv_rc rc = MV_OK;
+    const char *colon = strrchr(s, ':');
+    int64_t port = 0;
+    char portstr[8];
+    ENSURE_MSG(colon && colon != s, MV_ERR_BAD_REQUEST, "--listen wants ADDR:PORT, got %.64s", s);
+    const char *h = s;
+    size_t hlen = (size_t)(colon - s);
+    if (h[0] == '[') {
+        ENSURE_MSG(hlen >= 2 && h[hlen - 1] == ']', MV_ERR_BAD_REQUEST, "--listen: bad [address]");
+        h++;
+        hlen -= 2;
+    }
+    ENSURE_MSG(hlen > 0 && hlen < sizeof out->host, MV_ERR_BAD_REQUEST, "--listen: bad address");
+    memcpy(out->host, h, hlen);
+    out->host[hlen] = '\0';
+    CHECK(mv_copy(portstr, sizeof portstr, colon + 1));
+    ENSURE_MSG(mv_parse_i64(portstr, &port) == MV_OK && port >= 0 && port <= 65535,
+               MV_ERR_BAD_REQUEST, "--listen: bad port");
+    out->port = (int)port;
+out:
+    return rc;
+}
+
+/* Loopback (127/8, ::1) or link-local (169.254/16, fe80::/10) literals only. */
+static int local_only(const char *host)
+{
+    unsigned char a[16];
+    if (inet_pton(AF_INET, host, a) == 1)
+        return a[0] == 127 || (a[0] == 169 && a[1] == 254);
+    if (inet_pton(AF_INET6, host, a) == 1) {
+        static const unsigned char loop6[16] = {[15] = 1};
+        return memcmp(a, loop6, 16) == 0 || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80);
+    }
+    return 0;
+}
+
+static mv_rc drop_privileges(void)
+{
+    mv_rc rc = MV_OK;
+    const struct passwd *pw = getpwnam("nobody");
+    ENSURE_MSG(pw != NULL, MV_ERR_INTERNAL, "no user 'nobody' to drop privileges to");
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    ENSURE_MSG(setgroups(0, NULL) == 0 && setgid(gid) == 0 && setuid(uid) == 0, MV_ERR_INTERNAL,
+               "dropping privileges to nobody failed");
+    ENSURE_MSG(setuid(0) != 0 && geteuid() == uid, MV_ERR_INTERNAL,
+               "privileges could not be dropped for good");
+    LOG_INFO("agent: dropped privileges to nobody");
+out:
+    return rc;
+}
+
+static void *worker_init(int idx, struct event_base *base, void *arg)
+{
+    (void)idx;
+    (void)base;
+    return arg;
+}
+
+/* Server URL without trailing slashes. */
+static mv_rc server_url(const struct agent_opts *o, const struct mv_config *cfg, char *out,
+                        size_t len)
+{
+    mv_rc rc = MV_OK;
+    if (o->server_url)
+        CHECK(mv_copy(out, len, o->server_url));
+    else
+        CHECK(state_server_url(cfg, out, len));
+    size_t n = strlen(out);
+    while (n > 0 && out[n - 1] == '/')
+        out[--n] = '\0';
+    ENSURE_MSG(strncmp(out, "https://", 8) == 0 || strncmp(out, "http://", 7) == 0,
+               MV_ERR_BAD_REQUEST, "--server must be an http(s) URL");
+out:
+    return rc;
+}
+
+static mv_rc listen_addr(const struct agent_opts *o, const struct mv_config *cfg,
+                         struct listen_addr *l)
+{
+    mv_rc rc = MV_OK;
+    if (o->imds_address) {
+        CHECK(mv_copy(l->host, sizeof l->host, o->imds_address));
+        l->port = IMDS_PORT;
+    } else if (o->listen) {
+        CHECK(parse_listen(o->listen, l));
+    } else {
+        CHECK(mv_copy(l->host, sizeof l->host, cfg->agent_host));
+        l->port = cfg->agent_port;
+    }
+    ENSURE_MSG(local_only(l->host), MV_ERR_BAD_REQUEST,
+               "the agent listens on loopback or link-local addresses only, not %.64s", l->host);
+out:
+    return rc;
+}
+
+mv_rc agent_run(const struct agent_opts *o)
+{
+    mv_rc rc = MV_OK;
+    struct mv_paths paths;
+    struct mv_config cfg;
+    struct listen_addr l = {{0}, 0};
+    struct agent *a = NULL;
+    struct http_server *srv = NULL;
+
+    ENSURE_MSG(o->vm && agent_vm_name_ok(o->vm), MV_ERR_BAD_REQUEST,
+               "--vm NAME is required (letters, digits, '-', '_', '.')");
+    a = calloc(1, sizeof *a);
+    ENSURE(a != NULL, MV_ERR_INTERNAL);
+    tcache_init(&a->cache, TCACHE_MAX);
+    ratelimit_init(&a->rl, MV_IMDS_RATE_PER_SEC, mv_now_ms());
+
+    CHECK(state_paths(o->state_dir, &paths));
+    state_config_defaults(&cfg);
+    if (mv_file_exists(paths.config))
+        CHECK(state_config_load(&paths, &cfg));
+    CHECK(server_url(o, &cfg, a->server, sizeof a->server));
+    CHECK(listen_addr(o, &cfg, &l));
+
+    CHECK(http_client_new(mv_file_exists(paths.ca_pem) ? paths.ca_pem : NULL, &a->http));
+    CHECK(agent_node_setup(paths.agents, o->vm, o->join_token, a->server, a->http, &a->node));
+    CHECK(mv_fmt(a->token_url, sizeof a->token_url, "%s/%s/oauth2/v2.0/token", a->server,
+                 a->node.tenant_id));
+    CHECK(agent_identity_header(paths.agents, o->vm, a->identity_header));
+
+    struct http_server_cfg scfg = {
+        .addr = l.host,
+        .port = l.port,
+        .ssl = NULL,
+        .threads = 1, /* struct agent is owned by this one loop: no locks */
+        .max_body = MV_IMDS_MAX_BODY_BYTES,
+        .max_headers = MV_MAX_HEADER_BYTES,
+        .timeout_secs = MV_HTTP_TIMEOUT_SECS,
+        .handler = agent_route,
+        .worker_init = worker_init,
+        .worker_free = NULL,
+        .arg = a,
+    };
+    ENSURE_MSG(http_server_start(&scfg, &srv) == MV_OK, MV_ERR_UNAVAILABLE,
+               "cannot listen on %s:%d", l.host, l.port);
+    if (o->imds_address && geteuid() == 0)
+        CHECK(drop_privileges());
+
+    int v6 = strchr(l.host, ':') != NULL;
+    printf("mivault agent: vm %s serving IMDS on http://%s%s%s:%d\n", o->vm, v6 ? "[" : "",
+           l.host, v6 ? "]" : "", http_server_port(srv));
+    fflush(stdout);
+    http_server_wait(srv);
+out:
+    if (rc != MV_OK)
+        fprintf(stderr, "mivault agent: %s\n", mv_last_detail());
+    if (srv)
+        http_server_free(srv);
+    if (a) {
+        if (a->http)
+            http_client_free(a->http);
+        tcache_free(&a->cache);
+        agent_node_free(&a->node);
+        OPENSSL_cleanse(a->identity_header, sizeof a->identity_header);
+        free(a);
+    }
+    return rc;
+}
