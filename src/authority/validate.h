@@ -37,5 +37,8 @@ MV_MUST_CHECK mv_rc token_validate(struct mv_worker *w, const char *token, size_
                                    enum token_failure *why);
 /* The bearer token of an Authorization header value, or NULL if not "Bearer <token>". */
 const char *token_from_authorization(const char *header, size_t *len);
+/* Frees the worker's verification keys (w->verify); the server calls it when a worker exits.
+ * The keys are loaded again on the next token_validate. */
+void token_verify_keys_free(struct mv_worker *w);
 
 #endif

@@ -1,0 +1,125 @@
+/* assertion.c: client authentication by JWT assertion (RFC 7523 §2.2 and §3, RFC 7521 §4.2),
+ * the only client authentication the token endpoint accepts (private_key_jwt).
+ *
+ * The caller has parsed the assertion with the ES256/RS256 allowlist and found the client's
+ * key; this file checks the signature with that key and then each RFC 7523 §3 rule. Every
+ * failure is MV_ERR_UNAUTHENTICATED with the reason in the log detail only: the client is told
+ * a fixed "invalid_client" (STYLE: what failed is not what the client is told).
+ *
+ * Replay: jti is required but not remembered (RFC 7523 §3 item 7 makes that a MAY); an
+ * assertion lives at most MV_ASSERTION_MAX_LIFETIME_SECS and only yields tokens its own signer
+ * could get anyway. */
+#include <jansson.h>
+#include <string.h>
+
+#include "authority/internal.h"
+#include "common/buf.h"
+#include "common/limits.h"
+#include "crypto/keys.h"
+
+/* NumericDate claim (RFC 7519 §2): *present = 0 if absent; non-integer is an error. */
+static mv_rc int_claim(const jwt *t, const char *name, int *present, int64_t *v)
+{
+    mv_rc rc = MV_OK;
+    json_t *c = json_object_get(t->claims, name);
+    *present = c != NULL;
+    *v = 0;
+    if (!c)
+        goto out;
+    ENSURE_MSG(json_is_integer(c), MV_ERR_UNAUTHENTICATED, "assertion %s is not an integer", name);
+    *v = (int64_t)json_integer_value(c);
+out:
+    return rc;
+}
+
+/* RFC 7523 §3 item 3: "The JWT MUST contain an "aud" (audience) claim containing a value that
+ * identifies the authorization server as an intended audience. The token endpoint URL of the
+ * authorization server MAY be used as a value". We accept the URL of the endpoint called and
+ * both spellings (v1, v2) of our token endpoint URL. aud may be a string or an array
+ * (RFC 7519 §4.1.3). */
+static int aud_one_ok(const struct mv_server *srv, const http_req *req, const char *aud)
+{
+    char url[MV_MAX_URL];
+    if (mv_fmt(url, sizeof url, "%s%s", srv->server_url, req->path) == MV_OK && strcmp(aud, url) == 0)
+        return 1;
+    if (mv_fmt(url, sizeof url, "%s/%s/oauth2/v2.0/token", srv->server_url,
+               srv->tenant.tenant_id) == MV_OK && strcmp(aud, url) == 0)
+        return 1;
+    if (mv_fmt(url, sizeof url, "%s/%s/oauth2/token", srv->server_url, srv->tenant.tenant_id) ==
+            MV_OK && strcmp(aud, url) == 0)
+        return 1;
+    return 0;
+}
+
+static int aud_ok(const struct mv_server *srv, const http_req *req, const jwt *t)
+{
+    json_t *aud = json_object_get(t->claims, "aud");
+    if (json_is_string(aud))
+        return aud_one_ok(srv, req, json_string_value(aud));
+    if (!json_is_array(aud))
+        return 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(aud, i, v) {
+        if (json_is_string(v) && aud_one_ok(srv, req, json_string_value(v)))
+            return 1;
+    }
+    return 0;
+}
+
+static mv_rc check_claims(const struct mv_server *srv, const http_req *req, const jwt *t,
+                          const char *client_id, int64_t now)
+{
+    mv_rc rc = MV_OK;
+    const char *iss = jwt_claim_str(t, "iss");
+    const char *sub = jwt_claim_str(t, "sub");
+    const char *jti = jwt_claim_str(t, "jti");
+    int has_exp, has_nbf, has_iat;
+    int64_t exp, nbf, iat;
+
+    /* §3 items 1 and 2: iss and sub both identify the client (client_credentials: the client
+     * acts on its own behalf). */
+    ENSURE_MSG(iss && strcmp(iss, client_id) == 0, MV_ERR_UNAUTHENTICATED, "assertion iss mismatch");
+    ENSURE_MSG(sub && strcmp(sub, client_id) == 0, MV_ERR_UNAUTHENTICATED, "assertion sub mismatch");
+    ENSURE_MSG(aud_ok(srv, req, t), MV_ERR_UNAUTHENTICATED, "assertion aud is not this endpoint");
+
+    /* §3 item 4: "The JWT MUST contain an "exp" (expiration time) claim that limits the time
+     * window during which the JWT can be used." We also bound the window from above. */
+    CHECK(int_claim(t, "exp", &has_exp, &exp));
+    ENSURE_MSG(has_exp, MV_ERR_UNAUTHENTICATED, "assertion without exp");
+    ENSURE_MSG(exp > now - MV_CLOCK_SKEW_SECS, MV_ERR_UNAUTHENTICATED, "assertion expired");
+    ENSURE_MSG(exp <= now + MV_ASSERTION_MAX_LIFETIME_SECS + MV_CLOCK_SKEW_SECS,
+               MV_ERR_UNAUTHENTICATED, "assertion lifetime too long");
+    /* §3 items 5 and 6: nbf and iat, when present, are not in the future. */
+    CHECK(int_claim(t, "nbf", &has_nbf, &nbf));
+    ENSURE_MSG(!has_nbf || nbf <= now + MV_CLOCK_SKEW_SECS, MV_ERR_UNAUTHENTICATED,
+               "assertion not yet valid");
+    CHECK(int_claim(t, "iat", &has_iat, &iat));
+    ENSURE_MSG(!has_iat || iat <= now + MV_CLOCK_SKEW_SECS, MV_ERR_UNAUTHENTICATED,
+               "assertion issued in the future");
+    /* §3 item 7: jti (we require it; see the file comment on replay). */
+    ENSURE_MSG(jti && *jti, MV_ERR_UNAUTHENTICATED, "assertion without jti");
+out:
+    return rc;
+}
+
+mv_rc authority_check_assertion(const struct mv_server *srv, const http_req *req, const jwt *t,
+                                const char *client_id, const char *public_pem, int64_t now)
+{
+    mv_rc rc = MV_OK;
+    EVP_PKEY *key = NULL;
+    /* Parsed per request: one PEM parse is small next to the RS256 signature of the token we
+     * issue. It could be cached per worker keyed by client id and store_generation(). */
+    ENSURE_MSG(public_pem && *public_pem, MV_ERR_UNAUTHENTICATED, "client has no key");
+    rc = keys_from_public_pem(public_pem, strlen(public_pem), &key);
+    ENSURE_MSG(rc == MV_OK, MV_ERR_UNAUTHENTICATED, "client key does not parse");
+    /* RFC 7523 §3 item 9: the JWT MUST be digitally signed; verify before trusting a claim. */
+    rc = jwt_verify(t, key);
+    ENSURE_MSG(rc == MV_OK, MV_ERR_UNAUTHENTICATED, "assertion signature does not verify");
+    CHECK(check_claims(srv, req, t, client_id, now));
+out:
+    EVP_PKEY_free(key);
+    if (rc != MV_OK && rc != MV_ERR_INTERNAL)
+        rc = MV_ERR_UNAUTHENTICATED;
+    return rc;
+}

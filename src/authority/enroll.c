@@ -1,0 +1,150 @@
+/* enroll.c: node enrollment (DESIGN §4, internal-protocol.md "Node enrollment").
+ *
+ * A join token is 32 random bytes, "mvj_" + base64url (43 chars). Only its SHA-256 is stored,
+ * with the VM it admits and an expiry; store_join_consume spends it atomically, so a token
+ * enrolls at most one node. POST /mivault/enroll trades it, with the agent's EC P-256 public
+ * key, for a new client id bound to that VM; from then on the agent authenticates with
+ * assertions signed by the matching private key, which never leaves the agent.
+ *
+ * The request is unauthenticated: the body is capped at MV_ENROLL_BODY_BYTES and the key is
+ * checked before the token is spent, so a malformed request never burns a valid token. Every
+ * outcome is audited; the token itself never reaches a log. */
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <string.h>
+
+#include "authority/internal.h"
+#include "common/b64.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "crypto/jwk.h"
+#include "crypto/keys.h"
+#include "http/reply.h"
+#include "server/audit.h"
+
+#define JOIN_PREFIX "mvj_"
+#define JOIN_RANDOM_BYTES 32
+#define JOIN_TOKEN_LEN (sizeof JOIN_PREFIX - 1 + 43)
+#define NODE_PEM_MAX 4096
+
+mv_rc authority_join_token(struct store *st, const char *vm, int ttl, char out[64])
+{
+    mv_rc rc = MV_OK;
+    unsigned char r[JOIN_RANDOM_BYTES];
+    char hash[65];
+    mv_buf b;
+    mv_buf_init(&b, 63);
+    out[0] = '\0';
+    ENSURE(ttl > 0, MV_ERR_INTERNAL);
+    CHECK(mv_random(r, sizeof r));
+    CHECK(mv_buf_adds(&b, JOIN_PREFIX));
+    CHECK(b64url_encode(&b, r, sizeof r));
+    ENSURE(b.len == JOIN_TOKEN_LEN, MV_ERR_INTERNAL);
+    CHECK(authority_sha256_hex(b.p, b.len, hash));
+    CHECK(store_join_put(st, hash, vm, mv_now() + ttl));
+    memcpy(out, b.p, b.len + 1);
+out:
+    OPENSSL_cleanse(r, sizeof r);
+    mv_buf_free_secret(&b);
+    return rc;
+}
+
+struct enroll_ctx {
+    json_t *body;
+    EVP_PKEY *key;
+    mv_buf pem;
+    struct st_node node;
+    struct authority_refusal ref;
+};
+
+/* Body checks: {"joinToken":"mvj_…","publicKey":<EC P-256 public JWK>}. */
+static mv_rc parse(const http_req *req, struct enroll_ctx *c, const char **token)
+{
+    mv_rc rc = MV_OK;
+    struct authority_refusal *ref = &c->ref;
+    json_error_t jerr;
+    REFUSE_UNLESS(req->body.len > 0 && req->body.len <= MV_ENROLL_BODY_BYTES, ref, 400,
+                  "invalid_request", "The request body is missing or too large.");
+    c->body = json_loadb(req->body.p, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    REFUSE_UNLESS(json_is_object(c->body), ref, 400, "invalid_request",
+                  "The request body is not a JSON object.");
+    *token = json_string_value(json_object_get(c->body, "joinToken"));
+    REFUSE_UNLESS(*token && strlen(*token) == JOIN_TOKEN_LEN &&
+                      strncmp(*token, JOIN_PREFIX, sizeof JOIN_PREFIX - 1) == 0,
+                  ref, 400, "invalid_grant", "The join token is invalid, used or expired.");
+    const json_t *jwk = json_object_get(c->body, "publicKey");
+    const char *kty = json_string_value(json_object_get(jwk, "kty"));
+    REFUSE_UNLESS(json_is_object(jwk) && kty && strcmp(kty, "EC") == 0, ref, 400,
+                  "invalid_request", "publicKey must be an EC P-256 public JWK.");
+    /* jwk_to_public refuses private members ("d") and points off the curve. */
+    rc = jwk_to_public(jwk, &c->key);
+    REFUSE_UNLESS(rc == MV_OK && keys_is_ec_p256(c->key), ref, 400, "invalid_request",
+                  "publicKey must be an EC P-256 public JWK.");
+out:
+    return rc;
+}
+
+static mv_rc handle(http_req *req, struct enroll_ctx *c, const struct mv_worker *w)
+{
+    mv_rc rc = MV_OK;
+    const char *token = NULL;
+    char hash[65];
+    int in_tx = 0;
+    CHECK(parse(req, c, &token));
+    CHECK(keys_public_pem(c->key, &c->pem));
+    CHECK(authority_sha256_hex(token, strlen(token), hash));
+    CHECK(mv_uuid(c->node.client_id));
+    c->node.public_key_pem = c->pem.p;
+    c->node.created = mv_now();
+    /* Spending the token and storing the node commit together: a failed write does not burn
+     * the token. */
+    CHECK(store_begin(w->st));
+    in_tx = 1;
+    rc = store_join_consume(w->st, hash, mv_now(), c->node.vm);
+    REFUSE_UNLESS(rc != MV_ERR_NOT_FOUND, &c->ref, 400, "invalid_grant",
+                  "The join token is invalid, used or expired.");
+    CHECK(rc);
+    CHECK(store_node_put(w->st, &c->node));
+    CHECK(store_commit(w->st));
+    in_tx = 0;
+    json_t *reply = json_pack("{s:s, s:s, s:s}", "clientId", c->node.client_id, "vm", c->node.vm,
+                              "tenantId", w->srv->tenant.tenant_id);
+    ENSURE(reply != NULL, MV_ERR_INTERNAL);
+    http_reply_json(req, 200, reply);
+    LOG_INFO("authority: enrolled node %s for vm %s", c->node.client_id, c->node.vm);
+out:
+    if (in_tx)
+        store_rollback(w->st);
+    if (rc != MV_OK)
+        c->node.client_id[0] = '\0'; /* no node was made */
+    c->node.public_key_pem = NULL; /* owned by c->pem */
+    return rc;
+}
+
+void authority_enroll(http_req *req, const struct authority_route_args *a)
+{
+    const struct mv_worker *w = req->worker;
+    struct enroll_ctx c;
+    int status = 200;
+    (void)a;
+    memset(&c, 0, sizeof c);
+    mv_buf_init(&c.pem, NODE_PEM_MAX);
+
+    mv_rc rc = handle(req, &c, w);
+    if (rc != MV_OK && c.ref.status) {
+        status = c.ref.status;
+        reply_oauth_error(req, status, c.ref.error, c.ref.description);
+    } else if (rc != MV_OK) {
+        status = rc_http_status(rc);
+        LOG_WARN("enroll: request %s failed: %s", req->request_id, mv_last_detail());
+        reply_rc_oauth(req, rc);
+    }
+    if (w->srv->audit)
+        audit_record(w->srv->audit, "authority", c.node.client_id[0] ? c.node.client_id : "-",
+                     "enroll", c.node.vm, status, req->request_id);
+
+    json_decref(c.body); /* holds the join token: short-lived, never logged */
+    EVP_PKEY_free(c.key);
+    mv_buf_free(&c.pem);
+}

@@ -1,0 +1,116 @@
+/* identity.c: which managed identity a node (a VM's host agent) may get a token for.
+ *
+ * A node holds no identity of its own: it acts for the identities of its VM, which are the
+ * system-assigned one (when enabled) and the user-assigned ones attached to it, read from the
+ * store on every request so that disabling an identity or deleting the VM takes effect at once
+ * (DESIGN §1). The IMDS contract (reference §1.1) picks among them:
+ *   - at most one of mi_client_id, mi_object_id, mi_res_id (the agent's renaming of IMDS's
+ *     client_id, object_id, msi_res_id); ids compare ASCII case-insensitively, as Azure does;
+ *   - none: the system-assigned identity, or if there is none and exactly one user-assigned
+ *     identity, that one;
+ *   - anything else: 400 invalid_request "Identity not found" (reference §9 item 3). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "authority/internal.h"
+#include "common/util.h"
+
+static const char *const SELECTORS[] = {"mi_client_id", "mi_object_id", "mi_res_id"};
+#define N_SELECTORS (sizeof SELECTORS / sizeof SELECTORS[0])
+
+static const char NOT_FOUND[] = "Identity not found";
+
+int authority_has_selector(const kv_list *form)
+{
+    for (size_t i = 0; i < N_SELECTORS; i++)
+        if (kv_get(form, SELECTORS[i]))
+            return 1;
+    return 0;
+}
+
+/* One identity of the VM, as the selectors see it. */
+struct candidate {
+    const char *principal_id;
+    const char *client_id;
+    const char *resource_id;
+};
+
+/* sel: index into SELECTORS, value: what was asked for. */
+static int matches(const struct candidate *c, size_t sel, const char *value)
+{
+    const char *have = sel == 0 ? c->client_id : sel == 1 ? c->principal_id : c->resource_id;
+    return have && *have && mv_streq_ci(have, value);
+}
+
+mv_rc authority_node_principal(struct store *st, const char *vm_name, const kv_list *form,
+                               struct st_principal *out, struct authority_refusal *ref)
+{
+    mv_rc rc = MV_OK;
+    struct st_vm vm;
+    struct st_principal sys = {0};
+    struct st_identity uai;
+    char(*names)[ST_NAME] = NULL;
+    size_t n_names = 0, n_sel = 0, sel = 0;
+    const char *value = NULL;
+    const char *chosen = NULL; /* principal id of the identity picked */
+    int have_sys = 0, n_uai = 0;
+    char uai_principal[ST_ID] = "";
+
+    for (size_t i = 0; i < N_SELECTORS; i++) {
+        if (kv_get(form, SELECTORS[i])) {
+            n_sel++;
+            sel = i;
+            value = kv_get(form, SELECTORS[i]);
+        }
+    }
+    REFUSE_UNLESS(n_sel <= 1, ref, 400, "invalid_request",
+                  "Only one of mi_client_id, mi_object_id and mi_res_id may be given.");
+
+    rc = store_vm_get(st, vm_name, &vm);
+    REFUSE_UNLESS(rc != MV_ERR_NOT_FOUND, ref, 400, "invalid_request", NOT_FOUND);
+    CHECK(rc);
+
+    if (vm.system_assigned && vm.system_principal_id[0]) {
+        rc = store_principal_get(st, vm.system_principal_id, &sys);
+        if (rc != MV_ERR_NOT_FOUND)
+            CHECK(rc);
+        have_sys = rc == MV_OK;
+        rc = MV_OK;
+    }
+    if (have_sys) {
+        /* The system identity's resource id is its VM's (xms_mirid, reference §3.2). */
+        struct candidate c = {vm.system_principal_id, sys.client_id, vm.resource_id};
+        if (n_sel == 0 || matches(&c, sel, value))
+            chosen = vm.system_principal_id;
+    }
+
+    if (!chosen) {
+        CHECK(store_vm_uai_list(st, vm.name, &names, &n_names));
+        for (size_t i = 0; i < n_names; i++) {
+            rc = store_identity_get(st, names[i], &uai);
+            if (rc == MV_ERR_NOT_FOUND) { /* detached concurrently */
+                rc = MV_OK;
+                continue;
+            }
+            CHECK(rc);
+            n_uai++;
+            struct candidate c = {uai.principal_id, uai.client_id, uai.resource_id};
+            if (n_sel == 0 ? n_uai == 1 : matches(&c, sel, value))
+                CHECK(mv_copy(uai_principal, sizeof uai_principal, uai.principal_id));
+            if (n_sel && uai_principal[0])
+                break;
+        }
+        /* Without a selector a user-assigned identity is implied only if it is the only one. */
+        if (uai_principal[0] && (n_sel || (!have_sys && n_uai == 1)))
+            chosen = uai_principal;
+    }
+    REFUSE_UNLESS(chosen != NULL, ref, 400, "invalid_request", NOT_FOUND);
+
+    rc = store_principal_get(st, chosen, out);
+    REFUSE_UNLESS(rc != MV_ERR_NOT_FOUND, ref, 400, "invalid_request", NOT_FOUND);
+    CHECK(rc);
+out:
+    st_principal_clear(&sys);
+    free(names);
+    return rc;
+}

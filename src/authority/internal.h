@@ -1,0 +1,72 @@
+/* internal.h: what the files of src/authority/ share among themselves. Not for other layers:
+ * they use authority.h and validate.h.
+ *
+ * Handlers are reached only through the route table of route.c, which has already matched the
+ * method and the path and checked the {tenant} segment against the route's tenant rule. */
+#ifndef MV_AUTHORITY_INTERNAL_H
+#define MV_AUTHORITY_INTERNAL_H
+
+#include <stdint.h>
+
+#include "authority/authority.h"
+#include "crypto/jws.h"
+#include "http/kv.h"
+
+/* What the router captured from the path. */
+struct authority_route_args {
+    const char *tenant; /* the {t} segment as sent ("" on routes without one) */
+    int v2;             /* the v2.0 spelling of the route */
+};
+
+typedef void (*authority_route_fn)(http_req *req, const struct authority_route_args *a);
+
+/* oidc.c: GET discovery documents and the JWKS. */
+void authority_discovery(http_req *req, const struct authority_route_args *a);
+void authority_jwks(http_req *req, const struct authority_route_args *a);
+/* token.c: POST /{tid}/oauth2[/v2.0]/token. */
+void authority_token(http_req *req, const struct authority_route_args *a);
+/* enroll.c: POST /mivault/enroll. */
+void authority_enroll(http_req *req, const struct authority_route_args *a);
+
+/* An OAuth refusal to send: status + RFC 6749 §5.2 error code + a fixed description. */
+struct authority_refusal {
+    int status;
+    const char *error;
+    const char *description;
+};
+
+/* Records the refusal (the log gets `detail`, the client only the fixed description) and
+ * returns the mv_rc category matching status (400 → BAD_REQUEST, 401 → UNAUTHENTICATED). */
+MV_MUST_CHECK mv_rc authority_refuse(struct authority_refusal *r, int status, const char *error,
+                                     const char *description, const char *detail);
+
+/* ENSURE for OAuth refusals: if cond is false, record the reply to send and leave through out. */
+#define REFUSE_UNLESS(cond, ref, status, error, description)                                     \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            rc = authority_refuse((ref), (status), (error), (description), #cond);                 \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* assertion.c: RFC 7523 §3 checks of a parsed client assertion t, sent by client_id to the
+ * endpoint req was made to (tenant tid), against the client's public key (SPKI PEM).
+ * MV_ERR_UNAUTHENTICATED on any failure (detail in mv_last_detail()), MV_ERR_INTERNAL only
+ * when something of ours broke. */
+MV_MUST_CHECK mv_rc authority_check_assertion(const struct mv_server *srv, const http_req *req,
+                                              const jwt *t, const char *client_id,
+                                              const char *public_pem, int64_t now);
+
+/* identity.c: which principal the node of VM vm may get a token for, per the mi_client_id /
+ * mi_object_id / mi_res_id selectors of form. out is cleared by the caller (st_principal_clear).
+ * A refusal (400) is described in *ref. */
+MV_MUST_CHECK mv_rc authority_node_principal(struct store *st, const char *vm, const kv_list *form,
+                                             struct st_principal *out,
+                                             struct authority_refusal *ref);
+/* 1 if form carries any identity selector (refused for admin clients). */
+int authority_has_selector(const kv_list *form);
+
+/* digest.c: lower-case hex SHA-256 of p[0..len). */
+MV_MUST_CHECK mv_rc authority_sha256_hex(const void *p, size_t len, char out[65]);
+
+#endif

@@ -1,0 +1,232 @@
+/* token.c: the token endpoint, POST /{tid}/oauth2[/v2.0]/token (internal-protocol.md): the
+ * client credentials grant (RFC 6749 §4.4) with JWT client authentication (RFC 7523 §2.2).
+ *
+ * Order: the request's shape (400s) before the client's authentication (401) before what the
+ * client may have (400 "Identity not found"). The client is an enrolled node (a VM's agent,
+ * acting for that VM's identities, identity.c) or the admin principal (acting for itself).
+ * Refusals carry fixed descriptions; the reason goes to the log, keyed by the request id.
+ * Every issued or refused token request is audited (DESIGN §8). */
+#include <jansson.h>
+#include <string.h>
+#include <strings.h>
+
+#include "authority/internal.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "http/reply.h"
+#include "server/audit.h"
+
+#define ASSERTION_TYPE_JWT "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#define DEFAULT_SUFFIX "/.default"
+#define RESOURCE_MAX 255
+
+static const char BAD_CLIENT[] = "The client could not be authenticated.";
+
+/* The one resource the token is for: `resource` (v1), or a `scope` (v2) that is exactly one
+ * "<resource>/.default" (client credentials can only ask for the app's static permissions, so
+ * .default is the only meaningful scope). The suffix is stripped once:
+ * "https://management.core.windows.net//.default" → "https://management.core.windows.net/".
+ * The result is used verbatim as aud (reference §9 item 7). */
+static mv_rc pick_resource(const kv_list *form, char out[RESOURCE_MAX + 1],
+                           struct authority_refusal *ref)
+{
+    mv_rc rc = MV_OK;
+    const char *resource = kv_get(form, "resource");
+    const char *scope = kv_get(form, "scope");
+    size_t len;
+    REFUSE_UNLESS(!(resource && scope), ref, 400, "invalid_request",
+                  "Send either resource or scope, not both.");
+    REFUSE_UNLESS(resource || scope, ref, 400, "invalid_request",
+                  "The request must include a resource or a scope.");
+    if (scope) {
+        len = strlen(scope);
+        REFUSE_UNLESS(len > strlen(DEFAULT_SUFFIX) &&
+                          strcmp(scope + len - strlen(DEFAULT_SUFFIX), DEFAULT_SUFFIX) == 0 &&
+                          strchr(scope, ' ') == NULL,
+                      ref, 400, "invalid_scope",
+                      "The scope must be a single resource followed by /.default.");
+        len -= strlen(DEFAULT_SUFFIX);
+    } else {
+        len = strlen(resource);
+    }
+    const char *src = scope ? scope : resource;
+    /* invalid_resource (Entra's code for a resource it cannot issue for), not invalid_request:
+     * the agent reads invalid_request as "Identity not found". */
+    REFUSE_UNLESS(len > 0 && len <= RESOURCE_MAX, ref, 400, "invalid_resource",
+                  "The resource is empty or too long.");
+    for (size_t i = 0; i < len; i++)
+        REFUSE_UNLESS(src[i] > 0x20 && src[i] < 0x7f, ref, 400, "invalid_resource",
+                      "The resource contains characters that are not allowed.");
+    memcpy(out, src, len);
+    out[len] = '\0';
+out:
+    return rc;
+}
+
+/* RFC 6749 §3.2: the token endpoint takes application/x-www-form-urlencoded; a body declared
+ * as anything else is refused rather than guessed at. */
+static int form_content_type(const http_req *req)
+{
+    static const char FORM[] = "application/x-www-form-urlencoded";
+    const char *ct = http_header(req, "Content-Type");
+    if (!ct)
+        return 1;
+    size_t n = strlen(FORM);
+    return strncasecmp(ct, FORM, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static mv_rc reply_token(http_req *req, const char *access_token, int64_t exp, int64_t now,
+                         const char *resource, const char *client_id)
+{
+    mv_rc rc = MV_OK;
+    json_t *body = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "token_type", "Bearer",
+                             "access_token", access_token, "expires_in", (json_int_t)(exp - now),
+                             "ext_expires_in", (json_int_t)(exp - now), "expires_on",
+                             (json_int_t)exp, "resource", resource, "client_id", client_id);
+    ENSURE(body != NULL, MV_ERR_INTERNAL);
+    /* RFC 6749 §5.1: "Cache-Control: no-store" and "Pragma: no-cache" on token responses. */
+    http_set_header(req, "Cache-Control", "no-store");
+    http_set_header(req, "Pragma", "no-cache");
+    http_reply_json(req, 200, body);
+out:
+    return rc;
+}
+
+struct token_ctx {
+    kv_list form;
+    jwt assertion;
+    struct st_node node;
+    struct st_principal client;  /* the admin, when the client is the admin */
+    struct st_principal subject; /* whom the token is for */
+    char resource[RESOURCE_MAX + 1];
+    char client_id[ST_ID];
+    struct authority_refusal ref;
+};
+
+/* Finds the client (a node or the admin) and its key. NOT_FOUND → 401 invalid_client. */
+static mv_rc find_client(struct store *st, struct token_ctx *c, const char **pem, int *is_node)
+{
+    mv_rc rc = store_node_get(st, c->client_id, &c->node);
+    if (rc == MV_OK) {
+        *pem = c->node.public_key_pem;
+        *is_node = 1;
+        goto out;
+    }
+    if (rc != MV_ERR_NOT_FOUND)
+        goto out;
+    rc = store_principal_by_client(st, c->client_id, &c->client);
+    REFUSE_UNLESS(rc != MV_ERR_NOT_FOUND, &c->ref, 401, "invalid_client", BAD_CLIENT);
+    CHECK(rc);
+    /* Only the admin principal authenticates with a key of its own; managed identities never
+     * do (their tokens come through their VM's node). */
+    REFUSE_UNLESS(c->client.kind == ST_PRINCIPAL_ADMIN, &c->ref, 401, "invalid_client", BAD_CLIENT);
+    *pem = c->client.public_key_pem;
+    *is_node = 0;
+out:
+    return rc;
+}
+
+static mv_rc handle(http_req *req, struct token_ctx *c, mv_buf *token, int64_t *exp, int64_t now)
+{
+    mv_rc rc = MV_OK;
+    struct mv_worker *w = req->worker;
+    const char *pem = NULL;
+    int is_node = 0;
+    struct authority_refusal *ref = &c->ref;
+
+    REFUSE_UNLESS(form_content_type(req), ref, 400, "invalid_request",
+                  "The body must be application/x-www-form-urlencoded.");
+    REFUSE_UNLESS(req->body.len <= MV_TOKEN_BODY_BYTES, ref, 400, "invalid_request",
+                  "The request body is too large.");
+    rc = kv_parse(req->body.p ? req->body.p : "", req->body.len, &c->form);
+    REFUSE_UNLESS(rc == MV_OK, ref, 400, "invalid_request", "The request body is malformed.");
+    /* RFC 6749 §3.2: "Request and response parameters MUST NOT be included more than once." */
+    REFUSE_UNLESS(!c->form.has_dup, ref, 400, "invalid_request",
+                  "A parameter was included more than once.");
+
+    const char *grant = kv_get(&c->form, "grant_type");
+    REFUSE_UNLESS(grant != NULL, ref, 400, "invalid_request", "grant_type is missing.");
+    REFUSE_UNLESS(strcmp(grant, "client_credentials") == 0, ref, 400, "unsupported_grant_type",
+                  "Only the client_credentials grant is supported.");
+
+    /* RFC 7521 §4.2 / RFC 7523 §2.2: client_assertion_type + client_assertion. A client must
+     * not use more than one authentication method (RFC 6749 §2.3). */
+    const char *atype = kv_get(&c->form, "client_assertion_type");
+    const char *assertion = kv_get(&c->form, "client_assertion");
+    REFUSE_UNLESS(atype && assertion && *assertion, ref, 400, "invalid_request",
+                  "client_assertion_type and client_assertion are required.");
+    REFUSE_UNLESS(strcmp(atype, ASSERTION_TYPE_JWT) == 0, ref, 401, "invalid_client",
+                  "The client assertion type is not supported.");
+    REFUSE_UNLESS(!kv_get(&c->form, "client_secret"), ref, 400, "invalid_request",
+                  "Only one client authentication method may be used.");
+    CHECK(pick_resource(&c->form, c->resource, ref));
+
+    rc = jwt_parse(assertion, strlen(assertion), (unsigned)JWS_ES256 | (unsigned)JWS_RS256,
+                   &c->assertion);
+    REFUSE_UNLESS(rc == MV_OK, ref, 401, "invalid_client", BAD_CLIENT);
+    /* RFC 7521 §4.2: client_id is optional (the assertion's subject names the client); if
+     * present it "MUST identify the same client" (checked against iss/sub below). */
+    const char *cid = kv_get(&c->form, "client_id");
+    if (!cid)
+        cid = jwt_claim_str(&c->assertion, "sub");
+    /* Our client ids are UUIDs: anything else is unknown (and never reaches the log). */
+    REFUSE_UNLESS(cid && mv_is_uuid(cid), ref, 401, "invalid_client", BAD_CLIENT);
+    CHECK(mv_copy(c->client_id, sizeof c->client_id, cid));
+
+    CHECK(find_client(w->st, c, &pem, &is_node));
+    rc = authority_check_assertion(w->srv, req, &c->assertion, c->client_id, pem, now);
+    if (rc == MV_ERR_UNAUTHENTICATED)
+        LOG_INFO("token: client %s refused: %s", c->client_id, mv_last_detail());
+    REFUSE_UNLESS(rc != MV_ERR_UNAUTHENTICATED, ref, 401, "invalid_client", BAD_CLIENT);
+    CHECK(rc);
+
+    if (is_node) {
+        CHECK(authority_node_principal(w->st, c->node.vm, &c->form, &c->subject, ref));
+    } else {
+        REFUSE_UNLESS(!authority_has_selector(&c->form), ref, 400, "invalid_request",
+                      "Identity selectors are not allowed for this client.");
+        c->subject = c->client;
+        c->client.public_key_pem = NULL; /* moved */
+    }
+    CHECK(authority_issue(w->srv, &c->subject, c->resource, token, exp));
+out:
+    return rc;
+}
+
+void authority_token(http_req *req, const struct authority_route_args *a)
+{
+    struct mv_worker *w = req->worker;
+    struct token_ctx c;
+    mv_buf token;
+    int64_t now = mv_now(), exp = 0;
+    int status;
+    (void)a; /* the router allowed only our tenant */
+    memset(&c, 0, sizeof c);
+    mv_buf_init(&token, MV_MAX_TOKEN_BYTES);
+
+    mv_rc rc = handle(req, &c, &token, &exp, now);
+    if (rc == MV_OK)
+        rc = reply_token(req, token.p, exp, now, c.resource, c.subject.client_id);
+    if (rc == MV_OK) {
+        status = 200;
+    } else if (c.ref.status) {
+        status = c.ref.status;
+        reply_oauth_error(req, status, c.ref.error, c.ref.description);
+    } else {
+        status = rc_http_status(rc);
+        LOG_WARN("token: request %s failed: %s", req->request_id, mv_last_detail());
+        reply_rc_oauth(req, rc);
+    }
+    if (w->srv->audit)
+        audit_record(w->srv->audit, "authority",
+                     c.subject.id[0] ? c.subject.id : c.client_id[0] ? c.client_id : "-", "token",
+                     c.resource, status, req->request_id);
+
+    mv_buf_free_secret(&token);
+    jwt_free(&c.assertion);
+    kv_free(&c.form);
+    st_node_clear(&c.node);
+    st_principal_clear(&c.client);
+    st_principal_clear(&c.subject);
+}

@@ -1,0 +1,230 @@
+/* validate.c: access-token validation on the resource side (vault, control plane), see
+ * validate.h for the order of the checks.
+ *
+ * Trust: the keys of srv->jwks_json (the JWKS the authority serves), parsed into this worker's
+ * w->verify on first use and re-parsed on an unknown kid at most once per
+ * VERIFY_RELOAD_INTERVAL_MS, so a flood of tokens with random kids costs no parsing. Only RS256
+ * is accepted (RFC 8725 §3.1: "none" and HS* are never in the allowlist; jwt_parse refuses
+ * them), a kid is required, and the key is found by kid — never by what else the header says.
+ * Times use MV_CLOCK_SKEW_SECS. One worker's keys are touched by its own thread only. */
+#include "authority/validate.h"
+
+#include <jansson.h>
+#include <string.h>
+#include <strings.h>
+
+#include "authority/internal.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "crypto/jwk.h"
+#include "crypto/jws.h"
+#include "crypto/keys.h"
+
+#define VERIFY_RELOAD_INTERVAL_MS 5000
+
+void token_verify_keys_free(struct mv_worker *w)
+{
+    for (size_t i = 0; i < w->n_verify; i++) {
+        EVP_PKEY_free(w->verify[i].key);
+        w->verify[i] = (struct mv_verify_key){{0}, NULL};
+    }
+    w->n_verify = 0;
+    w->verify_loaded_ms = 0;
+}
+
+/* Re-parses srv->jwks_json into w->verify. Keys that are not RSA, or that do not parse, are
+ * skipped (logged): one bad entry must not take the others down. */
+static mv_rc load_keys(struct mv_worker *w)
+{
+    mv_rc rc = MV_OK;
+    json_t *doc = NULL;
+    const char *text = w->srv->jwks_json;
+    int64_t now_ms = mv_now_ms();
+    token_verify_keys_free(w);
+    w->verify_loaded_ms = now_ms > 0 ? now_ms : 1; /* 0 means "never loaded" */
+    ENSURE_MSG(text != NULL, MV_ERR_UNAVAILABLE, "no JWKS to validate tokens with");
+    doc = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+    json_t *keys = json_object_get(doc, "keys");
+    ENSURE_MSG(json_is_array(keys), MV_ERR_INTERNAL, "JWKS without a keys array");
+    size_t i;
+    json_t *jwk;
+    json_array_foreach(keys, i, jwk) {
+        const char *kid = json_string_value(json_object_get(jwk, "kid"));
+        EVP_PKEY *k = NULL;
+        if (w->n_verify == MV_MAX_VERIFY_KEYS) {
+            LOG_WARN("validate: JWKS has more than %d keys; ignoring the rest", MV_MAX_VERIFY_KEYS);
+            break;
+        }
+        if (!kid || strlen(kid) >= sizeof w->verify[0].kid ||
+            jwk_to_public(jwk, &k) != MV_OK || !keys_is_rsa(k)) {
+            LOG_WARN("validate: skipping unusable JWKS entry %zu", i);
+            EVP_PKEY_free(k);
+            continue;
+        }
+        struct mv_verify_key *v = &w->verify[w->n_verify++];
+        memcpy(v->kid, kid, strlen(kid) + 1);
+        v->key = k;
+    }
+out:
+    json_decref(doc);
+    return rc;
+}
+
+static EVP_PKEY *find_key(const struct mv_worker *w, const char *kid)
+{
+    for (size_t i = 0; i < w->n_verify; i++)
+        if (strcmp(w->verify[i].kid, kid) == 0)
+            return w->verify[i].key;
+    return NULL;
+}
+
+/* The key for kid: loads lazily; on a miss reloads, rate-limited. NULL if unknown. */
+static mv_rc key_for(struct mv_worker *w, const char *kid, EVP_PKEY **out)
+{
+    mv_rc rc = MV_OK;
+    *out = find_key(w, kid);
+    if (*out)
+        goto out;
+    if (w->verify_loaded_ms == 0 || mv_now_ms() - w->verify_loaded_ms >= VERIFY_RELOAD_INTERVAL_MS) {
+        CHECK(load_keys(w));
+        *out = find_key(w, kid);
+    }
+out:
+    return rc;
+}
+
+/* A string claim copied into dst; 0 if absent, not a string or too long. */
+static int copy_claim(const jwt *t, const char *name, char *dst, size_t dstlen)
+{
+    const char *v = jwt_claim_str(t, name);
+    dst[0] = '\0';
+    if (!v)
+        return 0;
+    size_t n = strlen(v);
+    if (n >= dstlen)
+        return 0;
+    memcpy(dst, v, n + 1);
+    return 1;
+}
+
+static int in_list(const char *s, const char *const *list)
+{
+    for (; list && *list; list++)
+        if (strcmp(s, *list) == 0)
+            return 1;
+    return 0;
+}
+
+/* The claim checks once the signature holds. Sets *why; MV_ERR_UNAUTHENTICATED on failure. */
+static mv_rc check_claims(const struct mv_server *srv, const jwt *t, const char *const *audiences,
+                          struct token_info *info, enum token_failure *why)
+{
+    mv_rc rc = MV_OK;
+    long long exp = 0, nbf = 0;
+    int64_t now = mv_now();
+    int have_aud = copy_claim(t, "aud", info->aud, sizeof info->aud);
+    int have_iss = copy_claim(t, "iss", info->iss, sizeof info->iss);
+
+    *why = TOKEN_BAD_ISSUER;
+    ENSURE_MSG(have_iss && strcmp(info->iss, srv->issuer) == 0, MV_ERR_UNAUTHENTICATED,
+               "token issuer is not ours");
+    *why = TOKEN_BAD_TENANT;
+    ENSURE_MSG(copy_claim(t, "tid", info->tid, sizeof info->tid) &&
+                   strcmp(info->tid, srv->tenant.tenant_id) == 0,
+               MV_ERR_UNAUTHENTICATED, "token tenant is not ours");
+    /* RFC 7519 §4.1.3: "If the principal processing the claim does not identify itself with a
+     * value in the "aud" claim when this claim is present, then the JWT MUST be rejected."
+     * Exact string comparison (reference §3.2: no normalisation). */
+    *why = TOKEN_BAD_AUDIENCE;
+    ENSURE_MSG(have_aud && in_list(info->aud, audiences), MV_ERR_UNAUTHENTICATED,
+               "token audience not accepted here");
+    /* RFC 7519 §4.1.4: reject on or after exp, with a small leeway for clock skew. */
+    *why = TOKEN_MALFORMED;
+    ENSURE_MSG(jwt_claim_int(t, "exp", &exp) == MV_OK, MV_ERR_UNAUTHENTICATED,
+               "token without an integer exp");
+    info->exp = (int64_t)exp;
+    *why = TOKEN_EXPIRED;
+    ENSURE_MSG((int64_t)exp > now - MV_CLOCK_SKEW_SECS, MV_ERR_UNAUTHENTICATED, "token expired");
+    /* RFC 7519 §4.1.5: reject before nbf (optional claim; ours always carry it). */
+    if (json_object_get(t->claims, "nbf")) {
+        *why = TOKEN_MALFORMED;
+        ENSURE_MSG(jwt_claim_int(t, "nbf", &nbf) == MV_OK, MV_ERR_UNAUTHENTICATED,
+                   "token nbf is not an integer");
+        *why = TOKEN_NOT_YET_VALID;
+        ENSURE_MSG((int64_t)nbf <= now + MV_CLOCK_SKEW_SECS, MV_ERR_UNAUTHENTICATED,
+                   "token not yet valid");
+    }
+    *why = TOKEN_MALFORMED;
+    ENSURE_MSG(copy_claim(t, "oid", info->oid, sizeof info->oid) && info->oid[0],
+               MV_ERR_UNAUTHENTICATED, "token without oid");
+    if (!copy_claim(t, "appid", info->appid, sizeof info->appid))
+        info->appid[0] = '\0';
+    *why = TOKEN_OK;
+out:
+    return rc;
+}
+
+mv_rc token_validate(struct mv_worker *w, const char *token, size_t len,
+                     const char *const *audiences, struct token_info *info,
+                     enum token_failure *why)
+{
+    mv_rc rc = MV_OK;
+    jwt t;
+    int parsed = 0;
+    EVP_PKEY *key = NULL;
+    memset(info, 0, sizeof *info);
+    memset(&t, 0, sizeof t);
+    *why = TOKEN_MALFORMED;
+
+    ENSURE_MSG(token && len > 0 && len <= MV_MAX_TOKEN_BYTES, MV_ERR_UNAUTHENTICATED,
+               "token empty or too long");
+    rc = jwt_parse(token, len, JWS_RS256, &t);
+    ENSURE_MSG(rc == MV_OK, MV_ERR_UNAUTHENTICATED, "token is not an RS256 JWS");
+    parsed = 1;
+    ENSURE_MSG(t.kid && *t.kid, MV_ERR_UNAUTHENTICATED, "token without kid");
+
+    CHECK(key_for(w, t.kid, &key));
+    *why = TOKEN_BAD_SIGNATURE;
+    ENSURE_MSG(key != NULL, MV_ERR_UNAUTHENTICATED, "token kid unknown");
+    rc = jwt_verify(&t, key);
+    ENSURE_MSG(rc == MV_OK, MV_ERR_UNAUTHENTICATED, "token signature does not verify");
+
+    CHECK(check_claims(w->srv, &t, audiences, info, why));
+    CHECK(authority_sha256_hex(token, len, info->hash));
+out:
+    if (parsed)
+        jwt_free(&t);
+    if (rc != MV_OK && *why == TOKEN_OK)
+        *why = TOKEN_MALFORMED;
+    return rc;
+}
+
+/* RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token, where
+ * b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+ * The scheme is case-insensitive (RFC 7235 §2.1). */
+const char *token_from_authorization(const char *header, size_t *len)
+{
+    static const char SCHEME[] = "Bearer";
+    if (!header || strncasecmp(header, SCHEME, sizeof SCHEME - 1) != 0)
+        return NULL;
+    const char *p = header + sizeof SCHEME - 1;
+    if (*p != ' ')
+        return NULL;
+    while (*p == ' ')
+        p++;
+    size_t n = 0, pad = 0;
+    for (; p[n]; n++) {
+        char c = p[n];
+        int body = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+        if (c == '=')
+            pad++;
+        else if (!body || pad)
+            return NULL; /* a space, a control byte, or a character after the padding */
+    }
+    if (n == pad || n > MV_MAX_TOKEN_BYTES)
+        return NULL;
+    *len = n;
+    return p;
+}
