@@ -5,7 +5,8 @@
  * that is "/" or equal to the resource id or a prefix of it ending at a '/' boundary (ASCII
  * case-insensitive), and that assignment's role allows the action: it matches one of the
  * role's actions (or dataActions, for data actions) and none of its notActions. Patterns use
- * '*' as in Azure ("Microsoft.KeyVault/vaults/secrets/*", "Microsoft.KeyVault/vaults/* /read"). */
+ * '*' as in Azure, matching any run of characters including '/': "Microsoft.KeyVault/vaults/"
+ * then '*' then "/read" matches "Microsoft.KeyVault/vaults/secrets/read". */
 #ifndef MV_ARM_RBAC_H
 #define MV_ARM_RBAC_H
 
