@@ -162,7 +162,7 @@ static mv_rc handle(http_req *req, struct token_ctx *c, mv_buf *token, int64_t *
                   "Only one client authentication method may be used.");
     CHECK(pick_resource(&c->form, c->resource, ref));
 
-    rc = jwt_parse(assertion, strlen(assertion), (unsigned)JWS_ES256 | (unsigned)JWS_RS256,
+    rc = jwt_parse(assertion, strlen(assertion), JWS_ALLOW(JWS_ES256) | JWS_ALLOW(JWS_RS256),
                    &c->assertion);
     REFUSE_UNLESS(rc == MV_OK, ref, 401, "invalid_client", BAD_CLIENT);
     /* RFC 7521 §4.2: client_id is optional (the assertion's subject names the client); if
