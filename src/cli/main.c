@@ -62,6 +62,8 @@ static const struct verb VERBS[] = {
     {"keyvault secret purge", verb_secret_purge, "--vault-name V --name N", "", "Purge a deleted secret."},
     {"keyvault secret backup", verb_secret_backup, "--vault-name V --name N [--file F]", "", "Back up a secret."},
     {"keyvault secret restore", verb_secret_restore, "--vault-name V --file F", "", "Restore a backed-up secret."},
+    {"token mint", verb_token_mint, "--claims JSON [--kid KID]", "",
+     "Admin: sign arbitrary claims with the tenant key, to test a resource's 401 paths."},
     {"audit verify", verb_audit_verify, "[--state DIR]", "", "Check the hash chain of the audit log."},
 };
 

@@ -1,0 +1,114 @@
+"""The agent's IMDS endpoint, exactly as reference §1 describes it."""
+import socket
+import time
+
+from harness import MivaultTest
+
+
+class ImdsTest(MivaultTest):
+    def setUp(self):
+        super().setUp()
+        e = self.env
+        e.cli("identity", "create", "--name", "uai1")
+        self.uai = e.cli("identity", "show", "--name", "uai1")
+        vm = e.vm("vm1", uai=["uai1"])
+        self.vm = vm
+        _, self.port = e.start_agent("vm1", join=vm["joinToken"])
+
+    def test_metadata_header_required_fast(self):
+        e = self.env
+        t = time.time()
+        r = e.imds(self.port, "https://vault.azure.net", headers={})
+        self.assertLess(time.time() - t, 0.3)
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.json()["error"], "bad_request_102")
+        # the JS probe: no query string at all
+        r = e.imds(self.port, query={}, headers={})
+        self.assertEqual(r.status, 400)
+        self.assertIn("error", r.json())
+        r = e.imds(self.port, "https://vault.azure.net", headers={"Metadata": "false"})
+        self.assertEqual(r.status, 400)
+
+    def test_x_forwarded_for_rejected(self):
+        r = self.env.imds(self.port, "https://vault.azure.net", headers={"Metadata": "true", "X-Forwarded-For": "1.2.3.4"})
+        self.assertEqual(r.status, 400)
+        self.assertIn("error", r.json())
+
+    def test_api_version_checked(self):
+        e = self.env
+        for q in ({"resource": "https://vault.azure.net"},
+                  {"resource": "https://vault.azure.net", "api-version": "2017-01-01"},
+                  {"resource": "https://vault.azure.net", "api-version": "banana"}):
+            r = e.imds(self.port, query=q)
+            self.assertEqual(r.status, 400, q)
+            self.assertIn("error", r.json())
+
+    def test_missing_resource_and_duplicates(self):
+        e = self.env
+        r = e.imds(self.port, query={"api-version": "2018-02-01"})
+        self.assertEqual(r.status, 400)
+        r = e.imds(self.port, path="/metadata/identity/oauth2/token?api-version=2018-02-01&resource=a&resource=b", query={})
+        self.assertEqual(r.status, 400)
+
+    def test_fields_are_strings_and_resource_echoed_verbatim(self):
+        e = self.env
+        for res in ("https://vault.azure.net", "https://vault.azure.net/", "https://management.core.windows.net/"):
+            r = e.imds(self.port, query={"api-version": "2018-02-01", "resource": res, "xms_cc": "cp1",
+                                         "token_sha256_to_refresh": "abc", "bypass_cache": "true"},
+                       headers={"Metadata": "true", "Content-Type": "application/x-www-form-urlencoded"})
+            self.assertEqual(r.status, 200, r.body)
+            b = r.json()
+            self.assertEqual(b["resource"], res)
+            self.assertTrue(all(isinstance(v, str) for v in b.values()), b)
+            self.assertEqual(b["token_type"], "Bearer")
+            self.assertAlmostEqual(int(b["expires_on"]) - int(time.time()), int(b["expires_in"]), delta=5)
+            self.assertTrue(r.header("Content-Type").startswith("application/json"))
+
+    def test_trailing_slash_path(self):
+        r = self.env.imds(self.port, "https://vault.azure.net", path="/metadata/identity/oauth2/token/")
+        self.assertEqual(r.status, 200, r.body)
+
+    def test_user_assigned_selection(self):
+        e = self.env
+        u = self.uai["properties"]
+        from harness import jwt_parts
+        for sel in ({"client_id": u["clientId"]}, {"object_id": u["principalId"]}, {"msi_res_id": self.uai["id"]}):
+            q = {"api-version": "2018-02-01", "resource": "https://vault.azure.net"}
+            q.update(sel)
+            r = e.imds(self.port, query=q)
+            self.assertEqual(r.status, 200, (sel, r.body))
+            _, claims, _ = jwt_parts(r.json()["access_token"])
+            self.assertEqual(claims["oid"], u["principalId"])
+            self.assertEqual(claims["appid"], u["clientId"])
+            self.assertEqual(r.json()["client_id"], u["clientId"])
+            self.assertIn("userAssignedIdentities/uai1", claims["xms_mirid"])
+        # no selector: the system-assigned identity
+        _, claims, _ = jwt_parts(e.token(self.port, "https://vault.azure.net"))
+        self.assertEqual(claims["oid"], self.vm["identity"]["principalId"])
+        # unknown id, and two selectors
+        q = {"api-version": "2018-02-01", "resource": "https://vault.azure.net",
+             "client_id": "00000000-0000-4000-8000-000000000000"}
+        r = e.imds(self.port, query=q)
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.json()["error_description"], "Identity not found")
+        q = {"api-version": "2018-02-01", "resource": "https://vault.azure.net",
+             "client_id": u["clientId"], "object_id": u["principalId"]}
+        self.assertEqual(e.imds(self.port, query=q).status, 400)
+
+    def test_cached_token_reused(self):
+        e = self.env
+        a = e.token(self.port, "https://vault.azure.net")
+        b = e.token(self.port, "https://vault.azure.net")
+        self.assertEqual(a, b)
+        c = e.token(self.port, "https://vault.azure.net/")
+        self.assertNotEqual(a, c)
+
+    def test_wrong_method(self):
+        r = self.env.imds(self.port, "https://vault.azure.net", method="PUT", body=b"")
+        self.assertIn(r.status, (400, 405))
+        self.assertIn("error", r.json())
+
+    def test_identity_info_and_versions(self):
+        r = self.env.imds(self.port, path="/metadata/identity/info", query={"api-version": "2018-02-01"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["tenantId"], self.env.tenant)
