@@ -1,0 +1,304 @@
+/* route.c: vault_handle, the one entry of the data plane, and its route table.
+ *
+ * The order of checks is part of the wire contract (reference §9 items 8–10, §4.3):
+ *   1. service headers on every reply;
+ *   2./3. authentication (auth.c) before anything else, so the SDKs' body-less first request
+ *      always gets its 401 challenge;
+ *   4. the vault must exist (only now: unauthenticated callers learn nothing);
+ *   5. api-version in the allowlist;
+ *   6. throttle (reference §4.5);
+ *   7. route (404 unknown path, 405 known path with another method), parameter checks;
+ *   8. RBAC on the route's data action;
+ *   9. the handler; and one audit line for every request, whatever its outcome.
+ * Paths arrive percent-decoded; segments of patterns compare ASCII case-insensitively. */
+#include <ctype.h>
+#include <event2/http.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "server/audit.h"
+#include "vault/vault_internal.h"
+
+#define A(x) VAULT_ACTION_PREFIX x
+#define READ_META A("readMetadata/action")
+#define RESTORE_BODY (VAULT_BACKUP_MAX_B64 + 4096)
+#define MAX_SEGS 6
+
+/* First match wins: literals before captures ("secrets/restore", ".../versions"). */
+static const struct vault_route ROUTES[] = {
+    {HTTP_GET, "secrets", READ_META, 0, 0, vault_op_list},
+    {HTTP_GET, "secrets/", READ_META, 0, 0, vault_op_list},
+    {HTTP_POST, "secrets/restore", A("restore/action"), 1, RESTORE_BODY, vault_op_restore},
+    {HTTP_PUT, "secrets/{n}", A("setSecret/action"), 1, MV_VAULT_BODY_BYTES, vault_op_set},
+    {HTTP_GET, "secrets/{n}", A("getSecret/action"), 0, 0, vault_op_get},
+    {HTTP_PATCH, "secrets/{n}", A("update/action"), 0, MV_VAULT_BODY_BYTES, vault_op_update},
+    {HTTP_DELETE, "secrets/{n}", A("delete"), 0, 0, vault_op_delete},
+    {HTTP_GET, "secrets/{n}/versions", READ_META, 0, 0, vault_op_versions},
+    {HTTP_POST, "secrets/{n}/backup", A("backup/action"), 0, 0, vault_op_backup},
+    {HTTP_GET, "secrets/{n}/{v}", A("getSecret/action"), 0, 0, vault_op_get},
+    {HTTP_PATCH, "secrets/{n}/{v}", A("update/action"), 0, MV_VAULT_BODY_BYTES, vault_op_update},
+    {HTTP_GET, "deletedsecrets", READ_META, 0, 0, vault_op_list_deleted},
+    {HTTP_GET, "deletedsecrets/", READ_META, 0, 0, vault_op_list_deleted},
+    {HTTP_GET, "deletedsecrets/{n}", READ_META, 0, 0, vault_op_get_deleted},
+    {HTTP_DELETE, "deletedsecrets/{n}", A("purge/action"), 0, 0, vault_op_purge},
+    {HTTP_POST, "deletedsecrets/{n}/recover", A("recover/action"), 0, 0, vault_op_recover},
+};
+#define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
+
+static const char *method_name(enum http_method m)
+{
+    switch (m) {
+    case HTTP_GET: return "GET";
+    case HTTP_POST: return "POST";
+    case HTTP_PUT: return "PUT";
+    case HTTP_PATCH: return "PATCH";
+    case HTTP_DELETE: return "DELETE";
+    case HTTP_HEAD: return "HEAD";
+    default: return "OTHER";
+    }
+}
+
+/* Splits s (without its leading '/') at '/' into at most MAX_SEGS slices; -1 if more. */
+static int split(const char *s, mv_slice segs[MAX_SEGS])
+{
+    int n = 0;
+    for (;;) {
+        const char *slash = strchr(s, '/');
+        size_t len = slash ? (size_t)(slash - s) : strlen(s);
+        if (n == MAX_SEGS)
+            return -1;
+        segs[n++] = (mv_slice){s, len};
+        if (!slash)
+            return n;
+        s = slash + 1;
+    }
+}
+
+static void capture(mv_slice seg, char *dst, size_t cap, int *bad)
+{
+    if (seg.len >= cap) {
+        *bad = 1;
+        dst[0] = '\0';
+        return;
+    }
+    memcpy(dst, seg.p, seg.len);
+    dst[seg.len] = '\0';
+}
+
+/* Does path match pattern? If c is given, copies the captures into it. */
+static int match(const char *pattern, const mv_slice *segs, int nseg, struct vault_ctx *c)
+{
+    mv_slice pat[MAX_SEGS];
+    int np = split(pattern, pat);
+    if (np != nseg)
+        return 0;
+    for (int i = 0; i < np; i++) {
+        if (mv_slice_eq(pat[i], "{n}")) {
+            if (segs[i].len == 0)
+                return 0;
+        } else if (!mv_slice_eq(pat[i], "{v}")) {
+            if (pat[i].len != segs[i].len || strncasecmp(pat[i].p, segs[i].p, pat[i].len) != 0)
+                return 0;
+        }
+    }
+    if (c) {
+        for (int i = 0; i < np; i++) {
+            if (mv_slice_eq(pat[i], "{n}"))
+                capture(segs[i], c->name, sizeof c->name, &c->name_bad);
+            else if (mv_slice_eq(pat[i], "{v}"))
+                capture(segs[i], c->version, sizeof c->version, &c->version_bad);
+        }
+    }
+    return 1;
+}
+
+static void find_route(struct vault_ctx *c)
+{
+    mv_slice segs[MAX_SEGS];
+    const char *path = c->req->path ? c->req->path : "";
+    if (path[0] != '/')
+        return;
+    int n = split(path + 1, segs);
+    if (n < 0)
+        return;
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        if (!match(ROUTES[i].pattern, segs, n, NULL))
+            continue;
+        c->path_known = 1;
+        if (ROUTES[i].method == c->req->method) {
+            match(ROUTES[i].pattern, segs, n, c);
+            c->route = &ROUTES[i];
+            return;
+        }
+    }
+}
+
+static int route_has_name(const struct vault_route *r) { return strstr(r->pattern, "{n}") != NULL; }
+
+/* Reference §4.1: x-ms-keyvault-* headers on every reply. */
+static void service_headers(http_req *req)
+{
+    http_set_header(req, "x-ms-keyvault-service-version", VAULT_SERVICE_VERSION);
+    http_set_header(req, "x-ms-keyvault-region", VAULT_REGION);
+    struct evhttp_connection *conn = req->ev ? evhttp_request_get_connection(req->ev) : NULL;
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (conn)
+        evhttp_connection_get_peer(conn, &addr, &port);
+    if (addr && *addr) {
+        char v[160];
+        int v6 = strchr(addr, ':') != NULL;
+        if (mv_fmt(v, sizeof v, "conn_type=%s;addr=%s;act_addr_fam=%s;", v6 ? "Ipv6" : "Ipv4",
+                   addr, v6 ? "InterNetworkV6" : "InterNetwork") == MV_OK)
+            http_set_header(req, "x-ms-keyvault-network-info", v);
+    }
+}
+
+static int echo_safe(const char *v)
+{
+    size_t n = 0;
+    for (; v[n]; n++) {
+        unsigned char ch = (unsigned char)v[n];
+        if (n >= 32 || !isascii(ch) || !(isalnum(ch) || ch == '.' || ch == '-'))
+            return 0;
+    }
+    return n > 0;
+}
+
+static int check_api_version(struct vault_ctx *c)
+{
+    char msg[256];
+    const char *v = c->req->query_ok ? kv_get_ci(&c->req->query, "api-version") : NULL;
+    if (v && vault_api_version_ok(v)) {
+        c->api_version = v;
+        return 1;
+    }
+    /* Azure echoes the version; we do so only for short strings of version characters. */
+    if (mv_fmt(msg, sizeof msg,
+               "The specified version (%s) is not recognized. Consider using the latest supported "
+               "version (" VAULT_LATEST_API ").",
+               !v ? "null" : echo_safe(v) ? v : "invalid") != MV_OK)
+        msg[0] = '\0';
+    vault_bad_parameter(c, msg);
+    return 0;
+}
+
+static int check_throttle(struct vault_ctx *c)
+{
+    const struct mv_config *cfg = &c->w->srv->cfg;
+    int is_create = c->route && c->route->is_create;
+    int retry = vault_throttle(c->vault_name, is_create, cfg->throttle_ops, cfg->throttle_creates,
+                               mv_now());
+    if (retry == 0)
+        return 1;
+    char ra[16];
+    if (mv_fmt(ra, sizeof ra, "%d", retry) == MV_OK)
+        http_set_header(c->req, "Retry-After", ra); /* reference §9 item 16 */
+    vault_error(c, 429, "Throttled",
+                "Request was not processed because too many requests were received. Reason: "
+                "VaultRequestTypeLimitReached",
+                NULL);
+    return 0;
+}
+
+static int check_route(struct vault_ctx *c)
+{
+    if (!c->route) {
+        if (c->path_known) {
+            char msg[96];
+            if (mv_fmt(msg, sizeof msg,
+                       "The requested resource does not support http method '%s'.",
+                       method_name(c->req->method)) != MV_OK)
+                msg[0] = '\0';
+            vault_error(c, 405, "MethodNotAllowed", msg, NULL);
+        } else {
+            vault_error(c, 404, "NotFound", "The requested resource was not found.", NULL);
+        }
+        return 0;
+    }
+    if (route_has_name(c->route) && (c->name_bad || !vault_name_ok(c->name))) {
+        vault_bad_parameter(c, "The request URI contains an invalid name. Names must be 1-127 "
+                               "characters of letters, digits and dashes.");
+        return 0;
+    }
+    if (c->version_bad || !vault_version_ok(c->version)) {
+        vault_bad_parameter(c, "The request URI contains an invalid version.");
+        return 0;
+    }
+    if (c->route->max_body && c->req->body.len > c->route->max_body) {
+        vault_bad_parameter(c, "The request body is too large.");
+        return 0;
+    }
+    return 1;
+}
+
+/* Reference §6.3: the vault's ARM id, plus /secrets/<name> for single-secret operations. */
+static int build_resource(struct vault_ctx *c)
+{
+    const struct mv_server *srv = c->w->srv;
+    mv_rc rc = mv_fmt(c->resource, sizeof c->resource,
+                      "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s%s%s",
+                      srv->tenant.subscription_id, c->vault.rg, c->vault.name,
+                      route_has_name(c->route) ? "/secrets/" : "",
+                      route_has_name(c->route) ? c->name : "");
+    if (rc != MV_OK) {
+        c->resource[0] = '\0';
+        vault_rc_error(c, MV_ERR_INTERNAL);
+        return 0;
+    }
+    return 1;
+}
+
+static int find_vault(struct vault_ctx *c)
+{
+    mv_rc rc = vault_state_vault(c->w, c->vault_name, &c->vault);
+    if (rc == MV_OK)
+        return 1;
+    if (rc == MV_ERR_NOT_FOUND) {
+        char msg[128];
+        if (mv_fmt(msg, sizeof msg, "The vault '%s' was not found.", c->vault_name) != MV_OK)
+            msg[0] = '\0';
+        vault_error(c, 404, "VaultNotFound", msg, NULL);
+    } else {
+        vault_rc_error(c, rc);
+    }
+    return 0;
+}
+
+static void audit(struct vault_ctx *c)
+{
+    struct audit *a = c->w->srv->audit;
+    if (!a)
+        return;
+    audit_record(a, "vault", c->authenticated ? c->tok.oid : "-",
+                 c->route ? c->route->action : "-",
+                 c->resource[0] ? c->resource : c->vault_name, c->status, c->req->request_id);
+}
+
+void vault_handle(http_req *req, const char *vault_name)
+{
+    struct vault_ctx c;
+    memset(&c, 0, sizeof c);
+    c.req = req;
+    c.w = req->worker;
+    c.vault_name = vault_name;
+
+    service_headers(req);
+    if (vault_request_url(req, c.url, sizeof c.url) != MV_OK) {
+        vault_bad_parameter(&c, "The Host header is invalid.");
+        goto out;
+    }
+    find_route(&c); /* only looked at after authentication; known early for the audit */
+    if (!vault_authenticate(&c) || !find_vault(&c) || !check_api_version(&c) ||
+        !check_throttle(&c) || !check_route(&c) || !build_resource(&c) || !vault_authorize(&c))
+        goto out;
+    c.route->op(&c);
+out:
+    if (!req->replied) {
+        LOG_ERROR("vault: handler did not reply");
+        vault_rc_error(&c, MV_ERR_INTERNAL);
+    }
+    audit(&c);
+}

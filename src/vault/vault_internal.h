@@ -1,0 +1,194 @@
+/* vault_internal.h: what the files of src/vault/ share, and the pure helpers the unit tests call
+ * (tests/unit/test_vault_parse.c). Not for use outside src/vault/.
+ *
+ * A request flows through route.c (vault_handle): service headers, authentication (auth.c),
+ * vault lookup (state.c caches), api-version (params.c), throttle (throttle.c), route table,
+ * parameter checks, RBAC (auth.c), then one handler in secrets.c / deleted.c / backup.c. Every
+ * reply goes through the helpers of reply.c so the audit record at the end knows the status. */
+#ifndef MV_VAULT_INTERNAL_H
+#define MV_VAULT_INTERNAL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "authority/validate.h"
+#include "common/buf.h"
+#include "common/limits.h"
+#include "store/store.h"
+#include "vault/vault.h"
+
+#define VAULT_SERVICE_VERSION "1.9.0.0"
+#define VAULT_REGION "local"
+#define VAULT_LATEST_API "2025-07-01"
+#define VAULT_ACTION_PREFIX "Microsoft.KeyVault/vaults/secrets/"
+#define VAULT_BACKUP_AAD "secret-backup:v1"
+#define VAULT_BACKUP_MAX_B64 (1024 * 1024)       /* restore blob, base64url characters */
+#define VAULT_BACKUP_MAX_VERSIONS 500            /* reference §4.2: ≤500 versions per backup */
+#define VAULT_MAX_VERSION_SEG 64                 /* a {version} path segment we even look at */
+#define VAULT_THROTTLE_WINDOW_SECS 10            /* reference §4.5: limits are per 10 s */
+#define VAULT_RECOVERABLE_DAYS_MAX 90
+
+/* ---- params.c: query and path parameters (pure) ---- */
+int vault_api_version_ok(const char *v);
+/* ^[0-9a-zA-Z-]{1,127}$ (reference §4.1). */
+int vault_name_ok(const char *name);
+/* "" (latest) or ^[0-9a-zA-Z]{1,32}$. */
+int vault_version_ok(const char *v);
+/* maxresults: NULL → MV_LIST_DEFAULT_PAGE; else an integer 1..MV_LIST_MAX_PAGE. */
+MV_MUST_CHECK mv_rc vault_parse_maxresults(const char *s, size_t *out);
+/* $skiptoken = base64url (unpadded) of the last key of a page; decode refuses anything that
+ * does not decode to a valid name. */
+MV_MUST_CHECK mv_rc vault_skiptoken_encode(const char *key, mv_buf *out);
+MV_MUST_CHECK mv_rc vault_skiptoken_decode(const char *tok, char *out, size_t len);
+/* "secret:<vault lower>/<name lower>/<version lower>": binds a sealed value to its row. */
+MV_MUST_CHECK mv_rc vault_secret_aad(const char *vault, const char *name, const char *version,
+                                     char *out, size_t len);
+
+/* ---- body.c: set / update request bodies (pure) ---- */
+struct vault_secret_input {
+    json_t *root;             /* the parsed document; value/content_type point into it */
+    const char *value;        /* NULL if absent */
+    size_t value_len;
+    const char *content_type; /* NULL if absent */
+    char *tags_json;          /* compact JSON object text (malloc'd), NULL if absent */
+    int has_tags;
+    int has_enabled, enabled;
+    int has_nbf, has_exp;
+    int64_t nbf, exp;
+};
+/* Parses and validates a SecretSetParameters (require_value = 1) or SecretUpdateParameters body.
+ * On failure returns MV_ERR_BAD_REQUEST and *why is a fixed message safe to send. Free with
+ * vault_secret_input_free (which wipes the value) in every case. */
+MV_MUST_CHECK mv_rc vault_parse_secret_body(const char *body, size_t len, int require_value,
+                                            struct vault_secret_input *out, const char **why);
+void vault_secret_input_free(struct vault_secret_input *in);
+/* Nesting of [ and { outside strings never exceeds max (jansson has no depth option). */
+int vault_json_depth_ok(const char *p, size_t len, int max);
+/* tags: object of ≤ MV_SECRET_MAX_TAGS string → string, each ≤ MV_SECRET_MAX_TAG_LEN chars. */
+int vault_tags_ok(const json_t *tags);
+/* Number of UTF-8 characters (code points) of s[0..len). */
+size_t vault_utf8_chars(const char *s, size_t len);
+/* Zeroes every string value (recursively) of a document before it is freed. */
+void vault_json_wipe(json_t *j);
+
+/* ---- json.c: response shapes (pure) ---- */
+struct vault_view {
+    const char *url;       /* "https://dev.vault.localhost:8443" as the client addressed us */
+    int days;              /* soft-delete retention; 0 = soft delete off */
+    int purge_protection;
+};
+enum {
+    VJ_ID_VERSION = 1, /* id ends with /<version> (bundles, version lists) */
+    VJ_DELETED = 2,    /* add recoveryId, deletedDate, scheduledPurgeDate */
+};
+const char *vault_recovery_level(int days, int purge_protection);
+/* SecretBundle / SecretItem / Deleted* without "value". */
+MV_MUST_CHECK mv_rc vault_secret_json(const struct st_secret *s, const struct vault_view *v,
+                                      unsigned flags, json_t **out);
+/* out = {"value":<value>, ...fields of obj}: the value never passes through jansson, so its one
+ * copy is out (free with mv_buf_free_secret). */
+MV_MUST_CHECK mv_rc vault_json_with_value(const json_t *obj, const char *value, size_t len,
+                                          mv_buf *out);
+/* Appends s[0..len) as a JSON string literal (quotes included). */
+MV_MUST_CHECK mv_rc vault_json_escape(mv_buf *out, const char *s, size_t len);
+
+/* ---- throttle.c (process-wide) ---- */
+/* 0 if the request may proceed (and is counted), else the seconds until the window ends (≥1).
+ * A limit ≤ 0 disables that counter. */
+int vault_throttle(const char *vault, int is_create, int ops_limit, int creates_limit, int64_t now);
+
+/* ---- request context ---- */
+struct vault_ctx;
+typedef void (*vault_op)(struct vault_ctx *c);
+
+struct vault_route {
+    enum http_method method;
+    const char *pattern; /* segments; "{n}" = secret name, "{v}" = version, may be empty */
+    const char *action;  /* data action (reference §6.2) */
+    int is_create;       /* counts toward the create limit (reference §4.5) */
+    size_t max_body;     /* 0 = the body is ignored */
+    vault_op op;
+};
+
+struct vault_ctx {
+    http_req *req;
+    struct mv_worker *w;
+    const char *vault_name;                 /* lower-case, from Host */
+    struct st_vault vault;
+    struct token_info tok;
+    int authenticated;
+    char url[MV_MAX_URL];                   /* https://host[:port] as addressed */
+    const char *api_version;
+    const struct vault_route *route;
+    int path_known;                         /* some route matches the path (405 vs 404) */
+    char name[MV_SECRET_MAX_NAME + 1];      /* {n} */
+    char version[VAULT_MAX_VERSION_SEG + 1];/* {v}; "" = latest */
+    int name_bad, version_bad;              /* segment too long to copy */
+    char resource[MV_MAX_SCOPE + MV_SECRET_MAX_NAME + 16];
+    int status;                             /* status of the reply sent, for the audit */
+};
+
+/* ---- host.c ---- */
+MV_MUST_CHECK mv_rc vault_request_url(const http_req *req, char *out, size_t len);
+
+/* ---- reply.c ---- */
+void vault_error(struct vault_ctx *c, int status, const char *code, const char *message,
+                 const char *inner);
+void vault_bad_parameter(struct vault_ctx *c, const char *message);
+void vault_rc_error(struct vault_ctx *c, mv_rc rc);
+/* 404 SecretNotFound naming <name> or <name>/<version>. */
+void vault_secret_not_found(struct vault_ctx *c, const char *name, const char *version);
+void vault_reply_json(struct vault_ctx *c, int status, json_t *body); /* steals body */
+void vault_reply_body(struct vault_ctx *c, int status, const char *body, size_t len);
+struct vault_view vault_view_of(const struct vault_ctx *c);
+/* Replies with the bundle of s (no value). */
+void vault_reply_secret(struct vault_ctx *c, const struct st_secret *s, unsigned flags);
+
+/* ---- auth.c ---- */
+/* 1 if authenticated (c->tok filled); else a 401 (or 5xx) has been sent. */
+int vault_authenticate(struct vault_ctx *c);
+/* 1 if c->tok.oid may perform c->route->action on c->resource; else a 403 (or 5xx) was sent. */
+int vault_authorize(struct vault_ctx *c);
+
+/* ---- state.c: per-worker caches ---- */
+struct vault_state;
+/* Token cache keyed by the token's SHA-256. */
+int vault_state_token_get(struct mv_worker *w, const unsigned char digest[32], int64_t now,
+                          struct token_info *out);
+void vault_state_token_put(struct mv_worker *w, const unsigned char digest[32],
+                           const struct token_info *info);
+/* Vault rows and RBAC decisions, valid while the store generation is unchanged. */
+MV_MUST_CHECK mv_rc vault_state_vault(struct mv_worker *w, const char *name, struct st_vault *out);
+MV_MUST_CHECK mv_rc vault_state_rbac(struct mv_worker *w, const char *oid, const char *action,
+                                     const char *resource, int *allowed);
+
+/* ---- seal.c: secret values at rest (DESIGN §5) ---- */
+/* Seals pt under the data key with the AAD of (vault, name, version) into out. */
+MV_MUST_CHECK mv_rc vault_seal_value(const struct vault_ctx *c, const char *name,
+                                     const char *version, const char *pt, size_t len, mv_buf *out);
+/* Opens s->sealed into out (a secret: free with mv_buf_free_secret). */
+MV_MUST_CHECK mv_rc vault_open_value(const struct vault_ctx *c, const struct st_secret *s,
+                                     mv_buf *out);
+
+/* ---- handlers ---- */
+void vault_op_set(struct vault_ctx *c);
+void vault_op_get(struct vault_ctx *c);
+void vault_op_update(struct vault_ctx *c);
+void vault_op_list(struct vault_ctx *c);
+void vault_op_versions(struct vault_ctx *c);
+void vault_op_delete(struct vault_ctx *c);
+void vault_op_get_deleted(struct vault_ctx *c);
+void vault_op_list_deleted(struct vault_ctx *c);
+void vault_op_recover(struct vault_ctx *c);
+void vault_op_purge(struct vault_ctx *c);
+void vault_op_backup(struct vault_ctx *c);
+void vault_op_restore(struct vault_ctx *c);
+/* list.c: one page {"value":[...],"nextLink":...} of rows fetched with limit + 1. */
+void vault_reply_page(struct vault_ctx *c, struct st_secret *rows, size_t n, size_t limit,
+                      unsigned flags, const char *link_path, int key_is_version);
+/* maxresults and $skiptoken of c->req; replies 400 and returns 0 if invalid. */
+int vault_page_params(struct vault_ctx *c, size_t *limit, char *after, size_t after_len,
+                      int *has_after);
+
+#endif
