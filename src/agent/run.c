@@ -161,7 +161,8 @@ mv_rc agent_run(const struct agent_opts *o)
     CHECK(server_url(o, &cfg, a->server, sizeof a->server));
     CHECK(listen_addr(o, &cfg, &l));
 
-    CHECK(http_client_new(mv_file_exists(paths.ca_pem) ? paths.ca_pem : NULL, &a->http));
+    int has_ca = mv_file_exists(paths.ca_pem);
+    CHECK(http_client_new(has_ca ? paths.ca_pem : NULL, &a->http));
     CHECK(agent_node_setup(paths.agents, o->vm, o->join_token, a->server, a->http, &a->node));
     CHECK(mv_fmt(a->token_url, sizeof a->token_url, "%s/%s/oauth2/v2.0/token", a->server,
                  a->node.tenant_id));
@@ -180,10 +181,22 @@ mv_rc agent_run(const struct agent_opts *o)
         .worker_free = NULL,
         .arg = a,
     };
-    ENSURE_MSG(http_server_start(&scfg, &srv) == MV_OK, MV_ERR_UNAVAILABLE,
-               "cannot listen on %s:%d", l.host, l.port);
-    if (o->imds_address && geteuid() == 0)
+    rc = http_server_start(&scfg, &srv);
+    if (rc != MV_OK)
+        LOG_ERROR("agent: %s", mv_last_detail());
+    ENSURE_MSG(rc == MV_OK, MV_ERR_UNAVAILABLE, "cannot listen on %s:%d%s", l.host, l.port,
+               o->imds_address ? " (port 80 needs root or CAP_NET_BIND_SERVICE, and the address "
+                                 "must be configured, e.g. ip addr add A/32 dev lo)"
+                               : "");
+    if (o->imds_address && geteuid() == 0) {
         CHECK(drop_privileges());
+        /* libcurl re-reads the CA file when its cached store expires (24 h): warn if nobody
+         * cannot read it. */
+        if (has_ca && access(paths.ca_pem, R_OK) != 0)
+            LOG_WARN("agent: %s is not readable by nobody; TLS to the authority will fail once "
+                     "libcurl reloads its CA store",
+                     paths.ca_pem);
+    }
 
     int v6 = strchr(l.host, ':') != NULL;
     printf("mivault agent: vm %s serving IMDS on http://%s%s%s:%d\n", o->vm, v6 ? "[" : "",
