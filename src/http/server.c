@@ -19,6 +19,7 @@
 #include <event2/http.h>
 #include <event2/thread.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -86,12 +87,21 @@ out:
     return rc;
 }
 
+static void set_port(struct sockaddr_storage *ss, int port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
 static mv_rc parse_addr(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *len)
 {
     mv_rc rc = MV_OK;
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    struct addrinfo *ai = NULL;
     ENSURE_MSG(port >= 0 && port <= 65535, MV_ERR_BAD_REQUEST, "bad port %d", port);
     if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
@@ -102,18 +112,20 @@ static mv_rc parse_addr(const char *addr, int port, struct sockaddr_storage *ss,
         v6->sin6_port = htons((uint16_t)port);
         *len = sizeof *v6;
     } else {
-        ENSURE_MSG(0, MV_ERR_BAD_REQUEST, "listen address %s is not an IP literal", addr);
+        /* A name ("localhost"): its first address, numeric lookups only for the port. */
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_PASSIVE | AI_ADDRCONFIG};
+        int err = getaddrinfo(addr, NULL, &hints, &ai);
+        ENSURE_MSG(err == 0 && ai && ai->ai_addrlen <= sizeof *ss, MV_ERR_BAD_REQUEST,
+                   "listen address %s: %s", addr, err ? gai_strerror(err) : "no address");
+        memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+        *len = (socklen_t)ai->ai_addrlen;
+        set_port(ss, port);
     }
 out:
+    if (ai)
+        freeaddrinfo(ai);
     return rc;
-}
-
-static void set_port(struct sockaddr_storage *ss, int port)
-{
-    if (ss->ss_family == AF_INET)
-        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-    else
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
 }
 
 static mv_rc listen_socket(const struct sockaddr_storage *ss, socklen_t len, int *out)

@@ -739,12 +739,21 @@ static void test_bind_errors_surface(void **state)
     http_server_wait(first);
     http_server_free(first);
 
-    /* an address not on this host, and one that is not an IP literal */
+    /* an address not on this host, and a name that does not resolve */
     cfg.port = 0;
     cfg.addr = "192.0.2.1";
     assert_int_equal(http_server_start(&cfg, &s), MV_ERR_UNAVAILABLE);
-    cfg.addr = "localhost";
+    cfg.addr = "no-such-host.invalid";
     assert_int_equal(http_server_start(&cfg, &s), MV_ERR_BAD_REQUEST);
+    cfg.addr = "127.0.0.1:80";
+    assert_int_equal(http_server_start(&cfg, &s), MV_ERR_BAD_REQUEST);
+    assert_null(s);
+    /* a name is resolved */
+    cfg.addr = "localhost";
+    assert_int_equal(http_server_start(&cfg, &s), MV_OK);
+    http_server_stop(s);
+    http_server_wait(s);
+    http_server_free(s);
 }
 
 static void test_worker_init_failure(void **state)
