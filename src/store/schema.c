@@ -1,0 +1,193 @@
+/* schema.c: the SQLite schema and its migrations.
+ *
+ * The schema version is PRAGMA user_version. migrations[i] takes the file from version i to
+ * i + 1; all pending ones run in one BEGIN IMMEDIATE transaction, after re-reading
+ * user_version under the write lock, so several processes opening the same new file at once
+ * migrate it exactly once (the others wait on busy_timeout, then find it current).
+ *
+ * Conventions of the schema:
+ * - Names Azure compares case-insensitively (vault, secret, VM, identity, resource group,
+ *   role-assignment scope) and GUIDs are COLLATE NOCASE, so =, <, ORDER BY and the indexes all
+ *   agree on one order.
+ * - Children reference their parent with ON DELETE CASCADE (VM -> links, nodes, join tokens;
+ *   identity -> links; vault -> secrets). Writers therefore use UPSERT, never INSERT OR REPLACE,
+ *   which would delete (and cascade) the old row.
+ * - meta('generation') is bumped by triggers on every table RBAC and identity caches depend
+ *   on, in the same transaction as the change.
+ * - Secrets: one row per version. A secret's versions share deleted/purge_at. Partial indexes
+ *   keep live and soft-deleted rows apart so listing one never walks the other. */
+#include <stdio.h>
+
+#include "store/sqlite_internal.h"
+
+#define GEN_TRIGGERS(t)                                                                            \
+    "CREATE TRIGGER " t "_gen_ins AFTER INSERT ON " t " BEGIN "                                    \
+    "UPDATE meta SET value = value + 1 WHERE key = 'generation'; END;"                           \
+    "CREATE TRIGGER " t "_gen_upd AFTER UPDATE ON " t " BEGIN "                                    \
+    "UPDATE meta SET value = value + 1 WHERE key = 'generation'; END;"                           \
+    "CREATE TRIGGER " t "_gen_del AFTER DELETE ON " t " BEGIN "                                    \
+    "UPDATE meta SET value = value + 1 WHERE key = 'generation'; END;"
+
+/* Migration v1: the whole schema. Split into parts: C limits one string literal's length. */
+static const char *const v1[] = {
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value);"
+    "INSERT INTO meta (key, value) VALUES ('generation', 1);",
+
+    "CREATE TABLE principals ("
+    " id TEXT PRIMARY KEY COLLATE NOCASE,"
+    " client_id TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+    " kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 3),"
+    " name TEXT NOT NULL,"
+    " resource_id TEXT NOT NULL COLLATE NOCASE,"
+    " public_key_pem TEXT);",
+
+    "CREATE TABLE signing_keys ("
+    " kid TEXT PRIMARY KEY,"
+    " sealed_private_b64 TEXT NOT NULL,"
+    " public_pem TEXT NOT NULL,"
+    " x5c_b64 TEXT NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " retired INTEGER NOT NULL DEFAULT 0);",
+
+    "CREATE TABLE vms ("
+    " name TEXT PRIMARY KEY COLLATE NOCASE,"
+    " rg TEXT NOT NULL COLLATE NOCASE,"
+    " vm_id TEXT NOT NULL COLLATE NOCASE,"
+    " system_assigned INTEGER NOT NULL,"
+    " system_principal_id TEXT NOT NULL COLLATE NOCASE,"
+    " resource_id TEXT NOT NULL COLLATE NOCASE,"
+    " created INTEGER NOT NULL);",
+
+    "CREATE TABLE identities ("
+    " name TEXT PRIMARY KEY COLLATE NOCASE,"
+    " rg TEXT NOT NULL COLLATE NOCASE,"
+    " principal_id TEXT NOT NULL COLLATE NOCASE,"
+    " client_id TEXT NOT NULL COLLATE NOCASE,"
+    " resource_id TEXT NOT NULL COLLATE NOCASE,"
+    " created INTEGER NOT NULL);",
+
+    /* rowid keeps the order the list was given in */
+    "CREATE TABLE vm_uai ("
+    " vm TEXT NOT NULL COLLATE NOCASE REFERENCES vms (name) ON DELETE CASCADE,"
+    " identity TEXT NOT NULL COLLATE NOCASE REFERENCES identities (name) ON DELETE CASCADE,"
+    " PRIMARY KEY (vm, identity));"
+    "CREATE INDEX vm_uai_identity ON vm_uai (identity);",
+
+    "CREATE TABLE nodes ("
+    " client_id TEXT PRIMARY KEY COLLATE NOCASE,"
+    " vm TEXT NOT NULL COLLATE NOCASE REFERENCES vms (name) ON DELETE CASCADE,"
+    " public_key_pem TEXT NOT NULL,"
+    " created INTEGER NOT NULL);"
+    "CREATE INDEX nodes_vm ON nodes (vm);",
+
+    "CREATE TABLE join_tokens ("
+    " token_hash TEXT PRIMARY KEY,"
+    " vm TEXT NOT NULL COLLATE NOCASE REFERENCES vms (name) ON DELETE CASCADE,"
+    " expires INTEGER NOT NULL,"
+    " used INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX join_tokens_vm ON join_tokens (vm);",
+
+    "CREATE TABLE vaults ("
+    " name TEXT PRIMARY KEY COLLATE NOCASE,"
+    " rg TEXT NOT NULL COLLATE NOCASE,"
+    " vault_id TEXT NOT NULL COLLATE NOCASE,"
+    " soft_delete_days INTEGER NOT NULL,"
+    " purge_protection INTEGER NOT NULL,"
+    " created INTEGER NOT NULL);",
+
+    /* Azure refuses a second assignment of one role to one principal at one scope
+     * (RoleAssignmentExists, 409): the UNIQUE makes that a CONFLICT here. Its index also
+     * serves lookups by principal_id. */
+    "CREATE TABLE role_assignments ("
+    " id TEXT PRIMARY KEY COLLATE NOCASE,"
+    " principal_id TEXT NOT NULL COLLATE NOCASE,"
+    " role_id TEXT NOT NULL COLLATE NOCASE,"
+    " scope TEXT NOT NULL COLLATE NOCASE,"
+    " created INTEGER NOT NULL,"
+    " UNIQUE (principal_id, role_id, scope));"
+    "CREATE INDEX role_assignments_scope ON role_assignments (scope);",
+
+    "CREATE TABLE secrets ("
+    " vault TEXT NOT NULL COLLATE NOCASE REFERENCES vaults (name) ON DELETE CASCADE,"
+    " name TEXT NOT NULL COLLATE NOCASE,"
+    " version TEXT NOT NULL COLLATE NOCASE,"
+    " sealed BLOB NOT NULL,"
+    " content_type TEXT,"
+    " tags_json TEXT,"
+    " enabled INTEGER NOT NULL,"
+    " nbf INTEGER NOT NULL DEFAULT 0,"
+    " exp INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL,"
+    " deleted INTEGER NOT NULL DEFAULT 0,"
+    " purge_at INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (vault, name, version));"
+    /* (vault, name, created, rowid): a secret's latest version ends its run in the index */
+    "CREATE INDEX secrets_live ON secrets (vault, name, created) WHERE deleted = 0;"
+    "CREATE INDEX secrets_deleted ON secrets (vault, name, created) WHERE deleted <> 0;"
+    "CREATE INDEX secrets_purge ON secrets (purge_at) WHERE deleted <> 0;",
+
+    GEN_TRIGGERS("principals"),
+    GEN_TRIGGERS("vms"),
+    GEN_TRIGGERS("vm_uai"),
+    GEN_TRIGGERS("identities"),
+    GEN_TRIGGERS("role_assignments"),
+    GEN_TRIGGERS("vaults"),
+    GEN_TRIGGERS("nodes"),
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1};
+#define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
+
+static mv_rc user_version(struct store *st, int64_t *out)
+{
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        *out = sqlite3_column_int64(s, 0);
+        src = SQLITE_OK;
+    }
+    mv_rc rc = src == SQLITE_OK ? MV_OK : st_error(st, src, "read user_version");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static mv_rc exec(struct store *st, const char *sql, const char *what)
+{
+    int src = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    return src == SQLITE_OK ? MV_OK : st_error(st, src, what);
+}
+
+mv_rc st_migrate(struct store *st)
+{
+    mv_rc rc = MV_OK;
+    int began = 0;
+    int64_t ver = 0;
+    CHECK(user_version(st, &ver));
+    if (ver == LATEST)
+        return MV_OK;
+    CHECK(exec(st, "BEGIN IMMEDIATE", "begin migration"));
+    began = 1;
+    CHECK(user_version(st, &ver)); /* another process may have migrated while we waited */
+    ENSURE_MSG(ver >= 0 && ver <= LATEST, MV_ERR_INTERNAL,
+               "store schema version %lld is newer than this build (%lld)", (long long)ver,
+               (long long)LATEST);
+    for (int64_t v = ver; v < LATEST; v++)
+        for (const char *const *part = migrations[v]; *part; part++)
+            CHECK(exec(st, *part, "migration"));
+    if (ver < LATEST) {
+        /* PRAGMA takes no parameters; LATEST is a compile-time constant, not input. */
+        char sql[64];
+        CHECK(mv_fmt(sql, sizeof sql, "PRAGMA user_version = %lld", (long long)LATEST));
+        CHECK(exec(st, sql, "set user_version"));
+    }
+    CHECK(exec(st, "COMMIT", "commit migration"));
+    began = 0;
+out:
+    if (began)
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}

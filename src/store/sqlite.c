@@ -1,0 +1,279 @@
+/* sqlite.c: the SQLite store connection: open (file mode, pragmas, schema), close,
+ * transactions, meta settings and the change generation.
+ *
+ * Durability (DESIGN §5, "an acknowledged write survives kill -9"): WAL with synchronous=FULL
+ * fsyncs the WAL at every commit, so a call that returned MV_OK is on disk. Several processes
+ * may share the file: busy_timeout makes writers queue for up to 10 s before a call fails with
+ * MV_ERR_UNAVAILABLE. A new file is created 0600 and appears only once initialized
+ * (create_db). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/sqlite_internal.h"
+
+#define ST_BUSY_TIMEOUT_MS 10000
+#define ST_META_MAX (64 * 1024) /* largest meta value handed back */
+
+static mv_rc exec(struct store *st, const char *sql)
+{
+    int src = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    return src == SQLITE_OK ? MV_OK : st_error(st, src, sql);
+}
+
+/* journal_mode=WAL answers with the mode in effect; anything else means no WAL. */
+static mv_rc set_wal(struct store *st, int in_memory)
+{
+    sqlite3_stmt *s = NULL;
+    mv_rc rc = MV_OK;
+    int src = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(s);
+    if (src != SQLITE_ROW) {
+        rc = st_error(st, src, "journal_mode=WAL");
+        goto out;
+    }
+    const char *mode = (const char *)sqlite3_column_text(s, 0);
+    ENSURE_MSG(mode && (strcmp(mode, "wal") == 0 || (in_memory && strcmp(mode, "memory") == 0)),
+               MV_ERR_INTERNAL, "sqlite: journal_mode is %s, not wal", mode ? mode : "?");
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static mv_rc configure(struct store *st, int in_memory)
+{
+    mv_rc rc = MV_OK;
+    int on = 0;
+    sqlite3_extended_result_codes(st->db, 1);
+    CHECK(sqlite3_busy_timeout(st->db, ST_BUSY_TIMEOUT_MS) == SQLITE_OK
+              ? MV_OK
+              : st_error(st, SQLITE_ERROR, "busy_timeout"));
+    /* Refuse writes that could corrupt the file even if SQL were ever injected. */
+    CHECK(sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, &on) == SQLITE_OK
+              ? MV_OK
+              : st_error(st, SQLITE_ERROR, "defensive"));
+    CHECK(exec(st, "PRAGMA trusted_schema=OFF"));
+    CHECK(set_wal(st, in_memory));
+    CHECK(exec(st, "PRAGMA synchronous=FULL"));
+    CHECK(exec(st, "PRAGMA foreign_keys=ON"));
+    CHECK(exec(st, "PRAGMA temp_store=MEMORY"));
+out:
+    return rc;
+}
+
+/* Opens a connection on an existing (or in-memory) database and brings it up to date. */
+static mv_rc open_conn(const char *path, struct store **out)
+{
+    mv_rc rc = MV_OK;
+    struct store *st = calloc(1, sizeof *st);
+    *out = NULL;
+    ENSURE(st, MV_ERR_INTERNAL);
+    int src = sqlite3_open_v2(path, &st->db,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                                  SQLITE_OPEN_URI,
+                              NULL);
+    if (src != SQLITE_OK) {
+        rc = st_error(st, src, "open");
+        goto out;
+    }
+    CHECK(configure(st, path[0] == ':'));
+    CHECK(st_migrate(st));
+    *out = st;
+    st = NULL;
+out:
+    store_close(st);
+    return rc;
+}
+
+static void unlink_db(const char *db)
+{
+    char p[PATH_MAX];
+    unlink(db);
+    if (mv_fmt(p, sizeof p, "%s-wal", db) == MV_OK)
+        unlink(p);
+    if (mv_fmt(p, sizeof p, "%s-shm", db) == MV_OK)
+        unlink(p);
+}
+
+/* Makes the database file exist, fully initialized, without a window in which another
+ * process could see it half made. Several processes switching one new, empty file to WAL at
+ * the same moment make SQLite fail (disk I/O error) and the WAL of one can be deleted under
+ * another; so the schema is built in a private file (0600 from its first byte: it will hold
+ * sealed values and the wrapped data key) and published with link(2), which fails with
+ * EEXIST for everyone but the first. The journal mode WAL is persistent in the file header. */
+static mv_rc create_db(const char *path)
+{
+    mv_rc rc = MV_OK;
+    char tmp[PATH_MAX], rnd[MV_VERSION_LEN + 1], dir[PATH_MAX];
+    struct store *st = NULL;
+    int made = 0;
+    if (path[0] == ':' || strncmp(path, "file:", 5) == 0 || access(path, F_OK) == 0)
+        return MV_OK;
+    CHECK(mv_hexid(rnd));
+    CHECK(mv_fmt(tmp, sizeof tmp, "%s.init-%s", path, rnd));
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    ENSURE_MSG(fd >= 0, MV_ERR_INTERNAL, "store: create %s: %s", tmp, strerror(errno));
+    close(fd);
+    made = 1;
+    CHECK(open_conn(tmp, &st));
+    store_close(st); /* last connection: checkpoints and removes the -wal */
+    st = NULL;
+    ENSURE_MSG(link(tmp, path) == 0 || errno == EEXIST, MV_ERR_INTERNAL,
+               "store: link %s: %s", path, strerror(errno));
+    /* The new directory entry must survive a power loss like the data written into it. */
+    CHECK(mv_copy(dir, sizeof dir, path));
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        CHECK(mv_copy(dir, sizeof dir, "."));
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ENSURE_MSG(dfd >= 0, MV_ERR_INTERNAL, "store: open %s: %s", dir, strerror(errno));
+    int synced = fsync(dfd);
+    close(dfd);
+    ENSURE_MSG(synced == 0, MV_ERR_INTERNAL, "store: fsync %s: %s", dir, strerror(errno));
+out:
+    store_close(st);
+    if (made)
+        unlink_db(tmp);
+    return rc;
+}
+
+mv_rc store_open(const char *path, struct store **out)
+{
+    mv_rc rc = MV_OK;
+    *out = NULL;
+    ENSURE(path && path[0], MV_ERR_BAD_REQUEST);
+    CHECK(create_db(path));
+    CHECK(open_conn(path, out));
+out:
+    return rc;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; i < ST_Q_COUNT; i++)
+        sqlite3_finalize(st->q[i]);
+    sqlite3_close(st->db); /* every statement is finalized: this cannot be refused */
+    free(st);
+}
+
+static mv_rc run_cached(struct store *st, enum st_q id, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    mv_rc rc = st_prep(st, id, sql, &s);
+    if (rc == MV_OK)
+        rc = st_run(st, s, NULL);
+    st_done(s);
+    return rc;
+}
+
+mv_rc store_begin(struct store *st) { return run_cached(st, ST_Q_BEGIN, "BEGIN IMMEDIATE"); }
+
+mv_rc store_commit(struct store *st) { return run_cached(st, ST_Q_COMMIT, "COMMIT"); }
+
+void store_rollback(struct store *st)
+{
+    /* After some errors SQLite has already rolled back; nothing is left to undo then. */
+    if (sqlite3_get_autocommit(st->db))
+        return;
+    mv_rc rc = run_cached(st, ST_Q_ROLLBACK, "ROLLBACK");
+    (void)rc; /* a failure is logged by st_error; nothing more can be done here */
+}
+
+mv_rc st_tx_begin(struct store *st, struct st_tx *tx)
+{
+    mv_rc rc = MV_OK;
+    tx->owned = sqlite3_get_autocommit(st->db) != 0;
+    CHECK(tx->owned ? store_begin(st) : run_cached(st, ST_Q_SAVEPOINT, "SAVEPOINT st_inner"));
+    tx->active = 1;
+out:
+    return rc;
+}
+
+mv_rc st_tx_commit(struct store *st, struct st_tx *tx)
+{
+    mv_rc rc = MV_OK;
+    CHECK(tx->owned ? store_commit(st) : run_cached(st, ST_Q_RELEASE, "RELEASE st_inner"));
+    tx->active = 0;
+out:
+    return rc;
+}
+
+void st_tx_end(struct store *st, struct st_tx *tx)
+{
+    if (!tx->active)
+        return;
+    tx->active = 0;
+    if (tx->owned) {
+        store_rollback(st);
+        return;
+    }
+    if (sqlite3_get_autocommit(st->db))
+        return; /* SQLite already rolled back the caller's whole transaction */
+    /* ROLLBACK TO keeps the savepoint open; RELEASE then removes it. */
+    mv_rc rc = run_cached(st, ST_Q_ROLLBACK_TO, "ROLLBACK TO st_inner");
+    if (rc == MV_OK)
+        rc = run_cached(st, ST_Q_RELEASE, "RELEASE st_inner");
+    (void)rc; /* logged by st_error */
+}
+
+mv_rc store_generation(struct store *st, int64_t *gen)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    int row = 0;
+    CHECK(st_prep(st, ST_Q_GENERATION, "SELECT value FROM meta WHERE key = 'generation'", &s));
+    CHECK(st_step(st, s, &row));
+    ENSURE_MSG(row, MV_ERR_INTERNAL, "store: meta generation missing");
+    *gen = (int64_t)sqlite3_column_int64(s, 0);
+out:
+    st_done(s);
+    return rc;
+}
+
+mv_rc store_meta_get(struct store *st, const char *key, mv_buf *out)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    int row = 0;
+    CHECK(st_prep(st, ST_Q_META_GET, "SELECT value FROM meta WHERE key = ?1", &s));
+    st_bind_text(st, s, 1, key);
+    CHECK(st_step(st, s, &row));
+    ENSURE_MSG(row, MV_ERR_NOT_FOUND, "store: no meta %s", key);
+    const unsigned char *v = sqlite3_column_text(s, 0);
+    size_t n = (size_t)sqlite3_column_bytes(s, 0);
+    ENSURE(v || sqlite3_column_type(s, 0) == SQLITE_NULL, MV_ERR_INTERNAL);
+    ENSURE_MSG(n <= ST_META_MAX, MV_ERR_INTERNAL, "store: meta %s too long", key);
+    mv_buf_reset(out);
+    CHECK(mv_buf_add(out, v ? (const char *)v : "", n));
+out:
+    st_done(s);
+    return rc;
+}
+
+mv_rc store_meta_set(struct store *st, const char *key, const char *value)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    /* 'generation' belongs to the triggers (schema.c). */
+    ENSURE(key && value && strcmp(key, "generation") != 0, MV_ERR_BAD_REQUEST);
+    CHECK(st_prep(st, ST_Q_META_SET,
+                  "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                  &s));
+    st_bind_text(st, s, 1, key);
+    st_bind_text(st, s, 2, value);
+    CHECK(st_run(st, s, NULL));
+out:
+    st_done(s);
+    return rc;
+}

@@ -1,0 +1,154 @@
+/* sqlite_internal.h: what the files of the SQLite backend share (not part of store.h).
+ *
+ * Invariants:
+ * - One struct store = one sqlite3 connection, used by one thread (SQLITE_OPEN_NOMUTEX).
+ * - Every statement is prepared once per connection (SQLITE_PREPARE_PERSISTENT) into the slot
+ *   of its enum st_q id and kept until store_close. Each id is used by exactly one function,
+ *   which passes its SQL text; the text is only read on the first use.
+ * - After every use a statement is reset and its bindings cleared (st_done), so a statement
+ *   never holds a read snapshot or a pointer into caller memory between calls. Text and blobs
+ *   are bound SQLITE_STATIC for that reason.
+ * - All values are bound; no SQL is ever built from input.
+ * - Bind failures are remembered on the store and reported by the next st_step, so the code
+ *   binding a statement reads straight down. */
+#ifndef MV_STORE_SQLITE_INTERNAL_H
+#define MV_STORE_SQLITE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* One per cached statement. */
+enum st_q {
+    ST_Q_BEGIN,
+    ST_Q_COMMIT,
+    ST_Q_ROLLBACK,
+    ST_Q_SAVEPOINT,
+    ST_Q_RELEASE,
+    ST_Q_ROLLBACK_TO,
+    ST_Q_GENERATION,
+    ST_Q_META_GET,
+    ST_Q_META_SET,
+    ST_Q_PRINCIPAL_PUT,
+    ST_Q_PRINCIPAL_GET,
+    ST_Q_PRINCIPAL_BY_CLIENT,
+    ST_Q_PRINCIPAL_DELETE,
+    ST_Q_KEY_PUT,
+    ST_Q_KEY_LIST,
+    ST_Q_VM_PUT,
+    ST_Q_VM_GET,
+    ST_Q_VM_LIST,
+    ST_Q_VM_DELETE,
+    ST_Q_VM_EXISTS,
+    ST_Q_UAI_CLEAR,
+    ST_Q_UAI_ADD,
+    ST_Q_UAI_LIST,
+    ST_Q_IDENTITY_PUT,
+    ST_Q_IDENTITY_GET,
+    ST_Q_IDENTITY_LIST,
+    ST_Q_IDENTITY_DELETE,
+    ST_Q_NODE_PUT,
+    ST_Q_NODE_GET,
+    ST_Q_JOIN_PUT,
+    ST_Q_JOIN_CONSUME,
+    ST_Q_VAULT_PUT,
+    ST_Q_VAULT_GET,
+    ST_Q_VAULT_LIST,
+    ST_Q_VAULT_DELETE,
+    ST_Q_RA_PUT,
+    ST_Q_RA_GET,
+    ST_Q_RA_LIST_ALL,
+    ST_Q_RA_LIST_PRINCIPAL,
+    ST_Q_RA_LIST_SCOPE,
+    ST_Q_RA_LIST_BOTH,
+    ST_Q_RA_DELETE,
+    ST_Q_SECRET_STATE,
+    ST_Q_SECRET_ADD,
+    ST_Q_SECRET_GET_LATEST,
+    ST_Q_SECRET_GET_VERSION,
+    ST_Q_SECRET_UPDATE,
+    ST_Q_SECRET_LIST,
+    ST_Q_SECRET_VERSIONS_FIRST,
+    ST_Q_SECRET_VERSIONS_AFTER,
+    ST_Q_SECRET_SOFT_DELETE,
+    ST_Q_SECRET_HARD_DELETE,
+    ST_Q_SECRET_GET_DELETED,
+    ST_Q_SECRET_LIST_DELETED,
+    ST_Q_SECRET_RECOVER,
+    ST_Q_SECRET_PURGE,
+    ST_Q_SECRET_PURGE_EXPIRED,
+    ST_Q_COUNT
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *q[ST_Q_COUNT];
+    int bind_err; /* first failed sqlite3_bind_* since the last st_step, else SQLITE_OK */
+};
+
+/* Maps an SQLite result code to mv_rc and records the detail (with sqlite3_errmsg) for the log:
+ * UNIQUE/PRIMARY KEY constraint -> CONFLICT; FOREIGN KEY constraint (the referenced VM, vault
+ * or identity does not exist) -> NOT_FOUND; BUSY/LOCKED (after busy_timeout) -> UNAVAILABLE;
+ * anything else -> INTERNAL. */
+MV_MUST_CHECK mv_rc st_error_at(struct store *st, int src, const char *what, const char *file,
+                                int line);
+#define st_error(st, src, what) st_error_at((st), (src), (what), __FILE__, __LINE__)
+
+/* The cached statement for id, prepared from sql on first use. */
+MV_MUST_CHECK mv_rc st_prep(struct store *st, enum st_q id, const char *sql, sqlite3_stmt **out);
+/* Reset + clear bindings; safe on NULL. Call on every path once a statement was prepared. */
+void st_done(sqlite3_stmt *s);
+
+/* Binders (1-based index). A NULL string binds SQL NULL. Failures surface in st_step. */
+void st_bind_text(struct store *st, sqlite3_stmt *s, int i, const char *v);
+void st_bind_i64(struct store *st, sqlite3_stmt *s, int i, int64_t v);
+void st_bind_blob(struct store *st, sqlite3_stmt *s, int i, const void *p, size_t len);
+
+/* One step: MV_OK with *row = 1 (a row) or 0 (done); otherwise the mapped error. */
+MV_MUST_CHECK mv_rc st_step(struct store *st, sqlite3_stmt *s, int *row);
+/* Steps a statement that returns no rows; *changes (may be NULL) = rows changed. */
+MV_MUST_CHECK mv_rc st_run(struct store *st, sqlite3_stmt *s, int64_t *changes);
+
+/* Column readers. st_col_text copies into a fixed field (INTERNAL if it does not fit; NULL
+ * reads as ""). st_col_dup returns a malloc'd copy, or NULL for SQL NULL. */
+MV_MUST_CHECK mv_rc st_col_text(sqlite3_stmt *s, int col, char *dst, size_t dstlen);
+MV_MUST_CHECK mv_rc st_col_dup(sqlite3_stmt *s, int col, char **out);
+
+/* Collects every row of a prepared, bound statement into a new array of elem-sized items
+ * (zeroed, then filled by read). On failure the items read so far are released with clear
+ * (may be NULL) and freed; *arr = NULL, *n = 0. The statement is left for the caller's
+ * st_done. */
+typedef mv_rc (*st_read_fn)(sqlite3_stmt *s, void *item);
+typedef void (*st_clear_fn)(void *item);
+MV_MUST_CHECK mv_rc st_collect(struct store *st, sqlite3_stmt *s, size_t elem, st_read_fn read,
+                               st_clear_fn clear, void **arr, size_t *n);
+
+/* Transaction for a multi-statement call: BEGIN IMMEDIATE when the connection is in
+ * autocommit, else a SAVEPOINT inside the caller's transaction (store_begin). */
+struct st_tx {
+    int active;
+    int owned; /* 1: we issued BEGIN; 0: savepoint */
+};
+MV_MUST_CHECK mv_rc st_tx_begin(struct store *st, struct st_tx *tx);
+MV_MUST_CHECK mv_rc st_tx_commit(struct store *st, struct st_tx *tx);
+/* Rolls back if still active (after a failed step); no-op after st_tx_commit. */
+void st_tx_end(struct store *st, struct st_tx *tx);
+
+/* Schema (schema.c). Brings the file to the latest version inside BEGIN IMMEDIATE. */
+MV_MUST_CHECK mv_rc st_migrate(struct store *st);
+
+/* Secrets: the shared row reader (st_secrets.c). Column order is ST_SECRET_COLS, then (if
+ * with_sealed) the sealed blob. */
+#define ST_SECRET_COLS                                                                             \
+    "vault, name, version, content_type, tags_json, enabled, nbf, exp, created, updated, "        \
+    "deleted, purge_at"
+MV_MUST_CHECK mv_rc st_secret_row(sqlite3_stmt *s, int with_sealed, struct st_secret *out);
+/* Runs a prepared and bound statement returning ST_SECRET_COLS rows into a new array. */
+MV_MUST_CHECK mv_rc st_secret_rows(struct store *st, sqlite3_stmt *s, struct st_secret **out,
+                                   size_t *n);
+/* SQLite LIMIT value for a size_t page size. */
+int64_t st_limit(size_t limit);
+
+#endif

@@ -1,0 +1,1039 @@
+/* test_store.c: the SQLite store (store/store.h) against a real file in a fresh temporary
+ * directory per test: every function, the cascades, paging, soft delete, two connections to one
+ * file, reopening, and several processes opening a new file at once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "store/store.h"
+
+struct fx {
+    char dir[64];
+    char path[128];
+    struct store *st;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/mivault.db", f->dir);
+    assert_int_equal(store_open(f->path, &f->st), MV_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->st);
+    DIR *d = opendir(f->dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
+        unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+#define OK(x) assert_int_equal((x), MV_OK)
+#define RC(x, want) assert_int_equal((x), (want))
+
+static int64_t gen(struct store *st)
+{
+    int64_t g = 0;
+    OK(store_generation(st, &g));
+    return g;
+}
+
+static void put_vm(struct store *st, const char *name)
+{
+    struct st_vm vm = {.system_assigned = 1, .created = 100};
+    snprintf(vm.name, sizeof vm.name, "%s", name);
+    snprintf(vm.rg, sizeof vm.rg, "rg1");
+    snprintf(vm.vm_id, sizeof vm.vm_id, "11111111-1111-4111-8111-111111111111");
+    snprintf(vm.system_principal_id, sizeof vm.system_principal_id,
+             "22222222-2222-4222-8222-222222222222");
+    snprintf(vm.resource_id, sizeof vm.resource_id,
+             "/subscriptions/s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/%s",
+             name);
+    OK(store_vm_put(st, &vm));
+}
+
+static void put_identity(struct store *st, const char *name, const char *principal)
+{
+    struct st_identity id = {.created = 5};
+    snprintf(id.name, sizeof id.name, "%s", name);
+    snprintf(id.rg, sizeof id.rg, "rg1");
+    snprintf(id.principal_id, sizeof id.principal_id, "%s", principal);
+    snprintf(id.client_id, sizeof id.client_id, "%s", principal);
+    snprintf(id.resource_id, sizeof id.resource_id, "/uai/%s", name);
+    OK(store_identity_put(st, &id));
+}
+
+static void put_vault(struct store *st, const char *name)
+{
+    struct st_vault v = {.soft_delete_days = 90, .purge_protection = 0, .created = 7};
+    snprintf(v.name, sizeof v.name, "%s", name);
+    snprintf(v.rg, sizeof v.rg, "rg1");
+    snprintf(v.vault_id, sizeof v.vault_id, "33333333-3333-4333-8333-333333333333");
+    OK(store_vault_put(st, &v));
+}
+
+static void add_secret(struct store *st, const char *vault, const char *name, const char *version,
+                       const char *value, int64_t created)
+{
+    struct st_secret s = {.enabled = 1, .created = created, .updated = created};
+    snprintf(s.vault, sizeof s.vault, "%s", vault);
+    snprintf(s.name, sizeof s.name, "%s", name);
+    snprintf(s.version, sizeof s.version, "%s", version);
+    mv_buf_init(&s.sealed, 1024);
+    OK(mv_buf_adds(&s.sealed, value));
+    s.content_type = "text/plain";
+    OK(store_secret_add(st, &s));
+    mv_buf_free(&s.sealed);
+}
+
+static void ra(struct st_role_assignment *a, const char *id, const char *principal,
+               const char *role, const char *scope)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->id, sizeof a->id, "%s", id);
+    snprintf(a->principal_id, sizeof a->principal_id, "%s", principal);
+    snprintf(a->role_id, sizeof a->role_id, "%s", role);
+    snprintf(a->scope, sizeof a->scope, "%s", scope);
+    a->created = 1;
+}
+
+/* ---- open, meta, generation ---- */
+
+static void test_open_file_mode_schema_and_reopen(void **state)
+{
+    struct fx *f = *state;
+    struct stat sb;
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), 1);
+    sqlite3_finalize(s);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+
+    OK(store_meta_set(f->st, "tenant_id", "t-1"));
+    put_vm(f->st, "keep");
+    int64_t g = gen(f->st);
+    store_close(f->st);
+    f->st = NULL;
+    OK(store_open(f->path, &f->st)); /* reopen: no second migration, data kept */
+    mv_buf b;
+    mv_buf_init(&b, 64);
+    OK(store_meta_get(f->st, "tenant_id", &b));
+    assert_string_equal(b.p, "t-1");
+    mv_buf_free(&b);
+    struct st_vm vm;
+    OK(store_vm_get(f->st, "keep", &vm));
+    assert_int_equal(gen(f->st), g);
+
+    struct store *bad = NULL;
+    RC(store_open("/nonexistent-dir/x/y.db", &bad), MV_ERR_INTERNAL);
+    assert_null(bad);
+}
+
+static void test_meta_get_set(void **state)
+{
+    struct fx *f = *state;
+    mv_buf b;
+    mv_buf_init(&b, 16);
+    RC(store_meta_get(f->st, "missing", &b), MV_ERR_NOT_FOUND);
+    OK(store_meta_set(f->st, "k", "v1"));
+    OK(store_meta_get(f->st, "k", &b));
+    assert_string_equal(b.p, "v1");
+    OK(store_meta_set(f->st, "k", "value-two"));
+    OK(store_meta_get(f->st, "k", &b)); /* replaces, does not append */
+    assert_string_equal(b.p, "value-two");
+    assert_int_equal(b.len, 9);
+    OK(store_meta_set(f->st, "big", "0123456789abcdefXYZ"));
+    RC(store_meta_get(f->st, "big", &b), MV_ERR_LIMIT); /* caller's cap holds */
+    RC(store_meta_set(f->st, "generation", "0"), MV_ERR_BAD_REQUEST);
+    OK(store_meta_set(f->st, "empty", ""));
+    OK(store_meta_get(f->st, "empty", &b));
+    assert_int_equal(b.len, 0);
+    mv_buf_free(&b);
+}
+
+static void test_generation_changes_with_data(void **state)
+{
+    struct fx *f = *state;
+    int64_t g0 = gen(f->st);
+    put_vm(f->st, "vm1");
+    int64_t g1 = gen(f->st);
+    assert_true(g1 > g0);
+
+    struct st_role_assignment a;
+    ra(&a, "aaaaaaaa-0000-4000-8000-000000000001", "p1", "r1", "/");
+    OK(store_role_assignment_put(f->st, &a));
+    int64_t g2 = gen(f->st);
+    assert_true(g2 > g1);
+    OK(store_role_assignment_delete(f->st, a.id));
+    int64_t g3 = gen(f->st);
+    assert_true(g3 > g2);
+
+    /* secrets and meta settings are not RBAC/identity state: no bump */
+    put_vault(f->st, "v");
+    int64_t g4 = gen(f->st);
+    add_secret(f->st, "v", "s", "0001", "x", 1);
+    OK(store_meta_set(f->st, "k", "v"));
+    assert_int_equal(gen(f->st), g4);
+
+    /* a failed write leaves it alone */
+    RC(store_role_assignment_delete(f->st, a.id), MV_ERR_NOT_FOUND);
+    assert_int_equal(gen(f->st), g4);
+}
+
+/* ---- principals and keys ---- */
+
+static void test_principals(void **state)
+{
+    struct fx *f = *state;
+    struct st_principal p = {.kind = ST_PRINCIPAL_ADMIN};
+    snprintf(p.id, sizeof p.id, "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa");
+    snprintf(p.client_id, sizeof p.client_id, "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb");
+    snprintf(p.name, sizeof p.name, "admin");
+    p.public_key_pem = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+    OK(store_principal_put(f->st, &p));
+
+    struct st_principal out;
+    OK(store_principal_get(f->st, p.id, &out));
+    assert_int_equal(out.kind, ST_PRINCIPAL_ADMIN);
+    assert_string_equal(out.name, "admin");
+    assert_string_equal(out.resource_id, "");
+    assert_string_equal(out.public_key_pem, p.public_key_pem);
+    st_principal_clear(&out);
+    assert_null(out.public_key_pem);
+
+    /* by client id, GUID compared case-insensitively */
+    OK(store_principal_by_client(f->st, "BBBBBBBB-BBBB-4BBB-8BBB-BBBBBBBBBBBB", &out));
+    assert_string_equal(out.id, p.id);
+    st_principal_clear(&out);
+    RC(store_principal_by_client(f->st, "cccccccc-cccc-4ccc-8ccc-cccccccccccc", &out),
+       MV_ERR_NOT_FOUND);
+    assert_null(out.public_key_pem);
+
+    /* a system-assigned principal without a key; put again updates it */
+    struct st_principal sp = {.kind = ST_PRINCIPAL_SYSTEM};
+    snprintf(sp.id, sizeof sp.id, "dddddddd-dddd-4ddd-8ddd-dddddddddddd");
+    snprintf(sp.client_id, sizeof sp.client_id, "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee");
+    snprintf(sp.name, sizeof sp.name, "vm1");
+    snprintf(sp.resource_id, sizeof sp.resource_id, "/subscriptions/s/vm1");
+    OK(store_principal_put(f->st, &sp));
+    snprintf(sp.name, sizeof sp.name, "vm1-renamed");
+    OK(store_principal_put(f->st, &sp));
+    OK(store_principal_get(f->st, sp.id, &out));
+    assert_string_equal(out.name, "vm1-renamed");
+    assert_null(out.public_key_pem);
+    st_principal_clear(&out);
+
+    /* another principal cannot take an existing client id */
+    struct st_principal dup = sp;
+    snprintf(dup.id, sizeof dup.id, "ffffffff-ffff-4fff-8fff-ffffffffffff");
+    RC(store_principal_put(f->st, &dup), MV_ERR_CONFLICT);
+    dup.kind = 9;
+    RC(store_principal_put(f->st, &dup), MV_ERR_BAD_REQUEST);
+
+    OK(store_principal_delete(f->st, sp.id));
+    RC(store_principal_get(f->st, sp.id, &out), MV_ERR_NOT_FOUND);
+    RC(store_principal_delete(f->st, sp.id), MV_ERR_NOT_FOUND);
+}
+
+static void test_signing_keys_newest_first(void **state)
+{
+    struct fx *f = *state;
+    struct st_signing_key *keys = NULL;
+    size_t n = 99;
+    OK(store_signing_keys(f->st, &keys, &n));
+    assert_int_equal(n, 0);
+    st_signing_keys_free(keys, n);
+
+    struct st_signing_key k1 = {.kid = "kid-old", .sealed_private_b64 = "c2VhbGVkMQ==",
+                                .public_pem = "pem1", .x5c_b64 = "x1", .created = 100};
+    struct st_signing_key k2 = {.kid = "kid-new", .sealed_private_b64 = "c2VhbGVkMg==",
+                                .public_pem = "pem2", .x5c_b64 = "x2", .created = 200};
+    OK(store_signing_key_put(f->st, &k1));
+    OK(store_signing_key_put(f->st, &k2));
+    k1.retired = 200; /* rotation rewrites the old key's row */
+    OK(store_signing_key_put(f->st, &k1));
+    OK(store_signing_keys(f->st, &keys, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(keys[0].kid, "kid-new");
+    assert_int_equal(keys[0].retired, 0);
+    assert_string_equal(keys[0].sealed_private_b64, "c2VhbGVkMg==");
+    assert_string_equal(keys[1].kid, "kid-old");
+    assert_int_equal(keys[1].retired, 200);
+    assert_string_equal(keys[1].public_pem, "pem1");
+    assert_string_equal(keys[1].x5c_b64, "x1");
+    st_signing_keys_free(keys, n);
+
+    struct st_signing_key bad = {.kid = "k"};
+    RC(store_signing_key_put(f->st, &bad), MV_ERR_BAD_REQUEST);
+}
+
+/* ---- VMs, identities, nodes, join tokens ---- */
+
+static void test_vms_and_uai(void **state)
+{
+    struct fx *f = *state;
+    put_vm(f->st, "WebVM");
+    put_vm(f->st, "apple");
+    struct st_vm vm;
+    OK(store_vm_get(f->st, "webvm", &vm)); /* case-insensitive name */
+    assert_string_equal(vm.name, "WebVM");
+    assert_int_equal(vm.system_assigned, 1);
+    assert_int_equal(vm.created, 100);
+    RC(store_vm_get(f->st, "nope", &vm), MV_ERR_NOT_FOUND);
+
+    /* upsert through another case: first case kept, fields replaced */
+    struct st_vm up = vm;
+    snprintf(up.name, sizeof up.name, "WEBVM");
+    up.system_assigned = 0;
+    up.system_principal_id[0] = '\0';
+    OK(store_vm_put(f->st, &up));
+    OK(store_vm_get(f->st, "webvm", &vm));
+    assert_string_equal(vm.name, "WebVM");
+    assert_int_equal(vm.system_assigned, 0);
+    assert_string_equal(vm.system_principal_id, "");
+
+    struct st_vm *vms = NULL;
+    size_t n = 0;
+    OK(store_vm_list(f->st, &vms, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(vms[0].name, "apple"); /* NOCASE order */
+    assert_string_equal(vms[1].name, "WebVM");
+    free(vms);
+
+    put_identity(f->st, "IdA", "a0000000-0000-4000-8000-000000000000");
+    put_identity(f->st, "idB", "b0000000-0000-4000-8000-000000000000");
+    put_identity(f->st, "idC", "c0000000-0000-4000-8000-000000000000");
+
+    char(*names)[ST_NAME] = NULL;
+    OK(store_vm_uai_list(f->st, "webvm", &names, &n));
+    assert_int_equal(n, 0);
+    free(names);
+
+    const char *set1[] = {"idb", "IDA"};
+    OK(store_vm_uai_set(f->st, "WebVM", set1, 2));
+    OK(store_vm_uai_list(f->st, "WEBVM", &names, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "idB"); /* order given, identity's own case */
+    assert_string_equal(names[1], "IdA");
+    free(names);
+
+    /* set replaces the whole list; a duplicate (any case) is one link */
+    const char *set2[] = {"idC", "IDC"};
+    OK(store_vm_uai_set(f->st, "webvm", set2, 2));
+    OK(store_vm_uai_list(f->st, "webvm", &names, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(names[0], "idC");
+    free(names);
+
+    /* an unknown identity fails the whole set: the old list stays */
+    const char *set3[] = {"IdA", "ghost"};
+    RC(store_vm_uai_set(f->st, "webvm", set3, 2), MV_ERR_NOT_FOUND);
+    OK(store_vm_uai_list(f->st, "webvm", &names, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(names[0], "idC");
+    free(names);
+
+    RC(store_vm_uai_set(f->st, "ghostvm", set1, 2), MV_ERR_NOT_FOUND);
+    names = NULL;
+    RC(store_vm_uai_list(f->st, "ghostvm", &names, &n), MV_ERR_NOT_FOUND);
+    assert_null(names);
+
+    /* the empty set clears */
+    OK(store_vm_uai_set(f->st, "webvm", NULL, 0));
+    OK(store_vm_uai_list(f->st, "webvm", &names, &n));
+    assert_int_equal(n, 0);
+    free(names);
+
+    /* vm put keeps the links (upsert, not delete + insert) */
+    OK(store_vm_uai_set(f->st, "webvm", set1, 2));
+    OK(store_vm_put(f->st, &up));
+    OK(store_vm_uai_list(f->st, "webvm", &names, &n));
+    assert_int_equal(n, 2);
+    free(names);
+}
+
+static void test_vm_delete_cascades(void **state)
+{
+    struct fx *f = *state;
+    put_vm(f->st, "vm1");
+    put_vm(f->st, "vm2");
+    put_identity(f->st, "id1", "a0000000-0000-4000-8000-000000000000");
+    const char *ids[] = {"id1"};
+    OK(store_vm_uai_set(f->st, "vm1", ids, 1));
+    OK(store_vm_uai_set(f->st, "vm2", ids, 1));
+    struct st_node nd = {.client_id = "c1000000-0000-4000-8000-000000000000", .vm = "vm1",
+                         .public_key_pem = "pem", .created = 3};
+    OK(store_node_put(f->st, &nd));
+    OK(store_join_put(f->st, "hash-vm1", "VM1", 1000));
+    OK(store_join_put(f->st, "hash-vm2", "vm2", 1000));
+
+    OK(store_vm_delete(f->st, "Vm1"));
+    struct st_vm vm;
+    RC(store_vm_get(f->st, "vm1", &vm), MV_ERR_NOT_FOUND);
+    struct st_node got;
+    RC(store_node_get(f->st, nd.client_id, &got), MV_ERR_NOT_FOUND);
+    char vmname[ST_NAME];
+    RC(store_join_consume(f->st, "hash-vm1", 10, vmname), MV_ERR_NOT_FOUND);
+    RC(store_vm_delete(f->st, "vm1"), MV_ERR_NOT_FOUND);
+
+    /* the identity and the other VM are untouched */
+    struct st_identity id;
+    OK(store_identity_get(f->st, "id1", &id));
+    char(*names)[ST_NAME] = NULL;
+    size_t n = 0;
+    OK(store_vm_uai_list(f->st, "vm2", &names, &n));
+    assert_int_equal(n, 1);
+    free(names);
+    OK(store_join_consume(f->st, "hash-vm2", 10, vmname));
+    assert_string_equal(vmname, "vm2");
+
+    /* a VM re-created under the same name starts with nothing */
+    put_vm(f->st, "vm1");
+    OK(store_vm_uai_list(f->st, "vm1", &names, &n));
+    assert_int_equal(n, 0);
+    free(names);
+}
+
+static void test_identity_delete_removes_links(void **state)
+{
+    struct fx *f = *state;
+    put_vm(f->st, "vm1");
+    put_identity(f->st, "id1", "a0000000-0000-4000-8000-000000000000");
+    put_identity(f->st, "id2", "b0000000-0000-4000-8000-000000000000");
+    const char *ids[] = {"id1", "id2"};
+    OK(store_vm_uai_set(f->st, "vm1", ids, 2));
+
+    struct st_identity id;
+    OK(store_identity_get(f->st, "ID1", &id));
+    assert_string_equal(id.name, "id1");
+    assert_string_equal(id.principal_id, "a0000000-0000-4000-8000-000000000000");
+    assert_string_equal(id.resource_id, "/uai/id1");
+    assert_int_equal(id.created, 5);
+    struct st_identity *list = NULL;
+    size_t n = 0;
+    OK(store_identity_list(f->st, &list, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(list[1].name, "id2");
+    free(list);
+
+    OK(store_identity_delete(f->st, "Id1"));
+    RC(store_identity_get(f->st, "id1", &id), MV_ERR_NOT_FOUND);
+    RC(store_identity_delete(f->st, "id1"), MV_ERR_NOT_FOUND);
+    char(*names)[ST_NAME] = NULL;
+    OK(store_vm_uai_list(f->st, "vm1", &names, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(names[0], "id2");
+    free(names);
+}
+
+static void test_nodes(void **state)
+{
+    struct fx *f = *state;
+    struct st_node nd = {.client_id = "c1000000-0000-4000-8000-000000000000", .vm = "vm1",
+                         .public_key_pem = "pem-1", .created = 3};
+    RC(store_node_put(f->st, &nd), MV_ERR_NOT_FOUND); /* no such VM */
+    put_vm(f->st, "vm1");
+    OK(store_node_put(f->st, &nd));
+    struct st_node got;
+    OK(store_node_get(f->st, "C1000000-0000-4000-8000-000000000000", &got));
+    assert_string_equal(got.vm, "vm1");
+    assert_string_equal(got.public_key_pem, "pem-1");
+    assert_int_equal(got.created, 3);
+    st_node_clear(&got);
+    assert_null(got.public_key_pem);
+
+    nd.public_key_pem = "pem-2"; /* re-enrollment replaces the key */
+    OK(store_node_put(f->st, &nd));
+    OK(store_node_get(f->st, nd.client_id, &got));
+    assert_string_equal(got.public_key_pem, "pem-2");
+    st_node_clear(&got);
+    RC(store_node_get(f->st, "nobody", &got), MV_ERR_NOT_FOUND);
+    assert_null(got.public_key_pem);
+}
+
+static void test_join_tokens(void **state)
+{
+    struct fx *f = *state;
+    char vm[ST_NAME];
+    RC(store_join_put(f->st, "h0", "ghost", 100), MV_ERR_NOT_FOUND); /* no such VM */
+    put_vm(f->st, "Vm1");
+    OK(store_join_put(f->st, "h1", "vm1", 100));
+    RC(store_join_put(f->st, "h1", "vm1", 100), MV_ERR_CONFLICT);
+
+    OK(store_join_consume(f->st, "h1", 50, vm));
+    assert_string_equal(vm, "vm1");
+    RC(store_join_consume(f->st, "h1", 50, vm), MV_ERR_NOT_FOUND); /* once only */
+    assert_string_equal(vm, "");
+
+    OK(store_join_put(f->st, "h2", "vm1", 100));
+    RC(store_join_consume(f->st, "h2", 100, vm), MV_ERR_NOT_FOUND); /* expires == now: expired */
+    RC(store_join_consume(f->st, "h2", 200, vm), MV_ERR_NOT_FOUND);
+    OK(store_join_consume(f->st, "h2", 99, vm)); /* the refusals did not spend it */
+    RC(store_join_consume(f->st, "unknown", 1, vm), MV_ERR_NOT_FOUND);
+    RC(store_join_consume(f->st, "H2", 1, vm), MV_ERR_NOT_FOUND); /* hashes are exact */
+}
+
+/* ---- vaults, role assignments ---- */
+
+static void test_vaults(void **state)
+{
+    struct fx *f = *state;
+    put_vault(f->st, "Dev");
+    put_vault(f->st, "alpha");
+    struct st_vault v;
+    OK(store_vault_get(f->st, "DEV", &v));
+    assert_string_equal(v.name, "Dev");
+    assert_int_equal(v.soft_delete_days, 90);
+    v.purge_protection = 1;
+    v.soft_delete_days = 7;
+    OK(store_vault_put(f->st, &v));
+    OK(store_vault_get(f->st, "dev", &v));
+    assert_int_equal(v.purge_protection, 1);
+    assert_int_equal(v.soft_delete_days, 7);
+
+    struct st_vault *list = NULL;
+    size_t n = 0;
+    OK(store_vault_list(f->st, &list, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].name, "alpha");
+    free(list);
+
+    add_secret(f->st, "dev", "s1", "0001", "x", 1);
+    add_secret(f->st, "dev", "s2", "0001", "y", 1);
+    struct st_secret s;
+    OK(store_secret_delete(f->st, "dev", "s2", 10, 7, &s));
+    st_secret_clear(&s);
+    OK(store_vault_delete(f->st, "dEv"));
+    RC(store_vault_get(f->st, "dev", &v), MV_ERR_NOT_FOUND);
+    RC(store_vault_delete(f->st, "dev"), MV_ERR_NOT_FOUND);
+    put_vault(f->st, "dev"); /* secrets went with the vault, deleted ones too */
+    RC(store_secret_get(f->st, "dev", "s1", NULL, &s), MV_ERR_NOT_FOUND);
+    RC(store_secret_get_deleted(f->st, "dev", "s2", &s), MV_ERR_NOT_FOUND);
+    add_secret(f->st, "dev", "s2", "0002", "z", 1); /* name free again */
+}
+
+static void test_role_assignments(void **state)
+{
+    struct fx *f = *state;
+    const char *vault_scope = "/subscriptions/S/resourceGroups/RG/providers/"
+                              "Microsoft.KeyVault/vaults/Dev";
+    struct st_role_assignment a;
+    ra(&a, "10000000-0000-4000-8000-000000000001", "p1", "role-officer", vault_scope);
+    OK(store_role_assignment_put(f->st, &a));
+    ra(&a, "10000000-0000-4000-8000-000000000002", "p1", "role-owner", "/");
+    OK(store_role_assignment_put(f->st, &a));
+    ra(&a, "10000000-0000-4000-8000-000000000003", "p2", "role-user", vault_scope);
+    OK(store_role_assignment_put(f->st, &a));
+
+    /* same principal, role and scope (any case) under another id: Azure's 409 */
+    ra(&a, "10000000-0000-4000-8000-000000000004", "P2", "ROLE-USER",
+       "/SUBSCRIPTIONS/s/resourcegroups/rg/providers/microsoft.keyvault/vaults/dev");
+    RC(store_role_assignment_put(f->st, &a), MV_ERR_CONFLICT);
+    /* a put of an existing id is an update */
+    ra(&a, "10000000-0000-4000-8000-000000000003", "p2", "role-user", vault_scope);
+    a.created = 42;
+    OK(store_role_assignment_put(f->st, &a));
+
+    struct st_role_assignment got;
+    OK(store_role_assignment_get(f->st, "10000000-0000-4000-8000-000000000003", &got));
+    assert_int_equal(got.created, 42);
+    assert_string_equal(got.scope, vault_scope); /* as given */
+    RC(store_role_assignment_get(f->st, "nope", &got), MV_ERR_NOT_FOUND);
+
+    struct st_role_assignment *l = NULL;
+    size_t n = 0;
+    OK(store_role_assignment_list(f->st, NULL, NULL, &l, &n));
+    assert_int_equal(n, 3);
+    free(l);
+    OK(store_role_assignment_list(f->st, "p1", NULL, &l, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(l[0].role_id, "role-officer");
+    assert_string_equal(l[1].role_id, "role-owner");
+    free(l);
+    /* scope filter: equality, case-insensitive; not a prefix match */
+    OK(store_role_assignment_list(
+        f->st, NULL, "/subscriptions/s/resourcegroups/rg/providers/microsoft.keyvault/vaults/DEV",
+        &l, &n));
+    assert_int_equal(n, 2);
+    free(l);
+    OK(store_role_assignment_list(f->st, NULL, "/subscriptions/S", &l, &n));
+    assert_int_equal(n, 0);
+    assert_null(l);
+    OK(store_role_assignment_list(f->st, "p2", vault_scope, &l, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(l[0].principal_id, "p2");
+    free(l);
+    OK(store_role_assignment_list(f->st, "p2", "/", &l, &n));
+    assert_int_equal(n, 0);
+    free(l);
+
+    OK(store_role_assignment_delete(f->st, "10000000-0000-4000-8000-000000000001"));
+    RC(store_role_assignment_delete(f->st, "10000000-0000-4000-8000-000000000001"),
+       MV_ERR_NOT_FOUND);
+    OK(store_role_assignment_list(f->st, "P1", NULL, &l, &n));
+    assert_int_equal(n, 1);
+    free(l);
+}
+
+/* ---- secrets ---- */
+
+static void test_secret_versions_and_get(void **state)
+{
+    struct fx *f = *state;
+    struct st_secret s;
+    put_vault(f->st, "dev");
+    add_secret(f->st, "dev", "DbPassword", "v1", "one", 100);
+    add_secret(f->st, "dev", "dbpassword", "v2", "two", 200);
+    add_secret(f->st, "dev", "DBPASSWORD", "v0", "three", 200); /* same second: insert order */
+
+    OK(store_secret_get(f->st, "DEV", "dbPASSword", NULL, &s));
+    assert_string_equal(s.version, "v0");
+    assert_string_equal(s.name, "DbPassword"); /* case as first set */
+    assert_int_equal(s.sealed.len, 5);
+    assert_memory_equal(s.sealed.p, "three", 5);
+    assert_string_equal(s.content_type, "text/plain");
+    assert_null(s.tags_json);
+    assert_int_equal(s.enabled, 1);
+    assert_int_equal(s.deleted, 0);
+    st_secret_clear(&s);
+
+    OK(store_secret_get(f->st, "dev", "DbPassword", "V1", &s));
+    assert_int_equal(s.sealed.len, 3);
+    assert_memory_equal(s.sealed.p, "one", 3);
+    assert_string_equal(s.version, "v1");
+    st_secret_clear(&s);
+    OK(store_secret_get(f->st, "dev", "DbPassword", "", &s)); /* "" = latest */
+    assert_string_equal(s.version, "v0");
+    st_secret_clear(&s);
+    RC(store_secret_get(f->st, "dev", "DbPassword", "v9", &s), MV_ERR_NOT_FOUND);
+    RC(store_secret_get(f->st, "dev", "other", NULL, &s), MV_ERR_NOT_FOUND);
+    RC(store_secret_get(f->st, "nov", "DbPassword", NULL, &s), MV_ERR_NOT_FOUND);
+    assert_null(s.sealed.p);
+
+    /* a reused version is a conflict; a vault that does not exist is not found */
+    struct st_secret dup = {.vault = "dev", .name = "dbpassword", .version = "V2", .enabled = 1};
+    RC(store_secret_add(f->st, &dup), MV_ERR_CONFLICT);
+    snprintf(dup.vault, sizeof dup.vault, "ghost");
+    snprintf(dup.version, sizeof dup.version, "v7");
+    RC(store_secret_add(f->st, &dup), MV_ERR_NOT_FOUND);
+    /* an empty value is still a value */
+    snprintf(dup.vault, sizeof dup.vault, "dev");
+    snprintf(dup.name, sizeof dup.name, "empty");
+    OK(store_secret_add(f->st, &dup));
+    OK(store_secret_get(f->st, "dev", "empty", NULL, &s));
+    assert_int_equal(s.sealed.len, 0);
+    assert_null(s.content_type);
+    st_secret_clear(&s);
+
+    /* versions paging, ordered by (created, version) */
+    struct st_secret *l = NULL;
+    size_t n = 0;
+    OK(store_secret_versions(f->st, "dev", "DBPASSWORD", NULL, 2, &l, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(l[0].version, "v1");
+    assert_string_equal(l[1].version, "v0");
+    assert_null(l[0].sealed.p); /* values are not loaded */
+    st_secrets_free(l, n);
+    OK(store_secret_versions(f->st, "dev", "dbpassword", "v0", 2, &l, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(l[0].version, "v2");
+    st_secrets_free(l, n);
+    OK(store_secret_versions(f->st, "dev", "dbpassword", "v2", 2, &l, &n));
+    assert_int_equal(n, 0);
+    st_secrets_free(l, n);
+    OK(store_secret_versions(f->st, "dev", "dbpassword", "nope", 2, &l, &n));
+    assert_int_equal(n, 0);
+    st_secrets_free(l, n);
+    OK(store_secret_versions(f->st, "dev", "missing", NULL, 25, &l, &n));
+    assert_int_equal(n, 0);
+    assert_null(l);
+}
+
+static void test_secret_update(void **state)
+{
+    struct fx *f = *state;
+    put_vault(f->st, "dev");
+    add_secret(f->st, "dev", "s", "v1", "one", 100);
+    add_secret(f->st, "dev", "s", "v2", "two", 200);
+    struct st_secret s;
+    OK(store_secret_get(f->st, "dev", "s", "v1", &s));
+    free(s.content_type);
+    s.content_type = NULL;
+    s.tags_json = strdup("{\"env\":\"prod\"}");
+    s.enabled = 0;
+    s.nbf = 10;
+    s.exp = 5000;
+    s.updated = 300;
+    OK(store_secret_update(f->st, &s));
+    st_secret_clear(&s);
+
+    OK(store_secret_get(f->st, "dev", "S", "v1", &s));
+    assert_null(s.content_type);
+    assert_string_equal(s.tags_json, "{\"env\":\"prod\"}");
+    assert_int_equal(s.enabled, 0);
+    assert_int_equal(s.nbf, 10);
+    assert_int_equal(s.exp, 5000);
+    assert_int_equal(s.updated, 300);
+    assert_int_equal(s.created, 100);
+    assert_memory_equal(s.sealed.p, "one", 3); /* value untouched */
+    st_secret_clear(&s);
+    OK(store_secret_get(f->st, "dev", "s", NULL, &s)); /* other version untouched */
+    assert_int_equal(s.enabled, 1);
+    assert_string_equal(s.content_type, "text/plain");
+    st_secret_clear(&s);
+
+    struct st_secret ghost = {.vault = "dev", .name = "s", .version = "v9"};
+    RC(store_secret_update(f->st, &ghost), MV_ERR_NOT_FOUND);
+    ghost.version[0] = '\0';
+    RC(store_secret_update(f->st, &ghost), MV_ERR_BAD_REQUEST);
+}
+
+static void test_secret_list_paging(void **state)
+{
+    struct fx *f = *state;
+    put_vault(f->st, "dev");
+    put_vault(f->st, "other");
+    char name[32];
+    for (int i = 59; i >= 0; i--) { /* inserted out of order, mixed case */
+        snprintf(name, sizeof name, "%s%02d", i % 2 ? "Sec" : "sec", i);
+        add_secret(f->st, "dev", name, "v1", "a", 10);
+        if (i % 3 == 0)
+            add_secret(f->st, "dev", name, "v2", "b", 20); /* list shows the latest */
+    }
+    add_secret(f->st, "other", "sec00", "v1", "x", 1);
+    add_secret(f->st, "dev", "gone", "v1", "x", 1);
+    struct st_secret del;
+    OK(store_secret_delete(f->st, "dev", "gone", 5, 7, &del));
+    st_secret_clear(&del);
+
+    int seen[60] = {0};
+    char after[MV_SECRET_MAX_NAME + 1] = "";
+    size_t pages = 0, total = 0;
+    for (;;) {
+        struct st_secret *l = NULL;
+        size_t n = 0;
+        OK(store_secret_list(f->st, "DEV", after[0] ? after : NULL, 25, &l, &n));
+        pages++;
+        for (size_t i = 0; i < n; i++) {
+            assert_null(l[i].sealed.p);
+            assert_int_equal(strncasecmp(l[i].name, "sec", 3), 0);
+            int idx = (int)strtol(l[i].name + 3, NULL, 10);
+            assert_in_range(idx, 0, 59);
+            seen[idx]++;
+            assert_string_equal(l[i].version, idx % 3 == 0 ? "v2" : "v1");
+            if (i > 0)
+                assert_true(strcasecmp(l[i - 1].name, l[i].name) < 0);
+            if (total + i == 0)
+                assert_string_equal(l[i].name, "sec00");
+        }
+        total += n;
+        if (n > 0)
+            snprintf(after, sizeof after, "%s", l[n - 1].name);
+        st_secrets_free(l, n);
+        if (n < 25)
+            break;
+    }
+    assert_int_equal(total, 60);
+    assert_int_equal(pages, 3);
+    for (int i = 0; i < 60; i++)
+        assert_int_equal(seen[i], 1);
+
+    /* after is compared case-insensitively */
+    struct st_secret *l = NULL;
+    size_t n = 0;
+    OK(store_secret_list(f->st, "dev", "SEC57", 25, &l, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(l[0].name, "sec58");
+    assert_string_equal(l[1].name, "Sec59");
+    st_secrets_free(l, n);
+    OK(store_secret_list(f->st, "dev", NULL, 0, &l, &n));
+    assert_int_equal(n, 0);
+    st_secrets_free(l, n);
+    OK(store_secret_list(f->st, "none", NULL, 25, &l, &n));
+    assert_int_equal(n, 0);
+}
+
+static void test_secret_soft_delete_recover_purge(void **state)
+{
+    struct fx *f = *state;
+    put_vault(f->st, "dev");
+    add_secret(f->st, "dev", "Api", "v1", "one", 100);
+    add_secret(f->st, "dev", "api", "v2", "two", 200);
+    struct st_secret s, d;
+
+    OK(store_secret_delete(f->st, "dev", "API", 1000, 7, &d));
+    assert_string_equal(d.version, "v2"); /* latest row, after deletion */
+    assert_string_equal(d.name, "Api");
+    assert_int_equal(d.deleted, 1000);
+    assert_int_equal(d.purge_at, 1000 + 7 * 86400);
+    st_secret_clear(&d);
+    RC(store_secret_get(f->st, "dev", "api", NULL, &s), MV_ERR_NOT_FOUND);
+    RC(store_secret_get(f->st, "dev", "api", "v1", &s), MV_ERR_NOT_FOUND);
+    struct st_secret *l = NULL;
+    size_t n = 0;
+    OK(store_secret_versions(f->st, "dev", "api", NULL, 25, &l, &n));
+    assert_int_equal(n, 0);
+    OK(store_secret_list(f->st, "dev", NULL, 25, &l, &n));
+    assert_int_equal(n, 0);
+    RC(store_secret_delete(f->st, "dev", "api", 1001, 7, &d), MV_ERR_NOT_FOUND);
+
+    OK(store_secret_get_deleted(f->st, "dev", "aPi", &s));
+    assert_string_equal(s.version, "v2");
+    assert_memory_equal(s.sealed.p, "two", 3);
+    assert_int_equal(s.purge_at, 1000 + 7 * 86400);
+    st_secret_clear(&s);
+
+    /* the name cannot be reused while deleted */
+    struct st_secret again = {.vault = "dev", .name = "API", .version = "v3", .enabled = 1};
+    RC(store_secret_add(f->st, &again), MV_ERR_CONFLICT);
+
+    add_secret(f->st, "dev", "Other", "v1", "o", 1);
+    OK(store_secret_delete(f->st, "dev", "other", 2000, 30, &d));
+    st_secret_clear(&d);
+    OK(store_secret_list_deleted(f->st, "dev", NULL, 25, &l, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(l[0].name, "Api");
+    assert_string_equal(l[0].version, "v2");
+    assert_string_equal(l[1].name, "Other");
+    assert_null(l[0].sealed.p);
+    st_secrets_free(l, n);
+    OK(store_secret_list_deleted(f->st, "dev", "api", 25, &l, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(l[0].name, "Other");
+    st_secrets_free(l, n);
+
+    /* recover brings back every version */
+    OK(store_secret_recover(f->st, "dev", "API"));
+    RC(store_secret_recover(f->st, "dev", "api"), MV_ERR_NOT_FOUND);
+    OK(store_secret_get(f->st, "dev", "api", "v1", &s));
+    assert_int_equal(s.deleted, 0);
+    assert_int_equal(s.purge_at, 0);
+    st_secret_clear(&s);
+    OK(store_secret_add(f->st, &again));
+    RC(store_secret_get_deleted(f->st, "dev", "api", &s), MV_ERR_NOT_FOUND);
+
+    /* purge only works on a deleted secret */
+    RC(store_secret_purge(f->st, "dev", "api"), MV_ERR_NOT_FOUND);
+    OK(store_secret_purge(f->st, "dev", "OTHER"));
+    RC(store_secret_get_deleted(f->st, "dev", "other", &s), MV_ERR_NOT_FOUND);
+    RC(store_secret_purge(f->st, "dev", "other"), MV_ERR_NOT_FOUND);
+    add_secret(f->st, "dev", "other", "v1", "new", 3000); /* name is free again */
+    OK(store_secret_get(f->st, "dev", "OTHER", NULL, &s));
+    assert_string_equal(s.name, "other"); /* a new secret: new first case */
+    st_secret_clear(&s);
+
+    RC(store_secret_delete(f->st, "dev", "api", 0, 7, &d), MV_ERR_BAD_REQUEST);
+    RC(store_secret_delete(f->st, "dev", "api", 5, -1, &d), MV_ERR_BAD_REQUEST);
+}
+
+static void test_secret_delete_days_zero_removes(void **state)
+{
+    struct fx *f = *state;
+    put_vault(f->st, "dev");
+    add_secret(f->st, "dev", "tmp", "v1", "one", 100);
+    add_secret(f->st, "dev", "tmp", "v2", "two", 200);
+    struct st_secret d, s;
+    OK(store_secret_delete(f->st, "dev", "TMP", 1000, 0, &d));
+    assert_string_equal(d.version, "v2"); /* the row as it was */
+    assert_int_equal(d.deleted, 0);
+    assert_memory_equal(d.sealed.p, "two", 3);
+    st_secret_clear(&d);
+    RC(store_secret_get(f->st, "dev", "tmp", "v1", &s), MV_ERR_NOT_FOUND);
+    RC(store_secret_get_deleted(f->st, "dev", "tmp", &s), MV_ERR_NOT_FOUND);
+    RC(store_secret_delete(f->st, "dev", "tmp", 1000, 0, &d), MV_ERR_NOT_FOUND);
+    add_secret(f->st, "dev", "Tmp", "v1", "again", 300); /* v1 is free again */
+}
+
+static void test_secret_purge_expired(void **state)
+{
+    struct fx *f = *state;
+    put_vault(f->st, "dev");
+    add_secret(f->st, "dev", "a", "v1", "1", 1);
+    add_secret(f->st, "dev", "a", "v2", "2", 2);
+    add_secret(f->st, "dev", "b", "v1", "1", 1);
+    add_secret(f->st, "dev", "live", "v1", "1", 1);
+    struct st_secret d;
+    OK(store_secret_delete(f->st, "dev", "a", 1000, 7, &d)); /* purge at 1000 + 604800 */
+    st_secret_clear(&d);
+    OK(store_secret_delete(f->st, "dev", "b", 1000, 90, &d));
+    st_secret_clear(&d);
+
+    OK(store_secret_purge_expired(f->st, 1000 + 7 * 86400 - 1));
+    OK(store_secret_get_deleted(f->st, "dev", "a", &d));
+    st_secret_clear(&d);
+    OK(store_secret_purge_expired(f->st, 1000 + 7 * 86400));
+    RC(store_secret_get_deleted(f->st, "dev", "a", &d), MV_ERR_NOT_FOUND);
+    OK(store_secret_get_deleted(f->st, "dev", "b", &d));
+    st_secret_clear(&d);
+    OK(store_secret_purge_expired(f->st, INT64_MAX));
+    RC(store_secret_get_deleted(f->st, "dev", "b", &d), MV_ERR_NOT_FOUND);
+    OK(store_secret_get(f->st, "dev", "live", NULL, &d)); /* live secrets never expire here */
+    st_secret_clear(&d);
+}
+
+/* ---- connections and transactions ---- */
+
+static void test_two_connections_share_file(void **state)
+{
+    struct fx *f = *state;
+    struct store *b = NULL;
+    OK(store_open(f->path, &b));
+    int64_t g0 = gen(b);
+
+    put_vm(f->st, "vm1");
+    struct st_vm vm;
+    OK(store_vm_get(b, "vm1", &vm)); /* committed write is visible to the other */
+    assert_true(gen(b) > g0);
+
+    /* an open transaction is invisible until commit; rollback discards */
+    OK(store_begin(f->st));
+    put_vault(f->st, "txv");
+    struct st_vault v;
+    RC(store_vault_get(b, "txv", &v), MV_ERR_NOT_FOUND);
+    OK(store_commit(f->st));
+    OK(store_vault_get(b, "txv", &v));
+
+    OK(store_begin(b));
+    OK(store_vault_delete(b, "txv"));
+    store_rollback(b);
+    OK(store_vault_get(f->st, "txv", &v));
+
+    /* multi-statement calls nest inside a caller's transaction (savepoint) */
+    put_identity(f->st, "id1", "a0000000-0000-4000-8000-000000000000");
+    const char *ids[] = {"id1"};
+    OK(store_begin(f->st));
+    OK(store_vm_uai_set(f->st, "vm1", ids, 1));
+    const char *bad[] = {"ghost"};
+    RC(store_vm_uai_set(f->st, "vm1", bad, 1), MV_ERR_NOT_FOUND); /* undoes only itself */
+    OK(store_commit(f->st));
+    char(*names)[ST_NAME] = NULL;
+    size_t n = 0;
+    OK(store_vm_uai_list(b, "vm1", &names, &n));
+    assert_int_equal(n, 1);
+    free(names);
+
+    OK(store_begin(f->st));
+    OK(store_vm_uai_set(f->st, "vm1", NULL, 0));
+    store_rollback(f->st);
+    OK(store_vm_uai_list(b, "vm1", &names, &n));
+    assert_int_equal(n, 1);
+    free(names);
+    store_rollback(f->st); /* no transaction: harmless */
+
+    store_close(b);
+}
+
+/* Several processes opening one new file at once: none fails, the schema is made once. */
+static void test_concurrent_first_open(void **state)
+{
+    struct fx *f = *state;
+    char path[160];
+    snprintf(path, sizeof path, "%s/fresh.db", f->dir);
+    enum { KIDS = 12 };
+    pid_t pids[KIDS];
+    for (int i = 0; i < KIDS; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            struct store *st = NULL;
+            int code = store_open(path, &st) == MV_OK ? 0 : 1;
+            if (code == 0 && store_meta_set(st, "opened", "yes") != MV_OK)
+                code = 2;
+            store_close(st);
+            _exit(code);
+        }
+    }
+    for (int i = 0; i < KIDS; i++) {
+        int status = 0;
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    struct store *st = NULL;
+    OK(store_open(path, &st));
+    assert_int_equal(gen(st), 1); /* one migration: the generation row was made once */
+    mv_buf b;
+    mv_buf_init(&b, 8);
+    OK(store_meta_get(st, "opened", &b));
+    mv_buf_free(&b);
+    store_close(st);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    /* the losers' private init files are gone */
+    DIR *d = opendir(f->dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        assert_null(strstr(e->d_name, ".init-"));
+    closedir(d);
+}
+
+int main(void)
+{
+    mv_log_set_level(getenv("TEST_STORE_DEBUG") ? MV_LOG_DEBUG : MV_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_file_mode_schema_and_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meta_get_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generation_changes_with_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_principals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signing_keys_newest_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vms_and_uai, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vm_delete_cascades, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_delete_removes_links, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_role_assignments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_versions_and_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_list_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_soft_delete_recover_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_delete_days_zero_removes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_purge_expired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_connections_share_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
