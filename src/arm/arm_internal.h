@@ -109,10 +109,14 @@ int arm_authorize_target(struct arm_req *ar, const char *action, const char *sco
  * LinkedAuthorizationFailed. */
 int arm_authorize_linked(struct arm_req *ar, const char *write_action, const char *write_scope,
                          const char *action, const char *scope);
+/* A grant that needs no role (any principal of the tenant may list role definitions): recorded
+ * with the request's final status, like the grants of arm_authorize. */
+void arm_audit_grant(struct arm_req *ar, const char *action, const char *scope);
 /* A decision that does not refuse the request (listing): recorded as given. */
 void arm_audit_now(struct arm_req *ar, const char *action, const char *scope, int status);
 void arm_audit_flush(struct arm_req *ar);
-/* Deletes every role assignment of a principal (its identity is going away). */
+/* Deletes a principal and every role assignment of it (its identity is going away). "" is a
+ * no-op. Call inside the caller's transaction. */
 MV_MUST_CHECK mv_rc arm_drop_principal(struct store *st, const char *principal_id);
 
 /* ---- shapes.c: ARM JSON of each resource ---- */
