@@ -234,15 +234,15 @@ static int check_route(struct vault_ctx *c)
     return 1;
 }
 
-/* Reference §6.3: the vault's ARM id, plus /secrets/<name> for single-secret operations. */
-static int build_resource(struct vault_ctx *c)
+/* Reference §6.3: the vault's ARM id, plus /secrets/<name> for single-secret operations
+ * (the vault's id alone is also what the audit records for requests refused before). */
+static int build_resource(struct vault_ctx *c, int with_secret)
 {
     const struct mv_server *srv = c->w->srv;
     mv_rc rc = mv_fmt(c->resource, sizeof c->resource,
                       "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s%s%s",
                       srv->tenant.subscription_id, c->vault.rg, c->vault.name,
-                      route_has_name(c->route) ? "/secrets/" : "",
-                      route_has_name(c->route) ? c->name : "");
+                      with_secret ? "/secrets/" : "", with_secret ? c->name : "");
     if (rc != MV_OK) {
         c->resource[0] = '\0';
         vault_rc_error(c, MV_ERR_INTERNAL);
@@ -255,7 +255,7 @@ static int find_vault(struct vault_ctx *c)
 {
     mv_rc rc = vault_state_vault(c->w, c->vault_name, &c->vault);
     if (rc == MV_OK)
-        return 1;
+        return build_resource(c, 0);
     if (rc == MV_ERR_NOT_FOUND) {
         char msg[128];
         if (mv_fmt(msg, sizeof msg, "The vault '%s' was not found.", c->vault_name) != MV_OK)
@@ -292,7 +292,7 @@ void vault_handle(http_req *req, const char *vault_name)
     }
     find_route(&c); /* only looked at after authentication; known early for the audit */
     if (!vault_authenticate(&c) || !find_vault(&c) || !check_api_version(&c) ||
-        !check_throttle(&c) || !check_route(&c) || !build_resource(&c) || !vault_authorize(&c))
+        !check_throttle(&c) || !check_route(&c) || !build_resource(&c, route_has_name(c.route)) || !vault_authorize(&c))
         goto out;
     c.route->op(&c);
 out:
