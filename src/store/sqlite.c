@@ -44,6 +44,21 @@ out:
     return rc;
 }
 
+/* The cascades of schema.c depend on foreign keys: refuse a build that ignores the pragma. */
+static mv_rc check_foreign_keys(struct store *st)
+{
+    sqlite3_stmt *s = NULL;
+    mv_rc rc = MV_OK;
+    int src = sqlite3_prepare_v2(st->db, "PRAGMA foreign_keys", -1, &s, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(s);
+    ENSURE_MSG(src == SQLITE_ROW && sqlite3_column_int(s, 0) == 1, MV_ERR_INTERNAL,
+               "sqlite: foreign keys are not enforced");
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
 static mv_rc configure(struct store *st, int in_memory)
 {
     mv_rc rc = MV_OK;
@@ -60,6 +75,7 @@ static mv_rc configure(struct store *st, int in_memory)
     CHECK(set_wal(st, in_memory));
     CHECK(exec(st, "PRAGMA synchronous=FULL"));
     CHECK(exec(st, "PRAGMA foreign_keys=ON"));
+    CHECK(check_foreign_keys(st));
     CHECK(exec(st, "PRAGMA temp_store=MEMORY"));
 out:
     return rc;

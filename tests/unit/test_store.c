@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,14 @@ static void test_open_file_mode_schema_and_reopen(void **state)
     struct store *bad = NULL;
     RC(store_open("/nonexistent-dir/x/y.db", &bad), MV_ERR_INTERNAL);
     assert_null(bad);
+    RC(store_open("", &bad), MV_ERR_BAD_REQUEST);
+
+    struct store *mem = NULL; /* in-memory stores work too (tests of other layers) */
+    OK(store_open(":memory:", &mem));
+    put_vm(mem, "m");
+    OK(store_vm_get(mem, "M", &vm));
+    store_close(mem);
+    store_close(NULL);
 }
 
 static void test_meta_get_set(void **state)
@@ -1010,6 +1019,33 @@ static void test_concurrent_first_open(void **state)
     closedir(d);
 }
 
+/* DESIGN §5: an acknowledged write survives kill -9 (the writer dies holding the connection). */
+static void test_write_survives_kill9(void **state)
+{
+    struct fx *f = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct store *st = NULL;
+        if (store_open(f->path, &st) != MV_OK)
+            _exit(1);
+        put_vault(st, "durable");
+        if (store_begin(st) != MV_OK)
+            _exit(2);
+        put_vault(st, "uncommitted");
+        raise(SIGKILL);
+        _exit(3);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    struct st_vault v;
+    OK(store_vault_get(f->st, "durable", &v));
+    RC(store_vault_get(f->st, "uncommitted", &v), MV_ERR_NOT_FOUND);
+    put_vault(f->st, "after"); /* the dead writer's lock is gone */
+}
+
 int main(void)
 {
     mv_log_set_level(getenv("TEST_STORE_DEBUG") ? MV_LOG_DEBUG : MV_LOG_ERROR);
@@ -1034,6 +1070,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_secret_purge_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_connections_share_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_survives_kill9, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
