@@ -146,8 +146,10 @@ mv_rc vault_parse_secret_body(const char *body, size_t len, int require_value,
     mv_rc rc = MV_OK;
     json_error_t jerr;
     memset(out, 0, sizeof *out);
+    *why = "The request body is too large.";
+    ENSURE(len <= MV_VAULT_BODY_BYTES, MV_ERR_BAD_REQUEST);
     *why = "The request body is not a valid JSON object.";
-    ENSURE(body && len > 0 && len <= MV_VAULT_BODY_BYTES, MV_ERR_BAD_REQUEST);
+    ENSURE(body && len > 0, MV_ERR_BAD_REQUEST);
     ENSURE(vault_json_depth_ok(body, len, MV_MAX_JSON_DEPTH), MV_ERR_BAD_REQUEST);
     out->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     ENSURE(out->root != NULL, MV_ERR_BAD_REQUEST);
