@@ -59,7 +59,7 @@ void arm_uai_put(struct arm_req *ar)
     char id[ST_SCOPE];
     if (!arm_identity_name_ok(name)) {
         rc = arm_fail(ar, 400, "InvalidResourceName",
-                      "Resource name %s is invalid. The name must be 3 to %d characters long, contain only "
+                      "Resource name %s is invalid. The name can be up to %d characters long, contain only "
                       "letters, numbers, hyphens and underscores, and start with a letter or number.",
                       name, MV_MAX_NAME);
         goto out;

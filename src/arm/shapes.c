@@ -70,26 +70,23 @@ mv_rc arm_vm_json(struct arm_req *ar, const struct st_vm *vm, json_t **out)
     int sys = vm->system_principal_id[0] != '\0';
     CHECK(vm_uais(ar, vm->name, &uais));
     int user = json_object_size(uais) > 0;
-    if (sys || user) {
-        identity = json_pack("{s:s}", "type", sys && user ? "SystemAssigned, UserAssigned"
-                                              : sys      ? "SystemAssigned"
-                                                         : "UserAssigned");
-        ENSURE(identity != NULL, MV_ERR_INTERNAL);
-        if (sys)
-            ENSURE(json_object_set_new(identity, "principalId", json_string(vm->system_principal_id)) == 0 &&
-                       json_object_set_new(identity, "tenantId", json_string(tid)) == 0,
-                   MV_ERR_INTERNAL);
-        if (user) {
-            ENSURE(json_object_set(identity, "userAssignedIdentities", uais) == 0, MV_ERR_INTERNAL);
-        }
-    }
+    /* Always present, {"type":"None"} without an identity, so callers can read identity.type. */
+    identity = json_pack("{s:s}", "type", sys && user ? "SystemAssigned, UserAssigned"
+                                          : sys      ? "SystemAssigned"
+                                          : user     ? "UserAssigned"
+                                                     : "None");
+    ENSURE(identity != NULL, MV_ERR_INTERNAL);
+    if (sys)
+        ENSURE(json_object_set_new(identity, "principalId", json_string(vm->system_principal_id)) == 0 &&
+                   json_object_set_new(identity, "tenantId", json_string(tid)) == 0,
+               MV_ERR_INTERNAL);
+    if (user)
+        ENSURE(json_object_set(identity, "userAssignedIdentities", uais) == 0, MV_ERR_INTERNAL);
     vmj = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "id", vm->resource_id, "name", vm->name, "type",
                     "Microsoft.Compute/virtualMachines", "location", ARM_LOCATION, "properties", "vmId",
                     vm->vm_id, "provisioningState", "Succeeded");
     ENSURE(vmj != NULL, MV_ERR_INTERNAL);
-    /* Azure omits "identity" on a VM without one. */
-    if (identity)
-        ENSURE(json_object_set(vmj, "identity", identity) == 0, MV_ERR_INTERNAL);
+    ENSURE(json_object_set(vmj, "identity", identity) == 0, MV_ERR_INTERNAL);
     *out = vmj;
     vmj = NULL;
 out:
