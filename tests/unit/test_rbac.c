@@ -1,6 +1,7 @@
 /* test_rbac.c: Azure RBAC semantics of src/arm/rbac.c: action patterns, scope covering, role
- * lookup, what each built-in Key Vault role allows (reference §6.1/§6.2), and decisions against
- * a real SQLite store in a temporary directory. */
+ * lookup, what each built-in Key Vault role allows (reference §6.1/§6.2), decisions against a
+ * real SQLite store in a temporary directory, and the small parsers of the control plane that
+ * feed them ($filter, names, resource ids). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -322,6 +323,107 @@ static void general_roles(void **state)
     assert_false(rbac_role_allows(NULL, GET_SECRET, 1));
 }
 
+/* ---- the $filter subset and ARM name rules the control plane parses (arm_internal.h) ---- */
+
+static void filter_parse_accepts(void **state)
+{
+    (void)state;
+    struct arm_filter f;
+    assert_true(arm_filter_parse("", &f));
+    assert_string_equal(f.principal_id, "");
+    assert_false(f.at_scope);
+    assert_true(arm_filter_parse("principalId eq 'abc'", &f));
+    assert_string_equal(f.principal_id, "abc");
+    assert_true(arm_filter_parse("  PRINCIPALID  eq  'x-1'  ", &f));
+    assert_string_equal(f.principal_id, "x-1");
+    assert_true(arm_filter_parse("atScope() and assignedTo('p1')", &f));
+    assert_true(f.at_scope);
+    assert_string_equal(f.principal_id, "p1");
+    assert_true(arm_filter_parse("roleName eq 'Key Vault Secrets User'", &f));
+    assert_string_equal(f.role_name, "Key Vault Secrets User");
+    assert_true(arm_filter_parse("roleName eq 'O''Brien'", &f)); /* OData: '' is one quote */
+    assert_string_equal(f.role_name, "O'Brien");
+    assert_true(arm_filter_parse("type eq 'BuiltInRole'", &f));
+    assert_string_equal(f.type, "BuiltInRole");
+}
+
+static void filter_parse_rejects(void **state)
+{
+    (void)state;
+    struct arm_filter f;
+    static const char *const bad[] = {
+        "foo",
+        "principalId eq abc",          /* not quoted */
+        "principalId eq 'abc",         /* unterminated */
+        "principalId ne 'abc'",
+        "principalId eq'abc'",
+        "atScope() or principalId eq 'a'",
+        "atScope() and",
+        "atScope() and foo",
+        "assignedTo('a'",
+        "principalId eq 'a' extra",
+        "roleName eq '0123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789012345678901234567890123456789'", /* too long */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(arm_filter_parse(bad[i], &f));
+}
+
+static void name_rules(void **state)
+{
+    (void)state;
+    assert_true(arm_vm_name_ok("vm1"));
+    assert_true(arm_vm_name_ok("a"));
+    assert_true(arm_vm_name_ok("Web_01.prod-x"));
+    assert_false(arm_vm_name_ok(""));
+    assert_false(arm_vm_name_ok("-vm"));
+    assert_false(arm_vm_name_ok("vm/1"));
+    assert_false(arm_vm_name_ok("vm 1"));
+    assert_true(arm_vm_name_ok("a123456789012345678901234567890123456789012345678901234567890123"));  /* 64 */
+    assert_false(arm_vm_name_ok("a1234567890123456789012345678901234567890123456789012345678901234")); /* 65 */
+    assert_true(arm_identity_name_ok("u1"));
+    assert_false(arm_identity_name_ok("u.1"));
+    assert_false(arm_identity_name_ok("_u"));
+    assert_true(arm_vault_name_ok("dev"));
+    assert_true(arm_vault_name_ok("my-Vault-01"));
+    assert_true(arm_vault_name_ok("a23456789012345678901234")); /* 24 */
+    assert_false(arm_vault_name_ok("a234567890123456789012345")); /* 25 */
+    assert_false(arm_vault_name_ok("ab"));
+    assert_false(arm_vault_name_ok("1ab"));
+    assert_false(arm_vault_name_ok("ab-"));
+    assert_false(arm_vault_name_ok("a--b"));
+    assert_false(arm_vault_name_ok("a_b"));
+    assert_false(arm_vault_name_ok("a.b"));
+}
+
+static void resource_id_parse(void **state)
+{
+    (void)state;
+    static struct mv_server srv;
+    memset(&srv, 0, sizeof srv);
+    assert_int_equal(mv_copy(srv.tenant.subscription_id, sizeof srv.tenant.subscription_id,
+                             "11111111-2222-4333-8444-555555555555"), MV_OK);
+    assert_int_equal(mv_copy(srv.tenant.resource_group, sizeof srv.tenant.resource_group, "mivault"), MV_OK);
+    const char *t = "Microsoft.ManagedIdentity/userAssignedIdentities";
+    char name[ST_NAME];
+    assert_true(arm_parse_resource_id(&srv, RG "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u1", t, name));
+    assert_string_equal(name, "u1");
+    assert_true(arm_parse_resource_id(&srv, "/SUBSCRIPTIONS/11111111-2222-4333-8444-555555555555/resourcegroups/MIVAULT"
+                                             "/providers/microsoft.managedidentity/USERASSIGNEDIDENTITIES/U2", t, name));
+    assert_string_equal(name, "U2");
+    assert_false(arm_parse_resource_id(&srv, RG "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u1/x", t, name));
+    assert_false(arm_parse_resource_id(&srv, RG "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/", t, name));
+    assert_false(arm_parse_resource_id(&srv, RG "/providers/Microsoft.ManagedIdentity/userAssignedIdentities", t, name));
+    assert_false(arm_parse_resource_id(&srv, RG "/providers/Microsoft.Compute/virtualMachines/u1", t, name));
+    assert_false(arm_parse_resource_id(&srv, SUB "/resourceGroups/other/providers/Microsoft.ManagedIdentity/"
+                                             "userAssignedIdentities/u1", t, name));
+    assert_false(arm_parse_resource_id(&srv, "/subscriptions/22222222-2222-4333-8444-555555555555/resourceGroups/"
+                                             "mivault/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u1",
+                                       t, name));
+    assert_false(arm_parse_resource_id(&srv, "u1", t, name));
+    assert_false(arm_parse_resource_id(&srv, "", t, name));
+}
+
 /* ---- decisions against a real store ---- */
 
 struct fixture {
@@ -500,6 +602,10 @@ int main(void)
         cmocka_unit_test(certificate_roles),
         cmocka_unit_test(kv_contributor_and_daa),
         cmocka_unit_test(general_roles),
+        cmocka_unit_test(filter_parse_accepts),
+        cmocka_unit_test(filter_parse_rejects),
+        cmocka_unit_test(name_rules),
+        cmocka_unit_test(resource_id_parse),
         cmocka_unit_test_setup_teardown(check_no_assignment_no_access, setup_store, teardown_store),
         cmocka_unit_test_setup_teardown(check_vault_scope, setup_store, teardown_store),
         cmocka_unit_test_setup_teardown(check_secret_scope, setup_store, teardown_store),
