@@ -25,7 +25,7 @@
 #define CLIENT_LIST_MAX_PAGES 4096       /* nextLink loops end here */
 #define CLIENT_LIST_MAX_BYTES (16 * 1024 * 1024)
 #define CLIENT_MAX_VERSION 64
-#define CLIENT_ERR_TEXT 512
+#define CLIENT_ERR_TEXT 2048 /* Azure's ForbiddenByRbac message alone is ~700 bytes */
 
 /* ---- errors (error.c) ---- */
 /* Clears this thread's error at the start of a public call. */
