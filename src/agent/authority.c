@@ -122,7 +122,7 @@ static mv_rc parse_success(const json_t *o, struct agent_token *out)
         out->exp = v;
     else if (json_i64(o, "expires_in", &v))
         out->exp = mv_now() + v;
-    if (jwt_parse(tok, strlen(tok), JWS_RS256, &t) == MV_OK) {
+    if (jwt_parse(tok, strlen(tok), JWS_ALLOW(JWS_RS256), &t) == MV_OK) {
         parsed = 1;
         long long c = 0;
         if (jwt_claim_int(&t, "exp", &c) == MV_OK)

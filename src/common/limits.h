@@ -5,7 +5,7 @@
 
 /* HTTP, all listeners */
 #define MV_MAX_HEADER_BYTES (16 * 1024)       /* all request headers together */
-#define MV_MAX_BODY_BYTES (256 * 1024)        /* largest body any route accepts */
+#define MV_MAX_BODY_BYTES (2 * 1024 * 1024)   /* largest body any route accepts: restore blobs */
 #define MV_MAX_URI_BYTES 4096
 #define MV_HTTP_TIMEOUT_SECS 30               /* idle/read timeout per connection */
 #define MV_MAX_CONNECTIONS 4096

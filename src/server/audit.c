@@ -1,7 +1,9 @@
 /* audit.c: hash-chained, append-only audit log (see audit.h).
  *
- * Each line is a compact JSON object whose "prev" member is the hex SHA-256 of the previous
- * line's bytes (without its newline); the first line's prev is 64 zeros. Lines are appended
+ * Each line is a compact JSON object ending in "prev" (the previous line's hash; 64 zeros for
+ * the first) and "hash" = hex SHA-256 of the line's text up to, not including, the ",\"hash\""
+ * suffix. Changing any line, the last one included, breaks its own hash; removing or reordering
+ * lines breaks the prev links. Lines are appended
  * with one write(2) on an O_APPEND descriptor under a mutex, so concurrent loop threads never
  * interleave and the chain order is the file order. Lines reach the kernel before the reply
  * is sent (they survive a crash of the process; not fsync'ed per line, for speed). */
@@ -29,6 +31,8 @@ struct audit {
     char prev[65];
 };
 
+#define HASH_SUFFIX_LEN 75 /* ,"hash":"<64 hex>"} */
+
 static void hash_hex(const char *p, size_t n, char out[65])
 {
     unsigned char d[SHA256_DIGEST_LENGTH];
@@ -49,8 +53,10 @@ static mv_rc last_hash(const char *path, char out[65])
         size_t n = strlen(line);
         if (n && line[n - 1] == '\n')
             n--;
-        if (n)
-            hash_hex(line, n, out);
+        if (n > HASH_SUFFIX_LEN) {
+            memcpy(out, line + n - 66, 64);
+            out[64] = '\0';
+        }
     }
     fclose(f);
     return MV_OK;
@@ -94,13 +100,15 @@ void audit_record(struct audit *a, const char *plane, const char *principal, con
                           "requestId", request_id ? request_id : "-", "prev", a->prev);
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     if (s && strlen(s) <= AUDIT_MAX_LINE) {
-        size_t n = strlen(s);
-        char *line = malloc(n + 1);
+        size_t n = strlen(s) - 1; /* without the closing brace */
+        char h[65];
+        hash_hex(s, n, h);
+        char *line = malloc(n + HASH_SUFFIX_LEN + 2);
         if (line) {
             memcpy(line, s, n);
-            line[n] = '\n';
-            if (write(a->fd, line, n + 1) == (ssize_t)(n + 1))
-                hash_hex(s, n, a->prev);
+            snprintf(line + n, HASH_SUFFIX_LEN + 2, ",\"hash\":\"%s\"}\n", h);
+            if (write(a->fd, line, n + HASH_SUFFIX_LEN + 1) == (ssize_t)(n + HASH_SUFFIX_LEN + 1))
+                memcpy(a->prev, h, sizeof h);
             else
                 LOG_ERROR("audit: write failed: %s", strerror(errno));
             free(line);
@@ -129,10 +137,17 @@ mv_rc audit_verify(const char *path, long *lines)
         line[--n] = '\0';
         json_t *o = json_loadb(line, n, 0, NULL);
         const char *p = json_string_value(json_object_get(o, "prev"));
-        int ok = p && strcmp(p, prev) == 0;
+        const char *hs = json_string_value(json_object_get(o, "hash"));
+        char h[65];
+        int ok = p && hs && strcmp(p, prev) == 0 && n > HASH_SUFFIX_LEN &&
+                 strncmp(line + n - HASH_SUFFIX_LEN, ",\"hash\":\"", 9) == 0;
+        if (ok) {
+            hash_hex(line, n - HASH_SUFFIX_LEN, h);
+            ok = strcmp(h, hs) == 0;
+        }
         json_decref(o);
         ENSURE_MSG(ok, MV_ERR_CONFLICT, "chain broken at line %ld", *lines + 1);
-        hash_hex(line, n, prev);
+        memcpy(prev, h, sizeof h);
         (*lines)++;
     }
 out:
