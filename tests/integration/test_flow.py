@@ -9,6 +9,11 @@ from harness import MivaultTest, BIN, jwt_parts
 SECRETS_OFFICER = "Key Vault Secrets Officer"
 
 
+def read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
 class FlowTest(MivaultTest):
     def setup_vm(self, name="vm1", role=SECRETS_OFFICER, vault="dev"):
         e = self.env
@@ -55,11 +60,9 @@ class FlowTest(MivaultTest):
             self.assertEqual(r.status, 200, r.body)
             self.assertEqual(r.json()["value"], "s3cret")
         # the value is encrypted at rest: not in the database file
-        raw = open(os.path.join(e.dir, "mivault.db"), "rb").read()
-        for ext in ("-wal",):
-            p = os.path.join(e.dir, "mivault.db" + ext)
-            if os.path.exists(p):
-                raw += open(p, "rb").read()
+        raw = read(os.path.join(e.dir, "mivault.db"), "rb")
+        if os.path.exists(os.path.join(e.dir, "mivault.db-wal")):
+            raw += read(os.path.join(e.dir, "mivault.db-wal"), "rb")
         self.assertNotIn(b"s3cret", raw)
 
     def test_identity_not_enabled_is_400_at_the_agent(self):
@@ -152,14 +155,15 @@ class FlowTest(MivaultTest):
         _, _, port = self.setup_vm(role=None)
         tok = e.token(port, e.vault_resource())
         e.kv("GET", "dev", "/secrets/x/", token=tok)
-        lines = [json.loads(l) for l in open(os.path.join(e.dir, "audit.log"))]
+        lines = [json.loads(l) for l in read(os.path.join(e.dir, "audit.log")).splitlines()]
         self.assertTrue(any(l["plane"] == "vault" and l["status"] == 403 for l in lines), lines[-3:])
-        self.assertNotIn(tok, open(os.path.join(e.dir, "audit.log")).read())
+        self.assertNotIn(tok, read(os.path.join(e.dir, "audit.log")))
         v = e.cli("audit", "verify")
         self.assertTrue(v["intact"])
         # tampering with a line breaks the chain
         p = os.path.join(e.dir, "audit.log")
-        text = open(p).read().replace('"status":403', '"status":200', 1)
-        open(p, "w").write(text)
+        text = read(p).replace('"status":403', '"status":200', 1)
+        with open(p, "w") as f:
+            f.write(text)
         r = e.run("audit", "verify", check=False)
         self.assertNotEqual(r.returncode, 0)
