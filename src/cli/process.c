@@ -34,6 +34,18 @@ int cli_config_from_flags(const struct cli *c, struct mv_config *cfg)
     }
     if (vs && mv_copy(cfg->vault_suffix, sizeof cfg->vault_suffix, vs) != MV_OK)
         return cli_error("--vault-suffix is too long");
+    /* Azure's Key Vault model: per vault, per 10 s window; 0 turns a limit off. */
+    const char *to = cli_get(c, "throttle-ops"), *tc = cli_get(c, "throttle-creates");
+    if (to) {
+        if (mv_parse_i64(to, &v) != MV_OK || v < 0 || v > 1000000000)
+            return cli_error("--throttle-ops must be a number of transactions per 10 s (0 = off)");
+        cfg->throttle_ops = (int)v;
+    }
+    if (tc) {
+        if (mv_parse_i64(tc, &v) != MV_OK || v < 0 || v > 1000000000)
+            return cli_error("--throttle-creates must be a number of creates per 10 s (0 = off)");
+        cfg->throttle_creates = (int)v;
+    }
     return 0;
 }
 

@@ -21,13 +21,13 @@ PY = "/usr/bin/python3"
 
 
 class Up:
-    def __init__(self):
+    def __init__(self, *extra):
         self.dir = tempfile.mkdtemp(prefix="mivault-compat.")
         self.server_port = free_port()
         self.agent_port = free_port()
         self.log = open(os.path.join(self.dir, "up.log"), "w+")
         self.proc = subprocess.Popen([BIN, "up", "--state", self.dir, "--server-port", str(self.server_port),
-                                      "--agent-port", str(self.agent_port)],
+                                      "--agent-port", str(self.agent_port)] + list(extra),
                                      stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
         env_sh = os.path.join(self.dir, "env.sh")
         end = time.time() + 60
