@@ -19,14 +19,14 @@ struct verb {
 
 static const struct verb VERBS[] = {
     {"init", verb_init,
-     "[--state DIR] [--server-port N] [--agent-port N] [--vault-suffix S] [--threads N]\n"
+     "[--server-port N] [--agent-port N] [--vault-suffix S] [--threads N]\n"
      "       [--throttle-ops N] [--throttle-creates N]",
      "",
      "Create a tenant, subscription, resource group, signing key, local CA and admin credential."},
-    {"server", verb_server, "[--state DIR]", "", "Run the authority, control plane and vault (HTTPS)."},
+    {"server", verb_server, "", "", "Run the authority, control plane and vault (HTTPS)."},
     {"agent", verb_agent, "--vm NAME [--join TOKEN] [--listen ADDR:PORT] [--imds-address ADDR] [--server URL]", "",
      "Run the host agent (IMDS endpoint) of a VM."},
-    {"up", verb_up, "[--state DIR] [--server-port N] [--agent-port N] [--throttle-ops N] [--throttle-creates N]", "",
+    {"up", verb_up, "[--server-port N] [--agent-port N] [--throttle-ops N] [--throttle-creates N]", "",
      "Init if needed, then run a server and the agent of VM 'localvm' with vault 'dev'."},
     {"demo", verb_demo, "", "", "Run the six steps of the managed identity flow and print them."},
     {"vm create", verb_vm_create, "--name VM [--assign-identity] [--user-assigned ID ...]", "assign-identity",
@@ -67,7 +67,7 @@ static const struct verb VERBS[] = {
     {"keyvault secret restore", verb_secret_restore, "--vault-name V --file F", "", "Restore a backed-up secret."},
     {"token mint", verb_token_mint, "--claims JSON [--kid KID]", "",
      "Admin: sign arbitrary claims with the tenant key, to test a resource's 401 paths."},
-    {"audit verify", verb_audit_verify, "[--state DIR]", "", "Check the hash chain of the audit log."},
+    {"audit verify", verb_audit_verify, "", "", "Check the hash chain of the audit log."},
 };
 
 #define NVERBS (sizeof VERBS / sizeof VERBS[0])
