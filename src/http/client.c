@@ -13,15 +13,22 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "common/util.h"
 
 #define CLIENT_CONNECT_TIMEOUT_MS 5000L
 #define CLIENT_TOTAL_TIMEOUT_MS 30000L
 #define CLIENT_MAX_HEADERS 64
 
+/* The trusted CA bundle is read once, at creation, and handed to curl from memory: a process
+ * that drops privileges afterwards (the agent on port 80) can no longer read the state dir, and
+ * curl would otherwise re-read the file whenever its CA cache expires. */
 struct http_client {
     CURL *h;
-    char *ca_file;
+    char *ca_pem;
+    size_t ca_len;
 };
+
+#define CLIENT_MAX_CA_BYTES (4 * 1024 * 1024)
 
 struct xfer {
     struct http_client_resp *resp;
@@ -42,10 +49,8 @@ mv_rc http_client_new(const char *ca_file, struct http_client **out)
     ENSURE_MSG(curl_init_rc == CURLE_OK, MV_ERR_INTERNAL, "curl_global_init failed");
     c = calloc(1, sizeof *c);
     ENSURE(c != NULL, MV_ERR_INTERNAL);
-    if (ca_file) {
-        c->ca_file = strdup(ca_file);
-        ENSURE(c->ca_file != NULL, MV_ERR_INTERNAL);
-    }
+    if (ca_file)
+        CHECK(mv_read_file(ca_file, CLIENT_MAX_CA_BYTES, &c->ca_pem, &c->ca_len));
     c->h = curl_easy_init();
     ENSURE_MSG(c->h != NULL, MV_ERR_INTERNAL, "curl_easy_init failed");
     *out = c;
@@ -61,7 +66,7 @@ void http_client_free(struct http_client *c)
         return;
     if (c->h)
         curl_easy_cleanup(c->h);
-    free(c->ca_file);
+    free(c->ca_pem);
     free(c);
 }
 
@@ -152,8 +157,10 @@ mv_rc http_client_do(struct http_client *c, const char *method, const char *url,
     SETOPT(CURLOPT_NOPROXY, "*");
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
     SETOPT(CURLOPT_ERRORBUFFER, errbuf);
-    if (c->ca_file)
-        SETOPT(CURLOPT_CAINFO, c->ca_file);
+    if (c->ca_pem) {
+        struct curl_blob ca = {c->ca_pem, c->ca_len, CURL_BLOB_NOCOPY};
+        SETOPT(CURLOPT_CAINFO_BLOB, &ca);
+    }
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(CURLOPT_WRITEDATA, &x);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
