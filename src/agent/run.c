@@ -188,15 +188,10 @@ mv_rc agent_run(const struct agent_opts *o)
                o->imds_address ? " (port 80 needs root or CAP_NET_BIND_SERVICE, and the address "
                                  "must be configured, e.g. ip addr add A/32 dev lo)"
                                : "");
-    if (o->imds_address && geteuid() == 0) {
+    /* The node key and the CA bundle are in memory by now (http_client_new reads the CA once),
+     * so nothing after this point needs the 0700 state dir. */
+    if (o->imds_address && geteuid() == 0)
         CHECK(drop_privileges());
-        /* libcurl re-reads the CA file when its cached store expires (24 h): warn if nobody
-         * cannot read it. */
-        if (has_ca && access(paths.ca_pem, R_OK) != 0)
-            LOG_WARN("agent: %s is not readable by nobody; TLS to the authority will fail once "
-                     "libcurl reloads its CA store",
-                     paths.ca_pem);
-    }
 
     int v6 = strchr(l.host, ':') != NULL;
     printf("mivault agent: vm %s serving IMDS on http://%s%s%s:%d\n", o->vm, v6 ? "[" : "",
