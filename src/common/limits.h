@@ -30,7 +30,10 @@
 #define MV_SECRET_MAX_CONTENT_TYPE 255
 #define MV_SECRET_MAX_TAGS 15
 #define MV_SECRET_MAX_TAG_LEN 256
-#define MV_VAULT_BODY_BYTES (64 * 1024)       /* a set-secret body: 25 KiB value + JSON */
+/* A set-secret body: a 25 KiB value plus 15 tags and a content type, as the SDKs serialise them.
+ * Python's json.dumps escapes every non-ASCII character as \uXXXX (a control byte: 6 bytes for 1;
+ * a 4-byte character: 12), so a legal value can take 6 times its size on the wire. */
+#define MV_VAULT_BODY_BYTES (256 * 1024)
 #define MV_LIST_DEFAULT_PAGE 25
 #define MV_LIST_MAX_PAGE 25
 

@@ -11,7 +11,7 @@
 #include "crypto/aead.h"
 #include "vault/vault_internal.h"
 
-#define BUNDLE_MAX (6 * MV_SECRET_MAX_VALUE_BYTES + 16384) /* worst-case escaping + fields */
+#define BUNDLE_MAX (6 * MV_SECRET_MAX_VALUE_BYTES + 65536) /* worst-case escaping + tags, fields */
 
 static void conflict_deleted(struct vault_ctx *c, const char *name)
 {
