@@ -41,11 +41,21 @@ static int is_hex(char c)
 static mv_rc parse_target(http_req *req)
 {
     mv_rc rc = MV_OK;
+    char *own = NULL;
     const char *uri = evhttp_request_get_uri(req->ev);
     const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req->ev);
     ENSURE(uri != NULL && u != NULL, MV_ERR_BAD_REQUEST);
     ENSURE_MSG(strlen(uri) <= MV_MAX_URI_BYTES, MV_ERR_BAD_REQUEST, "request URI too long");
     const char *p = evhttp_uri_get_path(u);
+    /* RFC 9112 §3.2.1: origin-form = absolute-path [ "?" query ], and RFC 9110 §4.1's
+     * absolute-path = 1*( "/" segment ) allows empty segments, so "//metadata/endpoints" is a
+     * path (msrestazure sends it for an ARM endpoint ending in '/'). evhttp parses such a target
+     * as a network-path reference with authority "metadata"; take the path from the target. */
+    if (uri[0] == '/' && uri[1] == '/') {
+        own = strndup(uri, strcspn(uri, "?#"));
+        ENSURE(own != NULL, MV_ERR_INTERNAL);
+        p = own;
+    }
     ENSURE_MSG(p != NULL && p[0] == '/', MV_ERR_BAD_REQUEST, "request path not absolute");
     /* RFC 3986 §2.1: a '%' must start a pct-encoded triplet (evhttp_uridecode would pass a
      * malformed one through as-is). */
@@ -62,6 +72,7 @@ static mv_rc parse_target(http_req *req)
     if (req->raw_query && kv_parse(req->raw_query, strlen(req->raw_query), &req->query) != MV_OK)
         req->query_ok = 0;
 out:
+    free(own);
     return rc;
 }
 

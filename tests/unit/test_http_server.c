@@ -361,6 +361,16 @@ static void test_path_and_query_decoded(void **state)
     assert_true(json_is_true(json_object_get(j, "dup")));
     json_decref(j);
 
+    /* an origin-form path may start with an empty segment: "//a/b" is a path, not an authority */
+    const char dbl[] = "GET //meta%20data/endpoints?api-version=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    struct raw_resp *r = malloc(sizeof *r);
+    assert_int_equal(raw_exchange(f->port, dbl, sizeof dbl - 1, r), 200);
+    j = body_json(r->body, r->body_len);
+    assert_string_equal(json_string_value(json_object_get(j, "path")), "//meta data/endpoints");
+    assert_string_equal(json_string_value(json_object_get(j, "raw_query")), "api-version=1");
+    json_decref(j);
+    free(r);
+
     /* a bad query escape reaches the handler with query_ok = 0 */
     snprintf(url, sizeof url, "%s/q?a=%%zz", f->base);
     j = client_json(c, "GET", url, NULL, 200);
