@@ -153,11 +153,22 @@ static int match(const char *pattern, const struct arm_path *p, struct match *m)
     return i == p->n;
 }
 
+/* msrestazure builds the metadata URL as ARM endpoint + "/metadata/endpoints?…", so an endpoint
+ * registered with its usual trailing slash ("https://management.azure.com/", as az's own clouds
+ * spell it) yields "//metadata/endpoints", which ARM serves. Extra leading slashes are ignored. */
+static const char *skip_extra_slashes(const char *path)
+{
+    while (path && path[0] == '/' && path[1] == '/')
+        path++;
+    return path;
+}
+
 int arm_owns_path(const char *path)
 {
     static const char *const prefixes[] = {"/subscriptions", "/providers"};
     if (!path)
         return 0;
+    path = skip_extra_slashes(path);
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
         size_t n = strlen(prefixes[i]);
         if (strncasecmp(path, prefixes[i], n) == 0 && (path[n] == '\0' || path[n] == '/'))
@@ -225,7 +236,7 @@ static void dispatch(struct arm_req *ar, const struct arm_path *path)
     memcpy(ar->cap, m.cap, sizeof ar->cap);
     ar->ncap = m.ncap;
     if (r->flags & R_SCOPE) {
-        const char *orig = ar->req->path;
+        const char *orig = skip_extra_slashes(ar->req->path);
         if (m.scope_end == 0) {
             ar->scope[0] = '/';
             ar->scope[1] = '\0';
@@ -252,7 +263,7 @@ void arm_handle(http_req *req)
     ar.w = req->worker;
     ar.srv = ar.w->srv;
     ar.st = ar.w->st;
-    if (!req->path || !split(req->path, &path))
+    if (!req->path || !split(skip_extra_slashes(req->path), &path))
         (void)arm_fail(&ar, 404, "NotFound", "The requested resource path is not supported.");
     else
         dispatch(&ar, &path);
