@@ -26,7 +26,10 @@ static const struct verb VERBS[] = {
     {"server", verb_server, "", "", "Run the authority, control plane and vault (HTTPS)."},
     {"agent", verb_agent, "--vm NAME [--join TOKEN] [--listen ADDR:PORT] [--imds-address ADDR] [--server URL]", "",
      "Run the host agent (IMDS endpoint) of a VM."},
-    {"up", verb_up, "[--server-port N] [--agent-port N] [--throttle-ops N] [--throttle-creates N]", "",
+    {"up", verb_up,
+     "[--server-port N] [--agent-port N] [--throttle-ops N] [--throttle-creates N]\n"
+     "       [--imds-address ADDR]",
+     "",
      "Init if needed, then run a server and the agent of VM 'localvm' with vault 'dev'."},
     {"demo", verb_demo, "", "", "Run the six steps of the managed identity flow and print them."},
     {"vm create", verb_vm_create, "--name VM [--assign-identity] [--user-assigned ID ...]", "assign-identity",

@@ -1,6 +1,10 @@
 /* up.c: `mivault up`, the embedded default (DESIGN §2): init if needed, one server, vault `dev`,
  * VM `localvm` with a system-assigned identity granted Key Vault Secrets Officer on `dev`, its
- * agent; then env.sh and the hosts-file line; runs until interrupted. */
+ * agent; then env.sh and the hosts-file line; runs until interrupted.
+ *
+ * --imds-address A starts the agent with --imds-address A (IMDS on A:80, privileges dropped to
+ * nobody when root; docs/imds-on-a-host.md). At 169.254.169.254, the address every SDK and az
+ * use without configuration, env.sh names no identity endpoint at all. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,27 +19,48 @@
 
 #define UP_VM "localvm"
 #define UP_VAULT "dev"
+#define UP_IMDS_PORT 80
+/* DOC-VMTOKEN: the address SDKs and az use when no environment variable names another. */
+#define UP_WELL_KNOWN_IMDS "169.254.169.254"
 
-static mv_rc write_env(const struct cli *c)
+/* The agent's base URL: its --imds-address on port 80 (port omitted), else the config's. */
+static mv_rc agent_url(const struct cli *c, const char *imds, char *out, size_t len)
+{
+    if (!imds)
+        return mv_fmt(out, len, "http://%s:%d", c->cfg.agent_host, c->cfg.agent_port);
+    int v6 = strchr(imds, ':') != NULL;
+    return mv_fmt(out, len, "http://%s%s%s", v6 ? "[" : "", imds, v6 ? "]" : "");
+}
+
+static mv_rc write_env(const struct cli *c, const char *imds)
 {
     mv_rc rc = MV_OK;
     char vault_url[512], agent[128];
     mv_buf b;
     mv_buf_init(&b, 8192);
     CHECK(state_vault_url(&c->cfg, UP_VAULT, vault_url, sizeof vault_url));
-    CHECK(mv_fmt(agent, sizeof agent, "http://%s:%d", c->cfg.agent_host, c->cfg.agent_port));
-    /* MSI_ENDPOINT is deliberately absent: with it set, the JS SDK takes the Cloud-Shell path,
-     * which refuses user-assigned identities (docs/compatibility.md). */
+    CHECK(agent_url(c, imds, agent, sizeof agent));
     CHECK(mv_buf_addf(&b,
                       "# written by `mivault up`: source it in a workload's shell\n"
-                      "export MIVAULT_HOME='%s'\n"
-                      "export AZURE_POD_IDENTITY_AUTHORITY_HOST='%s'\n"
-                      "export MSAL_MANAGED_IDENTITY_ENDPOINT='%s/metadata/identity/oauth2/token'\n"
+                      "export MIVAULT_HOME='%s'\n",
+                      c->paths.dir));
+    /* MSI_ENDPOINT is deliberately absent: with it set, the JS SDK takes the Cloud-Shell path,
+     * which refuses user-assigned identities (docs/compatibility.md). */
+    if (imds && strcmp(imds, UP_WELL_KNOWN_IMDS) == 0)
+        CHECK(mv_buf_addf(&b, "# IMDS is at %s, where every SDK and az look by default: no identity endpoint "
+                              "variable\n",
+                          agent));
+    else
+        CHECK(mv_buf_addf(&b,
+                          "export AZURE_POD_IDENTITY_AUTHORITY_HOST='%s'\n"
+                          "export MSAL_MANAGED_IDENTITY_ENDPOINT='%s/metadata/identity/oauth2/token'\n",
+                          agent, agent));
+    CHECK(mv_buf_addf(&b,
                       "export REQUESTS_CA_BUNDLE='%s'\n"
                       "export SSL_CERT_FILE='%s'\n"
                       "export NODE_EXTRA_CA_CERTS='%s'\n"
                       "export MIVAULT_VAULT_URL='%s'\n",
-                      c->paths.dir, agent, agent, c->paths.bundle, c->paths.bundle, c->paths.ca_pem, vault_url));
+                      c->paths.bundle, c->paths.bundle, c->paths.ca_pem, vault_url));
     CHECK(mv_write_file(c->paths.env_sh, b.p, b.len, 0644));
 out:
     mv_buf_free(&b);
@@ -46,9 +71,10 @@ int verb_up(struct cli *c)
 {
     struct mv_config cfg;
     int created = 0, status = 1;
-    pid_t server = -1, agent = -1;
+    pid_t server = -1, agent_pid = -1;
     struct arm_client *a = NULL;
-    char principal[64], join[128], state_arg[PATH_MAX];
+    char principal[64], join[128], state_arg[PATH_MAX], agent_base[128];
+    const char *imds = cli_get(c, "imds-address");
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
@@ -58,6 +84,10 @@ int verb_up(struct cli *c)
 
     if (cli_config_from_flags(c, &cfg))
         return 2;
+    if (imds && !*imds) {
+        cli_error("up: --imds-address wants an address, e.g. %s", UP_WELL_KNOWN_IMDS);
+        return 2;
+    }
     if (launch_init(c, &cfg, &created) != MV_OK)
         return 1;
     if (mv_copy(state_arg, sizeof state_arg, c->paths.dir) != MV_OK)
@@ -73,21 +103,28 @@ int verb_up(struct cli *c)
         launch_ensure_vm(a, UP_VM, 1, principal, sizeof principal) != MV_OK ||
         launch_grant(a, principal, ROLE_SECRETS_OFFICER, UP_VAULT) != MV_OK)
         goto done;
-    char *agent_argv[] = {"mivault", "agent", "--vm", UP_VM, "--state", state_arg, NULL, NULL, NULL};
+    char *agent_argv[11] = {"mivault", "agent", "--vm", UP_VM, "--state", state_arg};
+    int n = 6;
     if (!launch_agent_enrolled(c, UP_VM)) {
         if (launch_join_token(a, UP_VM, join, sizeof join) != MV_OK)
             goto done;
-        agent_argv[6] = "--join";
-        agent_argv[7] = join;
+        agent_argv[n++] = "--join";
+        agent_argv[n++] = join;
+    }
+    if (imds) {
+        agent_argv[n++] = "--imds-address";
+        agent_argv[n++] = (char *)imds;
     }
     arm_client_free(a);
     a = NULL;
-    if (launch_child(agent_argv, 0, &agent) != MV_OK ||
-        launch_wait_port(c->cfg.agent_host, c->cfg.agent_port, agent, 20000) != MV_OK) {
-        cli_error("the agent did not start on %s:%d", c->cfg.agent_host, c->cfg.agent_port);
+    const char *agent_host = imds ? imds : c->cfg.agent_host;
+    int agent_port = imds ? UP_IMDS_PORT : c->cfg.agent_port;
+    if (launch_child(agent_argv, 0, &agent_pid) != MV_OK ||
+        launch_wait_port(agent_host, agent_port, agent_pid, 20000) != MV_OK) {
+        cli_error("the agent did not start on %s:%d", agent_host, agent_port);
         goto done;
     }
-    if (write_env(c) != MV_OK) {
+    if (write_env(c, imds) != MV_OK || agent_url(c, imds, agent_base, sizeof agent_base) != MV_OK) {
         cli_error("cannot write %s", c->paths.env_sh);
         goto done;
     }
@@ -96,16 +133,15 @@ int verb_up(struct cli *c)
         goto done;
     printf("mivault is up (%s state in %s)\n\n"
            "  server    https://%s:%d   (authority, control plane, vaults)\n"
-           "  agent     http://%s:%d    (IMDS of VM '%s', identity %s)\n"
+           "  agent     %s    (IMDS of VM '%s', identity %s)\n"
            "  vault     %s   ('%s' has Key Vault Secrets Officer)\n\n"
            "Add this line to /etc/hosts (once):\n"
            "  127.0.0.1 %s.%s %s\n\n"
            "Then, in the workload's shell:\n"
            "  . %s\n\n"
            "Ctrl-C stops mivault.\n",
-           created ? "new" : "existing", c->paths.dir, c->cfg.server_host, c->cfg.server_port, c->cfg.agent_host,
-           c->cfg.agent_port, UP_VM, principal, vault_url, UP_VM, UP_VAULT, c->cfg.vault_suffix,
-           c->cfg.vault_suffix, c->paths.env_sh);
+           created ? "new" : "existing", c->paths.dir, c->cfg.server_host, c->cfg.server_port, agent_base, UP_VM,
+           principal, vault_url, UP_VM, UP_VAULT, c->cfg.vault_suffix, c->cfg.vault_suffix, c->paths.env_sh);
     fflush(stdout);
     for (;;) {
         int sig = 0;
@@ -118,13 +154,13 @@ int verb_up(struct cli *c)
         pid_t p;
         int died = 0;
         while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
-            if (p == server || p == agent) {
+            if (p == server || p == agent_pid) {
                 cli_error("the %s exited (status %d); stopping", p == server ? "server" : "agent",
                           WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
                 if (p == server)
                     server = -1;
                 else
-                    agent = -1;
+                    agent_pid = -1;
                 died = 1;
             }
         }
@@ -133,7 +169,7 @@ int verb_up(struct cli *c)
     }
 done:
     arm_client_free(a);
-    launch_stop(agent);
+    launch_stop(agent_pid);
     launch_stop(server);
     return status;
 }
