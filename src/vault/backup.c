@@ -47,14 +47,21 @@ out:
     return rc;
 }
 
-/* Appends every version of c->name to out; NOT_FOUND if the secret has none. */
+/* Appends every version of c->name to out; NOT_FOUND if the secret has none. The versions go
+ * in listing order except that the latest one goes last: a secret's latest version is its
+ * newest row (created, then insertion order, st_secrets.c), restore adds the rows in array
+ * order, and versions set within the same second list by version id, not by age. */
 static mv_rc write_versions(const struct vault_ctx *c, mv_buf *out)
 {
     mv_rc rc = MV_OK;
-    struct st_secret *rows = NULL, full;
-    size_t n = 0, total = 0;
+    struct st_secret *rows = NULL, full, latest;
+    size_t n = 0, total = 1;
     char after[MV_VERSION_LEN + 1] = "";
     memset(&full, 0, sizeof full);
+    memset(&latest, 0, sizeof latest);
+    CHECK(store_secret_get(c->w->st, c->vault.name, c->name, NULL, &latest));
+    CHECK(mv_buf_addf(out, "{\"format\":\"" BACKUP_FORMAT "\",\"v\":1,\"name\":\"%s\",\"versions\":[",
+                      latest.name));
     do {
         if (rows)
             st_secrets_free(rows, n);
@@ -62,15 +69,11 @@ static mv_rc write_versions(const struct vault_ctx *c, mv_buf *out)
         n = 0;
         CHECK(store_secret_versions(c->w->st, c->vault.name, c->name, after[0] ? after : NULL,
                                     BACKUP_PAGE, &rows, &n));
-        for (size_t i = 0; i < n; i++, total++) {
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(rows[i].version, latest.version) == 0)
+                continue;
             ENSURE_MSG(total < VAULT_BACKUP_MAX_VERSIONS, MV_ERR_LIMIT, "too many versions");
-            if (total == 0) {
-                CHECK(mv_buf_addf(out, "{\"format\":\"" BACKUP_FORMAT "\",\"v\":1,\"name\":\"%s\","
-                                       "\"versions\":[",
-                                  rows[i].name));
-            } else {
-                CHECK(mv_buf_add(out, ",", 1));
-            }
+            total++;
             const struct st_secret *s = &rows[i];
             if (s->sealed.len == 0) { /* the store may list versions without their values */
                 st_secret_clear(&full);
@@ -78,16 +81,18 @@ static mv_rc write_versions(const struct vault_ctx *c, mv_buf *out)
                 s = &full;
             }
             CHECK(write_version(c, out, s));
+            CHECK(mv_buf_add(out, ",", 1));
         }
         if (n > 0)
             CHECK(mv_copy(after, sizeof after, rows[n - 1].version));
     } while (n == BACKUP_PAGE);
-    ENSURE_MSG(total > 0, MV_ERR_NOT_FOUND, "no versions");
+    CHECK(write_version(c, out, &latest));
     CHECK(mv_buf_adds(out, "]}"));
 out:
     if (rows)
         st_secrets_free(rows, n);
     st_secret_clear(&full);
+    st_secret_clear(&latest);
     return rc;
 }
 
