@@ -44,6 +44,13 @@ def _lock_digest():
 
 def ensure_node_modules():
     """`npm ci` unless node_modules was installed from exactly this package.json + lockfile."""
+    for tool in (NODE, NPM):
+        if not os.access(tool, os.X_OK):
+            raise RuntimeError("%s is missing: the JS compatibility tests need Node.js >= 20 with npm" % tool)
+    major = subprocess.run([NODE, "-p", "process.versions.node.split('.')[0]"], capture_output=True, text=True,
+                           timeout=30).stdout.strip()
+    if not major.isdigit() or int(major) < 20:
+        raise RuntimeError("%s is Node.js %s; @azure/identity 4.13 needs >= 20" % (NODE, major or "?"))
     digest = _lock_digest()
     try:
         with open(STAMP) as f:
