@@ -7,7 +7,7 @@ pkgs=(build-essential pkg-config libssl-dev libevent-dev libjansson-dev libcurl4
       libsqlite3-dev openssl ca-certificates curl)
 case "$kind" in
   test)  pkgs+=(libcmocka-dev python3 python3-azure azure-cli nodejs iproute2 libclang-rt-14-dev clang) ;;
-  bench) pkgs+=(nginx-light wrk linux-perf valgrind nodejs) ;;
+  bench) pkgs+=(nginx-light wrk linux-perf valgrind nodejs python3 python3-cryptography) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
