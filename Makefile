@@ -56,6 +56,9 @@ unit: $(UNIT_BINS)
 test:
 	bash scripts/test.sh
 
+bench:
+	bash bench/run.sh
+
 check-style:
 	@! grep -rnE '\b(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol|sscanf)\s*\(' src include \
 	  || (echo "banned string function (see STYLE)"; exit 1)
@@ -64,7 +67,7 @@ clean:
 	rm -rf build
 
 -include $(OBJS:.o=.d) $(B)/src/cli/main.d
-.PHONY: all unit test check-style clean
+.PHONY: all unit test bench check-style clean
 
 print-cflags:
 	@echo $(CFLAGS)
