@@ -182,6 +182,32 @@ out:
     kv_free(&req.query);
 }
 
+http_req *http_defer(http_req *req)
+{
+    if (req->replied)
+        return NULL;
+    http_req *d = malloc(sizeof *d);
+    if (!d)
+        return NULL;
+    *d = *req;
+    d->path = NULL;
+    d->raw_query = NULL;
+    memset(&d->query, 0, sizeof d->query);
+    d->query_ok = 0;
+    d->body = (mv_slice){NULL, 0};
+    req->replied = 1; /* answered through d from now on */
+    return d;
+}
+
+void http_deferred_free(http_req *d)
+{
+    if (d && !d->replied) {
+        LOG_ERROR("deferred request %s freed without a reply", d->request_id);
+        http_reply(d, 500, NULL, NULL, 0);
+    }
+    free(d);
+}
+
 const char *http_header(const http_req *req, const char *name)
 {
     return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);

@@ -74,6 +74,16 @@ MV_MUST_CHECK mv_rc http_tls_ctx(const char *cert_pem, const char *key_pem, SSL_
 const char *http_header(const http_req *req, const char *name);
 void http_set_header(http_req *req, const char *name, const char *value);
 
+/* Deferred replies, for work finished on another thread (the group-committing writer).
+ * http_defer, called inside the handler, returns a heap copy of req that stays valid after the
+ * handler returns; the original counts as answered. The copy keeps ev, worker, host, method and
+ * request_id (not path, query or body, which the caller must copy first if it needs them) and
+ * must be answered with http_reply* on the loop thread that owns the request, then freed with
+ * http_deferred_free. If the client went away meanwhile, the reply is dropped safely (libevent
+ * detaches a request whose connection closes before the user answers it). NULL on OOM. */
+http_req *http_defer(http_req *req);
+void http_deferred_free(http_req *d);
+
 /* Replies. Status reason phrases are the standard ones ("Bad Request"). Every reply carries
  * x-ms-request-id. body may be NULL/0. */
 void http_reply(http_req *req, int status, const char *content_type, const char *body, size_t len);

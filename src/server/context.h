@@ -31,11 +31,13 @@ struct mv_server {
     char sign_kid[32];
     char *jwks_json;             /* {"keys":[...]} as served at /{tid}/discovery/v2.0/keys */
     struct audit *audit;
+    struct store_writer *writer; /* group commit of durable writes (store/writer.h) */
 };
 
 struct mv_worker {
     struct mv_server *srv;
     struct store *st;
+    struct event_base *base;     /* this worker's loop: where deferred work completes */
     int idx;
     /* Public keys this worker validates tokens with, parsed from srv->jwks_json (the same
      * document the authority serves): the resource side of the trust, refreshed on unknown kid. */

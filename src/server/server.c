@@ -20,6 +20,7 @@
 #include "http/server.h"
 #include "server/audit.h"
 #include "server/context.h"
+#include "store/writer.h"
 #include "vault/vault.h"
 
 #define PURGE_INTERVAL_SECS 60
@@ -59,6 +60,7 @@ static void *worker_init(int idx, struct event_base *base, void *arg)
         return NULL;
     s->w.srv = srv;
     s->w.idx = idx;
+    s->w.base = base;
     if (store_open(srv->paths.db, &s->w.st) != MV_OK || vault_worker_init(&s->w) != MV_OK) {
         LOG_ERROR("worker %d: %s", idx, mv_last_detail());
         store_close(s->w.st);
@@ -129,14 +131,19 @@ mv_rc server_run(const char *state_dir)
         .worker_free = worker_free,
         .arg = srv,
     };
+    CHECK(store_writer_start(srv->paths.db, &srv->writer));
     CHECK(http_server_start(&hc, &hs));
     LOG_INFO("server listening on https://%s:%d (tenant %s)", srv->cfg.server_host,
              http_server_port(hs), srv->tenant.tenant_id);
     http_server_wait(hs);
     LOG_INFO("server stopped");
+    /* Loops are stopped: the writer finishes what was queued; completions for loops that
+     * are gone are dropped by the writer (their clients are gone with them). */
 out:
     if (rc != MV_OK)
         LOG_ERROR("server: %s", mv_last_detail());
+    if (srv)
+        store_writer_stop(srv->writer); /* before the loops' bases are freed */
     http_server_free(hs);
     SSL_CTX_free(ssl);
     if (srv) {

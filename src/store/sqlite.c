@@ -13,7 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "store/sqlite_internal.h"
+#include "store/writer.h"
 
 #define ST_BUSY_TIMEOUT_MS 10000
 #define ST_META_MAX (64 * 1024) /* largest meta value handed back */
@@ -203,6 +205,19 @@ void store_rollback(struct store *st)
         return;
     mv_rc rc = run_cached(st, ST_Q_ROLLBACK, "ROLLBACK");
     (void)rc; /* a failure is logged by st_error; nothing more can be done here */
+}
+
+/* writer.h: one savepoint per job of a group-committed batch. */
+mv_rc store_savepoint(struct store *st) { return run_cached(st, ST_Q_JOB_SAVEPOINT, "SAVEPOINT st_job"); }
+mv_rc store_savepoint_release(struct store *st) { return run_cached(st, ST_Q_JOB_RELEASE, "RELEASE st_job"); }
+
+void store_savepoint_rollback(struct store *st)
+{
+    if (sqlite3_get_autocommit(st->db))
+        return; /* SQLite already rolled the whole transaction back */
+    if (run_cached(st, ST_Q_JOB_ROLLBACK_TO, "ROLLBACK TO st_job") != MV_OK ||
+        run_cached(st, ST_Q_JOB_RELEASE, "RELEASE st_job") != MV_OK)
+        LOG_ERROR("store: cannot roll back a job's savepoint");
 }
 
 mv_rc st_tx_begin(struct store *st, struct st_tx *tx)

@@ -267,7 +267,7 @@ static int find_vault(struct vault_ctx *c)
     return 0;
 }
 
-static void audit(struct vault_ctx *c)
+void vault_audit(struct vault_ctx *c)
 {
     struct audit *a = c->w->srv->audit;
     if (!a)
@@ -295,10 +295,12 @@ void vault_handle(http_req *req, const char *vault_name)
         !check_throttle(&c) || !check_route(&c) || !build_resource(&c, route_has_name(c.route)) || !vault_authorize(&c))
         goto out;
     c.route->op(&c);
+    if (c.deferred)
+        return;
 out:
     if (!req->replied) {
         LOG_ERROR("vault: handler did not reply");
         vault_rc_error(&c, MV_ERR_INTERNAL);
     }
-    audit(&c);
+    vault_audit(&c);
 }

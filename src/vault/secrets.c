@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "crypto/aead.h"
+#include "store/writer.h"
 #include "vault/vault_internal.h"
 
 #define BUNDLE_MAX (6 * MV_SECRET_MAX_VALUE_BYTES + 65536) /* worst-case escaping + tags, fields */
@@ -44,48 +45,111 @@ out:
         vault_rc_error(c, rc);
 }
 
+/* A set is durable before it is acknowledged: the new version goes to the group-committing
+ * writer (store/writer.h) and the reply is sent from set_done, on this loop, once the batch that
+ * holds it is on disk. Everything the reply needs is copied into the job first. */
+struct set_job {
+    struct vault_ctx c;        /* c.req is the deferred request */
+    char vault_name[MV_VAULT_NAME_MAX + 1];
+    struct st_secret s;        /* owns sealed, content_type, tags_json */
+    mv_buf value;              /* plaintext for the reply: wiped */
+};
+
+static void set_job_free(struct set_job *j)
+{
+    mv_buf_free(&j->s.sealed);
+    free(j->s.content_type);
+    free(j->s.tags_json);
+    mv_buf_free_secret(&j->value);
+    http_deferred_free(j->c.req);
+    free(j);
+}
+
+/* Writer thread: a new version of an existing secret keeps the name's first spelling. */
+static mv_rc set_job_run(struct store *st, void *arg)
+{
+    struct set_job *j = arg;
+    struct st_secret prev;
+    memset(&prev, 0, sizeof prev);
+    mv_rc rc = store_secret_get(st, j->s.vault, j->s.name, NULL, &prev);
+    if (rc == MV_OK)
+        rc = mv_copy(j->s.name, sizeof j->s.name, prev.name);
+    else if (rc == MV_ERR_NOT_FOUND)
+        rc = MV_OK;
+    st_secret_clear(&prev);
+    return rc == MV_OK ? store_secret_add(st, &j->s) : rc;
+}
+
+/* Loop thread, after the batch committed or failed. */
+static void set_done(void *arg, mv_rc rc)
+{
+    struct set_job *j = arg;
+    if (rc == MV_ERR_CONFLICT)
+        conflict_deleted(&j->c, j->c.name);
+    else if (rc != MV_OK)
+        vault_rc_error(&j->c, rc);
+    else
+        reply_with_value(&j->c, &j->s, j->value.p ? j->value.p : "", j->value.len);
+    vault_audit(&j->c);
+    set_job_free(j);
+}
+
+static mv_rc dup_opt(const char *s, char **out)
+{
+    *out = NULL;
+    if (s && !(*out = strdup(s))) {
+        mv_fail(MV_ERR_INTERNAL, "out of memory");
+        return MV_ERR_INTERNAL;
+    }
+    return MV_OK;
+}
+
 void vault_op_set(struct vault_ctx *c)
 {
     mv_rc rc = MV_OK;
     struct vault_secret_input in;
-    struct st_secret prev, s;
     const char *why = NULL;
-    memset(&prev, 0, sizeof prev);
-    memset(&s, 0, sizeof s);
-    mv_buf_init(&s.sealed, MV_SECRET_MAX_VALUE_BYTES + AEAD_OVERHEAD);
+    struct set_job *j = NULL;
+    memset(&in, 0, sizeof in);
 
     if (vault_parse_secret_body(c->req->body.p, c->req->body.len, 1, &in, &why) != MV_OK) {
         vault_bad_parameter(c, why);
         goto out;
     }
-    /* A new version of an existing secret keeps the name's first spelling. */
-    rc = store_secret_get(c->w->st, c->vault.name, c->name, NULL, &prev);
-    if (rc != MV_OK && rc != MV_ERR_NOT_FOUND)
-        goto out;
-    const char *name = rc == MV_OK ? prev.name : c->name;
-    CHECK(mv_copy(s.name, sizeof s.name, name));
-    CHECK(mv_copy(s.vault, sizeof s.vault, c->vault.name));
-    CHECK(mv_hexid(s.version));
-    CHECK(vault_seal_value(c, s.name, s.version, in.value, in.value_len, &s.sealed));
-    s.content_type = (char *)in.content_type; /* borrowed: s is not st_secret_clear'ed */
-    s.tags_json = in.tags_json;
-    s.enabled = in.has_enabled ? in.enabled : 1;
-    s.nbf = in.has_nbf ? in.nbf : 0;
-    s.exp = in.has_exp ? in.exp : 0;
-    s.created = s.updated = mv_now();
-    rc = store_secret_add(c->w->st, &s);
-    if (rc == MV_ERR_CONFLICT) {
-        rc = MV_OK;
-        conflict_deleted(c, c->name);
-        goto out;
+    j = calloc(1, sizeof *j);
+    ENSURE(j != NULL, MV_ERR_INTERNAL);
+    mv_buf_init(&j->s.sealed, MV_SECRET_MAX_VALUE_BYTES + AEAD_OVERHEAD);
+    mv_buf_init(&j->value, MV_SECRET_MAX_VALUE_BYTES);
+    CHECK(mv_copy(j->s.name, sizeof j->s.name, c->name));
+    CHECK(mv_copy(j->s.vault, sizeof j->s.vault, c->vault.name));
+    CHECK(mv_hexid(j->s.version));
+    CHECK(vault_seal_value(c, j->s.name, j->s.version, in.value, in.value_len, &j->s.sealed));
+    CHECK(mv_buf_add(&j->value, in.value, in.value_len));
+    CHECK(dup_opt(in.content_type, &j->s.content_type));
+    CHECK(dup_opt(in.tags_json, &j->s.tags_json));
+    j->s.enabled = in.has_enabled ? in.enabled : 1;
+    j->s.nbf = in.has_nbf ? in.nbf : 0;
+    j->s.exp = in.has_exp ? in.exp : 0;
+    j->s.created = j->s.updated = mv_now();
+    CHECK(mv_copy(j->vault_name, sizeof j->vault_name, c->vault_name));
+    j->c = *c;
+    j->c.vault_name = j->vault_name;
+    j->c.api_version = NULL; /* points into the request's query, gone after this handler */
+    j->c.req = http_defer(c->req);
+    ENSURE(j->c.req != NULL, MV_ERR_INTERNAL);
+    c->deferred = 1; /* set_done replies and audits */
+    rc = store_writer_submit(c->w->srv->writer, c->w->base, set_job_run, set_done, j);
+    if (rc != MV_OK) {
+        vault_rc_error(&j->c, rc);
+        vault_audit(&j->c);
+        set_job_free(j);
     }
-    CHECK(rc);
-    reply_with_value(c, &s, in.value, in.value_len);
+    j = NULL;
 out:
-    if (rc != MV_OK)
+    if (rc != MV_OK && !c->deferred)
         vault_rc_error(c, rc);
-    mv_buf_free(&s.sealed);
-    st_secret_clear(&prev);
+    if (j)
+        set_job_free(j);
     vault_secret_input_free(&in);
 }
 

@@ -127,7 +127,11 @@ struct vault_ctx {
     int name_bad, version_bad;              /* segment too long to copy */
     char resource[MV_MAX_SCOPE + MV_SECRET_MAX_NAME + 16];
     int status;                             /* status of the reply sent, for the audit */
+    int deferred;                           /* the op answers later (and audits then) */
 };
+
+/* One audit line for the request (route.c); called once, when the reply is sent. */
+void vault_audit(struct vault_ctx *c);
 
 /* ---- host.c ---- */
 MV_MUST_CHECK mv_rc vault_request_url(const http_req *req, char *out, size_t len);

@@ -1,0 +1,164 @@
+/* writer.c: the group-commit writer (see writer.h).
+ *
+ * Jobs queue under a mutex; the writer takes everything queued (up to WRITER_MAX_BATCH), runs it
+ * in one BEGIN IMMEDIATE ... COMMIT, then posts each completion to its loop with
+ * event_base_once (thread-safe: the server enables libevent's pthread locking). While a batch
+ * syncs, the next one accumulates, so the batch size follows the load by itself. */
+#include "store/writer.h"
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "common/log.h"
+#include "store/sqlite_internal.h"
+
+#define WRITER_MAX_BATCH 512
+
+struct job {
+    struct job *next;
+    struct event_base *loop;
+    store_job_fn fn;
+    store_done_fn done;
+    void *arg;
+    mv_rc rc;
+};
+
+struct store_writer {
+    struct store *st;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *head, *tail;
+    int stopping;
+};
+
+static void finish(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct job *j = arg;
+    j->done(j->arg, j->rc);
+    free(j);
+}
+
+static void run_batch(struct store_writer *w, struct job *batch)
+{
+    mv_rc rc = store_begin(w->st);
+    for (struct job *j = batch; j; j = j->next) {
+        if (rc != MV_OK) {
+            j->rc = rc;
+            continue;
+        }
+        j->rc = store_savepoint(w->st);
+        if (j->rc == MV_OK)
+            j->rc = j->fn(w->st, j->arg);
+        if (j->rc == MV_OK)
+            j->rc = store_savepoint_release(w->st);
+        else
+            store_savepoint_rollback(w->st);
+        if (sqlite3_get_autocommit(w->st->db)) /* the batch's transaction itself is gone */
+            rc = j->rc != MV_OK ? j->rc : MV_ERR_INTERNAL;
+    }
+    if (rc == MV_OK)
+        rc = store_commit(w->st);
+    if (rc != MV_OK) {
+        store_rollback(w->st);
+        for (struct job *j = batch; j; j = j->next)
+            if (j->rc == MV_OK)
+                j->rc = rc; /* nothing of this batch is durable */
+    }
+    struct timeval now = {0, 0};
+    for (struct job *j = batch, *next; j; j = next) {
+        next = j->next;
+        if (event_base_once(j->loop, -1, EV_TIMEOUT, finish, j, &now) != 0) {
+            LOG_ERROR("store writer: cannot post a completion");
+            free(j); /* the loop is gone: nobody is waiting for the reply */
+        }
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct store_writer *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->head && !w->stopping)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->head) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        struct job *batch = w->head, *last = batch;
+        int n = 1;
+        while (last->next && n < WRITER_MAX_BATCH) {
+            last = last->next;
+            n++;
+        }
+        w->head = last->next;
+        if (!w->head)
+            w->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&w->mu);
+        run_batch(w, batch);
+    }
+    return NULL;
+}
+
+mv_rc store_writer_start(const char *db_path, struct store_writer **out)
+{
+    mv_rc rc = MV_OK;
+    struct store_writer *w = calloc(1, sizeof *w);
+    ENSURE(w != NULL, MV_ERR_INTERNAL);
+    CHECK(store_open(db_path, &w->st));
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        ENSURE_MSG(0, MV_ERR_INTERNAL, "cannot start the store writer thread");
+    }
+    *out = w;
+    w = NULL;
+out:
+    if (w) {
+        store_close(w->st);
+        free(w);
+    }
+    return rc;
+}
+
+void store_writer_stop(struct store_writer *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    store_close(w->st);
+    free(w);
+}
+
+mv_rc store_writer_submit(struct store_writer *w, struct event_base *loop, store_job_fn fn, store_done_fn done,
+                          void *arg)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) {
+        mv_fail(MV_ERR_INTERNAL, "out of memory");
+        return MV_ERR_INTERNAL;
+    }
+    *j = (struct job){NULL, loop, fn, done, arg, MV_OK};
+    pthread_mutex_lock(&w->mu);
+    if (w->tail)
+        w->tail->next = j;
+    else
+        w->head = j;
+    w->tail = j;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return MV_OK;
+}

@@ -1,0 +1,32 @@
+/* writer.h: group commit. One writer thread with its own store connection runs the write jobs
+ * that loop threads submit, many per transaction: one fsync acknowledges a whole batch, which
+ * is how durable writes go past the disk's sync rate (DESIGN §5: acknowledged means on disk).
+ *
+ * A job's fn runs on the writer thread inside the batch's transaction, in its own savepoint, so
+ * one failing job does not undo the others. After the batch commits (or fails), each job's done
+ * callback runs on the event loop that submitted it, with the job's final result: MV_OK only if
+ * its changes are durable. */
+#ifndef MV_STORE_WRITER_H
+#define MV_STORE_WRITER_H
+
+#include "store/store.h"
+
+struct event_base;
+struct store_writer;
+
+typedef mv_rc (*store_job_fn)(struct store *st, void *arg);
+typedef void (*store_done_fn)(void *arg, mv_rc rc);
+
+MV_MUST_CHECK mv_rc store_writer_start(const char *db_path, struct store_writer **out);
+/* Runs what is queued, then stops the thread and frees the writer. */
+void store_writer_stop(struct store_writer *w);
+/* Queues a job; done runs later on loop (never inline). On error nothing is queued. */
+MV_MUST_CHECK mv_rc store_writer_submit(struct store_writer *w, struct event_base *loop, store_job_fn fn,
+                                        store_done_fn done, void *arg);
+
+/* Savepoints, for callers that batch several operations in one transaction. */
+MV_MUST_CHECK mv_rc store_savepoint(struct store *st);
+MV_MUST_CHECK mv_rc store_savepoint_release(struct store *st);
+void store_savepoint_rollback(struct store *st);
+
+#endif
