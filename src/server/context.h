@@ -45,6 +45,7 @@ struct mv_worker {
     size_t n_verify;
     int64_t verify_loaded_ms;
     void *vault_state;           /* vault/: per-thread caches (token cache, throttle) */
+    void *authority_state;       /* authority/: per-thread caches (client keys, signer) */
 };
 
 #endif
