@@ -73,6 +73,7 @@ void state_config_defaults(struct mv_config *c)
     c->threads = 0;
     c->throttle_ops = 4000;   /* Azure: per vault per 10 s (reference §4.5) */
     c->throttle_creates = 300;
+    c->imds_rate_limit = MV_IMDS_RATE_PER_SEC;
 }
 
 static mv_rc get_str(json_t *o, const char *k, char *dst, size_t len)
@@ -117,6 +118,7 @@ mv_rc state_config_load(const struct mv_paths *p, struct mv_config *c)
     CHECK(get_int(o, "threads", &c->threads, 0, 256));
     CHECK(get_int(o, "throttleOps", &c->throttle_ops, 0, 1000000000));
     CHECK(get_int(o, "throttleCreates", &c->throttle_creates, 0, 1000000000));
+    CHECK(get_int(o, "imdsRateLimit", &c->imds_rate_limit, 0, 1000000000));
 out:
     json_decref(o);
     return rc;
@@ -125,11 +127,12 @@ out:
 mv_rc state_config_save(const struct mv_paths *p, const struct mv_config *c)
 {
     mv_rc rc = MV_OK;
-    json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i}", "serverHost",
+    json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i}", "serverHost",
                           c->server_host, "serverPort", c->server_port, "publicHost", c->public_host,
                           "vaultSuffix", c->vault_suffix, "agentHost", c->agent_host, "agentPort",
                           c->agent_port, "tokenLifetime", c->token_lifetime, "threads", c->threads,
-                          "throttleOps", c->throttle_ops, "throttleCreates", c->throttle_creates);
+                          "throttleOps", c->throttle_ops, "throttleCreates", c->throttle_creates,
+                          "imdsRateLimit", c->imds_rate_limit);
     char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
     ENSURE(s != NULL, MV_ERR_INTERNAL);
     CHECK(mv_write_file(p->config, s, strlen(s), 0644));

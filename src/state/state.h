@@ -46,6 +46,7 @@ struct mv_config {
     int threads;                  /* server event loops, 0 = CPUs */
     int throttle_ops;             /* per vault per 10 s; 0 = off */
     int throttle_creates;         /* per vault per 10 s; 0 = off */
+    int imds_rate_limit;          /* agent token requests per second before 429; 0 = off */
 };
 
 /* Tenant-level facts created at init, stored in the store's meta table. */
