@@ -3,7 +3,7 @@
  * Layers inside the agent, bottom up:
  *   check.c      pure request checks (reference §1.1, §2.2) -> an outcome + selector + resource
  *   cache.c      pure token cache keyed by (selector kind, selector value lower-cased, resource)
- *   ratelimit.c  pure token bucket (MV_IMDS_RATE_PER_SEC)
+ *   ratelimit.c  pure token bucket (config imdsRateLimit, default MV_IMDS_RATE_PER_SEC; 0 = off)
  *   node.c       node key + enrollment + the App Service identity header (files in STATE/agents/VM)
  *   authority.c  one token from the authority (RFC 7523 client assertion)
  *   token.c      cache-or-authority, with stale serving while the authority is down
@@ -144,6 +144,7 @@ struct ratelimit {
     int64_t per_sec;  /* refill per second */
     int64_t last_ms;
 };
+/* per_sec <= 0: no limit (take always succeeds). */
 void ratelimit_init(struct ratelimit *r, int per_sec, int64_t now_ms);
 /* 1 if a request may go ahead (and takes a token), 0 if it must get 429. */
 int ratelimit_take(struct ratelimit *r, int64_t now_ms);

@@ -152,12 +152,12 @@ mv_rc agent_run(const struct agent_opts *o)
     a = calloc(1, sizeof *a);
     ENSURE(a != NULL, MV_ERR_INTERNAL);
     tcache_init(&a->cache, TCACHE_MAX);
-    ratelimit_init(&a->rl, MV_IMDS_RATE_PER_SEC, mv_now_ms());
 
     CHECK(state_paths(o->state_dir, &paths));
     state_config_defaults(&cfg);
     if (mv_file_exists(paths.config))
         CHECK(state_config_load(&paths, &cfg));
+    ratelimit_init(&a->rl, cfg.imds_rate_limit, mv_now_ms());
     CHECK(server_url(o, &cfg, a->server, sizeof a->server));
     CHECK(listen_addr(o, &cfg, &l));
 

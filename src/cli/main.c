@@ -20,7 +20,7 @@ struct verb {
 static const struct verb VERBS[] = {
     {"init", verb_init,
      "[--server-port N] [--agent-port N] [--vault-suffix S] [--threads N]\n"
-     "       [--throttle-ops N] [--throttle-creates N]",
+     "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N]",
      "",
      "Create a tenant, subscription, resource group, signing key, local CA and admin credential."},
     {"server", verb_server, "", "", "Run the authority, control plane and vault (HTTPS)."},
@@ -28,7 +28,7 @@ static const struct verb VERBS[] = {
      "Run the host agent (IMDS endpoint) of a VM."},
     {"up", verb_up,
      "[--server-port N] [--agent-port N] [--throttle-ops N] [--throttle-creates N]\n"
-     "       [--imds-address ADDR]",
+     "       [--imds-rate-limit N] [--imds-address ADDR]",
      "",
      "Init if needed, then run a server and the agent of VM 'localvm' with vault 'dev'."},
     {"demo", verb_demo, "", "", "Run the six steps of the managed identity flow and print them."},

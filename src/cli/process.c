@@ -10,7 +10,8 @@
 #include "server/audit.h"
 #include "server/server.h"
 
-/* Config for a new state: defaults, then --server-port / --agent-port / --vault-suffix. */
+/* Config for a new state: defaults, then --server-port / --agent-port / --vault-suffix /
+ * --threads / --throttle-ops / --throttle-creates / --imds-rate-limit. */
 int cli_config_from_flags(const struct cli *c, struct mv_config *cfg)
 {
     state_config_defaults(cfg);
@@ -45,6 +46,13 @@ int cli_config_from_flags(const struct cli *c, struct mv_config *cfg)
         if (mv_parse_i64(tc, &v) != MV_OK || v < 0 || v > 1000000000)
             return cli_error("--throttle-creates must be a number of creates per 10 s (0 = off)");
         cfg->throttle_creates = (int)v;
+    }
+    /* The agent's IMDS token rate limit (DOC-IMDS "Rate limiting"); 0 turns it off. */
+    const char *rl = cli_get(c, "imds-rate-limit");
+    if (rl) {
+        if (mv_parse_i64(rl, &v) != MV_OK || v < 0 || v > 1000000000)
+            return cli_error("--imds-rate-limit must be a number of requests per second (0 = off)");
+        cfg->imds_rate_limit = (int)v;
     }
     return 0;
 }

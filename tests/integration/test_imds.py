@@ -1,8 +1,16 @@
 """The agent's IMDS endpoint, exactly as reference §1 describes it."""
+import collections
+import http.client
+import json
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import time
+import urllib.parse
 
-from harness import MivaultTest
+from harness import BIN, MivaultTest
 
 
 class ImdsTest(MivaultTest):
@@ -112,3 +120,61 @@ class ImdsTest(MivaultTest):
         r = self.env.imds(self.port, path="/metadata/identity/info", query={"api-version": "2018-02-01"})
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(r.json()["tenantId"], self.env.tenant)
+
+
+class ImdsRateLimitTest(MivaultTest):
+    """config.json imdsRateLimit (init/up --imds-rate-limit): token requests per second before
+    429; 0 turns the limit off."""
+
+    def agent_with_limit(self, limit):
+        e = self.env
+        path = os.path.join(e.dir, "config.json")
+        with open(path) as f:
+            c = json.load(f)
+        c["imdsRateLimit"] = limit
+        with open(path, "w") as f:
+            json.dump(c, f)
+        vm = e.vm("rl%d" % limit)
+        _, port = e.start_agent("rl%d" % limit, join=vm["joinToken"])
+        return port
+
+    def burst(self, port, n):
+        q = "/metadata/identity/oauth2/token?" + urllib.parse.urlencode(
+            {"api-version": "2018-02-01", "resource": "https://vault.azure.net"})
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        statuses = collections.Counter()
+        retry_after = set()
+        for _ in range(n):
+            c.request("GET", q, headers={"Metadata": "true"})
+            r = c.getresponse()
+            r.read()
+            statuses[r.status] += 1
+            if r.status == 429:
+                retry_after.add(r.getheader("Retry-After"))
+        c.close()
+        return statuses, retry_after
+
+    def test_init_flag_writes_config(self):
+        d = tempfile.mkdtemp(prefix="mivault-it-rl.")
+        self.addCleanup(shutil.rmtree, d, True)
+        r = subprocess.run([BIN, "init", "--imds-rate-limit", "0", "--state", d], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(d, "config.json")) as f:
+            self.assertEqual(json.load(f)["imdsRateLimit"], 0)
+        r = subprocess.run([BIN, "init", "--imds-rate-limit", "-1", "--state", os.path.join(d, "x")],
+                           capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        # the default keeps IMDS-like protection: 200/s
+        with open(os.path.join(self.env.dir, "config.json")) as f:
+            self.assertEqual(json.load(f)["imdsRateLimit"], 200)
+
+    def test_limit_answers_429(self):
+        statuses, retry_after = self.burst(self.agent_with_limit(3), 20)
+        self.assertGreaterEqual(statuses[200], 3, statuses)
+        self.assertGreater(statuses[429], 0, statuses)
+        self.assertEqual(set(statuses), {200, 429})
+        self.assertEqual(retry_after, {"1"})
+
+    def test_zero_turns_the_limit_off(self):
+        statuses, _ = self.burst(self.agent_with_limit(0), 600)
+        self.assertEqual(statuses, {200: 600})

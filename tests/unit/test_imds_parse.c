@@ -527,6 +527,21 @@ static void test_ratelimit(void **state)
     assert_false(ratelimit_take(&r, 5));
 }
 
+/* imdsRateLimit 0: no limit at all. */
+static void test_ratelimit_off(void **state)
+{
+    (void)state;
+    struct ratelimit r;
+    ratelimit_init(&r, 0, 1000);
+    for (int i = 0; i < 100000; i++)
+        assert_true(ratelimit_take(&r, 1000));
+    ratelimit_init(&r, -5, 1000);
+    assert_true(ratelimit_take(&r, 1000));
+    ratelimit_init(&r, 1, 1000);
+    assert_true(ratelimit_take(&r, 1000));
+    assert_false(ratelimit_take(&r, 1000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -549,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_cache_refresh_ahead_and_expiry),
         cmocka_unit_test(test_cache_eviction_bound),
         cmocka_unit_test(test_ratelimit),
+        cmocka_unit_test(test_ratelimit_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
