@@ -278,7 +278,7 @@ class Mivault:
     def start_up(self):
         self.up = spawn([self.bin, "up", "--state", self.dir, "--server-port", str(self.server_port),
                          "--agent-port", str(self.agent_port), "--throttle-ops", "0",
-                         "--throttle-creates", "0"], self.logfile)
+                         "--throttle-creates", "0", "--imds-rate-limit", "0"], self.logfile)
         env_sh = os.path.join(self.dir, "env.sh")
         end = time.time() + 60
         while not os.path.exists(env_sh):
