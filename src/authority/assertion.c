@@ -15,7 +15,6 @@
 #include "authority/internal.h"
 #include "common/buf.h"
 #include "common/limits.h"
-#include "crypto/keys.h"
 
 /* NumericDate claim (RFC 7519 §2): *present = 0 if absent; non-integer is an error. */
 static mv_rc int_claim(const jwt *t, const char *name, int *present, int64_t *v)
@@ -104,21 +103,16 @@ out:
 }
 
 mv_rc authority_check_assertion(const struct mv_server *srv, const http_req *req, const jwt *t,
-                                const char *client_id, const char *public_pem, int64_t now)
+                                const char *client_id, EVP_PKEY *key, int64_t now)
 {
     mv_rc rc = MV_OK;
-    EVP_PKEY *key = NULL;
-    /* Parsed per request: one PEM parse is small next to the RS256 signature of the token we
-     * issue. It could be cached per worker keyed by client id and store_generation(). */
-    ENSURE_MSG(public_pem && *public_pem, MV_ERR_UNAUTHENTICATED, "client has no key");
-    rc = keys_from_public_pem(public_pem, strlen(public_pem), &key);
-    ENSURE_MSG(rc == MV_OK, MV_ERR_UNAUTHENTICATED, "client key does not parse");
+    /* The key was parsed once and cached (cache.c); a client without a usable key fails. */
+    ENSURE_MSG(key != NULL, MV_ERR_UNAUTHENTICATED, "client has no usable key");
     /* RFC 7523 §3 item 9: the JWT MUST be digitally signed; verify before trusting a claim. */
     rc = jwt_verify(t, key);
     ENSURE_MSG(rc == MV_OK, MV_ERR_UNAUTHENTICATED, "assertion signature does not verify");
     CHECK(check_claims(srv, req, t, client_id, now));
 out:
-    EVP_PKEY_free(key);
     if (rc != MV_OK && rc != MV_ERR_INTERNAL)
         rc = MV_ERR_UNAUTHENTICATED;
     return rc;

@@ -17,6 +17,10 @@ void authority_free_keys(struct mv_server *srv);
 /* Creates and stores a new RS256 signing key (used by init and by rotation). */
 MV_MUST_CHECK mv_rc authority_new_signing_key(struct store *st, const unsigned char data_key[32]);
 
+/* Frees the worker's authority caches (w->authority_state, made on first use); the server
+ * calls it when a worker exits. */
+void authority_worker_free(struct mv_worker *w);
+
 /* Issues an access token for principal p and audience resource, signed with srv's current
  * key. mirid may be "" (no xms_mirid). out: compact JWT; *exp_out: its exp. */
 MV_MUST_CHECK mv_rc authority_issue(const struct mv_server *srv, const struct st_principal *p,

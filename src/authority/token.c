@@ -96,43 +96,43 @@ out:
 struct token_ctx {
     kv_list form;
     jwt assertion;
-    struct st_node node;
-    struct st_principal client;  /* the admin, when the client is the admin */
-    struct st_principal subject; /* whom the token is for */
+    const struct authority_client *client; /* owned by the worker's cache (cache.c) */
+    struct st_principal subject;           /* whom the token is for */
     char resource[RESOURCE_MAX + 1];
     char client_id[ST_ID];
     struct authority_refusal ref;
 };
 
-/* Finds the client (a node or the admin) and its key. NOT_FOUND → 401 invalid_client. */
-static mv_rc find_client(struct store *st, struct token_ctx *c, const char **pem, int *is_node)
+/* Finds the client (a node or the admin) and its key. Unknown → 401 invalid_client. */
+static mv_rc find_client(struct mv_worker *w, int64_t gen, struct token_ctx *c)
 {
-    mv_rc rc = store_node_get(st, c->client_id, &c->node);
-    if (rc == MV_OK) {
-        *pem = c->node.public_key_pem;
-        *is_node = 1;
-        goto out;
-    }
-    if (rc != MV_ERR_NOT_FOUND)
-        goto out;
-    rc = store_principal_by_client(st, c->client_id, &c->client);
+    mv_rc rc = authority_client_get(w, gen, c->client_id, &c->client);
     REFUSE_UNLESS(rc != MV_ERR_NOT_FOUND, &c->ref, 401, "invalid_client", BAD_CLIENT);
     CHECK(rc);
     /* Only the admin principal authenticates with a key of its own; managed identities never
      * do (their tokens come through their VM's node). */
-    REFUSE_UNLESS(c->client.kind == ST_PRINCIPAL_ADMIN, &c->ref, 401, "invalid_client", BAD_CLIENT);
-    *pem = c->client.public_key_pem;
-    *is_node = 0;
+    REFUSE_UNLESS(c->client->is_node || c->client->principal.kind == ST_PRINCIPAL_ADMIN, &c->ref,
+                  401, "invalid_client", BAD_CLIENT);
 out:
     return rc;
+}
+
+/* The store generation the caches of this request are checked against; -1 (no cache) if it
+ * cannot be read. */
+static int64_t generation(struct mv_worker *w)
+{
+    int64_t gen = -1;
+    if (store_generation(w->st, &gen) != MV_OK) {
+        LOG_WARN("token: store generation unavailable (%s); caches bypassed", mv_last_detail());
+        gen = -1;
+    }
+    return gen;
 }
 
 static mv_rc handle(http_req *req, struct token_ctx *c, mv_buf *token, int64_t *exp, int64_t now)
 {
     mv_rc rc = MV_OK;
     struct mv_worker *w = req->worker;
-    const char *pem = NULL;
-    int is_node = 0;
     struct authority_refusal *ref = &c->ref;
 
     REFUSE_UNLESS(form_content_type(req), ref, 400, "invalid_request",
@@ -174,20 +174,20 @@ static mv_rc handle(http_req *req, struct token_ctx *c, mv_buf *token, int64_t *
     REFUSE_UNLESS(cid && mv_is_uuid(cid), ref, 401, "invalid_client", BAD_CLIENT);
     CHECK(mv_copy(c->client_id, sizeof c->client_id, cid));
 
-    CHECK(find_client(w->st, c, &pem, &is_node));
-    rc = authority_check_assertion(w->srv, req, &c->assertion, c->client_id, pem, now);
+    int64_t gen = generation(w);
+    CHECK(find_client(w, gen, c));
+    rc = authority_check_assertion(w->srv, req, &c->assertion, c->client_id, c->client->key, now);
     if (rc == MV_ERR_UNAUTHENTICATED)
         LOG_INFO("token: client %s refused: %s", c->client_id, mv_last_detail());
     REFUSE_UNLESS(rc != MV_ERR_UNAUTHENTICATED, ref, 401, "invalid_client", BAD_CLIENT);
     CHECK(rc);
 
-    if (is_node) {
-        CHECK(authority_node_principal(w->st, c->node.vm, &c->form, &c->subject, ref));
+    if (c->client->is_node) {
+        CHECK(authority_subject_get(w, gen, c->client->vm, &c->form, &c->subject, ref));
     } else {
         REFUSE_UNLESS(!authority_has_selector(&c->form), ref, 400, "invalid_request",
                       "Identity selectors are not allowed for this client.");
-        c->subject = c->client;
-        c->client.public_key_pem = NULL; /* moved */
+        c->subject = c->client->principal; /* public_key_pem is NULL in the cache */
     }
     CHECK(authority_issue(w->srv, &c->subject, c->resource, token, exp));
 out:
@@ -226,7 +226,5 @@ void authority_token(http_req *req, const struct authority_route_args *a)
     mv_buf_free_secret(&token);
     jwt_free(&c.assertion);
     kv_free(&c.form);
-    st_node_clear(&c.node);
-    st_principal_clear(&c.client);
     st_principal_clear(&c.subject);
 }

@@ -84,6 +84,7 @@ static void worker_free(void *p)
     if (s->purge_timer)
         event_free(s->purge_timer);
     vault_worker_free(&s->w);
+    authority_worker_free(&s->w);
     token_verify_keys_free(&s->w);
     store_close(s->w.st);
     free(s);
@@ -109,19 +110,49 @@ out:
     return rc;
 }
 
-mv_rc server_run(const char *state_dir)
+struct server_handle {
+    struct mv_server *srv;
+    struct http_server *hs;
+    SSL_CTX *ssl;
+};
+
+void server_stop(struct server_handle *h)
+{
+    if (!h)
+        return;
+    /* Loops first (each frees its worker): the writer then finishes what was queued, and
+     * completions for loops that are gone are dropped by the writer (their clients are gone
+     * with them). The writer stops before the loops' bases are freed. */
+    if (h->hs)
+        http_server_halt(h->hs);
+    if (h->srv)
+        store_writer_stop(h->srv->writer);
+    http_server_free(h->hs);
+    SSL_CTX_free(h->ssl);
+    if (h->srv) {
+        authority_free_keys(h->srv);
+        audit_close(h->srv->audit);
+        OPENSSL_cleanse(h->srv->data_key, sizeof h->srv->data_key);
+        free(h->srv);
+    }
+    free(h);
+}
+
+mv_rc server_start(const char *state_dir, struct server_handle **out)
 {
     mv_rc rc = MV_OK;
-    struct mv_server *srv = calloc(1, sizeof *srv);
-    struct http_server *hs = NULL;
-    SSL_CTX *ssl = NULL;
-    ENSURE(srv != NULL, MV_ERR_INTERNAL);
+    struct server_handle *h = calloc(1, sizeof *h);
+    *out = NULL;
+    ENSURE(h != NULL, MV_ERR_INTERNAL);
+    h->srv = calloc(1, sizeof *h->srv);
+    ENSURE(h->srv != NULL, MV_ERR_INTERNAL);
+    struct mv_server *srv = h->srv;
     CHECK(load(srv, state_dir));
-    CHECK(http_tls_ctx(srv->paths.server_pem, srv->paths.server_key, &ssl));
+    CHECK(http_tls_ctx(srv->paths.server_pem, srv->paths.server_key, &h->ssl));
     struct http_server_cfg hc = {
         .addr = srv->cfg.server_host,
         .port = srv->cfg.server_port,
-        .ssl = ssl,
+        .ssl = h->ssl,
         .threads = srv->cfg.threads,
         .max_body = MV_MAX_BODY_BYTES,
         .max_headers = MV_MAX_HEADER_BYTES,
@@ -132,25 +163,26 @@ mv_rc server_run(const char *state_dir)
         .arg = srv,
     };
     CHECK(store_writer_start(srv->paths.db, &srv->writer));
-    CHECK(http_server_start(&hc, &hs));
+    CHECK(http_server_start(&hc, &h->hs));
     LOG_INFO("server listening on https://%s:%d (tenant %s)", srv->cfg.server_host,
-             http_server_port(hs), srv->tenant.tenant_id);
-    http_server_wait(hs);
-    LOG_INFO("server stopped");
-    /* Loops are stopped: the writer finishes what was queued; completions for loops that
-     * are gone are dropped by the writer (their clients are gone with them). */
+             http_server_port(h->hs), srv->tenant.tenant_id);
+    *out = h;
+    h = NULL;
 out:
     if (rc != MV_OK)
         LOG_ERROR("server: %s", mv_last_detail());
-    if (srv)
-        store_writer_stop(srv->writer); /* before the loops' bases are freed */
-    http_server_free(hs);
-    SSL_CTX_free(ssl);
-    if (srv) {
-        authority_free_keys(srv);
-        audit_close(srv->audit);
-        OPENSSL_cleanse(srv->data_key, sizeof srv->data_key);
-        free(srv);
-    }
+    server_stop(h);
+    return rc;
+}
+
+mv_rc server_run(const char *state_dir)
+{
+    mv_rc rc = MV_OK;
+    struct server_handle *h = NULL;
+    CHECK(server_start(state_dir, &h));
+    http_server_wait(h->hs);
+    LOG_INFO("server stopped");
+out:
+    server_stop(h);
     return rc;
 }

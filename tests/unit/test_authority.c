@@ -245,6 +245,7 @@ static int teardown(void **state)
     (void)state;
     cap_reset();
     token_verify_keys_free(&F->w);
+    authority_worker_free(&F->w);
     authority_free_keys(&F->srv);
     store_close(F->w.st);
     EVP_PKEY_free(F->n1.key);
@@ -801,6 +802,73 @@ static void test_key_rotation(void **state)
     json_decref(issued_claims("https://vault.azure.net"));
 }
 
+/* The worker caches clients, their parsed keys and the identities a node may use (cache.c);
+ * every change to the store must still take effect on the next request, also when another
+ * connection (another loop, the CLI) makes it. */
+static void test_token_cache_follows_store(void **state)
+{
+    (void)state;
+    const char *path = "/" TID "/oauth2/v2.0/token";
+    const char *const mgmt[] = {"resource", "https://management.core.windows.net/", NULL};
+    const char *const res[] = {"resource", "https://vault.azure.net", NULL};
+    struct store *other = NULL;
+    assert_int_equal(store_open(F->db, &other), MV_OK);
+
+    /* the admin's key replaced: the cached key goes, the new one is used */
+    char *a = assertion(F->admin_key, JWS_ES256, F->admin.client_id, TOKEN_V2, NULL, NULL);
+    assert_int_equal(token_req(path, F->admin.client_id, a, mgmt), 200);
+    free(a);
+    EVP_PKEY *k2 = NULL;
+    mv_buf pem;
+    mv_buf_init(&pem, 4096);
+    assert_int_equal(keys_gen_ec_p256(&k2), MV_OK);
+    assert_int_equal(keys_public_pem(k2, &pem), MV_OK);
+    struct st_principal admin = F->admin;
+    admin.public_key_pem = pem.p;
+    assert_int_equal(store_principal_put(other, &admin), MV_OK);
+    a = assertion(F->admin_key, JWS_ES256, F->admin.client_id, TOKEN_V2, NULL, NULL);
+    expect_error(token_req(path, F->admin.client_id, a, mgmt), 401, "invalid_client");
+    free(a);
+    a = assertion(k2, JWS_ES256, F->admin.client_id, TOKEN_V2, NULL, NULL);
+    assert_int_equal(token_req(path, F->admin.client_id, a, mgmt), 200);
+    free(a);
+    /* a key that does not parse: refused, not a crash, and the next good key works again */
+    admin.public_key_pem = (char *)"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+    assert_int_equal(store_principal_put(other, &admin), MV_OK);
+    a = assertion(k2, JWS_ES256, F->admin.client_id, TOKEN_V2, NULL, NULL);
+    expect_error(token_req(path, F->admin.client_id, a, mgmt), 401, "invalid_client");
+    admin.public_key_pem = pem.p;
+    assert_int_equal(store_principal_put(other, &admin), MV_OK);
+    assert_int_equal(token_req(path, F->admin.client_id, a, mgmt), 200);
+    free(a);
+    /* the principal demoted to a managed identity: no longer a client */
+    admin.kind = ST_PRINCIPAL_USER;
+    assert_int_equal(store_principal_put(other, &admin), MV_OK);
+    a = assertion(k2, JWS_ES256, F->admin.client_id, TOKEN_V2, NULL, NULL);
+    expect_error(token_req(path, F->admin.client_id, a, mgmt), 401, "invalid_client");
+    admin.kind = ST_PRINCIPAL_ADMIN;
+    admin.public_key_pem = NULL;
+    mv_buf_free(&pem);
+    EVP_PKEY_free(k2);
+    free(a);
+
+    /* a user-assigned identity detached from vm2: its node can no longer get it */
+    assert_int_equal(node_token(&F->n2, res), 200);
+    assert_string_equal(str("client_id"), F->uai_a.client_id);
+    assert_int_equal(node_token(&F->n2, res), 200); /* served from the cache */
+    assert_int_equal(store_vm_uai_set(other, "vm2", NULL, 0), MV_OK);
+    expect_error(node_token(&F->n2, res), 400, "invalid_request");
+    assert_string_equal(str("error_description"), "Identity not found");
+    const char *const ida[] = {"ida"};
+    assert_int_equal(store_vm_uai_set(other, "vm2", ida, 1), MV_OK);
+    assert_int_equal(node_token(&F->n2, res), 200);
+
+    /* the VM deleted (and its nodes with it): its node is an unknown client at once */
+    assert_int_equal(store_vm_delete(other, "vm2"), MV_OK);
+    expect_error(node_token(&F->n2, res), 401, "invalid_client");
+    store_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -814,6 +882,7 @@ int main(void)
         cmocka_unit_test(test_token_admin),
         cmocka_unit_test(test_token_refusals),
         cmocka_unit_test(test_key_rotation),
+        cmocka_unit_test(test_token_cache_follows_store),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

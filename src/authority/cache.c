@@ -1,0 +1,244 @@
+/* cache.c: the token endpoint's per-loop-thread caches (w->authority_state), touched only by
+ * the thread that owns the worker (no locks); made on first use, freed by authority_worker_free.
+ *
+ * - Clients: client id → what the token endpoint reads about its client (an enrolled node and
+ *   its VM, or a principal) and the client's public key, parsed once (DESIGN §6: never re-parse
+ *   keys per request; OpenSSL 3's PEM decoder costs as much as the RSA signature).
+ * - Subjects: (VM, identity selector) → the principal identity.c picked for a node.
+ *
+ * Both are valid for one store generation only. The caller reads store_generation() once per
+ * request; the store bumps it, in the same transaction as the change and from any connection
+ * or process, on every change to nodes, principals, vms, vm_uai and identities (the triggers of
+ * store/schema.c). So a deleted node, a replaced key, a detached identity or a deleted VM takes
+ * effect on the next request, exactly as when every request read the store. When the generation
+ * moves, a client's row is read again but its parsed key is kept if the PEM text is unchanged:
+ * the key is a function of those bytes alone. Only what the store said is cached: each request
+ * still verifies its own assertion and checks every claim (assertion.c). */
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authority/internal.h"
+#include "crypto/keys.h"
+
+#define CLIENT_SETS 64
+#define CLIENT_WAYS 4
+#define SUBJECT_SETS 64
+#define SUBJECT_WAYS 4
+#define SEL_VALUE_MAX ST_SCOPE /* longer selector values are not cached (nothing can match) */
+#define SUBJECT_KEY (ST_NAME + 4 + SEL_VALUE_MAX)
+
+static const char *const SELECTORS[] = {"mi_client_id", "mi_object_id", "mi_res_id"};
+#define N_SELECTORS (sizeof SELECTORS / sizeof SELECTORS[0])
+
+struct client_entry {
+    uint64_t used;  /* tick of the last use; 0 = empty */
+    int64_t gen;    /* generation the row was read at */
+    char id[ST_ID]; /* the client id as sent */
+    char *pem;      /* the PEM text c.key was parsed from; NULL if the client has none */
+    struct authority_client c;
+};
+
+struct subject_entry {
+    uint64_t used;
+    int64_t gen;
+    char key[SUBJECT_KEY]; /* vm \n selector index \n lower-case value */
+    struct st_principal p; /* public_key_pem always NULL */
+};
+
+struct authority_state {
+    uint64_t tick;
+    struct client_entry clients[CLIENT_SETS][CLIENT_WAYS];
+    struct subject_entry subjects[SUBJECT_SETS][SUBJECT_WAYS];
+};
+
+static uint32_t fnv(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static struct authority_state *state(struct mv_worker *w)
+{
+    if (!w->authority_state)
+        w->authority_state = calloc(1, sizeof(struct authority_state));
+    return w->authority_state;
+}
+
+static void client_forget(struct client_entry *e)
+{
+    EVP_PKEY_free(e->c.key);
+    free(e->pem);
+    memset(e, 0, sizeof *e);
+}
+
+void authority_worker_free(struct mv_worker *w)
+{
+    struct authority_state *s = w ? w->authority_state : NULL;
+    if (!s)
+        return;
+    for (size_t i = 0; i < CLIENT_SETS; i++)
+        for (size_t j = 0; j < CLIENT_WAYS; j++)
+            client_forget(&s->clients[i][j]);
+    OPENSSL_cleanse(s, sizeof *s);
+    free(s);
+    w->authority_state = NULL;
+}
+
+/* The way of set holding id, else its empty or least recently used way (*found = 0). */
+static struct client_entry *client_way(struct client_entry *set, const char *id, int *found)
+{
+    size_t victim = 0;
+    for (size_t i = 0; i < CLIENT_WAYS; i++) {
+        if (set[i].used && strcmp(set[i].id, id) == 0) {
+            *found = 1;
+            return &set[i];
+        }
+        if (set[i].used < set[victim].used)
+            victim = i;
+    }
+    *found = 0;
+    return &set[victim];
+}
+
+static struct subject_entry *subject_way(struct subject_entry *set, const char *key, int *found)
+{
+    size_t victim = 0;
+    for (size_t i = 0; i < SUBJECT_WAYS; i++) {
+        if (set[i].used && strcmp(set[i].key, key) == 0) {
+            *found = 1;
+            return &set[i];
+        }
+        if (set[i].used < set[victim].used)
+            victim = i;
+    }
+    *found = 0;
+    return &set[victim];
+}
+
+/* Reads the client from the store: an enrolled node first, then a principal (token.c decides
+ * which principals may authenticate). The PEM is handed over in *pem. */
+static mv_rc client_read(struct store *st, const char *id, struct authority_client *c, char **pem)
+{
+    mv_rc rc = MV_OK;
+    struct st_node node;
+    memset(&node, 0, sizeof node);
+    memset(c, 0, sizeof *c);
+    *pem = NULL;
+    rc = store_node_get(st, id, &node);
+    if (rc == MV_OK) {
+        c->is_node = 1;
+        CHECK(mv_copy(c->vm, sizeof c->vm, node.vm));
+        *pem = node.public_key_pem;
+        node.public_key_pem = NULL;
+        goto out;
+    }
+    if (rc != MV_ERR_NOT_FOUND)
+        goto out;
+    CHECK(store_principal_by_client(st, id, &c->principal));
+    *pem = c->principal.public_key_pem;
+    c->principal.public_key_pem = NULL;
+out:
+    st_node_clear(&node);
+    return rc;
+}
+
+mv_rc authority_client_get(struct mv_worker *w, int64_t gen, const char *client_id,
+                           const struct authority_client **out)
+{
+    mv_rc rc = MV_OK;
+    struct authority_state *s = state(w);
+    struct client_entry *e = NULL;
+    struct authority_client fresh;
+    char *pem = NULL;
+    int found = 0;
+    ENSURE_MSG(s != NULL, MV_ERR_INTERNAL, "authority cache: out of memory");
+    ENSURE(strlen(client_id) < ST_ID, MV_ERR_NOT_FOUND);
+    e = client_way(s->clients[fnv(client_id) % CLIENT_SETS], client_id, &found);
+    if (found && gen >= 0 && e->gen == gen) {
+        e->used = ++s->tick;
+        *out = &e->c;
+        goto out;
+    }
+    rc = client_read(w->st, client_id, &fresh, &pem);
+    if (rc != MV_OK) {
+        if (found && rc == MV_ERR_NOT_FOUND)
+            client_forget(e);
+        goto out;
+    }
+    /* Same PEM bytes, same key: keep the parsed one. */
+    EVP_PKEY *key = NULL;
+    if (found && e->pem && pem && strcmp(e->pem, pem) == 0) {
+        key = e->c.key;
+        e->c.key = NULL;
+    } else if (pem && keys_from_public_pem(pem, strlen(pem), &key) != MV_OK) {
+        key = NULL; /* unusable: assertion.c refuses the client */
+    }
+    if (!found)
+        client_forget(e);
+    EVP_PKEY_free(e->c.key);
+    free(e->pem);
+    e->pem = pem;
+    pem = NULL;
+    e->c = fresh;
+    e->c.key = key;
+    memcpy(e->id, client_id, strlen(client_id) + 1);
+    e->gen = gen; /* -1 (generation unknown) never matches: read again next time */
+    e->used = ++s->tick;
+    *out = &e->c;
+out:
+    free(pem);
+    return rc;
+}
+
+/* vm \n selector \n value (ids compare case-insensitively: identity.c). 0 if not cacheable:
+ * several selectors (refused by identity.c) or a value too long to be any id. */
+static int subject_key(const char *vm, const kv_list *form, char key[SUBJECT_KEY])
+{
+    size_t n_sel = 0, sel = 0;
+    const char *value = "";
+    for (size_t i = 0; i < N_SELECTORS; i++) {
+        if (kv_get(form, SELECTORS[i])) {
+            n_sel++;
+            sel = i;
+            value = kv_get(form, SELECTORS[i]);
+        }
+    }
+    if (n_sel > 1 || strlen(value) >= SEL_VALUE_MAX)
+        return 0;
+    if (mv_fmt(key, SUBJECT_KEY, "%s\n%zu\n%s", vm, n_sel ? sel : N_SELECTORS, value) != MV_OK)
+        return 0;
+    mv_lower(key);
+    return 1;
+}
+
+mv_rc authority_subject_get(struct mv_worker *w, int64_t gen, const char *vm, const kv_list *form,
+                            struct st_principal *out, struct authority_refusal *ref)
+{
+    mv_rc rc = MV_OK;
+    struct authority_state *s = state(w);
+    struct subject_entry *e = NULL;
+    char key[SUBJECT_KEY];
+    int found = 0;
+    if (!s || gen < 0 || !subject_key(vm, form, key))
+        return authority_node_principal(w->st, vm, form, out, ref);
+    e = subject_way(s->subjects[fnv(key) % SUBJECT_SETS], key, &found);
+    if (found && e->gen == gen) {
+        e->used = ++s->tick;
+        *out = e->p;
+        goto out;
+    }
+    /* Refusals ("Identity not found") are not cached: they are read again each time. */
+    CHECK(authority_node_principal(w->st, vm, form, out, ref));
+    e->p = *out;
+    e->p.public_key_pem = NULL;
+    memcpy(e->key, key, sizeof key);
+    e->gen = gen;
+    e->used = ++s->tick;
+out:
+    return rc;
+}
