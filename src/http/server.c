@@ -394,6 +394,12 @@ void http_server_wait(struct http_server *s)
     stop_loops(s);
 }
 
+void http_server_halt(struct http_server *s)
+{
+    if (s && s->loops)
+        stop_loops(s);
+}
+
 void http_server_free(struct http_server *s)
 {
     if (!s)

@@ -65,6 +65,10 @@ int http_server_port(const struct http_server *s);
 /* Blocks until SIGINT/SIGTERM (installed by this call) or http_server_stop; then joins threads. */
 void http_server_wait(struct http_server *s);
 void http_server_stop(struct http_server *s);
+/* Ends the loops and joins them (each calls worker_free on its way out) without waiting for a
+ * signal: for a process that waits for its signals itself and runs several servers (`mivault
+ * up`). Idempotent; the server must still be freed with http_server_free. */
+void http_server_halt(struct http_server *s);
 void http_server_free(struct http_server *s);
 
 /* TLS server context from PEM files (chain + key), TLS 1.2+. */
