@@ -398,6 +398,18 @@ static void test_request_id_and_reply_shapes(void **state)
     assert_int_equal(raw_exchange(f->port, get, sizeof get - 1, r), 200);
     assert_non_null(raw_header(r, "x-ms-request-id", h2, sizeof h2));
     assert_string_not_equal(h1, h2);
+    /* RFC 9110 §6.6.1: a Date in IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") */
+    assert_non_null(raw_header(r, "Date", v, sizeof v));
+    assert_int_equal(strlen(v), 29);
+    assert_string_equal(v + 25, " GMT");
+    /* ids stay v4 UUIDs and distinct across refills of the per-thread random pool (256 each) */
+    for (int i = 0; i < 300; i++) {
+        assert_int_equal(raw_exchange(f->port, get, sizeof get - 1, r), 200);
+        assert_non_null(raw_header(r, "x-ms-request-id", h1, sizeof h1));
+        assert_true(mv_is_uuid(h1));
+        assert_string_not_equal(h1, h2);
+        memcpy(h2, h1, sizeof h2);
+    }
 
     /* no reply from the handler: a logged 500 in the Azure shape */
     const char noreply[] = "GET /noreply HTTP/1.1\r\nHost: a\r\n\r\n";
