@@ -157,12 +157,13 @@ int vault_authorize(struct vault_ctx *c);
 
 /* ---- state.c: per-worker caches ---- */
 struct vault_state;
-/* Token cache keyed by the token's SHA-256. */
-int vault_state_token_get(struct mv_worker *w, const unsigned char digest[32], int64_t now,
+/* Verified tokens: a hit is an exact match of the token's bytes, not expired at now. */
+int vault_state_token_get(struct mv_worker *w, const char *token, size_t len, int64_t now,
                           struct token_info *out);
-void vault_state_token_put(struct mv_worker *w, const unsigned char digest[32],
+void vault_state_token_put(struct mv_worker *w, const char *token, size_t len,
                            const struct token_info *info);
-/* Vault rows and RBAC decisions, valid while the store generation is unchanged. */
+/* Vault rows, and RBAC decisions on data actions (rbac_check's rule, from each principal's
+ * role assignments read once), valid while the store generation is unchanged. */
 MV_MUST_CHECK mv_rc vault_state_vault(struct mv_worker *w, const char *name, struct st_vault *out);
 MV_MUST_CHECK mv_rc vault_state_rbac(struct mv_worker *w, const char *oid, const char *action,
                                      const char *resource, int *allowed);
