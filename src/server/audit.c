@@ -6,12 +6,20 @@
  * lines breaks the prev links. Lines are appended
  * with one write(2) on an O_APPEND descriptor under a mutex, so concurrent loop threads never
  * interleave and the chain order is the file order. Lines reach the kernel before the reply
- * is sent (they survive a crash of the process; not fsync'ed per line, for speed). */
+ * is sent (they survive a crash of the process; not fsync'ed per line, for speed): the record
+ * is written while the handler runs, and the reply's bytes go to the socket afterwards, when the
+ * loop gets back to the connection.
+ *
+ * Cost (docs/benchmarks.md, vault path): a record is formatted by hand, outside the mutex
+ * (its fields are short ids, fixed action names and a scope; escaped as jansson did); under
+ * the mutex only the prev link, one SHA-256 of the ~300-byte line with a digest fetched once,
+ * and the write. */
 #include "server/audit.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +37,8 @@ struct audit {
     int fd;
     pthread_mutex_t mu;
     char prev[65];
+    EVP_MD *sha256;  /* fetched once (a one-shot SHA256() fetches it on every call) */
+    EVP_MD_CTX *ctx; /* used under mu */
 };
 
 #define HASH_SUFFIX_LEN 75 /* ,"hash":"<64 hex>"} */
@@ -38,6 +48,18 @@ static void hash_hex(const char *p, size_t n, char out[65])
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)p, n, d);
     mv_hex(out, d, sizeof d);
+}
+
+/* hash_hex with the log's own digest context (caller holds a->mu). */
+static mv_rc digest_hex(struct audit *a, const char *p, size_t n, char out[65])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    unsigned int dl = 0;
+    if (!EVP_DigestInit_ex2(a->ctx, a->sha256, NULL) || !EVP_DigestUpdate(a->ctx, p, n) ||
+        !EVP_DigestFinal_ex(a->ctx, d, &dl) || dl != sizeof d)
+        return MV_ERR_INTERNAL;
+    mv_hex(out, d, sizeof d);
+    return MV_OK;
 }
 
 /* Finds the hash of the last line of an existing log so the chain continues across restarts. */
@@ -68,6 +90,9 @@ mv_rc audit_open(const char *path, struct audit **out)
     struct audit *a = calloc(1, sizeof *a);
     ENSURE(a != NULL, MV_ERR_INTERNAL);
     a->fd = -1;
+    a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    a->ctx = EVP_MD_CTX_new();
+    ENSURE_MSG(a->sha256 && a->ctx, MV_ERR_INTERNAL, "audit: no SHA-256");
     CHECK(last_hash(path, a->prev));
     a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     ENSURE_MSG(a->fd >= 0, MV_ERR_INTERNAL, "open %s: %s", path, strerror(errno));
@@ -75,6 +100,10 @@ mv_rc audit_open(const char *path, struct audit **out)
     *out = a;
     a = NULL;
 out:
+    if (a) {
+        EVP_MD_CTX_free(a->ctx);
+        EVP_MD_free(a->sha256);
+    }
     free(a);
     return rc;
 }
@@ -85,7 +114,128 @@ void audit_close(struct audit *a)
         return;
     close(a->fd);
     pthread_mutex_destroy(&a->mu);
+    EVP_MD_CTX_free(a->ctx);
+    EVP_MD_free(a->sha256);
     free(a);
+}
+
+/* A bounded line being formatted; ok drops to 0 once something does not fit. */
+struct line {
+    char *p;
+    size_t len, cap;
+    int ok;
+};
+
+static void put(struct line *l, const char *s, size_t n)
+{
+    if (!l->ok || n > l->cap - l->len) {
+        l->ok = 0;
+        return;
+    }
+    memcpy(l->p + l->len, s, n);
+    l->len += n;
+}
+
+#define PUT_LIT(l, s) put((l), (s), sizeof(s) - 1)
+
+static void put_int(struct line *l, long long v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        d[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        d[--i] = '-';
+    put(l, d + i, sizeof d - i);
+}
+
+/* Length of the UTF-8 sequence at s[0..n) (RFC 3629 §4: no overlongs, no surrogates, nothing
+ * above U+10FFFF), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, min = 0x10000;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    unsigned cp = c & (0x7fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* Bytes copied as they are: printable ASCII but '"' and '\\'. */
+static const unsigned char PLAIN[256] = {
+    [0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,       /* 0x20-0x2f, '"' = 0x22 */
+    [0x30] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x40] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,       /* '\\' = 0x5c */
+    [0x60] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x70] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+/* s as a JSON string literal (RFC 8259 §7), escaped as jansson escapes ('"', '\\', \b \f \n
+ * \r \t, other controls as \u00XX). A byte that does not start valid UTF-8 becomes \ufffd,
+ * so that the record is still written (jansson refused such a record whole). */
+static void put_str(struct line *l, const char *s)
+{
+    static const char HEX[] = "0123456789ABCDEF";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s), run = 0, i = 0;
+    PUT_LIT(l, "\"");
+    while (i < n) {
+        while (i < n && PLAIN[u[i]])
+            i++;
+        if (i == n)
+            break;
+        unsigned char ch = u[i];
+        char esc[8];
+        size_t en = 0, step = 1;
+        if (ch >= 0x80) {
+            step = utf8_len(u + i, n - i);
+            if (step) {
+                i += step;
+                continue;
+            }
+            step = 1;
+            memcpy(esc, "\\ufffd", 6), en = 6;
+        } else if (ch == '"' || ch == '\\') {
+            esc[0] = '\\', esc[1] = (char)ch, en = 2;
+        } else {
+            const char *short_esc = ch == '\b' ? "\\b" : ch == '\f' ? "\\f" : ch == '\n' ? "\\n"
+                                  : ch == '\r' ? "\\r" : ch == '\t' ? "\\t" : NULL;
+            if (short_esc) {
+                memcpy(esc, short_esc, 2), en = 2;
+            } else {
+                memcpy(esc, "\\u00", 4);
+                esc[4] = HEX[ch >> 4], esc[5] = HEX[ch & 15], en = 6;
+            }
+        }
+        put(l, s + run, i - run);
+        put(l, esc, en);
+        i += step;
+        run = i;
+    }
+    put(l, s + run, n - run);
+    PUT_LIT(l, "\"");
 }
 
 void audit_record(struct audit *a, const char *plane, const char *principal, const char *action,
@@ -93,31 +243,46 @@ void audit_record(struct audit *a, const char *plane, const char *principal, con
 {
     if (!a)
         return;
-    pthread_mutex_lock(&a->mu);
-    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:s, s:s}", "time", (json_int_t)mv_now(),
-                          "plane", plane, "principal", principal ? principal : "-", "action",
-                          action ? action : "-", "scope", scope ? scope : "-", "status", status,
-                          "requestId", request_id ? request_id : "-", "prev", a->prev);
-    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    if (s && strlen(s) <= AUDIT_MAX_LINE) {
-        size_t n = strlen(s) - 1; /* without the closing brace */
-        char h[65];
-        hash_hex(s, n, h);
-        char *line = malloc(n + HASH_SUFFIX_LEN + 2);
-        if (line) {
-            memcpy(line, s, n);
-            snprintf(line + n, HASH_SUFFIX_LEN + 2, ",\"hash\":\"%s\"}\n", h);
-            if (write(a->fd, line, n + HASH_SUFFIX_LEN + 1) == (ssize_t)(n + HASH_SUFFIX_LEN + 1))
-                memcpy(a->prev, h, sizeof h);
-            else
-                LOG_ERROR("audit: write failed: %s", strerror(errno));
-            free(line);
-        }
-    } else {
+    /* The record up to "prev" is formatted outside the lock; the chain part (prev, hash, the
+     * write) under it. Field order and escaping as the jansson-built lines had. */
+    char buf[AUDIT_MAX_LINE + HASH_SUFFIX_LEN + 2];
+    struct line l = {buf, 0, AUDIT_MAX_LINE - 64 - 2, 1}; /* room kept for <prev>"} */
+    PUT_LIT(&l, "{\"time\":");
+    put_int(&l, (long long)mv_now());
+    PUT_LIT(&l, ",\"plane\":");
+    put_str(&l, plane ? plane : "-");
+    PUT_LIT(&l, ",\"principal\":");
+    put_str(&l, principal ? principal : "-");
+    PUT_LIT(&l, ",\"action\":");
+    put_str(&l, action ? action : "-");
+    PUT_LIT(&l, ",\"scope\":");
+    put_str(&l, scope ? scope : "-");
+    PUT_LIT(&l, ",\"status\":");
+    put_int(&l, status);
+    PUT_LIT(&l, ",\"requestId\":");
+    put_str(&l, request_id ? request_id : "-");
+    PUT_LIT(&l, ",\"prev\":\"");
+    if (!l.ok) {
         LOG_ERROR("audit: cannot format a record");
+        return;
     }
-    free(s);
-    json_decref(o);
+    size_t head = l.len;
+    size_t n = head + 64 + 1; /* ...,"prev":"<64 hex>" : what the hash covers */
+    char h[65];
+    pthread_mutex_lock(&a->mu);
+    memcpy(buf + head, a->prev, 64);
+    buf[head + 64] = '"';
+    if (digest_hex(a, buf, n, h) != MV_OK) {
+        LOG_ERROR("audit: cannot hash a record");
+    } else {
+        memcpy(buf + n, ",\"hash\":\"", 9);
+        memcpy(buf + n + 9, h, 64);
+        memcpy(buf + n + 73, "\"}\n", 3);
+        if (write(a->fd, buf, n + HASH_SUFFIX_LEN + 1) == (ssize_t)(n + HASH_SUFFIX_LEN + 1))
+            memcpy(a->prev, h, sizeof h);
+        else
+            LOG_ERROR("audit: write failed: %s", strerror(errno));
+    }
     pthread_mutex_unlock(&a->mu);
 }
 

@@ -1,0 +1,237 @@
+/* test_audit.c: the hash-chained audit log (src/server/audit.c): each record is one line of
+ * valid JSON with its fields in order and escaped as jansson would (the line formatted by
+ * hand must equal jansson's compact dump of the same object), the chain verifies, continues
+ * across a reopen, and breaks on an edit, a removed line or a reordering; a field that is
+ * not UTF-8 still gives a record. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "server/audit.h"
+
+struct fx {
+    char dir[64];
+    char path[96];
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/mv-audit-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/audit.log", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    unlink(f->path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* The file's lines (without '\n'), NULL-terminated; free with free_lines. */
+static char **read_lines(const char *path, size_t *n)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    char **v = calloc(1024, sizeof *v);
+    char buf[8192];
+    *n = 0;
+    while (fgets(buf, sizeof buf, fp)) {
+        size_t l = strlen(buf);
+        assert_true(l > 0 && buf[l - 1] == '\n');
+        buf[l - 1] = '\0';
+        assert_true(*n < 1023);
+        v[(*n)++] = strdup(buf);
+    }
+    fclose(fp);
+    return v;
+}
+
+static void free_lines(char **v)
+{
+    for (size_t i = 0; v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void write_lines(const char *path, char **v, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    for (size_t i = 0; i < n; i++)
+        fprintf(fp, "%s\n", v[i]);
+    fclose(fp);
+}
+
+/* The line as jansson's compact dump of {time..prev} plus the hash suffix. */
+static void assert_jansson_shape(const char *line)
+{
+    json_error_t e;
+    json_t *o = json_loads(line, JSON_REJECT_DUPLICATES, &e);
+    assert_non_null(o);
+    json_t *h = json_incref(json_object_get(o, "hash"));
+    assert_true(json_is_string(h));
+    assert_int_equal(json_object_del(o, "hash"), 0);
+    char *dump = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_non_null(dump);
+    size_t n = strlen(dump);
+    assert_true(strncmp(line, dump, n - 1) == 0); /* same bytes up to the closing brace */
+    char suffix[128];
+    snprintf(suffix, sizeof suffix, ",\"hash\":\"%s\"}", json_string_value(h));
+    assert_string_equal(line + n - 1, suffix);
+    const char *keys[] = {"time", "plane", "principal", "action", "scope", "status", "requestId",
+                          "prev"};
+    size_t i = 0;
+    const char *k;
+    json_t *val;
+    json_object_foreach(o, k, val) {
+        assert_true(i < 8);
+        assert_string_equal(k, keys[i++]);
+    }
+    assert_int_equal(i, 8);
+    free(dump);
+    json_decref(h);
+    json_decref(o);
+}
+
+static void records_and_chain(void **state)
+{
+    struct fx *f = *state;
+    struct audit *a = NULL;
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    audit_record(a, "vault", "aaaaaaaa-0000-4000-8000-000000000001",
+                 "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+                 "/subscriptions/s/resourceGroups/r/providers/Microsoft.KeyVault/vaults/dev/secrets/x",
+                 200, "0f0e0d0c-0000-4000-8000-000000000001");
+    audit_record(a, "arm", NULL, NULL, NULL, 403, NULL);
+    /* everything that must be escaped, and non-ASCII text */
+    audit_record(a, "vault", "q\"uote\\back/slash", "tab\tnl\ncr\rbs\bff\f\x01\x1f\x7f",
+                 "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91", -1, "x");
+    audit_close(a);
+
+    size_t n = 0;
+    char **v = read_lines(f->path, &n);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++)
+        assert_jansson_shape(v[i]);
+    json_t *o = json_loads(v[0], 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(o, "plane")), "vault");
+    assert_int_equal(json_integer_value(json_object_get(o, "status")), 200);
+    assert_true(json_integer_value(json_object_get(o, "time")) > 1700000000);
+    assert_string_equal(json_string_value(json_object_get(o, "prev")),
+                        "0000000000000000000000000000000000000000000000000000000000000000");
+    json_decref(o);
+    o = json_loads(v[1], 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(o, "principal")), "-");
+    assert_string_equal(json_string_value(json_object_get(o, "requestId")), "-");
+    json_decref(o);
+    o = json_loads(v[2], 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(o, "principal")), "q\"uote\\back/slash");
+    assert_string_equal(json_string_value(json_object_get(o, "action")),
+                        "tab\tnl\ncr\rbs\bff\f\x01\x1f\x7f");
+    assert_string_equal(json_string_value(json_object_get(o, "scope")),
+                        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91");
+    assert_int_equal(json_integer_value(json_object_get(o, "status")), -1);
+    json_decref(o);
+    assert_non_null(strstr(v[2], "\\u0001\\u001F\x7f")); /* jansson's spelling */
+
+    long lines = 0;
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 3);
+
+    /* a reopened log continues the chain */
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    audit_record(a, "vault", "p", "a", "s", 201, "r");
+    audit_close(a);
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 4);
+    free_lines(v);
+}
+
+static void not_utf8_still_recorded(void **state)
+{
+    struct fx *f = *state;
+    struct audit *a = NULL;
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    /* a lone continuation byte, an overlong '/', a surrogate, a cut sequence */
+    audit_record(a, "arm", "p", "a", "/x\x80y\xc0\xafz\xed\xa0\x80w\xe2\x82", 400, "r");
+    audit_close(a);
+    size_t n = 0;
+    char **v = read_lines(f->path, &n);
+    assert_int_equal(n, 1);
+    json_t *o = json_loads(v[0], 0, NULL);
+    assert_non_null(o);
+    const char *scope = json_string_value(json_object_get(o, "scope"));
+    assert_non_null(scope);
+    assert_non_null(strstr(scope, "/x\xef\xbf\xbdy")); /* U+FFFD */
+    assert_null(strchr(scope, '\x80'));
+    json_decref(o);
+    long lines = 0;
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 1);
+    free_lines(v);
+}
+
+static void chain_breaks(void **state)
+{
+    struct fx *f = *state;
+    struct audit *a = NULL;
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    for (int i = 0; i < 5; i++)
+        audit_record(a, "vault", "p", "a", "s", 200 + i, "r");
+    audit_close(a);
+    size_t n = 0;
+    char **v = read_lines(f->path, &n);
+    assert_int_equal(n, 5);
+    long lines = 0;
+
+    char *saved = strdup(v[2]); /* an edited field */
+    char *st = strstr(v[2], "\"status\":202");
+    assert_non_null(st);
+    st[10] = '3';
+    write_lines(f->path, v, n);
+    assert_int_equal(audit_verify(f->path, &lines), MV_ERR_CONFLICT);
+    free(v[2]);
+    v[2] = saved;
+
+    write_lines(f->path, v, n - 1); /* the last line removed: still a valid chain */
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 4);
+
+    char *tmp = v[1]; /* a middle line removed */
+    v[1] = v[2];
+    v[2] = v[3];
+    v[3] = v[4];
+    write_lines(f->path, v, n - 1);
+    assert_int_equal(audit_verify(f->path, &lines), MV_ERR_CONFLICT);
+    v[4] = v[3];
+    v[3] = v[2];
+    v[2] = tmp; /* now 0,2,1,3,4: reordered */
+    write_lines(f->path, v, n);
+    assert_int_equal(audit_verify(f->path, &lines), MV_ERR_CONFLICT);
+    free_lines(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(records_and_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(not_utf8_still_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(chain_breaks, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
