@@ -32,14 +32,11 @@ static void reply_with_value(struct vault_ctx *c, const struct st_secret *s, con
 {
     mv_rc rc = MV_OK;
     struct vault_view v = vault_view_of(c);
-    json_t *j = NULL;
     mv_buf body;
     mv_buf_init(&body, BUNDLE_MAX);
-    CHECK(vault_secret_json(s, &v, VJ_ID_VERSION, &j));
-    CHECK(vault_json_with_value(j, pt, len, &body));
+    CHECK(vault_bundle_json(s, &v, VJ_ID_VERSION, pt, len, &body));
     vault_reply_body(c, 200, body.p, body.len);
 out:
-    json_decref(j);
     mv_buf_free_secret(&body);
     if (rc != MV_OK)
         vault_rc_error(c, rc);

@@ -90,6 +90,12 @@ MV_MUST_CHECK mv_rc vault_secret_json(const struct st_secret *s, const struct va
  * copy is out (free with mv_buf_free_secret). */
 MV_MUST_CHECK mv_rc vault_json_with_value(const json_t *obj, const char *value, size_t len,
                                           mv_buf *out);
+/* The SecretBundle of s with its value, the same bytes as vault_secret_json followed by
+ * vault_json_with_value, written without building a jansson object (the GET hot path). out
+ * must be empty (its cap is used as is); free it with mv_buf_free_secret. */
+MV_MUST_CHECK mv_rc vault_bundle_json(const struct st_secret *s, const struct vault_view *v,
+                                      unsigned flags, const char *value, size_t len,
+                                      mv_buf *out);
 /* Appends s[0..len) as a JSON string literal (quotes included). */
 MV_MUST_CHECK mv_rc vault_json_escape(mv_buf *out, const char *s, size_t len);
 

@@ -525,6 +525,95 @@ static void test_value_splice(void **state)
     mv_buf_free(&out);
 }
 
+/* vault_bundle_json writes the very bytes of vault_secret_json + vault_json_with_value. */
+static void bundle_both_ways(const struct st_secret *s, const struct vault_view *v, unsigned flags,
+                             const char *value, size_t vlen)
+{
+    json_t *j = NULL;
+    mv_buf a, b;
+    mv_buf_init(&a, 1 << 20);
+    mv_buf_init(&b, 1 << 20);
+    mv_rc ra = vault_secret_json(s, v, flags, &j);
+    if (ra == MV_OK)
+        ra = vault_json_with_value(j, value, vlen, &a);
+    json_decref(j);
+    mv_rc rb = vault_bundle_json(s, v, flags, value, vlen, &b);
+    assert_int_equal(rb, ra);
+    if (ra == MV_OK) {
+        assert_int_equal(b.len, a.len);
+        assert_memory_equal(b.p, a.p, a.len);
+        assert_int_equal(b.p[b.len], '\0');
+    }
+    mv_buf_free_secret(&a);
+    mv_buf_free_secret(&b);
+}
+
+static void test_bundle_fast_path(void **state)
+{
+    (void)state;
+    const char *cts[] = {NULL, "", "text/plain", "q\"uote\\back/slash",
+                         "tab\tnl\ncr\rbs\bff\f\x01\x1f\x7f end",
+                         "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91"};
+    const char *tags[] = {NULL, "{}", "{\"env\":\"dev\"}",
+                          "{ \"a\" : \"x\\ny\" , \"b\":\"caf\\u00e9\", \"c\":\"\\/\"}",
+                          "[1,2]", "not json", "{\"dup\":\"1\",\"dup\":\"2\"}"};
+    const char *urls[] = {"https://dev.vault.localhost:8443", "https://dev.vault.localhost",
+                          "https://[::1]:443"};
+    const char value[] = "line1\nq\"uote\\back\x01\x1f tab\t caf\xc3\xa9 </script>";
+    int days[] = {0, 7, 90};
+    unsigned flagsets[] = {0, VJ_ID_VERSION, VJ_DELETED, VJ_DELETED | VJ_ID_VERSION};
+    for (size_t ci = 0; ci < sizeof cts / sizeof cts[0]; ci++)
+        for (size_t ti = 0; ti < sizeof tags / sizeof tags[0]; ti++)
+            for (size_t ui = 0; ui < sizeof urls / sizeof urls[0]; ui++)
+                for (size_t di = 0; di < 3; di++)
+                    for (size_t fi = 0; fi < 4; fi++) {
+                        struct st_secret s = sample_secret();
+                        s.content_type = (char *)cts[ci];
+                        s.tags_json = (char *)tags[ti];
+                        s.enabled = (int)((ci + fi) % 2);
+                        s.nbf = ti % 2 ? 1700000000 : 0;
+                        s.exp = di == 1 ? -5 : di == 2 ? 9223372036854775807LL : 0;
+                        struct vault_view v = {urls[ui], days[di], (int)(fi % 2)};
+                        bundle_both_ways(&s, &v, flagsets[fi], value, sizeof value - 1);
+                        bundle_both_ways(&s, &v, flagsets[fi], "", 0);
+                    }
+    /* a stored content type that is not UTF-8: both refuse (500), neither writes it */
+    struct st_secret s = sample_secret();
+    struct vault_view v = {urls[0], 90, 0};
+    s.content_type = (char *)"bad\xc3";
+    bundle_both_ways(&s, &v, VJ_ID_VERSION, "v", 1);
+    mv_buf out;
+    mv_buf_init(&out, 1 << 20);
+    assert_int_equal(vault_bundle_json(&s, &v, VJ_ID_VERSION, "v", 1, &out), MV_ERR_INTERNAL);
+    mv_buf_free_secret(&out);
+    s.content_type = (char *)"\xed\xa0\x80"; /* a surrogate */
+    bundle_both_ways(&s, &v, VJ_ID_VERSION, "v", 1);
+    /* the cap of the buffer still holds */
+    s.content_type = NULL;
+    mv_buf_init(&out, 40);
+    assert_int_equal(vault_bundle_json(&s, &v, VJ_ID_VERSION, "v", 1, &out), MV_ERR_LIMIT);
+    mv_buf_free_secret(&out);
+}
+
+static void test_cat(void **state)
+{
+    (void)state;
+    char out[8];
+    char num[24];
+    assert_int_equal(vault_cat(out, sizeof out, "ab", "", "cd", (char *)NULL), MV_OK);
+    assert_string_equal(out, "abcd");
+    assert_int_equal(vault_cat(out, sizeof out, (char *)NULL), MV_OK);
+    assert_string_equal(out, "");
+    assert_int_equal(vault_cat(out, sizeof out, "1234567", (char *)NULL), MV_OK); /* exactly fits */
+    assert_string_equal(out, "1234567");
+    assert_int_equal(vault_cat(out, sizeof out, "1234", "5678", (char *)NULL), MV_ERR_LIMIT);
+    assert_string_equal(out, ""); /* never a truncated string */
+    assert_int_equal(vault_cat(out, 0, "a", (char *)NULL), MV_ERR_LIMIT);
+    assert_string_equal(vault_utoa(0, num), "0");
+    assert_string_equal(vault_utoa(65535, num), "65535");
+    assert_string_equal(vault_utoa(18446744073709551615UL, num), "18446744073709551615");
+}
+
 /* ---- host ---- */
 
 static void test_host_match(void **state)
@@ -638,6 +727,8 @@ int main(void)
         cmocka_unit_test(test_bundle_shape),
         cmocka_unit_test(test_deleted_shape),
         cmocka_unit_test(test_value_splice),
+        cmocka_unit_test(test_bundle_fast_path),
+        cmocka_unit_test(test_cat),
         cmocka_unit_test(test_host_match),
         cmocka_unit_test(test_request_url),
         cmocka_unit_test(test_throttle),
