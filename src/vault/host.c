@@ -49,7 +49,9 @@ int vault_host_match(const struct mv_server *srv, const char *host, char *name, 
  * (reference §4.2 "Keep the nextLink host:port identical to the vault URL"). */
 mv_rc vault_request_url(const http_req *req, char *out, size_t len)
 {
+    char port[24];
     if (req->host_port > 0)
-        return mv_fmt(out, len, "https://%s:%d", req->host, req->host_port);
-    return mv_fmt(out, len, "https://%s", req->host);
+        return vault_cat(out, len, "https://", req->host, ":",
+                         vault_utoa((unsigned long)req->host_port, port), (char *)NULL);
+    return vault_cat(out, len, "https://", req->host, (char *)NULL);
 }

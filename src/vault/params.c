@@ -98,7 +98,7 @@ mv_rc vault_secret_aad(const char *vault, const char *name, const char *version,
                        size_t len)
 {
     mv_rc rc = MV_OK;
-    CHECK(mv_fmt(out, len, "secret:%s/%s/%s", vault, name, version));
+    CHECK(vault_cat(out, len, "secret:", vault, "/", name, "/", version, (char *)NULL));
     mv_lower(out);
 out:
     return rc;

@@ -150,8 +150,9 @@ static void service_headers(http_req *req)
     if (addr && *addr) {
         char v[160];
         int v6 = strchr(addr, ':') != NULL;
-        if (mv_fmt(v, sizeof v, "conn_type=%s;addr=%s;act_addr_fam=%s;", v6 ? "Ipv6" : "Ipv4",
-                   addr, v6 ? "InterNetworkV6" : "InterNetwork") == MV_OK)
+        if (vault_cat(v, sizeof v, "conn_type=", v6 ? "Ipv6" : "Ipv4", ";addr=", addr,
+                      ";act_addr_fam=", v6 ? "InterNetworkV6" : "InterNetwork", ";",
+                      (char *)NULL) == MV_OK)
             http_set_header(req, "x-ms-keyvault-network-info", v);
     }
 }
@@ -239,10 +240,10 @@ static int check_route(struct vault_ctx *c)
 static int build_resource(struct vault_ctx *c, int with_secret)
 {
     const struct mv_server *srv = c->w->srv;
-    mv_rc rc = mv_fmt(c->resource, sizeof c->resource,
-                      "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s%s%s",
-                      srv->tenant.subscription_id, c->vault.rg, c->vault.name,
-                      with_secret ? "/secrets/" : "", with_secret ? c->name : "");
+    mv_rc rc = vault_cat(c->resource, sizeof c->resource, "/subscriptions/",
+                         srv->tenant.subscription_id, "/resourceGroups/", c->vault.rg,
+                         "/providers/Microsoft.KeyVault/vaults/", c->vault.name,
+                         with_secret ? "/secrets/" : "", with_secret ? c->name : "", (char *)NULL);
     if (rc != MV_OK) {
         c->resource[0] = '\0';
         vault_rc_error(c, MV_ERR_INTERNAL);

@@ -99,6 +99,13 @@ MV_MUST_CHECK mv_rc vault_bundle_json(const struct st_secret *s, const struct va
 /* Appends s[0..len) as a JSON string literal (quotes included). */
 MV_MUST_CHECK mv_rc vault_json_escape(mv_buf *out, const char *s, size_t len);
 
+/* ---- text.c ---- */
+/* Joins the strings (a NULL-terminated argument list) into dst[0..cap): all of them, or
+ * MV_ERR_LIMIT and dst = "". mv_fmt's contract, without vsnprintf. */
+MV_MUST_CHECK mv_rc vault_cat(char *dst, size_t cap, ...) __attribute__((sentinel));
+/* Decimal digits of v, written at the end of buf. */
+const char *vault_utoa(unsigned long v, char buf[24]);
+
 /* ---- throttle.c (process-wide) ---- */
 /* 0 if the request may proceed (and is counted), else the seconds until the window ends (≥1).
  * A limit ≤ 0 disables that counter. */
