@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "common/util.h"
@@ -18,6 +19,20 @@
 #define AEAD_NONCE_LEN 12
 #define AEAD_TAG_LEN 16
 #define AEAD_MAX_PT (INT_MAX - 64) /* EVP update lengths are int */
+
+/* AES-256-GCM fetched from the provider once: passing EVP_aes_256_gcm() makes OpenSSL 3 fetch
+ * the implementation again on every EVP_CipherInit_ex (a third of an open's cost on the vault's
+ * GET path, docs/benchmarks.md). Kept for the life of the process. */
+static EVP_CIPHER *gcm_fetched;
+static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
+
+static void gcm_fetch(void) { gcm_fetched = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL); }
+
+static const EVP_CIPHER *aes_gcm(void)
+{
+    pthread_once(&gcm_once, gcm_fetch);
+    return gcm_fetched ? gcm_fetched : EVP_aes_256_gcm();
+}
 
 /* Cipher context keyed for one message, with AAD = version byte || aad. */
 static mv_rc start(EVP_CIPHER_CTX *ctx, int enc, const unsigned char *key,
@@ -28,7 +43,7 @@ static mv_rc start(EVP_CIPHER_CTX *ctx, int enc, const unsigned char *key,
     int n = 0;
     size_t aadlen = aad ? strlen(aad) : 0;
     ENSURE(aadlen <= INT_MAX, MV_ERR_INTERNAL);
-    ENSURE(EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) == 1, MV_ERR_INTERNAL);
+    ENSURE(EVP_CipherInit_ex(ctx, aes_gcm(), NULL, NULL, NULL, enc) == 1, MV_ERR_INTERNAL);
     ENSURE(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, AEAD_NONCE_LEN, NULL) == 1,
            MV_ERR_INTERNAL);
     ENSURE(EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc) == 1, MV_ERR_INTERNAL);
