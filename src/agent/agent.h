@@ -13,9 +13,20 @@ struct agent_opts {
     const char *listen;        /* --listen ADDR:PORT, NULL = config agent_host:agent_port */
     const char *imds_address;  /* --imds-address: serve port 80 there */
     const char *server_url;    /* --server, NULL = from config */
+    int threads;               /* event loops; 0 = one per core (at most 2) */
 };
 
-/* Runs until SIGINT/SIGTERM. */
+/* Runs until SIGINT/SIGTERM; with --imds-address as root, drops privileges to nobody once
+ * listening. */
 MV_MUST_CHECK mv_rc agent_run(const struct agent_opts *o);
+
+/* The same agent inside a process that waits for its signals itself (`mivault up`): agent_start
+ * enrolls if asked (the server must be reachable), and returns once the loops serve;
+ * agent_stop ends them and frees everything (NULL is a no-op). agent_start never drops
+ * privileges (that would drop them for the whole process). */
+struct agent_handle;
+MV_MUST_CHECK mv_rc agent_start(const struct agent_opts *o, struct agent_handle **out);
+int agent_port(const struct agent_handle *h);
+void agent_stop(struct agent_handle *h);
 
 #endif

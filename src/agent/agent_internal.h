@@ -3,18 +3,25 @@
  * Layers inside the agent, bottom up:
  *   check.c      pure request checks (reference §1.1, §2.2) -> an outcome + selector + resource
  *   cache.c      pure token cache keyed by (selector kind, selector value lower-cased, resource)
+ *   render.c     pure JSON rendering of the IMDS reply from a cache entry (no jansson)
  *   ratelimit.c  pure token bucket (config imdsRateLimit, default MV_IMDS_RATE_PER_SEC; 0 = off)
  *   node.c       node key + enrollment + the App Service identity header (files in STATE/agents/VM)
  *   authority.c  one token from the authority (RFC 7523 client assertion)
- *   token.c      cache-or-authority, with stale serving while the authority is down
- *   imds.c appservice.c routes.c   the HTTP faces;   run.c   agent_run
+ *   token.c      cache-or-authority, with stale serving while the authority is down, and
+ *                one authority request per key however many loops miss it at once
+ *   imds.c appservice.c routes.c   the HTTP faces;   run.c   agent_start/stop/run
  *
- * The agent runs one event loop (threads = 1), so nothing here is locked: struct agent is owned
- * by that loop once the server has started. */
+ * Threads: the agent serves on one or more event loops (struct agent_opts.threads). What all
+ * loops share is struct agent: its node, URLs and App Service secret are written before the
+ * loops start and only read after; its cache, rate limit, in-flight requests and learned VM id
+ * are guarded by agent.mu. Each loop has its own HTTP client to the authority (struct
+ * agent_loop, the request's worker). Functions marked "(pure)" lock nothing: callers hold mu. */
 #ifndef MV_AGENT_AGENT_INTERNAL_H
 #define MV_AGENT_AGENT_INTERNAL_H
 
+#include <limits.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -102,6 +109,16 @@ void agent_token_free(struct agent_token *t);
 #define TCACHE_MAX 256
 #define TCACHE_REFRESH_MARGIN_SECS 300 /* refresh 5 min before exp (DESIGN §7) */
 
+/* The IMDS 200 body of an entry, rendered once at put (render.c): every field but expires_in
+ * (twice) is fixed for the entry's life, so the body is kept as one JSON text cut at the two
+ * places where expires_in goes, without the closing brace (a selector echo may follow). Holds
+ * the access token: wiped when the entry is dropped. */
+struct imds_body_tmpl {
+    char *p;
+    size_t len;
+    size_t cut1, cut2; /* p[0..cut1) N p[cut1..cut2) N p[cut2..len) */
+};
+
 struct tcache_entry {
     enum agent_sel sel;
     char *sel_value;   /* lower-cased; "" for SEL_NONE */
@@ -109,6 +126,7 @@ struct tcache_entry {
     struct agent_token tok;
     int64_t fetched;   /* when the token was obtained (half-life base) */
     uint64_t used;     /* LRU tick */
+    struct imds_body_tmpl body;
 };
 
 struct tcache {
@@ -128,8 +146,9 @@ void tcache_free(struct tcache *c);
 /* Expired entries found are dropped. *out stays valid until the next put/remove/free. */
 enum tcache_state tcache_lookup(struct tcache *c, enum agent_sel sel, const char *sel_value,
                                 const char *resource, int64_t now, const struct tcache_entry **out);
-/* Stores a copy (replacing the same key); evicts expired entries, then the least recently used,
- * when full. */
+/* Stores a copy (replacing the same key) with its rendered IMDS body; evicts expired entries,
+ * then the least recently used, when full. A token, resource or client id that is not valid
+ * UTF-8 cannot be rendered as JSON: MV_ERR_INTERNAL, nothing stored. */
 MV_MUST_CHECK mv_rc tcache_put(struct tcache *c, enum agent_sel sel, const char *sel_value,
                                const char *resource, const struct agent_token *t, int64_t now,
                                const struct tcache_entry **out);
@@ -146,8 +165,27 @@ struct ratelimit {
 };
 /* per_sec <= 0: no limit (take always succeeds). */
 void ratelimit_init(struct ratelimit *r, int per_sec, int64_t now_ms);
+static inline int ratelimit_off(const struct ratelimit *r) { return r->per_sec == 0; }
 /* 1 if a request may go ahead (and takes a token), 0 if it must get 429. */
 int ratelimit_take(struct ratelimit *r, int64_t now_ms);
+
+/* ---- JSON rendering (render.c, pure) ---- */
+
+/* Appends s as the inside of a JSON string (no quotes), escaped exactly as jansson's compact
+ * json_dumps does (RFC 8259 §7: '"', '\\' and controls; controls other than \b \f \n \r \t
+ * as \u00XX; nothing else, so the bytes equal the old replies). MV_ERR_BAD_REQUEST if s is not
+ * valid UTF-8 (jansson refuses such strings too). */
+MV_MUST_CHECK mv_rc agent_json_escape(const char *s, mv_buf *out);
+/* Renders e's IMDS body template (reference §1.2: every value a string, expires_on = JWT exp,
+ * not_before = nbf or the fetch time, resource echoed, refresh_token ""). */
+MV_MUST_CHECK mv_rc imds_body_tmpl_make(const char *resource, const struct agent_token *t,
+                                        int64_t fetched, struct imds_body_tmpl *out);
+void imds_body_tmpl_free(struct imds_body_tmpl *b);
+/* Bytes imds_body_render writes at most for e. */
+size_t imds_body_max(const struct imds_body_tmpl *b);
+/* Writes the body with expires_in = exp - now (>= 0) into dst (imds_body_max bytes), without
+ * the closing brace; returns the length. */
+size_t imds_body_render(const struct imds_body_tmpl *b, int64_t exp, int64_t now, char *dst);
 
 /* ---- the agent (node.c, authority.c, token.c, routes) ---- */
 
@@ -162,16 +200,32 @@ struct agent_node {
 
 struct http_client;
 
+struct agent_flight;
+
 struct agent {
+    /* Set before the loops start, read-only after. */
     struct agent_node node;
     char server[MV_MAX_URL];    /* authority base URL, no trailing slash */
     char token_url[MV_MAX_URL]; /* {server}/{tid}/oauth2/v2.0/token: the assertion's aud */
-    struct http_client *http;   /* one handle, keep-alive to the authority */
-    struct tcache cache;
-    struct ratelimit rl;
     char identity_header[65];   /* App Service secret (hex), a secret */
+    char ca_file[PATH_MAX];     /* what each loop's HTTP client trusts ("" = system store) */
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t flight_done; /* broadcast when an authority request ends */
+    struct tcache cache;
+    struct ratelimit rl;        /* per_sec is read without mu (set before start) */
+    struct agent_flight *flights; /* authority requests in progress, by key */
     char vm_resource_id[MV_MAX_SCOPE]; /* learned from a system-assigned token's xms_mirid */
 };
+
+/* One per loop thread: the request's worker. */
+struct agent_loop {
+    struct agent *a;
+    struct http_client *http;   /* keep-alive to the authority; used by this loop only */
+};
+
+/* 1 if a token request may go ahead (takes mu unless the limit is off). */
+int agent_rate_ok(struct agent *a);
 
 /* node.c. dir = STATE/agents/VM. Loads node.key (creating it if missing) and node.json; if
  * join is non-NULL (or node.json is missing, which then requires join) enrolls at server. */
@@ -188,14 +242,20 @@ int agent_vm_name_ok(const char *vm);
  * 400 invalid_request, or 401/403: node revoked, e.g. the VM was deleted); MV_ERR_BAD_REQUEST =
  * the authority refused the resource; MV_ERR_THROTTLED; MV_ERR_UNAVAILABLE = transport failure
  * or 5xx. */
-MV_MUST_CHECK mv_rc agent_authority_token(struct agent *a, enum agent_sel sel,
-                                          const char *sel_value, const char *resource,
-                                          struct agent_token *out);
+MV_MUST_CHECK mv_rc agent_authority_token(const struct agent *a, struct http_client *http,
+                                          enum agent_sel sel, const char *sel_value,
+                                          const char *resource, struct agent_token *out);
 
 /* token.c: cache, else the authority; a still-valid cached token is served when the authority
- * is unavailable. *out points into the cache. */
-MV_MUST_CHECK mv_rc agent_get_token(struct agent *a, const struct imds_token_req *r,
-                                    const struct tcache_entry **out);
+ * is unavailable. Concurrent misses of one key (on other loops) wait for the first one's
+ * authority request and share its outcome (DESIGN §7). On success, use(e, now, ctx) is called
+ * with the entry while mu is held: it must copy what it needs, quickly, and not call into the
+ * agent; its result is returned. */
+typedef mv_rc (*agent_token_use)(const struct tcache_entry *e, int64_t now, void *ctx);
+MV_MUST_CHECK mv_rc agent_get_token(struct agent_loop *w, const struct imds_token_req *r,
+                                    agent_token_use use, void *ctx);
+/* Copies the VM's ARM id learned so far ("" if none) under mu. */
+void agent_vm_resource_id(struct agent *a, char *out, size_t len);
 
 /* Handlers (imds.c, appservice.c) and the router (routes.c). */
 void imds_handle_token(http_req *req);

@@ -15,18 +15,35 @@
 #include "common/log.h"
 #include "common/util.h"
 
+struct appsvc_reply {
+    const char *resource;
+    json_t *body;
+};
+
+/* agent_token_use: runs under the agent's lock (App Service is not the hot path: jansson). */
+static mv_rc build_reply(const struct tcache_entry *e, int64_t now, void *ctx)
+{
+    struct appsvc_reply *o = ctx;
+    char exp_on[24];
+    (void)now;
+    if (mv_fmt(exp_on, sizeof exp_on, "%" PRId64, e->tok.exp) != MV_OK)
+        return MV_ERR_INTERNAL;
+    o->body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "access_token", e->tok.access_token,
+                        "expires_on", exp_on, "resource", o->resource, "token_type", "Bearer",
+                        "client_id", e->tok.client_id);
+    return o->body ? MV_OK : MV_ERR_INTERNAL;
+}
+
 void appsvc_handle_token(http_req *req)
 {
-    struct agent *a = req->worker;
+    struct agent_loop *w = req->worker;
     struct imds_token_req r;
     struct imds_error err;
-    const struct tcache_entry *e = NULL;
-    char exp_on[24];
     struct appsvc_check_in in = {
         .method = req->method,
         .xff = http_header(req, "X-Forwarded-For"),
         .identity_header = http_header(req, "X-IDENTITY-HEADER"),
-        .secret = a->identity_header,
+        .secret = w->a->identity_header,
         .params = req->raw_query ? &req->query : NULL,
         .params_ok = req->query_ok,
     };
@@ -36,29 +53,19 @@ void appsvc_handle_token(http_req *req)
         agent_reply_error(req, err.status, err.error, err.description);
         return;
     }
-    if (!ratelimit_take(&a->rl, mv_now_ms())) {
+    if (!agent_rate_ok(w->a)) {
         http_set_header(req, "Retry-After", "1");
         agent_reply_error(req, 429, "too_many_requests",
                           "Too many requests to the identity endpoint; retry after 1 second");
         return;
     }
-    mv_rc rc = agent_get_token(a, &r, &e);
+    struct appsvc_reply reply = {r.resource, NULL};
+    mv_rc rc = agent_get_token(w, &r, build_reply, &reply);
     if (rc != MV_OK) {
         LOG_INFO("agent: app service token request refused (%s)", mv_rc_name(rc));
         agent_reply_token_rc(req, rc);
         return;
     }
-    if (mv_fmt(exp_on, sizeof exp_on, "%" PRId64, e->tok.exp) != MV_OK) {
-        agent_reply_token_rc(req, MV_ERR_INTERNAL);
-        return;
-    }
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "access_token", e->tok.access_token,
-                             "expires_on", exp_on, "resource", r.resource, "token_type", "Bearer",
-                             "client_id", e->tok.client_id);
-    if (!body) {
-        agent_reply_token_rc(req, MV_ERR_INTERNAL);
-        return;
-    }
     http_set_header(req, "Server", AGENT_SERVER_HEADER);
-    http_reply_json(req, 200, body);
+    http_reply_json(req, 200, reply.body);
 }

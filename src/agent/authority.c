@@ -170,8 +170,8 @@ static mv_rc map_error(long status, const json_t *o)
     return MV_ERR_INTERNAL;
 }
 
-mv_rc agent_authority_token(struct agent *a, enum agent_sel sel, const char *sel_value,
-                            const char *resource, struct agent_token *out)
+mv_rc agent_authority_token(const struct agent *a, struct http_client *http, enum agent_sel sel,
+                            const char *sel_value, const char *resource, struct agent_token *out)
 {
     mv_rc rc = MV_OK;
     mv_buf form;
@@ -180,7 +180,7 @@ mv_rc agent_authority_token(struct agent *a, enum agent_sel sel, const char *sel
     mv_buf_init(&form, TOKEN_FORM_MAX);
     *out = (struct agent_token){0};
     CHECK(make_form(a, sel, sel_value, resource, &form));
-    rc = http_client_do(a->http, "POST", a->token_url, token_headers, form.p, form.len,
+    rc = http_client_do(http, "POST", a->token_url, token_headers, form.p, form.len,
                         TOKEN_RESP_MAX, &r);
     if (rc != MV_OK) {
         LOG_WARN("agent: authority unreachable at %s", a->server);

@@ -10,7 +10,10 @@
  * authority is down) until exp, then gone.
  *
  * Bounded at c->max entries: a put into a full cache drops expired entries, then the least
- * recently used one. A linear scan is fine at 256 entries. Tokens are wiped when dropped. */
+ * recently used one. A linear scan is fine at 256 entries. Tokens are wiped when dropped.
+ *
+ * Each entry carries its IMDS reply body, rendered at put (render.c), so that a cached-token
+ * reply is a few copies. Nothing here locks: the agent holds its mutex around every call. */
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +40,7 @@ static void entry_free(struct tcache_entry *e)
     free(e->sel_value);
     free(e->resource);
     agent_token_free(&e->tok);
+    imds_body_tmpl_free(&e->body);
 }
 
 static void drop_at(struct tcache *c, size_t i)
@@ -150,6 +154,8 @@ mv_rc tcache_put(struct tcache *c, enum agent_sel sel, const char *sel_value, co
     ENSURE(ne.sel_value && ne.resource && ne.tok.access_token, MV_ERR_INTERNAL);
     mv_lower(ne.sel_value);
     ne.fetched = now;
+    ENSURE_MSG(imds_body_tmpl_make(ne.resource, &ne.tok, now, &ne.body) == MV_OK, MV_ERR_INTERNAL,
+               "token reply cannot be rendered as JSON");
     ne.used = ++c->tick;
     c->e[c->n] = ne;
     if (out)

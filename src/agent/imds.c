@@ -5,12 +5,13 @@
  *   POST /metadata/identity/oauth2/token[/]  form body resource=..[&client_id..], Metadata: true
  *
  * Checks are in check.c (pure, unit-tested); this file wires them to the request, the rate
- * limit and the token cache, and writes the reply. The 200 body follows reference §1.2 and §9
+ * limit and the token cache, and writes the reply, rendered from the cache entry's body
+ * (render.c) with the current expires_in, without jansson. The 200 body follows reference §1.2 and §9
  * item 1: every value a JSON string, expires_on == the JWT exp, expires_in == exp - now at
  * reply time, resource echoed verbatim (msal-node caches under the echoed value). */
-#include <inttypes.h>
-#include <jansson.h>
-#include <stdio.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "agent/agent_internal.h"
 #include "common/log.h"
@@ -50,48 +51,66 @@ void agent_reply_token_rc(http_req *req, mv_rc rc)
     }
 }
 
-static void i64_str(char *out, size_t len, int64_t v)
+#define IMDS_STACK_BODY 4096 /* a 1.3 kB token's reply fits; longer ones go to the heap */
+
+/* The reply being built: the rendered body (copied out of the cache under the agent's lock),
+ * then the selector echo and the closing brace. */
+struct imds_reply {
+    const mv_buf *tail; /* the selector echo, "" or ,"object_id":"..." */
+    char *p;
+    size_t len;
+    char *heap;
+    char stack[IMDS_STACK_BODY];
+};
+
+/* agent_token_use: runs under the agent's lock. */
+static mv_rc render_reply(const struct tcache_entry *e, int64_t now, void *ctx)
 {
-    if (mv_fmt(out, len, "%" PRId64, v) != MV_OK)
-        out[0] = '\0';
+    struct imds_reply *o = ctx;
+    size_t need = imds_body_max(&e->body) + o->tail->len + 1;
+    o->p = o->stack;
+    if (need > sizeof o->stack) {
+        o->heap = malloc(need);
+        if (!o->heap)
+            return MV_ERR_INTERNAL;
+        o->p = o->heap;
+    }
+    o->len = imds_body_render(&e->body, e->tok.exp, now, o->p);
+    return MV_OK;
 }
 
-static void reply_token(http_req *req, const struct imds_token_req *r,
-                        const struct tcache_entry *e)
+/* SPEC-IMDS: the requested user-assigned selector is echoed (msal-node checks the echo on the
+ * Azure Arc path). A value that is not UTF-8 cannot be a JSON string: it is left out, as the
+ * jansson-built reply left it out. */
+static mv_rc selector_echo(const struct imds_token_req *r, mv_buf *tail)
 {
-    char exp_in[24], exp_on[24], nbf[24];
-    int64_t now = mv_now();
-    int64_t left = e->tok.exp - now;
-    i64_str(exp_in, sizeof exp_in, left > 0 ? left : 0);
-    i64_str(exp_on, sizeof exp_on, e->tok.exp);
-    i64_str(nbf, sizeof nbf, e->tok.nbf ? e->tok.nbf : e->fetched);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "access_token",
-                          e->tok.access_token, "refresh_token", "", "expires_in", exp_in,
-                          "expires_on", exp_on, "ext_expires_in", exp_in, "not_before", nbf,
-                          "resource", r->resource, "token_type", "Bearer", "client_id",
-                          e->tok.client_id);
-    if (!o) {
-        agent_reply_token_rc(req, MV_ERR_INTERNAL);
-        return;
+    mv_rc rc = MV_OK;
+    const char *name = r->sel == SEL_OBJECT_ID ? "object_id" : r->sel == SEL_RES_ID ? "msi_res_id" : NULL;
+    if (!name)
+        goto out;
+    CHECK(mv_buf_addf(tail, ",\"%s\":\"", name));
+    if (agent_json_escape(r->sel_value, tail) != MV_OK) {
+        mv_buf_reset(tail);
+        goto out;
     }
-    /* SPEC-IMDS: the requested user-assigned selector is echoed (msal-node checks the echo on
-     * the Azure Arc path). */
-    if (r->sel == SEL_OBJECT_ID)
-        json_object_set_new(o, "object_id", json_string(r->sel_value));
-    else if (r->sel == SEL_RES_ID)
-        json_object_set_new(o, "msi_res_id", json_string(r->sel_value));
-    http_set_header(req, "Server", AGENT_SERVER_HEADER);
-    http_reply_json(req, 200, o);
+    CHECK(mv_buf_adds(tail, "\""));
+out:
+    return rc;
 }
 
 void imds_handle_token(http_req *req)
 {
-    struct agent *a = req->worker;
+    struct agent_loop *w = req->worker;
     kv_list form = {0};
     struct imds_token_req r;
     struct imds_error err;
-    const struct tcache_entry *e = NULL;
+    struct imds_reply reply;
+    mv_buf tail;
     mv_rc rc = MV_OK;
+    mv_buf_init(&tail, 6 * MV_MAX_URI_BYTES + 64);
+    reply.tail = &tail;
+    reply.p = reply.heap = NULL;
+    reply.len = 0;
     struct imds_check_in in = {
         .method = req->method,
         .xff = http_header(req, "X-Forwarded-For"),
@@ -113,19 +132,32 @@ void imds_handle_token(http_req *req)
         agent_reply_error(req, err.status, err.error, err.description);
         goto out;
     }
-    if (!ratelimit_take(&a->rl, mv_now_ms())) {
+    if (!agent_rate_ok(w->a)) {
         http_set_header(req, "Retry-After", "1");
         agent_reply_error(req, 429, "too_many_requests",
                           "Too many requests to the metadata endpoint; retry after 1 second");
         goto out;
     }
-    rc = agent_get_token(a, &r, &e);
+    rc = selector_echo(&r, &tail);
+    if (rc == MV_OK)
+        rc = agent_get_token(w, &r, render_reply, &reply);
     if (rc != MV_OK) {
         LOG_INFO("agent: token request refused (%s)", mv_rc_name(rc));
         agent_reply_token_rc(req, rc);
         goto out;
     }
-    reply_token(req, &r, e);
+    if (tail.len) {
+        memcpy(reply.p + reply.len, tail.p, tail.len);
+        reply.len += tail.len;
+    }
+    reply.p[reply.len++] = '}';
+    http_set_header(req, "Server", AGENT_SERVER_HEADER);
+    http_reply(req, 200, "application/json; charset=utf-8", reply.p, reply.len);
 out:
+    /* The body holds the access token. */
+    if (reply.p)
+        OPENSSL_cleanse(reply.p, reply.len);
+    free(reply.heap);
+    mv_buf_free(&tail);
     kv_free(&form);
 }

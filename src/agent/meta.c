@@ -59,7 +59,7 @@ void imds_handle_versions(http_req *req)
 
 void imds_handle_info(http_req *req)
 {
-    const struct agent *a = req->worker;
+    const struct agent *a = ((const struct agent_loop *)req->worker)->a;
     if (!meta_precheck(req))
         return;
     reply(req, json_pack("{s:s}", "tenantId", a->node.tenant_id));
@@ -85,16 +85,17 @@ static void arm_segment(const char *id, const char *key, char *out, size_t len)
 
 void imds_handle_instance(http_req *req)
 {
-    const struct agent *a = req->worker;
-    char sub[MV_MAX_NAME * 2], rg[MV_MAX_NAME * 2];
+    struct agent *a = ((struct agent_loop *)req->worker)->a;
+    char sub[MV_MAX_NAME * 2], rg[MV_MAX_NAME * 2], vm_id[MV_MAX_SCOPE];
     if (!meta_precheck(req))
         return;
-    arm_segment(a->vm_resource_id, "subscriptions", sub, sizeof sub);
-    arm_segment(a->vm_resource_id, "resourceGroups", rg, sizeof rg);
+    agent_vm_resource_id(a, vm_id, sizeof vm_id);
+    arm_segment(vm_id, "subscriptions", sub, sizeof sub);
+    arm_segment(vm_id, "resourceGroups", rg, sizeof rg);
     json_t *compute = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[], s:s, s:s, s:s}", "azEnvironment",
         "mivault", "location", "local", "name", a->node.vm, "osType", "Linux",
-        "resourceGroupName", rg, "resourceId", a->vm_resource_id, "subscriptionId", sub, "tags",
+        "resourceGroupName", rg, "resourceId", vm_id, "subscriptionId", sub, "tags",
         "", "tagsList", "vmId", "", "vmSize", "Standard_Local", "zone", "");
     reply(req, compute ? json_pack("{s:o, s:{s:[]}}", "compute", compute, "network", "interface")
                        : NULL);

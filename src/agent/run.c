@@ -1,9 +1,12 @@
-/* run.c: agent_run, the `mivault agent` process (DESIGN §2).
+/* run.c: agent_start/agent_stop (the agent inside another process: `mivault up`) and
+ * agent_run, the `mivault agent` process (DESIGN §2).
  *
  * Start-up, in order: state dir and config; the authority URL (--server, else the config's);
- * one HTTP client trusting STATE/ca.pem; node key + enrollment (node.c); the App Service
- * identity-header secret; the plain-HTTP IMDS server (one loop); then, only with
- * --imds-address and when running as root, the privilege drop; then serve until SIGINT/SIGTERM.
+ * an HTTP client trusting STATE/ca.pem for node key + enrollment (node.c); the App Service
+ * identity-header secret; the plain-HTTP IMDS server (one loop per core, up to
+ * AGENT_MAX_DEFAULT_LOOPS, each with its own client to the authority). agent_run then, only with
+ * --imds-address and when running as root, drops privileges, and serves until SIGINT/SIGTERM.
+ * agent_start never drops privileges: it would drop them for the whole process.
  *
  * Privileges: --imds-address A serves A:80, which needs root (or CAP_NET_BIND_SERVICE). Root is
  * used only to read/create the node files and bind the socket; after binding, the process drops
@@ -33,6 +36,9 @@
 #include "state/state.h"
 
 #define IMDS_PORT 80
+/* Loops when agent_opts.threads is 0: one per core, at most this many (docs/benchmarks.md,
+ * "What changed: agent"). */
+#define AGENT_MAX_DEFAULT_LOOPS 2
 
 struct listen_addr {
     char host[64];
@@ -94,11 +100,32 @@ out:
     return rc;
 }
 
+/* One HTTP client per loop: a curl handle is not thread-safe. Runs before the privilege drop
+ * (http_client_new reads the CA bundle into memory). */
 static void *worker_init(int idx, struct event_base *base, void *arg)
 {
+    struct agent *a = arg;
     (void)idx;
     (void)base;
-    return arg;
+    struct agent_loop *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->a = a;
+    if (http_client_new(a->ca_file[0] ? a->ca_file : NULL, &w->http) != MV_OK) {
+        LOG_ERROR("agent: loop %d: %s", idx, mv_last_detail());
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void worker_free(void *p)
+{
+    struct agent_loop *w = p;
+    if (!w)
+        return;
+    http_client_free(w->http);
+    free(w);
 }
 
 /* Server URL without trailing slashes. */
@@ -138,19 +165,65 @@ out:
     return rc;
 }
 
-mv_rc agent_run(const struct agent_opts *o)
+struct agent_handle {
+    struct agent *a;
+    struct http_server *srv;
+    struct listen_addr l;
+    int mu_init;
+};
+
+static int default_loops(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return (int)(n < 1 ? 1 : n > AGENT_MAX_DEFAULT_LOOPS ? AGENT_MAX_DEFAULT_LOOPS : n);
+}
+
+void agent_stop(struct agent_handle *h)
+{
+    if (!h)
+        return;
+    if (h->srv) {
+        http_server_halt(h->srv); /* every loop gone (and its client freed) before the state */
+        http_server_free(h->srv);
+    }
+    struct agent *a = h->a;
+    if (a) {
+        tcache_free(&a->cache);
+        agent_node_free(&a->node);
+        OPENSSL_cleanse(a->identity_header, sizeof a->identity_header);
+        if (h->mu_init) {
+            pthread_cond_destroy(&a->flight_done);
+            pthread_mutex_destroy(&a->mu);
+        }
+        free(a);
+    }
+    free(h);
+}
+
+int agent_port(const struct agent_handle *h) { return http_server_port(h->srv); }
+
+mv_rc agent_start(const struct agent_opts *o, struct agent_handle **out)
 {
     mv_rc rc = MV_OK;
     struct mv_paths paths;
     struct mv_config cfg;
-    struct listen_addr l = {{0}, 0};
+    struct agent_handle *h = NULL;
+    struct http_client *setup_http = NULL;
     struct agent *a = NULL;
-    struct http_server *srv = NULL;
 
+    *out = NULL;
     ENSURE_MSG(o->vm && agent_vm_name_ok(o->vm), MV_ERR_BAD_REQUEST,
                "--vm NAME is required (letters, digits, '-', '_', '.')");
-    a = calloc(1, sizeof *a);
+    h = calloc(1, sizeof *h);
+    ENSURE(h != NULL, MV_ERR_INTERNAL);
+    a = h->a = calloc(1, sizeof *a);
     ENSURE(a != NULL, MV_ERR_INTERNAL);
+    ENSURE(pthread_mutex_init(&a->mu, NULL) == 0, MV_ERR_INTERNAL);
+    if (pthread_cond_init(&a->flight_done, NULL) != 0) {
+        pthread_mutex_destroy(&a->mu);
+        ENSURE(0, MV_ERR_INTERNAL);
+    }
+    h->mu_init = 1;
     tcache_init(&a->cache, TCACHE_MAX);
 
     CHECK(state_paths(o->state_dir, &paths));
@@ -159,57 +232,67 @@ mv_rc agent_run(const struct agent_opts *o)
         CHECK(state_config_load(&paths, &cfg));
     ratelimit_init(&a->rl, cfg.imds_rate_limit, mv_now_ms());
     CHECK(server_url(o, &cfg, a->server, sizeof a->server));
-    CHECK(listen_addr(o, &cfg, &l));
+    CHECK(listen_addr(o, &cfg, &h->l));
+    const struct listen_addr *l = &h->l;
 
-    int has_ca = mv_file_exists(paths.ca_pem);
-    CHECK(http_client_new(has_ca ? paths.ca_pem : NULL, &a->http));
-    CHECK(agent_node_setup(paths.agents, o->vm, o->join_token, a->server, a->http, &a->node));
+    if (mv_file_exists(paths.ca_pem))
+        CHECK(mv_copy(a->ca_file, sizeof a->ca_file, paths.ca_pem));
+    CHECK(http_client_new(a->ca_file[0] ? a->ca_file : NULL, &setup_http));
+    CHECK(agent_node_setup(paths.agents, o->vm, o->join_token, a->server, setup_http, &a->node));
     CHECK(mv_fmt(a->token_url, sizeof a->token_url, "%s/%s/oauth2/v2.0/token", a->server,
                  a->node.tenant_id));
     CHECK(agent_identity_header(paths.agents, o->vm, a->identity_header));
 
     struct http_server_cfg scfg = {
-        .addr = l.host,
-        .port = l.port,
+        .addr = l->host,
+        .port = l->port,
         .ssl = NULL,
-        .threads = 1, /* struct agent is owned by this one loop: no locks */
+        .threads = o->threads > 0 ? o->threads : default_loops(),
         .max_body = MV_IMDS_MAX_BODY_BYTES,
         .max_headers = MV_MAX_HEADER_BYTES,
         .timeout_secs = MV_HTTP_TIMEOUT_SECS,
         .handler = agent_route,
         .worker_init = worker_init,
-        .worker_free = NULL,
+        .worker_free = worker_free,
         .arg = a,
     };
-    rc = http_server_start(&scfg, &srv);
+    rc = http_server_start(&scfg, &h->srv);
     if (rc != MV_OK)
         LOG_ERROR("agent: %s", mv_last_detail());
-    ENSURE_MSG(rc == MV_OK, MV_ERR_UNAVAILABLE, "cannot listen on %s:%d%s", l.host, l.port,
+    ENSURE_MSG(rc == MV_OK, MV_ERR_UNAVAILABLE, "cannot listen on %s:%d%s", l->host, l->port,
                o->imds_address ? " (port 80 needs root or CAP_NET_BIND_SERVICE, and the address "
                                  "must be configured, e.g. ip addr add A/32 dev lo)"
                                : "");
-    /* The node key and the CA bundle are in memory by now (http_client_new reads the CA once),
-     * so nothing after this point needs the 0700 state dir. */
+    LOG_INFO("agent: vm %s serving IMDS on port %d (%d loops)", o->vm, http_server_port(h->srv),
+             scfg.threads);
+    *out = h;
+    h = NULL;
+out:
+    if (setup_http)
+        http_client_free(setup_http);
+    agent_stop(h);
+    return rc;
+}
+
+mv_rc agent_run(const struct agent_opts *o)
+{
+    mv_rc rc = MV_OK;
+    struct agent_handle *h = NULL;
+    rc = agent_start(o, &h);
+    if (rc != MV_OK)
+        goto out;
+    /* The node key and the CA bundle are in memory by now (each loop's client read the CA
+     * once), so nothing after this point needs the 0700 state dir. */
     if (o->imds_address && geteuid() == 0)
         CHECK(drop_privileges());
-
-    int v6 = strchr(l.host, ':') != NULL;
+    int v6 = strchr(h->l.host, ':') != NULL;
     printf("mivault agent: vm %s serving IMDS on http://%s%s%s:%d\n", o->vm, v6 ? "[" : "",
-           l.host, v6 ? "]" : "", http_server_port(srv));
+           h->l.host, v6 ? "]" : "", agent_port(h));
     fflush(stdout);
-    http_server_wait(srv);
+    http_server_wait(h->srv);
 out:
     if (rc != MV_OK)
         fprintf(stderr, "mivault agent: %s\n", mv_last_detail());
-    if (srv)
-        http_server_free(srv);
-    if (a) {
-        if (a->http)
-            http_client_free(a->http);
-        tcache_free(&a->cache);
-        agent_node_free(&a->node);
-        OPENSSL_cleanse(a->identity_header, sizeof a->identity_header);
-        free(a);
-    }
+    agent_stop(h);
     return rc;
 }

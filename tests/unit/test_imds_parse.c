@@ -1,5 +1,6 @@
 /* test_imds_parse.c: the agent's pure parts: IMDS / Cloud-Shell / App Service request checks
- * (reference §1.1, §2.2, §9), the token cache (DESIGN §7) and the rate limit. */
+ * (reference §1.1, §2.2, §9), the token cache (DESIGN §7), the rate limit, and the reply
+ * rendered without jansson (byte for byte what jansson produced). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "agent/agent_internal.h"
 #include "http/kv.h"
@@ -542,6 +544,156 @@ static void test_ratelimit_off(void **state)
     assert_false(ratelimit_take(&r, 1000));
 }
 
+/* ---- rendering without jansson ---- */
+
+/* What jansson's compact dump makes of s, without the quotes; NULL if jansson refuses s. */
+static char *jansson_escaped(const char *s)
+{
+    json_t *j = json_string(s);
+    if (!j)
+        return NULL;
+    char *d = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(j);
+    assert_non_null(d);
+    size_t n = strlen(d);
+    assert_true(n >= 2 && d[0] == '"' && d[n - 1] == '"');
+    memmove(d, d + 1, n - 2);
+    d[n - 2] = '\0';
+    return d;
+}
+
+static void expect_same_escape(const char *s)
+{
+    char *want = jansson_escaped(s);
+    mv_buf b;
+    mv_buf_init(&b, 1 << 20);
+    mv_rc rc = agent_json_escape(s, &b);
+    if (!want) {
+        assert_int_not_equal(rc, MV_OK);
+    } else {
+        assert_int_equal(rc, MV_OK);
+        assert_string_equal(b.p ? b.p : "", want);
+    }
+    free(want);
+    mv_buf_free(&b);
+}
+
+static void test_json_escape_matches_jansson(void **state)
+{
+    (void)state;
+    static const char *const fixed[] = {
+        "", "plain", "https://vault.azure.net/", "a\"b\\c/d", "\b\f\n\r\t", "\x01\x1f\x7f x",
+        "caf\xc3\xa9", "\xe2\x80\xa8 line sep", "\xf0\x9f\x94\x91 key", "\xef\xbf\xbf",
+        /* not UTF-8: lone continuation, overlong, surrogate, > U+10FFFF, truncated, C0/F5 */
+        "\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "abc\xe2\x82", "\xc1\xbf", "\xf5\x80\x80\x80",
+        "\xe0\x80\xaf", "\xf0\x80\x80\xaf",
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        expect_same_escape(fixed[i]);
+    /* Every byte value alone, and random strings, biased towards bytes that matter. */
+    char one[2] = {0, 0};
+    for (int c = 1; c < 256; c++) {
+        one[0] = (char)c;
+        expect_same_escape(one);
+    }
+    static const unsigned char pick[] = {'a', '"', '\\', '/', 0x01, 0x1f, 0x7f, 0x80, 0xbf, 0xc2,
+                                         0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xed, 0xa0, 0xf0, 0x9f,
+                                         0xf4, 0x8f, 0xff, '\n'};
+    unsigned seed = 12345;
+    char s[16];
+    for (int round = 0; round < 20000; round++) {
+        size_t n = (size_t)(round % 15);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            s[i] = (char)pick[(seed >> 16) % sizeof pick];
+        }
+        s[n] = '\0';
+        expect_same_escape(s);
+    }
+}
+
+/* The reply as reply_token built it with jansson before the renderer. */
+static char *jansson_reply(const struct agent_token *t, const char *resource, int64_t fetched,
+                           int64_t now)
+{
+    char exp_in[24], exp_on[24], nbf[24];
+    int64_t left = t->exp - now;
+    snprintf(exp_in, sizeof exp_in, "%lld", (long long)(left > 0 ? left : 0));
+    snprintf(exp_on, sizeof exp_on, "%lld", (long long)t->exp);
+    snprintf(nbf, sizeof nbf, "%lld", (long long)(t->nbf ? t->nbf : fetched));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "access_token",
+                          t->access_token, "refresh_token", "", "expires_in", exp_in,
+                          "expires_on", exp_on, "ext_expires_in", exp_in, "not_before", nbf,
+                          "resource", resource, "token_type", "Bearer", "client_id", t->client_id);
+    assert_non_null(o);
+    char *d = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return d;
+}
+
+static void expect_same_reply(const struct agent_token *t, const char *resource, int64_t now)
+{
+    struct imds_body_tmpl b;
+    assert_int_equal(imds_body_tmpl_make(resource, t, T0 - 7, &b), MV_OK);
+    char *dst = malloc(imds_body_max(&b) + 1);
+    assert_non_null(dst);
+    size_t n = imds_body_render(&b, t->exp, now, dst);
+    assert_true(n <= imds_body_max(&b));
+    dst[n++] = '}';
+    char *want = jansson_reply(t, resource, T0 - 7, now);
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(dst, want, n);
+    free(want);
+    free(dst);
+    imds_body_tmpl_free(&b);
+    assert_null(b.p);
+}
+
+static void test_reply_render_matches_jansson(void **state)
+{
+    (void)state;
+    struct agent_token t = tok("eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2ln-_", T0 + 86400);
+    snprintf(t.client_id, sizeof t.client_id, "9a70e29b-d060-4c08-8465-bfa6f162293a");
+    expect_same_reply(&t, "https://vault.azure.net", T0);
+    expect_same_reply(&t, "https://vault.azure.net/", T0 + 1);
+    expect_same_reply(&t, "https://vault.azure.net", T0 + 86399);
+    expect_same_reply(&t, "https://vault.azure.net", T0 + 86400); /* expires_in "0" */
+    expect_same_reply(&t, "https://vault.azure.net", T0 + 90000); /* never negative */
+    expect_same_reply(&t, "https://x/\"quoted\"\\\x01" "caf\xc3\xa9", T0);
+    t.nbf = 0; /* not_before falls back to the fetch time */
+    expect_same_reply(&t, "api://a", T0);
+    t.exp = 9223372036854775807LL; /* the widest numbers fit imds_body_max */
+    t.nbf = -9223372036854775807LL - 1;
+    expect_same_reply(&t, "api://a", 0);
+    /* Not UTF-8: no template (jansson refused such a reply too). */
+    struct imds_body_tmpl b;
+    assert_int_not_equal(imds_body_tmpl_make("https://x/\xff", &t, T0, &b), MV_OK);
+    assert_null(b.p);
+}
+
+/* tcache_put renders the body once; a resource that cannot be rendered is not cached. */
+static void test_cache_entry_has_body(void **state)
+{
+    (void)state;
+    struct tcache c;
+    const struct tcache_entry *e = NULL;
+    struct agent_token t = tok("tok.en.x", T0 + 3600);
+    tcache_init(&c, 4);
+    assert_int_equal(tcache_put(&c, SEL_NONE, NULL, "https://vault.azure.net", &t, T0, &e), MV_OK);
+    assert_non_null(e);
+    assert_non_null(e->body.p);
+    char buf[1024];
+    size_t n = imds_body_render(&e->body, e->tok.exp, T0 + 600, buf);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "\"expires_in\":\"3000\",\"expires_on\":\"1700003600\",\"ext_expires_in\":\"3000\""));
+    assert_int_not_equal(tcache_put(&c, SEL_NONE, NULL, "https://vault.azure.net/\xc0", &t, T0, &e),
+                         MV_OK);
+    assert_int_equal(tcache_lookup(&c, SEL_NONE, NULL, "https://vault.azure.net/\xc0", T0, &e),
+                     TCACHE_MISS);
+    assert_int_equal(c.n, 1);
+    tcache_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -565,6 +717,9 @@ int main(void)
         cmocka_unit_test(test_cache_eviction_bound),
         cmocka_unit_test(test_ratelimit),
         cmocka_unit_test(test_ratelimit_off),
+        cmocka_unit_test(test_json_escape_matches_jansson),
+        cmocka_unit_test(test_reply_render_matches_jansson),
+        cmocka_unit_test(test_cache_entry_has_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
