@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -178,3 +179,71 @@ class ImdsRateLimitTest(MivaultTest):
     def test_zero_turns_the_limit_off(self):
         statuses, _ = self.burst(self.agent_with_limit(0), 600)
         self.assertEqual(statuses, {200: 600})
+
+
+class ImdsConcurrentMissTest(MivaultTest):
+    """DESIGN §7: the agent's loops share one cache, and concurrent misses of one key share one
+    authority request (the agent runs one loop per core, at most 2)."""
+
+    def setUp(self):
+        super().setUp()
+        e = self.env
+        e.cli("identity", "create", "--name", "cm1")
+        self.uai = e.cli("identity", "show", "--name", "cm1")
+        self.vm = e.vm("cmvm", uai=["cm1"])
+        _, self.port = e.start_agent("cmvm", join=self.vm["joinToken"])
+
+    def storm(self, query, n=24):
+        """n requests released at once, each on its own connection."""
+        url = "/metadata/identity/oauth2/token?" + urllib.parse.urlencode(query)
+        conns = [http.client.HTTPConnection("127.0.0.1", self.port, timeout=30) for _ in range(n)]
+        for c in conns:
+            c.connect()
+        go = threading.Barrier(n)
+        out = [None] * n
+
+        def one(i):
+            go.wait()
+            conns[i].request("GET", url, headers={"Metadata": "true"})
+            r = conns[i].getresponse()
+            out[i] = (r.status, r.read())
+            conns[i].close()
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return out
+
+    def token_requests(self, principal, resource):
+        n = 0
+        with open(os.path.join(self.env.dir, "audit.log")) as f:
+            for line in f:
+                rec = json.loads(line)
+                if rec["action"] == "token" and rec["principal"] == principal and rec["scope"] == resource:
+                    n += 1
+        return n
+
+    def test_concurrent_misses_share_one_authority_request(self):
+        u = self.uai["properties"]
+        system = self.vm["identity"]["principalId"]
+        cases = [({}, system, "https://vault.azure.net"),
+                 ({}, system, "https://management.core.windows.net/"),
+                 ({"client_id": u["clientId"]}, u["principalId"], "https://vault.azure.net"),
+                 ({"object_id": u["principalId"].upper()}, u["principalId"], "https://vault.azure.net/")]
+        for sel, principal, resource in cases:
+            q = {"api-version": "2018-02-01", "resource": resource}
+            q.update(sel)
+            out = self.storm(q)
+            self.assertEqual({s for s, _ in out}, {200}, (sel, resource, out[:2]))
+            tokens = {json.loads(b)["access_token"] for _, b in out}
+            self.assertEqual(len(tokens), 1, (sel, resource))
+            self.assertEqual(self.token_requests(principal, resource), 1, (sel, resource))
+
+    def test_concurrent_refusals_are_shared_too(self):
+        q = {"api-version": "2018-02-01", "resource": "https://vault.azure.net",
+             "client_id": "00000000-0000-4000-8000-000000000000"}
+        out = self.storm(q)
+        self.assertEqual({s for s, _ in out}, {400})
+        self.assertEqual({json.loads(b)["error_description"] for _, b in out}, {"Identity not found"})
