@@ -11,6 +11,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/err.h>
 #include <openssl/rsa.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/b64.h"
@@ -20,6 +21,7 @@
 #define JWS_ES256_SIG 64      /* RFC 7518 §3.4: R and S, 32 octets each */
 #define JWS_P256_SCALAR 32
 #define JWS_MIN_RSA_BITS 2048
+#define JWS_MAX_SIG 1024      /* RSA-8192; a P-256 DER signature is at most 72 */
 #define JWS_KNOWN_ALGS (JWS_ALLOW(JWS_RS256) | JWS_ALLOW(JWS_ES256))
 
 static const char *alg_name(enum jws_alg alg)
@@ -141,6 +143,114 @@ out:
     json_decref(hdr);
     mv_buf_free(&input);
     mv_buf_free(&sig);
+    return rc;
+}
+
+/* ---- a reusable signer ---- */
+
+struct jws_signer {
+    EVP_PKEY *key;
+    enum jws_alg alg;
+    EVP_MD *sha256;      /* fetched once: no implicit fetch per digest */
+    EVP_MD_CTX *md;      /* reused for the digest of each signing input */
+    EVP_PKEY_CTX *pctx;  /* initialised once for signing a SHA-256 digest */
+    mv_buf head;         /* "BASE64URL(header)." */
+};
+
+void jws_signer_free(jws_signer *s)
+{
+    if (!s)
+        return;
+    EVP_PKEY_CTX_free(s->pctx);
+    EVP_MD_CTX_free(s->md);
+    EVP_MD_free(s->sha256);
+    EVP_PKEY_free(s->key);
+    mv_buf_free(&s->head);
+    free(s);
+}
+
+EVP_PKEY *jws_signer_key(const jws_signer *s)
+{
+    return s->key;
+}
+
+mv_rc jws_signer_new(EVP_PKEY *key, enum jws_alg alg, const char *kid, jws_signer **out)
+{
+    mv_rc rc = MV_OK;
+    json_t *hdr = NULL;
+    jws_signer *s = calloc(1, sizeof *s);
+    *out = NULL;
+    ENSURE(s != NULL, MV_ERR_INTERNAL);
+    mv_buf_init(&s->head, MV_MAX_TOKEN_BYTES);
+    ENSURE_MSG(key_fits(key, alg) && EVP_PKEY_get_size(key) <= JWS_MAX_SIG, MV_ERR_INTERNAL,
+               "jws_signer: key does not fit alg");
+    ENSURE(EVP_PKEY_up_ref(key) == 1, MV_ERR_INTERNAL);
+    s->key = key;
+    s->alg = alg;
+    /* The same header as jws_sign (RFC 7515 §4.1.1, RFC 7519 §5.1, reference §3.1). */
+    hdr = json_pack("{s:s, s:s}", "alg", alg_name(alg), "typ", "JWT");
+    ENSURE(hdr != NULL, MV_ERR_INTERNAL);
+    if (kid) {
+        ENSURE(json_object_set_new(hdr, "kid", json_string(kid)) == 0, MV_ERR_INTERNAL);
+        if (alg == JWS_RS256)
+            ENSURE(json_object_set_new(hdr, "x5t", json_string(kid)) == 0, MV_ERR_INTERNAL);
+    }
+    CHECK(add_b64_json(&s->head, hdr));
+    CHECK(mv_buf_add(&s->head, ".", 1));
+    s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    s->md = EVP_MD_CTX_new();
+    s->pctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+    ENSURE(s->sha256 && s->md && s->pctx, MV_ERR_INTERNAL);
+    ENSURE(EVP_PKEY_sign_init(s->pctx) == 1, MV_ERR_INTERNAL);
+    /* RFC 7518 §3.3: RS256 is RSASSA-PKCS1-v1_5 with SHA-256 (the md makes the provider wrap the
+     * digest in its DigestInfo, as EVP_DigestSign does); §3.4: ES256 is ECDSA P-256 + SHA-256. */
+    if (alg == JWS_RS256)
+        ENSURE(EVP_PKEY_CTX_set_rsa_padding(s->pctx, RSA_PKCS1_PADDING) == 1, MV_ERR_INTERNAL);
+    ENSURE(EVP_PKEY_CTX_set_signature_md(s->pctx, s->sha256) == 1, MV_ERR_INTERNAL);
+    *out = s;
+    s = NULL;
+out:
+    json_decref(hdr);
+    jws_signer_free(s);
+    return rc;
+}
+
+mv_rc jws_signer_sign(jws_signer *s, const char *claims_json, size_t len, mv_buf *out)
+{
+    mv_rc rc = MV_OK;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    unsigned char sig[JWS_MAX_SIG];
+    size_t siglen = sizeof sig;
+    mv_buf raw;
+    mv_buf_init(&raw, JWS_ES256_SIG);
+    size_t start = out->len;
+    /* RFC 7515 §7.1: BASE64URL(header) || '.' || BASE64URL(payload) || '.' || BASE64URL(sig). */
+    CHECK(mv_buf_add(out, s->head.p, s->head.len));
+    CHECK(b64url_encode(out, claims_json, len));
+    ENSURE(EVP_DigestInit_ex2(s->md, s->sha256, NULL) == 1 &&
+               EVP_DigestUpdate(s->md, out->p + start, out->len - start) == 1 &&
+               EVP_DigestFinal_ex(s->md, digest, &dlen) == 1,
+           MV_ERR_INTERNAL);
+    ENSURE(EVP_PKEY_sign(s->pctx, sig, &siglen, digest, dlen) == 1, MV_ERR_INTERNAL);
+    CHECK(mv_buf_add(out, ".", 1));
+    if (s->alg == JWS_ES256) {
+        CHECK(ecdsa_der_to_raw(sig, siglen, &raw));
+        CHECK(b64url_encode(out, raw.p, raw.len));
+    } else {
+        CHECK(b64url_encode(out, sig, siglen));
+    }
+    /* Never issue a token that our own parser would refuse. */
+    ENSURE_MSG(out->len - start <= MV_MAX_TOKEN_BYTES, MV_ERR_LIMIT, "jws: token too long");
+out:
+    if (rc != MV_OK) {
+        ERR_clear_error();
+        if (out->p) {
+            out->len = start;
+            out->p[start] = '\0';
+        }
+    }
+    mv_buf_free(&raw);
     return rc;
 }
 

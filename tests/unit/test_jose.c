@@ -950,6 +950,72 @@ static void test_jwk_refusals(void **state)
     json_decref(e);
 }
 
+/* jws_signer: the same bytes as jws_sign for RS256 (PKCS#1 v1.5 is deterministic), valid
+ * ES256 tokens, many tokens from one initialised context, and the key/alg checks. */
+static void test_signer(void **state)
+{
+    (void)state;
+    jws_signer *s = NULL;
+    json_t *c = claims_sample();
+    char *cj = json_dumps(c, JSON_COMPACT);
+    mv_buf a, b;
+    mv_buf_init(&a, MV_MAX_TOKEN_BYTES);
+    mv_buf_init(&b, MV_MAX_TOKEN_BYTES);
+    assert_int_equal(jws_signer_new(rsa, JWS_RS256, "kid-1", &s), MV_OK);
+    assert_ptr_equal(jws_signer_key(s), rsa);
+    assert_int_equal(jws_sign(rsa, JWS_RS256, "kid-1", c, &a), MV_OK);
+    for (int i = 0; i < 3; i++) {
+        mv_buf_reset(&b);
+        assert_int_equal(jws_signer_sign(s, cj, strlen(cj), &b), MV_OK);
+        assert_string_equal(b.p, a.p);
+        assert_int_equal(parse_verify(b.p, b.len, ALLOW_RS, rsa), MV_OK);
+        assert_int_equal(parse_verify(b.p, b.len, ALLOW_RS, rsa2), MV_ERR_UNAUTHENTICATED);
+    }
+    /* appends to what out already holds */
+    mv_buf_reset(&b);
+    assert_int_equal(mv_buf_adds(&b, "x"), MV_OK);
+    assert_int_equal(jws_signer_sign(s, cj, strlen(cj), &b), MV_OK);
+    assert_string_equal(b.p + 1, a.p);
+    jws_signer_free(s);
+
+    /* ES256: randomised, so check that each token verifies, with the kid and no x5t */
+    assert_int_equal(jws_signer_new(ec, JWS_ES256, "k2", &s), MV_OK);
+    for (int i = 0; i < 3; i++) {
+        mv_buf_reset(&b);
+        assert_int_equal(jws_signer_sign(s, cj, strlen(cj), &b), MV_OK);
+        jwt t;
+        assert_int_equal(jwt_parse(b.p, b.len, ALLOW_ES, &t), MV_OK);
+        assert_int_equal(jwt_verify(&t, ec), MV_OK);
+        assert_int_equal(jwt_verify(&t, ec2), MV_ERR_UNAUTHENTICATED);
+        assert_string_equal(t.kid, "k2");
+        assert_null(json_object_get(t.header, "x5t"));
+        assert_string_equal(jwt_claim_str(&t, "aud"), "https://vault.azure.net");
+        jwt_free(&t);
+    }
+    jws_signer_free(s);
+
+    /* a key that does not fit the algorithm */
+    assert_int_equal(jws_signer_new(ec, JWS_RS256, NULL, &s), MV_ERR_INTERNAL);
+    assert_null(s);
+    assert_int_equal(jws_signer_new(rsa, JWS_ES256, NULL, &s), MV_ERR_INTERNAL);
+    assert_null(s);
+    /* the signer keeps the key alive on its own reference */
+    EVP_PKEY *k = NULL;
+    assert_int_equal(keys_gen_ec_p256(&k), MV_OK);
+    assert_int_equal(jws_signer_new(k, JWS_ES256, NULL, &s), MV_OK);
+    EVP_PKEY_free(k);
+    mv_buf_reset(&b);
+    assert_int_equal(jws_signer_sign(s, cj, strlen(cj), &b), MV_OK);
+    assert_int_equal(parse_verify(b.p, b.len, ALLOW_ES, jws_signer_key(s)), MV_OK);
+    jws_signer_free(s);
+    jws_signer_free(NULL);
+
+    mv_buf_free(&a);
+    mv_buf_free(&b);
+    free(cj);
+    json_decref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -982,6 +1048,7 @@ int main(void)
         cmocka_unit_test(test_jwk_rsa_round_trip),
         cmocka_unit_test(test_jwk_ec_round_trip),
         cmocka_unit_test(test_jwk_refusals),
+        cmocka_unit_test(test_signer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
