@@ -193,7 +193,12 @@ static mv_rc loop_setup(struct http_server *s, struct http_loop *l)
 {
     mv_rc rc = MV_OK;
     const struct http_server_cfg *cfg = &s->cfg;
-    l->base = event_base_new();
+    struct event_config *ec = event_config_new();
+    ENSURE_MSG(ec != NULL, MV_ERR_INTERNAL, "event_config_new failed");
+    if (cfg->epoll_changelist)
+        event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    l->base = event_base_new_with_config(ec);
+    event_config_free(ec);
     ENSURE_MSG(l->base != NULL, MV_ERR_INTERNAL, "event_base_new failed");
     l->http = evhttp_new(l->base);
     ENSURE_MSG(l->http != NULL, MV_ERR_INTERNAL, "evhttp_new failed");

@@ -159,7 +159,7 @@ static struct http_server_cfg plain_cfg(int *fail_idx)
     return cfg;
 }
 
-static int setup(void **state)
+static int setup_with(void **state, int changelist)
 {
     static struct fixture f;
     memset(&f, 0, sizeof f);
@@ -167,6 +167,7 @@ static int setup(void **state)
     atomic_store(&workers_live, 0);
     atomic_store(&workers_freed, 0);
     struct http_server_cfg cfg = plain_cfg(&f.fail_idx);
+    cfg.epoll_changelist = changelist;
     if (http_server_start(&cfg, &f.srv) != MV_OK)
         return -1;
     f.port = http_server_port(f.srv);
@@ -174,6 +175,10 @@ static int setup(void **state)
     *state = &f;
     return 0;
 }
+
+static int setup(void **state) { return setup_with(state, 0); }
+/* The same tests on loops with libevent's epoll changelist (what the agent uses). */
+static int setup_changelist(void **state) { return setup_with(state, 1); }
 
 static int teardown(void **state)
 {
@@ -793,6 +798,28 @@ static void test_worker_init_failure(void **state)
     assert_int_equal(atomic_load(&workers_freed), 3);
 }
 
+/* http_server_halt: the loops end without a signal wait (mivault up waits for signals itself
+ * and halts its servers); each loop freed its worker; halting twice is harmless. */
+static void test_halt_without_wait(void **state)
+{
+    (void)state;
+    int fail = -1;
+    atomic_store(&workers_live, 0);
+    atomic_store(&workers_freed, 0);
+    struct http_server_cfg cfg = plain_cfg(&fail);
+    struct http_server *s = NULL;
+    assert_int_equal(http_server_start(&cfg, &s), MV_OK);
+    struct raw_resp *r = malloc(sizeof *r);
+    const char get[] = "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(raw_exchange(http_server_port(s), get, sizeof get - 1, r), 200);
+    http_server_halt(s);
+    assert_int_equal(atomic_load(&workers_freed), 2);
+    http_server_halt(s);
+    assert_int_equal(atomic_load(&workers_freed), 2);
+    http_server_free(s);
+    free(r);
+}
+
 static void test_sigterm_ends_wait(void **state)
 {
     (void)state;
@@ -916,10 +943,12 @@ int main(void)
     const struct CMUnitTest lifecycle[] = {
         cmocka_unit_test(test_bind_errors_surface),
         cmocka_unit_test(test_worker_init_failure),
+        cmocka_unit_test(test_halt_without_wait),
         cmocka_unit_test(test_sigterm_ends_wait),
         cmocka_unit_test(test_tls),
     };
     int fails = cmocka_run_group_tests_name("http_server", served, setup, teardown);
+    fails += cmocka_run_group_tests_name("http_server_changelist", served, setup_changelist, teardown);
     fails += cmocka_run_group_tests_name("http_lifecycle", lifecycle, NULL, NULL);
     libevent_global_shutdown();
     return fails;
