@@ -255,6 +255,7 @@ mv_rc agent_start(const struct agent_opts *o, struct agent_handle **out)
         .worker_init = worker_init,
         .worker_free = worker_free,
         .arg = a,
+        .epoll_changelist = 1, /* plain HTTP, no dup()ed fds: 2 epoll_ctl per request, not 4 */
     };
     rc = http_server_start(&scfg, &h->srv);
     if (rc != MV_OK)
