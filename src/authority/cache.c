@@ -5,6 +5,7 @@
  *   its VM, or a principal) and the client's public key, parsed once (DESIGN §6: never re-parse
  *   keys per request; OpenSSL 3's PEM decoder costs as much as the RSA signature).
  * - Subjects: (VM, identity selector) → the principal identity.c picked for a node.
+ * - The signer of issued tokens (jws_signer), for the server's current signing key.
  *
  * Both are valid for one store generation only. The caller reads store_generation() once per
  * request; the store bumps it, in the same transaction as the change and from any connection
@@ -48,6 +49,7 @@ struct subject_entry {
 
 struct authority_state {
     uint64_t tick;
+    jws_signer *signer; /* for srv->sign_key: it holds a reference, so the pointer is unique */
     struct client_entry clients[CLIENT_SETS][CLIENT_WAYS];
     struct subject_entry subjects[SUBJECT_SETS][SUBJECT_WAYS];
 };
@@ -84,6 +86,7 @@ void authority_worker_free(struct mv_worker *w)
     for (size_t i = 0; i < CLIENT_SETS; i++)
         for (size_t j = 0; j < CLIENT_WAYS; j++)
             client_forget(&s->clients[i][j]);
+    jws_signer_free(s->signer);
     OPENSSL_cleanse(s, sizeof *s);
     free(s);
     w->authority_state = NULL;
@@ -241,4 +244,21 @@ mv_rc authority_subject_get(struct mv_worker *w, int64_t gen, const char *vm, co
     e->used = ++s->tick;
 out:
     return rc;
+}
+
+jws_signer *authority_signer(struct mv_worker *w)
+{
+    struct authority_state *s = state(w);
+    EVP_PKEY *key = w->srv->sign_key;
+    if (!s || !key)
+        return NULL;
+    /* The signer holds a reference to the key it was made for, so while it lives no other key
+     * can have that address: comparing pointers tells whether the key changed. */
+    if (s->signer && jws_signer_key(s->signer) == key)
+        return s->signer;
+    jws_signer_free(s->signer);
+    s->signer = NULL;
+    if (jws_signer_new(key, JWS_RS256, w->srv->sign_kid, &s->signer) != MV_OK)
+        s->signer = NULL;
+    return s->signer;
 }

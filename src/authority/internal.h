@@ -83,6 +83,17 @@ MV_MUST_CHECK mv_rc authority_node_principal(struct store *st, const char *vm, c
 /* 1 if form carries any identity selector (refused for admin clients). */
 int authority_has_selector(const kv_list *form);
 
+/* json_out.c: s as a JSON string (quoted, escaped) appended to b. MV_ERR_INTERNAL if s is not
+ * UTF-8. */
+MV_MUST_CHECK mv_rc authority_json_str(mv_buf *b, const char *s);
+
+/* issue.c: authority_issue with the worker's signer (NULL: one made for this token). */
+MV_MUST_CHECK mv_rc authority_issue_with(const struct mv_server *srv, jws_signer *signer,
+                                         const struct st_principal *p, const char *resource,
+                                         mv_buf *out, int64_t *exp_out);
+/* cache.c: this worker's signer for srv's current signing key; NULL if it cannot be made. */
+jws_signer *authority_signer(struct mv_worker *w);
+
 /* digest.c: lower-case hex SHA-256 of p[0..len). */
 MV_MUST_CHECK mv_rc authority_sha256_hex(const void *p, size_t len, char out[65]);
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "authority/authority.h"
+#include "authority/internal.h"
 #include "authority/validate.h"
 #include "common/limits.h"
 #include "common/util.h"
@@ -802,6 +803,81 @@ static void test_key_rotation(void **state)
     json_decref(issued_claims("https://vault.azure.net"));
 }
 
+/* The claims and the reply are written without a JSON tree (issue.c, token.c, json_out.c):
+ * every member, in order, with its type, and strings that need escaping. */
+static void test_token_documents(void **state)
+{
+    (void)state;
+    static const char *const claim_names[] = {"aud", "iss", "iat", "nbf", "exp", "aio", "appid",
+                                              "appidacr", "idp", "idtyp", "oid", "rh", "sub",
+                                              "tid", "uti", "ver", "xms_mirid"};
+    static const char *const reply_names[] = {"token_type", "access_token", "expires_in",
+                                              "ext_expires_in", "expires_on", "resource",
+                                              "client_id"};
+    const char *weird = "https://x.example/\"q\"\\p";
+    const char *const res[] = {"resource", weird, NULL};
+    char aio[2][64];
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(node_token(&F->n1, res), 200);
+        assert_string_equal(str("resource"), weird);
+        size_t i = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach(cap.json, k, v) {
+            assert_true(i < 7);
+            assert_string_equal(k, reply_names[i++]);
+        }
+        assert_int_equal(i, 7);
+        json_t *c = issued_claims(weird);
+        i = 0;
+        json_object_foreach(c, k, v) {
+            assert_true(i < 17);
+            assert_string_equal(k, claim_names[i]);
+            if (i >= 2 && i <= 4)
+                assert_true(json_is_integer(v));
+            else
+                assert_true(json_is_string(v));
+            i++;
+        }
+        assert_int_equal(i, 17);
+        assert_string_equal(claim(c, "aud"), weird);
+        assert_string_equal(claim(c, "iss"), BASE "/" TID "/");
+        assert_string_equal(claim(c, "idp"), BASE "/" TID "/");
+        assert_string_equal(claim(c, "tid"), TID);
+        assert_string_equal(claim(c, "sub"), F->sys1.id);
+        assert_string_equal(claim(c, "appidacr"), "2");
+        assert_string_equal(claim(c, "idtyp"), "app");
+        assert_string_equal(claim(c, "ver"), "1.0");
+        assert_int_equal(strlen(claim(c, "aio")), 32);
+        assert_int_equal(strlen(claim(c, "rh")), 32);
+        assert_int_equal(strlen(claim(c, "uti")), 22);
+        assert_string_not_equal(claim(c, "aio"), claim(c, "rh"));
+        snprintf(aio[round], sizeof aio[round], "%s", claim(c, "aio"));
+        assert_int_equal(json_integer_value(json_object_get(c, "iat")),
+                         json_integer_value(json_object_get(c, "nbf")));
+        json_decref(c);
+    }
+    assert_string_not_equal(aio[0], aio[1]);
+
+    /* the writer itself: escapes, non-ASCII through jansson, invalid UTF-8 refused */
+    mv_buf b;
+    mv_buf_init(&b, 256);
+    assert_int_equal(authority_json_str(&b, "a\"b\\c/d"), MV_OK);
+    assert_string_equal(b.p, "\"a\\\"b\\\\c/d\"");
+    mv_buf_reset(&b);
+    assert_int_equal(authority_json_str(&b, ""), MV_OK);
+    assert_string_equal(b.p, "\"\"");
+    mv_buf_reset(&b);
+    assert_int_equal(authority_json_str(&b, "tab\there \xc3\xa9"), MV_OK);
+    json_t *j = json_loads(b.p, JSON_DECODE_ANY, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(j), "tab\there \xc3\xa9");
+    json_decref(j);
+    mv_buf_reset(&b);
+    assert_int_equal(authority_json_str(&b, "bad \xc3("), MV_ERR_INTERNAL);
+    mv_buf_free(&b);
+}
+
 /* The worker caches clients, their parsed keys and the identities a node may use (cache.c);
  * every change to the store must still take effect on the next request, also when another
  * connection (another loop, the CLI) makes it. */
@@ -882,6 +958,7 @@ int main(void)
         cmocka_unit_test(test_token_admin),
         cmocka_unit_test(test_token_refusals),
         cmocka_unit_test(test_key_rotation),
+        cmocka_unit_test(test_token_documents),
         cmocka_unit_test(test_token_cache_follows_store),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
