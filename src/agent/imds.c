@@ -9,7 +9,6 @@
  * (render.c) with the current expires_in, without jansson. The 200 body follows reference §1.2 and §9
  * item 1: every value a JSON string, expires_on == the JWT exp, expires_in == exp - now at
  * reply time, resource echoed verbatim (msal-node caches under the echoed value). */
-#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,9 +153,9 @@ void imds_handle_token(http_req *req)
     http_set_header(req, "Server", AGENT_SERVER_HEADER);
     http_reply(req, 200, "application/json; charset=utf-8", reply.p, reply.len);
 out:
-    /* The body holds the access token. */
-    if (reply.p)
-        OPENSSL_cleanse(reply.p, reply.len);
+    /* Not wiped: these bytes are copied on into libevent's output buffer, which is freed
+     * unwiped like every reply body, so a wipe here (2 % of a cached reply) would not remove
+     * the token from memory. The long-lived copy, the cache entry's, is wiped when dropped. */
     free(reply.heap);
     mv_buf_free(&tail);
     kv_free(&form);
