@@ -2,9 +2,20 @@
  * VM `localvm` with a system-assigned identity granted Key Vault Secrets Officer on `dev`, its
  * agent; then env.sh and the hosts-file line; runs until interrupted.
  *
- * --imds-address A starts the agent with --imds-address A (IMDS on A:80, privileges dropped to
- * nobody when root; docs/imds-on-a-host.md). At 169.254.169.254, the address every SDK and az
- * use without configuration, env.sh names no identity endpoint at all. */
+ * One process: the server and the agent run as threads of `up` itself (server_start,
+ * agent_start), not as child processes, so the libraries and the binary are in memory once
+ * (docs/benchmarks.md, "What changed: agent"). Only this thread waits for SIGINT/SIGTERM: they
+ * are blocked before any thread exists, so every thread inherits the mask and sigwait here sees
+ * them; then the agent stops first (it is the server's client), then the server. The agent
+ * enrolls over HTTPS with the in-process server, which listens before the control-plane steps.
+ *
+ * --imds-address A is the exception: the agent then runs as a child process `mivault agent
+ * --imds-address A` (IMDS on A:80; as root it binds, then drops privileges to nobody,
+ * docs/imds-on-a-host.md). Dropping privileges is per process, and the server must keep its
+ * access to the 0700 state dir, so that agent keeps its own process; up then also watches for
+ * it to exit (SIGCHLD). At 169.254.169.254, the address every SDK and az use without
+ * configuration, env.sh names no identity endpoint at all. */
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +23,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/agent.h"
 #include "cli/cli.h"
 #include "cli/launch.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "server/server.h"
 
 #define UP_VM "localvm"
 #define UP_VAULT "dev"
@@ -67,14 +80,44 @@ out:
     return rc;
 }
 
+/* The agent of UP_VM: in this process, or (with --imds-address) a child process. */
+static mv_rc start_agent(struct cli *c, const char *imds, const char *join, char *state_arg,
+                         struct agent_handle **agent, pid_t *agent_pid)
+{
+    if (!imds) {
+        struct agent_opts o = {
+            .state_dir = c->paths.dir,
+            .vm = UP_VM,
+            .join_token = join[0] ? join : NULL,
+        };
+        return agent_start(&o, agent);
+    }
+    char *argv[11] = {"mivault", "agent", "--vm", UP_VM, "--state", state_arg};
+    int n = 6;
+    if (join[0]) {
+        argv[n++] = "--join";
+        argv[n++] = (char *)join;
+    }
+    argv[n++] = "--imds-address";
+    argv[n++] = (char *)imds;
+    mv_rc rc = launch_child(argv, 0, agent_pid);
+    if (rc == MV_OK)
+        rc = launch_wait_port(imds, UP_IMDS_PORT, *agent_pid, 20000);
+    return rc;
+}
+
 int verb_up(struct cli *c)
 {
     struct mv_config cfg;
     int created = 0, status = 1;
-    pid_t server = -1, agent_pid = -1;
+    pid_t agent_pid = -1;
+    struct server_handle *server = NULL;
+    struct agent_handle *agent = NULL;
     struct arm_client *a = NULL;
-    char principal[64], join[128], state_arg[PATH_MAX], agent_base[128];
+    char principal[64], join[128] = "", state_arg[PATH_MAX], agent_base[128];
     const char *imds = cli_get(c, "imds-address");
+    /* Before any thread exists: every thread inherits the mask, so only sigwait below sees
+     * these (http_server_start blocks SIGINT/SIGTERM too, and ignores SIGPIPE). */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
@@ -92,9 +135,7 @@ int verb_up(struct cli *c)
         return 1;
     if (mv_copy(state_arg, sizeof state_arg, c->paths.dir) != MV_OK)
         return 1;
-    char *server_argv[] = {"mivault", "server", "--state", state_arg, NULL};
-    if (launch_child(server_argv, 0, &server) != MV_OK ||
-        launch_wait_port(c->cfg.server_host, c->cfg.server_port, server, 20000) != MV_OK) {
+    if (server_start(c->paths.dir, &server) != MV_OK) {
         cli_error("the server did not start on %s:%d (port in use? see the messages above)", c->cfg.server_host,
                   c->cfg.server_port);
         goto done;
@@ -103,27 +144,17 @@ int verb_up(struct cli *c)
         launch_ensure_vm(a, UP_VM, 1, principal, sizeof principal) != MV_OK ||
         launch_grant(a, principal, ROLE_SECRETS_OFFICER, UP_VAULT) != MV_OK)
         goto done;
-    char *agent_argv[11] = {"mivault", "agent", "--vm", UP_VM, "--state", state_arg};
-    int n = 6;
-    if (!launch_agent_enrolled(c, UP_VM)) {
-        if (launch_join_token(a, UP_VM, join, sizeof join) != MV_OK)
-            goto done;
-        agent_argv[n++] = "--join";
-        agent_argv[n++] = join;
-    }
-    if (imds) {
-        agent_argv[n++] = "--imds-address";
-        agent_argv[n++] = (char *)imds;
-    }
+    if (!launch_agent_enrolled(c, UP_VM) && launch_join_token(a, UP_VM, join, sizeof join) != MV_OK)
+        goto done;
     arm_client_free(a);
     a = NULL;
     const char *agent_host = imds ? imds : c->cfg.agent_host;
     int agent_port = imds ? UP_IMDS_PORT : c->cfg.agent_port;
-    if (launch_child(agent_argv, 0, &agent_pid) != MV_OK ||
-        launch_wait_port(agent_host, agent_port, agent_pid, 20000) != MV_OK) {
+    if (start_agent(c, imds, join, state_arg, &agent, &agent_pid) != MV_OK) {
         cli_error("the agent did not start on %s:%d", agent_host, agent_port);
         goto done;
     }
+    OPENSSL_cleanse(join, sizeof join);
     if (write_env(c, imds) != MV_OK || agent_url(c, imds, agent_base, sizeof agent_base) != MV_OK) {
         cli_error("cannot write %s", c->paths.env_sh);
         goto done;
@@ -154,13 +185,10 @@ int verb_up(struct cli *c)
         pid_t p;
         int died = 0;
         while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
-            if (p == server || p == agent_pid) {
-                cli_error("the %s exited (status %d); stopping", p == server ? "server" : "agent",
+            if (p == agent_pid) {
+                cli_error("the agent exited (status %d); stopping",
                           WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
-                if (p == server)
-                    server = -1;
-                else
-                    agent_pid = -1;
+                agent_pid = -1;
                 died = 1;
             }
         }
@@ -168,8 +196,10 @@ int verb_up(struct cli *c)
             break;
     }
 done:
+    OPENSSL_cleanse(join, sizeof join);
     arm_client_free(a);
+    agent_stop(agent);
     launch_stop(agent_pid);
-    launch_stop(server);
+    server_stop(server);
     return status;
 }
