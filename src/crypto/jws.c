@@ -454,6 +454,97 @@ out:
     return rc;
 }
 
+/* ---- a reusable verifier ---- */
+
+struct jws_verifier {
+    EVP_PKEY *key;
+    enum jws_alg alg;    /* the one algorithm key fits */
+    size_t rsa_size;     /* RS256: the signature length, k octets */
+    EVP_MD *sha256;
+    EVP_MD_CTX *md;
+    EVP_PKEY_CTX *pctx;  /* initialised once for verifying a SHA-256 digest */
+};
+
+void jws_verifier_free(jws_verifier *v)
+{
+    if (!v)
+        return;
+    EVP_PKEY_CTX_free(v->pctx);
+    EVP_MD_CTX_free(v->md);
+    EVP_MD_free(v->sha256);
+    EVP_PKEY_free(v->key);
+    free(v);
+}
+
+mv_rc jws_verifier_new(EVP_PKEY *key, jws_verifier **out)
+{
+    mv_rc rc = MV_OK;
+    jws_verifier *v = calloc(1, sizeof *v);
+    *out = NULL;
+    ENSURE(v != NULL && key != NULL, MV_ERR_INTERNAL);
+    v->alg = key_fits(key, JWS_RS256) ? JWS_RS256
+             : key_fits(key, JWS_ES256) ? JWS_ES256
+                                        : JWS_ALG_NONE_ACCEPTED;
+    ENSURE_MSG(v->alg != JWS_ALG_NONE_ACCEPTED, MV_ERR_BAD_REQUEST,
+               "jws_verifier: key is not RSA >= 2048 or P-256");
+    ENSURE(EVP_PKEY_up_ref(key) == 1, MV_ERR_INTERNAL);
+    v->key = key;
+    v->rsa_size = v->alg == JWS_RS256 ? (size_t)EVP_PKEY_get_size(key) : 0;
+    v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    v->md = EVP_MD_CTX_new();
+    v->pctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+    ENSURE(v->sha256 && v->md && v->pctx, MV_ERR_INTERNAL);
+    ENSURE(EVP_PKEY_verify_init(v->pctx) == 1, MV_ERR_INTERNAL);
+    if (v->alg == JWS_RS256)
+        ENSURE(EVP_PKEY_CTX_set_rsa_padding(v->pctx, RSA_PKCS1_PADDING) == 1, MV_ERR_INTERNAL);
+    ENSURE(EVP_PKEY_CTX_set_signature_md(v->pctx, v->sha256) == 1, MV_ERR_INTERNAL);
+    *out = v;
+    v = NULL;
+out:
+    if (rc != MV_OK)
+        ERR_clear_error();
+    jws_verifier_free(v);
+    return rc;
+}
+
+mv_rc jwt_verify_with(const jwt *t, jws_verifier *v)
+{
+    mv_rc rc = MV_OK;
+    unsigned char *der = NULL;
+    const unsigned char *sig;
+    size_t siglen;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    ENSURE(t != NULL && v != NULL && t->signing_input.p && t->signature.p,
+           MV_ERR_UNAUTHENTICATED);
+    /* As jwt_verify: the key decides what the signature must be (RFC 8725 §3.1). */
+    ENSURE_MSG(t->alg == v->alg, MV_ERR_UNAUTHENTICATED, "jwt: key type does not match alg");
+    if (t->alg == JWS_ES256) {
+        int n = 0;
+        ENSURE(t->signature.len == JWS_ES256_SIG, MV_ERR_UNAUTHENTICATED);
+        CHECK(ecdsa_raw_to_der(&t->signature, &der, &n));
+        sig = der;
+        siglen = (size_t)n;
+    } else {
+        /* RFC 8017 §8.2.2 step 1: the signature is exactly k octets long. */
+        ENSURE_MSG(t->signature.len == v->rsa_size, MV_ERR_UNAUTHENTICATED,
+                   "jwt: RS256 signature length differs from key size");
+        sig = (const unsigned char *)t->signature.p;
+        siglen = t->signature.len;
+    }
+    ENSURE(EVP_DigestInit_ex2(v->md, v->sha256, NULL) == 1 &&
+               EVP_DigestUpdate(v->md, t->signing_input.p, t->signing_input.len) == 1 &&
+               EVP_DigestFinal_ex(v->md, digest, &dlen) == 1,
+           MV_ERR_INTERNAL);
+    ENSURE_MSG(EVP_PKEY_verify(v->pctx, sig, siglen, digest, dlen) == 1, MV_ERR_UNAUTHENTICATED,
+               "jwt: bad signature");
+out:
+    if (rc != MV_OK)
+        ERR_clear_error();
+    OPENSSL_free(der);
+    return rc;
+}
+
 void jwt_free(jwt *t)
 {
     if (!t)

@@ -22,6 +22,7 @@
 
 /* Keys shared by the tests (RSA generation is slow): made once in the group setup. */
 static EVP_PKEY *rsa, *rsa2, *ec, *ec2;
+static jws_verifier *verifiers[4]; /* of rsa, rsa2, ec, ec2: see verifier_of */
 
 static const unsigned ALLOW_RS = JWS_ALLOW(JWS_RS256);
 static const unsigned ALLOW_ES = JWS_ALLOW(JWS_ES256);
@@ -39,6 +40,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    for (size_t i = 0; i < 4; i++)
+        jws_verifier_free(verifiers[i]);
     EVP_PKEY_free(rsa);
     EVP_PKEY_free(rsa2);
     EVP_PKEY_free(ec);
@@ -87,13 +90,33 @@ static char *forge(const char *header_json, const char *payload_json, const char
     return mv_buf_take(&b);
 }
 
-/* Parses with the allowlist and, if that succeeds, verifies with key. */
+/* One jws_verifier per shared key, made once and reused by every check (as a worker reuses
+ * its verifiers), so the verifier sees the same tokens as jwt_verify, failures included. */
+static jws_verifier *verifier_of(EVP_PKEY *key)
+{
+    jws_verifier **v = verifiers;
+    EVP_PKEY *keys[4] = {rsa, rsa2, ec, ec2};
+    for (size_t i = 0; i < 4; i++) {
+        if (keys[i] != key)
+            continue;
+        if (!v[i])
+            assert_int_equal(jws_verifier_new(key, &v[i]), MV_OK);
+        return v[i];
+    }
+    return NULL;
+}
+
+/* Parses with the allowlist and, if that succeeds, verifies with key, both with jwt_verify and
+ * with a reused jws_verifier (for the shared keys), which must agree. */
 static mv_rc parse_verify(const char *tok, size_t len, unsigned allowed, EVP_PKEY *key)
 {
     jwt t;
     mv_rc rc = jwt_parse(tok, len, allowed, &t);
     if (rc == MV_OK) {
         rc = jwt_verify(&t, key);
+        jws_verifier *v = verifier_of(key);
+        if (v)
+            assert_int_equal(jwt_verify_with(&t, v), rc);
         jwt_free(&t);
     }
     return rc;
@@ -1016,6 +1039,53 @@ static void test_signer(void **state)
     json_decref(c);
 }
 
+/* jws_verifier: keys it refuses, and a verifier still good after a failure. */
+static void test_verifier(void **state)
+{
+    (void)state;
+    jws_verifier *v = NULL;
+    EVP_PKEY *weak = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+    EVP_PKEY *p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    assert_non_null(weak);
+    assert_non_null(p384);
+    assert_int_equal(jws_verifier_new(weak, &v), MV_ERR_BAD_REQUEST);
+    assert_null(v);
+    assert_int_equal(jws_verifier_new(p384, &v), MV_ERR_BAD_REQUEST);
+    assert_null(v);
+    EVP_PKEY_free(weak);
+    EVP_PKEY_free(p384);
+
+    char *good = sign_sample(ec, JWS_ES256, "k");
+    char *other = sign_sample(ec2, JWS_ES256, "k");
+    char *rs = sign_sample(rsa, JWS_RS256, "k");
+    jwt tg, to, tr;
+    assert_int_equal(jwt_parse(good, strlen(good), ALLOW_BOTH, &tg), MV_OK);
+    assert_int_equal(jwt_parse(other, strlen(other), ALLOW_BOTH, &to), MV_OK);
+    assert_int_equal(jwt_parse(rs, strlen(rs), ALLOW_BOTH, &tr), MV_OK);
+    /* its own reference: the key may be freed by its owner */
+    EVP_PKEY *k = NULL;
+    mv_buf pem;
+    mv_buf_init(&pem, 4096);
+    assert_int_equal(keys_public_pem(ec, &pem), MV_OK);
+    assert_int_equal(keys_from_public_pem(pem.p, pem.len, &k), MV_OK);
+    assert_int_equal(jws_verifier_new(k, &v), MV_OK);
+    EVP_PKEY_free(k);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(jwt_verify_with(&to, v), MV_ERR_UNAUTHENTICATED);
+        assert_int_equal(jwt_verify_with(&tr, v), MV_ERR_UNAUTHENTICATED);
+        assert_int_equal(jwt_verify_with(&tg, v), MV_OK);
+    }
+    jws_verifier_free(v);
+    jws_verifier_free(NULL);
+    mv_buf_free(&pem);
+    jwt_free(&tg);
+    jwt_free(&to);
+    jwt_free(&tr);
+    free(good);
+    free(other);
+    free(rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1049,6 +1119,7 @@ int main(void)
         cmocka_unit_test(test_jwk_ec_round_trip),
         cmocka_unit_test(test_jwk_refusals),
         cmocka_unit_test(test_signer),
+        cmocka_unit_test(test_verifier),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
