@@ -103,13 +103,13 @@ out:
 }
 
 mv_rc authority_check_assertion(const struct mv_server *srv, const http_req *req, const jwt *t,
-                                const char *client_id, EVP_PKEY *key, int64_t now)
+                                const char *client_id, jws_verifier *key, int64_t now)
 {
     mv_rc rc = MV_OK;
     /* The key was parsed once and cached (cache.c); a client without a usable key fails. */
     ENSURE_MSG(key != NULL, MV_ERR_UNAUTHENTICATED, "client has no usable key");
     /* RFC 7523 §3 item 9: the JWT MUST be digitally signed; verify before trusting a claim. */
-    rc = jwt_verify(t, key);
+    rc = jwt_verify_with(t, key);
     ENSURE_MSG(rc == MV_OK, MV_ERR_UNAUTHENTICATED, "assertion signature does not verify");
     CHECK(check_claims(srv, req, t, client_id, now));
 out:

@@ -3,7 +3,8 @@
  *
  * - Clients: client id → what the token endpoint reads about its client (an enrolled node and
  *   its VM, or a principal) and the client's public key, parsed once (DESIGN §6: never re-parse
- *   keys per request; OpenSSL 3's PEM decoder costs as much as the RSA signature).
+ *   keys per request; OpenSSL 3's PEM decoder costs as much as the RSA signature), held as a
+ *   jws_verifier (its verification context is set up once too).
  * - Subjects: (VM, identity selector) → the principal identity.c picked for a node.
  * - The signer of issued tokens (jws_signer), for the server's current signing key.
  *
@@ -73,7 +74,7 @@ static struct authority_state *state(struct mv_worker *w)
 
 static void client_forget(struct client_entry *e)
 {
-    EVP_PKEY_free(e->c.key);
+    jws_verifier_free(e->c.key);
     free(e->pem);
     memset(e, 0, sizeof *e);
 }
@@ -121,6 +122,18 @@ static struct subject_entry *subject_way(struct subject_entry *set, const char *
     }
     *found = 0;
     return &set[victim];
+}
+
+/* A verifier for the key of a PEM; NULL if it does not parse or is not a key we accept. */
+static jws_verifier *parse_key(const char *pem)
+{
+    EVP_PKEY *key = NULL;
+    jws_verifier *v = NULL;
+    if (keys_from_public_pem(pem, strlen(pem), &key) == MV_OK &&
+        jws_verifier_new(key, &v) != MV_OK)
+        v = NULL;
+    EVP_PKEY_free(key);
+    return v;
 }
 
 /* Reads the client from the store: an enrolled node first, then a principal (token.c decides
@@ -174,16 +187,16 @@ mv_rc authority_client_get(struct mv_worker *w, int64_t gen, const char *client_
         goto out;
     }
     /* Same PEM bytes, same key: keep the parsed one. */
-    EVP_PKEY *key = NULL;
+    jws_verifier *key = NULL;
     if (found && e->pem && pem && strcmp(e->pem, pem) == 0) {
         key = e->c.key;
         e->c.key = NULL;
-    } else if (pem && keys_from_public_pem(pem, strlen(pem), &key) != MV_OK) {
-        key = NULL; /* unusable: assertion.c refuses the client */
+    } else if (pem) {
+        key = parse_key(pem); /* NULL if unusable: assertion.c refuses the client */
     }
     if (!found)
         client_forget(e);
-    EVP_PKEY_free(e->c.key);
+    jws_verifier_free(e->c.key);
     free(e->pem);
     e->pem = pem;
     pem = NULL;

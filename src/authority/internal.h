@@ -50,12 +50,12 @@ MV_MUST_CHECK mv_rc authority_refuse(struct authority_refusal *r, int status, co
     } while (0)
 
 /* assertion.c: RFC 7523 §3 checks of a parsed client assertion t, sent by client_id to the
- * endpoint req was made to (tenant tid), against the client's public key (NULL: the client has
- * no usable key, refused). MV_ERR_UNAUTHENTICATED on any failure (detail in mv_last_detail()),
+ * endpoint req was made to (tenant tid), with a verifier of the client's public key (NULL: the
+ * client has no usable key, refused). MV_ERR_UNAUTHENTICATED on any failure (detail in mv_last_detail()),
  * MV_ERR_INTERNAL only when something of ours broke. */
 MV_MUST_CHECK mv_rc authority_check_assertion(const struct mv_server *srv, const http_req *req,
-                                              const jwt *t, const char *client_id, EVP_PKEY *key,
-                                              int64_t now);
+                                              const jwt *t, const char *client_id,
+                                              jws_verifier *key, int64_t now);
 
 /* cache.c: per-worker caches, valid for one store generation (gen: store_generation() read
  * once per request; gen < 0 bypasses them). What is known about a client: */
@@ -63,7 +63,7 @@ struct authority_client {
     int is_node;                   /* an enrolled node (host agent) */
     char vm[ST_NAME];              /* node: the VM it acts for */
     struct st_principal principal; /* not a node: the principal (public_key_pem NULL) */
-    EVP_PKEY *key;                 /* its public key, parsed once; NULL if none or unusable */
+    jws_verifier *key;             /* its public key, parsed once; NULL if none or unusable */
 };
 /* The client with that id (a node, else a principal of any kind): MV_ERR_NOT_FOUND if none.
  * *out belongs to the cache and stays valid until the next call on this worker. */
