@@ -198,6 +198,17 @@ mv_rc store_begin(struct store *st) { return run_cached(st, ST_Q_BEGIN, "BEGIN I
 
 mv_rc store_commit(struct store *st) { return run_cached(st, ST_Q_COMMIT, "COMMIT"); }
 
+/* A deferred BEGIN takes no lock: the first read starts the snapshot and the WAL read lock. */
+mv_rc store_read_begin(struct store *st) { return run_cached(st, ST_Q_READ_BEGIN, "BEGIN"); }
+
+void store_read_end(struct store *st)
+{
+    if (sqlite3_get_autocommit(st->db))
+        return;
+    mv_rc rc = store_commit(st);
+    (void)rc; /* a read-only transaction: nothing to lose; st_error has logged it */
+}
+
 void store_rollback(struct store *st)
 {
     /* After some errors SQLite has already rolled back; nothing is left to undo then. */

@@ -32,6 +32,11 @@ void store_close(struct store *st);
 MV_MUST_CHECK mv_rc store_begin(struct store *st);  /* BEGIN IMMEDIATE */
 MV_MUST_CHECK mv_rc store_commit(struct store *st);
 void store_rollback(struct store *st);
+/* A read transaction around several reads of one request: they see one snapshot, and the WAL
+ * read lock (fcntl calls under SQLite's process-wide VFS mutex) is taken once instead of once
+ * per statement. Nothing may be written through st until store_read_end. */
+MV_MUST_CHECK mv_rc store_read_begin(struct store *st);
+void store_read_end(struct store *st);
 /* Increases on every change to principals, VMs, identities, role assignments, vaults: caches
  * of RBAC decisions and identity lookups compare it (shared across connections). */
 MV_MUST_CHECK mv_rc store_generation(struct store *st, int64_t *gen);
