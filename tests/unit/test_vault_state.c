@@ -277,6 +277,37 @@ static void rbac_many_principals_and_assignments(void **state)
     }
 }
 
+/* The read transaction route.c opens around a GET: one snapshot for all its reads, and the
+ * generation check at its start covers them. */
+static void read_transaction_snapshot(void **state)
+{
+    struct fx *f = *state;
+    store_read_end(f->w.st); /* none open: a no-op */
+    int64_t g0 = 0, g1 = 0;
+    assert_int_equal(store_read_begin(f->w.st), MV_OK);
+    assert_int_equal(store_generation(f->w.st, &g0), MV_OK);
+    struct store *other = NULL; /* a change committed meanwhile by another connection */
+    assert_int_equal(store_open(f->path, &other), MV_OK);
+    struct st_role_assignment a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.id, sizeof a.id, "55555555-0000-4000-8000-000000000001");
+    snprintf(a.principal_id, sizeof a.principal_id, ALICE);
+    snprintf(a.role_id, sizeof a.role_id, OFFICER);
+    snprintf(a.scope, sizeof a.scope, VAULT);
+    a.created = 3;
+    assert_int_equal(store_role_assignment_put(other, &a), MV_OK);
+    store_close(other);
+    int allowed = -1; /* same snapshot: neither the assignment nor a new generation yet */
+    assert_int_equal(store_generation(f->w.st, &g1), MV_OK);
+    assert_int_equal(g1, g0);
+    assert_int_equal(rbac_check(f->w.st, ALICE, GET_SECRET, 1, VAULT, &allowed), MV_OK);
+    assert_false(allowed);
+    store_read_end(f->w.st);
+    assert_int_equal(store_generation(f->w.st, &g1), MV_OK); /* next request: it shows */
+    assert_true(g1 > g0);
+    assert_true(decide(f, ALICE, GET_SECRET, VAULT "/secrets/x"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +317,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(rbac_matches_store, setup, teardown),
         cmocka_unit_test_setup_teardown(rbac_sees_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(rbac_many_principals_and_assignments, setup, teardown),
+        cmocka_unit_test_setup_teardown(read_transaction_snapshot, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
