@@ -3,20 +3,29 @@
  * Each line is a compact JSON object ending in "prev" (the previous line's hash; 64 zeros for
  * the first) and "hash" = hex SHA-256 of the line's text up to, not including, the ",\"hash\""
  * suffix. Changing any line, the last one included, breaks its own hash; removing or reordering
- * lines breaks the prev links. Lines are appended
- * with one write(2) on an O_APPEND descriptor under a mutex, so concurrent loop threads never
- * interleave and the chain order is the file order. Lines reach the kernel before the reply
- * is sent (they survive a crash of the process; not fsync'ed per line, for speed): the record
- * is written while the handler runs, and the reply's bytes go to the socket afterwards, when the
- * loop gets back to the connection.
+ * lines breaks the prev links. Lines are chained and appended
+ * to the file under a mutex, with write(2) on an O_APPEND descriptor, so concurrent loop threads
+ * never interleave and the chain order is the file order. Lines reach the kernel before the
+ * reply is sent (they survive a crash of the process; not fsync'ed per line, for speed).
+ *
+ * Batching (audit.h, audit_loop_attach): on a loop thread a record is chained at once and
+ * queued; the queue is written by one write(2) from an event the record activates, which runs
+ * in the same loop iteration after the callbacks already due, before the loop waits for I/O
+ * again. The reply a record describes is written to its socket by a write event, which can
+ * only become active in such a wait: evhttp handles a request only once the connection's
+ * previous reply is fully written (its write event is then off), and turns the write event on
+ * for the new reply, which takes effect at the next wait. So the order "record in the kernel,
+ * then reply on the wire" holds as when each record was written by the handler itself, with
+ * one write per loop iteration instead of one per request.
  *
  * Cost (docs/benchmarks.md, vault path): a record is formatted by hand, outside the mutex
  * (its fields are short ids, fixed action names and a scope; escaped as jansson did); under
  * the mutex only the prev link, one SHA-256 of the ~300-byte line with a digest fetched once,
- * and the write. */
+ * and the copy into the queue. */
 #include "server/audit.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -33,13 +42,28 @@
 
 #define AUDIT_MAX_LINE 4096
 
+#define AUDIT_QUEUE_MAX (64 * 1024) /* queued bytes that make a record write at once */
+
+/* Everything below mu is under it. */
 struct audit {
     int fd;
     pthread_mutex_t mu;
-    char prev[65];
-    EVP_MD *sha256;  /* fetched once (a one-shot SHA256() fetches it on every call) */
-    EVP_MD_CTX *ctx; /* used under mu */
+    char prev[65];    /* hash of the last record chained (queued or written) */
+    char written[65]; /* hash of the last record written: the chain goes on from it if a
+                       * queued batch cannot be written */
+    EVP_MD *sha256;   /* fetched once (a one-shot SHA256() fetches it on every call) */
+    EVP_MD_CTX *ctx;
+    char *queue;      /* records chained but not yet written, in chain order */
+    size_t queue_len, queue_cap;
 };
+
+/* A loop thread's batching (audit_loop_attach): its flush event, active while it has queued
+ * records. */
+struct audit_loop {
+    struct audit *a;
+    struct event *flush;
+};
+static _Thread_local struct audit_loop *this_loop;
 
 #define HASH_SUFFIX_LEN 75 /* ,"hash":"<64 hex>"} */
 
@@ -94,6 +118,7 @@ mv_rc audit_open(const char *path, struct audit **out)
     a->ctx = EVP_MD_CTX_new();
     ENSURE_MSG(a->sha256 && a->ctx, MV_ERR_INTERNAL, "audit: no SHA-256");
     CHECK(last_hash(path, a->prev));
+    memcpy(a->written, a->prev, sizeof a->written);
     a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     ENSURE_MSG(a->fd >= 0, MV_ERR_INTERNAL, "open %s: %s", path, strerror(errno));
     pthread_mutex_init(&a->mu, NULL);
@@ -108,10 +133,73 @@ out:
     return rc;
 }
 
+/* Writes the queue with one write(2) (caller holds a->mu). */
+static void flush_locked(struct audit *a)
+{
+    if (a->queue_len == 0)
+        return;
+    ssize_t n = write(a->fd, a->queue, a->queue_len);
+    if (n == (ssize_t)a->queue_len) {
+        memcpy(a->written, a->prev, sizeof a->written);
+    } else {
+        /* The records are lost (logged); the next one chains to the last written one, so the
+         * file stays a valid chain (unless the write was cut short, which verify reports). */
+        LOG_ERROR("audit: write of %zu records' bytes failed (%zd): %s", a->queue_len, n,
+                  n < 0 ? strerror(errno) : "short write");
+        memcpy(a->prev, a->written, sizeof a->prev);
+    }
+    a->queue_len = 0;
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct audit *a = arg;
+    pthread_mutex_lock(&a->mu);
+    flush_locked(a);
+    pthread_mutex_unlock(&a->mu);
+}
+
+mv_rc audit_loop_attach(struct audit *a, struct event_base *base)
+{
+    mv_rc rc = MV_OK;
+    struct audit_loop *l = NULL;
+    if (!a)
+        goto out;
+    ENSURE(this_loop == NULL && base != NULL, MV_ERR_INTERNAL);
+    l = calloc(1, sizeof *l);
+    ENSURE(l != NULL, MV_ERR_INTERNAL);
+    l->a = a;
+    /* Never added, only activated: it runs in the loop iteration that activated it. */
+    l->flush = event_new(base, -1, 0, flush_cb, a);
+    ENSURE_MSG(l->flush != NULL, MV_ERR_INTERNAL, "audit: event_new failed");
+    this_loop = l;
+    l = NULL;
+out:
+    free(l);
+    return rc;
+}
+
+void audit_loop_detach(struct audit *a)
+{
+    struct audit_loop *l = this_loop;
+    if (!l || l->a != a)
+        return;
+    this_loop = NULL;
+    flush_cb(-1, 0, a);
+    event_free(l->flush);
+    free(l);
+}
+
 void audit_close(struct audit *a)
 {
     if (!a)
         return;
+    pthread_mutex_lock(&a->mu);
+    flush_locked(a);
+    pthread_mutex_unlock(&a->mu);
+    free(a->queue);
     close(a->fd);
     pthread_mutex_destroy(&a->mu);
     EVP_MD_CTX_free(a->ctx);
@@ -268,22 +356,46 @@ void audit_record(struct audit *a, const char *plane, const char *principal, con
     }
     size_t head = l.len;
     size_t n = head + 64 + 1; /* ...,"prev":"<64 hex>" : what the hash covers */
+    size_t total = n + HASH_SUFFIX_LEN + 1;
+    struct audit_loop *loop = this_loop && this_loop->a == a ? this_loop : NULL;
     char h[65];
     pthread_mutex_lock(&a->mu);
     memcpy(buf + head, a->prev, 64);
     buf[head + 64] = '"';
     if (digest_hex(a, buf, n, h) != MV_OK) {
         LOG_ERROR("audit: cannot hash a record");
-    } else {
-        memcpy(buf + n, ",\"hash\":\"", 9);
-        memcpy(buf + n + 9, h, 64);
-        memcpy(buf + n + 73, "\"}\n", 3);
-        if (write(a->fd, buf, n + HASH_SUFFIX_LEN + 1) == (ssize_t)(n + HASH_SUFFIX_LEN + 1))
-            memcpy(a->prev, h, sizeof h);
-        else
-            LOG_ERROR("audit: write failed: %s", strerror(errno));
+        goto unlock;
     }
+    memcpy(buf + n, ",\"hash\":\"", 9);
+    memcpy(buf + n + 9, h, 64);
+    memcpy(buf + n + 73, "\"}\n", 3);
+    if (a->queue_cap - a->queue_len < total) {
+        size_t cap = a->queue_cap ? a->queue_cap : 8192;
+        while (cap - a->queue_len < total)
+            cap *= 2;
+        char *q = realloc(a->queue, cap);
+        if (!q) {
+            flush_locked(a); /* keep the order; this one is written alone */
+            if (write(a->fd, buf, total) == (ssize_t)total) {
+                memcpy(a->prev, h, sizeof h);
+                memcpy(a->written, h, sizeof h);
+            } else {
+                LOG_ERROR("audit: write failed: %s", strerror(errno));
+            }
+            goto unlock;
+        }
+        a->queue = q;
+        a->queue_cap = cap;
+    }
+    memcpy(a->queue + a->queue_len, buf, total);
+    a->queue_len += total;
+    memcpy(a->prev, h, sizeof h);
+    if (!loop || a->queue_len >= AUDIT_QUEUE_MAX)
+        flush_locked(a);
+unlock:
     pthread_mutex_unlock(&a->mu);
+    if (loop)
+        event_active(loop->flush, EV_TIMEOUT, 1);
 }
 
 mv_rc audit_verify(const char *path, long *lines)

@@ -14,6 +14,17 @@ void audit_close(struct audit *a);
 /* Thread-safe. Failures to write are logged, never surfaced to the request. */
 void audit_record(struct audit *a, const char *plane, const char *principal, const char *action,
                   const char *scope, int status, const char *request_id);
+/* Batching on an event loop. After audit_loop_attach(a, base) on a loop's thread, the records
+ * made on that thread are chained at once but queued, and the queue (with what other threads
+ * queued meanwhile, in chain order) is written with one write(2) when the loop has run the
+ * callbacks of its current iteration, before it waits for I/O again. A reply is written to its
+ * socket only after such a wait, so a record still reaches the kernel before the reply it
+ * describes (DESIGN §8). Without a loop, or past AUDIT_QUEUE_MAX bytes queued, a record is
+ * written at once. audit_loop_detach, on the same thread before the loop is freed, writes what
+ * is queued and ends the batching there. a may be NULL (no audit log: nothing to do). */
+struct event_base;
+MV_MUST_CHECK mv_rc audit_loop_attach(struct audit *a, struct event_base *base);
+void audit_loop_detach(struct audit *a);
 /* Verifies the chain of the file at path: MV_OK if intact (used by `mivault audit verify`). */
 MV_MUST_CHECK mv_rc audit_verify(const char *path, long *lines);
 

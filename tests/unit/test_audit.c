@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
 #include <jansson.h>
+#include <pthread.h>
 
 #include "server/audit.h"
 
@@ -226,12 +228,90 @@ static void chain_breaks(void **state)
     free_lines(v);
 }
 
+static size_t count_lines(const char *path)
+{
+    size_t n = 0;
+    char **v = read_lines(path, &n);
+    free_lines(v);
+    return n;
+}
+
+struct other_thread {
+    struct audit *a;
+    int n;
+};
+
+static void *record_from_thread(void *arg)
+{
+    struct other_thread *t = arg;
+    for (int i = 0; i < t->n; i++)
+        audit_record(t->a, "arm", "other", "a", "s", 300 + i, "r"); /* no loop here: at once */
+    return NULL;
+}
+
+/* Records made on a loop thread are written when the loop has run its due callbacks, before
+ * it waits again; records of a thread without a loop are written at once, after what was
+ * queued (chain order = file order); detach and close write what is left. */
+static void batching_on_a_loop(void **state)
+{
+    struct fx *f = *state;
+    struct audit *a = NULL;
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    struct event_base *base = event_base_new();
+    assert_non_null(base);
+    assert_int_equal(audit_loop_attach(NULL, base), MV_OK); /* no log: nothing to do */
+    assert_int_equal(audit_loop_attach(a, base), MV_OK);
+    assert_int_equal(audit_loop_attach(a, base), MV_ERR_INTERNAL); /* once per thread */
+
+    for (int i = 0; i < 3; i++)
+        audit_record(a, "vault", "p", "a", "s", 200 + i, "r");
+    assert_int_equal(count_lines(f->path), 0); /* queued */
+    assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0); /* 1: nothing left to run */
+    assert_int_equal(count_lines(f->path), 3); /* one loop iteration: written */
+
+    audit_record(a, "vault", "p", "a", "s", 210, "r");
+    pthread_t th;
+    struct other_thread t = {a, 2};
+    assert_int_equal(pthread_create(&th, NULL, record_from_thread, &t), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(count_lines(f->path), 6); /* the queued one first, then the thread's two */
+
+    audit_record(a, "vault", "p", "a", "s", 220, "r");
+    audit_loop_detach(a); /* writes the queue */
+    assert_int_equal(count_lines(f->path), 7);
+    audit_record(a, "vault", "p", "a", "s", 230, "r"); /* detached: at once */
+    assert_int_equal(count_lines(f->path), 8);
+
+    assert_int_equal(audit_loop_attach(a, base), MV_OK);
+    audit_record(a, "vault", "p", "a", "s", 240, "r");
+    audit_loop_detach(NULL); /* not this log's: ignored, still queued */
+    assert_int_equal(count_lines(f->path), 8);
+    audit_loop_detach(a);
+    audit_close(a);
+    assert_int_equal(count_lines(f->path), 9);
+    event_base_free(base);
+
+    long lines = 0;
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 9);
+    size_t n = 0;
+    char **v = read_lines(f->path, &n);
+    int want[] = {200, 201, 202, 210, 300, 301, 220, 230, 240};
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_loads(v[i], 0, NULL);
+        assert_int_equal(json_integer_value(json_object_get(o, "status")), want[i]);
+        json_decref(o);
+    }
+    free_lines(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(records_and_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(not_utf8_still_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(chain_breaks, setup, teardown),
+        cmocka_unit_test_setup_teardown(batching_on_a_loop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
