@@ -61,8 +61,10 @@ static void *worker_init(int idx, struct event_base *base, void *arg)
     s->w.srv = srv;
     s->w.idx = idx;
     s->w.base = base;
-    if (store_open(srv->paths.db, &s->w.st) != MV_OK || vault_worker_init(&s->w) != MV_OK) {
+    if (store_open(srv->paths.db, &s->w.st) != MV_OK || vault_worker_init(&s->w) != MV_OK ||
+        audit_loop_attach(srv->audit, base) != MV_OK) {
         LOG_ERROR("worker %d: %s", idx, mv_last_detail());
+        vault_worker_free(&s->w);
         store_close(s->w.st);
         free(s);
         return NULL;
@@ -83,6 +85,7 @@ static void worker_free(void *p)
         return;
     if (s->purge_timer)
         event_free(s->purge_timer);
+    audit_loop_detach(s->w.srv->audit);
     vault_worker_free(&s->w);
     authority_worker_free(&s->w);
     token_verify_keys_free(&s->w);
