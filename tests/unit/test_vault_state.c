@@ -120,6 +120,30 @@ static void token_hit_only_for_same_bytes(void **state)
     assert_true(vault_state_token_get(&f->w, t, 1300, 1000, &out));
 }
 
+/* Tokens that differ only before their last 64 bytes share a set: each still hits as itself. */
+static void token_same_tail(void **state)
+{
+    struct fx *f = *state;
+    char t[6][401];
+    struct token_info out;
+    for (int i = 0; i < 6; i++) {
+        make_token(t[i], 400, 11);
+        t[i][i * 50] = (char)('a' + i); /* a difference far from the tail */
+        struct token_info in = info_for(i % 2 ? ALICE : BOB, 1000 + i);
+        vault_state_token_put(&f->w, t[i], 400, &in);
+    }
+    int hits = 0;
+    for (int i = 0; i < 6; i++) {
+        if (vault_state_token_get(&f->w, t[i], 400, 1, &out)) {
+            hits++;
+            assert_int_equal(out.exp, 1000 + i); /* its own entry, never a neighbour's */
+        }
+    }
+    assert_true(hits >= 4); /* 4 ways: the two oldest may have been evicted */
+    assert_true(vault_state_token_get(&f->w, t[5], 400, 1, &out));
+    assert_int_equal(out.exp, 1005);
+}
+
 static void token_expires(void **state)
 {
     struct fx *f = *state;
@@ -312,6 +336,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(token_hit_only_for_same_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(token_same_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(token_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(token_many, setup, teardown),
         cmocka_unit_test_setup_teardown(rbac_matches_store, setup, teardown),
