@@ -38,6 +38,7 @@ struct mv_worker {
     struct mv_server *srv;
     struct store *st;
     struct event_base *base;     /* this worker's loop: where deferred work completes */
+    struct store_snapshot *snap; /* read snapshot shared within a loop iteration (store/snapshot.h) */
     int idx;
     /* Public keys this worker validates tokens with, parsed from srv->jwks_json (the same
      * document the authority serves): the resource side of the trust, refreshed on unknown kid. */

@@ -20,6 +20,7 @@
 #include "http/server.h"
 #include "server/audit.h"
 #include "server/context.h"
+#include "store/snapshot.h"
 #include "store/writer.h"
 #include "vault/vault.h"
 
@@ -34,9 +35,12 @@ static void route(http_req *req)
 {
     struct mv_worker *w = req->worker;
     char vault[MV_VAULT_NAME_MAX + 1];
-    if (vault_host_match(w->srv, req->host, vault, sizeof vault))
+    if (vault_host_match(w->srv, req->host, vault, sizeof vault)) {
         vault_handle(req, vault);
-    else if (arm_owns_path(req->path))
+        return;
+    }
+    store_snapshot_leave(w->snap); /* the control plane and the authority may write */
+    if (arm_owns_path(req->path))
         arm_handle(req);
     else
         authority_handle(req);
@@ -48,6 +52,7 @@ static void purge_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct mv_worker *w = arg;
+    store_snapshot_leave(w->snap);
     if (store_secret_purge_expired(w->st, mv_now()) != MV_OK)
         LOG_WARN("purge of expired deleted secrets failed: %s", mv_last_detail());
 }
@@ -61,10 +66,12 @@ static void *worker_init(int idx, struct event_base *base, void *arg)
     s->w.srv = srv;
     s->w.idx = idx;
     s->w.base = base;
-    if (store_open(srv->paths.db, &s->w.st) != MV_OK || vault_worker_init(&s->w) != MV_OK ||
+    if (store_open(srv->paths.db, &s->w.st) != MV_OK ||
+        store_snapshot_new(s->w.st, base, &s->w.snap) != MV_OK || vault_worker_init(&s->w) != MV_OK ||
         audit_loop_attach(srv->audit, base) != MV_OK) {
         LOG_ERROR("worker %d: %s", idx, mv_last_detail());
         vault_worker_free(&s->w);
+        store_snapshot_free(s->w.snap);
         store_close(s->w.st);
         free(s);
         return NULL;
@@ -89,6 +96,7 @@ static void worker_free(void *p)
     vault_worker_free(&s->w);
     authority_worker_free(&s->w);
     token_verify_keys_free(&s->w);
+    store_snapshot_free(s->w.snap);
     store_close(s->w.st);
     free(s);
 }

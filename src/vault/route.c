@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "server/audit.h"
+#include "store/snapshot.h"
 #include "vault/vault_internal.h"
 
 #define A(x) VAULT_ACTION_PREFIX x
@@ -281,7 +282,6 @@ void vault_audit(struct vault_ctx *c)
 void vault_handle(http_req *req, const char *vault_name)
 {
     struct vault_ctx c;
-    int read_tx = 0;
     memset(&c, 0, sizeof c);
     c.req = req;
     c.w = req->worker;
@@ -294,17 +294,19 @@ void vault_handle(http_req *req, const char *vault_name)
     }
     find_route(&c); /* only looked at after authentication; known early for the audit */
     /* A read-only route reads the generation, maybe the vault and role assignments, then its
-     * rows: all in one read transaction (one snapshot, one WAL read lock). */
-    read_tx = c.route && c.route->method == HTTP_GET && store_read_begin(c.w->st) == MV_OK;
+     * rows: all in the loop iteration's read snapshot (store/snapshot.h), shared with the other
+     * GETs of the iteration. Any other route may write through this connection: no snapshot. */
+    if (c.route && c.route->method == HTTP_GET)
+        store_snapshot_enter(c.w->snap);
+    else
+        store_snapshot_leave(c.w->snap);
     if (!vault_authenticate(&c) || !find_vault(&c) || !check_api_version(&c) ||
         !check_throttle(&c) || !check_route(&c) || !build_resource(&c, route_has_name(c.route)) || !vault_authorize(&c))
         goto out;
     c.route->op(&c);
-    if (c.deferred) /* (never a GET: the transaction is only open for GET routes) */
+    if (c.deferred)
         return;
 out:
-    if (read_tx)
-        store_read_end(c.w->st);
     if (!req->replied) {
         LOG_ERROR("vault: handler did not reply");
         vault_rc_error(&c, MV_ERR_INTERNAL);
