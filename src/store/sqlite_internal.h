@@ -129,6 +129,13 @@ typedef void (*st_clear_fn)(void *item);
 MV_MUST_CHECK mv_rc st_collect(struct store *st, sqlite3_stmt *s, size_t elem, st_read_fn read,
                                st_clear_fn clear, void **arr, size_t *n);
 
+/* The one row a single text key names (NOT_FOUND when absent), read into out (zeroed first,
+ * outlen bytes). */
+MV_MUST_CHECK mv_rc st_get_by_key(struct store *st, enum st_q id, const char *sql, const char *key,
+                                  st_read_fn read, void *out, size_t outlen);
+/* Runs a DELETE with a single text key: NOT_FOUND when it removed nothing. */
+MV_MUST_CHECK mv_rc st_delete_by_key(struct store *st, enum st_q id, const char *sql, const char *key);
+
 /* Transaction for a multi-statement call: BEGIN IMMEDIATE when the connection is in
  * autocommit, else a SAVEPOINT inside the caller's transaction (store_begin). */
 struct st_tx {

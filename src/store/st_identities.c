@@ -46,19 +46,7 @@ out:
 
 mv_rc store_identity_get(struct store *st, const char *name, struct st_identity *out)
 {
-    mv_rc rc = MV_OK;
-    sqlite3_stmt *s = NULL;
-    int row = 0;
-    memset(out, 0, sizeof *out);
-    CHECK(st_prep(st, ST_Q_IDENTITY_GET,
-                  "SELECT " IDENTITY_COLS " FROM identities WHERE name = ?1", &s));
-    st_bind_text(st, s, 1, name);
-    CHECK(st_step(st, s, &row));
-    ENSURE(row, MV_ERR_NOT_FOUND);
-    CHECK(read_row(s, out));
-out:
-    st_done(s);
-    return rc;
+    return st_get_by_key(st, ST_Q_IDENTITY_GET, "SELECT " IDENTITY_COLS " FROM identities WHERE name = ?1", name, read_row, out, sizeof *out);
 }
 
 mv_rc store_identity_list(struct store *st, struct st_identity **out, size_t *n)
@@ -79,14 +67,5 @@ out:
 
 mv_rc store_identity_delete(struct store *st, const char *name)
 {
-    mv_rc rc = MV_OK;
-    sqlite3_stmt *s = NULL;
-    int64_t changes = 0;
-    CHECK(st_prep(st, ST_Q_IDENTITY_DELETE, "DELETE FROM identities WHERE name = ?1", &s));
-    st_bind_text(st, s, 1, name);
-    CHECK(st_run(st, s, &changes));
-    ENSURE(changes > 0, MV_ERR_NOT_FOUND);
-out:
-    st_done(s);
-    return rc;
+    return st_delete_by_key(st, ST_Q_IDENTITY_DELETE, "DELETE FROM identities WHERE name = ?1", name);
 }

@@ -45,18 +45,7 @@ out:
 
 mv_rc store_role_assignment_get(struct store *st, const char *id, struct st_role_assignment *out)
 {
-    mv_rc rc = MV_OK;
-    sqlite3_stmt *s = NULL;
-    int row = 0;
-    memset(out, 0, sizeof *out);
-    CHECK(st_prep(st, ST_Q_RA_GET, "SELECT " RA_COLS " FROM role_assignments WHERE id = ?1", &s));
-    st_bind_text(st, s, 1, id);
-    CHECK(st_step(st, s, &row));
-    ENSURE(row, MV_ERR_NOT_FOUND);
-    CHECK(read_row(s, out));
-out:
-    st_done(s);
-    return rc;
+    return st_get_by_key(st, ST_Q_RA_GET, "SELECT " RA_COLS " FROM role_assignments WHERE id = ?1", id, read_row, out, sizeof *out);
 }
 
 /* One statement per filter combination, so each one can use its index. */
@@ -96,14 +85,5 @@ out:
 
 mv_rc store_role_assignment_delete(struct store *st, const char *id)
 {
-    mv_rc rc = MV_OK;
-    sqlite3_stmt *s = NULL;
-    int64_t changes = 0;
-    CHECK(st_prep(st, ST_Q_RA_DELETE, "DELETE FROM role_assignments WHERE id = ?1", &s));
-    st_bind_text(st, s, 1, id);
-    CHECK(st_run(st, s, &changes));
-    ENSURE(changes > 0, MV_ERR_NOT_FOUND);
-out:
-    st_done(s);
-    return rc;
+    return st_delete_by_key(st, ST_Q_RA_DELETE, "DELETE FROM role_assignments WHERE id = ?1", id);
 }

@@ -191,3 +191,34 @@ out:
 }
 
 int64_t st_limit(size_t limit) { return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit; }
+
+mv_rc st_get_by_key(struct store *st, enum st_q id, const char *sql, const char *key, st_read_fn read,
+                    void *out, size_t outlen)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    int row = 0;
+    memset(out, 0, outlen);
+    CHECK(st_prep(st, id, sql, &s));
+    st_bind_text(st, s, 1, key);
+    CHECK(st_step(st, s, &row));
+    ENSURE(row, MV_ERR_NOT_FOUND);
+    CHECK(read(s, out));
+out:
+    st_done(s);
+    return rc;
+}
+
+mv_rc st_delete_by_key(struct store *st, enum st_q id, const char *sql, const char *key)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    int64_t changes = 0;
+    CHECK(st_prep(st, id, sql, &s));
+    st_bind_text(st, s, 1, key);
+    CHECK(st_run(st, s, &changes));
+    ENSURE(changes > 0, MV_ERR_NOT_FOUND);
+out:
+    st_done(s);
+    return rc;
+}
