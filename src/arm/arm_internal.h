@@ -119,6 +119,16 @@ void arm_audit_flush(struct arm_req *ar);
  * no-op. Call inside the caller's transaction. */
 MV_MUST_CHECK mv_rc arm_drop_principal(struct store *st, const char *principal_id);
 
+/* ---- list.c: the shape every resource listing shares ---- */
+/* Renders one stored item (a struct st_vm, st_identity, st_vault...) as its ARM JSON. */
+typedef mv_rc (*arm_item_json_fn)(struct arm_req *ar, const void *item, json_t **out);
+/* Replies {"value":[...]} with fn applied to each of the n items (elem bytes apart), or the
+ * error. */
+void arm_reply_list(struct arm_req *ar, const void *items, size_t n, size_t elem, arm_item_json_fn fn);
+/* The scope a listing names (…/resourceGroups/{rg}/providers/… or the subscription-wide
+ * …/providers/…), authorized for read_action (else the 403 has been sent). */
+MV_MUST_CHECK mv_rc arm_list_scope(struct arm_req *ar, const char *read_action);
+
 /* ---- shapes.c: ARM JSON of each resource ---- */
 json_t *arm_subscription_json(const struct mv_server *srv);
 json_t *arm_rg_json(const struct mv_server *srv);

@@ -98,26 +98,23 @@ out:
         arm_fail_rc(ar, rc);
 }
 
+static mv_rc uai_item_json(struct arm_req *ar, const void *item, json_t **out)
+{
+    *out = arm_identity_json(ar->srv, item);
+    return *out ? MV_OK : MV_ERR_INTERNAL;
+}
+
 void arm_uai_list(struct arm_req *ar)
 {
     mv_rc rc = MV_OK;
     struct st_identity *ids = NULL;
     size_t n = 0;
-    json_t *list = NULL;
-    char scope[ST_SCOPE];
-    CHECK(ar->ncap >= 2 ? arm_rg_id(ar->srv, scope) : arm_sub_id(ar->srv, scope));
-    ENSURE(arm_authorize(ar, UAI_READ, scope), MV_ERR_FORBIDDEN);
+    CHECK(arm_list_scope(ar, UAI_READ));
     CHECK(store_identity_list(ar->st, &ids, &n));
-    list = json_array();
-    ENSURE(list != NULL, MV_ERR_INTERNAL);
-    for (size_t i = 0; i < n; i++)
-        ENSURE(json_array_append_new(list, arm_identity_json(ar->srv, &ids[i])) == 0, MV_ERR_INTERNAL);
-    arm_reply(ar, 200, json_pack("{s:o}", "value", list));
-    list = NULL;
+    arm_reply_list(ar, ids, n, sizeof *ids, uai_item_json);
 out:
     if (rc != MV_OK)
         arm_fail_rc(ar, rc);
-    json_decref(list);
     free(ids);
 }
 

@@ -125,29 +125,22 @@ out:
         arm_fail_rc(ar, rc);
 }
 
+static mv_rc vault_item_json(struct arm_req *ar, const void *item, json_t **out)
+{
+    return arm_vault_json(ar->srv, item, out);
+}
+
 void arm_vault_list(struct arm_req *ar)
 {
     mv_rc rc = MV_OK;
     struct st_vault *vs = NULL;
     size_t n = 0;
-    json_t *list = NULL;
-    char scope[ST_SCOPE];
-    CHECK(ar->ncap >= 2 ? arm_rg_id(ar->srv, scope) : arm_sub_id(ar->srv, scope));
-    ENSURE(arm_authorize(ar, KV_READ, scope), MV_ERR_FORBIDDEN);
+    CHECK(arm_list_scope(ar, KV_READ));
     CHECK(store_vault_list(ar->st, &vs, &n));
-    list = json_array();
-    ENSURE(list != NULL, MV_ERR_INTERNAL);
-    for (size_t i = 0; i < n; i++) {
-        json_t *j = NULL;
-        CHECK(arm_vault_json(ar->srv, &vs[i], &j));
-        ENSURE(json_array_append_new(list, j) == 0, MV_ERR_INTERNAL);
-    }
-    arm_reply(ar, 200, json_pack("{s:o}", "value", list));
-    list = NULL;
+    arm_reply_list(ar, vs, n, sizeof *vs, vault_item_json);
 out:
     if (rc != MV_OK)
         arm_fail_rc(ar, rc);
-    json_decref(list);
     free(vs);
 }
 

@@ -257,30 +257,22 @@ void arm_vm_get(struct arm_req *ar)
         arm_fail_rc(ar, rc);
 }
 
+static mv_rc vm_item_json(struct arm_req *ar, const void *item, json_t **out)
+{
+    return arm_vm_json(ar, item, out);
+}
+
 void arm_vm_list(struct arm_req *ar)
 {
     mv_rc rc = MV_OK;
     struct st_vm *vms = NULL;
     size_t n = 0;
-    json_t *list = NULL;
-    char scope[ST_SCOPE];
-    /* …/resourceGroups/{rg}/providers/… or the subscription-wide …/providers/… */
-    CHECK(ar->ncap >= 2 ? arm_rg_id(ar->srv, scope) : arm_sub_id(ar->srv, scope));
-    ENSURE(arm_authorize(ar, VM_READ, scope), MV_ERR_FORBIDDEN);
+    CHECK(arm_list_scope(ar, VM_READ));
     CHECK(store_vm_list(ar->st, &vms, &n));
-    list = json_array();
-    ENSURE(list != NULL, MV_ERR_INTERNAL);
-    for (size_t i = 0; i < n; i++) {
-        json_t *j = NULL;
-        CHECK(arm_vm_json(ar, &vms[i], &j));
-        ENSURE(json_array_append_new(list, j) == 0, MV_ERR_INTERNAL);
-    }
-    arm_reply(ar, 200, json_pack("{s:o}", "value", list));
-    list = NULL;
+    arm_reply_list(ar, vms, n, sizeof *vms, vm_item_json);
 out:
     if (rc != MV_OK)
         arm_fail_rc(ar, rc);
-    json_decref(list);
     free(vms);
 }
 

@@ -133,6 +133,9 @@ MV_MUST_CHECK mv_rc st_collect(struct store *st, sqlite3_stmt *s, size_t elem, s
  * outlen bytes). */
 MV_MUST_CHECK mv_rc st_get_by_key(struct store *st, enum st_q id, const char *sql, const char *key,
                                   st_read_fn read, void *out, size_t outlen);
+/* Every row of a parameterless SELECT, read into a new array (free with free()). */
+MV_MUST_CHECK mv_rc st_list_all(struct store *st, enum st_q id, const char *sql, size_t elem,
+                                st_read_fn read, void **arr, size_t *n);
 /* Runs a DELETE with a single text key: NOT_FOUND when it removed nothing. */
 MV_MUST_CHECK mv_rc st_delete_by_key(struct store *st, enum st_q id, const char *sql, const char *key);
 

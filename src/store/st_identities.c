@@ -46,22 +46,15 @@ out:
 
 mv_rc store_identity_get(struct store *st, const char *name, struct st_identity *out)
 {
-    return st_get_by_key(st, ST_Q_IDENTITY_GET, "SELECT " IDENTITY_COLS " FROM identities WHERE name = ?1", name, read_row, out, sizeof *out);
+    return st_get_by_key(st, ST_Q_IDENTITY_GET, "SELECT " IDENTITY_COLS " FROM identities WHERE name = ?1",
+                         name, read_row, out, sizeof *out);
 }
 
 mv_rc store_identity_list(struct store *st, struct st_identity **out, size_t *n)
 {
-    mv_rc rc = MV_OK;
-    sqlite3_stmt *s = NULL;
     void *arr = NULL;
-    *out = NULL;
-    *n = 0;
-    CHECK(st_prep(st, ST_Q_IDENTITY_LIST,
-                  "SELECT " IDENTITY_COLS " FROM identities ORDER BY name", &s));
-    CHECK(st_collect(st, s, sizeof **out, read_row, NULL, &arr, n));
+    mv_rc rc = st_list_all(st, ST_Q_IDENTITY_LIST, "SELECT " IDENTITY_COLS " FROM identities ORDER BY name", sizeof **out, read_row, &arr, n);
     *out = arr;
-out:
-    st_done(s);
     return rc;
 }
 

@@ -45,7 +45,8 @@ out:
 
 mv_rc store_role_assignment_get(struct store *st, const char *id, struct st_role_assignment *out)
 {
-    return st_get_by_key(st, ST_Q_RA_GET, "SELECT " RA_COLS " FROM role_assignments WHERE id = ?1", id, read_row, out, sizeof *out);
+    return st_get_by_key(st, ST_Q_RA_GET, "SELECT " RA_COLS " FROM role_assignments WHERE id = ?1",
+                         id, read_row, out, sizeof *out);
 }
 
 /* One statement per filter combination, so each one can use its index. */

@@ -222,3 +222,17 @@ out:
     st_done(s);
     return rc;
 }
+
+mv_rc st_list_all(struct store *st, enum st_q id, const char *sql, size_t elem, st_read_fn read, void **arr,
+                  size_t *n)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    *arr = NULL;
+    *n = 0;
+    CHECK(st_prep(st, id, sql, &s));
+    CHECK(st_collect(st, s, elem, read, NULL, arr, n));
+out:
+    st_done(s);
+    return rc;
+}

@@ -52,21 +52,15 @@ out:
 
 mv_rc store_vm_get(struct store *st, const char *name, struct st_vm *out)
 {
-    return st_get_by_key(st, ST_Q_VM_GET, "SELECT " VM_COLS " FROM vms WHERE name = ?1", name, read_row, out, sizeof *out);
+    return st_get_by_key(st, ST_Q_VM_GET, "SELECT " VM_COLS " FROM vms WHERE name = ?1",
+                         name, read_row, out, sizeof *out);
 }
 
 mv_rc store_vm_list(struct store *st, struct st_vm **out, size_t *n)
 {
-    mv_rc rc = MV_OK;
-    sqlite3_stmt *s = NULL;
     void *arr = NULL;
-    *out = NULL;
-    *n = 0;
-    CHECK(st_prep(st, ST_Q_VM_LIST, "SELECT " VM_COLS " FROM vms ORDER BY name", &s));
-    CHECK(st_collect(st, s, sizeof **out, read_row, NULL, &arr, n));
+    mv_rc rc = st_list_all(st, ST_Q_VM_LIST, "SELECT " VM_COLS " FROM vms ORDER BY name", sizeof **out, read_row, &arr, n);
     *out = arr;
-out:
-    st_done(s);
     return rc;
 }
 
