@@ -20,75 +20,13 @@
 
 #include "agent/agent_internal.h"
 #include "common/buf.h"
+#include "common/jsonw.h"
 
 #define I64_MAX_DIGITS 20 /* "-9223372036854775808" */
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 (RFC 3629 §4 syntax). */
-static size_t utf8_seq(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1Fu;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0Fu;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07u;
-    } else {
-        return 0; /* a continuation byte, C0/C1 (overlong ASCII) or F5..FF */
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0; /* also stops at the NUL */
-        cp = (cp << 6) | (s[i] & 0x3Fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 mv_rc agent_json_escape(const char *s, mv_buf *out)
 {
-    mv_rc rc = MV_OK;
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        /* The longest run that needs no escape goes in with one copy. */
-        const unsigned char *run = p;
-        while (*p >= 0x20 && *p != '"' && *p != '\\') {
-            size_t n = utf8_seq(p);
-            ENSURE_MSG(n > 0, MV_ERR_BAD_REQUEST, "not UTF-8");
-            p += n;
-        }
-        if (p > run)
-            CHECK(mv_buf_add(out, run, (size_t)(p - run)));
-        if (!*p)
-            break;
-        char esc[8];
-        const char *e = esc;
-        switch (*p) {
-        case '"': e = "\\\""; break;
-        case '\\': e = "\\\\"; break;
-        case '\b': e = "\\b"; break;
-        case '\f': e = "\\f"; break;
-        case '\n': e = "\\n"; break;
-        case '\r': e = "\\r"; break;
-        case '\t': e = "\\t"; break;
-        default:
-            CHECK(mv_fmt(esc, sizeof esc, "\\u%04X", (unsigned)*p));
-            break;
-        }
-        CHECK(mv_buf_adds(out, e));
-        p++;
-    }
-out:
-    return rc;
+    return jsonw_escape(out, s, strlen(s), JSONW_STRICT);
 }
 
 static mv_rc add_i64_str(mv_buf *b, int64_t v)

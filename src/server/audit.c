@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -208,122 +209,17 @@ void audit_close(struct audit *a)
 }
 
 /* A bounded line being formatted; ok drops to 0 once something does not fit. */
-struct line {
-    char *p;
-    size_t len, cap;
-    int ok;
-};
-
-static void put(struct line *l, const char *s, size_t n)
+/* A field name and its value (or "-"), escaped as jansson escapes; a byte that is not UTF-8
+ * becomes \ufffd so that the record is still written (jansson refused such a record whole). */
+static mv_rc put_field(mv_buf *l, const char *name, const char *value)
 {
-    if (!l->ok || n > l->cap - l->len) {
-        l->ok = 0;
-        return;
-    }
-    memcpy(l->p + l->len, s, n);
-    l->len += n;
-}
-
-#define PUT_LIT(l, s) put((l), (s), sizeof(s) - 1)
-
-static void put_int(struct line *l, long long v)
-{
-    char d[24];
-    size_t i = sizeof d;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        d[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        d[--i] = '-';
-    put(l, d + i, sizeof d - i);
-}
-
-/* Length of the UTF-8 sequence at s[0..n) (RFC 3629 §4: no overlongs, no surrogates, nothing
- * above U+10FFFF), or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, min = 0x10000;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    unsigned cp = c & (0x7fu >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-/* Bytes copied as they are: printable ASCII but '"' and '\\'. */
-static const unsigned char PLAIN[256] = {
-    [0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,       /* 0x20-0x2f, '"' = 0x22 */
-    [0x30] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    [0x40] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    [0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,       /* '\\' = 0x5c */
-    [0x60] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    [0x70] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-
-/* s as a JSON string literal (RFC 8259 §7), escaped as jansson escapes ('"', '\\', \b \f \n
- * \r \t, other controls as \u00XX). A byte that does not start valid UTF-8 becomes \ufffd,
- * so that the record is still written (jansson refused such a record whole). */
-static void put_str(struct line *l, const char *s)
-{
-    static const char HEX[] = "0123456789ABCDEF";
-    const unsigned char *u = (const unsigned char *)s;
-    size_t n = strlen(s), run = 0, i = 0;
-    PUT_LIT(l, "\"");
-    while (i < n) {
-        while (i < n && PLAIN[u[i]])
-            i++;
-        if (i == n)
-            break;
-        unsigned char ch = u[i];
-        char esc[8];
-        size_t en = 0, step = 1;
-        if (ch >= 0x80) {
-            step = utf8_len(u + i, n - i);
-            if (step) {
-                i += step;
-                continue;
-            }
-            step = 1;
-            memcpy(esc, "\\ufffd", 6), en = 6;
-        } else if (ch == '"' || ch == '\\') {
-            esc[0] = '\\', esc[1] = (char)ch, en = 2;
-        } else {
-            const char *short_esc = ch == '\b' ? "\\b" : ch == '\f' ? "\\f" : ch == '\n' ? "\\n"
-                                  : ch == '\r' ? "\\r" : ch == '\t' ? "\\t" : NULL;
-            if (short_esc) {
-                memcpy(esc, short_esc, 2), en = 2;
-            } else {
-                memcpy(esc, "\\u00", 4);
-                esc[4] = HEX[ch >> 4], esc[5] = HEX[ch & 15], en = 6;
-            }
-        }
-        put(l, s + run, i - run);
-        put(l, esc, en);
-        i += step;
-        run = i;
-    }
-    put(l, s + run, n - run);
-    PUT_LIT(l, "\"");
+    mv_rc rc = MV_OK;
+    if (!value)
+        value = "-";
+    CHECK(mv_buf_adds(l, name));
+    CHECK(jsonw_str(l, value, strlen(value), JSONW_REPLACE));
+out:
+    return rc;
 }
 
 void audit_record(struct audit *a, const char *plane, const char *principal, const char *action,
@@ -334,27 +230,28 @@ void audit_record(struct audit *a, const char *plane, const char *principal, con
     /* The record up to "prev" is formatted outside the lock; the chain part (prev, hash, the
      * write) under it. Field order and escaping as the jansson-built lines had. */
     char buf[AUDIT_MAX_LINE + HASH_SUFFIX_LEN + 2];
-    struct line l = {buf, 0, AUDIT_MAX_LINE - 64 - 2, 1}; /* room kept for <prev>"} */
-    PUT_LIT(&l, "{\"time\":");
-    put_int(&l, (long long)mv_now());
-    PUT_LIT(&l, ",\"plane\":");
-    put_str(&l, plane ? plane : "-");
-    PUT_LIT(&l, ",\"principal\":");
-    put_str(&l, principal ? principal : "-");
-    PUT_LIT(&l, ",\"action\":");
-    put_str(&l, action ? action : "-");
-    PUT_LIT(&l, ",\"scope\":");
-    put_str(&l, scope ? scope : "-");
-    PUT_LIT(&l, ",\"status\":");
-    put_int(&l, status);
-    PUT_LIT(&l, ",\"requestId\":");
-    put_str(&l, request_id ? request_id : "-");
-    PUT_LIT(&l, ",\"prev\":\"");
-    if (!l.ok) {
+    mv_buf l;
+    mv_buf_init(&l, AUDIT_MAX_LINE - 64 - 2); /* room kept for <prev>"} */
+    mv_rc rc = MV_OK;
+    CHECK(mv_buf_add(&l, "{\"time\":", 8));
+    CHECK(jsonw_int(&l, (long long)mv_now()));
+    CHECK(put_field(&l, ",\"plane\":", plane));
+    CHECK(put_field(&l, ",\"principal\":", principal));
+    CHECK(put_field(&l, ",\"action\":", action));
+    CHECK(put_field(&l, ",\"scope\":", scope));
+    CHECK(mv_buf_adds(&l, ",\"status\":"));
+    CHECK(jsonw_int(&l, status));
+    CHECK(put_field(&l, ",\"requestId\":", request_id));
+    CHECK(mv_buf_adds(&l, ",\"prev\":\""));
+out:
+    if (rc != MV_OK) {
+        mv_buf_free(&l);
         LOG_ERROR("audit: cannot format a record");
         return;
     }
+    memcpy(buf, l.p, l.len);
     size_t head = l.len;
+    mv_buf_free(&l);
     size_t n = head + 64 + 1; /* ...,"prev":"<64 hex>" : what the hash covers */
     size_t total = n + HASH_SUFFIX_LEN + 1;
     struct audit_loop *loop = this_loop && this_loop->a == a ? this_loop : NULL;

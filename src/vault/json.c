@@ -9,7 +9,12 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/jsonw.h"
 #include "vault/vault_internal.h"
+
+/* Strings written here were stored by us as UTF-8: one that is not is an internal error, as
+ * json_string's refusal is on the jansson path. */
+static mv_rc internal(mv_rc rc) { return rc == MV_ERR_BAD_REQUEST ? MV_ERR_INTERNAL : rc; }
 
 /* Reference §4.2: recoveryLevel values; 90 days is the service default ("Recoverable"), fewer
  * days are "CustomizedRecoverable"; "+Purgeable" unless purge protection is on. */
@@ -102,32 +107,7 @@ out:
 
 mv_rc vault_json_escape(mv_buf *out, const char *s, size_t len)
 {
-    static const char HEX[] = "0123456789abcdef";
-    mv_rc rc = MV_OK;
-    size_t run = 0; /* start of the pending run of bytes that need no escaping */
-    CHECK(mv_buf_add(out, "\"", 1));
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        char esc[6];
-        size_t n = 0;
-        /* RFC 8259 §7: quotation mark, reverse solidus and the control characters (U+0000
-         * through U+001F) must be escaped. */
-        if (ch == '"' || ch == '\\') {
-            esc[0] = '\\', esc[1] = (char)ch, n = 2;
-        } else if (ch < 0x20) {
-            esc[0] = '\\', esc[1] = 'u', esc[2] = '0', esc[3] = '0';
-            esc[4] = HEX[ch >> 4], esc[5] = HEX[ch & 15], n = 6;
-        } else {
-            continue;
-        }
-        CHECK(mv_buf_add(out, s + run, i - run));
-        CHECK(mv_buf_add(out, esc, n));
-        run = i + 1;
-    }
-    CHECK(mv_buf_add(out, s + run, len - run));
-    CHECK(mv_buf_add(out, "\"", 1));
-out:
-    return rc;
+    return internal(jsonw_str(out, s, len, JSONW_STRICT));
 }
 
 mv_rc vault_json_with_value(const json_t *obj, const char *value, size_t len, mv_buf *out)
@@ -168,113 +148,13 @@ static mv_rc reserve(mv_buf *b, size_t n)
 
 static mv_rc add_lit(mv_buf *b, const char *s) { return mv_buf_add(b, s, strlen(s)); }
 
-/* An integer as jansson prints a json_integer ("%lld"). */
-static mv_rc add_int(mv_buf *b, long long v)
-{
-    char d[24];
-    size_t i = sizeof d;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        d[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        d[--i] = '-';
-    return mv_buf_add(b, d + i, sizeof d - i);
-}
-
-/* Length of the UTF-8 sequence at s[0..n) (RFC 3629 §4: no overlongs, no surrogates, nothing
- * above U+10FFFF), or 0 if there is none. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], cp, min;
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, min = 0x10000;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    cp = c & (0x7fu >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-/* Bytes copied as they are: printable ASCII but '"' and '\\'. */
-static const unsigned char PLAIN[256] = {
-    [0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,       /* '"' = 0x22 */
-    [0x30] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    [0x40] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    [0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,       /* '\\' = 0x5c */
-    [0x60] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    [0x70] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-
-/* The characters of s escaped as jansson's json_dumps escapes them ('"', '\\', \b \f \n \r \t,
- * other controls \u00XX), quotes not included. Like json_string, refuses invalid UTF-8. */
+/* An integer as jansson prints a json_integer; strings escaped as json_dumps escapes them. */
+static mv_rc add_int(mv_buf *b, long long v) { return jsonw_int(b, v); }
 static mv_rc add_escaped(mv_buf *b, const char *s)
 {
-    static const char HEX[] = "0123456789ABCDEF";
-    mv_rc rc = MV_OK;
-    const unsigned char *u = (const unsigned char *)s;
-    size_t n = strlen(s), run = 0, i = 0;
-    while (i < n) {
-        while (i < n && PLAIN[u[i]])
-            i++;
-        if (i == n)
-            break;
-        unsigned char ch = u[i];
-        char esc[6];
-        size_t en = 2;
-        if (ch >= 0x80) {
-            size_t step = utf8_seq(u + i, n - i);
-            ENSURE_MSG(step > 0, MV_ERR_INTERNAL, "json: a string is not UTF-8");
-            i += step;
-            continue;
-        }
-        esc[0] = '\\';
-        switch (ch) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = HEX[ch >> 4], esc[5] = HEX[ch & 15];
-            en = 6;
-        }
-        CHECK(mv_buf_add(b, s + run, i - run));
-        CHECK(mv_buf_add(b, esc, en));
-        run = ++i;
-    }
-    CHECK(mv_buf_add(b, s + run, n - run));
-out:
-    return rc;
+    return internal(jsonw_escape(b, s, strlen(s), JSONW_STRICT));
 }
-
-static mv_rc add_str(mv_buf *b, const char *s)
-{
-    mv_rc rc = MV_OK;
-    CHECK(mv_buf_add(b, "\"", 1));
-    CHECK(add_escaped(b, s));
-    CHECK(mv_buf_add(b, "\"", 1));
-out:
-    return rc;
-}
+static mv_rc add_str(mv_buf *b, const char *s) { return internal(jsonw_str(b, s, strlen(s), JSONW_STRICT)); }
 
 mv_rc vault_bundle_json(const struct st_secret *s, const struct vault_view *v, unsigned flags,
                         const char *value, size_t len, mv_buf *out)
