@@ -17,7 +17,7 @@
 #include "arm/arm.h"
 #include "arm/arm_internal.h"
 #include "common/log.h"
-#include "server/audit.h"
+#include "audit/audit.h"
 
 const char *const ARM_AUDIENCES[] = {"https://management.core.windows.net/", "https://management.azure.com",
                                      "https://management.azure.com/", NULL};

@@ -21,7 +21,7 @@
 #include "crypto/jwk.h"
 #include "crypto/keys.h"
 #include "http/reply.h"
-#include "server/audit.h"
+#include "audit/audit.h"
 
 #define JOIN_PREFIX "mvj_"
 #define JOIN_RANDOM_BYTES 32

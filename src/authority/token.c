@@ -14,7 +14,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "http/reply.h"
-#include "server/audit.h"
+#include "audit/audit.h"
 
 #define ASSERTION_TYPE_JWT "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #define DEFAULT_SUFFIX "/.default"

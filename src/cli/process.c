@@ -7,7 +7,7 @@
 #include "cli/cli.h"
 #include "cli/launch.h"
 #include "common/util.h"
-#include "server/audit.h"
+#include "audit/audit.h"
 #include "server/server.h"
 
 /* Config for a new state: defaults, then --server-port / --agent-port / --vault-suffix /

@@ -18,7 +18,7 @@
 #include "common/log.h"
 #include "http/reply.h"
 #include "http/server.h"
-#include "server/audit.h"
+#include "audit/audit.h"
 #include "server/context.h"
 #include "store/snapshot.h"
 #include "store/writer.h"

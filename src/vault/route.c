@@ -18,7 +18,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "server/audit.h"
+#include "audit/audit.h"
 #include "store/snapshot.h"
 #include "vault/vault_internal.h"
 

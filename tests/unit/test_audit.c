@@ -1,4 +1,4 @@
-/* test_audit.c: the hash-chained audit log (src/server/audit.c): each record is one line of
+/* test_audit.c: the hash-chained audit log (src/audit/audit.c): each record is one line of
  * valid JSON with its fields in order and escaped as jansson would (the line formatted by
  * hand must equal jansson's compact dump of the same object), the chain verifies, continues
  * across a reopen, and breaks on an edit, a removed line or a reordering; a field that is
@@ -17,7 +17,7 @@
 #include <jansson.h>
 #include <pthread.h>
 
-#include "server/audit.h"
+#include "audit/audit.h"
 
 struct fx {
     char dir[64];

@@ -22,7 +22,7 @@
  * (its fields are short ids, fixed action names and a scope; escaped as jansson did); under
  * the mutex only the prev link, one SHA-256 of the ~300-byte line with a digest fetched once,
  * and the copy into the queue. */
-#include "server/audit.h"
+#include "audit/audit.h"
 
 #include <errno.h>
 #include <event2/event.h>

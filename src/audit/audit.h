@@ -2,8 +2,8 @@
  * (time, plane, principal, action, scope, result, request id), append-only, each line carrying
  * the SHA-256 of the previous line so that an edit or a removed line breaks the chain.
  * Never pass a token or a secret value: callers pass a token's hash if they need one. */
-#ifndef MV_SERVER_AUDIT_H
-#define MV_SERVER_AUDIT_H
+#ifndef MV_AUDIT_AUDIT_H
+#define MV_AUDIT_AUDIT_H
 
 #include "common/result.h"
 
