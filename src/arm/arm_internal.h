@@ -13,7 +13,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "arm/rbac.h"
+#include "rbac/rbac.h"
 #include "authority/validate.h"
 #include "http/server.h"
 #include "server/context.h"
@@ -23,9 +23,6 @@
 #define ARM_MAX_AUDIT 8     /* authorizations of one request recorded with its final status */
 #define ARM_MAX_VM_UAIS 100 /* user-assigned identities per VM (Azure's limit) */
 #define ARM_LOCATION "local"
-
-/* Key Vault Data Access Administrator: its grants carry Azure's ABAC condition. */
-#define RBAC_KV_DAA_ID "8b54135c-b56d-4d72-a534-26097cfdc8d8"
 
 struct arm_audit_entry {
     const char *action; /* a string literal */
@@ -45,13 +42,6 @@ struct arm_req {
     struct arm_audit_entry audit[ARM_MAX_AUDIT];
     size_t naudit;
 };
-
-/* ---- rbac.c (beyond rbac.h) ---- */
-/* rbac_check, where the action is about an assignment of role target_role (GUID): grants whose
- * role carries a condition (Key Vault Data Access Administrator) count only if it admits it. */
-MV_MUST_CHECK mv_rc rbac_check_target(struct store *st, const char *principal_id, const char *action,
-                                      int is_data, const char *resource, const char *target_role,
-                                      int *allowed);
 
 /* ---- json.c: replies, request bodies, small formats ---- */
 void arm_reply(struct arm_req *ar, int status, json_t *body); /* steals body; NULL → 500 */

@@ -1,6 +1,6 @@
 /* st_roles.c: role assignments (RBAC grants of a role definition to a principal at a scope).
  * Scopes are stored as given and compared case-insensitively (COLLATE NOCASE); prefix matching
- * of scopes is the RBAC layer's (arm/rbac.h). One (principal, role, scope) triple can be
+ * of scopes is the RBAC layer's (rbac/rbac.h). One (principal, role, scope) triple can be
  * assigned once (CONFLICT otherwise, as Azure's RoleAssignmentExists). */
 #include <string.h>
 

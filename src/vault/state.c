@@ -14,14 +14,14 @@
  * - Role assignments per principal, under the same generation rule: the principal's
  *   assignments are read once (scope, and the role definition resolved once), and a decision
  *   is an in-memory scan of them with rbac_scope_covers / rbac_role_allows, whatever the
- *   secret. This is rbac_check's rule exactly (arm/rbac.h; data actions, no role-assignment
+ *   secret. This is rbac_check's rule exactly (rbac/rbac.h; data actions, no role-assignment
  *   condition involved), minus the query. 32 sets of 4 principals; a principal with more than
  *   PRIN_MAX_ASSIGN assignments is decided by rbac_check every time. */
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "arm/rbac.h"
+#include "rbac/rbac.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "vault/vault_internal.h"

@@ -1,4 +1,4 @@
-/* test_rbac.c: Azure RBAC semantics of src/arm/rbac.c: action patterns, scope covering, role
+/* test_rbac.c: Azure RBAC semantics of src/rbac/rbac.c: action patterns, scope covering, role
  * lookup, what each built-in Key Vault role allows (reference §6.1/§6.2), decisions against a
  * real SQLite store in a temporary directory, and the small parsers of the control plane that
  * feed them ($filter, names, resource ids). */
@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "arm/arm_internal.h"
-#include "arm/rbac.h"
+#include "rbac/rbac.h"
 #include "store/store.h"
 
 #define KV "Microsoft.KeyVault/vaults/"

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "arm/rbac.h"
+#include "rbac/rbac.h"
 #include "server/context.h"
 #include "vault/vault_internal.h"
 
