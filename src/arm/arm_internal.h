@@ -13,10 +13,10 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "rbac/rbac.h"
-#include "authority/validate.h"
 #include "http/server.h"
+#include "rbac/rbac.h"
 #include "server/context.h"
+#include "token/validate.h"
 
 #define ARM_MAX_SEGS 32     /* path segments; the deepest route (a role assignment on a secret) has 14 */
 #define ARM_MAX_CAPS 4      /* {} captures of one route */

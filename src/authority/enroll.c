@@ -13,15 +13,16 @@
 #include <openssl/crypto.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "authority/internal.h"
 #include "common/b64.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "crypto/digest.h"
 #include "crypto/jwk.h"
 #include "crypto/keys.h"
 #include "http/reply.h"
-#include "audit/audit.h"
 
 #define JOIN_PREFIX "mvj_"
 #define JOIN_RANDOM_BYTES 32
@@ -41,7 +42,7 @@ mv_rc authority_join_token(struct store *st, const char *vm, int ttl, char out[6
     CHECK(mv_buf_adds(&b, JOIN_PREFIX));
     CHECK(b64url_encode(&b, r, sizeof r));
     ENSURE(b.len == JOIN_TOKEN_LEN, MV_ERR_INTERNAL);
-    CHECK(authority_sha256_hex(b.p, b.len, hash));
+    CHECK(digest_sha256_hex(b.p, b.len, hash));
     CHECK(store_join_put(st, hash, vm, mv_now() + ttl));
     memcpy(out, b.p, b.len + 1);
 out:
@@ -93,7 +94,7 @@ static mv_rc handle(http_req *req, struct enroll_ctx *c, const struct mv_worker 
     int in_tx = 0;
     CHECK(parse(req, c, &token));
     CHECK(keys_public_pem(c->key, &c->pem));
-    CHECK(authority_sha256_hex(token, strlen(token), hash));
+    CHECK(digest_sha256_hex(token, strlen(token), hash));
     CHECK(mv_uuid(c->node.client_id));
     c->node.public_key_pem = c->pem.p;
     c->node.created = mv_now();

@@ -94,7 +94,4 @@ MV_MUST_CHECK mv_rc authority_issue_with(const struct mv_server *srv, jws_signer
 /* cache.c: this worker's signer for srv's current signing key; NULL if it cannot be made. */
 jws_signer *authority_signer(struct mv_worker *w);
 
-/* digest.c: lower-case hex SHA-256 of p[0..len). */
-MV_MUST_CHECK mv_rc authority_sha256_hex(const void *p, size_t len, char out[65]);
-
 #endif

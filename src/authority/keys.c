@@ -26,6 +26,7 @@
 #include "crypto/ca.h"
 #include "crypto/jwk.h"
 #include "crypto/keys.h"
+#include "token/validate.h"
 
 #define SIGNING_KEY_BITS 2048
 #define KEY_PEM_MAX (16 * 1024)
@@ -185,7 +186,7 @@ mv_rc authority_load_keys(struct mv_server *srv, struct store *st)
     doc = json_object();
     ENSURE(arr && doc && json_object_set(doc, "keys", arr) == 0, MV_ERR_INTERNAL);
     for (size_t i = 0; i < n; i++) {
-        if (keys[i].retired != 0 && keys[i].retired <= now - lifetime - MV_CLOCK_SKEW_SECS)
+        if (!token_key_published(keys[i].retired, now, lifetime))
             continue; /* every token it signed has expired */
         CHECK(jwks_entry(srv, &keys[i], arr));
     }

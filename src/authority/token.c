@@ -9,12 +9,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "audit/audit.h"
 #include "authority/internal.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "http/reply.h"
-#include "audit/audit.h"
 
 #define ASSERTION_TYPE_JWT "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #define DEFAULT_SUFFIX "/.default"

@@ -4,10 +4,10 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "audit/audit.h"
 #include "cli/cli.h"
 #include "cli/launch.h"
 #include "common/util.h"
-#include "audit/audit.h"
 #include "server/server.h"
 
 /* Config for a new state: defaults, then --server-port / --agent-port / --vault-suffix /

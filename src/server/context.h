@@ -11,13 +11,7 @@
 
 #include "state/state.h"
 #include "store/store.h"
-
-#define MV_MAX_VERIFY_KEYS 8
-
-struct mv_verify_key {
-    char kid[32];
-    EVP_PKEY *key;
-};
+#include "token/validate.h"
 
 struct mv_server {
     struct mv_paths paths;
@@ -30,6 +24,7 @@ struct mv_server {
     EVP_PKEY *sign_key;          /* current RS256 signing key */
     char sign_kid[32];
     char *jwks_json;             /* {"keys":[...]} as served at /{tid}/discovery/v2.0/keys */
+    const char *vault_audiences[3]; /* DESIGN §4: vault_resource, https://vault.azure.net */
     struct audit *audit;
     struct store_writer *writer; /* group commit of durable writes (store/writer.h) */
 };
@@ -40,11 +35,11 @@ struct mv_worker {
     struct event_base *base;     /* this worker's loop: where deferred work completes */
     struct store_snapshot *snap; /* read snapshot shared within a loop iteration (store/snapshot.h) */
     int idx;
-    /* Public keys this worker validates tokens with, parsed from srv->jwks_json (the same
-     * document the authority serves): the resource side of the trust, refreshed on unknown kid. */
-    struct mv_verify_key verify[MV_MAX_VERIFY_KEYS];
-    size_t n_verify;
-    int64_t verify_loaded_ms;
+    /* Public keys this worker validates tokens with (the store's signing keys, reloaded on an
+     * unknown kid), and what the vault and the control plane each accept over them. */
+    struct token_keyset keys;
+    struct token_verifier vault_tv;
+    struct token_verifier arm_tv;
     void *vault_state;           /* vault/: per-thread caches (token cache, throttle) */
     void *authority_state;       /* authority/: per-thread caches (client keys, signer) */
 };

@@ -12,16 +12,16 @@
 #include <string.h>
 
 #include "arm/arm.h"
+#include "audit/audit.h"
 #include "authority/authority.h"
-#include "authority/validate.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "http/reply.h"
 #include "http/server.h"
-#include "audit/audit.h"
 #include "server/context.h"
 #include "store/snapshot.h"
 #include "store/writer.h"
+#include "token/validate.h"
 #include "vault/vault.h"
 
 #define PURGE_INTERVAL_SECS 60
@@ -76,6 +76,16 @@ static void *worker_init(int idx, struct event_base *base, void *arg)
         free(s);
         return NULL;
     }
+    s->w.vault_tv = (struct token_verifier){
+        .issuer = srv->issuer,
+        .tenant_id = srv->tenant.tenant_id,
+        .audiences = srv->vault_audiences,
+        .token_lifetime = srv->cfg.token_lifetime,
+        .keys = &s->w.keys,
+        .st = s->w.st,
+    };
+    s->w.arm_tv = s->w.vault_tv;
+    s->w.arm_tv.audiences = ARM_AUDIENCES;
     if (idx == 0) {
         s->purge_timer = event_new(base, -1, EV_PERSIST, purge_tick, &s->w);
         struct timeval tv = {PURGE_INTERVAL_SECS, 0};
@@ -95,7 +105,7 @@ static void worker_free(void *p)
     audit_loop_detach(s->w.srv->audit);
     vault_worker_free(&s->w);
     authority_worker_free(&s->w);
-    token_verify_keys_free(&s->w);
+    token_keyset_free(&s->w.keys);
     store_snapshot_free(s->w.snap);
     store_close(s->w.st);
     free(s);
@@ -114,6 +124,8 @@ static mv_rc load(struct mv_server *srv, const char *state_dir)
     CHECK(state_server_url(&srv->cfg, srv->server_url, sizeof srv->server_url));
     CHECK(state_issuer(&srv->cfg, srv->tenant.tenant_id, srv->issuer, sizeof srv->issuer));
     CHECK(state_vault_resource(&srv->cfg, srv->vault_resource, sizeof srv->vault_resource));
+    srv->vault_audiences[0] = srv->vault_resource;
+    srv->vault_audiences[1] = "https://vault.azure.net";
     CHECK(authority_load_keys(srv, st));
     CHECK(audit_open(srv->paths.audit_log, &srv->audit));
 out:

@@ -13,10 +13,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "authority/validate.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "http/reply.h"
+#include "token/validate.h"
 #include "vault/vault_internal.h"
 
 static void set_challenge(struct vault_ctx *c)
@@ -109,12 +109,11 @@ int vault_authenticate(struct vault_ctx *c)
         unauthorized(c, "AKV10016: Token validation failed.");
         return 0;
     }
-    /* DESIGN §4: the vault accepts its own challenge resource or Azure's, nothing else. */
-    const char *const audiences[] = {c->w->srv->vault_resource, "https://vault.azure.net", NULL};
+    /* DESIGN §4: the verifier accepts the vault's own challenge resource or Azure's. */
     enum token_failure why = TOKEN_OK;
     struct token_info info;
     memset(&info, 0, sizeof info);
-    mv_rc rc = token_validate(c->w, tok, tlen, audiences, &info, &why);
+    mv_rc rc = token_validate(&c->w->vault_tv, tok, tlen, &info, &why);
     if (rc != MV_OK || why != TOKEN_OK) {
         if (why == TOKEN_OK && (rc == MV_ERR_INTERNAL || rc == MV_ERR_UNAVAILABLE)) {
             vault_rc_error(c, rc);

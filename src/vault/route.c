@@ -16,9 +16,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "audit/audit.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "audit/audit.h"
 #include "store/snapshot.h"
 #include "vault/vault_internal.h"
 

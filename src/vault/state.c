@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rbac/rbac.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "rbac/rbac.h"
 #include "vault/vault_internal.h"
 
 #define TOK_SETS 256

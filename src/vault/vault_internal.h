@@ -12,10 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "authority/validate.h"
 #include "common/buf.h"
 #include "common/limits.h"
 #include "store/store.h"
+#include "token/validate.h"
 #include "vault/vault.h"
 
 #define VAULT_SERVICE_VERSION "1.9.0.0"

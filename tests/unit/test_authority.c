@@ -23,7 +23,6 @@
 
 #include "authority/authority.h"
 #include "authority/internal.h"
-#include "authority/validate.h"
 #include "common/limits.h"
 #include "common/util.h"
 #include "crypto/jwk.h"
@@ -31,6 +30,7 @@
 #include "crypto/keys.h"
 #include "http/kv.h"
 #include "http/server.h"
+#include "token/validate.h"
 
 #define TID "6f1c2a43-4a5b-4c1d-9e2f-0123456789ab"
 #define BASE "https://127.0.0.1:8443"
@@ -245,7 +245,7 @@ static int teardown(void **state)
 {
     (void)state;
     cap_reset();
-    token_verify_keys_free(&F->w);
+    token_keyset_free(&F->w.keys);
     authority_worker_free(&F->w);
     authority_free_keys(&F->srv);
     store_close(F->w.st);
@@ -330,7 +330,10 @@ static json_t *issued_claims(const char *aud)
     const char *const auds[] = {aud, NULL};
     struct token_info info;
     enum token_failure why;
-    assert_int_equal(token_validate(&F->w, tok, strlen(tok), auds, &info, &why), MV_OK);
+    struct token_verifier tv = {.issuer = F->srv.issuer, .tenant_id = F->srv.tenant.tenant_id,
+                                .audiences = auds, .token_lifetime = F->srv.cfg.token_lifetime,
+                                .keys = &F->w.keys, .st = F->w.st};
+    assert_int_equal(token_validate(&tv, tok, strlen(tok), &info, &why), MV_OK);
     jwt t;
     assert_int_equal(jwt_parse(tok, strlen(tok), JWS_ALLOW(JWS_RS256), &t), MV_OK);
     json_t *c = json_incref(t.claims);
@@ -797,7 +800,7 @@ static void test_key_rotation(void **state)
     memcpy(F->srv.data_key, saved, 32);
 
     /* tokens signed with the new key validate after the worker's reload */
-    token_verify_keys_free(&F->w);
+    token_keyset_free(&F->w.keys);
     const char *const res[] = {"resource", "https://vault.azure.net", NULL};
     assert_int_equal(node_token(&F->n1, res), 200);
     json_decref(issued_claims("https://vault.azure.net"));
