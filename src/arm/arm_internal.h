@@ -13,9 +13,9 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "arm/arm.h"
 #include "http/server.h"
 #include "rbac/rbac.h"
-#include "server/context.h"
 #include "token/validate.h"
 
 #define ARM_MAX_SEGS 32     /* path segments; the deepest route (a role assignment on a secret) has 14 */
@@ -31,8 +31,8 @@ struct arm_audit_entry {
 
 struct arm_req {
     http_req *req;
-    struct mv_worker *w;
-    const struct mv_server *srv;
+    struct arm_loop *w;
+    const struct arm_plane *srv;
     struct store *st;
     struct token_info tok;    /* the caller, once authenticated */
     const char *cap[ARM_MAX_CAPS];
@@ -61,13 +61,13 @@ int arm_vm_name_ok(const char *name);
 int arm_identity_name_ok(const char *name);
 int arm_vault_name_ok(const char *name);
 /* /subscriptions/{sub}/resourceGroups/{rg}/providers/{type}/{name} */
-MV_MUST_CHECK mv_rc arm_resource_id(const struct mv_server *srv, const char *type, const char *name,
+MV_MUST_CHECK mv_rc arm_resource_id(const struct arm_plane *srv, const char *type, const char *name,
                                     char out[ST_SCOPE]);
-MV_MUST_CHECK mv_rc arm_rg_id(const struct mv_server *srv, char out[ST_SCOPE]);
-MV_MUST_CHECK mv_rc arm_sub_id(const struct mv_server *srv, char out[ST_SCOPE]);
+MV_MUST_CHECK mv_rc arm_rg_id(const struct arm_plane *srv, char out[ST_SCOPE]);
+MV_MUST_CHECK mv_rc arm_sub_id(const struct arm_plane *srv, char out[ST_SCOPE]);
 /* If id is .../providers/{type}/{name} in our subscription and resource group, copies the name
  * into out and returns 1. */
-int arm_parse_resource_id(const struct mv_server *srv, const char *id, const char *type,
+int arm_parse_resource_id(const struct arm_plane *srv, const char *id, const char *type,
                           char out[ST_NAME]);
 /* Checks a role-route scope (already in ar->scope, "/" for the root): "/" or within our
  * subscription (and resource group, if it names one). Replies 400/404 otherwise. */
@@ -120,14 +120,14 @@ void arm_reply_list(struct arm_req *ar, const void *items, size_t n, size_t elem
 MV_MUST_CHECK mv_rc arm_list_scope(struct arm_req *ar, const char *read_action);
 
 /* ---- shapes.c: ARM JSON of each resource ---- */
-json_t *arm_subscription_json(const struct mv_server *srv);
-json_t *arm_rg_json(const struct mv_server *srv);
+json_t *arm_subscription_json(const struct arm_plane *srv);
+json_t *arm_rg_json(const struct arm_plane *srv);
 MV_MUST_CHECK mv_rc arm_vm_json(struct arm_req *ar, const struct st_vm *vm, json_t **out);
-json_t *arm_identity_json(const struct mv_server *srv, const struct st_identity *id);
-MV_MUST_CHECK mv_rc arm_vault_json(const struct mv_server *srv, const struct st_vault *v, json_t **out);
-json_t *arm_assignment_json(const struct mv_server *srv, const struct st_role_assignment *a);
+json_t *arm_identity_json(const struct arm_plane *srv, const struct st_identity *id);
+MV_MUST_CHECK mv_rc arm_vault_json(const struct arm_plane *srv, const struct st_vault *v, json_t **out);
+json_t *arm_assignment_json(const struct arm_plane *srv, const struct st_role_assignment *a);
 /* sub_level: id under /subscriptions/<s> (any scope but the root) or under /providers. */
-json_t *arm_roledef_json(const struct mv_server *srv, const struct role_def *r, int sub_level);
+json_t *arm_roledef_json(const struct arm_plane *srv, const struct role_def *r, int sub_level);
 
 /* ---- handlers (route.c's table) ---- */
 typedef void (*arm_fn)(struct arm_req *ar);

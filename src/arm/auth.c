@@ -49,7 +49,7 @@ int arm_authenticate(struct arm_req *ar)
                                "Authentication failed. The 'Authorization' header is provided in an invalid format.",
                                "The authentication failed because of invalid 'Authorization' header.");
     enum token_failure why = TOKEN_OK;
-    mv_rc rc = token_validate(&ar->w->arm_tv, token, len, &ar->tok, &why);
+    mv_rc rc = token_validate(ar->w->tv, token, len, &ar->tok, &why);
     if (rc == MV_OK && ar->tok.oid[0])
         return 1;
     if (rc != MV_OK && rc != MV_ERR_UNAUTHENTICATED && rc != MV_ERR_BAD_REQUEST && rc != MV_ERR_LIMIT) {

@@ -86,7 +86,7 @@ out:
     return rc;
 }
 
-static mv_rc handle(http_req *req, struct enroll_ctx *c, const struct mv_worker *w)
+static mv_rc handle(http_req *req, struct enroll_ctx *c, const struct authority_loop *w)
 {
     mv_rc rc = MV_OK;
     const char *token = NULL;
@@ -125,10 +125,9 @@ out:
 
 void authority_enroll(http_req *req, const struct authority_route_args *a)
 {
-    const struct mv_worker *w = req->worker;
+    const struct authority_loop *w = a->w;
     struct enroll_ctx c;
     int status = 200;
-    (void)a;
     memset(&c, 0, sizeof c);
     mv_buf_init(&c.pem, NODE_PEM_MAX);
 

@@ -126,7 +126,7 @@ out:
 }
 
 /* One JWKS entry (reference §3.3): kty, use, kid, x5t, n, e, x5c, issuer. */
-static mv_rc jwks_entry(const struct mv_server *srv, const struct st_signing_key *k, json_t *keys)
+static mv_rc jwks_entry(const struct authority_plane *srv, const struct st_signing_key *k, json_t *keys)
 {
     mv_rc rc = MV_OK;
     EVP_PKEY *pub = NULL;
@@ -159,7 +159,7 @@ static const struct st_signing_key *current(const struct st_signing_key *keys, s
     return NULL;
 }
 
-mv_rc authority_load_keys(struct mv_server *srv, struct store *st)
+mv_rc authority_load_keys(struct authority_plane *srv, struct store *st)
 {
     mv_rc rc = MV_OK;
     struct st_signing_key *keys = NULL;
@@ -168,8 +168,7 @@ mv_rc authority_load_keys(struct mv_server *srv, struct store *st)
     json_t *doc = NULL, *arr = NULL;
     char *jwks = NULL;
     int64_t now = mv_now();
-    int64_t lifetime = srv->cfg.token_lifetime > 0 ? srv->cfg.token_lifetime
-                                                    : MV_TOKEN_LIFETIME_SECS;
+    int64_t lifetime = srv->token_lifetime > 0 ? srv->token_lifetime : MV_TOKEN_LIFETIME_SECS;
 
     CHECK(store_signing_keys(st, &keys, &n));
     if (!current(keys, n)) {
@@ -209,7 +208,7 @@ out:
     return rc;
 }
 
-void authority_free_keys(struct mv_server *srv)
+void authority_free_keys(struct authority_plane *srv)
 {
     EVP_PKEY_free(srv->sign_key);
     srv->sign_key = NULL;

@@ -1,17 +1,20 @@
 /* context.h: what the server process shares read-only across its loop threads (mv_server),
- * and what each loop thread owns (mv_worker). Handlers of the authority, the control plane and
- * the vault all receive an http_req whose ->worker is an mv_worker.
+ * and what each loop thread owns (mv_worker). Requests arrive with an http_req whose ->worker
+ * is an mv_worker; the router hands each plane only its own contexts (the *_plane and *_loop
+ * structs of authority.h, arm.h, vault.h), built here from the server's.
  *
  * Keys are parsed once at start-up (DESIGN §6) and never per request. */
 #ifndef MV_SERVER_CONTEXT_H
 #define MV_SERVER_CONTEXT_H
 
-#include <openssl/evp.h>
 #include <pthread.h>
 
+#include "arm/arm.h"
+#include "authority/authority.h"
 #include "state/state.h"
 #include "store/store.h"
 #include "token/validate.h"
+#include "vault/vault.h"
 
 struct mv_server {
     struct mv_paths paths;
@@ -21,12 +24,13 @@ struct mv_server {
     char issuer[320];            /* https://127.0.0.1:8443/{tid}/ */
     char vault_resource[256];    /* https://vault.localhost:8443 */
     unsigned char data_key[32];
-    EVP_PKEY *sign_key;          /* current RS256 signing key */
-    char sign_kid[32];
-    char *jwks_json;             /* {"keys":[...]} as served at /{tid}/discovery/v2.0/keys */
-    const char *vault_audiences[3]; /* DESIGN §4: vault_resource, https://vault.azure.net */
+    const char *vault_audiences[3]; /* vault_resource, VAULT_AZURE_AUDIENCE */
     struct audit *audit;
     struct store_writer *writer; /* group commit of durable writes (store/writer.h) */
+    /* What each plane sees of the above (and the authority's signing keys, which it owns). */
+    struct authority_plane authority;
+    struct arm_plane arm;
+    struct vault_plane vault;
 };
 
 struct mv_worker {
@@ -40,8 +44,9 @@ struct mv_worker {
     struct token_keyset keys;
     struct token_verifier vault_tv;
     struct token_verifier arm_tv;
-    void *vault_state;           /* vault/: per-thread caches (token cache, throttle) */
-    void *authority_state;       /* authority/: per-thread caches (client keys, signer) */
+    struct authority_loop authority;
+    struct arm_loop arm;
+    struct vault_loop vault;
 };
 
 #endif

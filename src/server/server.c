@@ -35,15 +35,15 @@ static void route(http_req *req)
 {
     struct mv_worker *w = req->worker;
     char vault[MV_VAULT_NAME_MAX + 1];
-    if (vault_host_match(w->srv, req->host, vault, sizeof vault)) {
-        vault_handle(req, vault);
+    if (vault_host_match(&w->srv->vault, req->host, vault, sizeof vault)) {
+        vault_handle(&w->vault, req, vault);
         return;
     }
     store_snapshot_leave(w->snap); /* the control plane and the authority may write */
     if (arm_owns_path(req->path))
-        arm_handle(req);
+        arm_handle(&w->arm, req);
     else
-        authority_handle(req);
+        authority_handle(&w->authority, req);
 }
 
 /* Soft-deleted secrets past their scheduled purge date are removed by loop 0 only. */
@@ -57,6 +57,27 @@ static void purge_tick(evutil_socket_t fd, short what, void *arg)
         LOG_WARN("purge of expired deleted secrets failed: %s", mv_last_detail());
 }
 
+/* The planes' views of this loop: its store connection, snapshot and loop, and a token
+ * verifier each over the loop's key set. */
+static void wire_planes(struct mv_worker *w)
+{
+    struct mv_server *srv = w->srv;
+    w->vault_tv = (struct token_verifier){
+        .issuer = srv->issuer,
+        .tenant_id = srv->tenant.tenant_id,
+        .audiences = srv->vault_audiences,
+        .token_lifetime = srv->cfg.token_lifetime,
+        .keys = &w->keys,
+        .st = w->st,
+    };
+    w->arm_tv = w->vault_tv;
+    w->arm_tv.audiences = ARM_AUDIENCES;
+    w->authority = (struct authority_loop){.srv = &srv->authority, .st = w->st};
+    w->arm = (struct arm_loop){.srv = &srv->arm, .st = w->st, .tv = &w->arm_tv};
+    w->vault = (struct vault_loop){.srv = &srv->vault, .st = w->st, .snap = w->snap,
+                                   .base = w->base, .tv = &w->vault_tv};
+}
+
 static void *worker_init(int idx, struct event_base *base, void *arg)
 {
     struct mv_server *srv = arg;
@@ -66,26 +87,23 @@ static void *worker_init(int idx, struct event_base *base, void *arg)
     s->w.srv = srv;
     s->w.idx = idx;
     s->w.base = base;
-    if (store_open(srv->paths.db, &s->w.st) != MV_OK ||
-        store_snapshot_new(s->w.st, base, &s->w.snap) != MV_OK || vault_worker_init(&s->w) != MV_OK ||
-        audit_loop_attach(srv->audit, base) != MV_OK) {
+    mv_rc rc = store_open(srv->paths.db, &s->w.st);
+    if (rc == MV_OK)
+        rc = store_snapshot_new(s->w.st, base, &s->w.snap);
+    if (rc == MV_OK) {
+        wire_planes(&s->w);
+        rc = vault_worker_init(&s->w.vault);
+    }
+    if (rc == MV_OK)
+        rc = audit_loop_attach(srv->audit, base);
+    if (rc != MV_OK) {
         LOG_ERROR("worker %d: %s", idx, mv_last_detail());
-        vault_worker_free(&s->w);
+        vault_worker_free(&s->w.vault);
         store_snapshot_free(s->w.snap);
         store_close(s->w.st);
         free(s);
         return NULL;
     }
-    s->w.vault_tv = (struct token_verifier){
-        .issuer = srv->issuer,
-        .tenant_id = srv->tenant.tenant_id,
-        .audiences = srv->vault_audiences,
-        .token_lifetime = srv->cfg.token_lifetime,
-        .keys = &s->w.keys,
-        .st = s->w.st,
-    };
-    s->w.arm_tv = s->w.vault_tv;
-    s->w.arm_tv.audiences = ARM_AUDIENCES;
     if (idx == 0) {
         s->purge_timer = event_new(base, -1, EV_PERSIST, purge_tick, &s->w);
         struct timeval tv = {PURGE_INTERVAL_SECS, 0};
@@ -103,12 +121,39 @@ static void worker_free(void *p)
     if (s->purge_timer)
         event_free(s->purge_timer);
     audit_loop_detach(s->w.srv->audit);
-    vault_worker_free(&s->w);
-    authority_worker_free(&s->w);
+    vault_worker_free(&s->w.vault);
+    authority_worker_free(&s->w.authority);
     token_keyset_free(&s->w.keys);
     store_snapshot_free(s->w.snap);
     store_close(s->w.st);
     free(s);
+}
+
+/* What each plane sees of the server: pointers into srv, which outlives the loops. */
+static void planes(struct mv_server *srv)
+{
+    srv->authority = (struct authority_plane){
+        .tenant = srv->tenant,
+        .server_url = srv->server_url,
+        .issuer = srv->issuer,
+        .token_lifetime = srv->cfg.token_lifetime,
+        .data_key = srv->data_key,
+    };
+    srv->arm = (struct arm_plane){
+        .tenant = srv->tenant,
+        .server_url = srv->server_url,
+        .cfg = &srv->cfg,
+    };
+    srv->vault = (struct vault_plane){
+        .tenant = srv->tenant,
+        .server_url = srv->server_url,
+        .issuer = srv->issuer,
+        .vault_resource = srv->vault_resource,
+        .vault_suffix = srv->cfg.vault_suffix,
+        .throttle_ops = srv->cfg.throttle_ops,
+        .throttle_creates = srv->cfg.throttle_creates,
+        .data_key = srv->data_key,
+    };
 }
 
 static mv_rc load(struct mv_server *srv, const char *state_dir)
@@ -125,9 +170,11 @@ static mv_rc load(struct mv_server *srv, const char *state_dir)
     CHECK(state_issuer(&srv->cfg, srv->tenant.tenant_id, srv->issuer, sizeof srv->issuer));
     CHECK(state_vault_resource(&srv->cfg, srv->vault_resource, sizeof srv->vault_resource));
     srv->vault_audiences[0] = srv->vault_resource;
-    srv->vault_audiences[1] = "https://vault.azure.net";
-    CHECK(authority_load_keys(srv, st));
+    srv->vault_audiences[1] = VAULT_AZURE_AUDIENCE;
+    planes(srv);
+    CHECK(authority_load_keys(&srv->authority, st));
     CHECK(audit_open(srv->paths.audit_log, &srv->audit));
+    srv->authority.audit = srv->arm.audit = srv->vault.audit = srv->audit;
 out:
     store_close(st);
     return rc;
@@ -153,7 +200,7 @@ void server_stop(struct server_handle *h)
     http_server_free(h->hs);
     SSL_CTX_free(h->ssl);
     if (h->srv) {
-        authority_free_keys(h->srv);
+        authority_free_keys(&h->srv->authority);
         audit_close(h->srv->audit);
         OPENSSL_cleanse(h->srv->data_key, sizeof h->srv->data_key);
         free(h->srv);
@@ -187,6 +234,7 @@ mv_rc server_start(const char *state_dir, struct server_handle **out)
         .epoll_changelist = 1, /* no dup()ed fds on these loops: 2 epoll_ctl per request, not 4 */
     };
     CHECK(store_writer_start(srv->paths.db, &srv->writer));
+    srv->vault.writer = srv->writer;
     CHECK(http_server_start(&hc, &h->hs));
     LOG_INFO("server listening on https://%s:%d (tenant %s)", srv->cfg.server_host,
              http_server_port(h->hs), srv->tenant.tenant_id);

@@ -22,7 +22,7 @@
 static void set_challenge(struct vault_ctx *c)
 {
     char hdr[768];
-    const struct mv_server *srv = c->w->srv;
+    const struct vault_plane *srv = c->w->srv;
     if (mv_fmt(hdr, sizeof hdr, "Bearer authorization=\"%s/%s\", resource=\"%s\"", srv->server_url,
                srv->tenant.tenant_id, srv->vault_resource) == MV_OK)
         http_set_header(c->req, "WWW-Authenticate", hdr);
@@ -113,7 +113,7 @@ int vault_authenticate(struct vault_ctx *c)
     enum token_failure why = TOKEN_OK;
     struct token_info info;
     memset(&info, 0, sizeof info);
-    mv_rc rc = token_validate(&c->w->vault_tv, tok, tlen, &info, &why);
+    mv_rc rc = token_validate(c->w->tv, tok, tlen, &info, &why);
     if (rc != MV_OK || why != TOKEN_OK) {
         if (why == TOKEN_OK && (rc == MV_ERR_INTERNAL || rc == MV_ERR_UNAVAILABLE)) {
             vault_rc_error(c, rc);

@@ -105,8 +105,10 @@ struct node {
 struct fixture {
     char dir[64];
     char db[128];
-    struct mv_server srv;
-    struct mv_worker w;
+    struct authority_plane srv;
+    struct authority_loop w;
+    struct token_keyset keys;  /* the resource side, checking what the authority issued */
+    unsigned char data_key[32];
     struct st_principal sys1;   /* vm1's system identity */
     struct st_identity uai_a, uai_b;
     struct st_principal admin;
@@ -122,13 +124,12 @@ static int do_request(enum http_method m, const char *path, const char *body)
 {
     http_req req;
     memset(&req, 0, sizeof req);
-    req.worker = &F->w;
     req.method = m;
     req.path = strdup(path);
     req.body = (mv_slice){body, body ? strlen(body) : 0};
     snprintf(req.request_id, sizeof req.request_id, "00000000-0000-4000-8000-000000000000");
     cap_reset();
-    authority_handle(&req);
+    authority_handle(&F->w, &req);
     assert_int_equal(req.replied, 1);
     free(req.path);
     return cap.status;
@@ -207,10 +208,11 @@ static int setup(void **state)
     assert_int_equal(store_open(F->db, &F->w.st), MV_OK);
     F->w.srv = &F->srv;
     snprintf(F->srv.tenant.tenant_id, sizeof F->srv.tenant.tenant_id, TID);
-    snprintf(F->srv.server_url, sizeof F->srv.server_url, BASE);
-    snprintf(F->srv.issuer, sizeof F->srv.issuer, BASE "/" TID "/");
-    F->srv.cfg.token_lifetime = 3600;
-    assert_int_equal(mv_random(F->srv.data_key, sizeof F->srv.data_key), MV_OK);
+    F->srv.server_url = BASE;
+    F->srv.issuer = BASE "/" TID "/";
+    F->srv.token_lifetime = 3600;
+    assert_int_equal(mv_random(F->data_key, sizeof F->data_key), MV_OK);
+    F->srv.data_key = F->data_key;
     assert_int_equal(authority_load_keys(&F->srv, F->w.st), MV_OK);
 
     char rid[ST_SCOPE];
@@ -245,7 +247,7 @@ static int teardown(void **state)
 {
     (void)state;
     cap_reset();
-    token_keyset_free(&F->w.keys);
+    token_keyset_free(&F->keys);
     authority_worker_free(&F->w);
     authority_free_keys(&F->srv);
     store_close(F->w.st);
@@ -331,8 +333,8 @@ static json_t *issued_claims(const char *aud)
     struct token_info info;
     enum token_failure why;
     struct token_verifier tv = {.issuer = F->srv.issuer, .tenant_id = F->srv.tenant.tenant_id,
-                                .audiences = auds, .token_lifetime = F->srv.cfg.token_lifetime,
-                                .keys = &F->w.keys, .st = F->w.st};
+                                .audiences = auds, .token_lifetime = F->srv.token_lifetime,
+                                .keys = &F->keys, .st = F->w.st};
     assert_int_equal(token_validate(&tv, tok, strlen(tok), &info, &why), MV_OK);
     jwt t;
     assert_int_equal(jwt_parse(tok, strlen(tok), JWS_ALLOW(JWS_RS256), &t), MV_OK);
@@ -771,7 +773,7 @@ static void test_key_rotation(void **state)
     assert_int_equal(authority_load_keys(&F->srv, F->w.st), MV_OK);
     assert_string_equal(F->srv.sign_kid, old_kid);
 
-    assert_int_equal(authority_new_signing_key(F->w.st, F->srv.data_key), MV_OK);
+    assert_int_equal(authority_new_signing_key(F->w.st, F->data_key), MV_OK);
     assert_int_equal(authority_load_keys(&F->srv, F->w.st), MV_OK);
     assert_string_not_equal(F->srv.sign_kid, old_kid);
     assert_non_null(strstr(F->srv.jwks_json, old_kid));
@@ -785,7 +787,7 @@ static void test_key_rotation(void **state)
     assert_string_equal(keys[0].kid, F->srv.sign_kid); /* newest first */
     assert_int_equal(keys[0].retired, 0);
     assert_true(keys[1].retired > 0);
-    keys[1].retired = mv_now() - F->srv.cfg.token_lifetime - MV_CLOCK_SKEW_SECS - 1;
+    keys[1].retired = mv_now() - F->srv.token_lifetime - MV_CLOCK_SKEW_SECS - 1;
     assert_int_equal(store_signing_key_put(F->w.st, &keys[1]), MV_OK);
     st_signing_keys_free(keys, n);
     assert_int_equal(authority_load_keys(&F->srv, F->w.st), MV_OK);
@@ -793,14 +795,14 @@ static void test_key_rotation(void **state)
 
     /* a wrong data key cannot unseal the signing key: the load fails, srv keeps its keys */
     unsigned char saved[32];
-    memcpy(saved, F->srv.data_key, 32);
-    F->srv.data_key[0] ^= 1;
+    memcpy(saved, F->data_key, 32);
+    F->data_key[0] ^= 1;
     assert_int_not_equal(authority_load_keys(&F->srv, F->w.st), MV_OK);
     assert_non_null(F->srv.sign_key);
-    memcpy(F->srv.data_key, saved, 32);
+    memcpy(F->data_key, saved, 32);
 
     /* tokens signed with the new key validate after the worker's reload */
-    token_keyset_free(&F->w.keys);
+    token_keyset_free(&F->keys);
     const char *const res[] = {"resource", "https://vault.azure.net", NULL};
     assert_int_equal(node_token(&F->n1, res), 200);
     json_decref(issued_claims("https://vault.azure.net"));

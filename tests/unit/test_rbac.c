@@ -399,7 +399,7 @@ static void name_rules(void **state)
 static void resource_id_parse(void **state)
 {
     (void)state;
-    static struct mv_server srv;
+    static struct arm_plane srv;
     memset(&srv, 0, sizeof srv);
     assert_int_equal(mv_copy(srv.tenant.subscription_id, sizeof srv.tenant.subscription_id,
                              "11111111-2222-4333-8444-555555555555"), MV_OK);

@@ -44,7 +44,7 @@ struct fixture {
     char dir[64];
     char db[128];
     struct store *st;
-    struct mv_server srv;
+    struct authority_plane srv; /* the issuing side, for authority_issue */
     struct token_keyset keys;
     struct token_verifier tv;
     EVP_PKEY *other;       /* an RSA key that is not in the JWKS */
@@ -76,10 +76,9 @@ static int setup(void **state)
     assert_int_equal(keys_thumbprint(f->other, f->other_kid), MV_OK);
     assert_int_equal(keys_gen_ec_p256(&f->ec), MV_OK);
     assert_int_equal(mv_copy(f->srv.tenant.tenant_id, sizeof f->srv.tenant.tenant_id, TID), MV_OK);
-    assert_int_equal(mv_copy(f->srv.issuer, sizeof f->srv.issuer, ISSUER), MV_OK);
-    assert_int_equal(mv_copy(f->srv.server_url, sizeof f->srv.server_url, "https://127.0.0.1:8443"),
-                     MV_OK);
-    f->srv.cfg.token_lifetime = 3600;
+    f->srv.issuer = ISSUER;
+    f->srv.server_url = "https://127.0.0.1:8443";
+    f->srv.token_lifetime = 3600;
     snprintf(f->dir, sizeof f->dir, "/tmp/mv_test_validate_XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->db, sizeof f->db, "%s/mivault.db", f->dir);
@@ -631,11 +630,11 @@ static void test_issue_default_lifetime_and_no_key(void **state)
     mv_buf tok;
     int64_t exp = 0;
     mv_buf_init(&tok, MV_MAX_TOKEN_BYTES);
-    f->srv.cfg.token_lifetime = 0;
+    f->srv.token_lifetime = 0;
     int64_t now = mv_now();
     assert_int_equal(authority_issue(&f->srv, &p, VAULT, &tok, &exp), MV_OK);
     assert_true(exp >= now + MV_TOKEN_LIFETIME_SECS && exp <= now + MV_TOKEN_LIFETIME_SECS + 2);
-    f->srv.cfg.token_lifetime = 3600;
+    f->srv.token_lifetime = 3600;
     mv_buf_free(&tok);
     /* no signing key loaded: refused, nothing written */
     EVP_PKEY *k = f->srv.sign_key;
