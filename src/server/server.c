@@ -175,6 +175,7 @@ static mv_rc load(struct mv_server *srv, const char *state_dir)
     CHECK(authority_load_keys(&srv->authority, st));
     CHECK(audit_open(srv->paths.audit_log, &srv->audit));
     srv->authority.audit = srv->arm.audit = srv->vault.audit = srv->audit;
+    audit_set_rotation(srv->audit, srv->cfg.audit_max_bytes, srv->cfg.audit_keep);
 out:
     store_close(st);
     return rc;

@@ -74,6 +74,8 @@ void state_config_defaults(struct mv_config *c)
     c->throttle_ops = 4000;   /* Azure: per vault per 10 s (reference §4.5) */
     c->throttle_creates = 300;
     c->imds_rate_limit = MV_IMDS_RATE_PER_SEC;
+    c->audit_max_bytes = MV_AUDIT_MAX_BYTES;
+    c->audit_keep = MV_AUDIT_KEEP;
 }
 
 static mv_rc get_str(json_t *o, const char *k, char *dst, size_t len)
@@ -119,6 +121,8 @@ mv_rc state_config_load(const struct mv_paths *p, struct mv_config *c)
     CHECK(get_int(o, "throttleOps", &c->throttle_ops, 0, 1000000000));
     CHECK(get_int(o, "throttleCreates", &c->throttle_creates, 0, 1000000000));
     CHECK(get_int(o, "imdsRateLimit", &c->imds_rate_limit, 0, 1000000000));
+    CHECK(get_int(o, "auditMaxBytes", &c->audit_max_bytes, 0, 2000000000));
+    CHECK(get_int(o, "auditKeep", &c->audit_keep, 1, 100000));
 out:
     json_decref(o);
     return rc;

@@ -47,6 +47,8 @@ struct mv_config {
     int throttle_ops;             /* per vault per 10 s; 0 = off */
     int throttle_creates;         /* per vault per 10 s; 0 = off */
     int imds_rate_limit;          /* agent token requests per second before 429; 0 = off */
+    int audit_max_bytes;          /* rotate audit.log at this size; 0 = never (auditMaxBytes) */
+    int audit_keep;               /* rotated audit files kept (auditKeep) */
 };
 
 /* Tenant-level facts created at init, stored in the store's meta table. */
