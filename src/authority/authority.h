@@ -26,7 +26,10 @@ void authority_worker_free(struct mv_worker *w);
 MV_MUST_CHECK mv_rc authority_issue(const struct mv_server *srv, const struct st_principal *p,
                                     const char *resource, mv_buf *out, int64_t *exp_out);
 
-/* Join tokens: a fresh one-time token for vm (stored hashed), "mvj_" + 43 base64url chars. */
-MV_MUST_CHECK mv_rc authority_join_token(struct store *st, const char *vm, int ttl, char out[64]);
+/* Join tokens: a fresh one-time token for vm, "mvj1.<secret>.sha256:<ca_pin>" (format in
+ * crypto/join_token.h; ca_pin: SHA-256 of the CA's SubjectPublicKeyInfo). Only the SHA-256 of
+ * the secret part is stored. out: JOIN_TOKEN_MAX bytes. */
+MV_MUST_CHECK mv_rc authority_join_token(struct store *st, const char *vm, int ttl,
+                                         const unsigned char ca_pin[32], char *out);
 
 #endif
