@@ -238,6 +238,35 @@ MV_MUST_CHECK mv_rc agent_identity_header(const char *agents_dir, const char *vm
 /* VM names that are safe as one path component. */
 int agent_vm_name_ok(const char *vm);
 
+/* join.c: makes ca_path a CA whose SubjectPublicKeyInfo hashes to pin: kept if it already is;
+ * else (only outside a server's state dir) fetched untrusted from {server}/mivault/ca.pem,
+ * checked against pin, written. MV_ERR_UNAUTHENTICATED "the server's CA does not match the join
+ * token's pin" otherwise. */
+MV_MUST_CHECK mv_rc agent_ca_pinned(const char *ca_path, int server_state, const char *server,
+                                    const unsigned char pin[32]);
+
+/* remember.c: STATE/agents/VM/agent.json, the settings a later start reuses ("" = not set). */
+struct agent_saved {
+    char server[MV_MAX_URL];
+    char listen[80];
+    char imds_address[64];
+};
+/* A missing file leaves *out empty (MV_OK). */
+MV_MUST_CHECK mv_rc agent_saved_load(const char *agents_dir, const char *vm,
+                                     struct agent_saved *out);
+MV_MUST_CHECK mv_rc agent_saved_store(const char *agents_dir, const char *vm,
+                                      const struct agent_saved *s, const char *ca_file);
+/* env.sh for the VM's workloads (STATE/agents/VM/env.sh; also STATE/env.sh and the CA bundle
+ * outside a server's state dir). */
+struct agent_env {
+    const char *vm, *state_dir, *agents_dir, *env_sh, *bundle;
+    const char *ca_file; /* "" if none */
+    const char *host;    /* the IMDS address and the port bound */
+    int port;
+    int server_state;    /* the state dir is a server's (config.json): up owns env.sh */
+};
+MV_MUST_CHECK mv_rc agent_env_write(const struct agent_env *e);
+
 /* authority.c: one token from the authority. MV_ERR_NOT_FOUND = identity not found (authority
  * 400 invalid_request, or 401/403: node revoked, e.g. the VM was deleted); MV_ERR_BAD_REQUEST =
  * the authority refused the resource; MV_ERR_THROTTLED; MV_ERR_UNAVAILABLE = transport failure

@@ -26,6 +26,7 @@ struct http_client {
     CURL *h;
     char *ca_pem;
     size_t ca_len;
+    int unverified; /* http_client_new_unverified: a pinned-CA fetch, nothing else */
 };
 
 #define CLIENT_MAX_CA_BYTES (4 * 1024 * 1024)
@@ -57,6 +58,14 @@ mv_rc http_client_new(const char *ca_file, struct http_client **out)
     c = NULL;
 out:
     http_client_free(c);
+    return rc;
+}
+
+mv_rc http_client_new_unverified(struct http_client **out)
+{
+    mv_rc rc = http_client_new(NULL, out);
+    if (rc == MV_OK)
+        (*out)->unverified = 1;
     return rc;
 }
 
@@ -160,6 +169,10 @@ mv_rc http_client_do(struct http_client *c, const char *method, const char *url,
     if (c->ca_pem) {
         struct curl_blob ca = {c->ca_pem, c->ca_len, CURL_BLOB_NOCOPY};
         SETOPT(CURLOPT_CAINFO_BLOB, &ca);
+    }
+    if (c->unverified) {
+        SETOPT(CURLOPT_SSL_VERIFYPEER, 0L);
+        SETOPT(CURLOPT_SSL_VERIFYHOST, 0L);
     }
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(CURLOPT_WRITEDATA, &x);
