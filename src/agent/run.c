@@ -5,8 +5,9 @@
  * agents/VM/agent.json, else the server's config: remember.c); with a join token, the CA checked
  * against its pin (join.c); an HTTP client trusting STATE/ca.pem for node key + enrollment
  * (node.c); agent.json written back; the App Service
- * identity-header secret; the plain-HTTP IMDS server (one loop per core, up to
- * AGENT_MAX_DEFAULT_LOOPS, each with its own client to the authority); env.sh. agent_run then, only with
+ * identity-header secret; the fetcher threads, each with its own client to the authority
+ * (token.c); the plain-HTTP IMDS server (one loop per core, up to AGENT_MAX_DEFAULT_LOOPS);
+ * env.sh. agent_run then, only with
  * --imds-address and when running as root, drops privileges, and serves until SIGINT/SIGTERM.
  * agent_start never drops privileges: it would drop them for the whole process.
  *
@@ -103,33 +104,20 @@ out:
     return rc;
 }
 
-/* One HTTP client per loop: a curl handle is not thread-safe. Runs before the privilege drop
- * (http_client_new reads the CA bundle into memory). */
+/* The loop's worker: the agent and the loop's base, where deferred token replies complete.
+ * Authority requests are made by the fetcher threads (token.c), never by a loop. */
 static void *worker_init(int idx, struct event_base *base, void *arg)
 {
-    struct agent *a = arg;
     (void)idx;
-    (void)base;
     struct agent_loop *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
-    w->a = a;
-    if (http_client_new(a->ca_file[0] ? a->ca_file : NULL, &w->http) != MV_OK) {
-        LOG_ERROR("agent: loop %d: %s", idx, mv_last_detail());
-        free(w);
-        return NULL;
-    }
+    w->a = arg;
+    w->base = base;
     return w;
 }
 
-static void worker_free(void *p)
-{
-    struct agent_loop *w = p;
-    if (!w)
-        return;
-    http_client_free(w->http);
-    free(w);
-}
+static void worker_free(void *p) { free(p); }
 
 /* Server URL without trailing slashes. */
 static mv_rc server_url(const struct agent_opts *o, const struct mv_config *cfg, char *out,
@@ -210,19 +198,21 @@ void agent_stop(struct agent_handle *h)
 {
     if (!h)
         return;
-    if (h->srv) {
-        http_server_halt(h->srv); /* every loop gone (and its client freed) before the state */
-        http_server_free(h->srv);
-    }
     struct agent *a = h->a;
+    if (a)
+        agent_token_stop_fetchers(a); /* nothing is handed to a loop after this */
+    if (h->srv)
+        http_server_halt(h->srv); /* every loop gone before the state */
+    if (a && h->mu_init)
+        agent_token_free_all(a);
+    if (h->srv)
+        http_server_free(h->srv);
     if (a) {
         tcache_free(&a->cache);
         agent_node_free(&a->node);
         OPENSSL_cleanse(a->identity_header, sizeof a->identity_header);
-        if (h->mu_init) {
-            pthread_cond_destroy(&a->flight_done);
+        if (h->mu_init)
             pthread_mutex_destroy(&a->mu);
-        }
         free(a);
     }
     free(h);
@@ -251,10 +241,6 @@ mv_rc agent_start(const struct agent_opts *o, struct agent_handle **out)
     a = h->a = calloc(1, sizeof *a);
     ENSURE(a != NULL, MV_ERR_INTERNAL);
     ENSURE(pthread_mutex_init(&a->mu, NULL) == 0, MV_ERR_INTERNAL);
-    if (pthread_cond_init(&a->flight_done, NULL) != 0) {
-        pthread_mutex_destroy(&a->mu);
-        ENSURE(0, MV_ERR_INTERNAL);
-    }
     h->mu_init = 1;
     tcache_init(&a->cache, TCACHE_MAX);
 
@@ -292,6 +278,7 @@ mv_rc agent_start(const struct agent_opts *o, struct agent_handle **out)
     CHECK(agent_identity_header(paths.agents, o->vm, a->identity_header));
     if (!server_state || saved.server[0] || saved.listen[0] || saved.imds_address[0])
         CHECK(agent_saved_store(paths.agents, o->vm, &saved, a->ca_file));
+    CHECK(agent_token_start(a)); /* before the privilege drop: each client reads the CA */
 
     struct http_server_cfg scfg = {
         .addr = l->host,

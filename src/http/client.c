@@ -27,6 +27,7 @@ struct http_client {
     char *ca_pem;
     size_t ca_len;
     int unverified; /* http_client_new_unverified: a pinned-CA fetch, nothing else */
+    long connect_ms, total_ms;
 };
 
 #define CLIENT_MAX_CA_BYTES (4 * 1024 * 1024)
@@ -52,6 +53,8 @@ mv_rc http_client_new(const char *ca_file, struct http_client **out)
     ENSURE(c != NULL, MV_ERR_INTERNAL);
     if (ca_file)
         CHECK(mv_read_file(ca_file, CLIENT_MAX_CA_BYTES, &c->ca_pem, &c->ca_len));
+    c->connect_ms = CLIENT_CONNECT_TIMEOUT_MS;
+    c->total_ms = CLIENT_TOTAL_TIMEOUT_MS;
     c->h = curl_easy_init();
     ENSURE_MSG(c->h != NULL, MV_ERR_INTERNAL, "curl_easy_init failed");
     *out = c;
@@ -59,6 +62,12 @@ mv_rc http_client_new(const char *ca_file, struct http_client **out)
 out:
     http_client_free(c);
     return rc;
+}
+
+void http_client_set_timeouts(struct http_client *c, long connect_ms, long total_ms)
+{
+    c->connect_ms = connect_ms;
+    c->total_ms = total_ms;
 }
 
 mv_rc http_client_new_unverified(struct http_client **out)
@@ -161,8 +170,8 @@ mv_rc http_client_do(struct http_client *c, const char *method, const char *url,
     SETOPT(CURLOPT_URL, url);
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_NOSIGNAL, 1L);
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, CLIENT_CONNECT_TIMEOUT_MS);
-    SETOPT(CURLOPT_TIMEOUT_MS, CLIENT_TOTAL_TIMEOUT_MS);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
+    SETOPT(CURLOPT_TIMEOUT_MS, c->total_ms);
     SETOPT(CURLOPT_NOPROXY, "*");
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
     SETOPT(CURLOPT_ERRORBUFFER, errbuf);
