@@ -17,6 +17,7 @@ struct arm_plane {
     struct mv_tenant tenant;        /* our one tenant, subscription and resource group */
     const char *server_url;         /* "https://127.0.0.1:8443": challenge, metadata endpoints */
     const struct mv_config *cfg;    /* vault URLs (state_vault_url) and the vault suffix */
+    const char *ca_pem;             /* the CA certificate join tokens pin (STATE/ca.pem) */
     struct audit *audit;            /* NULL: no audit log */
 };
 

@@ -22,6 +22,7 @@ struct authority_plane {
     const char *issuer;            /* "https://127.0.0.1:8443/{tid}/" */
     int token_lifetime;            /* seconds; 0 = MV_TOKEN_LIFETIME_SECS */
     const unsigned char *data_key; /* 32 bytes: unseals the signing key */
+    const char *ca_pem;            /* the CA certificate served at /mivault/ca.pem */
     struct audit *audit;           /* NULL: no audit log */
     /* Owned, set by authority_load_keys and freed by authority_free_keys: */
     EVP_PKEY *sign_key;            /* current RS256 signing key */
@@ -55,7 +56,10 @@ void authority_worker_free(struct authority_loop *w);
 MV_MUST_CHECK mv_rc authority_issue(const struct authority_plane *srv, const struct st_principal *p,
                                     const char *resource, mv_buf *out, int64_t *exp_out);
 
-/* Join tokens: a fresh one-time token for vm (stored hashed), "mvj_" + 43 base64url chars. */
-MV_MUST_CHECK mv_rc authority_join_token(struct store *st, const char *vm, int ttl, char out[64]);
+/* Join tokens: a fresh one-time token for vm, "mvj1.<secret>.sha256:<ca_pin>" (format in
+ * crypto/join_token.h; ca_pin: SHA-256 of the CA's SubjectPublicKeyInfo). Only the SHA-256 of
+ * the secret part is stored. out: JOIN_TOKEN_MAX bytes. */
+MV_MUST_CHECK mv_rc authority_join_token(struct store *st, const char *vm, int ttl,
+                                         const unsigned char ca_pin[32], char *out);
 
 #endif

@@ -28,6 +28,8 @@ void authority_jwks(http_req *req, const struct authority_route_args *a);
 void authority_token(http_req *req, const struct authority_route_args *a);
 /* enroll.c: POST /mivault/enroll. */
 void authority_enroll(http_req *req, const struct authority_route_args *a);
+/* ca.c: GET /mivault/ca.pem, the CA certificate join tokens pin. */
+void authority_ca_pem(http_req *req, const struct authority_route_args *a);
 
 /* An OAuth refusal to send: status + RFC 6749 §5.2 error code + a fixed description. */
 struct authority_refusal {

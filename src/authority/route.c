@@ -36,6 +36,7 @@ static const struct route ROUTES[] = {
     {HTTP_POST, "/{t}/oauth2/v2.0/token", TENANT_OURS, 1, authority_token},
     {HTTP_POST, "/{t}/oauth2/token", TENANT_OURS, 0, authority_token},
     {HTTP_POST, "/mivault/enroll", TENANT_NONE, 0, authority_enroll},
+    {HTTP_GET, "/mivault/ca.pem", TENANT_NONE, 0, authority_ca_pem},
 };
 
 #define TENANT_SEG_MAX 64 /* longer than any tenant we serve: such a path cannot match */

@@ -24,8 +24,10 @@ static const struct verb VERBS[] = {
      "",
      "Create a tenant, subscription, resource group, signing key, local CA and admin credential."},
     {"server", verb_server, "", "", "Run the authority, control plane and vault (HTTPS)."},
-    {"agent", verb_agent, "--vm NAME [--join TOKEN] [--listen ADDR:PORT] [--imds-address ADDR] [--server URL]", "",
-     "Run the host agent (IMDS endpoint) of a VM."},
+    {"agent", verb_agent,
+     "--vm NAME [--join TOKEN|- | --join-file FILE] [--server URL] [--listen ADDR:PORT]\n"
+     "       [--imds-address ADDR]",
+     "", "Run the host agent (IMDS endpoint) of a VM; join once, later starts need only --vm."},
     {"up", verb_up,
      "[--server-port N] [--agent-port N] [--throttle-ops N] [--throttle-creates N]\n"
      "       [--imds-rate-limit N] [--imds-address ADDR]",

@@ -1,9 +1,9 @@
-/* process.c: the verbs that run or prepare mivault's processes: init, server, agent, audit. */
+/* process.c: the verbs that run or prepare mivault's processes: init, server, audit (agent:
+ * agent.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/agent.h"
 #include "audit/audit.h"
 #include "cli/cli.h"
 #include "cli/launch.h"
@@ -87,21 +87,6 @@ int verb_server(struct cli *c)
     if (cli_load_state(c) != MV_OK)
         return 1;
     return server_run(c->paths.dir) == MV_OK ? 0 : 1;
-}
-
-int verb_agent(struct cli *c)
-{
-    struct agent_opts o = {
-        .state_dir = c->state_dir,
-        .vm = cli_get(c, "vm"),
-        .join_token = cli_get(c, "join"),
-        .listen = cli_get(c, "listen"),
-        .imds_address = cli_get(c, "imds-address"),
-        .server_url = cli_get(c, "server"),
-    };
-    if (!o.vm || !*o.vm)
-        return cli_error("agent: --vm is required") + 1;
-    return agent_run(&o) == MV_OK ? 0 : 1;
 }
 
 int verb_audit_verify(struct cli *c)

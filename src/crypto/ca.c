@@ -292,3 +292,39 @@ out:
     X509_free(x);
     return rc;
 }
+
+/* RFC 7469 §2.4 pins the same bytes (the DER SubjectPublicKeyInfo) for the same reason: a CA
+ * re-issued with the same key still matches, anything else does not. */
+mv_rc ca_spki_sha256(const char *pem, size_t len, unsigned char out[32])
+{
+    mv_rc rc = MV_OK;
+    BIO *bio = NULL;
+    X509 *cert = NULL;
+    unsigned char *der = NULL;
+    ENSURE(len <= CA_MAX_PEM && len <= INT_MAX, MV_ERR_LIMIT);
+    bio = BIO_new_mem_buf(pem, (int)len);
+    ENSURE(bio != NULL, MV_ERR_INTERNAL);
+    cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    ENSURE_MSG(cert != NULL, MV_ERR_BAD_REQUEST, "no PEM certificate");
+    int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    ENSURE(n > 0 && der != NULL, MV_ERR_INTERNAL);
+    ENSURE(EVP_Digest(der, (size_t)n, out, NULL, EVP_sha256(), NULL) == 1, MV_ERR_INTERNAL);
+out:
+    ERR_clear_error();
+    OPENSSL_free(der);
+    X509_free(cert);
+    BIO_free(bio);
+    return rc;
+}
+
+mv_rc ca_file_spki_sha256(const char *path, unsigned char out[32])
+{
+    mv_rc rc = MV_OK;
+    char *pem = NULL;
+    size_t len = 0;
+    CHECK(mv_read_file(path, CA_MAX_PEM, &pem, &len));
+    CHECK(ca_spki_sha256(pem, len, out));
+out:
+    free(pem);
+    return rc;
+}

@@ -26,6 +26,8 @@ struct http_client {
     CURL *h;
     char *ca_pem;
     size_t ca_len;
+    int unverified; /* http_client_new_unverified: a pinned-CA fetch, nothing else */
+    long connect_ms, total_ms;
 };
 
 #define CLIENT_MAX_CA_BYTES (4 * 1024 * 1024)
@@ -51,12 +53,28 @@ mv_rc http_client_new(const char *ca_file, struct http_client **out)
     ENSURE(c != NULL, MV_ERR_INTERNAL);
     if (ca_file)
         CHECK(mv_read_file(ca_file, CLIENT_MAX_CA_BYTES, &c->ca_pem, &c->ca_len));
+    c->connect_ms = CLIENT_CONNECT_TIMEOUT_MS;
+    c->total_ms = CLIENT_TOTAL_TIMEOUT_MS;
     c->h = curl_easy_init();
     ENSURE_MSG(c->h != NULL, MV_ERR_INTERNAL, "curl_easy_init failed");
     *out = c;
     c = NULL;
 out:
     http_client_free(c);
+    return rc;
+}
+
+void http_client_set_timeouts(struct http_client *c, long connect_ms, long total_ms)
+{
+    c->connect_ms = connect_ms;
+    c->total_ms = total_ms;
+}
+
+mv_rc http_client_new_unverified(struct http_client **out)
+{
+    mv_rc rc = http_client_new(NULL, out);
+    if (rc == MV_OK)
+        (*out)->unverified = 1;
     return rc;
 }
 
@@ -152,14 +170,18 @@ mv_rc http_client_do(struct http_client *c, const char *method, const char *url,
     SETOPT(CURLOPT_URL, url);
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_NOSIGNAL, 1L);
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, CLIENT_CONNECT_TIMEOUT_MS);
-    SETOPT(CURLOPT_TIMEOUT_MS, CLIENT_TOTAL_TIMEOUT_MS);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
+    SETOPT(CURLOPT_TIMEOUT_MS, c->total_ms);
     SETOPT(CURLOPT_NOPROXY, "*");
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
     SETOPT(CURLOPT_ERRORBUFFER, errbuf);
     if (c->ca_pem) {
         struct curl_blob ca = {c->ca_pem, c->ca_len, CURL_BLOB_NOCOPY};
         SETOPT(CURLOPT_CAINFO_BLOB, &ca);
+    }
+    if (c->unverified) {
+        SETOPT(CURLOPT_SSL_VERIFYPEER, 0L);
+        SETOPT(CURLOPT_SSL_VERIFYHOST, 0L);
     }
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(CURLOPT_WRITEDATA, &x);

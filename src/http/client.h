@@ -11,7 +11,13 @@ struct http_client;
 
 /* ca_file: PEM bundle to trust (the local CA), or NULL for the system store. */
 MV_MUST_CHECK mv_rc http_client_new(const char *ca_file, struct http_client **out);
+/* A client that checks neither the server's certificate nor its name: only for fetching a
+ * public CA certificate whose key the caller then checks against a pin it already holds (the
+ * agent's first join, docs/internal-protocol.md "Join tokens"). Never send a secret on it. */
+MV_MUST_CHECK mv_rc http_client_new_unverified(struct http_client **out);
 void http_client_free(struct http_client *c);
+/* Connect (TCP + TLS) and whole-request timeouts for later requests (defaults 5 s and 30 s). */
+void http_client_set_timeouts(struct http_client *c, long connect_ms, long total_ms);
 
 struct http_client_resp {
     long status;

@@ -138,11 +138,13 @@ static void planes(struct mv_server *srv)
         .issuer = srv->issuer,
         .token_lifetime = srv->cfg.token_lifetime,
         .data_key = srv->data_key,
+        .ca_pem = srv->paths.ca_pem,
     };
     srv->arm = (struct arm_plane){
         .tenant = srv->tenant,
         .server_url = srv->server_url,
         .cfg = &srv->cfg,
+        .ca_pem = srv->paths.ca_pem,
     };
     srv->vault = (struct vault_plane){
         .tenant = srv->tenant,

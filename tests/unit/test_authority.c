@@ -25,6 +25,7 @@
 #include "authority/internal.h"
 #include "common/limits.h"
 #include "common/util.h"
+#include "crypto/join_token.h"
 #include "crypto/jwk.h"
 #include "crypto/jws.h"
 #include "crypto/keys.h"
@@ -34,6 +35,9 @@
 
 #define TID "6f1c2a43-4a5b-4c1d-9e2f-0123456789ab"
 #define BASE "https://127.0.0.1:8443"
+/* a CA pin for join tokens (the authority carries it, it does not check it) */
+static const unsigned char PIN[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                      17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 #define TOKEN_V2 BASE "/" TID "/oauth2/v2.0/token"
 #define VM_RID "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/"
 #define UAI_RID "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"
@@ -183,9 +187,9 @@ static void put_vm(const char *name, const struct st_principal *sys, const char 
 /* Enrolls a fresh P-256 key for vm through POST /mivault/enroll. */
 static void enroll(const char *vm, struct node *n)
 {
-    char join[64];
+    char join[JOIN_TOKEN_MAX];
     json_t *jwk = NULL;
-    assert_int_equal(authority_join_token(F->w.st, vm, 60, join), MV_OK);
+    assert_int_equal(authority_join_token(F->w.st, vm, 60, PIN, join), MV_OK);
     assert_int_equal(keys_gen_ec_p256(&n->key), MV_OK);
     assert_int_equal(jwk_from_public(n->key, NULL, &jwk), MV_OK);
     json_t *body = json_pack("{s:s, s:o}", "joinToken", join, "publicKey", jwk);
@@ -450,10 +454,16 @@ static void test_jwks(void **state)
 static void test_enroll(void **state)
 {
     (void)state;
-    char join[64];
-    assert_int_equal(authority_join_token(F->w.st, "vm1", 60, join), MV_OK);
-    assert_int_equal(strlen(join), 47);
-    assert_memory_equal(join, "mvj_", 4);
+    char join[JOIN_TOKEN_MAX];
+    struct join_token jt;
+    assert_int_equal(authority_join_token(F->w.st, "vm1", 60, PIN, join), MV_OK);
+    assert_int_equal(strlen(join), 99);
+    assert_memory_equal(join, "mvj1.", 5);
+    /* the pin it carries is the one it was made with */
+    assert_int_equal(join_token_parse(join, strlen(join), 0, &jt), MV_OK);
+    assert_true(jt.has_pin);
+    assert_memory_equal(jt.pin, PIN, 32);
+    assert_memory_equal(join + 48, ".sha256:", 8);
 
     EVP_PKEY *ec = NULL, *rsa = NULL;
     json_t *ecj = NULL, *rsaj = NULL;
@@ -498,12 +508,18 @@ static void test_enroll(void **state)
     free(s), json_decref(b);
 
     /* unknown and expired tokens */
+    b = json_pack("{s:s, s:O}", "joinToken", "mvj1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                  "publicKey", ecj);
+    s = json_dumps(b, JSON_COMPACT);
+    expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_grant");
+    free(s), json_decref(b);
+    /* the old format (before CA pins) is not a join token any more */
     b = json_pack("{s:s, s:O}", "joinToken", "mvj_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                   "publicKey", ecj);
     s = json_dumps(b, JSON_COMPACT);
     expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_grant");
     free(s), json_decref(b);
-    const char *stale = "mvj_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+    const char *stale = "mvj1.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
     unsigned char md[32];
     unsigned int mdlen = 0;
     char hash[65];

@@ -17,6 +17,7 @@
 
 #include "common/b64.h"
 #include "crypto/ca.h"
+#include "crypto/join_token.h"
 #include "crypto/keys.h"
 
 static char dir[] = "/tmp/mivault-ca-XXXXXX";
@@ -301,6 +302,76 @@ static void test_self_signed_b64(void **state)
     EVP_PKEY_free(k);
 }
 
+/* The join token's CA pin: SHA-256 of the CA certificate's DER SubjectPublicKeyInfo. */
+static void test_spki_pin(void **state)
+{
+    (void)state;
+    char p[512];
+    unsigned char pin[32], leaf_pin[32], want[32];
+    path_of(p, sizeof p, "ca.pem");
+    assert_int_equal(ca_file_spki_sha256(p, pin), MV_OK);
+    STACK_OF(X509) *sk = load_certs("ca.pem");
+    unsigned char *der = NULL;
+    int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(sk_X509_value(sk, 0)), &der);
+    assert_true(n > 0);
+    assert_int_equal(EVP_Digest(der, (size_t)n, want, NULL, EVP_sha256(), NULL), 1);
+    assert_memory_equal(pin, want, 32);
+    OPENSSL_free(der);
+    sk_X509_pop_free(sk, X509_free);
+    /* server.pem starts with the leaf: a different key, a different pin */
+    path_of(p, sizeof p, "server.pem");
+    assert_int_equal(ca_file_spki_sha256(p, leaf_pin), MV_OK);
+    assert_memory_not_equal(pin, leaf_pin, 32);
+    assert_int_equal(ca_spki_sha256("not a pem", 9, pin), MV_ERR_BAD_REQUEST);
+    path_of(p, sizeof p, "no-such.pem");
+    assert_int_not_equal(ca_file_spki_sha256(p, pin), MV_OK);
+}
+
+static void test_join_token_format(void **state)
+{
+    (void)state;
+    unsigned char secret[32], pin[32];
+    char tok[JOIN_TOKEN_MAX], bad[JOIN_TOKEN_MAX + 8];
+    struct join_token t;
+    for (int i = 0; i < 32; i++)
+        secret[i] = (unsigned char)i, pin[i] = (unsigned char)(0xff - i);
+    assert_int_equal(join_token_format(secret, pin, tok), MV_OK);
+    assert_int_equal(strlen(tok), JOIN_TOKEN_LEN);
+    assert_memory_equal(tok, "mvj1.", 5);
+    assert_int_equal(join_token_parse(tok, strlen(tok), 0, &t), MV_OK);
+    assert_true(t.has_pin);
+    assert_memory_equal(t.pin, pin, 32);
+    assert_memory_equal(t.secret, tok, JOIN_TOKEN_SECRET_LEN);
+    assert_int_equal(strlen(t.secret), JOIN_TOKEN_SECRET_LEN);
+    /* surrounding whitespace (a file's newline) is ignored */
+    snprintf(bad, sizeof bad, "  %s\n", tok);
+    assert_int_equal(join_token_parse(bad, strlen(bad), 0, &t), MV_OK);
+    assert_memory_equal(t.pin, pin, 32);
+    /* the secret part alone: only where allowed (the server), never for the agent */
+    assert_int_equal(join_token_parse(tok, JOIN_TOKEN_SECRET_LEN, 1, &t), MV_OK);
+    assert_false(t.has_pin);
+    assert_int_equal(join_token_parse(tok, JOIN_TOKEN_SECRET_LEN, 0, &t), MV_ERR_BAD_REQUEST);
+    /* negative cases */
+    const char *refused[] = {"", "mvj1.", "mvj_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        assert_int_equal(join_token_parse(refused[i], strlen(refused[i]), 1, &t),
+                         MV_ERR_BAD_REQUEST);
+    size_t at[] = {0, 3, 10, 49, 52, 60, JOIN_TOKEN_LEN - 1};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        memcpy(bad, tok, JOIN_TOKEN_LEN + 1);
+        bad[at[i]] = '.'; /* not base64url, and not the separator expected there */
+        if (at[i] == 48)
+            continue;
+        assert_int_equal(join_token_parse(bad, strlen(bad), 0, &t), MV_ERR_BAD_REQUEST);
+    }
+    memcpy(bad, tok, JOIN_TOKEN_LEN + 1);
+    memcpy(bad + 49, "sha1", 4); /* another algorithm tag */
+    assert_int_equal(join_token_parse(bad, strlen(bad), 0, &t), MV_ERR_BAD_REQUEST);
+    memcpy(bad, tok, JOIN_TOKEN_LEN + 1);
+    bad[JOIN_TOKEN_LEN - 1] = '\0'; /* one character short */
+    assert_int_equal(join_token_parse(bad, strlen(bad), 0, &t), MV_ERR_BAD_REQUEST);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +381,8 @@ int main(void)
         cmocka_unit_test(test_custom_suffix),
         cmocka_unit_test(test_bad_suffix_refused),
         cmocka_unit_test(test_self_signed_b64),
+        cmocka_unit_test(test_spki_pin),
+        cmocka_unit_test(test_join_token_format),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
