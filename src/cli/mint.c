@@ -34,7 +34,8 @@ int verb_token_mint(struct cli *c)
     if (cli_load_state(c) != MV_OK)
         goto done;
     srv = calloc(1, sizeof *srv);
-    if (!srv || store_open(c->paths.db, &st) != MV_OK || state_data_key(&c->paths, st, srv->data_key) != MV_OK ||
+    char db[PATH_MAX];
+    if (!srv || state_store_location(&c->paths, &c->cfg, db, sizeof db) != MV_OK || store_open(db, &st) != MV_OK || state_data_key(&c->paths, st, srv->data_key) != MV_OK ||
         state_tenant(st, &srv->tenant) != MV_OK ||
         state_issuer(&c->cfg, srv->tenant.tenant_id, srv->issuer, sizeof srv->issuer) != MV_OK ||
         authority_load_keys(srv, st) != MV_OK) {
