@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import BIN, Env, _Conn, free_port, jwt_parts, wait_port
+from harness import BIN, Env, MivaultTest, free_port, jwt_parts, wait_port
 
 
 class Balancer:
@@ -329,6 +329,64 @@ class JoinTest(unittest.TestCase):
             self.assertIn('"v1"', r.stdout)
         for port in (l1, l2):
             self.assertEqual(e1.https("GET", "/healthz", port=port).status, 200)
+
+
+class ClientErrorsTest(MivaultTest):
+    """The CLI says what failed when it cannot talk to the server (http/client.c)."""
+
+    def set_public_url(self, url):
+        path = os.path.join(self.env.dir, "config.json")
+        with open(path) as f:
+            c = json.load(f)
+        c["publicUrl"] = url
+        with open(path, "w") as f:
+            json.dump(c, f)
+
+    def test_name_mismatch(self):
+        e = self.env
+        # curl resolves *.localhost to the loopback itself; the certificate does not name it.
+        self.set_public_url("https://mv2.localhost:%d" % e.server_port)
+        r = e.run("vm", "list", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("TLS: the server's certificate does not name mv2.localhost", r.stderr)
+
+    def test_unknown_ca(self):
+        e = self.env
+        other = Env(self)  # another installation: another CA
+        self.addCleanup(other.close)
+        with open(os.path.join(other.dir, "ca.pem"), "rb") as src, open(os.path.join(e.dir, "ca.pem"), "wb") as dst:
+            dst.write(src.read())
+        r = e.run("vm", "list", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("TLS: certificate not signed by a trusted CA (CA bundle: %s)" % os.path.join(e.dir, "ca.pem"),
+                      r.stderr)
+
+    def test_connection_refused(self):
+        e = self.env
+        e.stop(e.server)
+        r = e.run("vm", "list", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot reach the server at https://127.0.0.1:%d: connection refused" % e.server_port,
+                      r.stderr)
+
+    def test_workload_names_the_vault_and_the_tls_failure(self):
+        e = self.env
+        e.vault("dev")
+        vm = e.vm("vm1")
+        _, aport = e.start_agent("vm1", join=vm["joinToken"])
+        env = dict(os.environ, AZURE_POD_IDENTITY_AUTHORITY_HOST="http://127.0.0.1:%d" % aport)
+        # the vault name is not in the certificate of a server whose suffix was changed after init
+        path = os.path.join(e.dir, "config.json")
+        with open(path) as f:
+            c = json.load(f)
+        c["vaultSuffix"] = "kv.localhost"
+        with open(path, "w") as f:
+            json.dump(c, f)
+        r = subprocess.run([BIN, "keyvault", "secret", "show", "--vault-name", "dev", "--name", "s", "--state", e.dir],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot reach the vault at https://dev.kv.localhost:%d" % e.server_port, r.stderr)
+        self.assertIn("TLS: the server's certificate does not name dev.kv.localhost", r.stderr)
 
 
 if __name__ == "__main__":
