@@ -523,6 +523,13 @@ out:
     return rc;
 }
 
+/* MIVAULT_MASTER_KEY set and not empty (state_master_key ignores it when empty). */
+static int env_master_key(void)
+{
+    const char *env = getenv("MIVAULT_MASTER_KEY");
+    return env && *env;
+}
+
 /* This init's master key: --master-key FILE, else MIVAULT_MASTER_KEY or STATE/master.key, else
  * none yet (*have = 0). */
 static mv_rc init_master_key(const struct mv_paths *p, const char *file, unsigned char mk[32],
@@ -534,8 +541,7 @@ static mv_rc init_master_key(const struct mv_paths *p, const char *file, unsigne
     unsigned char mine[32];
     *have = 0;
     if (file) {
-        const char *env = getenv("MIVAULT_MASTER_KEY");
-        ENSURE_MSG(!env || !*env, MV_ERR_BAD_REQUEST,
+        ENSURE_MSG(!env_master_key(), MV_ERR_BAD_REQUEST,
                    "--master-key and MIVAULT_MASTER_KEY both name a master key: use one");
         rc = mv_read_file(file, 64, &data, &len);
         ENSURE_MSG(rc == MV_OK, MV_ERR_BAD_REQUEST, "cannot read --master-key %s", file);
@@ -550,8 +556,7 @@ static mv_rc init_master_key(const struct mv_paths *p, const char *file, unsigne
                        p->master_key, file);
         }
         *have = 1;
-    } else if ((getenv("MIVAULT_MASTER_KEY") && *getenv("MIVAULT_MASTER_KEY")) ||
-               mv_file_exists(p->master_key)) {
+    } else if (env_master_key() || mv_file_exists(p->master_key)) {
         CHECK(state_master_key(p, mk));
         *have = 1;
     }
@@ -589,7 +594,7 @@ mv_rc state_init(const struct mv_paths *p, const struct mv_config *cfg, const ch
         if (!have_mk)
             CHECK(mv_random(mk, sizeof mk));
         /* On disk before the data key it wraps is committed: a crash in between loses nothing. */
-        if (!getenv("MIVAULT_MASTER_KEY") && !mv_file_exists(p->master_key))
+        if (!env_master_key() && !mv_file_exists(p->master_key))
             CHECK(mv_write_file(p->master_key, mk, sizeof mk, 0600));
         CHECK(init_tenant(p, st, mk));
         *outcome = STATE_CREATED;
