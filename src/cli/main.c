@@ -19,18 +19,22 @@ struct verb {
 
 static const struct verb VERBS[] = {
     {"init", verb_init,
-     "[--server-port N] [--agent-port N] [--vault-suffix S] [--threads N]\n"
+     "[--public-url https://HOST[:PORT]] [--vault-suffix S] [--master-key FILE]\n"
+     "       [--server-port N] [--agent-port N] [--threads N]\n"
      "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N]",
      "",
-     "Create a tenant, subscription, resource group, signing key, local CA and admin credential."},
-    {"server", verb_server, "", "", "Run the authority, control plane and vault (HTTPS)."},
+     "Create a tenant, subscription, resource group, signing key, local CA and admin credential;\n"
+     "on a store that holds an installation already, join it (needs --master-key, a copy of the\n"
+     "first server's master.key). Every config.json key: docs/config.md."},
+    {"server", verb_server, "[--listen ADDR:PORT]", "",
+     "Run the authority, control plane and vault (HTTPS); GET /healthz for load balancers."},
     {"agent", verb_agent,
      "--vm NAME [--join TOKEN|- | --join-file FILE] [--server URL] [--listen ADDR:PORT]\n"
      "       [--imds-address ADDR]",
      "", "Run the host agent (IMDS endpoint) of a VM; join once, later starts need only --vm."},
     {"up", verb_up,
-     "[--server-port N] [--agent-port N] [--throttle-ops N] [--throttle-creates N]\n"
-     "       [--imds-rate-limit N] [--imds-address ADDR]",
+     "[--public-url https://HOST[:PORT]] [--listen ADDR:PORT] [--server-port N] [--agent-port N]\n"
+     "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N] [--imds-address ADDR]",
      "",
      "Init if needed, then run a server and the agent of VM 'localvm' with vault 'dev'."},
     {"demo", verb_demo, "", "", "Run the six steps of the managed identity flow and print them."},

@@ -38,8 +38,9 @@ int verb_token_mint(struct cli *c)
     if (cli_load_state(c) != MV_OK)
         goto done;
     plane.token_lifetime = c->cfg.token_lifetime;
-    if (store_open(c->paths.db, &st) != MV_OK || state_data_key(&c->paths, st, data_key) != MV_OK ||
-        state_tenant(st, &plane.tenant) != MV_OK ||
+    char db[PATH_MAX];
+    if (state_store_location(&c->paths, &c->cfg, db, sizeof db) != MV_OK || store_open(db, &st) != MV_OK ||
+        state_data_key(&c->paths, st, data_key) != MV_OK || state_tenant(st, &plane.tenant) != MV_OK ||
         state_issuer(&c->cfg, plane.tenant.tenant_id, issuer, sizeof issuer) != MV_OK ||
         authority_load_keys(&plane, st) != MV_OK) {
         cli_error("token mint: cannot load the signing key: %s", mv_last_detail());

@@ -10,8 +10,24 @@
 #include "common/util.h"
 #include "server/server.h"
 
+const char *cli_detail(void)
+{
+    /* mv_fail records "message (file:line, category)": people get the message. */
+    static _Thread_local char msg[256];
+    const char *d = mv_last_detail();
+    const char *cut = strrchr(d, '(');
+    size_t n = cut && cut > d ? (size_t)(cut - d) : strlen(d);
+    while (n > 0 && d[n - 1] == ' ')
+        n--;
+    if (n >= sizeof msg)
+        n = sizeof msg - 1;
+    memcpy(msg, d, n);
+    msg[n] = '\0';
+    return msg;
+}
+
 /* Config for a new state: defaults, then --server-port / --agent-port / --vault-suffix /
- * --threads / --throttle-ops / --throttle-creates / --imds-rate-limit. */
+ * --threads / --throttle-ops / --throttle-creates / --imds-rate-limit / --public-url. */
 int cli_config_from_flags(const struct cli *c, struct mv_config *cfg)
 {
     state_config_defaults(cfg);
@@ -54,39 +70,63 @@ int cli_config_from_flags(const struct cli *c, struct mv_config *cfg)
             return cli_error("--imds-rate-limit must be a number of requests per second (0 = off)");
         cfg->imds_rate_limit = (int)v;
     }
+    /* Hidden: the SQLite file of another state dir, so a test can join an installation without
+     * PostgreSQL (docs/config.md, "store"). */
+    const char *sf = cli_get(c, "sqlite-file");
+    if (sf && (sf[0] != '/' || mv_copy(cfg->store, sizeof cfg->store, sf) != MV_OK))
+        return cli_error("--sqlite-file wants an absolute path");
+    /* DESIGN §3: the public URL defaults to the server's own address and port. */
+    if (state_config_public_url(cfg, cli_get(c, "public-url")) != MV_OK)
+        return cli_error("--public-url: %s", cli_detail());
     return 0;
 }
 
 int verb_init(struct cli *c)
 {
     struct mv_config cfg;
-    int created = 0;
+    enum state_init_outcome outcome = STATE_EXISTING;
     if (cli_config_from_flags(c, &cfg))
         return 2;
-    if (launch_init(c, &cfg, &created) != MV_OK)
+    const char *mk = cli_get(c, "master-key");
+    if (mk && !*mk)
+        return cli_error("--master-key wants a file: a copy of the first server's master.key") + 1;
+    if (launch_init(c, &cfg, &outcome) != MV_OK)
         return 1;
     struct store *st = NULL;
     struct mv_tenant t;
-    char url[256];
-    if (store_open(c->paths.db, &st) != MV_OK || state_tenant(st, &t) != MV_OK ||
-        state_server_url(&c->cfg, url, sizeof url) != MV_OK) {
+    char url[256], db[PATH_MAX];
+    if (state_store_location(&c->paths, &c->cfg, db, sizeof db) != MV_OK || store_open(db, &st) != MV_OK ||
+        state_tenant(st, &t) != MV_OK || state_server_url(&c->cfg, url, sizeof url) != MV_OK) {
         store_close(st);
-        return cli_error("cannot read the new state: %s", mv_last_detail());
+        return cli_error("cannot read the new state: %s", cli_detail());
     }
     store_close(st);
     cli_print(c,
-              json_pack("{s:s, s:b, s:s, s:s, s:s, s:s, s:s}", "stateDir", c->paths.dir, "created", created,
-                        "tenantId", t.tenant_id, "subscriptionId", t.subscription_id, "resourceGroup",
-                        t.resource_group, "adminPrincipalId", t.admin_principal_id, "serverUrl", url),
+              json_pack("{s:s, s:b, s:b, s:s, s:s, s:s, s:s, s:s, s:s}", "stateDir", c->paths.dir, "created",
+                        outcome == STATE_CREATED, "joined", outcome == STATE_JOINED, "tenantId", t.tenant_id,
+                        "subscriptionId", t.subscription_id, "resourceGroup", t.resource_group, "adminPrincipalId",
+                        t.admin_principal_id, "serverUrl", url, "publicUrl", url),
               (const char *const[]){"stateDir", "tenantId", "subscriptionId", "serverUrl", NULL});
+    return 0;
+}
+
+int cli_listen_flag(const struct cli *c, const char **listen)
+{
+    struct mv_listen l;
+    *listen = cli_get(c, "listen");
+    if (*listen && mv_parse_listen(*listen, &l) != MV_OK)
+        return cli_error("--listen: %s", cli_detail());
     return 0;
 }
 
 int verb_server(struct cli *c)
 {
+    const char *listen = NULL;
+    if (cli_listen_flag(c, &listen))
+        return 2;
     if (cli_load_state(c) != MV_OK)
         return 1;
-    return server_run(c->paths.dir) == MV_OK ? 0 : 1;
+    return server_run(c->paths.dir, listen) == MV_OK ? 0 : 1;
 }
 
 int verb_audit_verify(struct cli *c)

@@ -19,6 +19,7 @@
 struct mv_server {
     struct mv_paths paths;
     struct mv_config cfg;
+    char store[PATH_MAX];        /* the store's location (state_store_location) */
     struct mv_tenant tenant;
     char server_url[256];        /* https://127.0.0.1:8443 */
     char issuer[320];            /* https://127.0.0.1:8443/{tid}/ */

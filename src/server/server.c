@@ -19,6 +19,7 @@
 #include "http/reply.h"
 #include "http/server.h"
 #include "server/context.h"
+#include "server/health.h"
 #include "store/snapshot.h"
 #include "store/writer.h"
 #include "token/validate.h"
@@ -27,14 +28,20 @@
 #define PURGE_INTERVAL_SECS 60
 
 struct worker_slot {
-    struct mv_worker w;
+    struct mv_worker w; /* first: req->worker points at it and at the slot alike */
     struct event *purge_timer;
+    struct health_cache health;
 };
 
 static void route(http_req *req)
 {
     struct mv_worker *w = req->worker;
     char vault[MV_VAULT_NAME_MAX + 1];
+    if (strcmp(req->path, HEALTH_PATH) == 0) { /* any Host: the balancer's probe (health.h) */
+        store_snapshot_leave(w->snap);
+        health_handle(req, w->st, &((struct worker_slot *)(void *)w)->health);
+        return;
+    }
     if (vault_host_match(&w->srv->vault, req->host, vault, sizeof vault)) {
         vault_handle(&w->vault, req, vault);
         return;
@@ -87,7 +94,7 @@ static void *worker_init(int idx, struct event_base *base, void *arg)
     s->w.srv = srv;
     s->w.idx = idx;
     s->w.base = base;
-    mv_rc rc = store_open(srv->paths.db, &s->w.st);
+    mv_rc rc = store_open(srv->store, &s->w.st);
     if (rc == MV_OK)
         rc = store_snapshot_new(s->w.st, base, &s->w.snap);
     if (rc == MV_OK) {
@@ -158,14 +165,21 @@ static void planes(struct mv_server *srv)
     };
 }
 
-static mv_rc load(struct mv_server *srv, const char *state_dir)
+static mv_rc load(struct mv_server *srv, const char *state_dir, const char *listen)
 {
     mv_rc rc = MV_OK;
     struct store *st = NULL;
+    struct mv_listen l;
     CHECK(state_paths(state_dir, &srv->paths));
     rc = state_config_load(&srv->paths, &srv->cfg);
     ENSURE_MSG(rc == MV_OK, rc, "no mivault state in %s (run `mivault init` first)", srv->paths.dir);
-    CHECK(store_open(srv->paths.db, &st));
+    if (listen) { /* only where this server listens: every URL still derives from publicUrl */
+        CHECK(mv_parse_listen(listen, &l));
+        CHECK(mv_copy(srv->cfg.server_host, sizeof srv->cfg.server_host, l.host));
+        srv->cfg.server_port = l.port;
+    }
+    CHECK(state_store_location(&srv->paths, &srv->cfg, srv->store, sizeof srv->store));
+    CHECK(store_open(srv->store, &st));
     CHECK(state_tenant(st, &srv->tenant));
     CHECK(state_data_key(&srv->paths, st, srv->data_key));
     CHECK(state_server_url(&srv->cfg, srv->server_url, sizeof srv->server_url));
@@ -211,7 +225,7 @@ void server_stop(struct server_handle *h)
     free(h);
 }
 
-mv_rc server_start(const char *state_dir, struct server_handle **out)
+mv_rc server_start(const char *state_dir, const char *listen, struct server_handle **out)
 {
     mv_rc rc = MV_OK;
     struct server_handle *h = calloc(1, sizeof *h);
@@ -220,7 +234,7 @@ mv_rc server_start(const char *state_dir, struct server_handle **out)
     h->srv = calloc(1, sizeof *h->srv);
     ENSURE(h->srv != NULL, MV_ERR_INTERNAL);
     struct mv_server *srv = h->srv;
-    CHECK(load(srv, state_dir));
+    CHECK(load(srv, state_dir, listen));
     CHECK(http_tls_ctx(srv->paths.server_pem, srv->paths.server_key, &h->ssl));
     struct http_server_cfg hc = {
         .addr = srv->cfg.server_host,
@@ -236,11 +250,11 @@ mv_rc server_start(const char *state_dir, struct server_handle **out)
         .arg = srv,
         .epoll_changelist = 1, /* no dup()ed fds on these loops: 2 epoll_ctl per request, not 4 */
     };
-    CHECK(store_writer_start(srv->paths.db, &srv->writer));
+    CHECK(store_writer_start(srv->store, &srv->writer));
     srv->vault.writer = srv->writer;
     CHECK(http_server_start(&hc, &h->hs));
-    LOG_INFO("server listening on https://%s:%d (tenant %s)", srv->cfg.server_host,
-             http_server_port(h->hs), srv->tenant.tenant_id);
+    LOG_INFO("server listening on %s port %d, public URL %s (tenant %s)", srv->cfg.server_host,
+             http_server_port(h->hs), srv->server_url, srv->tenant.tenant_id);
     *out = h;
     h = NULL;
 out:
@@ -250,11 +264,11 @@ out:
     return rc;
 }
 
-mv_rc server_run(const char *state_dir)
+mv_rc server_run(const char *state_dir, const char *listen)
 {
     mv_rc rc = MV_OK;
     struct server_handle *h = NULL;
-    CHECK(server_start(state_dir, &h));
+    CHECK(server_start(state_dir, listen, &h));
     http_server_wait(h->hs);
     LOG_INFO("server stopped");
 out:

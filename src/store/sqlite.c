@@ -268,6 +268,26 @@ void st_tx_end(struct store *st, struct st_tx *tx)
     (void)rc; /* logged by st_error */
 }
 
+mv_rc store_health(struct store *st)
+{
+    mv_rc rc = MV_OK;
+    int64_t gen = 0;
+    ENSURE_MSG(sqlite3_get_autocommit(st->db), MV_ERR_INTERNAL, "store_health inside a transaction");
+    /* A writer of another process may hold the lock for a moment; a health check must not wait
+     * the 10 s a request would. */
+    sqlite3_busy_timeout(st->db, ST_HEALTH_WAIT_MS);
+    rc = store_generation(st, &gen);
+    if (rc == MV_OK)
+        rc = store_begin(st);
+    if (rc == MV_OK)
+        store_rollback(st);
+    sqlite3_busy_timeout(st->db, ST_BUSY_TIMEOUT_MS);
+    if (rc != MV_OK)
+        rc = MV_ERR_UNAVAILABLE; /* st_error recorded the cause */
+out:
+    return rc;
+}
+
 mv_rc store_generation(struct store *st, int64_t *gen)
 {
     mv_rc rc = MV_OK;

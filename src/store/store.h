@@ -41,6 +41,14 @@ void store_read_end(struct store *st);
  * of RBAC decisions and identity lookups compare it (shared across connections). */
 MV_MUST_CHECK mv_rc store_generation(struct store *st, int64_t *gen);
 
+/* Can this connection serve reads and writes right now? The probe behind GET /healthz, cheap
+ * enough to run once a second: a read of the meta table and the write lock taken and given back
+ * (SQLite: BEGIN IMMEDIATE + ROLLBACK, waiting at most ST_HEALTH_WAIT_MS for another writer; a
+ * PostgreSQL backend: a query that fails on a read-only standby, e.g. SELECT NOT
+ * pg_is_in_recovery()). MV_ERR_UNAVAILABLE when it cannot. Call outside any transaction. */
+#define ST_HEALTH_WAIT_MS 250
+MV_MUST_CHECK mv_rc store_health(struct store *st);
+
 /* Small key/value settings (tenant id, subscription id, wrapped data key, ...). */
 MV_MUST_CHECK mv_rc store_meta_get(struct store *st, const char *key, mv_buf *out);
 MV_MUST_CHECK mv_rc store_meta_set(struct store *st, const char *key, const char *value);

@@ -84,7 +84,7 @@ class _Conn(http.client.HTTPSConnection):
 
 
 class Env:
-    def __init__(self, tc, threads=2, **cfg):
+    def __init__(self, tc, threads=2, init_args=(), **cfg):
         self.tc = tc
         self.dir = tempfile.mkdtemp(prefix="mivault-it.")
         self.server_port = free_port()
@@ -92,7 +92,7 @@ class Env:
         self.procs = []
         self.logs = []
         args = ["init", "--server-port", str(self.server_port), "--agent-port", str(self.agent_port),
-                "--threads", str(threads)]
+                "--threads", str(threads)] + list(init_args)
         self.init = self.cli(*args)
         if cfg:
             path = os.path.join(self.dir, "config.json")
@@ -116,8 +116,13 @@ class Env:
             wait_port(port, p)
         return p
 
-    def start_server(self):
-        self.server = self.spawn("server", "server", port=self.server_port)
+    def start_server(self, listen_port=None):
+        """`mivault server`; with listen_port, on 127.0.0.1:listen_port (--listen) instead."""
+        if listen_port:
+            self.server = self.spawn("server", "server", "--listen", "127.0.0.1:%d" % listen_port,
+                                     port=listen_port)
+        else:
+            self.server = self.spawn("server", "server", port=self.server_port)
         return self.server
 
     def stop(self, p, sig=signal.SIGTERM):
@@ -224,8 +229,8 @@ class Env:
     def vault_resource(self):
         return "https://vault.localhost:%d" % self.server_port
 
-    def https(self, method, path, host="127.0.0.1", body=None, headers=None, token=None):
-        c = _Conn(host, self.server_port, self.ctx)
+    def https(self, method, path, host="127.0.0.1", body=None, headers=None, token=None, port=None):
+        c = _Conn(host, port or self.server_port, self.ctx)
         h = dict(headers or {})
         if token:
             h["Authorization"] = "Bearer " + token

@@ -20,6 +20,14 @@ def read(path):
         return f.read()
 
 
+def read_when_written(path, timeout=15.0):
+    """env.sh is written (atomically, fsync'ed) just after the agent starts listening."""
+    end = time.time() + timeout
+    while not os.path.exists(path) and time.time() < end:
+        time.sleep(0.05)
+    return read(path)
+
+
 class RemoteAgentTest(MivaultTest):
     def setUp(self):
         super().setUp()
@@ -69,7 +77,7 @@ class RemoteAgentTest(MivaultTest):
         self.assertEqual(saved["server"], self.server_url)
         self.assertEqual(saved["listen"], "127.0.0.1:%d" % port)
         self.assertEqual(saved["caFile"], os.path.join(self.adir, "ca.pem"))
-        env = read(os.path.join(self.adir, "env.sh"))
+        env = read_when_written(os.path.join(self.adir, "env.sh"))
         self.assertIn("export AZURE_POD_IDENTITY_AUTHORITY_HOST='http://127.0.0.1:%d'" % port, env)
         self.assertIn("export MSAL_MANAGED_IDENTITY_ENDPOINT='http://127.0.0.1:%d/metadata/identity/oauth2/token'"
                       % port, env)

@@ -33,7 +33,7 @@ static int setup(void **state)
     (void)state;
     if (!mkdtemp(dir))
         return -1;
-    return ca_init(dir, "vault.localhost") == MV_OK ? 0 : -1;
+    return ca_init(dir, "vault.localhost", "mv.example.test") == MV_OK ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -190,6 +190,7 @@ static void test_server_chain(void **state)
     assert_int_equal(X509_check_host(leaf, "DEV.Vault.Localhost", 0, 0, NULL), 1);
     assert_int_equal(X509_check_ip_asc(leaf, "127.0.0.1", 0), 1);
     assert_int_equal(X509_check_ip_asc(leaf, "::1", 0), 1);
+    assert_int_equal(X509_check_host(leaf, "mv.example.test", 0, 0, NULL), 1); /* public URL */
     /* ...and only those. */
     assert_int_equal(X509_check_host(leaf, "a.dev.vault.localhost", 0, 0, NULL), 0);
     assert_int_equal(X509_check_host(leaf, "example.com", 0, 0, NULL), 0);
@@ -209,7 +210,7 @@ static void test_server_chain(void **state)
     /* A different CA does not vouch for this server. */
     char other[] = "/tmp/mivault-ca2-XXXXXX";
     assert_non_null(mkdtemp(other));
-    assert_int_equal(ca_init(other, "vault.localhost"), MV_OK);
+    assert_int_equal(ca_init(other, "vault.localhost", NULL), MV_OK);
     char p[512];
     snprintf(p, sizeof p, "%s/ca.pem", other);
     FILE *f = fopen(p, "r");
@@ -235,7 +236,7 @@ static void test_custom_suffix(void **state)
     (void)state;
     char d[] = "/tmp/mivault-ca3-XXXXXX";
     assert_non_null(mkdtemp(d));
-    assert_int_equal(ca_init(d, "kv.example-corp.internal"), MV_OK);
+    assert_int_equal(ca_init(d, "kv.example-corp.internal", "10.1.2.3"), MV_OK);
     char p[512];
     snprintf(p, sizeof p, "%s/server.pem", d);
     FILE *f = fopen(p, "r");
@@ -244,6 +245,8 @@ static void test_custom_suffix(void **state)
     assert_int_equal(X509_check_host(leaf, "prod.kv.example-corp.internal", 0, 0, NULL), 1);
     assert_int_equal(X509_check_host(leaf, "kv.example-corp.internal", 0, 0, NULL), 1);
     assert_int_equal(X509_check_host(leaf, "dev.vault.localhost", 0, 0, NULL), 0);
+    /* An IP literal as the public host is an IP SAN. */
+    assert_int_equal(X509_check_ip_asc(leaf, "10.1.2.3", 0), 1);
     X509_free(leaf);
     static const char *files[] = {"ca.pem", "ca.key", "server.pem", "server.key"};
     for (size_t i = 0; i < 4; i++) {
@@ -251,6 +254,42 @@ static void test_custom_suffix(void **state)
         unlink(p);
     }
     rmdir(d);
+}
+
+/* A joining server issues its own certificate from the shared CA: the CA pin holds for both. */
+static void test_second_server_same_ca(void **state)
+{
+    (void)state;
+    STACK_OF(X509) *first = load_certs("server.pem");
+    X509 *first_leaf = X509_dup(sk_X509_value(first, 0));
+    assert_int_equal(ca_server_cert(dir, "vault.localhost", "mv2.example.test"), MV_OK);
+    STACK_OF(X509) *chain = load_certs("server.pem");
+    STACK_OF(X509) *ca = load_certs("ca.pem");
+    X509 *leaf = sk_X509_value(chain, 0), *root = sk_X509_value(ca, 0);
+    assert_int_not_equal(X509_cmp(leaf, first_leaf), 0);
+    assert_int_equal(verify_for(leaf, NULL, root, "mv2.example.test", NULL), 1);
+    assert_int_equal(verify_for(first_leaf, NULL, root, "mv.example.test", NULL), 1);
+    assert_int_equal(verify_for(leaf, NULL, root, "mv.example.test", NULL), 0);
+    assert_int_equal(X509_cmp(sk_X509_value(chain, 1), root), 0);
+    /* A mismatched CA key is refused, and nothing is overwritten. */
+    char p[512], other[] = "/tmp/mivault-ca5-XXXXXX";
+    assert_non_null(mkdtemp(other));
+    assert_int_equal(ca_init(other, "vault.localhost", NULL), MV_OK);
+    char src[512], dst[512];
+    snprintf(src, sizeof src, "%s/ca.key", dir);
+    snprintf(dst, sizeof dst, "%s/ca.key", other);
+    assert_int_equal(rename(src, dst), 0); /* other's ca.pem, our CA key (last test using it) */
+    assert_int_equal(ca_server_cert(other, "vault.localhost", NULL), MV_ERR_INTERNAL);
+    static const char *files[] = {"ca.pem", "ca.key", "server.pem", "server.key"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", other, files[i]);
+        unlink(p);
+    }
+    rmdir(other);
+    X509_free(first_leaf);
+    sk_X509_pop_free(first, X509_free);
+    sk_X509_pop_free(chain, X509_free);
+    sk_X509_pop_free(ca, X509_free);
 }
 
 static void test_bad_suffix_refused(void **state)
@@ -263,15 +302,18 @@ static void test_bad_suffix_refused(void **state)
     char d[] = "/tmp/mivault-ca4-XXXXXX";
     assert_non_null(mkdtemp(d));
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        assert_int_equal(ca_init(d, bad[i]), MV_ERR_BAD_REQUEST);
-    assert_int_equal(ca_init(d, NULL), MV_ERR_BAD_REQUEST);
+        assert_int_equal(ca_init(d, bad[i], NULL), MV_ERR_BAD_REQUEST);
+    assert_int_equal(ca_init(d, NULL, NULL), MV_ERR_BAD_REQUEST);
+    /* The public host becomes a SAN too: the same rule. */
+    assert_int_equal(ca_init(d, "vault.localhost", "mv.test,DNS:evil.com"), MV_ERR_BAD_REQUEST);
+    assert_int_equal(ca_init(d, "vault.localhost", "*.mv.test"), MV_ERR_BAD_REQUEST);
     /* Nothing was written. */
     char p[512];
     snprintf(p, sizeof p, "%s/ca.pem", d);
     assert_int_not_equal(access(p, F_OK), 0);
     assert_int_equal(rmdir(d), 0);
     /* A directory that does not exist is an error, not a crash. */
-    assert_int_equal(ca_init("/nonexistent/mivault/dir", "vault.localhost"), MV_ERR_INTERNAL);
+    assert_int_equal(ca_init("/nonexistent/mivault/dir", "vault.localhost", NULL), MV_ERR_INTERNAL);
 }
 
 static void test_self_signed_b64(void **state)
@@ -380,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_server_chain),
         cmocka_unit_test(test_custom_suffix),
         cmocka_unit_test(test_bad_suffix_refused),
+        cmocka_unit_test(test_second_server_same_ca),
         cmocka_unit_test(test_self_signed_b64),
         cmocka_unit_test(test_spki_pin),
         cmocka_unit_test(test_join_token_format),
