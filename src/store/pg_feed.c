@@ -1,0 +1,186 @@
+/* pg_feed.c: the change feed of the PostgreSQL backend: what store_generation returns.
+ *
+ * SQLite bumps a counter in the same transaction as a change; here the changes of every server
+ * land in change_log (triggers, pg_schema.c), and store_generation must not cost a query per
+ * request. So one poller thread per database URL per process reads max(seq) every
+ * FEED_POLL_MS on a connection of its own and, when it moved, bumps a shared atomic
+ * generation that every connection of the process returns. A commit of this process that
+ * touched a feed table bumps it at once (pg_feed_bump), so a server sees its own changes
+ * immediately and other servers' within about FEED_POLL_MS plus a round trip. After the
+ * poller loses its connection it bumps once more on reconnecting (anything may have changed
+ * meanwhile). It also prunes change_log rows older than FEED_KEEP_SECS, keeping the newest.
+ *
+ * The registry of pollers is the one piece of process-wide mutable state of the store: it is
+ * what makes the generation shared by all loops; it is guarded by a mutex. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "store/pg_internal.h"
+
+#define FEED_POLL_MS 500
+#define FEED_PRUNE_EVERY_MS 60000
+#define FEED_KEEP_SECS 600
+
+struct pg_feed {
+    struct pg_feed *next;
+    char *url;
+    int refs;
+    _Atomic int64_t gen;
+    pthread_t thread;
+    pthread_mutex_t mu; /* guards stop, with cv for an early wake-up */
+    pthread_cond_t cv;
+    int stop;
+};
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct pg_feed *registry;
+
+static mv_rc poll_once(struct pg_store *pg, int64_t *seq)
+{
+    mv_rc rc = MV_OK;
+    PGresult *r = NULL;
+    CHECK(pg_exec(pg, "SELECT coalesce(max(seq), 0) FROM change_log", NULL, &r, NULL));
+    *seq = pg_col_i64(r, 0, 0);
+out:
+    PQclear(r);
+    return rc;
+}
+
+static void prune(struct pg_store *pg)
+{
+    struct pg_params pp = {0};
+    pp_i64(&pp, FEED_KEEP_SECS);
+    mv_rc rc = pg_exec(pg,
+                       "DELETE FROM change_log WHERE at < now() - make_interval(secs => $1::bigint)"
+                       " AND seq < (SELECT max(seq) FROM change_log)",
+                       &pp, NULL, NULL);
+    if (rc != MV_OK)
+        LOG_WARN("store: change_log prune: %s", mv_last_detail());
+}
+
+/* Sleeps ms unless asked to stop; returns 1 when stopping. */
+static int nap(struct pg_feed *f, int64_t ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&f->mu);
+    while (!f->stop && pthread_cond_timedwait(&f->cv, &f->mu, &until) == 0)
+        ;
+    int stop = f->stop;
+    pthread_mutex_unlock(&f->mu);
+    return stop;
+}
+
+static void *poller(void *arg)
+{
+    struct pg_feed *f = arg;
+    struct pg_store pg;
+    int64_t last = -1, last_prune = 0;
+    memset(&pg, 0, sizeof pg);
+    pg.url = f->url;
+    do {
+        int64_t seq = 0;
+        if (!pg.conn) {
+            if (pg_connect(&pg) != MV_OK) {
+                LOG_WARN("store: change feed: %s", mv_last_detail());
+                continue;
+            }
+            last = -1; /* reconnected: changes may have been missed, resync */
+        }
+        if (poll_once(&pg, &seq) != MV_OK) {
+            LOG_WARN("store: change feed: %s", mv_last_detail());
+            pg_disconnect(&pg);
+            continue;
+        }
+        if (seq != last) {
+            if (last != -1 || seq != 0)
+                atomic_fetch_add(&f->gen, 1);
+            last = seq;
+        }
+        if (pg_now_ms() - last_prune >= FEED_PRUNE_EVERY_MS) {
+            prune(&pg);
+            last_prune = pg_now_ms();
+        }
+    } while (!nap(f, FEED_POLL_MS));
+    pg_disconnect(&pg);
+    return NULL;
+}
+
+mv_rc pg_feed_attach(const char *url, struct pg_feed **out)
+{
+    mv_rc rc = MV_OK;
+    struct pg_feed *f = NULL;
+    *out = NULL;
+    pthread_mutex_lock(&registry_mu);
+    for (f = registry; f; f = f->next)
+        if (strcmp(f->url, url) == 0)
+            break;
+    if (f) {
+        f->refs++;
+        *out = f;
+        goto out;
+    }
+    f = calloc(1, sizeof *f);
+    ENSURE(f, MV_ERR_INTERNAL);
+    f->url = strdup(url);
+    if (!f->url) {
+        free(f);
+        ENSURE(0, MV_ERR_INTERNAL);
+    }
+    f->refs = 1;
+    atomic_init(&f->gen, 1);
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    if (pthread_create(&f->thread, NULL, poller, f) != 0) {
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+        free(f->url);
+        free(f);
+        ENSURE_MSG(0, MV_ERR_INTERNAL, "store: cannot start the change-feed thread");
+    }
+    f->next = registry;
+    registry = f;
+    *out = f;
+out:
+    pthread_mutex_unlock(&registry_mu);
+    return rc;
+}
+
+void pg_feed_detach(struct pg_feed *f)
+{
+    if (!f)
+        return;
+    pthread_mutex_lock(&registry_mu);
+    int last = --f->refs == 0;
+    if (last)
+        for (struct pg_feed **p = &registry; *p; p = &(*p)->next)
+            if (*p == f) {
+                *p = f->next;
+                break;
+            }
+    pthread_mutex_unlock(&registry_mu);
+    if (!last)
+        return;
+    pthread_mutex_lock(&f->mu);
+    f->stop = 1;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    pthread_join(f->thread, NULL);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+    free(f->url);
+    free(f);
+}
+
+int64_t pg_feed_generation(struct pg_feed *f) { return atomic_load(&f->gen); }
+
+void pg_feed_bump(struct pg_feed *f) { atomic_fetch_add(&f->gen, 1); }
