@@ -5,9 +5,19 @@
 #   integration  real mivault processes on loopback (tests/integration/, system Python 3)
 #   compat       unchanged official clients (tests/compat/)
 # MIVAULT_TEST_MODES="release" limits the modes; MIVAULT_TEST_SUITES="unit integration" the suites.
+# One throw-away PostgreSQL 15 serves the whole run (scripts/pg-test-server.sh; stopped on exit):
+# its URL is MIVAULT_TEST_PG_URL, from which the store's unit tests and the integration tests
+# make a database each. MIVAULT_TEST_STORE=postgresql runs every integration test on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh test
+if [ -z "${MIVAULT_TEST_PG_URL:-}" ]; then
+  pgdir=$(mktemp -d /tmp/mivault-pg.XXXXXX)
+  trap 'bash scripts/pg-test-server.sh stop "$pgdir"' EXIT
+  MIVAULT_TEST_PG_URL=$(bash scripts/pg-test-server.sh start "$pgdir")
+  export MIVAULT_TEST_PG_URL
+  echo "=== postgresql for the tests: $MIVAULT_TEST_PG_URL"
+fi
 modes=${MIVAULT_TEST_MODES:-"release asan"}
 suites=${MIVAULT_TEST_SUITES:-"unit integration compat"}
 make check-style

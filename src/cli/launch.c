@@ -33,6 +33,7 @@ mv_rc launch_init(struct cli *c, const struct mv_config *cfg, int *created)
         cli_error("cannot initialise %s: %s", c->paths.dir, mv_last_detail());
         goto out;
     }
+    CHECK(state_paths(c->state_dir, &c->paths)); /* again: config.json may name a store URL now */
     CHECK(state_config_load(&c->paths, &c->cfg));
     /* The first RS256 signing key is made here, so a fresh state is complete before serving. */
     CHECK(store_open(c->paths.db, &st));

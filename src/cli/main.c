@@ -20,9 +20,11 @@ struct verb {
 static const struct verb VERBS[] = {
     {"init", verb_init,
      "[--server-port N] [--agent-port N] [--vault-suffix S] [--threads N]\n"
-     "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N]",
+     "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N] [--store URL]",
      "",
-     "Create a tenant, subscription, resource group, signing key, local CA and admin credential."},
+     "Create a tenant, subscription, resource group, signing key, local CA and admin credential.\n"
+     "--store postgresql://USER@HOST:PORT[,HOST2:PORT2]/DB?target_session_attrs=read-write keeps\n"
+     "the store in PostgreSQL (saved in config.json); without it, SQLite in the state dir."},
     {"server", verb_server, "", "", "Run the authority, control plane and vault (HTTPS)."},
     {"agent", verb_agent, "--vm NAME [--join TOKEN] [--listen ADDR:PORT] [--imds-address ADDR] [--server URL]", "",
      "Run the host agent (IMDS endpoint) of a VM."},
@@ -71,6 +73,9 @@ static const struct verb VERBS[] = {
     {"token mint", verb_token_mint, "--claims JSON [--kid KID]", "",
      "Admin: sign arbitrary claims with the tenant key, to test a resource's 401 paths."},
     {"audit verify", verb_audit_verify, "", "", "Check the hash chain of the audit log."},
+    {"store migrate", verb_store_migrate, "--to URL", "",
+     "Copy the state dir's SQLite store into PostgreSQL (URL: an empty database), then point\n"
+     "config.json at it. Stop the server first."},
 };
 
 #define NVERBS (sizeof VERBS / sizeof VERBS[0])

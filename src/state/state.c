@@ -25,6 +25,26 @@ static mv_rc join(char *out, const char *dir, const char *name)
     return mv_fmt(out, PATH_MAX, "%s/%s", dir, name);
 }
 
+/* config.json's "store" URL into db, if the file exists and has one. */
+static mv_rc store_from_config(const char *config, char *db, size_t len)
+{
+    mv_rc rc = MV_OK;
+    json_error_t jerr;
+    if (!mv_file_exists(config))
+        return MV_OK;
+    json_t *o = json_load_file(config, JSON_REJECT_DUPLICATES, &jerr);
+    ENSURE_MSG(o && json_is_object(o), MV_ERR_BAD_REQUEST, "cannot read %s: %s", config, jerr.text);
+    json_t *v = json_object_get(o, "store");
+    if (v) {
+        ENSURE_MSG(json_is_string(v) && store_is_url(json_string_value(v)), MV_ERR_BAD_REQUEST,
+                   "config: store must be a postgresql:// URL");
+        CHECK(mv_copy(db, len, json_string_value(v)));
+    }
+out:
+    json_decref(o);
+    return rc;
+}
+
 mv_rc state_paths(const char *flag_dir, struct mv_paths *p)
 {
     mv_rc rc = MV_OK;
@@ -45,6 +65,7 @@ mv_rc state_paths(const char *flag_dir, struct mv_paths *p)
     }
     CHECK(join(p->config, p->dir, "config.json"));
     CHECK(join(p->db, p->dir, "mivault.db"));
+    CHECK(store_from_config(p->config, p->db, sizeof p->db));
     CHECK(join(p->master_key, p->dir, "master.key"));
     CHECK(join(p->ca_pem, p->dir, "ca.pem"));
     CHECK(join(p->ca_key, p->dir, "ca.key"));
@@ -119,6 +140,7 @@ mv_rc state_config_load(const struct mv_paths *p, struct mv_config *c)
     CHECK(get_int(o, "throttleOps", &c->throttle_ops, 0, 1000000000));
     CHECK(get_int(o, "throttleCreates", &c->throttle_creates, 0, 1000000000));
     CHECK(get_int(o, "imdsRateLimit", &c->imds_rate_limit, 0, 1000000000));
+    CHECK(get_str(o, "store", c->store, sizeof c->store));
 out:
     json_decref(o);
     return rc;
@@ -133,9 +155,15 @@ mv_rc state_config_save(const struct mv_paths *p, const struct mv_config *c)
                           c->agent_port, "tokenLifetime", c->token_lifetime, "threads", c->threads,
                           "throttleOps", c->throttle_ops, "throttleCreates", c->throttle_creates,
                           "imdsRateLimit", c->imds_rate_limit);
-    char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+    char *s = NULL;
+    if (o && c->store[0] && json_object_set_new(o, "store", json_string(c->store)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    /* 0600 when it names a database: the URL may carry a password. */
+    s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
     ENSURE(s != NULL, MV_ERR_INTERNAL);
-    CHECK(mv_write_file(p->config, s, strlen(s), 0644));
+    CHECK(mv_write_file(p->config, s, strlen(s), c->store[0] ? 0600 : 0644));
 out:
     free(s);
     json_decref(o);
@@ -329,12 +357,24 @@ mv_rc state_init(const struct mv_paths *p, const struct mv_config *cfg, int *cre
     mv_rc rc = MV_OK;
     struct store *st = NULL;
     mv_buf tid;
+    char db[PATH_MAX];
     mv_buf_init(&tid, 128);
     *created = 0;
+    ENSURE_MSG(!cfg->store[0] || store_is_url(cfg->store), MV_ERR_BAD_REQUEST,
+               "--store must be a postgresql:// URL");
     CHECK(mv_mkdirs(p->dir, 0700));
     CHECK(mv_mkdirs(p->agents, 0700));
-    if (!mv_file_exists(p->config))
+    if (!mv_file_exists(p->config)) {
         CHECK(state_config_save(p, cfg));
+        CHECK(mv_copy(db, sizeof db, cfg->store[0] ? cfg->store : p->db));
+    } else {
+        /* init is idempotent; it does not move an existing state (see `store migrate`). */
+        struct mv_config have;
+        CHECK(state_config_load(p, &have));
+        ENSURE_MSG(!cfg->store[0] || strcmp(cfg->store, have.store) == 0, MV_ERR_CONFLICT,
+                   "%s already uses another store; `mivault store migrate` moves it", p->dir);
+        CHECK(mv_copy(db, sizeof db, p->db));
+    }
     if (!getenv("MIVAULT_MASTER_KEY") && !mv_file_exists(p->master_key)) {
         unsigned char mk[32];
         CHECK(mv_random(mk, sizeof mk));
@@ -342,7 +382,7 @@ mv_rc state_init(const struct mv_paths *p, const struct mv_config *cfg, int *cre
         OPENSSL_cleanse(mk, sizeof mk);
         CHECK(rc);
     }
-    CHECK(store_open(p->db, &st));
+    CHECK(store_open(db, &st));
     rc = store_meta_get(st, "tenant_id", &tid);
     if (rc == MV_ERR_NOT_FOUND) {
         CHECK(init_tenant(p, st));

@@ -1,7 +1,7 @@
 /* state.h: the state directory (DESIGN §3) and what `mivault init` puts in it.
  *
- *   STATE/config.json    listen addresses, vault suffix, lifetimes (written by init)
- *   STATE/mivault.db     the SQLite store
+ *   STATE/config.json    listen addresses, vault suffix, lifetimes, store URL (written by init)
+ *   STATE/mivault.db     the SQLite store, unless config.json's "store" names a PostgreSQL URL
  *   STATE/master.key     32 random bytes (0600) wrapping the data key; MIVAULT_MASTER_KEY
  *                        (64 hex chars) overrides it
  *   STATE/ca.pem ca.key  local CA;  server.pem server.key: the server certificate (SANs in ca.h)
@@ -18,10 +18,12 @@
 #include "common/result.h"
 #include "store/store.h"
 
+#define MV_STORE_URL_MAX 1024
+
 struct mv_paths {
     char dir[PATH_MAX];
     char config[PATH_MAX];
-    char db[PATH_MAX];
+    char db[PATH_MAX];            /* what store_open takes: STATE/mivault.db or config's "store" */
     char master_key[PATH_MAX];
     char ca_pem[PATH_MAX];
     char ca_key[PATH_MAX];
@@ -47,6 +49,7 @@ struct mv_config {
     int throttle_ops;             /* per vault per 10 s; 0 = off */
     int throttle_creates;         /* per vault per 10 s; 0 = off */
     int imds_rate_limit;          /* agent token requests per second before 429; 0 = off */
+    char store[MV_STORE_URL_MAX]; /* "" = SQLite in the state dir; else a postgresql:// URL */
 };
 
 /* Tenant-level facts created at init, stored in the store's meta table. */
@@ -58,7 +61,8 @@ struct mv_tenant {
     char admin_client_id[ST_ID];
 };
 
-/* --state DIR, else $MIVAULT_HOME, else ~/.mivault. Fills every path; creates nothing. */
+/* --state DIR, else $MIVAULT_HOME, else ~/.mivault. Fills every path; creates nothing. db is
+ * the store URL when config.json has one ("store"), so every verb uses the same store. */
 MV_MUST_CHECK mv_rc state_paths(const char *flag_dir, struct mv_paths *out);
 void state_config_defaults(struct mv_config *cfg);
 MV_MUST_CHECK mv_rc state_config_load(const struct mv_paths *p, struct mv_config *cfg);
