@@ -1187,6 +1187,46 @@ static void test_pg_retried_secret_add_makes_one_version(void **state)
     store_close(other);
 }
 
+/* A WARNING while COMMIT runs (what a cancelled synchronous-replication wait looks like,
+ * reference/postgres-ha.md §1.5) makes the outcome unknown: the add is re-run and converges
+ * on the one version that did commit. The warning comes from a deferred trigger, once. */
+static void test_pg_commit_warning_is_unknown_outcome(void **state)
+{
+    struct fx *f = *state;
+    struct st_secret s;
+    put_vault(f->st, "dev");
+    pg_admin(f->path, "CREATE TABLE warn_once (done boolean NOT NULL)");
+    pg_admin(f->path,
+             "CREATE FUNCTION warn_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+             " IF NOT EXISTS (SELECT 1 FROM warn_once) THEN"
+             "  INSERT INTO warn_once VALUES (true);"
+             "  RAISE WARNING 'canceling wait for synchronous replication due to user request';"
+             " END IF; RETURN NULL; END $$");
+    pg_admin(f->path, "CREATE CONSTRAINT TRIGGER secrets_warn AFTER INSERT ON secrets"
+                      " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION warn_at_commit()");
+    secret_with(&s, "fedcba9876543210fedcba9876543210", "sealed-once");
+    OK(store_secret_add(f->st, &s));
+    mv_buf_free(&s.sealed);
+    assert_int_equal(version_count(f->st), 1);
+}
+
+/* The first host of a multi-host URL is down: libpq moves on to the next one. */
+static void test_pg_multi_host_url_skips_a_dead_host(void **state)
+{
+    struct fx *f = *state;
+    char url[700];
+    const char *at = strchr(f->path, '@');
+    assert_non_null(at);
+    snprintf(url, sizeof url, "postgresql://%.*s127.0.0.1:1,%s", (int)(at + 1 - (f->path + 13)),
+             f->path + 13, at + 1);
+    struct store *b = NULL;
+    OK(store_open(url, &b));
+    struct st_vault v;
+    put_vault(f->st, "seen");
+    OK(store_vault_get(b, "seen", &v));
+    store_close(b);
+}
+
 static void terminate_backends(struct fx *f)
 {
     char sql[256];
@@ -1290,6 +1330,8 @@ int main(void)
     const struct CMUnitTest pg_only[] = {
         cmocka_unit_test_setup_teardown(test_pg_retried_secret_add_makes_one_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_survives_terminated_backend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_commit_warning_is_unknown_outcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_multi_host_url_skips_a_dead_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_change_feed_across_servers, setup, teardown),
         cmocka_unit_test(test_pg_unreachable_host_is_named),
     };
