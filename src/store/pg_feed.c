@@ -10,10 +10,19 @@
  * poller loses its connection it bumps once more on reconnecting (anything may have changed
  * meanwhile). It also prunes change_log rows older than FEED_KEEP_SECS, keeping the newest.
  *
+ * LISTEN/NOTIFY is only an accelerator (reference §1.9 b: notifications reach only sessions on
+ * the primary and are lost while a listener reconnects): the poller LISTENs on mivault_change
+ * and, when a notification arrives, polls at once instead of at the end of its nap. The poll
+ * of max(seq) stays the source of truth.
+ *
  * The registry of pollers is the one piece of process-wide mutable state of the store: it is
  * what makes the generation shared by all loops; it is guarded by a mutex. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,9 +39,8 @@ struct pg_feed {
     int refs;
     _Atomic int64_t gen;
     pthread_t thread;
-    pthread_mutex_t mu; /* guards stop, with cv for an early wake-up */
-    pthread_cond_t cv;
-    int stop;
+    int wake[2];        /* a pipe: detach writes a byte to stop the poller */
+    _Atomic int stop;
 };
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -61,23 +69,26 @@ static void prune(struct pg_store *pg)
         LOG_WARN("store: change_log prune: %s", mv_last_detail());
 }
 
-/* Sleeps ms unless asked to stop; returns 1 when stopping. */
-static int nap(struct pg_feed *f, int64_t ms)
+/* Waits up to ms for a notification on the listening connection (fd, -1 if none) or a stop;
+ * returns 1 when stopping. Notifications are drained: any of them means "poll now". */
+static int nap(struct pg_feed *f, PGconn *conn, int64_t ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
+    struct pollfd fds[2] = {{f->wake[0], POLLIN, 0}, {conn ? PQsocket(conn) : -1, POLLIN, 0}};
+    int n = poll(fds, fds[1].fd >= 0 ? 2 : 1, (int)ms);
+    if (n < 0 && errno != EINTR)
+        return atomic_load(&f->stop);
+    if (n > 0 && (fds[1].revents & POLLIN) && PQconsumeInput(conn)) {
+        PGnotify *note;
+        while ((note = PQnotifies(conn)) != NULL)
+            PQfreemem(note);
     }
-    pthread_mutex_lock(&f->mu);
-    while (!f->stop && pthread_cond_timedwait(&f->cv, &f->mu, &until) == 0)
-        ;
-    int stop = f->stop;
-    pthread_mutex_unlock(&f->mu);
-    return stop;
+    return atomic_load(&f->stop);
+}
+
+static void listen_changes(struct pg_store *pg)
+{
+    if (pg_simple(pg, "LISTEN mivault_change") != MV_OK)
+        LOG_WARN("store: change feed: LISTEN: %s (polling only)", mv_last_detail());
 }
 
 static void *poller(void *arg)
@@ -95,6 +106,7 @@ static void *poller(void *arg)
                 continue;
             }
             last = -1; /* reconnected: changes may have been missed, resync */
+            listen_changes(&pg);
         }
         if (poll_once(&pg, &seq) != MV_OK) {
             LOG_WARN("store: change feed: %s", mv_last_detail());
@@ -110,7 +122,7 @@ static void *poller(void *arg)
             prune(&pg);
             last_prune = pg_now_ms();
         }
-    } while (!nap(f, FEED_POLL_MS));
+    } while (!nap(f, pg.conn, FEED_POLL_MS));
     pg_disconnect(&pg);
     return NULL;
 }
@@ -138,11 +150,15 @@ mv_rc pg_feed_attach(const char *url, struct pg_feed **out)
     }
     f->refs = 1;
     atomic_init(&f->gen, 1);
-    pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->cv, NULL);
+    atomic_init(&f->stop, 0);
+    if (pipe2(f->wake, O_CLOEXEC) != 0) {
+        free(f->url);
+        free(f);
+        ENSURE_MSG(0, MV_ERR_INTERNAL, "store: pipe: %s", strerror(errno));
+    }
     if (pthread_create(&f->thread, NULL, poller, f) != 0) {
-        pthread_mutex_destroy(&f->mu);
-        pthread_cond_destroy(&f->cv);
+        close(f->wake[0]);
+        close(f->wake[1]);
         free(f->url);
         free(f);
         ENSURE_MSG(0, MV_ERR_INTERNAL, "store: cannot start the change-feed thread");
@@ -170,13 +186,12 @@ void pg_feed_detach(struct pg_feed *f)
     pthread_mutex_unlock(&registry_mu);
     if (!last)
         return;
-    pthread_mutex_lock(&f->mu);
-    f->stop = 1;
-    pthread_cond_signal(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    atomic_store(&f->stop, 1);
+    ssize_t w = write(f->wake[1], "x", 1);
+    (void)w; /* the poller also sees stop at its next wake-up, at most FEED_POLL_MS later */
     pthread_join(f->thread, NULL);
-    pthread_mutex_destroy(&f->mu);
-    pthread_cond_destroy(&f->cv);
+    close(f->wake[0]);
+    close(f->wake[1]);
     free(f->url);
     free(f);
 }

@@ -12,7 +12,8 @@
  *   GUID-keyed tables (principals, nodes, role assignments) have unique indexes on lower().
  * - seq (bigserial) stands in for SQLite's rowid where insertion order breaks ties.
  * - change_log receives one row per changed row of every table the caches depend on
- *   (trigger mv_changed); pg_feed.c polls it. */
+ *   (trigger mv_changed), which also NOTIFYs mivault_change; pg_feed.c polls the log and
+ *   LISTENs as an accelerator. */
 #include <string.h>
 
 #include "common/log.h"
@@ -33,6 +34,8 @@ static const char *const v1[] = {
     "CREATE FUNCTION mv_changed() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
     " INSERT INTO change_log (kind, key) VALUES (TG_TABLE_NAME,"
     "  (CASE WHEN TG_OP = 'DELETE' THEN to_jsonb(OLD) ELSE to_jsonb(NEW) END) ->> TG_ARGV[0]);"
+    /* the accelerator of pg_feed.c; one notification per transaction and table (deduplicated) */
+    " PERFORM pg_notify('mivault_change', TG_TABLE_NAME);"
     " RETURN NULL; END $f$",
 
     "CREATE TABLE principals ("
