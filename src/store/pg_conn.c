@@ -4,7 +4,8 @@
  *
  * Defaults added when the URL does not set them (reference/postgres-ha.md §1.2: without them a
  * dead primary can block recv() for minutes): connect_timeout 5 s per host, TCP keepalives
- * after 10 s idle (every 5 s, 3 probes), tcp_user_timeout 15 s, application_name mivault. */
+ * after 10 s idle (every 5 s, 3 probes), tcp_user_timeout 15 s, application_name mivault,
+ * target_session_attrs read-write (of several hosts, the primary). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@ static const struct {
     {"connect_timeout", "5"},     {"keepalives", "1"},        {"keepalives_idle", "10"},
     {"keepalives_interval", "5"}, {"keepalives_count", "3"},  {"tcp_user_timeout", "15000"},
     {"application_name", "mivault"},
+    /* after a failover, only the new primary takes writes (25006 otherwise, on a standby) */
+    {"target_session_attrs", "read-write"},
 };
 #define NDEFAULTS (sizeof DEFAULTS / sizeof DEFAULTS[0])
 
