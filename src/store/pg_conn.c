@@ -390,11 +390,16 @@ mv_rc pg_col_bytea(const PGresult *r, int row, int col, mv_buf *out)
     ENSURE_MSG(n >= 2 && t[0] == '\\' && t[1] == 'x' && n % 2 == 0, MV_ERR_INTERNAL,
                "store: bytea column %d is not in hex format", col);
     mv_buf_init(out, (n - 2) / 2);
+    unsigned char chunk[256];
+    size_t used = 0;
     for (size_t i = 2; i < n; i += 2) {
         int hi = hexval(t[i]), lo = hexval(t[i + 1]);
         ENSURE(hi >= 0 && lo >= 0, MV_ERR_INTERNAL);
-        unsigned char b = (unsigned char)(hi << 4 | lo);
-        CHECK(mv_buf_add(out, &b, 1));
+        chunk[used++] = (unsigned char)(hi << 4 | lo);
+        if (used == sizeof chunk || i + 2 >= n) {
+            CHECK(mv_buf_add(out, chunk, used));
+            used = 0;
+        }
     }
 out:
     return rc;
