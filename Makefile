@@ -8,7 +8,7 @@
 MODE ?= release
 B := build/$(MODE)
 CC ?= cc
-PKGS := libevent libevent_openssl libevent_pthreads jansson libcurl sqlite3 openssl
+PKGS := libevent libevent_openssl libevent_pthreads jansson libcurl sqlite3 libpq openssl
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wformat-security -Wstrict-prototypes \
         -Wmissing-prototypes -Wno-sign-conversion -Werror

@@ -4,9 +4,9 @@
 set -euo pipefail
 kind=${1:-build}
 pkgs=(build-essential pkg-config libssl-dev libevent-dev libjansson-dev libcurl4-openssl-dev
-      libsqlite3-dev openssl ca-certificates curl)
+      libsqlite3-dev libpq-dev openssl ca-certificates curl)
 case "$kind" in
-  test)  pkgs+=(libcmocka-dev python3 python3-azure azure-cli nodejs iproute2 libclang-rt-14-dev clang) ;;
+  test)  pkgs+=(libcmocka-dev postgresql-15 python3 python3-azure azure-cli nodejs iproute2 libclang-rt-14-dev clang) ;;
   bench) pkgs+=(nginx-light wrk linux-perf valgrind nodejs python3 python3-cryptography) ;;
 esac
 missing=()

@@ -100,6 +100,7 @@ int verb_secret_purge(struct cli *c);
 int verb_secret_backup(struct cli *c);
 int verb_secret_restore(struct cli *c);
 int verb_audit_verify(struct cli *c);
+int verb_store_migrate(struct cli *c);
 int verb_token_mint(struct cli *c);
 
 #endif

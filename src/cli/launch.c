@@ -28,12 +28,15 @@ mv_rc launch_init(struct cli *c, const struct mv_config *cfg, enum state_init_ou
     size_t nkeys = 0;
     unsigned char dk[32];
     char db[PATH_MAX];
+    int reported = 0;
     CHECK(state_paths(c->state_dir, &c->paths));
     rc = state_init(&c->paths, cfg, cli_get(c, "master-key"), outcome);
     if (rc != MV_OK) {
         cli_error("cannot initialise %s: %s", c->paths.dir, cli_detail());
+        reported = 1;
         goto out;
     }
+    CHECK(state_paths(c->state_dir, &c->paths)); /* again: config.json may name a store URL now */
     CHECK(state_config_load(&c->paths, &c->cfg));
     /* The first RS256 signing key is made here, so a fresh state is complete before serving. */
     CHECK(state_store_location(&c->paths, &c->cfg, db, sizeof db));
@@ -44,6 +47,8 @@ mv_rc launch_init(struct cli *c, const struct mv_config *cfg, enum state_init_ou
         CHECK(authority_new_signing_key(st, dk));
     }
 out:
+    if (rc != MV_OK && !reported)
+        cli_error("cannot initialise %s: %s", c->paths.dir, cli_detail());
     OPENSSL_cleanse(dk, sizeof dk);
     st_signing_keys_free(keys, nkeys);
     store_close(st);

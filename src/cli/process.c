@@ -63,6 +63,10 @@ int cli_config_from_flags(const struct cli *c, struct mv_config *cfg)
             return cli_error("--throttle-creates must be a number of creates per 10 s (0 = off)");
         cfg->throttle_creates = (int)v;
     }
+    /* The store: a PostgreSQL URL, else SQLite in the state dir (docs/store.md). */
+    const char *su = cli_get(c, "store");
+    if (su && (!store_is_url(su) || mv_copy(cfg->store, sizeof cfg->store, su) != MV_OK))
+        return cli_error("--store must be a postgresql:// URL (at most %d bytes)", MV_STORE_URL_MAX - 1);
     /* The agent's IMDS token rate limit (DOC-IMDS "Rate limiting"); 0 turns it off. */
     const char *rl = cli_get(c, "imds-rate-limit");
     if (rl) {

@@ -25,6 +25,28 @@ static mv_rc join(char *out, const char *dir, const char *name)
     return mv_fmt(out, PATH_MAX, "%s/%s", dir, name);
 }
 
+/* config.json's "store" into db, if the file exists and has one: a PostgreSQL URL, or the
+ * absolute path of another state's SQLite file (init --sqlite-file, tests of join). */
+static mv_rc store_from_config(const char *config, char *db, size_t len)
+{
+    mv_rc rc = MV_OK;
+    json_error_t jerr;
+    if (!mv_file_exists(config))
+        return MV_OK;
+    json_t *o = json_load_file(config, JSON_REJECT_DUPLICATES, &jerr);
+    ENSURE_MSG(o && json_is_object(o), MV_ERR_BAD_REQUEST, "cannot read %s: %s", config, jerr.text);
+    json_t *v = json_object_get(o, "store");
+    if (v) {
+        ENSURE_MSG(json_is_string(v) && (store_is_url(json_string_value(v)) ||
+                                          json_string_value(v)[0] == '/'),
+                   MV_ERR_BAD_REQUEST, "config: store must be a postgresql:// URL or an absolute path");
+        CHECK(mv_copy(db, len, json_string_value(v)));
+    }
+out:
+    json_decref(o);
+    return rc;
+}
+
 mv_rc state_paths(const char *flag_dir, struct mv_paths *p)
 {
     mv_rc rc = MV_OK;
@@ -45,6 +67,7 @@ mv_rc state_paths(const char *flag_dir, struct mv_paths *p)
     }
     CHECK(join(p->config, p->dir, "config.json"));
     CHECK(join(p->db, p->dir, "mivault.db"));
+    CHECK(store_from_config(p->config, p->db, sizeof p->db));
     CHECK(join(p->master_key, p->dir, "master.key"));
     CHECK(join(p->ca_pem, p->dir, "ca.pem"));
     CHECK(join(p->ca_key, p->dir, "ca.key"));
@@ -171,9 +194,10 @@ mv_rc state_config_save(const struct mv_paths *p, const struct mv_config *c)
         json_decref(o);
         o = NULL;
     }
+    /* 0600 when it names a database: the URL may carry a password. */
     char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
     ENSURE(s != NULL, MV_ERR_INTERNAL);
-    CHECK(mv_write_file(p->config, s, strlen(s), 0644));
+    CHECK(mv_write_file(p->config, s, strlen(s), c->store[0] ? 0600 : 0644));
 out:
     free(s);
     json_decref(o);
@@ -586,10 +610,14 @@ mv_rc state_init(const struct mv_paths *p, const struct mv_config *cfg, const ch
     *outcome = STATE_EXISTING;
     CHECK(mv_mkdirs(p->dir, 0700));
     CHECK(mv_mkdirs(p->agents, 0700));
-    if (mv_file_exists(p->config))
+    if (mv_file_exists(p->config)) {
         CHECK(state_config_load(p, &c)); /* init never rewrites an existing config */
-    else
+        /* nor moves an existing state to another store (`mivault store migrate` does) */
+        ENSURE_MSG(!cfg->store[0] || strcmp(cfg->store, c.store) == 0, MV_ERR_CONFLICT,
+                   "%s already uses another store; `mivault store migrate` moves it", p->dir);
+    } else {
         c = *cfg;
+    }
     CHECK(init_master_key(p, master_key_file, mk, &have_mk));
     CHECK(state_store_location(p, &c, db, sizeof db));
     CHECK(store_open(db, &st));

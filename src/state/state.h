@@ -1,8 +1,8 @@
 /* state.h: the state directory (DESIGN §3) and what `mivault init` puts in it.
  *
- *   STATE/config.json    public URL, listen addresses, vault suffix, lifetimes (written by init;
- *                        every key in docs/config.md)
- *   STATE/mivault.db     the SQLite store (config "store" may name another file)
+ *   STATE/config.json    public URL, listen addresses, vault suffix, lifetimes, store (written by
+ *                        init; every key in docs/config.md)
+ *   STATE/mivault.db     the SQLite store, unless config.json's "store" names a PostgreSQL URL
  *   STATE/master.key     32 random bytes (0600) wrapping the data key; MIVAULT_MASTER_KEY
  *                        (64 hex chars) overrides it
  *   STATE/ca.pem ca.key  the installation's CA (also in the store, its key sealed with the data
@@ -22,10 +22,12 @@
 #include "common/result.h"
 #include "store/store.h"
 
+#define MV_STORE_URL_MAX 1024
+
 struct mv_paths {
     char dir[PATH_MAX];
     char config[PATH_MAX];
-    char db[PATH_MAX];
+    char db[PATH_MAX];            /* what store_open takes: STATE/mivault.db or config's "store" */
     char master_key[PATH_MAX];
     char ca_pem[PATH_MAX];
     char ca_key[PATH_MAX];
@@ -48,7 +50,7 @@ struct mv_config {
     char public_url[MV_ADDR_URL_MAX]; /* "https://127.0.0.1:8443" (normalised, addr.h) */
     char public_host[MV_ADDR_HOST_MAX]; /* its host: "127.0.0.1" */
     int public_port;              /* its port: 8443 */
-    char store[PATH_MAX];         /* the store's location; "" = STATE/mivault.db */
+    char store[MV_STORE_URL_MAX]; /* "" = SQLite STATE/mivault.db; a postgresql:// URL or a file */
     char vault_suffix[128];       /* "vault.localhost" */
     char agent_host[64];          /* "127.0.0.1" */
     int agent_port;               /* 50342 */
@@ -70,7 +72,8 @@ struct mv_tenant {
     char admin_client_id[ST_ID];
 };
 
-/* --state DIR, else $MIVAULT_HOME, else ~/.mivault. Fills every path; creates nothing. */
+/* --state DIR, else $MIVAULT_HOME, else ~/.mivault. Fills every path; creates nothing. db is
+ * the store URL when config.json has one ("store"), so every verb uses the same store. */
 MV_MUST_CHECK mv_rc state_paths(const char *flag_dir, struct mv_paths *out);
 void state_config_defaults(struct mv_config *cfg);
 /* Sets the public URL (validated, normalised; public_host and public_port follow). NULL:

@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import BIN, Env, MivaultTest, free_port, jwt_parts, wait_port
+from harness import BIN, PG_URL, Env, MivaultTest, free_port, jwt_parts, pg_sql, wait_port
 
 
 class Balancer:
@@ -74,8 +74,16 @@ class Balancer:
         self.sock.close()
 
 
-def store_dump(db):
-    c = sqlite3.connect(db)
+def store_dump(env):
+    """A digest of everything in env's store (SQLite file or PostgreSQL database)."""
+    if env.store_url:
+        rows = []
+        for t in pg_sql(env.store_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                        " AND tablename <> 'change_log' ORDER BY 1").split():
+            rows.append(pg_sql(env.store_url, "SELECT coalesce(string_agg(x::text, '|' ORDER BY x::text), '')"
+                               " FROM %s x" % t))
+        return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    c = sqlite3.connect(os.path.join(env.dir, "mivault.db"))
     h = hashlib.sha256("\n".join(c.iterdump()).encode()).hexdigest()
     c.close()
     return h
@@ -155,6 +163,8 @@ class PublicUrlTest(unittest.TestCase):
         e = self.env
         self.assertEqual(e.https("GET", "/healthz", port=self.listen).status, 200)
         time.sleep(1.1)  # past the cached answer
+        if e.store_url:
+            return self.healthz_503_while_postgresql_refuses(e)
         db = sqlite3.connect(os.path.join(e.dir, "mivault.db"), isolation_level=None, timeout=10)
         db.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         try:
@@ -172,6 +182,31 @@ class PublicUrlTest(unittest.TestCase):
             db.execute("ROLLBACK")
             db.close()
         time.sleep(1.1)  # every loop's cached 503 is older than 1 s now: each probes again
+        for _ in range(4):
+            self.assertEqual(e.https("GET", "/healthz", port=self.listen).status, 200)
+
+    def healthz_503_while_postgresql_refuses(self, e):
+        """PostgreSQL: the database stops taking connections and the server's are cut."""
+        pg_sql(PG_URL, "ALTER DATABASE %s ALLOW_CONNECTIONS false" % e.pg_db)
+        try:
+            pg_sql(PG_URL, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'"
+                   % e.pg_db)
+            deadline = time.time() + 10
+            status = None
+            while time.time() < deadline:
+                r = e.https("GET", "/healthz", port=self.listen)
+                status = r.status
+                if status == 503:
+                    self.assertEqual(r.json(), {"status": "unavailable"})
+                    break
+                time.sleep(0.2)
+            self.assertEqual(status, 503)
+        finally:
+            pg_sql(PG_URL, "ALTER DATABASE %s ALLOW_CONNECTIONS true" % e.pg_db)
+        deadline = time.time() + 10
+        while time.time() < deadline and e.https("GET", "/healthz", port=self.listen).status != 200:
+            time.sleep(0.2)
+        time.sleep(1.1)
         for _ in range(4):
             self.assertEqual(e.https("GET", "/healthz", port=self.listen).status, 200)
 
@@ -226,17 +261,20 @@ class JoinTest(unittest.TestCase):
         self.url = "https://mv.localhost:%d" % self.pub
         self.e1 = Env(self, init_args=("--public-url", self.url))
         self.addCleanup(self.e1.close)
-        self.db = os.path.join(self.e1.dir, "mivault.db")
+        # the store DIR2 joins: DIR1's database, or its SQLite file (not a real deployment, but
+        # the same join logic)
+        self.store_args = (["--store", self.e1.store_url] if self.e1.store_url
+                           else ["--sqlite-file", os.path.join(self.e1.dir, "mivault.db")])
         self.dir2 = self.e1.dir + "-2"
         self.addCleanup(lambda: subprocess.run(["rm", "-rf", self.dir2]))
 
     def join(self, *extra):
-        return subprocess.run([BIN, "init", "--state", self.dir2, "--sqlite-file", self.db, "--public-url", self.url,
+        return subprocess.run([BIN, "init", "--state", self.dir2] + self.store_args + ["--public-url", self.url,
                                "--server-port", str(free_port()), "--agent-port", str(free_port()), "--threads", "2"]
                               + list(extra), capture_output=True, text=True, timeout=60)
 
     def test_join_refused_without_or_with_a_wrong_master_key(self):
-        before = store_dump(self.db)
+        before = store_dump(self.e1)
         r = self.join()
         self.assertEqual(r.returncode, 1)
         self.assertIn("already holds tenant %s" % self.e1.tenant, r.stderr)
@@ -253,7 +291,7 @@ class JoinTest(unittest.TestCase):
         r = self.join("--master-key", short)
         self.assertEqual(r.returncode, 1)
         self.assertIn("not a master.key", r.stderr)
-        self.assertEqual(store_dump(self.db), before)
+        self.assertEqual(store_dump(self.e1), before)
         for f in ("master.key", "config.json", "ca.pem", "ca.key", "admin.key", "server.pem"):
             self.assertFalse(os.path.exists(os.path.join(self.dir2, f)), f)
 
