@@ -4,11 +4,11 @@
 #   make                 build/release/mivault
 #   make MODE=asan       build/asan/mivault (ASan + UBSan)
 #   make test            unit + integration + compat tests, release build then ASan+UBSan build
-#   make check-style     fail on banned string functions
+#   make check-style     fail on banned string functions and on includes of a higher layer
 MODE ?= release
 B := build/$(MODE)
 CC ?= cc
-PKGS := libevent libevent_openssl libevent_pthreads jansson libcurl sqlite3 openssl
+PKGS := libevent libevent_openssl libevent_pthreads jansson libcurl sqlite3 libpq openssl
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wformat-security -Wstrict-prototypes \
         -Wmissing-prototypes -Wno-sign-conversion -Werror
@@ -62,6 +62,7 @@ bench:
 check-style:
 	@! grep -rnE '\b(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol|sscanf)\s*\(' src include \
 	  || (echo "banned string function (see STYLE)"; exit 1)
+	@bash scripts/check-layers.sh
 
 clean:
 	rm -rf build

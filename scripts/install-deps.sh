@@ -4,7 +4,7 @@
 set -euo pipefail
 kind=${1:-build}
 pkgs=(build-essential pkg-config libssl-dev libevent-dev libjansson-dev libcurl4-openssl-dev
-      libsqlite3-dev openssl ca-certificates curl)
+      libsqlite3-dev libpq-dev openssl ca-certificates curl)
 case "$kind" in
   test)  pkgs+=(libcmocka-dev python3 python3-azure azure-cli nodejs iproute2 libclang-rt-14-dev clang
                postgresql-15 postgresql-15-auto-failover pg-auto-failover-cli haproxy) ;;

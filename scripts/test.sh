@@ -3,15 +3,26 @@
 # build, and with the ASan+UBSan build (leaks included). Fails on the first failing suite.
 #   unit         cmocka binaries (tests/unit/test_*.c)
 #   integration  real mivault processes on loopback (tests/integration/, system Python 3)
+#   integration-pg  the same integration tests with every store in PostgreSQL
 #   compat       unchanged official clients (tests/compat/)
 #   ha           two servers + haproxy + a pg_auto_failover formation (tests/ha/; release only:
 #                it measures failover under load, which the sanitizer build would only slow)
 # MIVAULT_TEST_MODES="release" limits the modes; MIVAULT_TEST_SUITES="unit integration" the suites.
+# One throw-away PostgreSQL 15 serves the whole run (scripts/pg-test-server.sh; stopped on exit):
+# its URL is MIVAULT_TEST_PG_URL, from which the store's unit tests and the integration tests
+# make a database each. MIVAULT_TEST_STORE=postgresql runs every integration test on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh test
+if [ -z "${MIVAULT_TEST_PG_URL:-}" ]; then
+  pgdir=$(mktemp -d /tmp/mivault-pg.XXXXXX)
+  trap 'bash scripts/pg-test-server.sh stop "$pgdir"' EXIT
+  MIVAULT_TEST_PG_URL=$(bash scripts/pg-test-server.sh start "$pgdir")
+  export MIVAULT_TEST_PG_URL
+  echo "=== postgresql for the tests: $MIVAULT_TEST_PG_URL"
+fi
 modes=${MIVAULT_TEST_MODES:-"release asan"}
-suites=${MIVAULT_TEST_SUITES:-"unit integration compat ha"}
+suites=${MIVAULT_TEST_SUITES:-"unit integration integration-pg compat ha"}
 make check-style
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=66:detect_stack_use_after_return=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
@@ -28,6 +39,8 @@ for mode in $modes; do
           "$t" || { echo "FAILED: $t ($mode)"; exit 1; }
         done ;;
       integration) /usr/bin/python3 -m unittest discover -s tests/integration -p 'test_*.py' ;;
+      integration-pg) MIVAULT_TEST_STORE=postgresql \
+          /usr/bin/python3 -m unittest discover -s tests/integration -p 'test_*.py' ;;
       compat) bash tests/compat/run.sh ;;
       ha) if [ "$mode" = release ]; then bash tests/ha/run.sh; fi ;;
     esac

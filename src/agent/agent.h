@@ -9,10 +9,11 @@
 struct agent_opts {
     const char *state_dir;     /* --state */
     const char *vm;            /* --vm */
-    const char *join_token;    /* --join, NULL if already enrolled */
-    const char *listen;        /* --listen ADDR:PORT, NULL = config agent_host:agent_port */
+    const char *join_token;    /* mvj1.<secret>.sha256:<CA pin>, NULL if already enrolled */
+    /* NULL: as remembered in STATE/agents/VM/agent.json, else from a server state's config. */
+    const char *listen;        /* --listen ADDR:PORT (else config agent_host:agent_port) */
     const char *imds_address;  /* --imds-address: serve port 80 there */
-    const char *server_url;    /* --server, NULL = from config */
+    const char *server_url;    /* --server */
     int threads;               /* event loops; 0 = one per core (at most 2) */
 };
 

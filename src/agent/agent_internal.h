@@ -7,15 +7,17 @@
  *   ratelimit.c  pure token bucket (config imdsRateLimit, default MV_IMDS_RATE_PER_SEC; 0 = off)
  *   node.c       node key + enrollment + the App Service identity header (files in STATE/agents/VM)
  *   authority.c  one token from the authority (RFC 7523 client assertion)
- *   token.c      cache-or-authority, with stale serving while the authority is down, and
- *                one authority request per key however many loops miss it at once
+ *   token.c      cache-or-authority: misses wait (deferred) for fetcher threads, never on a
+ *                loop; stale serving while the authority is down; one authority request per
+ *                key however many loops miss it at once; background refresh with backoff
+ *   join.c remember.c   the CA pinned at the join; agent.json and env.sh
  *   imds.c appservice.c routes.c   the HTTP faces;   run.c   agent_start/stop/run
  *
  * Threads: the agent serves on one or more event loops (struct agent_opts.threads). What all
  * loops share is struct agent: its node, URLs and App Service secret are written before the
  * loops start and only read after; its cache, rate limit, in-flight requests and learned VM id
- * are guarded by agent.mu. Each loop has its own HTTP client to the authority (struct
- * agent_loop, the request's worker). Functions marked "(pure)" lock nothing: callers hold mu. */
+ * are guarded by agent.mu. Authority requests are made by AGENT_FETCHERS threads, each with its
+ * own HTTP client; a loop only queues a miss and answers it when the result is handed back. Functions marked "(pure)" lock nothing: callers hold mu. */
 #ifndef MV_AGENT_AGENT_INTERNAL_H
 #define MV_AGENT_AGENT_INTERNAL_H
 
@@ -126,6 +128,8 @@ struct tcache_entry {
     struct agent_token tok;
     int64_t fetched;   /* when the token was obtained (half-life base) */
     uint64_t used;     /* LRU tick */
+    int64_t retry_at;  /* no background refresh before this (backoff after failures) */
+    int fails;         /* refresh failures in a row */
     struct imds_body_tmpl body;
 };
 
@@ -154,6 +158,11 @@ MV_MUST_CHECK mv_rc tcache_put(struct tcache *c, enum agent_sel sel, const char 
                                const struct tcache_entry **out);
 void tcache_remove(struct tcache *c, enum agent_sel sel, const char *sel_value,
                    const char *resource);
+/* FRESH (serve without refreshing) rather than STALE. */
+int tcache_entry_fresh(const struct tcache_entry *e, int64_t now);
+/* A refresh of the entry failed: no new attempt for 1, 2, 4, ... up to max_secs seconds. */
+void tcache_backoff(struct tcache *c, enum agent_sel sel, const char *sel_value,
+                    const char *resource, int64_t now, int64_t max_secs);
 
 /* ---- rate limit (ratelimit.c) ---- */
 
@@ -199,8 +208,26 @@ struct agent_node {
 };
 
 struct http_client;
+struct event_base;
 
 struct agent_flight;
+struct agent_wait;
+
+/* token.c: authority requests run on their own threads, never on an event loop. */
+#define AGENT_FETCHERS 2              /* concurrent authority requests */
+#define AGENT_MISS_WAIT_MS 3000       /* a miss waits this long for the authority, then 500 */
+#define AGENT_SCAN_MS 1000            /* how often fetchers look for entries to refresh */
+#define AGENT_BACKOFF_MAX_SECS 60     /* refresh retries: 1 s doubling up to this */
+#define AGENT_CONNECT_TIMEOUT_MS 3000L
+#define AGENT_FETCH_TIMEOUT_MS 10000L
+
+struct agent;
+struct agent_fetcher {
+    struct agent *a;
+    struct http_client *http; /* keep-alive to the authority; this thread's only */
+    pthread_t thread;
+    int running;
+};
 
 struct agent {
     /* Set before the loops start, read-only after. */
@@ -211,17 +238,22 @@ struct agent {
     char ca_file[PATH_MAX];     /* what each loop's HTTP client trusts ("" = system store) */
     /* Guarded by mu. */
     pthread_mutex_t mu;
-    pthread_cond_t flight_done; /* broadcast when an authority request ends */
+    pthread_cond_t work;        /* signalled when a flight is queued (fetchers wait on it) */
+    int work_init, stopping;
     struct tcache cache;
     struct ratelimit rl;        /* per_sec is read without mu (set before start) */
-    struct agent_flight *flights; /* authority requests in progress, by key */
+    struct agent_flight *flights; /* authority requests queued or in progress, by key */
+    struct agent_flight *queue;   /* of those, the ones no fetcher has taken yet */
+    struct agent_wait *waits;     /* every deferred request not yet answered */
+    int64_t next_scan_ms;
+    struct agent_fetcher fetchers[AGENT_FETCHERS];
     char vm_resource_id[MV_MAX_SCOPE]; /* learned from a system-assigned token's xms_mirid */
 };
 
 /* One per loop thread: the request's worker. */
 struct agent_loop {
     struct agent *a;
-    struct http_client *http;   /* keep-alive to the authority; used by this loop only */
+    struct event_base *base;    /* where deferred token replies complete */
 };
 
 /* 1 if a token request may go ahead (takes mu unless the limit is off). */
@@ -238,6 +270,35 @@ MV_MUST_CHECK mv_rc agent_identity_header(const char *agents_dir, const char *vm
 /* VM names that are safe as one path component. */
 int agent_vm_name_ok(const char *vm);
 
+/* join.c: makes ca_path a CA whose SubjectPublicKeyInfo hashes to pin: kept if it already is;
+ * else (only outside a server's state dir) fetched untrusted from {server}/mivault/ca.pem,
+ * checked against pin, written. MV_ERR_UNAUTHENTICATED "the server's CA does not match the join
+ * token's pin" otherwise. */
+MV_MUST_CHECK mv_rc agent_ca_pinned(const char *ca_path, int server_state, const char *server,
+                                    const unsigned char pin[32]);
+
+/* remember.c: STATE/agents/VM/agent.json, the settings a later start reuses ("" = not set). */
+struct agent_saved {
+    char server[MV_MAX_URL];
+    char listen[80];
+    char imds_address[64];
+};
+/* A missing file leaves *out empty (MV_OK). */
+MV_MUST_CHECK mv_rc agent_saved_load(const char *agents_dir, const char *vm,
+                                     struct agent_saved *out);
+MV_MUST_CHECK mv_rc agent_saved_store(const char *agents_dir, const char *vm,
+                                      const struct agent_saved *s, const char *ca_file);
+/* env.sh for the VM's workloads (STATE/agents/VM/env.sh; also STATE/env.sh and the CA bundle
+ * outside a server's state dir). */
+struct agent_env {
+    const char *vm, *state_dir, *agents_dir, *env_sh, *bundle;
+    const char *ca_file; /* "" if none */
+    const char *host;    /* the IMDS address and the port bound */
+    int port;
+    int server_state;    /* the state dir is a server's (config.json): up owns env.sh */
+};
+MV_MUST_CHECK mv_rc agent_env_write(const struct agent_env *e);
+
 /* authority.c: one token from the authority. MV_ERR_NOT_FOUND = identity not found (authority
  * 400 invalid_request, or 401/403: node revoked, e.g. the VM was deleted); MV_ERR_BAD_REQUEST =
  * the authority refused the resource; MV_ERR_THROTTLED; MV_ERR_UNAVAILABLE = transport failure
@@ -246,14 +307,26 @@ MV_MUST_CHECK mv_rc agent_authority_token(const struct agent *a, struct http_cli
                                           enum agent_sel sel, const char *sel_value,
                                           const char *resource, struct agent_token *out);
 
-/* token.c: cache, else the authority; a still-valid cached token is served when the authority
- * is unavailable. Concurrent misses of one key (on other loops) wait for the first one's
- * authority request and share its outcome (DESIGN §7). On success, use(e, now, ctx) is called
- * with the entry while mu is held: it must copy what it needs, quickly, and not call into the
- * agent; its result is returned. */
+/* token.c (see its opening comment). use(e, now, ctx) is called with a cache entry while mu is
+ * held: it must copy what it needs, quickly, and not call into the agent; its result is the
+ * request's outcome. */
 typedef mv_rc (*agent_token_use)(const struct tcache_entry *e, int64_t now, void *ctx);
-MV_MUST_CHECK mv_rc agent_get_token(struct agent_loop *w, const struct imds_token_req *r,
-                                    agent_token_use use, void *ctx);
+/* On the request's loop thread: replies to req with rc (use's result, or the failure) and frees
+ * ctx. With req NULL (the agent is stopping) only frees ctx. */
+typedef void (*agent_token_done)(http_req *req, mv_rc rc, void *ctx);
+/* The fast path: 1 if a FRESH or STALE entry was there (use ran; *rc is its result; a STALE
+ * entry's refresh is queued), 0 on a miss. */
+int agent_token_cached(struct agent_loop *lp, const struct imds_token_req *r, agent_token_use use,
+                       void *ctx, mv_rc *rc);
+/* A miss: req is deferred until the authority answers (concurrent misses of a key share one
+ * request) or AGENT_MISS_WAIT_MS pass; then done runs on this loop. ctx (heap) is done's. */
+void agent_token_defer(struct agent_loop *lp, http_req *req, const struct imds_token_req *r,
+                       agent_token_use use, agent_token_done done, void *ctx);
+/* Starts the fetcher threads (a->ca_file set); stop joins them; free_all, once the loops are
+ * gone too, frees flights and unanswered requests. */
+MV_MUST_CHECK mv_rc agent_token_start(struct agent *a);
+void agent_token_stop_fetchers(struct agent *a);
+void agent_token_free_all(struct agent *a);
 /* Copies the VM's ARM id learned so far ("" if none) under mu. */
 void agent_vm_resource_id(struct agent *a, char *out, size_t len);
 

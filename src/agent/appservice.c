@@ -10,13 +10,15 @@
  * int(expires_on), msal-node reads the same field. */
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "agent/agent_internal.h"
 #include "common/log.h"
 #include "common/util.h"
 
 struct appsvc_reply {
-    const char *resource;
+    char *resource; /* owned */
     json_t *body;
 };
 
@@ -32,6 +34,35 @@ static mv_rc build_reply(const struct tcache_entry *e, int64_t now, void *ctx)
                         "expires_on", exp_on, "resource", o->resource, "token_type", "Bearer",
                         "client_id", e->tok.client_id);
     return o->body ? MV_OK : MV_ERR_INTERNAL;
+}
+
+static void send_reply(http_req *req, mv_rc rc, struct appsvc_reply *reply)
+{
+    if (rc != MV_OK) {
+        LOG_INFO("agent: app service token request refused (%s)", mv_rc_name(rc));
+        agent_reply_token_rc(req, rc);
+        return;
+    }
+    http_set_header(req, "Server", AGENT_SERVER_HEADER);
+    http_reply_json(req, 200, reply->body);
+    reply->body = NULL;
+}
+
+static void reply_free(struct appsvc_reply *reply)
+{
+    json_decref(reply->body);
+    free(reply->resource);
+    free(reply);
+}
+
+/* agent_token_done for a request that waited for the authority. */
+static void pending_done(http_req *req, mv_rc rc, void *ctx)
+{
+    if (req) {
+        send_reply(req, rc, ctx);
+        http_deferred_free(req);
+    }
+    reply_free(ctx);
 }
 
 void appsvc_handle_token(http_req *req)
@@ -59,13 +90,19 @@ void appsvc_handle_token(http_req *req)
                           "Too many requests to the identity endpoint; retry after 1 second");
         return;
     }
-    struct appsvc_reply reply = {r.resource, NULL};
-    mv_rc rc = agent_get_token(w, &r, build_reply, &reply);
-    if (rc != MV_OK) {
-        LOG_INFO("agent: app service token request refused (%s)", mv_rc_name(rc));
-        agent_reply_token_rc(req, rc);
+    struct appsvc_reply *reply = calloc(1, sizeof *reply);
+    mv_rc rc = MV_OK;
+    if (reply)
+        reply->resource = strdup(r.resource);
+    if (!reply || !reply->resource) {
+        agent_reply_token_rc(req, MV_ERR_INTERNAL);
+        free(reply);
         return;
     }
-    http_set_header(req, "Server", AGENT_SERVER_HEADER);
-    http_reply_json(req, 200, reply.body);
+    if (!agent_token_cached(w, &r, build_reply, reply, &rc)) {
+        agent_token_defer(w, req, &r, build_reply, pending_done, reply);
+        return;
+    }
+    send_reply(req, rc, reply);
+    reply_free(reply);
 }

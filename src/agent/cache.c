@@ -76,7 +76,7 @@ static long find(const struct tcache *c, enum agent_sel sel, const char *sel_val
     return -1;
 }
 
-static int is_fresh(const struct tcache_entry *e, int64_t now)
+int tcache_entry_fresh(const struct tcache_entry *e, int64_t now)
 {
     int64_t half = e->fetched + (e->tok.exp - e->fetched) / 2;
     return now < e->tok.exp - TCACHE_REFRESH_MARGIN_SECS && now < half;
@@ -96,7 +96,7 @@ enum tcache_state tcache_lookup(struct tcache *c, enum agent_sel sel, const char
     }
     e->used = ++c->tick;
     *out = e;
-    return is_fresh(e, now) ? TCACHE_FRESH : TCACHE_STALE;
+    return tcache_entry_fresh(e, now) ? TCACHE_FRESH : TCACHE_STALE;
 }
 
 void tcache_remove(struct tcache *c, enum agent_sel sel, const char *sel_value,
@@ -105,6 +105,18 @@ void tcache_remove(struct tcache *c, enum agent_sel sel, const char *sel_value,
     long i = find(c, sel, sel_value, resource);
     if (i >= 0)
         drop_at(c, (size_t)i);
+}
+
+void tcache_backoff(struct tcache *c, enum agent_sel sel, const char *sel_value,
+                    const char *resource, int64_t now, int64_t max_secs)
+{
+    long i = find(c, sel, sel_value, resource);
+    if (i < 0)
+        return;
+    struct tcache_entry *e = &c->e[i];
+    int64_t wait = e->fails < 30 ? (int64_t)1 << e->fails : max_secs;
+    e->fails++;
+    e->retry_at = now + (wait < max_secs ? wait : max_secs);
 }
 
 /* Makes room for one more entry: expired ones first, then the least recently used. */

@@ -62,6 +62,12 @@ struct imds_reply {
     char stack[IMDS_STACK_BODY];
 };
 
+/* A token request that waits for the authority (agent_token_defer): its reply and echo. */
+struct imds_pending {
+    struct imds_reply reply;
+    mv_buf tail;
+};
+
 /* agent_token_use: runs under the agent's lock. */
 static mv_rc render_reply(const struct tcache_entry *e, int64_t now, void *ctx)
 {
@@ -95,6 +101,37 @@ static mv_rc selector_echo(const struct imds_token_req *r, mv_buf *tail)
     CHECK(mv_buf_adds(tail, "\""));
 out:
     return rc;
+}
+
+/* The token reply, once agent_token_* has rendered it into reply (or failed with rc). */
+static void send_token(http_req *req, mv_rc rc, struct imds_reply *reply)
+{
+    if (rc != MV_OK) {
+        LOG_INFO("agent: token request refused (%s)", mv_rc_name(rc));
+        agent_reply_token_rc(req, rc);
+        return;
+    }
+    const mv_buf *tail = reply->tail;
+    if (tail->len) {
+        memcpy(reply->p + reply->len, tail->p, tail->len);
+        reply->len += tail->len;
+    }
+    reply->p[reply->len++] = '}';
+    http_set_header(req, "Server", AGENT_SERVER_HEADER);
+    http_reply(req, 200, "application/json; charset=utf-8", reply->p, reply->len);
+}
+
+/* agent_token_done for a deferred request. */
+static void pending_done(http_req *req, mv_rc rc, void *ctx)
+{
+    struct imds_pending *p = ctx;
+    if (req) {
+        send_token(req, rc, &p->reply);
+        http_deferred_free(req);
+    }
+    free(p->reply.heap);
+    mv_buf_free(&p->tail);
+    free(p);
 }
 
 void imds_handle_token(http_req *req)
@@ -138,20 +175,22 @@ void imds_handle_token(http_req *req)
         goto out;
     }
     rc = selector_echo(&r, &tail);
-    if (rc == MV_OK)
-        rc = agent_get_token(w, &r, render_reply, &reply);
-    if (rc != MV_OK) {
-        LOG_INFO("agent: token request refused (%s)", mv_rc_name(rc));
-        agent_reply_token_rc(req, rc);
-        goto out;
+    if (rc == MV_OK && !agent_token_cached(w, &r, render_reply, &reply, &rc)) {
+        /* A miss: answered later, on this loop, when the authority has answered. */
+        struct imds_pending *p = malloc(sizeof *p);
+        if (!p) {
+            rc = MV_ERR_INTERNAL;
+        } else {
+            p->tail = tail;
+            mv_buf_init(&tail, 0);
+            p->reply.tail = &p->tail;
+            p->reply.p = p->reply.heap = NULL;
+            p->reply.len = 0;
+            agent_token_defer(w, req, &r, render_reply, pending_done, p);
+            goto out;
+        }
     }
-    if (tail.len) {
-        memcpy(reply.p + reply.len, tail.p, tail.len);
-        reply.len += tail.len;
-    }
-    reply.p[reply.len++] = '}';
-    http_set_header(req, "Server", AGENT_SERVER_HEADER);
-    http_reply(req, 200, "application/json; charset=utf-8", reply.p, reply.len);
+    send_token(req, rc, &reply);
 out:
     /* Not wiped: these bytes are copied on into libevent's output buffer, which is freed
      * unwiped like every reply body, so a wipe here (2 % of a cached reply) would not remove

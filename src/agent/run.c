@@ -1,10 +1,13 @@
 /* run.c: agent_start/agent_stop (the agent inside another process: `mivault up`) and
  * agent_run, the `mivault agent` process (DESIGN §2).
  *
- * Start-up, in order: state dir and config; the authority URL (--server, else the config's);
- * an HTTP client trusting STATE/ca.pem for node key + enrollment (node.c); the App Service
- * identity-header secret; the plain-HTTP IMDS server (one loop per core, up to
- * AGENT_MAX_DEFAULT_LOOPS, each with its own client to the authority). agent_run then, only with
+ * Start-up, in order: state dir, and config.json if it is a server's; the settings (flags, else
+ * agents/VM/agent.json, else the server's config: remember.c); with a join token, the CA checked
+ * against its pin (join.c); an HTTP client trusting STATE/ca.pem for node key + enrollment
+ * (node.c); agent.json written back; the App Service
+ * identity-header secret; the fetcher threads, each with its own client to the authority
+ * (token.c); the plain-HTTP IMDS server (one loop per core, up to AGENT_MAX_DEFAULT_LOOPS);
+ * env.sh. agent_run then, only with
  * --imds-address and when running as root, drops privileges, and serves until SIGINT/SIGTERM.
  * agent_start never drops privileges: it would drop them for the whole process.
  *
@@ -32,6 +35,7 @@
 #include "agent/agent_internal.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "crypto/join_token.h"
 #include "http/client.h"
 #include "state/state.h"
 
@@ -100,33 +104,20 @@ out:
     return rc;
 }
 
-/* One HTTP client per loop: a curl handle is not thread-safe. Runs before the privilege drop
- * (http_client_new reads the CA bundle into memory). */
+/* The loop's worker: the agent and the loop's base, where deferred token replies complete.
+ * Authority requests are made by the fetcher threads (token.c), never by a loop. */
 static void *worker_init(int idx, struct event_base *base, void *arg)
 {
-    struct agent *a = arg;
     (void)idx;
-    (void)base;
     struct agent_loop *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
-    w->a = a;
-    if (http_client_new(a->ca_file[0] ? a->ca_file : NULL, &w->http) != MV_OK) {
-        LOG_ERROR("agent: loop %d: %s", idx, mv_last_detail());
-        free(w);
-        return NULL;
-    }
+    w->a = arg;
+    w->base = base;
     return w;
 }
 
-static void worker_free(void *p)
-{
-    struct agent_loop *w = p;
-    if (!w)
-        return;
-    http_client_free(w->http);
-    free(w);
-}
+static void worker_free(void *p) { free(p); }
 
 /* Server URL without trailing slashes. */
 static mv_rc server_url(const struct agent_opts *o, const struct mv_config *cfg, char *out,
@@ -165,6 +156,31 @@ out:
     return rc;
 }
 
+/* The settings of this start: flags given now win over agent.json, and are remembered in its
+ * place (a new --listen forgets a remembered --imds-address, and the other way round). */
+static mv_rc remembered(const struct agent_opts *o, const char *agents_dir,
+                        struct agent_saved *saved, struct agent_opts *eff)
+{
+    mv_rc rc = MV_OK;
+    *eff = *o;
+    CHECK(agent_saved_load(agents_dir, o->vm, saved));
+    if (o->server_url)
+        CHECK(mv_copy(saved->server, sizeof saved->server, o->server_url));
+    if (o->listen) {
+        CHECK(mv_copy(saved->listen, sizeof saved->listen, o->listen));
+        saved->imds_address[0] = '\0';
+    }
+    if (o->imds_address) {
+        CHECK(mv_copy(saved->imds_address, sizeof saved->imds_address, o->imds_address));
+        saved->listen[0] = '\0';
+    }
+    eff->server_url = saved->server[0] ? saved->server : NULL;
+    eff->listen = saved->listen[0] ? saved->listen : NULL;
+    eff->imds_address = saved->imds_address[0] ? saved->imds_address : NULL;
+out:
+    return rc;
+}
+
 struct agent_handle {
     struct agent *a;
     struct http_server *srv;
@@ -182,19 +198,21 @@ void agent_stop(struct agent_handle *h)
 {
     if (!h)
         return;
-    if (h->srv) {
-        http_server_halt(h->srv); /* every loop gone (and its client freed) before the state */
-        http_server_free(h->srv);
-    }
     struct agent *a = h->a;
+    if (a)
+        agent_token_stop_fetchers(a); /* nothing is handed to a loop after this */
+    if (h->srv)
+        http_server_halt(h->srv); /* every loop gone before the state */
+    if (a && h->mu_init)
+        agent_token_free_all(a);
+    if (h->srv)
+        http_server_free(h->srv);
     if (a) {
         tcache_free(&a->cache);
         agent_node_free(&a->node);
         OPENSSL_cleanse(a->identity_header, sizeof a->identity_header);
-        if (h->mu_init) {
-            pthread_cond_destroy(&a->flight_done);
+        if (h->mu_init)
             pthread_mutex_destroy(&a->mu);
-        }
         free(a);
     }
     free(h);
@@ -210,7 +228,11 @@ mv_rc agent_start(const struct agent_opts *o, struct agent_handle **out)
     struct agent_handle *h = NULL;
     struct http_client *setup_http = NULL;
     struct agent *a = NULL;
+    struct agent_saved saved;
+    struct agent_opts eff;
+    struct join_token jt;
 
+    memset(&jt, 0, sizeof jt);
     *out = NULL;
     ENSURE_MSG(o->vm && agent_vm_name_ok(o->vm), MV_ERR_BAD_REQUEST,
                "--vm NAME is required (letters, digits, '-', '_', '.')");
@@ -219,29 +241,44 @@ mv_rc agent_start(const struct agent_opts *o, struct agent_handle **out)
     a = h->a = calloc(1, sizeof *a);
     ENSURE(a != NULL, MV_ERR_INTERNAL);
     ENSURE(pthread_mutex_init(&a->mu, NULL) == 0, MV_ERR_INTERNAL);
-    if (pthread_cond_init(&a->flight_done, NULL) != 0) {
-        pthread_mutex_destroy(&a->mu);
-        ENSURE(0, MV_ERR_INTERNAL);
-    }
     h->mu_init = 1;
     tcache_init(&a->cache, TCACHE_MAX);
 
     CHECK(state_paths(o->state_dir, &paths));
+    /* A server's state dir (config.json) or the agent's own on another machine. */
+    int server_state = mv_file_exists(paths.config);
     state_config_defaults(&cfg);
-    if (mv_file_exists(paths.config))
+    if (server_state)
         CHECK(state_config_load(&paths, &cfg));
     ratelimit_init(&a->rl, cfg.imds_rate_limit, mv_now_ms());
-    CHECK(server_url(o, &cfg, a->server, sizeof a->server));
-    CHECK(listen_addr(o, &cfg, &h->l));
+    CHECK(mv_mkdirs(paths.agents, 0700));
+    CHECK(remembered(o, paths.agents, &saved, &eff));
+    ENSURE_MSG(eff.server_url || server_state, MV_ERR_BAD_REQUEST,
+               "no server known for vm %s in %s: join once with --join TOKEN --server URL", o->vm,
+               paths.dir);
+    CHECK(server_url(&eff, &cfg, a->server, sizeof a->server));
+    CHECK(listen_addr(&eff, &cfg, &h->l));
     const struct listen_addr *l = &h->l;
 
+    if (o->join_token) {
+        rc = join_token_parse(o->join_token, strlen(o->join_token), 0, &jt);
+        ENSURE_MSG(rc == MV_OK, MV_ERR_BAD_REQUEST,
+                   "--join: not a join token (mvj1.<secret>.sha256:<pin>); get one with "
+                   "`mivault vm join-token --name %s`",
+                   o->vm);
+        CHECK(agent_ca_pinned(paths.ca_pem, server_state, a->server, jt.pin));
+    }
     if (mv_file_exists(paths.ca_pem))
         CHECK(mv_copy(a->ca_file, sizeof a->ca_file, paths.ca_pem));
     CHECK(http_client_new(a->ca_file[0] ? a->ca_file : NULL, &setup_http));
-    CHECK(agent_node_setup(paths.agents, o->vm, o->join_token, a->server, setup_http, &a->node));
+    CHECK(agent_node_setup(paths.agents, o->vm, o->join_token ? jt.secret : NULL, a->server,
+                           setup_http, &a->node));
     CHECK(mv_fmt(a->token_url, sizeof a->token_url, "%s/%s/oauth2/v2.0/token", a->server,
                  a->node.tenant_id));
     CHECK(agent_identity_header(paths.agents, o->vm, a->identity_header));
+    if (!server_state || saved.server[0] || saved.listen[0] || saved.imds_address[0])
+        CHECK(agent_saved_store(paths.agents, o->vm, &saved, a->ca_file));
+    CHECK(agent_token_start(a)); /* before the privilege drop: each client reads the CA */
 
     struct http_server_cfg scfg = {
         .addr = l->host,
@@ -266,9 +303,14 @@ mv_rc agent_start(const struct agent_opts *o, struct agent_handle **out)
                                : "");
     LOG_INFO("agent: vm %s serving IMDS on port %d (%d loops)", o->vm, http_server_port(h->srv),
              scfg.threads);
+    struct agent_env env = {o->vm,     paths.dir, paths.agents, paths.env_sh, paths.bundle,
+                            a->ca_file, l->host,  http_server_port(h->srv), server_state};
+    if (agent_env_write(&env) != MV_OK)
+        LOG_WARN("agent: no env.sh: %s", mv_last_detail());
     *out = h;
     h = NULL;
 out:
+    join_token_wipe(&jt);
     if (setup_http)
         http_client_free(setup_http);
     agent_stop(h);

@@ -13,19 +13,16 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "arm/rbac.h"
-#include "authority/validate.h"
+#include "arm/arm.h"
 #include "http/server.h"
-#include "server/context.h"
+#include "rbac/rbac.h"
+#include "token/validate.h"
 
 #define ARM_MAX_SEGS 32     /* path segments; the deepest route (a role assignment on a secret) has 14 */
 #define ARM_MAX_CAPS 4      /* {} captures of one route */
 #define ARM_MAX_AUDIT 8     /* authorizations of one request recorded with its final status */
 #define ARM_MAX_VM_UAIS 100 /* user-assigned identities per VM (Azure's limit) */
 #define ARM_LOCATION "local"
-
-/* Key Vault Data Access Administrator: its grants carry Azure's ABAC condition. */
-#define RBAC_KV_DAA_ID "8b54135c-b56d-4d72-a534-26097cfdc8d8"
 
 struct arm_audit_entry {
     const char *action; /* a string literal */
@@ -34,8 +31,8 @@ struct arm_audit_entry {
 
 struct arm_req {
     http_req *req;
-    struct mv_worker *w;
-    const struct mv_server *srv;
+    struct arm_loop *w;
+    const struct arm_plane *srv;
     struct store *st;
     struct token_info tok;    /* the caller, once authenticated */
     const char *cap[ARM_MAX_CAPS];
@@ -45,13 +42,6 @@ struct arm_req {
     struct arm_audit_entry audit[ARM_MAX_AUDIT];
     size_t naudit;
 };
-
-/* ---- rbac.c (beyond rbac.h) ---- */
-/* rbac_check, where the action is about an assignment of role target_role (GUID): grants whose
- * role carries a condition (Key Vault Data Access Administrator) count only if it admits it. */
-MV_MUST_CHECK mv_rc rbac_check_target(struct store *st, const char *principal_id, const char *action,
-                                      int is_data, const char *resource, const char *target_role,
-                                      int *allowed);
 
 /* ---- json.c: replies, request bodies, small formats ---- */
 void arm_reply(struct arm_req *ar, int status, json_t *body); /* steals body; NULL → 500 */
@@ -71,13 +61,13 @@ int arm_vm_name_ok(const char *name);
 int arm_identity_name_ok(const char *name);
 int arm_vault_name_ok(const char *name);
 /* /subscriptions/{sub}/resourceGroups/{rg}/providers/{type}/{name} */
-MV_MUST_CHECK mv_rc arm_resource_id(const struct mv_server *srv, const char *type, const char *name,
+MV_MUST_CHECK mv_rc arm_resource_id(const struct arm_plane *srv, const char *type, const char *name,
                                     char out[ST_SCOPE]);
-MV_MUST_CHECK mv_rc arm_rg_id(const struct mv_server *srv, char out[ST_SCOPE]);
-MV_MUST_CHECK mv_rc arm_sub_id(const struct mv_server *srv, char out[ST_SCOPE]);
+MV_MUST_CHECK mv_rc arm_rg_id(const struct arm_plane *srv, char out[ST_SCOPE]);
+MV_MUST_CHECK mv_rc arm_sub_id(const struct arm_plane *srv, char out[ST_SCOPE]);
 /* If id is .../providers/{type}/{name} in our subscription and resource group, copies the name
  * into out and returns 1. */
-int arm_parse_resource_id(const struct mv_server *srv, const char *id, const char *type,
+int arm_parse_resource_id(const struct arm_plane *srv, const char *id, const char *type,
                           char out[ST_NAME]);
 /* Checks a role-route scope (already in ar->scope, "/" for the root): "/" or within our
  * subscription (and resource group, if it names one). Replies 400/404 otherwise. */
@@ -130,14 +120,14 @@ void arm_reply_list(struct arm_req *ar, const void *items, size_t n, size_t elem
 MV_MUST_CHECK mv_rc arm_list_scope(struct arm_req *ar, const char *read_action);
 
 /* ---- shapes.c: ARM JSON of each resource ---- */
-json_t *arm_subscription_json(const struct mv_server *srv);
-json_t *arm_rg_json(const struct mv_server *srv);
+json_t *arm_subscription_json(const struct arm_plane *srv);
+json_t *arm_rg_json(const struct arm_plane *srv);
 MV_MUST_CHECK mv_rc arm_vm_json(struct arm_req *ar, const struct st_vm *vm, json_t **out);
-json_t *arm_identity_json(const struct mv_server *srv, const struct st_identity *id);
-MV_MUST_CHECK mv_rc arm_vault_json(const struct mv_server *srv, const struct st_vault *v, json_t **out);
-json_t *arm_assignment_json(const struct mv_server *srv, const struct st_role_assignment *a);
+json_t *arm_identity_json(const struct arm_plane *srv, const struct st_identity *id);
+MV_MUST_CHECK mv_rc arm_vault_json(const struct arm_plane *srv, const struct st_vault *v, json_t **out);
+json_t *arm_assignment_json(const struct arm_plane *srv, const struct st_role_assignment *a);
 /* sub_level: id under /subscriptions/<s> (any scope but the root) or under /providers. */
-json_t *arm_roledef_json(const struct mv_server *srv, const struct role_def *r, int sub_level);
+json_t *arm_roledef_json(const struct arm_plane *srv, const struct role_def *r, int sub_level);
 
 /* ---- handlers (route.c's table) ---- */
 typedef void (*arm_fn)(struct arm_req *ar);

@@ -1,6 +1,6 @@
 /* auth.c: who is calling the control plane, and may they do this.
  *
- * Authentication: the bearer token is validated by token_validate (authority/validate.h) against
+ * Authentication: the bearer token is validated by token_validate (token/validate.h) against
  * ARM's audiences. A refusal is ARM's 401: {"error":{"code","message"}} plus
  *   WWW-Authenticate: Bearer authorization_uri="{server}/{tid}", error="invalid_token",
  *                     error_description="..."
@@ -16,8 +16,8 @@
 
 #include "arm/arm.h"
 #include "arm/arm_internal.h"
+#include "audit/audit.h"
 #include "common/log.h"
-#include "server/audit.h"
 
 const char *const ARM_AUDIENCES[] = {"https://management.core.windows.net/", "https://management.azure.com",
                                      "https://management.azure.com/", NULL};
@@ -49,7 +49,7 @@ int arm_authenticate(struct arm_req *ar)
                                "Authentication failed. The 'Authorization' header is provided in an invalid format.",
                                "The authentication failed because of invalid 'Authorization' header.");
     enum token_failure why = TOKEN_OK;
-    mv_rc rc = token_validate(ar->w, token, len, ARM_AUDIENCES, &ar->tok, &why);
+    mv_rc rc = token_validate(ar->w->tv, token, len, &ar->tok, &why);
     if (rc == MV_OK && ar->tok.oid[0])
         return 1;
     if (rc != MV_OK && rc != MV_ERR_UNAUTHENTICATED && rc != MV_ERR_BAD_REQUEST && rc != MV_ERR_LIMIT) {

@@ -59,18 +59,18 @@ int arm_vault_name_ok(const char *name)
     return 1;
 }
 
-mv_rc arm_sub_id(const struct mv_server *srv, char out[ST_SCOPE])
+mv_rc arm_sub_id(const struct arm_plane *srv, char out[ST_SCOPE])
 {
     return mv_fmt(out, ST_SCOPE, "/subscriptions/%s", srv->tenant.subscription_id);
 }
 
-mv_rc arm_rg_id(const struct mv_server *srv, char out[ST_SCOPE])
+mv_rc arm_rg_id(const struct arm_plane *srv, char out[ST_SCOPE])
 {
     return mv_fmt(out, ST_SCOPE, "/subscriptions/%s/resourceGroups/%s", srv->tenant.subscription_id,
                   srv->tenant.resource_group);
 }
 
-mv_rc arm_resource_id(const struct mv_server *srv, const char *type, const char *name, char out[ST_SCOPE])
+mv_rc arm_resource_id(const struct arm_plane *srv, const char *type, const char *name, char out[ST_SCOPE])
 {
     return mv_fmt(out, ST_SCOPE, "/subscriptions/%s/resourceGroups/%s/providers/%s/%s",
                   srv->tenant.subscription_id, srv->tenant.resource_group, type, name);
@@ -85,7 +85,7 @@ static mv_slice next_seg(const char **p)
     return (mv_slice){s, n};
 }
 
-int arm_parse_resource_id(const struct mv_server *srv, const char *id, const char *type, char out[ST_NAME])
+int arm_parse_resource_id(const struct arm_plane *srv, const char *id, const char *type, char out[ST_NAME])
 {
     if (!id || id[0] != '/')
         return 0;

@@ -253,14 +253,14 @@ static void dispatch(struct arm_req *ar, const struct arm_path *path)
     r->fn(ar);
 }
 
-void arm_handle(http_req *req)
+void arm_handle(struct arm_loop *w, http_req *req)
 {
     /* ~10 KiB on the loop thread's stack; nothing of a request outlives it. */
     struct arm_req ar;
     struct arm_path path;
     memset(&ar, 0, sizeof ar);
     ar.req = req;
-    ar.w = req->worker;
+    ar.w = w;
     ar.srv = ar.w->srv;
     ar.st = ar.w->st;
     if (!req->path || !split(skip_extra_slashes(req->path), &path))

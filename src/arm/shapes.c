@@ -10,7 +10,7 @@
 #include "arm/arm_internal.h"
 #include "state/state.h"
 
-json_t *arm_subscription_json(const struct mv_server *srv)
+json_t *arm_subscription_json(const struct arm_plane *srv)
 {
     char id[ST_SCOPE];
     if (arm_sub_id(srv, id) != MV_OK)
@@ -22,7 +22,7 @@ json_t *arm_subscription_json(const struct mv_server *srv)
                      "PayAsYouGo_2014-09-01", "spendingLimit", "Off", "managedByTenants");
 }
 
-json_t *arm_rg_json(const struct mv_server *srv)
+json_t *arm_rg_json(const struct arm_plane *srv)
 {
     char id[ST_SCOPE];
     if (arm_rg_id(srv, id) != MV_OK)
@@ -96,7 +96,7 @@ out:
     return rc;
 }
 
-json_t *arm_identity_json(const struct mv_server *srv, const struct st_identity *id)
+json_t *arm_identity_json(const struct arm_plane *srv, const struct st_identity *id)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:{}, s:{s:s, s:s, s:s}}", "id", id->resource_id, "name", id->name,
                      "type", "Microsoft.ManagedIdentity/userAssignedIdentities", "location", ARM_LOCATION,
@@ -104,14 +104,14 @@ json_t *arm_identity_json(const struct mv_server *srv, const struct st_identity 
                      id->principal_id, "clientId", id->client_id);
 }
 
-mv_rc arm_vault_json(const struct mv_server *srv, const struct st_vault *v, json_t **out)
+mv_rc arm_vault_json(const struct arm_plane *srv, const struct st_vault *v, json_t **out)
 {
     mv_rc rc = MV_OK;
     char id[ST_SCOPE], lname[ST_NAME], uri[MV_MAX_URL];
     CHECK(arm_resource_id(srv, "Microsoft.KeyVault/vaults", v->name, id));
     CHECK(mv_copy(lname, sizeof lname, v->name));
     mv_lower(lname); /* a DNS label: Azure prints vaultUri in lower case */
-    CHECK(state_vault_url(&srv->cfg, lname, uri, sizeof uri - 1));
+    CHECK(state_vault_url(srv->cfg, lname, uri, sizeof uri - 1));
     size_t n = strlen(uri);
     uri[n] = '/';
     uri[n + 1] = '\0';
@@ -126,7 +126,7 @@ out:
     return rc;
 }
 
-json_t *arm_assignment_json(const struct mv_server *srv, const struct st_role_assignment *a)
+json_t *arm_assignment_json(const struct arm_plane *srv, const struct st_role_assignment *a)
 {
     char id[ST_SCOPE + 128], rd[256], created[40];
     int root = a->scope[0] == '\0' || strcmp(a->scope, "/") == 0;
@@ -155,7 +155,7 @@ static json_t *strings(const char *const *list)
     return a;
 }
 
-json_t *arm_roledef_json(const struct mv_server *srv, const struct role_def *r, int sub_level)
+json_t *arm_roledef_json(const struct arm_plane *srv, const struct role_def *r, int sub_level)
 {
     char id[256];
     if ((sub_level ? mv_fmt(id, sizeof id, "/subscriptions/%s/providers/Microsoft.Authorization/roleDefinitions/%s",

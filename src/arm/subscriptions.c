@@ -15,10 +15,10 @@
 
 void arm_metadata_endpoints(struct arm_req *ar)
 {
-    const struct mv_server *srv = ar->srv;
+    const struct arm_plane *srv = ar->srv;
     char rm[300], kv[140];
     if (mv_fmt(rm, sizeof rm, "%s/", srv->server_url) != MV_OK ||
-        mv_fmt(kv, sizeof kv, ".%s", srv->cfg.vault_suffix) != MV_OK) {
+        mv_fmt(kv, sizeof kv, ".%s", srv->cfg->vault_suffix) != MV_OK) {
         arm_fail_rc(ar, MV_ERR_INTERNAL);
         return;
     }

@@ -19,6 +19,8 @@
 #include "arm/arm_internal.h"
 #include "authority/authority.h"
 #include "common/limits.h"
+#include "crypto/ca.h"
+#include "crypto/join_token.h"
 
 #define VM_TYPE "Microsoft.Compute/virtualMachines"
 #define UAI_TYPE "Microsoft.ManagedIdentity/userAssignedIdentities"
@@ -310,10 +312,14 @@ out:
 void arm_vm_join_token(struct arm_req *ar)
 {
     struct st_vm vm;
-    char token[64];
+    char token[JOIN_TOKEN_MAX];
+    unsigned char pin[32];
     mv_rc rc = vm_lookup(ar, VM_JOIN, &vm);
+    /* The token pins the CA that signs this server's certificate (internal-protocol.md). */
     if (rc == MV_OK)
-        rc = authority_join_token(ar->st, vm.name, MV_JOIN_TOKEN_TTL_SECS, token);
+        rc = ca_file_spki_sha256(ar->srv->ca_pem, pin);
+    if (rc == MV_OK)
+        rc = authority_join_token(ar->st, vm.name, MV_JOIN_TOKEN_TTL_SECS, pin, token);
     if (rc != MV_OK) {
         arm_fail_rc(ar, rc);
         return;

@@ -36,7 +36,7 @@ out:
  * authorization server MAY be used as a value". We accept the URL of the endpoint called and
  * both spellings (v1, v2) of our token endpoint URL. aud may be a string or an array
  * (RFC 7519 §4.1.3). */
-static int aud_one_ok(const struct mv_server *srv, const http_req *req, const char *aud)
+static int aud_one_ok(const struct authority_plane *srv, const http_req *req, const char *aud)
 {
     char url[MV_MAX_URL];
     if (mv_fmt(url, sizeof url, "%s%s", srv->server_url, req->path) == MV_OK && strcmp(aud, url) == 0)
@@ -50,7 +50,7 @@ static int aud_one_ok(const struct mv_server *srv, const http_req *req, const ch
     return 0;
 }
 
-static int aud_ok(const struct mv_server *srv, const http_req *req, const jwt *t)
+static int aud_ok(const struct authority_plane *srv, const http_req *req, const jwt *t)
 {
     json_t *aud = json_object_get(t->claims, "aud");
     if (json_is_string(aud))
@@ -66,7 +66,7 @@ static int aud_ok(const struct mv_server *srv, const http_req *req, const jwt *t
     return 0;
 }
 
-static mv_rc check_claims(const struct mv_server *srv, const http_req *req, const jwt *t,
+static mv_rc check_claims(const struct authority_plane *srv, const http_req *req, const jwt *t,
                           const char *client_id, int64_t now)
 {
     mv_rc rc = MV_OK;
@@ -102,7 +102,7 @@ out:
     return rc;
 }
 
-mv_rc authority_check_assertion(const struct mv_server *srv, const http_req *req, const jwt *t,
+mv_rc authority_check_assertion(const struct authority_plane *srv, const http_req *req, const jwt *t,
                                 const char *client_id, jws_verifier *key, int64_t now)
 {
     mv_rc rc = MV_OK;

@@ -4,29 +4,62 @@
 #ifndef MV_AUTHORITY_AUTHORITY_H
 #define MV_AUTHORITY_AUTHORITY_H
 
+#include <openssl/evp.h>
+
+#include "common/buf.h"
 #include "http/server.h"
-#include "server/context.h"
+#include "state/state.h"
+#include "store/store.h"
+
+struct audit;
+struct authority_state;
+
+/* What the authority needs of the server, shared read-only by every loop once the keys are
+ * loaded (the server builds it; `mivault token mint` too). Strings are borrowed. */
+struct authority_plane {
+    struct mv_tenant tenant;
+    const char *server_url;        /* "https://127.0.0.1:8443": endpoints, assertion audiences */
+    const char *issuer;            /* "https://127.0.0.1:8443/{tid}/" */
+    int token_lifetime;            /* seconds; 0 = MV_TOKEN_LIFETIME_SECS */
+    const unsigned char *data_key; /* 32 bytes: unseals the signing key */
+    const char *ca_pem;            /* the CA certificate served at /mivault/ca.pem */
+    struct audit *audit;           /* NULL: no audit log */
+    /* Owned, set by authority_load_keys and freed by authority_free_keys: */
+    EVP_PKEY *sign_key;            /* current RS256 signing key */
+    char sign_kid[32];
+    char *jwks_json;               /* {"keys":[...]} as served at /{tid}/discovery/v2.0/keys */
+};
+
+/* What one loop thread gives the authority. */
+struct authority_loop {
+    const struct authority_plane *srv;
+    struct store *st;                        /* the loop's connection */
+    struct authority_state *authority_state; /* caches (cache.c), made on first use */
+};
 
 /* Routes /{tenant}/... requests (discovery, keys, token, enroll). Replies 404 JSON otherwise. */
-void authority_handle(http_req *req);
+void authority_handle(struct authority_loop *w, http_req *req);
 
 /* Start-up: loads the signing keys from the store (unsealing the current private key with the
  * data key), builds srv->jwks_json. Creates the first signing key if none exists. */
-MV_MUST_CHECK mv_rc authority_load_keys(struct mv_server *srv, struct store *st);
-void authority_free_keys(struct mv_server *srv);
+MV_MUST_CHECK mv_rc authority_load_keys(struct authority_plane *srv, struct store *st);
+void authority_free_keys(struct authority_plane *srv);
 /* Creates and stores a new RS256 signing key (used by init and by rotation). */
 MV_MUST_CHECK mv_rc authority_new_signing_key(struct store *st, const unsigned char data_key[32]);
 
-/* Frees the worker's authority caches (w->authority_state, made on first use); the server
- * calls it when a worker exits. */
-void authority_worker_free(struct mv_worker *w);
+/* Frees the loop's authority caches (w->authority_state, made on first use); the server
+ * calls it when a loop exits. */
+void authority_worker_free(struct authority_loop *w);
 
 /* Issues an access token for principal p and audience resource, signed with srv's current
  * key. mirid may be "" (no xms_mirid). out: compact JWT; *exp_out: its exp. */
-MV_MUST_CHECK mv_rc authority_issue(const struct mv_server *srv, const struct st_principal *p,
+MV_MUST_CHECK mv_rc authority_issue(const struct authority_plane *srv, const struct st_principal *p,
                                     const char *resource, mv_buf *out, int64_t *exp_out);
 
-/* Join tokens: a fresh one-time token for vm (stored hashed), "mvj_" + 43 base64url chars. */
-MV_MUST_CHECK mv_rc authority_join_token(struct store *st, const char *vm, int ttl, char out[64]);
+/* Join tokens: a fresh one-time token for vm, "mvj1.<secret>.sha256:<ca_pin>" (format in
+ * crypto/join_token.h; ca_pin: SHA-256 of the CA's SubjectPublicKeyInfo). Only the SHA-256 of
+ * the secret part is stored. out: JOIN_TOKEN_MAX bytes. */
+MV_MUST_CHECK mv_rc authority_join_token(struct store *st, const char *vm, int ttl,
+                                         const unsigned char ca_pin[32], char *out);
 
 #endif

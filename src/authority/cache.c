@@ -65,7 +65,7 @@ static uint32_t fnv(const char *s)
     return h;
 }
 
-static struct authority_state *state(struct mv_worker *w)
+static struct authority_state *state(struct authority_loop *w)
 {
     if (!w->authority_state)
         w->authority_state = calloc(1, sizeof(struct authority_state));
@@ -79,7 +79,7 @@ static void client_forget(struct client_entry *e)
     memset(e, 0, sizeof *e);
 }
 
-void authority_worker_free(struct mv_worker *w)
+void authority_worker_free(struct authority_loop *w)
 {
     struct authority_state *s = w ? w->authority_state : NULL;
     if (!s)
@@ -163,7 +163,7 @@ out:
     return rc;
 }
 
-mv_rc authority_client_get(struct mv_worker *w, int64_t gen, const char *client_id,
+mv_rc authority_client_get(struct authority_loop *w, int64_t gen, const char *client_id,
                            const struct authority_client **out)
 {
     mv_rc rc = MV_OK;
@@ -232,7 +232,7 @@ static int subject_key(const char *vm, const kv_list *form, char key[SUBJECT_KEY
     return 1;
 }
 
-mv_rc authority_subject_get(struct mv_worker *w, int64_t gen, const char *vm, const kv_list *form,
+mv_rc authority_subject_get(struct authority_loop *w, int64_t gen, const char *vm, const kv_list *form,
                             struct st_principal *out, struct authority_refusal *ref)
 {
     mv_rc rc = MV_OK;
@@ -259,7 +259,7 @@ out:
     return rc;
 }
 
-jws_signer *authority_signer(struct mv_worker *w)
+jws_signer *authority_signer(struct authority_loop *w)
 {
     struct authority_state *s = state(w);
     EVP_PKEY *key = w->srv->sign_key;

@@ -1,7 +1,9 @@
 /* enroll.c: node enrollment (DESIGN §4, internal-protocol.md "Node enrollment").
  *
- * A join token is 32 random bytes, "mvj_" + base64url (43 chars). Only its SHA-256 is stored,
- * with the VM it admits and an expiry; store_join_consume spends it atomically, so a token
+ * A join token is "mvj1.<secret>.sha256:<CA pin>" (crypto/join_token.h): 32 random bytes as
+ * base64url, then the SHA-256 of the CA's SubjectPublicKeyInfo, which the agent checks the CA
+ * it fetches from GET /mivault/ca.pem against. Only the SHA-256 of the secret part
+ * "mvj1.<secret>" is stored, with the VM it admits and an expiry; store_join_consume spends it atomically, so a token
  * enrolls at most one node. POST /mivault/enroll trades it, with the agent's EC P-256 public
  * key, for a new client id bound to that VM; from then on the agent authenticates with
  * assertions signed by the matching private key, which never leaves the agent.
@@ -13,40 +15,39 @@
 #include <openssl/crypto.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "authority/internal.h"
-#include "common/b64.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "crypto/digest.h"
+#include "crypto/join_token.h"
 #include "crypto/jwk.h"
 #include "crypto/keys.h"
 #include "http/reply.h"
-#include "server/audit.h"
 
-#define JOIN_PREFIX "mvj_"
-#define JOIN_RANDOM_BYTES 32
-#define JOIN_TOKEN_LEN (sizeof JOIN_PREFIX - 1 + 43)
 #define NODE_PEM_MAX 4096
 
-mv_rc authority_join_token(struct store *st, const char *vm, int ttl, char out[64])
+mv_rc authority_join_token(struct store *st, const char *vm, int ttl,
+                           const unsigned char ca_pin[32], char *out)
 {
     mv_rc rc = MV_OK;
-    unsigned char r[JOIN_RANDOM_BYTES];
+    unsigned char r[JOIN_TOKEN_SECRET_BYTES];
+    struct join_token t;
     char hash[65];
-    mv_buf b;
-    mv_buf_init(&b, 63);
+    memset(&t, 0, sizeof t);
     out[0] = '\0';
     ENSURE(ttl > 0, MV_ERR_INTERNAL);
     CHECK(mv_random(r, sizeof r));
-    CHECK(mv_buf_adds(&b, JOIN_PREFIX));
-    CHECK(b64url_encode(&b, r, sizeof r));
-    ENSURE(b.len == JOIN_TOKEN_LEN, MV_ERR_INTERNAL);
-    CHECK(authority_sha256_hex(b.p, b.len, hash));
+    CHECK(join_token_format(r, ca_pin, out));
+    CHECK(join_token_parse(out, strlen(out), 0, &t));
+    CHECK(digest_sha256_hex(t.secret, strlen(t.secret), hash));
     CHECK(store_join_put(st, hash, vm, mv_now() + ttl));
-    memcpy(out, b.p, b.len + 1);
 out:
+    if (rc != MV_OK)
+        OPENSSL_cleanse(out, JOIN_TOKEN_MAX);
     OPENSSL_cleanse(r, sizeof r);
-    mv_buf_free_secret(&b);
+    join_token_wipe(&t);
     return rc;
 }
 
@@ -58,8 +59,9 @@ struct enroll_ctx {
     struct authority_refusal ref;
 };
 
-/* Body checks: {"joinToken":"mvj_…","publicKey":<EC P-256 public JWK>}. */
-static mv_rc parse(const http_req *req, struct enroll_ctx *c, const char **token)
+/* Body checks: {"joinToken":"mvj1.…","publicKey":<EC P-256 public JWK>}. The token may be the
+ * whole token or its secret part; the pin is the agent's business, not ours. */
+static mv_rc parse(const http_req *req, struct enroll_ctx *c, struct join_token *token)
 {
     mv_rc rc = MV_OK;
     struct authority_refusal *ref = &c->ref;
@@ -69,10 +71,9 @@ static mv_rc parse(const http_req *req, struct enroll_ctx *c, const char **token
     c->body = json_loadb(req->body.p, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
     REFUSE_UNLESS(json_is_object(c->body), ref, 400, "invalid_request",
                   "The request body is not a JSON object.");
-    *token = json_string_value(json_object_get(c->body, "joinToken"));
-    REFUSE_UNLESS(*token && strlen(*token) == JOIN_TOKEN_LEN &&
-                      strncmp(*token, JOIN_PREFIX, sizeof JOIN_PREFIX - 1) == 0,
-                  ref, 400, "invalid_grant", "The join token is invalid, used or expired.");
+    const char *s = json_string_value(json_object_get(c->body, "joinToken"));
+    REFUSE_UNLESS(s && join_token_parse(s, strlen(s), 1, token) == MV_OK, ref, 400,
+                  "invalid_grant", "The join token is invalid, used or expired.");
     const json_t *jwk = json_object_get(c->body, "publicKey");
     const char *kty = json_string_value(json_object_get(jwk, "kty"));
     REFUSE_UNLESS(json_is_object(jwk) && kty && strcmp(kty, "EC") == 0, ref, 400,
@@ -85,15 +86,16 @@ out:
     return rc;
 }
 
-static mv_rc handle(http_req *req, struct enroll_ctx *c, const struct mv_worker *w)
+static mv_rc handle(http_req *req, struct enroll_ctx *c, const struct authority_loop *w)
 {
     mv_rc rc = MV_OK;
-    const char *token = NULL;
+    struct join_token token;
     char hash[65];
     int in_tx = 0;
+    memset(&token, 0, sizeof token);
     CHECK(parse(req, c, &token));
     CHECK(keys_public_pem(c->key, &c->pem));
-    CHECK(authority_sha256_hex(token, strlen(token), hash));
+    CHECK(digest_sha256_hex(token.secret, strlen(token.secret), hash));
     CHECK(mv_uuid(c->node.client_id));
     c->node.public_key_pem = c->pem.p;
     c->node.created = mv_now();
@@ -114,6 +116,7 @@ static mv_rc handle(http_req *req, struct enroll_ctx *c, const struct mv_worker 
     http_reply_json(req, 200, reply);
     LOG_INFO("authority: enrolled node %s for vm %s", c->node.client_id, c->node.vm);
 out:
+    join_token_wipe(&token);
     if (in_tx)
         store_rollback(w->st);
     if (rc != MV_OK)
@@ -124,10 +127,9 @@ out:
 
 void authority_enroll(http_req *req, const struct authority_route_args *a)
 {
-    const struct mv_worker *w = req->worker;
+    const struct authority_loop *w = a->w;
     struct enroll_ctx c;
     int status = 200;
-    (void)a;
     memset(&c, 0, sizeof c);
     mv_buf_init(&c.pem, NODE_PEM_MAX);
 

@@ -16,6 +16,7 @@
 struct authority_route_args {
     const char *tenant; /* the {t} segment as sent ("" on routes without one) */
     int v2;             /* the v2.0 spelling of the route */
+    struct authority_loop *w; /* the loop the request arrived on */
 };
 
 typedef void (*authority_route_fn)(http_req *req, const struct authority_route_args *a);
@@ -27,6 +28,8 @@ void authority_jwks(http_req *req, const struct authority_route_args *a);
 void authority_token(http_req *req, const struct authority_route_args *a);
 /* enroll.c: POST /mivault/enroll. */
 void authority_enroll(http_req *req, const struct authority_route_args *a);
+/* ca.c: GET /mivault/ca.pem, the CA certificate join tokens pin. */
+void authority_ca_pem(http_req *req, const struct authority_route_args *a);
 
 /* An OAuth refusal to send: status + RFC 6749 §5.2 error code + a fixed description. */
 struct authority_refusal {
@@ -53,7 +56,7 @@ MV_MUST_CHECK mv_rc authority_refuse(struct authority_refusal *r, int status, co
  * endpoint req was made to (tenant tid), with a verifier of the client's public key (NULL: the
  * client has no usable key, refused). MV_ERR_UNAUTHENTICATED on any failure (detail in mv_last_detail()),
  * MV_ERR_INTERNAL only when something of ours broke. */
-MV_MUST_CHECK mv_rc authority_check_assertion(const struct mv_server *srv, const http_req *req,
+MV_MUST_CHECK mv_rc authority_check_assertion(const struct authority_plane *srv, const http_req *req,
                                               const jwt *t, const char *client_id,
                                               jws_verifier *key, int64_t now);
 
@@ -67,10 +70,10 @@ struct authority_client {
 };
 /* The client with that id (a node, else a principal of any kind): MV_ERR_NOT_FOUND if none.
  * *out belongs to the cache and stays valid until the next call on this worker. */
-MV_MUST_CHECK mv_rc authority_client_get(struct mv_worker *w, int64_t gen, const char *client_id,
+MV_MUST_CHECK mv_rc authority_client_get(struct authority_loop *w, int64_t gen, const char *client_id,
                                          const struct authority_client **out);
 /* authority_node_principal through the cache (successes only are cached). */
-MV_MUST_CHECK mv_rc authority_subject_get(struct mv_worker *w, int64_t gen, const char *vm,
+MV_MUST_CHECK mv_rc authority_subject_get(struct authority_loop *w, int64_t gen, const char *vm,
                                           const kv_list *form, struct st_principal *out,
                                           struct authority_refusal *ref);
 
@@ -88,13 +91,10 @@ int authority_has_selector(const kv_list *form);
 MV_MUST_CHECK mv_rc authority_json_str(mv_buf *b, const char *s);
 
 /* issue.c: authority_issue with the worker's signer (NULL: one made for this token). */
-MV_MUST_CHECK mv_rc authority_issue_with(const struct mv_server *srv, jws_signer *signer,
+MV_MUST_CHECK mv_rc authority_issue_with(const struct authority_plane *srv, jws_signer *signer,
                                          const struct st_principal *p, const char *resource,
                                          mv_buf *out, int64_t *exp_out);
 /* cache.c: this worker's signer for srv's current signing key; NULL if it cannot be made. */
-jws_signer *authority_signer(struct mv_worker *w);
-
-/* digest.c: lower-case hex SHA-256 of p[0..len). */
-MV_MUST_CHECK mv_rc authority_sha256_hex(const void *p, size_t len, char out[65]);
+jws_signer *authority_signer(struct authority_loop *w);
 
 #endif

@@ -43,7 +43,7 @@ out:
 
 /* The claims of reference §3.2 as one compact JSON object, written directly (json_out.c says
  * why), in the order Entra's v1 tokens carry them. */
-static mv_rc claims_json(const struct mv_server *srv, const struct st_principal *p,
+static mv_rc claims_json(const struct authority_plane *srv, const struct st_principal *p,
                          const char *resource, int64_t now, int64_t exp, mv_buf *b)
 {
     mv_rc rc = MV_OK;
@@ -74,7 +74,7 @@ out:
     return rc;
 }
 
-mv_rc authority_issue_with(const struct mv_server *srv, jws_signer *signer,
+mv_rc authority_issue_with(const struct authority_plane *srv, jws_signer *signer,
                            const struct st_principal *p, const char *resource, mv_buf *out,
                            int64_t *exp_out)
 {
@@ -83,8 +83,7 @@ mv_rc authority_issue_with(const struct mv_server *srv, jws_signer *signer,
     mv_buf claims;
     mv_buf_init(&claims, ISSUE_CLAIMS_MAX);
     int64_t now = mv_now();
-    int64_t lifetime = srv->cfg.token_lifetime > 0 ? srv->cfg.token_lifetime
-                                                    : MV_TOKEN_LIFETIME_SECS;
+    int64_t lifetime = srv->token_lifetime > 0 ? srv->token_lifetime : MV_TOKEN_LIFETIME_SECS;
     int64_t exp = now + lifetime;
     ENSURE_MSG(srv->sign_key != NULL, MV_ERR_UNAVAILABLE, "no signing key loaded");
     ENSURE(resource && *resource && p->id[0] && p->client_id[0], MV_ERR_INTERNAL);
@@ -104,7 +103,7 @@ out:
     return rc;
 }
 
-mv_rc authority_issue(const struct mv_server *srv, const struct st_principal *p,
+mv_rc authority_issue(const struct authority_plane *srv, const struct st_principal *p,
                       const char *resource, mv_buf *out, int64_t *exp_out)
 {
     return authority_issue_with(srv, NULL, p, resource, out, exp_out);

@@ -26,6 +26,7 @@
 #include "crypto/ca.h"
 #include "crypto/jwk.h"
 #include "crypto/keys.h"
+#include "token/validate.h"
 
 #define SIGNING_KEY_BITS 2048
 #define KEY_PEM_MAX (16 * 1024)
@@ -125,7 +126,7 @@ out:
 }
 
 /* One JWKS entry (reference §3.3): kty, use, kid, x5t, n, e, x5c, issuer. */
-static mv_rc jwks_entry(const struct mv_server *srv, const struct st_signing_key *k, json_t *keys)
+static mv_rc jwks_entry(const struct authority_plane *srv, const struct st_signing_key *k, json_t *keys)
 {
     mv_rc rc = MV_OK;
     EVP_PKEY *pub = NULL;
@@ -158,7 +159,7 @@ static const struct st_signing_key *current(const struct st_signing_key *keys, s
     return NULL;
 }
 
-mv_rc authority_load_keys(struct mv_server *srv, struct store *st)
+mv_rc authority_load_keys(struct authority_plane *srv, struct store *st)
 {
     mv_rc rc = MV_OK;
     struct st_signing_key *keys = NULL;
@@ -167,8 +168,7 @@ mv_rc authority_load_keys(struct mv_server *srv, struct store *st)
     json_t *doc = NULL, *arr = NULL;
     char *jwks = NULL;
     int64_t now = mv_now();
-    int64_t lifetime = srv->cfg.token_lifetime > 0 ? srv->cfg.token_lifetime
-                                                    : MV_TOKEN_LIFETIME_SECS;
+    int64_t lifetime = srv->token_lifetime > 0 ? srv->token_lifetime : MV_TOKEN_LIFETIME_SECS;
 
     CHECK(store_signing_keys(st, &keys, &n));
     if (!current(keys, n)) {
@@ -185,7 +185,7 @@ mv_rc authority_load_keys(struct mv_server *srv, struct store *st)
     doc = json_object();
     ENSURE(arr && doc && json_object_set(doc, "keys", arr) == 0, MV_ERR_INTERNAL);
     for (size_t i = 0; i < n; i++) {
-        if (keys[i].retired != 0 && keys[i].retired <= now - lifetime - MV_CLOCK_SKEW_SECS)
+        if (!token_key_published(keys[i].retired, now, lifetime))
             continue; /* every token it signed has expired */
         CHECK(jwks_entry(srv, &keys[i], arr));
     }
@@ -208,7 +208,7 @@ out:
     return rc;
 }
 
-void authority_free_keys(struct mv_server *srv)
+void authority_free_keys(struct authority_plane *srv)
 {
     EVP_PKEY_free(srv->sign_key);
     srv->sign_key = NULL;

@@ -19,7 +19,7 @@ out:
     return rc;
 }
 
-static mv_rc set_url(json_t *o, const char *key, const struct mv_server *srv, const char *suffix)
+static mv_rc set_url(json_t *o, const char *key, const struct authority_plane *srv, const char *suffix)
 {
     mv_rc rc = MV_OK;
     mv_buf b;
@@ -54,7 +54,7 @@ static const char *const CLAIMS[] = {"aud", "iss", "iat", "nbf", "exp", "appid",
                                      "idp", "idtyp", "oid", "sub", "tid", "uti", "ver",
                                      "xms_mirid", NULL};
 
-static mv_rc build(const struct mv_server *srv, int v2, json_t *d)
+static mv_rc build(const struct authority_plane *srv, int v2, json_t *d)
 {
     mv_rc rc = MV_OK;
     mv_buf iss;
@@ -90,7 +90,7 @@ out:
 
 void authority_discovery(http_req *req, const struct authority_route_args *a)
 {
-    const struct mv_worker *w = req->worker;
+    const struct authority_loop *w = a->w;
     json_t *d = json_object();
     mv_rc rc = d ? build(w->srv, a->v2, d) : MV_ERR_INTERNAL;
     if (rc != MV_OK) {
@@ -103,8 +103,7 @@ void authority_discovery(http_req *req, const struct authority_route_args *a)
 
 void authority_jwks(http_req *req, const struct authority_route_args *a)
 {
-    const struct mv_worker *w = req->worker;
-    (void)a;
+    const struct authority_loop *w = a->w;
     if (!w->srv->jwks_json) {
         reply_rc_oauth(req, MV_ERR_UNAVAILABLE);
         return;

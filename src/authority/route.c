@@ -36,6 +36,7 @@ static const struct route ROUTES[] = {
     {HTTP_POST, "/{t}/oauth2/v2.0/token", TENANT_OURS, 1, authority_token},
     {HTTP_POST, "/{t}/oauth2/token", TENANT_OURS, 0, authority_token},
     {HTTP_POST, "/mivault/enroll", TENANT_NONE, 0, authority_enroll},
+    {HTTP_GET, "/mivault/ca.pem", TENANT_NONE, 0, authority_ca_pem},
 };
 
 #define TENANT_SEG_MAX 64 /* longer than any tenant we serve: such a path cannot match */
@@ -63,7 +64,7 @@ static int match(const char *pattern, const char *path, char tenant[TENANT_SEG_M
     return *pattern == '\0' && *path == '\0';
 }
 
-static int tenant_allowed(const struct mv_server *srv, enum tenant_rule rule, const char *t)
+static int tenant_allowed(const struct authority_plane *srv, enum tenant_rule rule, const char *t)
 {
     switch (rule) {
     case TENANT_NONE: return 1;
@@ -85,9 +86,8 @@ static const char *method_name(enum http_method m)
     }
 }
 
-void authority_handle(http_req *req)
+void authority_handle(struct authority_loop *w, http_req *req)
 {
-    const struct mv_worker *w = req->worker;
     char tenant[TENANT_SEG_MAX + 1];
     const struct route *other_method = NULL;
     const char *path = req->path ? req->path : "";
@@ -103,7 +103,7 @@ void authority_handle(http_req *req)
             reply_oauth_error(req, 400, "invalid_request", "Tenant not found");
             return;
         }
-        struct authority_route_args a = {tenant, r->v2};
+        struct authority_route_args a = {tenant, r->v2, w};
         r->fn(req, &a);
         return;
     }

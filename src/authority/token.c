@@ -9,12 +9,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "audit/audit.h"
 #include "authority/internal.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "http/reply.h"
-#include "server/audit.h"
 
 #define ASSERTION_TYPE_JWT "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #define DEFAULT_SUFFIX "/.default"
@@ -112,7 +112,7 @@ struct token_ctx {
 };
 
 /* Finds the client (a node or the admin) and its key. Unknown → 401 invalid_client. */
-static mv_rc find_client(struct mv_worker *w, int64_t gen, struct token_ctx *c)
+static mv_rc find_client(struct authority_loop *w, int64_t gen, struct token_ctx *c)
 {
     mv_rc rc = authority_client_get(w, gen, c->client_id, &c->client);
     REFUSE_UNLESS(rc != MV_ERR_NOT_FOUND, &c->ref, 401, "invalid_client", BAD_CLIENT);
@@ -127,7 +127,7 @@ out:
 
 /* The store generation the caches of this request are checked against; -1 (no cache) if it
  * cannot be read. */
-static int64_t generation(struct mv_worker *w)
+static int64_t generation(struct authority_loop *w)
 {
     int64_t gen = -1;
     if (store_generation(w->st, &gen) != MV_OK) {
@@ -137,10 +137,10 @@ static int64_t generation(struct mv_worker *w)
     return gen;
 }
 
-static mv_rc handle(http_req *req, struct token_ctx *c, mv_buf *token, int64_t *exp, int64_t now)
+static mv_rc handle(struct authority_loop *w, http_req *req, struct token_ctx *c, mv_buf *token,
+                    int64_t *exp, int64_t now)
 {
     mv_rc rc = MV_OK;
-    struct mv_worker *w = req->worker;
     struct authority_refusal *ref = &c->ref;
 
     REFUSE_UNLESS(form_content_type(req), ref, 400, "invalid_request",
@@ -204,16 +204,16 @@ out:
 
 void authority_token(http_req *req, const struct authority_route_args *a)
 {
-    struct mv_worker *w = req->worker;
+    struct authority_loop *w = a->w;
     struct token_ctx c;
     mv_buf token;
     int64_t now = mv_now(), exp = 0;
     int status;
-    (void)a; /* the router allowed only our tenant */
+    /* the router allowed only our tenant */
     memset(&c, 0, sizeof c);
     mv_buf_init(&token, MV_MAX_TOKEN_BYTES);
 
-    mv_rc rc = handle(req, &c, &token, &exp, now);
+    mv_rc rc = handle(w, req, &c, &token, &exp, now);
     if (rc == MV_OK)
         rc = reply_token(req, token.p, exp, now, c.resource, c.subject.client_id);
     if (rc == MV_OK) {

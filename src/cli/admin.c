@@ -52,6 +52,18 @@ out:
     return rc;
 }
 
+/* What the transport could not do (http_client_error), with a hint when nothing listens. */
+static void report_transport(const struct arm_client *a)
+{
+    const char *e = http_client_error(a->http);
+    if (strstr(e, "connection refused"))
+        cli_error("%s (is `mivault server` or `mivault up` running?)", e);
+    else if (e[0])
+        cli_error("%s", e);
+    else
+        cli_error("cannot reach the mivault server at %s: %s", a->server, cli_detail());
+}
+
 /* RFC 7523 §3: iss = sub = client id, aud = the token endpoint, short exp, unique jti. */
 static mv_rc admin_token(struct arm_client *a, const struct cli *c)
 {
@@ -89,8 +101,7 @@ static mv_rc admin_token(struct arm_client *a, const struct cli *c)
     const char *hdrs[] = {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json", NULL};
     rc = http_client_do(a->http, "POST", endpoint, hdrs, form.p, form.len, MAX_RESP, &resp);
     if (rc != MV_OK) {
-        cli_error("cannot reach the mivault server at %s: is `mivault server` (or `mivault up`) running?",
-                  a->server);
+        report_transport(a);
         goto out;
     }
     resp_json = json_loadb(resp.body.p ? resp.body.p : "", resp.body.len, 0, NULL);
@@ -172,7 +183,7 @@ mv_rc arm_call(struct arm_client *a, const char *method, const char *path, json_
     const char *hdrs[] = {a->bearer, "Content-Type: application/json", "Accept: application/json", NULL};
     rc = http_client_do(a->http, method, url, hdrs, bodys, bodys ? strlen(bodys) : 0, MAX_RESP, &resp);
     if (rc != MV_OK) {
-        cli_error("cannot reach the mivault server at %s", a->server);
+        report_transport(a);
         goto out;
     }
     if (status)

@@ -36,6 +36,8 @@ MV_MUST_CHECK mv_rc cli_require(const struct cli *c, const char *name, const cha
 /* Loads paths and config of the state dir (must be initialised). */
 MV_MUST_CHECK mv_rc cli_load_state(struct cli *c);
 
+/* The last recorded failure detail without its "(file:line, category)" tail, for people. */
+const char *cli_detail(void);
 /* Prints an error "mivault: <msg>" on stderr; returns 1 (the exit status). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints JSON (indented) or, with -o table, a table of the given columns (dotted paths into each
@@ -59,6 +61,8 @@ MV_MUST_CHECK mv_rc arm_provider_path(struct arm_client *a, const char *type, co
 /* Config for a new state from --server-port, --agent-port, --vault-suffix, --threads; 0 or an
  * error already printed. */
 int cli_config_from_flags(const struct cli *c, struct mv_config *cfg);
+/* --listen ADDR:PORT of `server` and `up` (NULL if absent); 0 or an error already printed. */
+int cli_listen_flag(const struct cli *c, const char **listen);
 
 /* Verbs: each returns the process exit status. */
 typedef int (*cli_verb_fn)(struct cli *c);
@@ -96,6 +100,7 @@ int verb_secret_purge(struct cli *c);
 int verb_secret_backup(struct cli *c);
 int verb_secret_restore(struct cli *c);
 int verb_audit_verify(struct cli *c);
+int verb_store_migrate(struct cli *c);
 int verb_token_mint(struct cli *c);
 
 #endif

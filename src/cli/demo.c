@@ -153,7 +153,7 @@ static const char *jstr(json_t *o, const char *k)
 static int run(struct cli *c, struct demo *d, pid_t *server, pid_t *agent, pid_t *agent2)
 {
     struct mv_config cfg;
-    int created;
+    enum state_init_outcome created;
     struct arm_client *a = NULL;
     struct http_client *h = NULL;
     struct http_client_resp r1, r2, r3, r4, r5;
@@ -169,7 +169,7 @@ static int run(struct cli *c, struct demo *d, pid_t *server, pid_t *agent, pid_t
     cfg.server_port = launch_free_port();
     cfg.agent_port = launch_free_port();
     cfg.threads = 1;
-    if (launch_init(c, &cfg, &created) != MV_OK)
+    if (state_config_public_url(&cfg, NULL) != MV_OK || launch_init(c, &cfg, &created) != MV_OK)
         goto done;
     char *server_argv[] = {"mivault", "server", "--state", c->paths.dir, NULL};
     if (launch_child(server_argv, 1, server) != MV_OK ||

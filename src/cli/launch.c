@@ -20,28 +20,35 @@
 #include "common/util.h"
 #include <openssl/crypto.h>
 
-mv_rc launch_init(struct cli *c, const struct mv_config *cfg, int *created)
+mv_rc launch_init(struct cli *c, const struct mv_config *cfg, enum state_init_outcome *outcome)
 {
     mv_rc rc = MV_OK;
     struct store *st = NULL;
     struct st_signing_key *keys = NULL;
     size_t nkeys = 0;
     unsigned char dk[32];
+    char db[PATH_MAX];
+    int reported = 0;
     CHECK(state_paths(c->state_dir, &c->paths));
-    rc = state_init(&c->paths, cfg, created);
+    rc = state_init(&c->paths, cfg, cli_get(c, "master-key"), outcome);
     if (rc != MV_OK) {
-        cli_error("cannot initialise %s: %s", c->paths.dir, mv_last_detail());
+        cli_error("cannot initialise %s: %s", c->paths.dir, cli_detail());
+        reported = 1;
         goto out;
     }
+    CHECK(state_paths(c->state_dir, &c->paths)); /* again: config.json may name a store URL now */
     CHECK(state_config_load(&c->paths, &c->cfg));
     /* The first RS256 signing key is made here, so a fresh state is complete before serving. */
-    CHECK(store_open(c->paths.db, &st));
+    CHECK(state_store_location(&c->paths, &c->cfg, db, sizeof db));
+    CHECK(store_open(db, &st));
     CHECK(store_signing_keys(st, &keys, &nkeys));
     if (nkeys == 0) {
         CHECK(state_data_key(&c->paths, st, dk));
         CHECK(authority_new_signing_key(st, dk));
     }
 out:
+    if (rc != MV_OK && !reported)
+        cli_error("cannot initialise %s: %s", c->paths.dir, cli_detail());
     OPENSSL_cleanse(dk, sizeof dk);
     st_signing_keys_free(keys, nkeys);
     store_close(st);

@@ -7,8 +7,10 @@
 
 #include "cli/cli.h"
 
-/* Init (idempotent) with cfg for a new state; then loads paths/config into c. Prints errors. */
-MV_MUST_CHECK mv_rc launch_init(struct cli *c, const struct mv_config *cfg, int *created);
+/* Init (idempotent; joins with --master-key, see state_init) with cfg for a new state; then
+ * loads paths/config into c. Prints errors. */
+MV_MUST_CHECK mv_rc launch_init(struct cli *c, const struct mv_config *cfg,
+                                enum state_init_outcome *outcome);
 /* fork + exec of this binary with argv (NULL-terminated, argv[0] ignored); quiet: child's
  * stderr to /dev/null unless MIVAULT_VERBOSE is set. */
 MV_MUST_CHECK mv_rc launch_child(char *const argv[], int quiet, pid_t *pid);

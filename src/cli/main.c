@@ -19,16 +19,23 @@ struct verb {
 
 static const struct verb VERBS[] = {
     {"init", verb_init,
-     "[--server-port N] [--agent-port N] [--vault-suffix S] [--threads N]\n"
-     "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N]",
+     "[--public-url https://HOST[:PORT]] [--vault-suffix S] [--master-key FILE]\n"
+     "       [--server-port N] [--agent-port N] [--threads N]\n"
+     "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N] [--store URL]",
      "",
-     "Create a tenant, subscription, resource group, signing key, local CA and admin credential."},
-    {"server", verb_server, "", "", "Run the authority, control plane and vault (HTTPS)."},
-    {"agent", verb_agent, "--vm NAME [--join TOKEN] [--listen ADDR:PORT] [--imds-address ADDR] [--server URL]", "",
-     "Run the host agent (IMDS endpoint) of a VM."},
+     "Create a tenant, subscription, resource group, signing key, local CA and admin credential;\n"
+     "on a store that holds an installation already, join it (needs --master-key, a copy of the\n"
+     "first server's master.key). --store postgresql://USER@HOST:PORT[,HOST2:PORT2]/DB keeps the\n"
+     "store in PostgreSQL (docs/store.md). Every config.json key: docs/config.md."},
+    {"server", verb_server, "[--listen ADDR:PORT]", "",
+     "Run the authority, control plane and vault (HTTPS); GET /healthz for load balancers."},
+    {"agent", verb_agent,
+     "--vm NAME [--join TOKEN|- | --join-file FILE] [--server URL] [--listen ADDR:PORT]\n"
+     "       [--imds-address ADDR]",
+     "", "Run the host agent (IMDS endpoint) of a VM; join once, later starts need only --vm."},
     {"up", verb_up,
-     "[--server-port N] [--agent-port N] [--throttle-ops N] [--throttle-creates N]\n"
-     "       [--imds-rate-limit N] [--imds-address ADDR]",
+     "[--public-url https://HOST[:PORT]] [--listen ADDR:PORT] [--server-port N] [--agent-port N]\n"
+     "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N] [--imds-address ADDR]",
      "",
      "Init if needed, then run a server and the agent of VM 'localvm' with vault 'dev'."},
     {"demo", verb_demo, "", "", "Run the six steps of the managed identity flow and print them."},
@@ -71,6 +78,9 @@ static const struct verb VERBS[] = {
     {"token mint", verb_token_mint, "--claims JSON [--kid KID]", "",
      "Admin: sign arbitrary claims with the tenant key, to test a resource's 401 paths."},
     {"audit verify", verb_audit_verify, "", "", "Check the hash chain of the audit log."},
+    {"store migrate", verb_store_migrate, "--to URL", "",
+     "Copy the state dir's SQLite store into PostgreSQL (URL: an empty database), then point\n"
+     "config.json at it. Stop the server first."},
 };
 
 #define NVERBS (sizeof VERBS / sizeof VERBS[0])

@@ -12,7 +12,6 @@
 #include "authority/authority.h"
 #include "cli/cli.h"
 #include "crypto/jws.h"
-#include "server/context.h"
 
 int verb_token_mint(struct cli *c)
 {
@@ -20,9 +19,14 @@ int verb_token_mint(struct cli *c)
     json_error_t err;
     json_t *claims = NULL;
     struct store *st = NULL;
-    struct mv_server *srv = NULL;
+    struct authority_plane plane;
+    unsigned char data_key[32];
+    char issuer[320];
     mv_buf out;
     int status = 1;
+    memset(&plane, 0, sizeof plane);
+    plane.data_key = data_key;
+    plane.issuer = issuer;
     mv_buf_init(&out, MV_MAX_TOKEN_BYTES);
     if (!claims_s)
         return cli_error("token mint: --claims JSON is required") + 1;
@@ -33,26 +37,24 @@ int verb_token_mint(struct cli *c)
     }
     if (cli_load_state(c) != MV_OK)
         goto done;
-    srv = calloc(1, sizeof *srv);
-    if (!srv || store_open(c->paths.db, &st) != MV_OK || state_data_key(&c->paths, st, srv->data_key) != MV_OK ||
-        state_tenant(st, &srv->tenant) != MV_OK ||
-        state_issuer(&c->cfg, srv->tenant.tenant_id, srv->issuer, sizeof srv->issuer) != MV_OK ||
-        authority_load_keys(srv, st) != MV_OK) {
+    plane.token_lifetime = c->cfg.token_lifetime;
+    char db[PATH_MAX];
+    if (state_store_location(&c->paths, &c->cfg, db, sizeof db) != MV_OK || store_open(db, &st) != MV_OK ||
+        state_data_key(&c->paths, st, data_key) != MV_OK || state_tenant(st, &plane.tenant) != MV_OK ||
+        state_issuer(&c->cfg, plane.tenant.tenant_id, issuer, sizeof issuer) != MV_OK ||
+        authority_load_keys(&plane, st) != MV_OK) {
         cli_error("token mint: cannot load the signing key: %s", mv_last_detail());
         goto done;
     }
-    if (jws_sign(srv->sign_key, JWS_RS256, kid ? kid : srv->sign_kid, claims, &out) != MV_OK) {
+    if (jws_sign(plane.sign_key, JWS_RS256, kid ? kid : plane.sign_kid, claims, &out) != MV_OK) {
         cli_error("token mint: signing failed");
         goto done;
     }
     printf("%s\n", out.p);
     status = 0;
 done:
-    if (srv) {
-        authority_free_keys(srv);
-        OPENSSL_cleanse(srv->data_key, sizeof srv->data_key);
-        free(srv);
-    }
+    authority_free_keys(&plane);
+    OPENSSL_cleanse(data_key, sizeof data_key);
     store_close(st);
     json_decref(claims);
     mv_buf_free(&out);

@@ -1,17 +1,33 @@
-/* process.c: the verbs that run or prepare mivault's processes: init, server, agent, audit. */
+/* process.c: the verbs that run or prepare mivault's processes: init, server, audit (agent:
+ * agent.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/agent.h"
+#include "audit/audit.h"
 #include "cli/cli.h"
 #include "cli/launch.h"
 #include "common/util.h"
-#include "server/audit.h"
 #include "server/server.h"
 
+const char *cli_detail(void)
+{
+    /* mv_fail records "message (file:line, category)": people get the message. */
+    static _Thread_local char msg[256];
+    const char *d = mv_last_detail();
+    const char *cut = strrchr(d, '(');
+    size_t n = cut && cut > d ? (size_t)(cut - d) : strlen(d);
+    while (n > 0 && d[n - 1] == ' ')
+        n--;
+    if (n >= sizeof msg)
+        n = sizeof msg - 1;
+    memcpy(msg, d, n);
+    msg[n] = '\0';
+    return msg;
+}
+
 /* Config for a new state: defaults, then --server-port / --agent-port / --vault-suffix /
- * --threads / --throttle-ops / --throttle-creates / --imds-rate-limit. */
+ * --threads / --throttle-ops / --throttle-creates / --imds-rate-limit / --public-url. */
 int cli_config_from_flags(const struct cli *c, struct mv_config *cfg)
 {
     state_config_defaults(cfg);
@@ -47,6 +63,10 @@ int cli_config_from_flags(const struct cli *c, struct mv_config *cfg)
             return cli_error("--throttle-creates must be a number of creates per 10 s (0 = off)");
         cfg->throttle_creates = (int)v;
     }
+    /* The store: a PostgreSQL URL, else SQLite in the state dir (docs/store.md). */
+    const char *su = cli_get(c, "store");
+    if (su && (!store_is_url(su) || mv_copy(cfg->store, sizeof cfg->store, su) != MV_OK))
+        return cli_error("--store must be a postgresql:// URL (at most %d bytes)", MV_STORE_URL_MAX - 1);
     /* The agent's IMDS token rate limit (DOC-IMDS "Rate limiting"); 0 turns it off. */
     const char *rl = cli_get(c, "imds-rate-limit");
     if (rl) {
@@ -54,54 +74,63 @@ int cli_config_from_flags(const struct cli *c, struct mv_config *cfg)
             return cli_error("--imds-rate-limit must be a number of requests per second (0 = off)");
         cfg->imds_rate_limit = (int)v;
     }
+    /* Hidden: the SQLite file of another state dir, so a test can join an installation without
+     * PostgreSQL (docs/config.md, "store"). */
+    const char *sf = cli_get(c, "sqlite-file");
+    if (sf && (sf[0] != '/' || mv_copy(cfg->store, sizeof cfg->store, sf) != MV_OK))
+        return cli_error("--sqlite-file wants an absolute path");
+    /* DESIGN §3: the public URL defaults to the server's own address and port. */
+    if (state_config_public_url(cfg, cli_get(c, "public-url")) != MV_OK)
+        return cli_error("--public-url: %s", cli_detail());
     return 0;
 }
 
 int verb_init(struct cli *c)
 {
     struct mv_config cfg;
-    int created = 0;
+    enum state_init_outcome outcome = STATE_EXISTING;
     if (cli_config_from_flags(c, &cfg))
         return 2;
-    if (launch_init(c, &cfg, &created) != MV_OK)
+    const char *mk = cli_get(c, "master-key");
+    if (mk && !*mk)
+        return cli_error("--master-key wants a file: a copy of the first server's master.key") + 1;
+    if (launch_init(c, &cfg, &outcome) != MV_OK)
         return 1;
     struct store *st = NULL;
     struct mv_tenant t;
-    char url[256];
-    if (store_open(c->paths.db, &st) != MV_OK || state_tenant(st, &t) != MV_OK ||
-        state_server_url(&c->cfg, url, sizeof url) != MV_OK) {
+    char url[256], db[PATH_MAX];
+    if (state_store_location(&c->paths, &c->cfg, db, sizeof db) != MV_OK || store_open(db, &st) != MV_OK ||
+        state_tenant(st, &t) != MV_OK || state_server_url(&c->cfg, url, sizeof url) != MV_OK) {
         store_close(st);
-        return cli_error("cannot read the new state: %s", mv_last_detail());
+        return cli_error("cannot read the new state: %s", cli_detail());
     }
     store_close(st);
     cli_print(c,
-              json_pack("{s:s, s:b, s:s, s:s, s:s, s:s, s:s}", "stateDir", c->paths.dir, "created", created,
-                        "tenantId", t.tenant_id, "subscriptionId", t.subscription_id, "resourceGroup",
-                        t.resource_group, "adminPrincipalId", t.admin_principal_id, "serverUrl", url),
+              json_pack("{s:s, s:b, s:b, s:s, s:s, s:s, s:s, s:s, s:s}", "stateDir", c->paths.dir, "created",
+                        outcome == STATE_CREATED, "joined", outcome == STATE_JOINED, "tenantId", t.tenant_id,
+                        "subscriptionId", t.subscription_id, "resourceGroup", t.resource_group, "adminPrincipalId",
+                        t.admin_principal_id, "serverUrl", url, "publicUrl", url),
               (const char *const[]){"stateDir", "tenantId", "subscriptionId", "serverUrl", NULL});
+    return 0;
+}
+
+int cli_listen_flag(const struct cli *c, const char **listen)
+{
+    struct mv_listen l;
+    *listen = cli_get(c, "listen");
+    if (*listen && mv_parse_listen(*listen, &l) != MV_OK)
+        return cli_error("--listen: %s", cli_detail());
     return 0;
 }
 
 int verb_server(struct cli *c)
 {
+    const char *listen = NULL;
+    if (cli_listen_flag(c, &listen))
+        return 2;
     if (cli_load_state(c) != MV_OK)
         return 1;
-    return server_run(c->paths.dir) == MV_OK ? 0 : 1;
-}
-
-int verb_agent(struct cli *c)
-{
-    struct agent_opts o = {
-        .state_dir = c->state_dir,
-        .vm = cli_get(c, "vm"),
-        .join_token = cli_get(c, "join"),
-        .listen = cli_get(c, "listen"),
-        .imds_address = cli_get(c, "imds-address"),
-        .server_url = cli_get(c, "server"),
-    };
-    if (!o.vm || !*o.vm)
-        return cli_error("agent: --vm is required") + 1;
-    return agent_run(&o) == MV_OK ? 0 : 1;
+    return server_run(c->paths.dir, listen) == MV_OK ? 0 : 1;
 }
 
 int verb_audit_verify(struct cli *c)

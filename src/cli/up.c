@@ -109,7 +109,8 @@ static mv_rc start_agent(struct cli *c, const char *imds, const char *join, char
 int verb_up(struct cli *c)
 {
     struct mv_config cfg;
-    int created = 0, status = 1;
+    enum state_init_outcome created = STATE_EXISTING;
+    int status = 1;
     pid_t agent_pid = -1;
     struct server_handle *server = NULL;
     struct agent_handle *agent = NULL;
@@ -125,7 +126,8 @@ int verb_up(struct cli *c)
     sigaddset(&sigs, SIGCHLD);
     sigprocmask(SIG_BLOCK, &sigs, NULL);
 
-    if (cli_config_from_flags(c, &cfg))
+    const char *listen = NULL;
+    if (cli_config_from_flags(c, &cfg) || cli_listen_flag(c, &listen))
         return 2;
     if (imds && !*imds) {
         cli_error("up: --imds-address wants an address, e.g. %s", UP_WELL_KNOWN_IMDS);
@@ -135,9 +137,13 @@ int verb_up(struct cli *c)
         return 1;
     if (mv_copy(state_arg, sizeof state_arg, c->paths.dir) != MV_OK)
         return 1;
-    if (server_start(c->paths.dir, &server) != MV_OK) {
-        cli_error("the server did not start on %s:%d (port in use? see the messages above)", c->cfg.server_host,
-                  c->cfg.server_port);
+    char listen_at[128];
+    if (listen)
+        snprintf(listen_at, sizeof listen_at, "%s", listen);
+    else
+        snprintf(listen_at, sizeof listen_at, "%s:%d", c->cfg.server_host, c->cfg.server_port);
+    if (server_start(c->paths.dir, listen, &server) != MV_OK) {
+        cli_error("the server did not start on %s (port in use? see the messages above)", listen_at);
         goto done;
     }
     if (arm_client_new(c, &a) != MV_OK || launch_ensure_vault(a, UP_VAULT) != MV_OK ||
@@ -163,7 +169,7 @@ int verb_up(struct cli *c)
     if (state_vault_url(&c->cfg, UP_VAULT, vault_url, sizeof vault_url) != MV_OK)
         goto done;
     printf("mivault is up (%s state in %s)\n\n"
-           "  server    https://%s:%d   (authority, control plane, vaults)\n"
+           "  server    %s   (authority, control plane, vaults; listening on %s)\n"
            "  agent     %s    (IMDS of VM '%s', identity %s)\n"
            "  vault     %s   ('%s' has Key Vault Secrets Officer)\n\n"
            "Add this line to /etc/hosts (once):\n"
@@ -171,7 +177,8 @@ int verb_up(struct cli *c)
            "Then, in the workload's shell:\n"
            "  . %s\n\n"
            "Ctrl-C stops mivault.\n",
-           created ? "new" : "existing", c->paths.dir, c->cfg.server_host, c->cfg.server_port, agent_base, UP_VM,
+           created == STATE_CREATED ? "new" : created == STATE_JOINED ? "joined" : "existing", c->paths.dir,
+           c->cfg.public_url, listen_at, agent_base, UP_VM,
            principal, vault_url, UP_VM, UP_VAULT, c->cfg.vault_suffix, c->cfg.vault_suffix, c->paths.env_sh);
     fflush(stdout);
     for (;;) {

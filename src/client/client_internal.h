@@ -35,9 +35,6 @@ int client_end(mv_rc rc);
 /* Records a public status and its text (first one wins until client_begin). Returns rc_for. */
 mv_rc client_set_error(int status, mv_rc rc_for, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* The transport's reason for the last failed http_client_do on this thread ("Connection
- * refused", "SSL certificate problem: ..."), without the URL and source location; "" if none. */
-void client_transport_reason(char *out, size_t len);
 /* Public status of an HTTP status >= 400. */
 int client_http_status(long http_status);
 /* mv_rc of an HTTP status >= 400 (to unwind with). */

@@ -168,8 +168,7 @@ static mv_rc imds_fetch(struct mv_credential *c, const char *resource, mv_buf *t
         goto out;
     }
     if (rc != MV_OK) {
-        char why[256];
-        client_transport_reason(why, sizeof why);
+        const char *why = http_client_error(c->http);
         rc = client_set_error(MV_STATUS_UNAVAILABLE, MV_ERR_UNAVAILABLE,
                               "cannot reach the identity endpoint at %s (%s)", c->endpoint,
                               why[0] ? why : "no answer");

@@ -92,23 +92,6 @@ mv_rc client_set_error(int status, mv_rc rc_for, const char *fmt, ...)
     return rc_for;
 }
 
-void client_transport_reason(char *out, size_t len)
-{
-    /* http/client.c records "METHOD URL: <curl error> (file:line, rc)"; URLs hold no spaces. */
-    const char *d = mv_last_detail();
-    const char *sp = strchr(d, ' ');
-    const char *p = sp ? strstr(sp + 1, ": ") : NULL;
-    const char *end = strrchr(d, '(');
-    out[0] = '\0';
-    if (!p || !end || end <= p + 2)
-        return;
-    p += 2;
-    size_t n = (size_t)(end - p);
-    while (n > 0 && p[n - 1] == ' ')
-        n--;
-    snprintf(out, len, "%.*s", (int)n, p);
-}
-
 int client_http_status(long s)
 {
     switch (s) {

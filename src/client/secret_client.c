@@ -123,8 +123,7 @@ static mv_rc send_once(struct mv_secret_client *sc, const char *method, const ch
     if (rc == MV_ERR_LIMIT)
         return client_set_error(MV_STATUS_ERROR, rc, "the vault's reply is over %d bytes", CLIENT_KV_MAX_RESP);
     if (rc != MV_OK) {
-        char why[256];
-        client_transport_reason(why, sizeof why);
+        const char *why = http_client_error(sc->http);
         return client_set_error(MV_STATUS_UNAVAILABLE, MV_ERR_UNAVAILABLE, "cannot reach the vault at %s (%s)",
                                 sc->url, why[0] ? why : "no answer");
     }

@@ -44,4 +44,9 @@
 #define MV_MAX_SCOPE 512
 #define MV_MAX_URL 1024
 
+/* Audit log rotation (config auditMaxBytes, auditKeep): 100 MiB a file, ten rotated files kept,
+ * so one server's trail takes at most ~1.1 GB of disk. */
+#define MV_AUDIT_MAX_BYTES (100 * 1024 * 1024)
+#define MV_AUDIT_KEEP 10
+
 #endif

@@ -8,11 +8,14 @@
  * checked to be a plain DNS name first. Private keys are written 0600, certificates 0644. */
 #include "crypto/ca.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/b64.h"
@@ -148,8 +151,15 @@ out:
     return rc;
 }
 
-/* DESIGN §8: SANs cover localhost, 127.0.0.1, ::1, the vault suffix and *.suffix. */
-static mv_rc add_san(X509 *x, const char *suffix)
+static int is_ip_literal(const char *s)
+{
+    unsigned char tmp[16];
+    return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
+}
+
+/* DESIGN §8: SANs cover localhost, 127.0.0.1, ::1, the public URL's host, the vault suffix and
+ * *.suffix. */
+static mv_rc add_san(X509 *x, const char *suffix, const char *public_host)
 {
     mv_rc rc = MV_OK;
     GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
@@ -157,6 +167,18 @@ static mv_rc add_san(X509 *x, const char *suffix)
     CHECK(push_dns(gens, "", "localhost"));
     CHECK(push_ip(gens, "127.0.0.1"));
     CHECK(push_ip(gens, "::1"));
+    if (public_host && *public_host && strcmp(public_host, "localhost") != 0 &&
+        strcmp(public_host, suffix) != 0) {
+        unsigned char a[16], lo4[16], lo6[16];
+        int v4 = inet_pton(AF_INET, public_host, a) == 1;
+        int v6 = !v4 && inet_pton(AF_INET6, public_host, a) == 1;
+        inet_pton(AF_INET, "127.0.0.1", lo4);
+        inet_pton(AF_INET6, "::1", lo6);
+        if ((v4 && memcmp(a, lo4, 4) != 0) || (v6 && memcmp(a, lo6, 16) != 0))
+            CHECK(push_ip(gens, public_host));
+        else if (!v4 && !v6)
+            CHECK(push_dns(gens, "", public_host));
+    }
     CHECK(push_dns(gens, "", suffix));
     CHECK(push_dns(gens, "*.", suffix));
     ENSURE(X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, 0) == 1, MV_ERR_INTERNAL);
@@ -182,7 +204,8 @@ out:
     return rc;
 }
 
-static mv_rc make_server(EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, const char *suffix, X509 **out)
+static mv_rc make_server(EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, const char *suffix,
+                         const char *public_host, X509 **out)
 {
     mv_rc rc = MV_OK;
     X509 *x = NULL;
@@ -193,7 +216,7 @@ static mv_rc make_server(EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, const char *
     CHECK(add_ext(x, ca, NID_ext_key_usage, "serverAuth"));
     CHECK(add_ext(x, ca, NID_subject_key_identifier, "hash"));
     CHECK(add_ext(x, ca, NID_authority_key_identifier, "keyid:always"));
-    CHECK(add_san(x, suffix));
+    CHECK(add_san(x, suffix, public_host));
     ENSURE(X509_sign(x, ca_key, EVP_sha256()) > 0, MV_ERR_INTERNAL);
     *out = x;
     x = NULL;
@@ -227,45 +250,110 @@ out:
     return rc;
 }
 
-mv_rc ca_init(const char *dir, const char *vault_suffix)
+mv_rc ca_create(mv_buf *cert_out, mv_buf *key_out)
+{
+    mv_rc rc = MV_OK;
+    EVP_PKEY *ca_key = NULL;
+    X509 *ca = NULL;
+    CHECK(keys_gen_ec_p256(&ca_key));
+    CHECK(make_ca(ca_key, &ca));
+    CHECK(cert_pem(ca, cert_out));
+    CHECK(keys_private_pem(ca_key, key_out));
+out:
+    if (rc != MV_OK)
+        ERR_clear_error();
+    EVP_PKEY_free(ca_key);
+    X509_free(ca);
+    return rc;
+}
+
+/* Checked before anything is made or written: they become SANs. */
+static mv_rc names_ok(const char *vault_suffix, const char *public_host)
+{
+    mv_rc rc = MV_OK;
+    ENSURE_MSG(vault_suffix && dns_name_ok(vault_suffix), MV_ERR_BAD_REQUEST,
+               "ca: vault DNS suffix is not a DNS name");
+    ENSURE_MSG(!public_host || !*public_host || dns_name_ok(public_host) ||
+                   is_ip_literal(public_host),
+               MV_ERR_BAD_REQUEST, "ca: the public host is neither a DNS name nor an IP address");
+out:
+    return rc;
+}
+
+static mv_rc read_in(const char *dir, const char *name, char **data, size_t *len)
+{
+    mv_rc rc = MV_OK;
+    char path[PATH_MAX];
+    CHECK(mv_fmt(path, sizeof path, "%s/%s", dir, name));
+    CHECK(mv_read_file(path, CA_MAX_PEM, data, len));
+out:
+    return rc;
+}
+
+mv_rc ca_server_cert(const char *dir, const char *vault_suffix, const char *public_host)
 {
     mv_rc rc = MV_OK;
     EVP_PKEY *ca_key = NULL, *srv_key = NULL;
     X509 *ca = NULL, *srv = NULL;
-    mv_buf ca_pem, ca_keypem, srv_pem, srv_keypem;
-    mv_buf_init(&ca_pem, CA_MAX_PEM);
-    mv_buf_init(&ca_keypem, CA_MAX_PEM);
+    BIO *bio = NULL;
+    char *ca_text = NULL, *key_text = NULL;
+    size_t ca_len = 0, key_len = 0;
+    mv_buf srv_pem, srv_keypem;
     mv_buf_init(&srv_pem, CA_MAX_PEM);
     mv_buf_init(&srv_keypem, CA_MAX_PEM);
     ENSURE_MSG(dir && *dir, MV_ERR_BAD_REQUEST, "ca: no directory");
-    ENSURE_MSG(vault_suffix && dns_name_ok(vault_suffix), MV_ERR_BAD_REQUEST,
-               "ca: vault DNS suffix is not a DNS name");
-    CHECK(keys_gen_ec_p256(&ca_key));
-    CHECK(make_ca(ca_key, &ca));
+    CHECK(names_ok(vault_suffix, public_host));
+    CHECK(read_in(dir, "ca.pem", &ca_text, &ca_len));
+    CHECK(read_in(dir, "ca.key", &key_text, &key_len));
+    ENSURE(ca_len <= INT_MAX, MV_ERR_INTERNAL);
+    bio = BIO_new_mem_buf(ca_text, (int)ca_len);
+    ENSURE(bio != NULL, MV_ERR_INTERNAL);
+    ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    ENSURE_MSG(ca != NULL, MV_ERR_INTERNAL, "ca: %s/ca.pem is not a certificate", dir);
+    CHECK(keys_from_private_pem(key_text, key_len, &ca_key));
+    ENSURE_MSG(X509_check_private_key(ca, ca_key) == 1, MV_ERR_INTERNAL,
+               "ca: %s/ca.key is not the key of ca.pem", dir);
     CHECK(keys_gen_ec_p256(&srv_key));
-    CHECK(make_server(srv_key, ca, ca_key, vault_suffix, &srv));
-
-    CHECK(cert_pem(ca, &ca_pem));
-    CHECK(keys_private_pem(ca_key, &ca_keypem));
+    CHECK(make_server(srv_key, ca, ca_key, vault_suffix, public_host, &srv));
     CHECK(cert_pem(srv, &srv_pem));
     CHECK(cert_pem(ca, &srv_pem)); /* chain: server, then CA */
     CHECK(keys_private_pem(srv_key, &srv_keypem));
-    /* Keys first: a certificate file on disk always has its key next to it. */
-    CHECK(write_in(dir, "ca.key", &ca_keypem, 0600));
-    CHECK(write_in(dir, "ca.pem", &ca_pem, 0644));
+    /* Key first: a certificate file on disk always has its key next to it. */
     CHECK(write_in(dir, "server.key", &srv_keypem, 0600));
     CHECK(write_in(dir, "server.pem", &srv_pem, 0644));
 out:
     if (rc != MV_OK)
         ERR_clear_error();
+    BIO_free(bio);
     EVP_PKEY_free(ca_key);
     EVP_PKEY_free(srv_key);
     X509_free(ca);
     X509_free(srv);
-    mv_buf_free(&ca_pem);
+    free(ca_text);
+    if (key_text) {
+        OPENSSL_cleanse(key_text, key_len);
+        free(key_text);
+    }
     mv_buf_free(&srv_pem);
-    mv_buf_free_secret(&ca_keypem);
     mv_buf_free_secret(&srv_keypem);
+    return rc;
+}
+
+mv_rc ca_init(const char *dir, const char *vault_suffix, const char *public_host)
+{
+    mv_rc rc = MV_OK;
+    mv_buf ca_pem, ca_keypem;
+    mv_buf_init(&ca_pem, CA_MAX_PEM);
+    mv_buf_init(&ca_keypem, CA_MAX_PEM);
+    ENSURE_MSG(dir && *dir, MV_ERR_BAD_REQUEST, "ca: no directory");
+    CHECK(names_ok(vault_suffix, public_host));
+    CHECK(ca_create(&ca_pem, &ca_keypem));
+    CHECK(write_in(dir, "ca.key", &ca_keypem, 0600));
+    CHECK(write_in(dir, "ca.pem", &ca_pem, 0644));
+    CHECK(ca_server_cert(dir, vault_suffix, public_host));
+out:
+    mv_buf_free(&ca_pem);
+    mv_buf_free_secret(&ca_keypem);
     return rc;
 }
 
@@ -290,5 +378,41 @@ out:
         ERR_clear_error();
     OPENSSL_free(der);
     X509_free(x);
+    return rc;
+}
+
+/* RFC 7469 §2.4 pins the same bytes (the DER SubjectPublicKeyInfo) for the same reason: a CA
+ * re-issued with the same key still matches, anything else does not. */
+mv_rc ca_spki_sha256(const char *pem, size_t len, unsigned char out[32])
+{
+    mv_rc rc = MV_OK;
+    BIO *bio = NULL;
+    X509 *cert = NULL;
+    unsigned char *der = NULL;
+    ENSURE(len <= CA_MAX_PEM && len <= INT_MAX, MV_ERR_LIMIT);
+    bio = BIO_new_mem_buf(pem, (int)len);
+    ENSURE(bio != NULL, MV_ERR_INTERNAL);
+    cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    ENSURE_MSG(cert != NULL, MV_ERR_BAD_REQUEST, "no PEM certificate");
+    int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    ENSURE(n > 0 && der != NULL, MV_ERR_INTERNAL);
+    ENSURE(EVP_Digest(der, (size_t)n, out, NULL, EVP_sha256(), NULL) == 1, MV_ERR_INTERNAL);
+out:
+    ERR_clear_error();
+    OPENSSL_free(der);
+    X509_free(cert);
+    BIO_free(bio);
+    return rc;
+}
+
+mv_rc ca_file_spki_sha256(const char *path, unsigned char out[32])
+{
+    mv_rc rc = MV_OK;
+    char *pem = NULL;
+    size_t len = 0;
+    CHECK(mv_read_file(path, CA_MAX_PEM, &pem, &len));
+    CHECK(ca_spki_sha256(pem, len, out));
+out:
+    free(pem);
     return rc;
 }

@@ -12,38 +12,45 @@
 #include <string.h>
 
 #include "arm/arm.h"
+#include "audit/audit.h"
 #include "authority/authority.h"
-#include "authority/validate.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "http/reply.h"
 #include "http/server.h"
-#include "server/audit.h"
 #include "server/context.h"
+#include "server/health.h"
 #include "store/snapshot.h"
 #include "store/writer.h"
+#include "token/validate.h"
 #include "vault/vault.h"
 
 #define PURGE_INTERVAL_SECS 60
 
 struct worker_slot {
-    struct mv_worker w;
+    struct mv_worker w; /* first: req->worker points at it and at the slot alike */
     struct event *purge_timer;
+    struct health_cache health;
 };
 
 static void route(http_req *req)
 {
     struct mv_worker *w = req->worker;
     char vault[MV_VAULT_NAME_MAX + 1];
-    if (vault_host_match(w->srv, req->host, vault, sizeof vault)) {
-        vault_handle(req, vault);
+    if (strcmp(req->path, HEALTH_PATH) == 0) { /* any Host: the balancer's probe (health.h) */
+        store_snapshot_leave(w->snap);
+        health_handle(req, w->st, &((struct worker_slot *)(void *)w)->health);
+        return;
+    }
+    if (vault_host_match(&w->srv->vault, req->host, vault, sizeof vault)) {
+        vault_handle(&w->vault, req, vault);
         return;
     }
     store_snapshot_leave(w->snap); /* the control plane and the authority may write */
     if (arm_owns_path(req->path))
-        arm_handle(req);
+        arm_handle(&w->arm, req);
     else
-        authority_handle(req);
+        authority_handle(&w->authority, req);
 }
 
 /* Soft-deleted secrets past their scheduled purge date are removed by loop 0 only. */
@@ -57,6 +64,27 @@ static void purge_tick(evutil_socket_t fd, short what, void *arg)
         LOG_WARN("purge of expired deleted secrets failed: %s", mv_last_detail());
 }
 
+/* The planes' views of this loop: its store connection, snapshot and loop, and a token
+ * verifier each over the loop's key set. */
+static void wire_planes(struct mv_worker *w)
+{
+    struct mv_server *srv = w->srv;
+    w->vault_tv = (struct token_verifier){
+        .issuer = srv->issuer,
+        .tenant_id = srv->tenant.tenant_id,
+        .audiences = srv->vault_audiences,
+        .token_lifetime = srv->cfg.token_lifetime,
+        .keys = &w->keys,
+        .st = w->st,
+    };
+    w->arm_tv = w->vault_tv;
+    w->arm_tv.audiences = ARM_AUDIENCES;
+    w->authority = (struct authority_loop){.srv = &srv->authority, .st = w->st};
+    w->arm = (struct arm_loop){.srv = &srv->arm, .st = w->st, .tv = &w->arm_tv};
+    w->vault = (struct vault_loop){.srv = &srv->vault, .st = w->st, .snap = w->snap,
+                                   .base = w->base, .tv = &w->vault_tv};
+}
+
 static void *worker_init(int idx, struct event_base *base, void *arg)
 {
     struct mv_server *srv = arg;
@@ -66,11 +94,18 @@ static void *worker_init(int idx, struct event_base *base, void *arg)
     s->w.srv = srv;
     s->w.idx = idx;
     s->w.base = base;
-    if (store_open(srv->paths.db, &s->w.st) != MV_OK ||
-        store_snapshot_new(s->w.st, base, &s->w.snap) != MV_OK || vault_worker_init(&s->w) != MV_OK ||
-        audit_loop_attach(srv->audit, base) != MV_OK) {
+    mv_rc rc = store_open(srv->store, &s->w.st);
+    if (rc == MV_OK)
+        rc = store_snapshot_new(s->w.st, base, &s->w.snap);
+    if (rc == MV_OK) {
+        wire_planes(&s->w);
+        rc = vault_worker_init(&s->w.vault);
+    }
+    if (rc == MV_OK)
+        rc = audit_loop_attach(srv->audit, base);
+    if (rc != MV_OK) {
         LOG_ERROR("worker %d: %s", idx, mv_last_detail());
-        vault_worker_free(&s->w);
+        vault_worker_free(&s->w.vault);
         store_snapshot_free(s->w.snap);
         store_close(s->w.st);
         free(s);
@@ -93,29 +128,70 @@ static void worker_free(void *p)
     if (s->purge_timer)
         event_free(s->purge_timer);
     audit_loop_detach(s->w.srv->audit);
-    vault_worker_free(&s->w);
-    authority_worker_free(&s->w);
-    token_verify_keys_free(&s->w);
+    vault_worker_free(&s->w.vault);
+    authority_worker_free(&s->w.authority);
+    token_keyset_free(&s->w.keys);
     store_snapshot_free(s->w.snap);
     store_close(s->w.st);
     free(s);
 }
 
-static mv_rc load(struct mv_server *srv, const char *state_dir)
+/* What each plane sees of the server: pointers into srv, which outlives the loops. */
+static void planes(struct mv_server *srv)
+{
+    srv->authority = (struct authority_plane){
+        .tenant = srv->tenant,
+        .server_url = srv->server_url,
+        .issuer = srv->issuer,
+        .token_lifetime = srv->cfg.token_lifetime,
+        .data_key = srv->data_key,
+        .ca_pem = srv->paths.ca_pem,
+    };
+    srv->arm = (struct arm_plane){
+        .tenant = srv->tenant,
+        .server_url = srv->server_url,
+        .cfg = &srv->cfg,
+        .ca_pem = srv->paths.ca_pem,
+    };
+    srv->vault = (struct vault_plane){
+        .tenant = srv->tenant,
+        .server_url = srv->server_url,
+        .issuer = srv->issuer,
+        .vault_resource = srv->vault_resource,
+        .vault_suffix = srv->cfg.vault_suffix,
+        .throttle_ops = srv->cfg.throttle_ops,
+        .throttle_creates = srv->cfg.throttle_creates,
+        .data_key = srv->data_key,
+    };
+}
+
+static mv_rc load(struct mv_server *srv, const char *state_dir, const char *listen)
 {
     mv_rc rc = MV_OK;
     struct store *st = NULL;
+    struct mv_listen l;
     CHECK(state_paths(state_dir, &srv->paths));
     rc = state_config_load(&srv->paths, &srv->cfg);
     ENSURE_MSG(rc == MV_OK, rc, "no mivault state in %s (run `mivault init` first)", srv->paths.dir);
-    CHECK(store_open(srv->paths.db, &st));
+    if (listen) { /* only where this server listens: every URL still derives from publicUrl */
+        CHECK(mv_parse_listen(listen, &l));
+        CHECK(mv_copy(srv->cfg.server_host, sizeof srv->cfg.server_host, l.host));
+        srv->cfg.server_port = l.port;
+    }
+    CHECK(state_store_location(&srv->paths, &srv->cfg, srv->store, sizeof srv->store));
+    CHECK(store_open(srv->store, &st));
     CHECK(state_tenant(st, &srv->tenant));
     CHECK(state_data_key(&srv->paths, st, srv->data_key));
     CHECK(state_server_url(&srv->cfg, srv->server_url, sizeof srv->server_url));
     CHECK(state_issuer(&srv->cfg, srv->tenant.tenant_id, srv->issuer, sizeof srv->issuer));
     CHECK(state_vault_resource(&srv->cfg, srv->vault_resource, sizeof srv->vault_resource));
-    CHECK(authority_load_keys(srv, st));
+    srv->vault_audiences[0] = srv->vault_resource;
+    srv->vault_audiences[1] = VAULT_AZURE_AUDIENCE;
+    planes(srv);
+    CHECK(authority_load_keys(&srv->authority, st));
     CHECK(audit_open(srv->paths.audit_log, &srv->audit));
+    srv->authority.audit = srv->arm.audit = srv->vault.audit = srv->audit;
+    audit_set_rotation(srv->audit, srv->cfg.audit_max_bytes, srv->cfg.audit_keep);
 out:
     store_close(st);
     return rc;
@@ -141,7 +217,7 @@ void server_stop(struct server_handle *h)
     http_server_free(h->hs);
     SSL_CTX_free(h->ssl);
     if (h->srv) {
-        authority_free_keys(h->srv);
+        authority_free_keys(&h->srv->authority);
         audit_close(h->srv->audit);
         OPENSSL_cleanse(h->srv->data_key, sizeof h->srv->data_key);
         free(h->srv);
@@ -149,7 +225,7 @@ void server_stop(struct server_handle *h)
     free(h);
 }
 
-mv_rc server_start(const char *state_dir, struct server_handle **out)
+mv_rc server_start(const char *state_dir, const char *listen, struct server_handle **out)
 {
     mv_rc rc = MV_OK;
     struct server_handle *h = calloc(1, sizeof *h);
@@ -158,7 +234,7 @@ mv_rc server_start(const char *state_dir, struct server_handle **out)
     h->srv = calloc(1, sizeof *h->srv);
     ENSURE(h->srv != NULL, MV_ERR_INTERNAL);
     struct mv_server *srv = h->srv;
-    CHECK(load(srv, state_dir));
+    CHECK(load(srv, state_dir, listen));
     CHECK(http_tls_ctx(srv->paths.server_pem, srv->paths.server_key, &h->ssl));
     struct http_server_cfg hc = {
         .addr = srv->cfg.server_host,
@@ -174,10 +250,11 @@ mv_rc server_start(const char *state_dir, struct server_handle **out)
         .arg = srv,
         .epoll_changelist = 1, /* no dup()ed fds on these loops: 2 epoll_ctl per request, not 4 */
     };
-    CHECK(store_writer_start(srv->paths.db, &srv->writer));
+    CHECK(store_writer_start(srv->store, &srv->writer));
+    srv->vault.writer = srv->writer;
     CHECK(http_server_start(&hc, &h->hs));
-    LOG_INFO("server listening on https://%s:%d (tenant %s)", srv->cfg.server_host,
-             http_server_port(h->hs), srv->tenant.tenant_id);
+    LOG_INFO("server listening on %s port %d, public URL %s (tenant %s)", srv->cfg.server_host,
+             http_server_port(h->hs), srv->server_url, srv->tenant.tenant_id);
     *out = h;
     h = NULL;
 out:
@@ -187,11 +264,11 @@ out:
     return rc;
 }
 
-mv_rc server_run(const char *state_dir)
+mv_rc server_run(const char *state_dir, const char *listen)
 {
     mv_rc rc = MV_OK;
     struct server_handle *h = NULL;
-    CHECK(server_start(state_dir, &h));
+    CHECK(server_start(state_dir, listen, &h));
     http_server_wait(h->hs);
     LOG_INFO("server stopped");
 out:

@@ -25,6 +25,28 @@ static mv_rc join(char *out, const char *dir, const char *name)
     return mv_fmt(out, PATH_MAX, "%s/%s", dir, name);
 }
 
+/* config.json's "store" into db, if the file exists and has one: a PostgreSQL URL, or the
+ * absolute path of another state's SQLite file (init --sqlite-file, tests of join). */
+static mv_rc store_from_config(const char *config, char *db, size_t len)
+{
+    mv_rc rc = MV_OK;
+    json_error_t jerr;
+    if (!mv_file_exists(config))
+        return MV_OK;
+    json_t *o = json_load_file(config, JSON_REJECT_DUPLICATES, &jerr);
+    ENSURE_MSG(o && json_is_object(o), MV_ERR_BAD_REQUEST, "cannot read %s: %s", config, jerr.text);
+    json_t *v = json_object_get(o, "store");
+    if (v) {
+        ENSURE_MSG(json_is_string(v) && (store_is_url(json_string_value(v)) ||
+                                          json_string_value(v)[0] == '/'),
+                   MV_ERR_BAD_REQUEST, "config: store must be a postgresql:// URL or an absolute path");
+        CHECK(mv_copy(db, len, json_string_value(v)));
+    }
+out:
+    json_decref(o);
+    return rc;
+}
+
 mv_rc state_paths(const char *flag_dir, struct mv_paths *p)
 {
     mv_rc rc = MV_OK;
@@ -45,6 +67,7 @@ mv_rc state_paths(const char *flag_dir, struct mv_paths *p)
     }
     CHECK(join(p->config, p->dir, "config.json"));
     CHECK(join(p->db, p->dir, "mivault.db"));
+    CHECK(store_from_config(p->config, p->db, sizeof p->db));
     CHECK(join(p->master_key, p->dir, "master.key"));
     CHECK(join(p->ca_pem, p->dir, "ca.pem"));
     CHECK(join(p->ca_key, p->dir, "ca.key"));
@@ -66,6 +89,8 @@ void state_config_defaults(struct mv_config *c)
     snprintf(c->server_host, sizeof c->server_host, "127.0.0.1");
     c->server_port = 8443;
     snprintf(c->public_host, sizeof c->public_host, "127.0.0.1");
+    c->public_port = c->server_port;
+    snprintf(c->public_url, sizeof c->public_url, "https://127.0.0.1:8443");
     snprintf(c->vault_suffix, sizeof c->vault_suffix, "vault.localhost");
     snprintf(c->agent_host, sizeof c->agent_host, "127.0.0.1");
     c->agent_port = 50342;
@@ -74,6 +99,31 @@ void state_config_defaults(struct mv_config *c)
     c->throttle_ops = 4000;   /* Azure: per vault per 10 s (reference §4.5) */
     c->throttle_creates = 300;
     c->imds_rate_limit = MV_IMDS_RATE_PER_SEC;
+    c->audit_max_bytes = MV_AUDIT_MAX_BYTES;
+    c->audit_keep = MV_AUDIT_KEEP;
+}
+
+mv_rc state_config_public_url(struct mv_config *c, const char *url)
+{
+    mv_rc rc = MV_OK;
+    struct mv_public_url u;
+    char derived[MV_ADDR_URL_MAX];
+    if (!url) {
+        CHECK(mv_https_origin(c->public_host, c->server_port, derived, sizeof derived));
+        url = derived;
+    }
+    CHECK(mv_parse_public_url(url, &u));
+    CHECK(mv_copy(c->public_url, sizeof c->public_url, u.url));
+    CHECK(mv_copy(c->public_host, sizeof c->public_host, u.host));
+    c->public_port = u.port;
+out:
+    return rc;
+}
+
+mv_rc state_store_location(const struct mv_paths *p, const struct mv_config *c, char *out,
+                           size_t len)
+{
+    return mv_copy(out, len, c->store[0] ? c->store : p->db);
 }
 
 static mv_rc get_str(json_t *o, const char *k, char *dst, size_t len)
@@ -110,7 +160,10 @@ mv_rc state_config_load(const struct mv_paths *p, struct mv_config *c)
     ENSURE_MSG(o && json_is_object(o), MV_ERR_NOT_FOUND, "cannot read %s: %s", p->config, jerr.text);
     CHECK(get_str(o, "serverHost", c->server_host, sizeof c->server_host));
     CHECK(get_int(o, "serverPort", &c->server_port, 0, 65535));
-    CHECK(get_str(o, "publicHost", c->public_host, sizeof c->public_host));
+    CHECK(get_str(o, "publicHost", c->public_host, sizeof c->public_host)); /* before publicUrl */
+    char url[MV_ADDR_URL_MAX] = "";
+    CHECK(get_str(o, "publicUrl", url, sizeof url));
+    CHECK(get_str(o, "store", c->store, sizeof c->store));
     CHECK(get_str(o, "vaultSuffix", c->vault_suffix, sizeof c->vault_suffix));
     CHECK(get_str(o, "agentHost", c->agent_host, sizeof c->agent_host));
     CHECK(get_int(o, "agentPort", &c->agent_port, 0, 65535));
@@ -119,6 +172,10 @@ mv_rc state_config_load(const struct mv_paths *p, struct mv_config *c)
     CHECK(get_int(o, "throttleOps", &c->throttle_ops, 0, 1000000000));
     CHECK(get_int(o, "throttleCreates", &c->throttle_creates, 0, 1000000000));
     CHECK(get_int(o, "imdsRateLimit", &c->imds_rate_limit, 0, 1000000000));
+    CHECK(get_int(o, "auditMaxBytes", &c->audit_max_bytes, 0, 2000000000));
+    CHECK(get_int(o, "auditKeep", &c->audit_keep, 1, 100000));
+    rc = state_config_public_url(c, url[0] ? url : NULL);
+    ENSURE_MSG(rc == MV_OK, rc, "config: publicUrl: %s", mv_last_detail());
 out:
     json_decref(o);
     return rc;
@@ -127,15 +184,20 @@ out:
 mv_rc state_config_save(const struct mv_paths *p, const struct mv_config *c)
 {
     mv_rc rc = MV_OK;
-    json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i}", "serverHost",
-                          c->server_host, "serverPort", c->server_port, "publicHost", c->public_host,
+    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i}", "publicUrl",
+                          c->public_url, "serverHost", c->server_host, "serverPort", c->server_port,
                           "vaultSuffix", c->vault_suffix, "agentHost", c->agent_host, "agentPort",
                           c->agent_port, "tokenLifetime", c->token_lifetime, "threads", c->threads,
                           "throttleOps", c->throttle_ops, "throttleCreates", c->throttle_creates,
                           "imdsRateLimit", c->imds_rate_limit);
+    if (o && c->store[0] && json_object_set_new(o, "store", json_string(c->store)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    /* 0600 when it names a database: the URL may carry a password. */
     char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
     ENSURE(s != NULL, MV_ERR_INTERNAL);
-    CHECK(mv_write_file(p->config, s, strlen(s), 0644));
+    CHECK(mv_write_file(p->config, s, strlen(s), c->store[0] ? 0600 : 0644));
 out:
     free(s);
     json_decref(o);
@@ -176,26 +238,37 @@ out:
     return rc;
 }
 
-mv_rc state_data_key(const struct mv_paths *p, struct store *st, unsigned char key[32])
+/* The data key, unwrapped with master; MV_ERR_FORBIDDEN if master does not open it. */
+static mv_rc unwrap_data_key(struct store *st, const unsigned char master[32], unsigned char key[32])
 {
     mv_rc rc = MV_OK;
-    unsigned char master[32];
     mv_buf wrapped_b64, wrapped, dk;
     mv_buf_init(&wrapped_b64, 4096);
     mv_buf_init(&wrapped, 4096);
     mv_buf_init(&dk, 64);
-    CHECK(state_master_key(p, master));
     CHECK(store_meta_get(st, "data_key", &wrapped_b64));
     CHECK(b64_decode(&wrapped, wrapped_b64.p, wrapped_b64.len));
     rc = aead_open(master, "data-key", wrapped.p, wrapped.len, &dk);
-    ENSURE_MSG(rc == MV_OK && dk.len == 32, MV_ERR_INTERNAL,
+    ENSURE_MSG(rc == MV_OK && dk.len == 32, MV_ERR_FORBIDDEN,
                "cannot unwrap the data key: wrong master key?");
     memcpy(key, dk.p, 32);
 out:
-    OPENSSL_cleanse(master, sizeof master);
     mv_buf_free(&wrapped_b64);
     mv_buf_free(&wrapped);
     mv_buf_free_secret(&dk);
+    return rc;
+}
+
+mv_rc state_data_key(const struct mv_paths *p, struct store *st, unsigned char key[32])
+{
+    mv_rc rc = MV_OK;
+    unsigned char master[32];
+    CHECK(state_master_key(p, master));
+    rc = unwrap_data_key(st, master, key);
+    if (rc == MV_ERR_FORBIDDEN)
+        rc = MV_ERR_INTERNAL; /* a server whose own master key fails: not the client's fault */
+out:
+    OPENSSL_cleanse(master, sizeof master);
     return rc;
 }
 
@@ -223,15 +296,29 @@ out:
     return rc;
 }
 
-/* New tenant: ids, the wrapped data key, the admin principal with Owner at "/". */
-static mv_rc init_tenant(const struct mv_paths *p, struct store *st)
+/* admin.json: the ids the CLI signs its assertions with (admin.key holds the key). */
+static mv_rc write_admin_json(const struct mv_paths *p, const struct mv_tenant *t)
 {
     mv_rc rc = MV_OK;
-    unsigned char master[32], dk[32];
+    json_t *aj = json_pack("{s:s, s:s, s:s, s:s, s:s}", "principalId", t->admin_principal_id,
+                           "clientId", t->admin_client_id, "tenantId", t->tenant_id,
+                           "subscriptionId", t->subscription_id, "resourceGroup", t->resource_group);
+    char *ajs = aj ? json_dumps(aj, JSON_INDENT(2)) : NULL;
+    ENSURE(ajs != NULL, MV_ERR_INTERNAL);
+    CHECK(mv_write_file(p->admin_json, ajs, strlen(ajs), 0600));
+out:
+    free(ajs);
+    json_decref(aj);
+    return rc;
+}
+
+/* New tenant: ids, the wrapped data key, the admin principal with Owner at "/". */
+static mv_rc init_tenant(const struct mv_paths *p, struct store *st, const unsigned char master[32])
+{
+    mv_rc rc = MV_OK;
+    unsigned char dk[32];
     mv_buf sealed, sealed_b64, priv, pub;
     EVP_PKEY *admin = NULL;
-    json_t *aj = NULL;
-    char *ajs = NULL;
     int in_tx = 0;
     mv_buf_init(&sealed, 4096);
     mv_buf_init(&sealed_b64, 4096);
@@ -245,7 +332,6 @@ static mv_rc init_tenant(const struct mv_paths *p, struct store *st)
     CHECK(mv_uuid(t.admin_principal_id));
     CHECK(mv_uuid(t.admin_client_id));
 
-    CHECK(state_master_key(p, master));
     CHECK(mv_random(dk, sizeof dk));
     CHECK(aead_seal(master, "data-key", dk, sizeof dk, &sealed));
     CHECK(b64_encode(&sealed_b64, sealed.p, sealed.len));
@@ -254,12 +340,7 @@ static mv_rc init_tenant(const struct mv_paths *p, struct store *st)
     CHECK(keys_private_pem(admin, &priv));
     CHECK(keys_public_pem(admin, &pub));
     CHECK(mv_write_file(p->admin_key, priv.p, priv.len, 0600));
-    aj = json_pack("{s:s, s:s, s:s, s:s, s:s}", "principalId", t.admin_principal_id, "clientId",
-                   t.admin_client_id, "tenantId", t.tenant_id, "subscriptionId",
-                   t.subscription_id, "resourceGroup", t.resource_group);
-    ajs = aj ? json_dumps(aj, JSON_INDENT(2)) : NULL;
-    ENSURE(ajs != NULL, MV_ERR_INTERNAL);
-    CHECK(mv_write_file(p->admin_json, ajs, strlen(ajs), 0600));
+    CHECK(write_admin_json(p, &t));
 
     struct st_principal admin_p;
     memset(&admin_p, 0, sizeof admin_p);
@@ -292,15 +373,12 @@ static mv_rc init_tenant(const struct mv_paths *p, struct store *st)
 out:
     if (in_tx)
         store_rollback(st);
-    OPENSSL_cleanse(master, sizeof master);
     OPENSSL_cleanse(dk, sizeof dk);
     EVP_PKEY_free(admin);
     mv_buf_free(&sealed);
     mv_buf_free(&sealed_b64);
     mv_buf_free_secret(&priv);
     mv_buf_free(&pub);
-    free(ajs);
-    json_decref(aj);
     return rc;
 }
 
@@ -324,67 +402,288 @@ out:
     return rc;
 }
 
-mv_rc state_init(const struct mv_paths *p, const struct mv_config *cfg, int *created)
+/* ---- what every server of one installation shares through the store ----
+ *
+ * The CA (certificate, and its private key sealed with the data key) and the admin key (sealed)
+ * live in the meta table, so a server that joins with the master key writes the same ca.pem,
+ * ca.key and admin.key as the first one, and issues its own server certificate from that CA:
+ * an agent's CA pin then holds for every server behind the balancer. */
+#define META_CA_CERT "ca_cert"
+#define META_CA_KEY "ca_key"       /* sealed, AAD "ca-key" */
+#define META_ADMIN_KEY "admin_key" /* sealed, AAD "admin-key" */
+#define STATE_PEM_MAX (64 * 1024)
+
+static mv_rc meta_seal(struct store *st, const unsigned char dk[32], const char *key,
+                       const char *aad, const char *pt, size_t len)
 {
     mv_rc rc = MV_OK;
-    struct store *st = NULL;
-    mv_buf tid;
-    mv_buf_init(&tid, 128);
-    *created = 0;
-    CHECK(mv_mkdirs(p->dir, 0700));
-    CHECK(mv_mkdirs(p->agents, 0700));
-    if (!mv_file_exists(p->config))
-        CHECK(state_config_save(p, cfg));
-    if (!getenv("MIVAULT_MASTER_KEY") && !mv_file_exists(p->master_key)) {
-        unsigned char mk[32];
-        CHECK(mv_random(mk, sizeof mk));
-        rc = mv_write_file(p->master_key, mk, sizeof mk, 0600);
-        OPENSSL_cleanse(mk, sizeof mk);
-        CHECK(rc);
+    mv_buf sealed, b64;
+    mv_buf_init(&sealed, STATE_PEM_MAX + AEAD_OVERHEAD);
+    mv_buf_init(&b64, 2 * (STATE_PEM_MAX + AEAD_OVERHEAD));
+    CHECK(aead_seal(dk, aad, pt, len, &sealed));
+    CHECK(b64_encode(&b64, sealed.p, sealed.len));
+    CHECK(store_meta_set(st, key, b64.p));
+out:
+    mv_buf_free(&sealed);
+    mv_buf_free(&b64);
+    return rc;
+}
+
+/* MV_ERR_NOT_FOUND if absent. out is secret: mv_buf_free_secret. */
+static mv_rc meta_unseal(struct store *st, const unsigned char dk[32], const char *key,
+                         const char *aad, mv_buf *out)
+{
+    mv_rc rc = MV_OK;
+    mv_buf b64, sealed;
+    mv_buf_init(&b64, 2 * (STATE_PEM_MAX + AEAD_OVERHEAD));
+    mv_buf_init(&sealed, 2 * (STATE_PEM_MAX + AEAD_OVERHEAD));
+    CHECK(store_meta_get(st, key, &b64));
+    CHECK(b64_decode(&sealed, b64.p, b64.len));
+    ENSURE_MSG(aead_open(dk, aad, sealed.p, sealed.len, out) == MV_OK, MV_ERR_INTERNAL,
+               "meta %s does not unseal", key);
+out:
+    mv_buf_free(&b64);
+    mv_buf_free(&sealed);
+    return rc;
+}
+
+static mv_rc read_into(const char *path, mv_buf *out)
+{
+    mv_rc rc = MV_OK;
+    char *data = NULL;
+    size_t len = 0;
+    CHECK(mv_read_file(path, STATE_PEM_MAX, &data, &len));
+    CHECK(mv_buf_add(out, data, len));
+out:
+    if (data) {
+        OPENSSL_cleanse(data, len);
+        free(data);
     }
-    CHECK(store_open(p->db, &st));
-    rc = store_meta_get(st, "tenant_id", &tid);
-    if (rc == MV_ERR_NOT_FOUND) {
-        CHECK(init_tenant(p, st));
-        *created = 1;
+    return rc;
+}
+
+/* The installation's CA in this state dir, and this server's certificate. may_create: a first
+ * init may make the CA (or adopt the one a state from before this code made); a joining server
+ * must find it in the store. */
+static mv_rc ensure_ca(const struct mv_paths *p, const struct mv_config *c, struct store *st,
+                       const unsigned char dk[32], int may_create)
+{
+    mv_rc rc = MV_OK;
+    mv_buf cert, key, local;
+    int in_tx = 0, write_files = 0;
+    mv_buf_init(&cert, STATE_PEM_MAX);
+    mv_buf_init(&key, STATE_PEM_MAX);
+    mv_buf_init(&local, STATE_PEM_MAX);
+    rc = store_meta_get(st, META_CA_CERT, &cert);
+    if (rc == MV_OK) {
+        CHECK(meta_unseal(st, dk, META_CA_KEY, "ca-key", &key));
+        if (mv_file_exists(p->ca_pem)) {
+            CHECK(read_into(p->ca_pem, &local));
+            ENSURE_MSG(local.len == cert.len && memcmp(local.p, cert.p, cert.len) == 0,
+                       MV_ERR_CONFLICT, "%s is not the CA the store holds for this installation",
+                       p->ca_pem);
+        }
+        write_files = !mv_file_exists(p->ca_pem) || !mv_file_exists(p->ca_key);
+    } else if (rc == MV_ERR_NOT_FOUND) {
+        if (mv_file_exists(p->ca_pem) && mv_file_exists(p->ca_key)) {
+            /* A state made before the store held its CA: adopt the files. */
+            mv_buf_reset(&cert);
+            CHECK(read_into(p->ca_pem, &cert));
+            CHECK(read_into(p->ca_key, &key));
+        } else {
+            ENSURE_MSG(may_create, MV_ERR_NOT_FOUND,
+                       "the store holds no CA yet: run `mivault init` once more on the first "
+                       "server (it stores its CA), then join");
+            mv_buf_reset(&cert);
+            CHECK(ca_create(&cert, &key));
+            write_files = 1;
+        }
+        CHECK(store_begin(st));
+        in_tx = 1;
+        CHECK(meta_seal(st, dk, META_CA_KEY, "ca-key", key.p, key.len));
+        CHECK(store_meta_set(st, META_CA_CERT, cert.p));
+        CHECK(store_commit(st));
+        in_tx = 0;
     } else {
         CHECK(rc);
     }
-    if (!mv_file_exists(p->ca_pem) || !mv_file_exists(p->server_pem)) {
-        struct mv_config c;
-        CHECK(state_config_load(p, &c));
-        CHECK(ca_init(p->dir, c.vault_suffix));
+    if (write_files) { /* key first: a certificate on disk always has its key next to it */
+        CHECK(mv_write_file(p->ca_key, key.p, key.len, 0600));
+        CHECK(mv_write_file(p->ca_pem, cert.p, cert.len, 0644));
     }
+    if (!mv_file_exists(p->server_pem) || !mv_file_exists(p->server_key))
+        CHECK(ca_server_cert(p->dir, c->vault_suffix, c->public_host));
+out:
+    if (in_tx)
+        store_rollback(st);
+    mv_buf_free(&cert);
+    mv_buf_free_secret(&key);
+    mv_buf_free(&local);
+    return rc;
+}
+
+/* admin.key and admin.json in this state dir, the key shared through the store (sealed). */
+static mv_rc ensure_admin(const struct mv_paths *p, struct store *st, const unsigned char dk[32])
+{
+    mv_rc rc = MV_OK;
+    mv_buf key;
+    mv_buf_init(&key, STATE_PEM_MAX);
+    rc = meta_unseal(st, dk, META_ADMIN_KEY, "admin-key", &key);
+    if (rc == MV_OK) {
+        if (!mv_file_exists(p->admin_key))
+            CHECK(mv_write_file(p->admin_key, key.p, key.len, 0600));
+    } else if (rc == MV_ERR_NOT_FOUND) {
+        ENSURE_MSG(mv_file_exists(p->admin_key), MV_ERR_NOT_FOUND,
+                   "the store holds no admin credential yet: run `mivault init` once more on "
+                   "the first server, then join");
+        CHECK(read_into(p->admin_key, &key));
+        CHECK(meta_seal(st, dk, META_ADMIN_KEY, "admin-key", key.p, key.len));
+    } else {
+        CHECK(rc);
+    }
+    if (!mv_file_exists(p->admin_json)) {
+        struct mv_tenant t;
+        CHECK(state_tenant(st, &t));
+        CHECK(write_admin_json(p, &t));
+    }
+out:
+    mv_buf_free_secret(&key);
+    return rc;
+}
+
+/* MIVAULT_MASTER_KEY set and not empty (state_master_key ignores it when empty). */
+static int env_master_key(void)
+{
+    const char *env = getenv("MIVAULT_MASTER_KEY");
+    return env && *env;
+}
+
+/* This init's master key: --master-key FILE, else MIVAULT_MASTER_KEY or STATE/master.key, else
+ * none yet (*have = 0). */
+static mv_rc init_master_key(const struct mv_paths *p, const char *file, unsigned char mk[32],
+                             int *have)
+{
+    mv_rc rc = MV_OK;
+    char *data = NULL;
+    size_t len = 0;
+    unsigned char mine[32];
+    *have = 0;
+    if (file) {
+        ENSURE_MSG(!env_master_key(), MV_ERR_BAD_REQUEST,
+                   "--master-key and MIVAULT_MASTER_KEY both name a master key: use one");
+        rc = mv_read_file(file, 64, &data, &len);
+        ENSURE_MSG(rc == MV_OK, MV_ERR_BAD_REQUEST, "cannot read --master-key %s", file);
+        ENSURE_MSG(len == 32, MV_ERR_BAD_REQUEST,
+                   "--master-key %s is not a master.key (32 bytes)", file);
+        memcpy(mk, data, 32);
+        if (mv_file_exists(p->master_key)) {
+            CHECK(state_master_key(p, mine));
+            int same = mv_ct_eq(mine, 32, mk, 32);
+            OPENSSL_cleanse(mine, sizeof mine);
+            ENSURE_MSG(same, MV_ERR_CONFLICT, "%s holds another master key than --master-key %s",
+                       p->master_key, file);
+        }
+        *have = 1;
+    } else if (env_master_key() || mv_file_exists(p->master_key)) {
+        CHECK(state_master_key(p, mk));
+        *have = 1;
+    }
+out:
+    if (data) {
+        OPENSSL_cleanse(data, len);
+        free(data);
+    }
+    return rc;
+}
+
+mv_rc state_init(const struct mv_paths *p, const struct mv_config *cfg, const char *master_key_file,
+                 enum state_init_outcome *outcome)
+{
+    mv_rc rc = MV_OK;
+    struct store *st = NULL;
+    struct mv_config c;
+    char db[PATH_MAX];
+    unsigned char mk[32], dk[32];
+    int have_mk = 0, joining = 0;
+    mv_buf tid;
+    mv_buf_init(&tid, 128);
+    *outcome = STATE_EXISTING;
+    CHECK(mv_mkdirs(p->dir, 0700));
+    CHECK(mv_mkdirs(p->agents, 0700));
+    if (mv_file_exists(p->config)) {
+        CHECK(state_config_load(p, &c)); /* init never rewrites an existing config */
+        /* nor moves an existing state to another store (`mivault store migrate` does) */
+        ENSURE_MSG(!cfg->store[0] || strcmp(cfg->store, c.store) == 0, MV_ERR_CONFLICT,
+                   "%s already uses another store; `mivault store migrate` moves it", p->dir);
+    } else {
+        c = *cfg;
+    }
+    CHECK(init_master_key(p, master_key_file, mk, &have_mk));
+    CHECK(state_store_location(p, &c, db, sizeof db));
+    CHECK(store_open(db, &st));
+    rc = store_meta_get(st, "tenant_id", &tid);
+    if (rc == MV_ERR_NOT_FOUND) {
+        if (!have_mk)
+            CHECK(mv_random(mk, sizeof mk));
+        /* On disk before the data key it wraps is committed: a crash in between loses nothing. */
+        if (!env_master_key() && !mv_file_exists(p->master_key))
+            CHECK(mv_write_file(p->master_key, mk, sizeof mk, 0600));
+        CHECK(init_tenant(p, st, mk));
+        *outcome = STATE_CREATED;
+    } else {
+        CHECK(rc);
+        /* The store belongs to an installation already: join it, or refuse and change nothing. */
+        ENSURE_MSG(have_mk, MV_ERR_FORBIDDEN,
+                   "the store %s already holds tenant %s: to join this installation, pass "
+                   "--master-key FILE (a copy of the first server's master.key)",
+                   db, tid.p);
+        joining = !mv_file_exists(p->admin_json);
+    }
+    rc = unwrap_data_key(st, mk, dk);
+    ENSURE_MSG(rc == MV_OK, MV_ERR_FORBIDDEN,
+               "the master key does not unwrap the data key of the store %s: %s", db,
+               master_key_file ? "--master-key must be a copy of the first server's master.key"
+                               : "this state's master key belongs to another installation");
+    if (master_key_file && !mv_file_exists(p->master_key))
+        CHECK(mv_write_file(p->master_key, mk, sizeof mk, 0600));
+    if (!mv_file_exists(p->config))
+        CHECK(state_config_save(p, &c));
+    CHECK(ensure_ca(p, &c, st, dk, !joining));
+    CHECK(ensure_admin(p, st, dk));
     if (!mv_file_exists(p->bundle))
         CHECK(write_bundle(p));
+    if (joining)
+        *outcome = STATE_JOINED;
 out:
+    OPENSSL_cleanse(mk, sizeof mk);
+    OPENSSL_cleanse(dk, sizeof dk);
     mv_buf_free(&tid);
     store_close(st);
     return rc;
 }
 
+/* Every URL a client sees derives from the public URL (the load balancer's address), never from
+ * the port this server listens on: behind a balancer the two differ. */
 mv_rc state_server_url(const struct mv_config *c, char *out, size_t len)
 {
-    return mv_fmt(out, len, "https://%s:%d", c->public_host, c->server_port);
+    return mv_copy(out, len, c->public_url);
 }
 
 mv_rc state_issuer(const struct mv_config *c, const char *tid, char *out, size_t len)
 {
-    return mv_fmt(out, len, "https://%s:%d/%s/", c->public_host, c->server_port, tid);
+    return mv_fmt(out, len, "%s/%s/", c->public_url, tid);
 }
 
 mv_rc state_vault_resource(const struct mv_config *c, char *out, size_t len)
 {
-    if (c->server_port == 443)
-        return mv_fmt(out, len, "https://%s", c->vault_suffix);
-    return mv_fmt(out, len, "https://%s:%d", c->vault_suffix, c->server_port);
+    return mv_https_origin(c->vault_suffix, c->public_port, out, len);
 }
 
 mv_rc state_vault_url(const struct mv_config *c, const char *vault, char *out, size_t len)
 {
-    if (c->server_port == 443)
-        return mv_fmt(out, len, "https://%s.%s", vault, c->vault_suffix);
-    return mv_fmt(out, len, "https://%s.%s:%d", vault, c->vault_suffix, c->server_port);
+    char host[MV_ADDR_HOST_MAX + MV_MAX_NAME + 1];
+    mv_rc rc = mv_fmt(host, sizeof host, "%s.%s", vault, c->vault_suffix);
+    return rc == MV_OK ? mv_https_origin(host, c->public_port, out, len) : rc;
 }
 
 mv_rc state_rg_scope(const struct mv_tenant *t, char *out, size_t len)

@@ -1,10 +1,13 @@
 /* state.h: the state directory (DESIGN §3) and what `mivault init` puts in it.
  *
- *   STATE/config.json    listen addresses, vault suffix, lifetimes (written by init)
- *   STATE/mivault.db     the SQLite store
+ *   STATE/config.json    public URL, listen addresses, vault suffix, lifetimes, store (written by
+ *                        init; every key in docs/config.md)
+ *   STATE/mivault.db     the SQLite store, unless config.json's "store" names a PostgreSQL URL
  *   STATE/master.key     32 random bytes (0600) wrapping the data key; MIVAULT_MASTER_KEY
  *                        (64 hex chars) overrides it
- *   STATE/ca.pem ca.key  local CA;  server.pem server.key: the server certificate (SANs in ca.h)
+ *   STATE/ca.pem ca.key  the installation's CA (also in the store, its key sealed with the data
+ *                        key, so every server of one installation has the same CA);
+ *                        server.pem server.key: this server's certificate (SANs in ca.h)
  *   STATE/admin.key      admin principal's EC P-256 private key (0600); admin.json its ids
  *   STATE/agents/VM/     a host agent's node key (0600) and enrollment
  *   STATE/audit.log      hash-chained audit trail
@@ -15,13 +18,16 @@
 
 #include <limits.h>
 
+#include "common/addr.h"
 #include "common/result.h"
 #include "store/store.h"
+
+#define MV_STORE_URL_MAX 1024
 
 struct mv_paths {
     char dir[PATH_MAX];
     char config[PATH_MAX];
-    char db[PATH_MAX];
+    char db[PATH_MAX];            /* what store_open takes: STATE/mivault.db or config's "store" */
     char master_key[PATH_MAX];
     char ca_pem[PATH_MAX];
     char ca_key[PATH_MAX];
@@ -38,7 +44,13 @@ struct mv_paths {
 struct mv_config {
     char server_host[64];         /* listen address of the server, "127.0.0.1" */
     int server_port;              /* 8443 */
-    char public_host[128];        /* host name clients use for the authority/ARM: "127.0.0.1" */
+    /* What agents, the CLI and workloads dial (a load balancer's address when several servers
+     * share one installation): base of the issuer and of every derived URL. Derived from
+     * public_host and server_port when config.json has no publicUrl (older states). */
+    char public_url[MV_ADDR_URL_MAX]; /* "https://127.0.0.1:8443" (normalised, addr.h) */
+    char public_host[MV_ADDR_HOST_MAX]; /* its host: "127.0.0.1" */
+    int public_port;              /* its port: 8443 */
+    char store[MV_STORE_URL_MAX]; /* "" = SQLite STATE/mivault.db; a postgresql:// URL or a file */
     char vault_suffix[128];       /* "vault.localhost" */
     char agent_host[64];          /* "127.0.0.1" */
     int agent_port;               /* 50342 */
@@ -47,6 +59,8 @@ struct mv_config {
     int throttle_ops;             /* per vault per 10 s; 0 = off */
     int throttle_creates;         /* per vault per 10 s; 0 = off */
     int imds_rate_limit;          /* agent token requests per second before 429; 0 = off */
+    int audit_max_bytes;          /* rotate audit.log at this size; 0 = never (auditMaxBytes) */
+    int audit_keep;               /* rotated audit files kept (auditKeep) */
 };
 
 /* Tenant-level facts created at init, stored in the store's meta table. */
@@ -58,26 +72,46 @@ struct mv_tenant {
     char admin_client_id[ST_ID];
 };
 
-/* --state DIR, else $MIVAULT_HOME, else ~/.mivault. Fills every path; creates nothing. */
+/* --state DIR, else $MIVAULT_HOME, else ~/.mivault. Fills every path; creates nothing. db is
+ * the store URL when config.json has one ("store"), so every verb uses the same store. */
 MV_MUST_CHECK mv_rc state_paths(const char *flag_dir, struct mv_paths *out);
 void state_config_defaults(struct mv_config *cfg);
+/* Sets the public URL (validated, normalised; public_host and public_port follow). NULL:
+ * https://{public_host}:{server_port}, the single-server default. */
+MV_MUST_CHECK mv_rc state_config_public_url(struct mv_config *cfg, const char *url);
+/* Where the store is: cfg->store, else STATE/mivault.db. The one place that decides it. */
+MV_MUST_CHECK mv_rc state_store_location(const struct mv_paths *p, const struct mv_config *cfg,
+                                         char *out, size_t len);
 MV_MUST_CHECK mv_rc state_config_load(const struct mv_paths *p, struct mv_config *cfg);
 MV_MUST_CHECK mv_rc state_config_save(const struct mv_paths *p, const struct mv_config *cfg);
-/* Creates everything missing (idempotent): dir, config, master key, store + data key, tenant,
- * subscription, resource group, signing key, CA + server cert, admin principal + key + Owner
- * at "/". *created is set to 1 if this call made a new state. */
-MV_MUST_CHECK mv_rc state_init(const struct mv_paths *p, const struct mv_config *cfg, int *created);
+enum state_init_outcome {
+    STATE_EXISTING, /* this state dir was initialised already: only missing files were made */
+    STATE_CREATED,  /* a new installation (tenant, data key, CA, admin) */
+    STATE_JOINED,   /* this state dir joined the installation its store already holds */
+};
+/* Creates everything missing (idempotent): dir, config (cfg, unless config.json exists), master
+ * key, store + data key, tenant, subscription, resource group, CA + this server's certificate,
+ * admin principal + key + Owner at "/".
+ *
+ * A store that already holds a tenant is joined (docs/config.md, "Many servers"): it needs the
+ * installation's master key (master_key_file, or this dir's master.key / MIVAULT_MASTER_KEY),
+ * and is refused with MV_ERR_FORBIDDEN, with nothing in the store changed, when that is absent
+ * or does not unwrap the store's data key. A joining dir gets the shared CA and admin key from
+ * the store and issues its own server certificate. master_key_file may be NULL. */
+MV_MUST_CHECK mv_rc state_init(const struct mv_paths *p, const struct mv_config *cfg,
+                               const char *master_key_file, enum state_init_outcome *outcome);
 MV_MUST_CHECK mv_rc state_master_key(const struct mv_paths *p, unsigned char key[32]);
 /* Unwraps the data key that seals secrets and private keys. */
 MV_MUST_CHECK mv_rc state_data_key(const struct mv_paths *p, struct store *st, unsigned char key[32]);
 MV_MUST_CHECK mv_rc state_tenant(struct store *st, struct mv_tenant *out);
 
 /* Derived URLs. */
-/* "https://127.0.0.1:8443" */
+/* The public URL: "https://127.0.0.1:8443" */
 MV_MUST_CHECK mv_rc state_server_url(const struct mv_config *cfg, char *out, size_t len);
 /* issuer "https://127.0.0.1:8443/{tid}/" (trailing slash, reference §3.2) */
 MV_MUST_CHECK mv_rc state_issuer(const struct mv_config *cfg, const char *tid, char *out, size_t len);
-/* vault challenge resource "https://vault.localhost:8443" (port kept, reference §4.4) */
+/* vault challenge resource "https://vault.localhost:8443": the public URL's port (reference
+ * §4.4: Python compares host and port), whatever port this server listens on */
 MV_MUST_CHECK mv_rc state_vault_resource(const struct mv_config *cfg, char *out, size_t len);
 /* "https://NAME.vault.localhost:8443" */
 MV_MUST_CHECK mv_rc state_vault_url(const struct mv_config *cfg, const char *vault, char *out, size_t len);

@@ -163,7 +163,7 @@ out:
     return rc;
 }
 
-mv_rc store_open(const char *path, struct store **out)
+mv_rc sq_open(const char *path, struct store **out)
 {
     mv_rc rc = MV_OK;
     *out = NULL;
@@ -174,7 +174,7 @@ out:
     return rc;
 }
 
-void store_close(struct store *st)
+void sq_close(struct store *st)
 {
     if (!st)
         return;
@@ -194,14 +194,14 @@ static mv_rc run_cached(struct store *st, enum st_q id, const char *sql)
     return rc;
 }
 
-mv_rc store_begin(struct store *st) { return run_cached(st, ST_Q_BEGIN, "BEGIN IMMEDIATE"); }
+mv_rc sq_begin(struct store *st) { return run_cached(st, ST_Q_BEGIN, "BEGIN IMMEDIATE"); }
 
-mv_rc store_commit(struct store *st) { return run_cached(st, ST_Q_COMMIT, "COMMIT"); }
+mv_rc sq_commit(struct store *st) { return run_cached(st, ST_Q_COMMIT, "COMMIT"); }
 
 /* A deferred BEGIN takes no lock: the first read starts the snapshot and the WAL read lock. */
-mv_rc store_read_begin(struct store *st) { return run_cached(st, ST_Q_READ_BEGIN, "BEGIN"); }
+mv_rc sq_read_begin(struct store *st) { return run_cached(st, ST_Q_READ_BEGIN, "BEGIN"); }
 
-void store_read_end(struct store *st)
+void sq_read_end(struct store *st)
 {
     if (sqlite3_get_autocommit(st->db))
         return;
@@ -209,7 +209,7 @@ void store_read_end(struct store *st)
     (void)rc; /* a read-only transaction: nothing to lose; st_error has logged it */
 }
 
-void store_rollback(struct store *st)
+void sq_rollback(struct store *st)
 {
     /* After some errors SQLite has already rolled back; nothing is left to undo then. */
     if (sqlite3_get_autocommit(st->db))
@@ -219,10 +219,10 @@ void store_rollback(struct store *st)
 }
 
 /* writer.h: one savepoint per job of a group-committed batch. */
-mv_rc store_savepoint(struct store *st) { return run_cached(st, ST_Q_JOB_SAVEPOINT, "SAVEPOINT st_job"); }
-mv_rc store_savepoint_release(struct store *st) { return run_cached(st, ST_Q_JOB_RELEASE, "RELEASE st_job"); }
+mv_rc sq_savepoint(struct store *st) { return run_cached(st, ST_Q_JOB_SAVEPOINT, "SAVEPOINT st_job"); }
+mv_rc sq_savepoint_release(struct store *st) { return run_cached(st, ST_Q_JOB_RELEASE, "RELEASE st_job"); }
 
-void store_savepoint_rollback(struct store *st)
+void sq_savepoint_rollback(struct store *st)
 {
     if (sqlite3_get_autocommit(st->db))
         return; /* SQLite already rolled the whole transaction back */
@@ -268,7 +268,27 @@ void st_tx_end(struct store *st, struct st_tx *tx)
     (void)rc; /* logged by st_error */
 }
 
-mv_rc store_generation(struct store *st, int64_t *gen)
+mv_rc sq_health(struct store *st)
+{
+    mv_rc rc = MV_OK;
+    int64_t gen = 0;
+    ENSURE_MSG(sqlite3_get_autocommit(st->db), MV_ERR_INTERNAL, "store_health inside a transaction");
+    /* A writer of another process may hold the lock for a moment; a health check must not wait
+     * the 10 s a request would. */
+    sqlite3_busy_timeout(st->db, ST_HEALTH_WAIT_MS);
+    rc = sq_generation(st, &gen);
+    if (rc == MV_OK)
+        rc = sq_begin(st);
+    if (rc == MV_OK)
+        sq_rollback(st);
+    sqlite3_busy_timeout(st->db, ST_BUSY_TIMEOUT_MS);
+    if (rc != MV_OK)
+        rc = MV_ERR_UNAVAILABLE; /* st_error recorded the cause */
+out:
+    return rc;
+}
+
+mv_rc sq_generation(struct store *st, int64_t *gen)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -282,7 +302,7 @@ out:
     return rc;
 }
 
-mv_rc store_meta_get(struct store *st, const char *key, mv_buf *out)
+mv_rc sq_meta_get(struct store *st, const char *key, mv_buf *out)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -302,7 +322,7 @@ out:
     return rc;
 }
 
-mv_rc store_meta_set(struct store *st, const char *key, const char *value)
+mv_rc sq_meta_set(struct store *st, const char *key, const char *value)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;

@@ -86,11 +86,70 @@ enum st_q {
     ST_Q_COUNT
 };
 
+/* The one struct behind store.h's handle. pg is set for a PostgreSQL connection (store.c
+ * dispatches every call to pg_*); otherwise the fields below are the SQLite connection. */
+struct pg_store;
 struct store {
+    struct pg_store *pg;
     sqlite3 *db;
     sqlite3_stmt *q[ST_Q_COUNT];
     int bind_err; /* first failed sqlite3_bind_* since the last st_step, else SQLITE_OK */
 };
+
+/* The SQLite backend of every store.h function (store.c dispatches here when st->pg is NULL). */
+MV_MUST_CHECK mv_rc sq_open(const char *path, struct store **out);
+void sq_close(struct store *st);
+MV_MUST_CHECK mv_rc sq_begin(struct store *st);
+MV_MUST_CHECK mv_rc sq_commit(struct store *st);
+void sq_rollback(struct store *st);
+MV_MUST_CHECK mv_rc sq_read_begin(struct store *st);
+void sq_read_end(struct store *st);
+MV_MUST_CHECK mv_rc sq_generation(struct store *st, int64_t *gen);
+MV_MUST_CHECK mv_rc sq_health(struct store *st);
+MV_MUST_CHECK mv_rc sq_meta_get(struct store *st, const char *key, mv_buf *out);
+MV_MUST_CHECK mv_rc sq_meta_set(struct store *st, const char *key, const char *value);
+MV_MUST_CHECK mv_rc sq_principal_put(struct store *st, const struct st_principal *p);
+MV_MUST_CHECK mv_rc sq_principal_get(struct store *st, const char *id, struct st_principal *out);
+MV_MUST_CHECK mv_rc sq_principal_by_client(struct store *st, const char *client_id, struct st_principal *out);
+MV_MUST_CHECK mv_rc sq_principal_delete(struct store *st, const char *id);
+MV_MUST_CHECK mv_rc sq_signing_key_put(struct store *st, const struct st_signing_key *k);
+MV_MUST_CHECK mv_rc sq_signing_keys(struct store *st, struct st_signing_key **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_vm_put(struct store *st, const struct st_vm *vm);
+MV_MUST_CHECK mv_rc sq_vm_get(struct store *st, const char *name, struct st_vm *out);
+MV_MUST_CHECK mv_rc sq_vm_list(struct store *st, struct st_vm **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_vm_delete(struct store *st, const char *name);
+MV_MUST_CHECK mv_rc sq_vm_uai_set(struct store *st, const char *vm, const char *const *names, size_t n);
+MV_MUST_CHECK mv_rc sq_vm_uai_list(struct store *st, const char *vm, char (**names)[ST_NAME], size_t *n);
+MV_MUST_CHECK mv_rc sq_identity_put(struct store *st, const struct st_identity *id);
+MV_MUST_CHECK mv_rc sq_identity_get(struct store *st, const char *name, struct st_identity *out);
+MV_MUST_CHECK mv_rc sq_identity_list(struct store *st, struct st_identity **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_identity_delete(struct store *st, const char *name);
+MV_MUST_CHECK mv_rc sq_node_put(struct store *st, const struct st_node *n);
+MV_MUST_CHECK mv_rc sq_node_get(struct store *st, const char *client_id, struct st_node *out);
+MV_MUST_CHECK mv_rc sq_join_put(struct store *st, const char *token_hash, const char *vm, int64_t expires);
+MV_MUST_CHECK mv_rc sq_join_consume(struct store *st, const char *token_hash, int64_t now, char vm_out[ST_NAME]);
+MV_MUST_CHECK mv_rc sq_vault_put(struct store *st, const struct st_vault *v);
+MV_MUST_CHECK mv_rc sq_vault_get(struct store *st, const char *name, struct st_vault *out);
+MV_MUST_CHECK mv_rc sq_vault_list(struct store *st, struct st_vault **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_vault_delete(struct store *st, const char *name);
+MV_MUST_CHECK mv_rc sq_role_assignment_put(struct store *st, const struct st_role_assignment *a);
+MV_MUST_CHECK mv_rc sq_role_assignment_get(struct store *st, const char *id, struct st_role_assignment *out);
+MV_MUST_CHECK mv_rc sq_role_assignment_list(struct store *st, const char *principal_id, const char *scope, struct st_role_assignment **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_role_assignment_delete(struct store *st, const char *id);
+MV_MUST_CHECK mv_rc sq_secret_add(struct store *st, const struct st_secret *s);
+MV_MUST_CHECK mv_rc sq_secret_get(struct store *st, const char *vault, const char *name, const char *version, struct st_secret *out);
+MV_MUST_CHECK mv_rc sq_secret_update(struct store *st, const struct st_secret *s);
+MV_MUST_CHECK mv_rc sq_secret_list(struct store *st, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_secret_versions(struct store *st, const char *vault, const char *name, const char *after_version, size_t limit, struct st_secret **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_secret_delete(struct store *st, const char *vault, const char *name, int64_t now, int days, struct st_secret *out);
+MV_MUST_CHECK mv_rc sq_secret_get_deleted(struct store *st, const char *vault, const char *name, struct st_secret *out);
+MV_MUST_CHECK mv_rc sq_secret_list_deleted(struct store *st, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_secret_recover(struct store *st, const char *vault, const char *name);
+MV_MUST_CHECK mv_rc sq_secret_purge(struct store *st, const char *vault, const char *name);
+MV_MUST_CHECK mv_rc sq_secret_purge_expired(struct store *st, int64_t now);
+MV_MUST_CHECK mv_rc sq_savepoint(struct store *st);
+MV_MUST_CHECK mv_rc sq_savepoint_release(struct store *st);
+void sq_savepoint_rollback(struct store *st);
 
 /* Maps an SQLite result code to mv_rc and records the detail (with sqlite3_errmsg) for the log:
  * UNIQUE/PRIMARY KEY constraint -> CONFLICT; FOREIGN KEY constraint (the referenced VM, vault

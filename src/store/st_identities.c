@@ -7,7 +7,7 @@
 
 #define IDENTITY_COLS "name, rg, principal_id, client_id, resource_id, created"
 
-mv_rc store_identity_put(struct store *st, const struct st_identity *id)
+mv_rc sq_identity_put(struct store *st, const struct st_identity *id)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -44,13 +44,13 @@ out:
     return rc;
 }
 
-mv_rc store_identity_get(struct store *st, const char *name, struct st_identity *out)
+mv_rc sq_identity_get(struct store *st, const char *name, struct st_identity *out)
 {
     return st_get_by_key(st, ST_Q_IDENTITY_GET, "SELECT " IDENTITY_COLS " FROM identities WHERE name = ?1",
                          name, read_row, out, sizeof *out);
 }
 
-mv_rc store_identity_list(struct store *st, struct st_identity **out, size_t *n)
+mv_rc sq_identity_list(struct store *st, struct st_identity **out, size_t *n)
 {
     void *arr = NULL;
     mv_rc rc = st_list_all(st, ST_Q_IDENTITY_LIST, "SELECT " IDENTITY_COLS " FROM identities ORDER BY name", sizeof **out, read_row, &arr, n);
@@ -58,7 +58,7 @@ mv_rc store_identity_list(struct store *st, struct st_identity **out, size_t *n)
     return rc;
 }
 
-mv_rc store_identity_delete(struct store *st, const char *name)
+mv_rc sq_identity_delete(struct store *st, const char *name)
 {
     return st_delete_by_key(st, ST_Q_IDENTITY_DELETE, "DELETE FROM identities WHERE name = ?1", name);
 }

@@ -8,7 +8,7 @@
 
 #include "store/sqlite_internal.h"
 
-mv_rc store_signing_key_put(struct store *st, const struct st_signing_key *k)
+mv_rc sq_signing_key_put(struct store *st, const struct st_signing_key *k)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -70,7 +70,7 @@ out:
 
 static void clear_item(void *item) { key_clear(item); }
 
-mv_rc store_signing_keys(struct store *st, struct st_signing_key **out, size_t *n)
+mv_rc sq_signing_keys(struct store *st, struct st_signing_key **out, size_t *n)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;

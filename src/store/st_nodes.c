@@ -17,7 +17,7 @@ void st_node_clear(struct st_node *n)
     n->public_key_pem = NULL;
 }
 
-mv_rc store_node_put(struct store *st, const struct st_node *n)
+mv_rc sq_node_put(struct store *st, const struct st_node *n)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -39,7 +39,7 @@ out:
     return rc;
 }
 
-mv_rc store_node_get(struct store *st, const char *client_id, struct st_node *out)
+mv_rc sq_node_get(struct store *st, const char *client_id, struct st_node *out)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -63,7 +63,7 @@ out:
     return rc;
 }
 
-mv_rc store_join_put(struct store *st, const char *token_hash, const char *vm, int64_t expires)
+mv_rc sq_join_put(struct store *st, const char *token_hash, const char *vm, int64_t expires)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -79,7 +79,7 @@ out:
     return rc;
 }
 
-mv_rc store_join_consume(struct store *st, const char *token_hash, int64_t now,
+mv_rc sq_join_consume(struct store *st, const char *token_hash, int64_t now,
                          char vm_out[ST_NAME])
 {
     mv_rc rc = MV_OK;

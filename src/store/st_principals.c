@@ -15,7 +15,7 @@ void st_principal_clear(struct st_principal *p)
     p->public_key_pem = NULL;
 }
 
-mv_rc store_principal_put(struct store *st, const struct st_principal *p)
+mv_rc sq_principal_put(struct store *st, const struct st_principal *p)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -73,19 +73,19 @@ out:
     return rc;
 }
 
-mv_rc store_principal_get(struct store *st, const char *id, struct st_principal *out)
+mv_rc sq_principal_get(struct store *st, const char *id, struct st_principal *out)
 {
     return get_by(st, ST_Q_PRINCIPAL_GET,
                   "SELECT " PRINCIPAL_COLS " FROM principals WHERE id = ?1", id, out);
 }
 
-mv_rc store_principal_by_client(struct store *st, const char *client_id, struct st_principal *out)
+mv_rc sq_principal_by_client(struct store *st, const char *client_id, struct st_principal *out)
 {
     return get_by(st, ST_Q_PRINCIPAL_BY_CLIENT,
                   "SELECT " PRINCIPAL_COLS " FROM principals WHERE client_id = ?1", client_id, out);
 }
 
-mv_rc store_principal_delete(struct store *st, const char *id)
+mv_rc sq_principal_delete(struct store *st, const char *id)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;

@@ -1,6 +1,6 @@
 /* st_roles.c: role assignments (RBAC grants of a role definition to a principal at a scope).
  * Scopes are stored as given and compared case-insensitively (COLLATE NOCASE); prefix matching
- * of scopes is the RBAC layer's (arm/rbac.h). One (principal, role, scope) triple can be
+ * of scopes is the RBAC layer's (rbac/rbac.h). One (principal, role, scope) triple can be
  * assigned once (CONFLICT otherwise, as Azure's RoleAssignmentExists). */
 #include <string.h>
 
@@ -8,7 +8,7 @@
 
 #define RA_COLS "id, principal_id, role_id, scope, created"
 
-mv_rc store_role_assignment_put(struct store *st, const struct st_role_assignment *a)
+mv_rc sq_role_assignment_put(struct store *st, const struct st_role_assignment *a)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -43,7 +43,7 @@ out:
     return rc;
 }
 
-mv_rc store_role_assignment_get(struct store *st, const char *id, struct st_role_assignment *out)
+mv_rc sq_role_assignment_get(struct store *st, const char *id, struct st_role_assignment *out)
 {
     return st_get_by_key(st, ST_Q_RA_GET, "SELECT " RA_COLS " FROM role_assignments WHERE id = ?1",
                          id, read_row, out, sizeof *out);
@@ -63,7 +63,7 @@ static const struct {
                         " WHERE principal_id = ?1 AND scope = ?2 ORDER BY created, rowid"},
 };
 
-mv_rc store_role_assignment_list(struct store *st, const char *principal_id, const char *scope,
+mv_rc sq_role_assignment_list(struct store *st, const char *principal_id, const char *scope,
                                  struct st_role_assignment **out, size_t *n)
 {
     mv_rc rc = MV_OK;
@@ -84,7 +84,7 @@ out:
     return rc;
 }
 
-mv_rc store_role_assignment_delete(struct store *st, const char *id)
+mv_rc sq_role_assignment_delete(struct store *st, const char *id)
 {
     return st_delete_by_key(st, ST_Q_RA_DELETE, "DELETE FROM role_assignments WHERE id = ?1", id);
 }

@@ -122,7 +122,7 @@ out:
     return rc;
 }
 
-mv_rc store_secret_add(struct store *st, const struct st_secret *v)
+mv_rc sq_secret_add(struct store *st, const struct st_secret *v)
 {
     mv_rc rc = MV_OK;
     struct st_tx tx = {0};
@@ -146,7 +146,7 @@ out:
     return rc;
 }
 
-mv_rc store_secret_get(struct store *st, const char *vault, const char *name, const char *version,
+mv_rc sq_secret_get(struct store *st, const char *vault, const char *name, const char *version,
                        struct st_secret *out)
 {
     mv_rc rc = MV_OK;
@@ -178,7 +178,7 @@ out:
     return rc;
 }
 
-mv_rc store_secret_update(struct store *st, const struct st_secret *v)
+mv_rc sq_secret_update(struct store *st, const struct st_secret *v)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -205,7 +205,7 @@ out:
     return rc;
 }
 
-mv_rc store_secret_list(struct store *st, const char *vault, const char *after, size_t limit,
+mv_rc sq_secret_list(struct store *st, const char *vault, const char *after, size_t limit,
                         struct st_secret **out, size_t *n)
 {
     mv_rc rc = MV_OK;
@@ -231,7 +231,7 @@ out:
     return rc;
 }
 
-mv_rc store_secret_versions(struct store *st, const char *vault, const char *name,
+mv_rc sq_secret_versions(struct store *st, const char *vault, const char *name,
                             const char *after_version, size_t limit, struct st_secret **out,
                             size_t *n)
 {

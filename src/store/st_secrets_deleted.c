@@ -15,7 +15,7 @@
     " WHERE vault = ?1 AND name = ?2 AND deleted <> 0"                                             \
     " ORDER BY created DESC, rowid DESC LIMIT 1"
 
-mv_rc store_secret_get_deleted(struct store *st, const char *vault, const char *name,
+mv_rc sq_secret_get_deleted(struct store *st, const char *vault, const char *name,
                                struct st_secret *out)
 {
     mv_rc rc = MV_OK;
@@ -70,7 +70,7 @@ out:
     return rc;
 }
 
-mv_rc store_secret_delete(struct store *st, const char *vault, const char *name, int64_t now,
+mv_rc sq_secret_delete(struct store *st, const char *vault, const char *name, int64_t now,
                           int days, struct st_secret *out)
 {
     mv_rc rc = MV_OK;
@@ -94,7 +94,7 @@ out:
     return rc;
 }
 
-mv_rc store_secret_list_deleted(struct store *st, const char *vault, const char *after,
+mv_rc sq_secret_list_deleted(struct store *st, const char *vault, const char *after,
                                 size_t limit, struct st_secret **out, size_t *n)
 {
     mv_rc rc = MV_OK;
@@ -135,7 +135,7 @@ out:
     return rc;
 }
 
-mv_rc store_secret_recover(struct store *st, const char *vault, const char *name)
+mv_rc sq_secret_recover(struct store *st, const char *vault, const char *name)
 {
     return run_named(st, ST_Q_SECRET_RECOVER,
                      "UPDATE secrets SET deleted = 0, purge_at = 0"
@@ -143,14 +143,14 @@ mv_rc store_secret_recover(struct store *st, const char *vault, const char *name
                      vault, name);
 }
 
-mv_rc store_secret_purge(struct store *st, const char *vault, const char *name)
+mv_rc sq_secret_purge(struct store *st, const char *vault, const char *name)
 {
     return run_named(st, ST_Q_SECRET_PURGE,
                      "DELETE FROM secrets WHERE vault = ?1 AND name = ?2 AND deleted <> 0", vault,
                      name);
 }
 
-mv_rc store_secret_purge_expired(struct store *st, int64_t now)
+mv_rc sq_secret_purge_expired(struct store *st, int64_t now)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;

@@ -6,7 +6,7 @@
 
 #define VAULT_COLS "name, rg, vault_id, soft_delete_days, purge_protection, created"
 
-mv_rc store_vault_put(struct store *st, const struct st_vault *v)
+mv_rc sq_vault_put(struct store *st, const struct st_vault *v)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -46,13 +46,13 @@ out:
     return rc;
 }
 
-mv_rc store_vault_get(struct store *st, const char *name, struct st_vault *out)
+mv_rc sq_vault_get(struct store *st, const char *name, struct st_vault *out)
 {
     return st_get_by_key(st, ST_Q_VAULT_GET, "SELECT " VAULT_COLS " FROM vaults WHERE name = ?1",
                          name, read_row, out, sizeof *out);
 }
 
-mv_rc store_vault_list(struct store *st, struct st_vault **out, size_t *n)
+mv_rc sq_vault_list(struct store *st, struct st_vault **out, size_t *n)
 {
     void *arr = NULL;
     mv_rc rc = st_list_all(st, ST_Q_VAULT_LIST, "SELECT " VAULT_COLS " FROM vaults ORDER BY name", sizeof **out, read_row, &arr, n);
@@ -60,7 +60,7 @@ mv_rc store_vault_list(struct store *st, struct st_vault **out, size_t *n)
     return rc;
 }
 
-mv_rc store_vault_delete(struct store *st, const char *name)
+mv_rc sq_vault_delete(struct store *st, const char *name)
 {
     return st_delete_by_key(st, ST_Q_VAULT_DELETE, "DELETE FROM vaults WHERE name = ?1", name);
 }

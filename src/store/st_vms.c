@@ -10,7 +10,7 @@
 
 #define VM_COLS "name, rg, vm_id, system_assigned, system_principal_id, resource_id, created"
 
-mv_rc store_vm_put(struct store *st, const struct st_vm *vm)
+mv_rc sq_vm_put(struct store *st, const struct st_vm *vm)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -50,13 +50,13 @@ out:
     return rc;
 }
 
-mv_rc store_vm_get(struct store *st, const char *name, struct st_vm *out)
+mv_rc sq_vm_get(struct store *st, const char *name, struct st_vm *out)
 {
     return st_get_by_key(st, ST_Q_VM_GET, "SELECT " VM_COLS " FROM vms WHERE name = ?1",
                          name, read_row, out, sizeof *out);
 }
 
-mv_rc store_vm_list(struct store *st, struct st_vm **out, size_t *n)
+mv_rc sq_vm_list(struct store *st, struct st_vm **out, size_t *n)
 {
     void *arr = NULL;
     mv_rc rc = st_list_all(st, ST_Q_VM_LIST, "SELECT " VM_COLS " FROM vms ORDER BY name", sizeof **out, read_row, &arr, n);
@@ -64,7 +64,7 @@ mv_rc store_vm_list(struct store *st, struct st_vm **out, size_t *n)
     return rc;
 }
 
-mv_rc store_vm_delete(struct store *st, const char *name)
+mv_rc sq_vm_delete(struct store *st, const char *name)
 {
     return st_delete_by_key(st, ST_Q_VM_DELETE, "DELETE FROM vms WHERE name = ?1", name);
 }
@@ -101,7 +101,7 @@ out:
     return rc;
 }
 
-mv_rc store_vm_uai_set(struct store *st, const char *vm, const char *const *names, size_t n)
+mv_rc sq_vm_uai_set(struct store *st, const char *vm, const char *const *names, size_t n)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -129,7 +129,7 @@ static mv_rc read_name(sqlite3_stmt *s, void *item)
     return st_col_text(s, 0, item, ST_NAME);
 }
 
-mv_rc store_vm_uai_list(struct store *st, const char *vm, char (**names)[ST_NAME], size_t *n)
+mv_rc sq_vm_uai_list(struct store *st, const char *vm, char (**names)[ST_NAME], size_t *n)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;

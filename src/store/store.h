@@ -1,8 +1,16 @@
-/* store.h: the one storage interface of mivault (DESIGN §5). The SQLite backend (sqlite.c and
- * the st_*.c files) implements it; PostgreSQL will implement the same functions later.
+/* store.h: the one storage interface of mivault (DESIGN §5), with two backends behind it
+ * (store.c dispatches): SQLite (sqlite.c and the st_*.c files; a file in the state dir) and
+ * PostgreSQL (pg_*.c; several servers on one database). docs/store.md describes both.
  *
  * A `struct store` is one connection, used by one thread only (one per event loop). Writes are
- * durable when the call returns (WAL, synchronous=FULL): acknowledged means on disk.
+ * durable when the call returns (SQLite: WAL, synchronous=FULL; PostgreSQL: its COMMIT, with
+ * synchronous replication if the cluster has it): acknowledged means on disk.
+ *
+ * On PostgreSQL a call outside store_begin/commit survives a lost connection or a failover: it
+ * reconnects and runs again (for up to 30 s, then MV_ERR_UNAVAILABLE), and every write is
+ * idempotent so that a re-run after an unknown commit outcome converges. Inside store_begin a
+ * lost connection makes store_commit fail with MV_ERR_UNAVAILABLE (nothing committed, or the
+ * outcome is unknown: the caller's request answers 503 and the client retries).
  *
  * Values that must be secret at rest (secret values, private keys) arrive here already sealed
  * (crypto/aead.h); the store never sees plaintext secrets.
@@ -27,7 +35,11 @@ struct store;
 #define ST_NAME (MV_MAX_NAME + 1)
 #define ST_SCOPE MV_MAX_SCOPE
 
+/* path: a SQLite file path, or a libpq URL (postgresql://... or postgres://..., multi-host
+ * allowed) for the PostgreSQL backend. Creates or migrates the schema. */
 MV_MUST_CHECK mv_rc store_open(const char *path, struct store **out);
+/* 1 if s names a PostgreSQL database (postgresql:// or postgres://). */
+int store_is_url(const char *s);
 void store_close(struct store *st);
 MV_MUST_CHECK mv_rc store_begin(struct store *st);  /* BEGIN IMMEDIATE */
 MV_MUST_CHECK mv_rc store_commit(struct store *st);
@@ -38,8 +50,19 @@ void store_rollback(struct store *st);
 MV_MUST_CHECK mv_rc store_read_begin(struct store *st);
 void store_read_end(struct store *st);
 /* Increases on every change to principals, VMs, identities, role assignments, vaults: caches
- * of RBAC decisions and identity lookups compare it (shared across connections). */
+ * of RBAC decisions and identity lookups compare it (shared across connections). SQLite: in
+ * the same transaction as the change. PostgreSQL: no query per call; a per-process poller of
+ * the change log, so another server's change shows within about a second, this process's own
+ * at once. */
 MV_MUST_CHECK mv_rc store_generation(struct store *st, int64_t *gen);
+
+/* Can this connection serve reads and writes right now? The probe behind GET /healthz, cheap
+ * enough to run once a second: a read of the meta table and the write lock taken and given back
+ * (SQLite: BEGIN IMMEDIATE + ROLLBACK, waiting at most ST_HEALTH_WAIT_MS for another writer; a
+ * PostgreSQL backend: a query that fails on a read-only standby, e.g. SELECT NOT
+ * pg_is_in_recovery()). MV_ERR_UNAVAILABLE when it cannot. Call outside any transaction. */
+#define ST_HEALTH_WAIT_MS 250
+MV_MUST_CHECK mv_rc store_health(struct store *st);
 
 /* Small key/value settings (tenant id, subscription id, wrapped data key, ...). */
 MV_MUST_CHECK mv_rc store_meta_get(struct store *st, const char *key, mv_buf *out);

@@ -3,7 +3,9 @@
  * Jobs queue under a mutex; the writer takes everything queued (up to WRITER_MAX_BATCH), runs it
  * in one BEGIN IMMEDIATE ... COMMIT, then posts each completion to its loop with
  * event_base_once (thread-safe: the server enables libevent's pthread locking). While a batch
- * syncs, the next one accumulates, so the batch size follows the load by itself. */
+ * syncs, the next one accumulates, so the batch size follows the load by itself. The same code
+ * runs on both backends; on PostgreSQL one transaction per batch, whose COMMIT the server's
+ * own group commit makes durable. */
 #include "store/writer.h"
 
 #include <event2/event.h>
@@ -11,7 +13,6 @@
 #include <stdlib.h>
 
 #include "common/log.h"
-#include "store/sqlite_internal.h"
 
 #define WRITER_MAX_BATCH 512
 
@@ -42,7 +43,8 @@ static void finish(evutil_socket_t fd, short what, void *arg)
     free(j);
 }
 
-static void run_batch(struct store_writer *w, struct job *batch)
+/* One attempt at the batch: MV_OK when it committed. */
+static mv_rc run_once(struct store_writer *w, struct job *batch)
 {
     mv_rc rc = store_begin(w->st);
     for (struct job *j = batch; j; j = j->next) {
@@ -57,7 +59,7 @@ static void run_batch(struct store_writer *w, struct job *batch)
             j->rc = store_savepoint_release(w->st);
         else
             store_savepoint_rollback(w->st);
-        if (sqlite3_get_autocommit(w->st->db)) /* the batch's transaction itself is gone */
+        if (!store_tx_alive(w->st)) /* the batch's transaction itself is gone */
             rc = j->rc != MV_OK ? j->rc : MV_ERR_INTERNAL;
     }
     if (rc == MV_OK)
@@ -68,6 +70,17 @@ static void run_batch(struct store_writer *w, struct job *batch)
             if (j->rc == MV_OK)
                 j->rc = rc; /* nothing of this batch is durable */
     }
+    return rc;
+}
+
+static void run_batch(struct store_writer *w, struct job *batch)
+{
+    /* PostgreSQL: after a lost connection or an unknown commit outcome the whole batch runs
+     * again; its jobs are idempotent (secret versions are keyed by ids chosen up front). */
+    while (run_once(w, batch) != MV_OK && store_batch_retry(w->st))
+        for (struct job *j = batch; j; j = j->next)
+            j->rc = MV_OK;
+    store_batch_done(w->st);
     struct timeval now = {0, 0};
     for (struct job *j = batch, *next; j; j = next) {
         next = j->next;

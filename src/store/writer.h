@@ -29,4 +29,11 @@ MV_MUST_CHECK mv_rc store_savepoint(struct store *st);
 MV_MUST_CHECK mv_rc store_savepoint_release(struct store *st);
 void store_savepoint_rollback(struct store *st);
 
+/* For the writer: whether the batch's transaction is still open (not rolled back under it). */
+int store_tx_alive(struct store *st);
+/* After a failed batch: 1 if it should be run again (PostgreSQL, after a lost connection or an
+ * unknown commit outcome; the backoff has been slept), else 0. store_batch_done resets. */
+int store_batch_retry(struct store *st);
+void store_batch_done(struct store *st);
+
 #endif

@@ -13,16 +13,16 @@
 #include <string.h>
 #include <strings.h>
 
-#include "authority/validate.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "http/reply.h"
+#include "token/validate.h"
 #include "vault/vault_internal.h"
 
 static void set_challenge(struct vault_ctx *c)
 {
     char hdr[768];
-    const struct mv_server *srv = c->w->srv;
+    const struct vault_plane *srv = c->w->srv;
     if (mv_fmt(hdr, sizeof hdr, "Bearer authorization=\"%s/%s\", resource=\"%s\"", srv->server_url,
                srv->tenant.tenant_id, srv->vault_resource) == MV_OK)
         http_set_header(c->req, "WWW-Authenticate", hdr);
@@ -109,12 +109,11 @@ int vault_authenticate(struct vault_ctx *c)
         unauthorized(c, "AKV10016: Token validation failed.");
         return 0;
     }
-    /* DESIGN §4: the vault accepts its own challenge resource or Azure's, nothing else. */
-    const char *const audiences[] = {c->w->srv->vault_resource, "https://vault.azure.net", NULL};
+    /* DESIGN §4: the verifier accepts the vault's own challenge resource or Azure's. */
     enum token_failure why = TOKEN_OK;
     struct token_info info;
     memset(&info, 0, sizeof info);
-    mv_rc rc = token_validate(c->w, tok, tlen, audiences, &info, &why);
+    mv_rc rc = token_validate(c->w->tv, tok, tlen, &info, &why);
     if (rc != MV_OK || why != TOKEN_OK) {
         if (why == TOKEN_OK && (rc == MV_ERR_INTERNAL || rc == MV_ERR_UNAVAILABLE)) {
             vault_rc_error(c, rc);

@@ -12,11 +12,11 @@
 
 static int label_char(unsigned char ch) { return isascii(ch) && (isalnum(ch) || ch == '-'); }
 
-int vault_host_match(const struct mv_server *srv, const char *host, char *name, size_t len)
+int vault_host_match(const struct vault_plane *srv, const char *host, char *name, size_t len)
 {
-    if (!srv || !host || !name || len == 0)
+    if (!srv || !srv->vault_suffix || !host || !name || len == 0)
         return 0;
-    const char *suffix = srv->cfg.vault_suffix;
+    const char *suffix = srv->vault_suffix;
     size_t slen = strlen(suffix);
     size_t hlen = strlen(host);
     /* Tolerate a Host still carrying ":port" (http_req strips it, other callers may not). */

@@ -16,9 +16,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "audit/audit.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "server/audit.h"
 #include "store/snapshot.h"
 #include "vault/vault_internal.h"
 
@@ -189,9 +189,9 @@ static int check_api_version(struct vault_ctx *c)
 
 static int check_throttle(struct vault_ctx *c)
 {
-    const struct mv_config *cfg = &c->w->srv->cfg;
+    const struct vault_plane *srv = c->w->srv;
     int is_create = c->route && c->route->is_create;
-    int retry = vault_throttle(c->vault_name, is_create, cfg->throttle_ops, cfg->throttle_creates,
+    int retry = vault_throttle(c->vault_name, is_create, srv->throttle_ops, srv->throttle_creates,
                                mv_now());
     if (retry == 0)
         return 1;
@@ -240,7 +240,7 @@ static int check_route(struct vault_ctx *c)
  * (the vault's id alone is also what the audit records for requests refused before). */
 static int build_resource(struct vault_ctx *c, int with_secret)
 {
-    const struct mv_server *srv = c->w->srv;
+    const struct vault_plane *srv = c->w->srv;
     mv_rc rc = vault_cat(c->resource, sizeof c->resource, "/subscriptions/",
                          srv->tenant.subscription_id, "/resourceGroups/", c->vault.rg,
                          "/providers/Microsoft.KeyVault/vaults/", c->vault.name,
@@ -279,12 +279,12 @@ void vault_audit(struct vault_ctx *c)
                  c->resource[0] ? c->resource : c->vault_name, c->status, c->req->request_id);
 }
 
-void vault_handle(http_req *req, const char *vault_name)
+void vault_handle(struct vault_loop *w, http_req *req, const char *vault_name)
 {
     struct vault_ctx c;
     memset(&c, 0, sizeof c);
     c.req = req;
-    c.w = req->worker;
+    c.w = w;
     c.vault_name = vault_name;
 
     service_headers(req);

@@ -14,16 +14,16 @@
  * - Role assignments per principal, under the same generation rule: the principal's
  *   assignments are read once (scope, and the role definition resolved once), and a decision
  *   is an in-memory scan of them with rbac_scope_covers / rbac_role_allows, whatever the
- *   secret. This is rbac_check's rule exactly (arm/rbac.h; data actions, no role-assignment
+ *   secret. This is rbac_check's rule exactly (rbac/rbac.h; data actions, no role-assignment
  *   condition involved), minus the query. 32 sets of 4 principals; a principal with more than
  *   PRIN_MAX_ASSIGN assignments is decided by rbac_check every time. */
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "arm/rbac.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "rbac/rbac.h"
 #include "vault/vault_internal.h"
 
 #define TOK_SETS 256
@@ -68,7 +68,7 @@ struct vault_state {
     struct prin_entry prins[PRIN_SETS][PRIN_WAYS];
 };
 
-mv_rc vault_worker_init(struct mv_worker *w)
+mv_rc vault_worker_init(struct vault_loop *w)
 {
     struct vault_state *s = calloc(1, sizeof *s);
     if (!s) {
@@ -108,7 +108,7 @@ static void prins_clear(struct vault_state *s)
                 prin_clear(&s->prins[i][j]);
 }
 
-void vault_worker_free(struct mv_worker *w)
+void vault_worker_free(struct vault_loop *w)
 {
     if (!w || !w->vault_state)
         return;
@@ -187,7 +187,7 @@ static int ct_equal(const char *a, const char *b, size_t n)
     return (d0 | d1 | d2 | d3) == 0;
 }
 
-int vault_state_token_get(struct mv_worker *w, const char *token, size_t len, int64_t now,
+int vault_state_token_get(struct vault_loop *w, const char *token, size_t len, int64_t now,
                           struct token_info *out)
 {
     struct vault_state *s = w->vault_state;
@@ -209,7 +209,7 @@ int vault_state_token_get(struct mv_worker *w, const char *token, size_t len, in
     return 0;
 }
 
-void vault_state_token_put(struct mv_worker *w, const char *token, size_t len,
+void vault_state_token_put(struct vault_loop *w, const char *token, size_t len,
                            const struct token_info *info)
 {
     struct vault_state *s = w->vault_state;
@@ -257,7 +257,7 @@ static void sync_generation(struct vault_state *s, struct store *st)
     }
 }
 
-mv_rc vault_state_vault(struct mv_worker *w, const char *name, struct st_vault *out)
+mv_rc vault_state_vault(struct vault_loop *w, const char *name, struct st_vault *out)
 {
     struct vault_state *s = w->vault_state;
     if (!s)
@@ -309,7 +309,7 @@ out:
     return rc;
 }
 
-mv_rc vault_state_rbac(struct mv_worker *w, const char *oid, const char *action,
+mv_rc vault_state_rbac(struct vault_loop *w, const char *oid, const char *action,
                        const char *resource, int *allowed)
 {
     struct vault_state *s = w->vault_state;

@@ -1,16 +1,55 @@
 /* vault.h: the Key Vault data plane (reference §4): requests whose Host is
- * {vault}.{vault_suffix}. Challenge, token validation, RBAC per data action, secrets. */
+ * {vault}.{vault_suffix}. Challenge, token validation, RBAC per data action, secrets.
+ *
+ * The vault sees the server only through its two contexts, which the server builds: a
+ * vault_plane, shared read-only by every loop, and a vault_loop per loop thread. */
 #ifndef MV_VAULT_VAULT_H
 #define MV_VAULT_VAULT_H
 
 #include "http/server.h"
-#include "server/context.h"
+#include "state/state.h"
+#include "store/store.h"
+#include "token/validate.h"
 
-/* If req->host is NAME.{suffix}, copies NAME into name (lower-case) and returns 1. */
-int vault_host_match(const struct mv_server *srv, const char *host, char *name, size_t len);
-void vault_handle(http_req *req, const char *vault_name);
-/* Per-worker state (token cache, throttle counters). */
-MV_MUST_CHECK mv_rc vault_worker_init(struct mv_worker *w);
-void vault_worker_free(struct mv_worker *w);
+/* DESIGN §4: the vault accepts tokens for its own challenge resource (vault_plane.vault_resource)
+ * or for Azure's, nothing else: the audiences of the vault's token verifier. */
+#define VAULT_AZURE_AUDIENCE "https://vault.azure.net"
+
+struct audit;
+struct event_base;
+struct store_snapshot;
+struct store_writer;
+struct vault_state;
+
+/* What the vault needs of the server. Strings are borrowed and outlive the loops. */
+struct vault_plane {
+    struct mv_tenant tenant;       /* tenant id (challenge), subscription (resource ids) */
+    const char *server_url;        /* the challenge's authority: "https://127.0.0.1:8443" */
+    const char *issuer;            /* the issuer named in AKV10032 */
+    const char *vault_resource;    /* the challenge's resource: "https://vault.localhost:8443" */
+    const char *vault_suffix;      /* "vault.localhost" */
+    int throttle_ops;              /* per vault per 10 s; 0 = off */
+    int throttle_creates;
+    const unsigned char *data_key; /* 32 bytes: seals secret values and backups */
+    struct store_writer *writer;   /* group commit of durable writes (store/writer.h) */
+    struct audit *audit;           /* NULL: no audit log */
+};
+
+/* What one loop thread gives the vault; touched by that thread only. */
+struct vault_loop {
+    const struct vault_plane *srv;
+    struct store *st;              /* the loop's connection */
+    struct store_snapshot *snap;   /* read snapshot shared within a loop iteration */
+    struct event_base *base;       /* the loop: where deferred writes complete */
+    struct token_verifier *tv;     /* over the loop's key set, accepting the audiences above */
+    struct vault_state *vault_state; /* caches (state.c), made by vault_worker_init */
+};
+
+/* If host is NAME.{suffix}, copies NAME into name (lower-case) and returns 1. */
+int vault_host_match(const struct vault_plane *srv, const char *host, char *name, size_t len);
+void vault_handle(struct vault_loop *w, http_req *req, const char *vault_name);
+/* Per-loop state (token cache, vault rows, RBAC), in w->vault_state. */
+MV_MUST_CHECK mv_rc vault_worker_init(struct vault_loop *w);
+void vault_worker_free(struct vault_loop *w);
 
 #endif

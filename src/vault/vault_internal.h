@@ -12,10 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "authority/validate.h"
 #include "common/buf.h"
 #include "common/limits.h"
 #include "store/store.h"
+#include "token/validate.h"
 #include "vault/vault.h"
 
 #define VAULT_SERVICE_VERSION "1.9.0.0"
@@ -126,7 +126,7 @@ struct vault_route {
 
 struct vault_ctx {
     http_req *req;
-    struct mv_worker *w;
+    struct vault_loop *w;
     const char *vault_name;                 /* lower-case, from Host */
     struct st_vault vault;
     struct token_info tok;
@@ -171,14 +171,14 @@ int vault_authorize(struct vault_ctx *c);
 /* ---- state.c: per-worker caches ---- */
 struct vault_state;
 /* Verified tokens: a hit is an exact match of the token's bytes, not expired at now. */
-int vault_state_token_get(struct mv_worker *w, const char *token, size_t len, int64_t now,
+int vault_state_token_get(struct vault_loop *w, const char *token, size_t len, int64_t now,
                           struct token_info *out);
-void vault_state_token_put(struct mv_worker *w, const char *token, size_t len,
+void vault_state_token_put(struct vault_loop *w, const char *token, size_t len,
                            const struct token_info *info);
 /* Vault rows, and RBAC decisions on data actions (rbac_check's rule, from each principal's
  * role assignments read once), valid while the store generation is unchanged. */
-MV_MUST_CHECK mv_rc vault_state_vault(struct mv_worker *w, const char *name, struct st_vault *out);
-MV_MUST_CHECK mv_rc vault_state_rbac(struct mv_worker *w, const char *oid, const char *action,
+MV_MUST_CHECK mv_rc vault_state_vault(struct vault_loop *w, const char *name, struct st_vault *out);
+MV_MUST_CHECK mv_rc vault_state_rbac(struct vault_loop *w, const char *oid, const char *action,
                                      const char *resource, int *allowed);
 
 /* ---- seal.c: secret values at rest (DESIGN §5) ---- */

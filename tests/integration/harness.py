@@ -3,6 +3,11 @@
 Each Env is a fresh state dir with its own free ports: `mivault init`, `mivault server`, and
 agents started on demand. Logs of every child go to files in the state dir; on tearDown they are
 scanned for sanitizer reports (ASan, UBSan, LeakSanitizer), which fail the test.
+
+Store: SQLite in the state dir by default. Env(tc, pg=True) puts the store in a fresh
+PostgreSQL database made on the server MIVAULT_TEST_PG_URL names (scripts/test.sh starts one);
+MIVAULT_TEST_STORE=postgresql makes that the default for every Env, to run the whole suite on
+PostgreSQL.
 """
 import base64
 import http.client
@@ -23,6 +28,39 @@ BIN = os.environ.get("MIVAULT_BIN") or os.path.join(
 BIN = os.path.abspath(BIN)
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+PG_URL = os.environ.get("MIVAULT_TEST_PG_URL", "")
+_pg_seq = [0]
+
+
+def pg_sql(url, sql):
+    """One statement through psql (the tests need no Python driver)."""
+    r = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], capture_output=True,
+                       text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("psql %r: %s" % (sql, r.stderr))
+    return r.stdout.strip()
+
+
+def pg_url_with_db(base, db):
+    """base with its database replaced by db (query string kept)."""
+    head, _, query = base.partition("?")
+    scheme, _, rest = head.partition("://")
+    hosts = rest.split("/", 1)[0]
+    return "%s://%s/%s%s" % (scheme, hosts, db, "?" + query if query else "")
+
+
+def pg_new_db():
+    """A fresh empty database on MIVAULT_TEST_PG_URL: (name, url)."""
+    _pg_seq[0] += 1
+    name = "mvit_%d_%d" % (os.getpid(), _pg_seq[0])
+    pg_sql(PG_URL, "CREATE DATABASE %s" % name)
+    return name, pg_url_with_db(PG_URL, name)
+
+
+def pg_drop_db(name):
+    pg_sql(PG_URL, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
 
 
 def free_port():
@@ -84,15 +122,23 @@ class _Conn(http.client.HTTPSConnection):
 
 
 class Env:
-    def __init__(self, tc, threads=2, **cfg):
+    def __init__(self, tc, threads=2, pg=None, init_args=(), **cfg):
         self.tc = tc
         self.dir = tempfile.mkdtemp(prefix="mivault-it.")
         self.server_port = free_port()
         self.agent_port = free_port()
         self.procs = []
         self.logs = []
+        self.pg_db = self.store_url = None
+        if pg is None:
+            pg = os.environ.get("MIVAULT_TEST_STORE") == "postgresql"
         args = ["init", "--server-port", str(self.server_port), "--agent-port", str(self.agent_port),
-                "--threads", str(threads)]
+                "--threads", str(threads)] + list(init_args)
+        if pg:
+            if not PG_URL:
+                tc.skipTest("MIVAULT_TEST_PG_URL is not set (scripts/test.sh starts a PostgreSQL)")
+            self.pg_db, self.store_url = pg_new_db()
+            args += ["--store", self.store_url]
         self.init = self.cli(*args)
         if cfg:
             path = os.path.join(self.dir, "config.json")
@@ -116,8 +162,13 @@ class Env:
             wait_port(port, p)
         return p
 
-    def start_server(self):
-        self.server = self.spawn("server", "server", port=self.server_port)
+    def start_server(self, listen_port=None):
+        """`mivault server`; with listen_port, on 127.0.0.1:listen_port (--listen) instead."""
+        if listen_port:
+            self.server = self.spawn("server", "server", "--listen", "127.0.0.1:%d" % listen_port,
+                                     port=listen_port)
+        else:
+            self.server = self.spawn("server", "server", port=self.server_port)
         return self.server
 
     def stop(self, p, sig=signal.SIGTERM):
@@ -154,6 +205,8 @@ class Env:
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
             keep = None
+        if self.pg_db:
+            pg_drop_db(self.pg_db)
         if bad:
             self.tc.fail("sanitizer report in child logs (kept %s):\n%s" % (keep, "\n".join(bad)))
 
@@ -224,8 +277,8 @@ class Env:
     def vault_resource(self):
         return "https://vault.localhost:%d" % self.server_port
 
-    def https(self, method, path, host="127.0.0.1", body=None, headers=None, token=None):
-        c = _Conn(host, self.server_port, self.ctx)
+    def https(self, method, path, host="127.0.0.1", body=None, headers=None, token=None, port=None):
+        c = _Conn(host, port or self.server_port, self.ctx)
         h = dict(headers or {})
         if token:
             h["Authorization"] = "Bearer " + token

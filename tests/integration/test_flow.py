@@ -4,7 +4,7 @@ import os
 import subprocess
 import time
 
-from harness import MivaultTest, BIN, jwt_parts
+from harness import MivaultTest, BIN, jwt_parts, pg_sql
 
 SECRETS_OFFICER = "Key Vault Secrets Officer"
 
@@ -59,7 +59,12 @@ class FlowTest(MivaultTest):
             r = e.kv("GET", "dev", path, token=tok)
             self.assertEqual(r.status, 200, r.body)
             self.assertEqual(r.json()["value"], "s3cret")
-        # the value is encrypted at rest: not in the database file
+        # the value is encrypted at rest: not in the database file (or PostgreSQL's rows)
+        if e.store_url:
+            dump = pg_sql(e.store_url, "SELECT encode(sealed, 'escape') FROM secrets")
+            self.assertTrue(dump)
+            self.assertNotIn("s3cret", dump)
+            return
         raw = read(os.path.join(e.dir, "mivault.db"), "rb")
         if os.path.exists(os.path.join(e.dir, "mivault.db-wal")):
             raw += read(os.path.join(e.dir, "mivault.db-wal"), "rb")

@@ -1,4 +1,4 @@
-/* test_audit.c: the hash-chained audit log (src/server/audit.c): each record is one line of
+/* test_audit.c: the hash-chained audit log (src/audit/audit.c): each record is one line of
  * valid JSON with its fields in order and escaped as jansson would (the line formatted by
  * hand must equal jansson's compact dump of the same object), the chain verifies, continues
  * across a reopen, and breaks on an edit, a removed line or a reordering; a field that is
@@ -17,7 +17,7 @@
 #include <jansson.h>
 #include <pthread.h>
 
-#include "server/audit.h"
+#include "audit/audit.h"
 
 struct fx {
     char dir[64];
@@ -39,6 +39,11 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     unlink(f->path);
+    for (int i = 1; i < 1000; i++) { /* rotated files */
+        char p[600];
+        snprintf(p, sizeof p, "%s.%06d", f->path, i);
+        unlink(p);
+    }
     rmdir(f->dir);
     free(f);
     return 0;
@@ -305,6 +310,74 @@ static void batching_on_a_loop(void **state)
     free_lines(v);
 }
 
+
+static int rotated_count(const char *dir)
+{
+    int n = 0;
+    for (int i = 1; i < 1000; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/audit.log.%06d", dir, i);
+        if (access(p, F_OK) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* The log rotates by size; the chain runs on across files; verify walks them oldest first. */
+static void rotation_keeps_one_chain(void **state)
+{
+    struct fx *f = *state;
+    struct audit *a = NULL;
+    long lines = 0;
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    audit_set_rotation(a, 1000, 100); /* ~3 records a file */
+    for (int i = 0; i < 20; i++)
+        audit_record(a, "vault", "p", "a", "s", 200 + i, "r");
+    audit_close(a);
+    int files = rotated_count(f->dir);
+    assert_true(files >= 5);
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 20);
+
+    /* reopened: the chain continues from the live file (or the newest rotated one) */
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    audit_set_rotation(a, 1000, 100);
+    for (int i = 0; i < 4; i++)
+        audit_record(a, "arm", "p", "a", "s", 300 + i, "r");
+    audit_close(a);
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 24);
+
+    /* a rotated file removed from the middle breaks the chain */
+    char p[600];
+    snprintf(p, sizeof p, "%s/audit.log.%06d", f->dir, 2);
+    char saved[700];
+    snprintf(saved, sizeof saved, "%s.saved", p);
+    assert_int_equal(rename(p, saved), 0);
+    assert_int_equal(audit_verify(f->path, &lines), MV_ERR_CONFLICT);
+    assert_int_equal(rename(saved, p), 0);
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+}
+
+/* Only `keep` rotated files stay; what is left still verifies (its first link is the anchor). */
+static void rotation_removes_old_files(void **state)
+{
+    struct fx *f = *state;
+    struct audit *a = NULL;
+    long lines = 0;
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    audit_set_rotation(a, 700, 3);
+    for (int i = 0; i < 40; i++)
+        audit_record(a, "vault", "p", "a", "s", 200 + i, "r");
+    audit_close(a);
+    assert_int_equal(rotated_count(f->dir), 3);
+    char p[600];
+    snprintf(p, sizeof p, "%s/audit.log.%06d", f->dir, 1);
+    assert_int_not_equal(access(p, F_OK), 0);
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_true(lines > 3 && lines < 40);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +385,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(not_utf8_still_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(chain_breaks, setup, teardown),
         cmocka_unit_test_setup_teardown(batching_on_a_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(rotation_keeps_one_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(rotation_removes_old_files, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,17 +23,21 @@
 
 #include "authority/authority.h"
 #include "authority/internal.h"
-#include "authority/validate.h"
 #include "common/limits.h"
 #include "common/util.h"
+#include "crypto/join_token.h"
 #include "crypto/jwk.h"
 #include "crypto/jws.h"
 #include "crypto/keys.h"
 #include "http/kv.h"
 #include "http/server.h"
+#include "token/validate.h"
 
 #define TID "6f1c2a43-4a5b-4c1d-9e2f-0123456789ab"
 #define BASE "https://127.0.0.1:8443"
+/* a CA pin for join tokens (the authority carries it, it does not check it) */
+static const unsigned char PIN[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                      17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 #define TOKEN_V2 BASE "/" TID "/oauth2/v2.0/token"
 #define VM_RID "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/"
 #define UAI_RID "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"
@@ -105,8 +109,10 @@ struct node {
 struct fixture {
     char dir[64];
     char db[128];
-    struct mv_server srv;
-    struct mv_worker w;
+    struct authority_plane srv;
+    struct authority_loop w;
+    struct token_keyset keys;  /* the resource side, checking what the authority issued */
+    unsigned char data_key[32];
     struct st_principal sys1;   /* vm1's system identity */
     struct st_identity uai_a, uai_b;
     struct st_principal admin;
@@ -122,13 +128,12 @@ static int do_request(enum http_method m, const char *path, const char *body)
 {
     http_req req;
     memset(&req, 0, sizeof req);
-    req.worker = &F->w;
     req.method = m;
     req.path = strdup(path);
     req.body = (mv_slice){body, body ? strlen(body) : 0};
     snprintf(req.request_id, sizeof req.request_id, "00000000-0000-4000-8000-000000000000");
     cap_reset();
-    authority_handle(&req);
+    authority_handle(&F->w, &req);
     assert_int_equal(req.replied, 1);
     free(req.path);
     return cap.status;
@@ -182,9 +187,9 @@ static void put_vm(const char *name, const struct st_principal *sys, const char 
 /* Enrolls a fresh P-256 key for vm through POST /mivault/enroll. */
 static void enroll(const char *vm, struct node *n)
 {
-    char join[64];
+    char join[JOIN_TOKEN_MAX];
     json_t *jwk = NULL;
-    assert_int_equal(authority_join_token(F->w.st, vm, 60, join), MV_OK);
+    assert_int_equal(authority_join_token(F->w.st, vm, 60, PIN, join), MV_OK);
     assert_int_equal(keys_gen_ec_p256(&n->key), MV_OK);
     assert_int_equal(jwk_from_public(n->key, NULL, &jwk), MV_OK);
     json_t *body = json_pack("{s:s, s:o}", "joinToken", join, "publicKey", jwk);
@@ -207,10 +212,11 @@ static int setup(void **state)
     assert_int_equal(store_open(F->db, &F->w.st), MV_OK);
     F->w.srv = &F->srv;
     snprintf(F->srv.tenant.tenant_id, sizeof F->srv.tenant.tenant_id, TID);
-    snprintf(F->srv.server_url, sizeof F->srv.server_url, BASE);
-    snprintf(F->srv.issuer, sizeof F->srv.issuer, BASE "/" TID "/");
-    F->srv.cfg.token_lifetime = 3600;
-    assert_int_equal(mv_random(F->srv.data_key, sizeof F->srv.data_key), MV_OK);
+    F->srv.server_url = BASE;
+    F->srv.issuer = BASE "/" TID "/";
+    F->srv.token_lifetime = 3600;
+    assert_int_equal(mv_random(F->data_key, sizeof F->data_key), MV_OK);
+    F->srv.data_key = F->data_key;
     assert_int_equal(authority_load_keys(&F->srv, F->w.st), MV_OK);
 
     char rid[ST_SCOPE];
@@ -245,7 +251,7 @@ static int teardown(void **state)
 {
     (void)state;
     cap_reset();
-    token_verify_keys_free(&F->w);
+    token_keyset_free(&F->keys);
     authority_worker_free(&F->w);
     authority_free_keys(&F->srv);
     store_close(F->w.st);
@@ -330,7 +336,10 @@ static json_t *issued_claims(const char *aud)
     const char *const auds[] = {aud, NULL};
     struct token_info info;
     enum token_failure why;
-    assert_int_equal(token_validate(&F->w, tok, strlen(tok), auds, &info, &why), MV_OK);
+    struct token_verifier tv = {.issuer = F->srv.issuer, .tenant_id = F->srv.tenant.tenant_id,
+                                .audiences = auds, .token_lifetime = F->srv.token_lifetime,
+                                .keys = &F->keys, .st = F->w.st};
+    assert_int_equal(token_validate(&tv, tok, strlen(tok), &info, &why), MV_OK);
     jwt t;
     assert_int_equal(jwt_parse(tok, strlen(tok), JWS_ALLOW(JWS_RS256), &t), MV_OK);
     json_t *c = json_incref(t.claims);
@@ -445,10 +454,16 @@ static void test_jwks(void **state)
 static void test_enroll(void **state)
 {
     (void)state;
-    char join[64];
-    assert_int_equal(authority_join_token(F->w.st, "vm1", 60, join), MV_OK);
-    assert_int_equal(strlen(join), 47);
-    assert_memory_equal(join, "mvj_", 4);
+    char join[JOIN_TOKEN_MAX];
+    struct join_token jt;
+    assert_int_equal(authority_join_token(F->w.st, "vm1", 60, PIN, join), MV_OK);
+    assert_int_equal(strlen(join), 99);
+    assert_memory_equal(join, "mvj1.", 5);
+    /* the pin it carries is the one it was made with */
+    assert_int_equal(join_token_parse(join, strlen(join), 0, &jt), MV_OK);
+    assert_true(jt.has_pin);
+    assert_memory_equal(jt.pin, PIN, 32);
+    assert_memory_equal(join + 48, ".sha256:", 8);
 
     EVP_PKEY *ec = NULL, *rsa = NULL;
     json_t *ecj = NULL, *rsaj = NULL;
@@ -493,12 +508,18 @@ static void test_enroll(void **state)
     free(s), json_decref(b);
 
     /* unknown and expired tokens */
+    b = json_pack("{s:s, s:O}", "joinToken", "mvj1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                  "publicKey", ecj);
+    s = json_dumps(b, JSON_COMPACT);
+    expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_grant");
+    free(s), json_decref(b);
+    /* the old format (before CA pins) is not a join token any more */
     b = json_pack("{s:s, s:O}", "joinToken", "mvj_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                   "publicKey", ecj);
     s = json_dumps(b, JSON_COMPACT);
     expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_grant");
     free(s), json_decref(b);
-    const char *stale = "mvj_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+    const char *stale = "mvj1.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
     unsigned char md[32];
     unsigned int mdlen = 0;
     char hash[65];
@@ -768,7 +789,7 @@ static void test_key_rotation(void **state)
     assert_int_equal(authority_load_keys(&F->srv, F->w.st), MV_OK);
     assert_string_equal(F->srv.sign_kid, old_kid);
 
-    assert_int_equal(authority_new_signing_key(F->w.st, F->srv.data_key), MV_OK);
+    assert_int_equal(authority_new_signing_key(F->w.st, F->data_key), MV_OK);
     assert_int_equal(authority_load_keys(&F->srv, F->w.st), MV_OK);
     assert_string_not_equal(F->srv.sign_kid, old_kid);
     assert_non_null(strstr(F->srv.jwks_json, old_kid));
@@ -782,7 +803,7 @@ static void test_key_rotation(void **state)
     assert_string_equal(keys[0].kid, F->srv.sign_kid); /* newest first */
     assert_int_equal(keys[0].retired, 0);
     assert_true(keys[1].retired > 0);
-    keys[1].retired = mv_now() - F->srv.cfg.token_lifetime - MV_CLOCK_SKEW_SECS - 1;
+    keys[1].retired = mv_now() - F->srv.token_lifetime - MV_CLOCK_SKEW_SECS - 1;
     assert_int_equal(store_signing_key_put(F->w.st, &keys[1]), MV_OK);
     st_signing_keys_free(keys, n);
     assert_int_equal(authority_load_keys(&F->srv, F->w.st), MV_OK);
@@ -790,14 +811,14 @@ static void test_key_rotation(void **state)
 
     /* a wrong data key cannot unseal the signing key: the load fails, srv keeps its keys */
     unsigned char saved[32];
-    memcpy(saved, F->srv.data_key, 32);
-    F->srv.data_key[0] ^= 1;
+    memcpy(saved, F->data_key, 32);
+    F->data_key[0] ^= 1;
     assert_int_not_equal(authority_load_keys(&F->srv, F->w.st), MV_OK);
     assert_non_null(F->srv.sign_key);
-    memcpy(F->srv.data_key, saved, 32);
+    memcpy(F->data_key, saved, 32);
 
     /* tokens signed with the new key validate after the worker's reload */
-    token_verify_keys_free(&F->w);
+    token_keyset_free(&F->keys);
     const char *const res[] = {"resource", "https://vault.azure.net", NULL};
     assert_int_equal(node_token(&F->n1, res), 200);
     json_decref(issued_claims("https://vault.azure.net"));

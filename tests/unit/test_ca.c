@@ -17,6 +17,7 @@
 
 #include "common/b64.h"
 #include "crypto/ca.h"
+#include "crypto/join_token.h"
 #include "crypto/keys.h"
 
 static char dir[] = "/tmp/mivault-ca-XXXXXX";
@@ -32,7 +33,7 @@ static int setup(void **state)
     (void)state;
     if (!mkdtemp(dir))
         return -1;
-    return ca_init(dir, "vault.localhost") == MV_OK ? 0 : -1;
+    return ca_init(dir, "vault.localhost", "mv.example.test") == MV_OK ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -189,6 +190,7 @@ static void test_server_chain(void **state)
     assert_int_equal(X509_check_host(leaf, "DEV.Vault.Localhost", 0, 0, NULL), 1);
     assert_int_equal(X509_check_ip_asc(leaf, "127.0.0.1", 0), 1);
     assert_int_equal(X509_check_ip_asc(leaf, "::1", 0), 1);
+    assert_int_equal(X509_check_host(leaf, "mv.example.test", 0, 0, NULL), 1); /* public URL */
     /* ...and only those. */
     assert_int_equal(X509_check_host(leaf, "a.dev.vault.localhost", 0, 0, NULL), 0);
     assert_int_equal(X509_check_host(leaf, "example.com", 0, 0, NULL), 0);
@@ -208,7 +210,7 @@ static void test_server_chain(void **state)
     /* A different CA does not vouch for this server. */
     char other[] = "/tmp/mivault-ca2-XXXXXX";
     assert_non_null(mkdtemp(other));
-    assert_int_equal(ca_init(other, "vault.localhost"), MV_OK);
+    assert_int_equal(ca_init(other, "vault.localhost", NULL), MV_OK);
     char p[512];
     snprintf(p, sizeof p, "%s/ca.pem", other);
     FILE *f = fopen(p, "r");
@@ -234,7 +236,7 @@ static void test_custom_suffix(void **state)
     (void)state;
     char d[] = "/tmp/mivault-ca3-XXXXXX";
     assert_non_null(mkdtemp(d));
-    assert_int_equal(ca_init(d, "kv.example-corp.internal"), MV_OK);
+    assert_int_equal(ca_init(d, "kv.example-corp.internal", "10.1.2.3"), MV_OK);
     char p[512];
     snprintf(p, sizeof p, "%s/server.pem", d);
     FILE *f = fopen(p, "r");
@@ -243,6 +245,8 @@ static void test_custom_suffix(void **state)
     assert_int_equal(X509_check_host(leaf, "prod.kv.example-corp.internal", 0, 0, NULL), 1);
     assert_int_equal(X509_check_host(leaf, "kv.example-corp.internal", 0, 0, NULL), 1);
     assert_int_equal(X509_check_host(leaf, "dev.vault.localhost", 0, 0, NULL), 0);
+    /* An IP literal as the public host is an IP SAN. */
+    assert_int_equal(X509_check_ip_asc(leaf, "10.1.2.3", 0), 1);
     X509_free(leaf);
     static const char *files[] = {"ca.pem", "ca.key", "server.pem", "server.key"};
     for (size_t i = 0; i < 4; i++) {
@@ -250,6 +254,42 @@ static void test_custom_suffix(void **state)
         unlink(p);
     }
     rmdir(d);
+}
+
+/* A joining server issues its own certificate from the shared CA: the CA pin holds for both. */
+static void test_second_server_same_ca(void **state)
+{
+    (void)state;
+    STACK_OF(X509) *first = load_certs("server.pem");
+    X509 *first_leaf = X509_dup(sk_X509_value(first, 0));
+    assert_int_equal(ca_server_cert(dir, "vault.localhost", "mv2.example.test"), MV_OK);
+    STACK_OF(X509) *chain = load_certs("server.pem");
+    STACK_OF(X509) *ca = load_certs("ca.pem");
+    X509 *leaf = sk_X509_value(chain, 0), *root = sk_X509_value(ca, 0);
+    assert_int_not_equal(X509_cmp(leaf, first_leaf), 0);
+    assert_int_equal(verify_for(leaf, NULL, root, "mv2.example.test", NULL), 1);
+    assert_int_equal(verify_for(first_leaf, NULL, root, "mv.example.test", NULL), 1);
+    assert_int_equal(verify_for(leaf, NULL, root, "mv.example.test", NULL), 0);
+    assert_int_equal(X509_cmp(sk_X509_value(chain, 1), root), 0);
+    /* A mismatched CA key is refused, and nothing is overwritten. */
+    char p[512], other[] = "/tmp/mivault-ca5-XXXXXX";
+    assert_non_null(mkdtemp(other));
+    assert_int_equal(ca_init(other, "vault.localhost", NULL), MV_OK);
+    char src[512], dst[512];
+    snprintf(src, sizeof src, "%s/ca.key", dir);
+    snprintf(dst, sizeof dst, "%s/ca.key", other);
+    assert_int_equal(rename(src, dst), 0); /* other's ca.pem, our CA key (last test using it) */
+    assert_int_equal(ca_server_cert(other, "vault.localhost", NULL), MV_ERR_INTERNAL);
+    static const char *files[] = {"ca.pem", "ca.key", "server.pem", "server.key"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", other, files[i]);
+        unlink(p);
+    }
+    rmdir(other);
+    X509_free(first_leaf);
+    sk_X509_pop_free(first, X509_free);
+    sk_X509_pop_free(chain, X509_free);
+    sk_X509_pop_free(ca, X509_free);
 }
 
 static void test_bad_suffix_refused(void **state)
@@ -262,15 +302,18 @@ static void test_bad_suffix_refused(void **state)
     char d[] = "/tmp/mivault-ca4-XXXXXX";
     assert_non_null(mkdtemp(d));
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        assert_int_equal(ca_init(d, bad[i]), MV_ERR_BAD_REQUEST);
-    assert_int_equal(ca_init(d, NULL), MV_ERR_BAD_REQUEST);
+        assert_int_equal(ca_init(d, bad[i], NULL), MV_ERR_BAD_REQUEST);
+    assert_int_equal(ca_init(d, NULL, NULL), MV_ERR_BAD_REQUEST);
+    /* The public host becomes a SAN too: the same rule. */
+    assert_int_equal(ca_init(d, "vault.localhost", "mv.test,DNS:evil.com"), MV_ERR_BAD_REQUEST);
+    assert_int_equal(ca_init(d, "vault.localhost", "*.mv.test"), MV_ERR_BAD_REQUEST);
     /* Nothing was written. */
     char p[512];
     snprintf(p, sizeof p, "%s/ca.pem", d);
     assert_int_not_equal(access(p, F_OK), 0);
     assert_int_equal(rmdir(d), 0);
     /* A directory that does not exist is an error, not a crash. */
-    assert_int_equal(ca_init("/nonexistent/mivault/dir", "vault.localhost"), MV_ERR_INTERNAL);
+    assert_int_equal(ca_init("/nonexistent/mivault/dir", "vault.localhost", NULL), MV_ERR_INTERNAL);
 }
 
 static void test_self_signed_b64(void **state)
@@ -301,6 +344,76 @@ static void test_self_signed_b64(void **state)
     EVP_PKEY_free(k);
 }
 
+/* The join token's CA pin: SHA-256 of the CA certificate's DER SubjectPublicKeyInfo. */
+static void test_spki_pin(void **state)
+{
+    (void)state;
+    char p[512];
+    unsigned char pin[32], leaf_pin[32], want[32];
+    path_of(p, sizeof p, "ca.pem");
+    assert_int_equal(ca_file_spki_sha256(p, pin), MV_OK);
+    STACK_OF(X509) *sk = load_certs("ca.pem");
+    unsigned char *der = NULL;
+    int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(sk_X509_value(sk, 0)), &der);
+    assert_true(n > 0);
+    assert_int_equal(EVP_Digest(der, (size_t)n, want, NULL, EVP_sha256(), NULL), 1);
+    assert_memory_equal(pin, want, 32);
+    OPENSSL_free(der);
+    sk_X509_pop_free(sk, X509_free);
+    /* server.pem starts with the leaf: a different key, a different pin */
+    path_of(p, sizeof p, "server.pem");
+    assert_int_equal(ca_file_spki_sha256(p, leaf_pin), MV_OK);
+    assert_memory_not_equal(pin, leaf_pin, 32);
+    assert_int_equal(ca_spki_sha256("not a pem", 9, pin), MV_ERR_BAD_REQUEST);
+    path_of(p, sizeof p, "no-such.pem");
+    assert_int_not_equal(ca_file_spki_sha256(p, pin), MV_OK);
+}
+
+static void test_join_token_format(void **state)
+{
+    (void)state;
+    unsigned char secret[32], pin[32];
+    char tok[JOIN_TOKEN_MAX], bad[JOIN_TOKEN_MAX + 8];
+    struct join_token t;
+    for (int i = 0; i < 32; i++)
+        secret[i] = (unsigned char)i, pin[i] = (unsigned char)(0xff - i);
+    assert_int_equal(join_token_format(secret, pin, tok), MV_OK);
+    assert_int_equal(strlen(tok), JOIN_TOKEN_LEN);
+    assert_memory_equal(tok, "mvj1.", 5);
+    assert_int_equal(join_token_parse(tok, strlen(tok), 0, &t), MV_OK);
+    assert_true(t.has_pin);
+    assert_memory_equal(t.pin, pin, 32);
+    assert_memory_equal(t.secret, tok, JOIN_TOKEN_SECRET_LEN);
+    assert_int_equal(strlen(t.secret), JOIN_TOKEN_SECRET_LEN);
+    /* surrounding whitespace (a file's newline) is ignored */
+    snprintf(bad, sizeof bad, "  %s\n", tok);
+    assert_int_equal(join_token_parse(bad, strlen(bad), 0, &t), MV_OK);
+    assert_memory_equal(t.pin, pin, 32);
+    /* the secret part alone: only where allowed (the server), never for the agent */
+    assert_int_equal(join_token_parse(tok, JOIN_TOKEN_SECRET_LEN, 1, &t), MV_OK);
+    assert_false(t.has_pin);
+    assert_int_equal(join_token_parse(tok, JOIN_TOKEN_SECRET_LEN, 0, &t), MV_ERR_BAD_REQUEST);
+    /* negative cases */
+    const char *refused[] = {"", "mvj1.", "mvj_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        assert_int_equal(join_token_parse(refused[i], strlen(refused[i]), 1, &t),
+                         MV_ERR_BAD_REQUEST);
+    size_t at[] = {0, 3, 10, 49, 52, 60, JOIN_TOKEN_LEN - 1};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        memcpy(bad, tok, JOIN_TOKEN_LEN + 1);
+        bad[at[i]] = '.'; /* not base64url, and not the separator expected there */
+        if (at[i] == 48)
+            continue;
+        assert_int_equal(join_token_parse(bad, strlen(bad), 0, &t), MV_ERR_BAD_REQUEST);
+    }
+    memcpy(bad, tok, JOIN_TOKEN_LEN + 1);
+    memcpy(bad + 49, "sha1", 4); /* another algorithm tag */
+    assert_int_equal(join_token_parse(bad, strlen(bad), 0, &t), MV_ERR_BAD_REQUEST);
+    memcpy(bad, tok, JOIN_TOKEN_LEN + 1);
+    bad[JOIN_TOKEN_LEN - 1] = '\0'; /* one character short */
+    assert_int_equal(join_token_parse(bad, strlen(bad), 0, &t), MV_ERR_BAD_REQUEST);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,7 +422,10 @@ int main(void)
         cmocka_unit_test(test_server_chain),
         cmocka_unit_test(test_custom_suffix),
         cmocka_unit_test(test_bad_suffix_refused),
+        cmocka_unit_test(test_second_server_same_ca),
         cmocka_unit_test(test_self_signed_b64),
+        cmocka_unit_test(test_spki_pin),
+        cmocka_unit_test(test_join_token_format),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

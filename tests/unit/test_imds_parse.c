@@ -463,6 +463,34 @@ static void test_cache_refresh_ahead_and_expiry(void **state)
     tcache_free(&c);
 }
 
+/* A failed background refresh backs off 1, 2, 4 ... s up to the cap; a new token resets it. */
+static void test_cache_refresh_backoff(void **state)
+{
+    (void)state;
+    struct tcache c;
+    const struct tcache_entry *e = NULL;
+    struct agent_token t = tok("tok-b", T0 + 3600);
+    tcache_init(&c, 4);
+    assert_int_equal(tcache_put(&c, SEL_NONE, NULL, "r", &t, T0, NULL), MV_OK);
+    int64_t now = T0 + 2000; /* past half-life: STALE */
+    assert_int_equal(tcache_lookup(&c, SEL_NONE, NULL, "r", now, &e), TCACHE_STALE);
+    assert_false(tcache_entry_fresh(e, now));
+    assert_int_equal(e->retry_at, 0);
+    int64_t want[] = {1, 2, 4, 8, 16, 32, 60, 60};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        tcache_backoff(&c, SEL_NONE, NULL, "r", now, 60);
+        assert_int_equal(tcache_lookup(&c, SEL_NONE, NULL, "r", now, &e), TCACHE_STALE);
+        assert_int_equal(e->retry_at - now, want[i]);
+    }
+    tcache_backoff(&c, SEL_NONE, NULL, "other", now, 60); /* no such entry: nothing */
+    t = tok("tok-c", now + 3600);
+    assert_int_equal(tcache_put(&c, SEL_NONE, NULL, "r", &t, now, NULL), MV_OK);
+    assert_int_equal(tcache_lookup(&c, SEL_NONE, NULL, "r", now, &e), TCACHE_FRESH);
+    assert_int_equal(e->retry_at, 0);
+    assert_int_equal(e->fails, 0);
+    tcache_free(&c);
+}
+
 static void test_cache_eviction_bound(void **state)
 {
     (void)state;
@@ -715,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_cache_resource_exact),
         cmocka_unit_test(test_cache_refresh_ahead_and_expiry),
         cmocka_unit_test(test_cache_eviction_bound),
+        cmocka_unit_test(test_cache_refresh_backoff),
         cmocka_unit_test(test_ratelimit),
         cmocka_unit_test(test_ratelimit_off),
         cmocka_unit_test(test_json_escape_matches_jansson),

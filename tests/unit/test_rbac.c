@@ -1,4 +1,4 @@
-/* test_rbac.c: Azure RBAC semantics of src/arm/rbac.c: action patterns, scope covering, role
+/* test_rbac.c: Azure RBAC semantics of src/rbac/rbac.c: action patterns, scope covering, role
  * lookup, what each built-in Key Vault role allows (reference §6.1/§6.2), decisions against a
  * real SQLite store in a temporary directory, and the small parsers of the control plane that
  * feed them ($filter, names, resource ids). */
@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "arm/arm_internal.h"
-#include "arm/rbac.h"
+#include "rbac/rbac.h"
 #include "store/store.h"
 
 #define KV "Microsoft.KeyVault/vaults/"
@@ -399,7 +399,7 @@ static void name_rules(void **state)
 static void resource_id_parse(void **state)
 {
     (void)state;
-    static struct mv_server srv;
+    static struct arm_plane srv;
     memset(&srv, 0, sizeof srv);
     assert_int_equal(mv_copy(srv.tenant.subscription_id, sizeof srv.tenant.subscription_id,
                              "11111111-2222-4333-8444-555555555555"), MV_OK);

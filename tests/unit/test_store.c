@@ -1,6 +1,10 @@
-/* test_store.c: the SQLite store (store/store.h) against a real file in a fresh temporary
- * directory per test: every function, the cascades, paging, soft delete, two connections to one
- * file, reopening, and several processes opening a new file at once. */
+/* test_store.c: the store (store/store.h) on both backends: every case runs against SQLite (a
+ * real file in a fresh temporary directory per test) and, when MIVAULT_TEST_PG_URL names a
+ * PostgreSQL server (scripts/test.sh starts one), against a fresh database per test created
+ * through that URL. Every function, the cascades, paging, soft delete, two connections to one
+ * store, reopening, several processes opening a new store at once; on PostgreSQL also retried
+ * writes converging, a killed backend connection, the change feed across servers and the
+ * error that names an unreachable host. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,14 +23,60 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "common/log.h"
 #include "store/store.h"
 
 struct fx {
     char dir[64];
-    char path[128];
+    char path[512];   /* SQLite file, or the URL of this test's PostgreSQL database */
+    char dbname[64];  /* PostgreSQL: the database made for this test */
     struct store *st;
 };
+
+/* The backend of the group being run: NULL = SQLite, else the PostgreSQL server's URL. */
+static const char *pg_base;
+static int pg_seq;
+
+/* base URL with its database replaced by db (query string kept). */
+static void url_with_db(const char *base, const char *db, char *out, size_t len)
+{
+    const char *hosts = strstr(base, "://");
+    const char *slash = strchr(hosts ? hosts + 3 : base, '/');
+    const char *query = strchr(base, '?');
+    size_t head = slash ? (size_t)(slash - base) : (query ? (size_t)(query - base) : strlen(base));
+    snprintf(out, len, "%.*s/%s%s", (int)head, base, db, query ? query : "");
+}
+
+/* Runs one admin statement (CREATE/DROP DATABASE, pg_terminate_backend) on url. */
+static void pg_admin(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* A new empty database; its URL in out. */
+static void pg_new_db(char *name, size_t namelen, char *out, size_t len)
+{
+    char sql[160];
+    snprintf(name, namelen, "mvtest_%d_%d", (int)getpid(), ++pg_seq);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    pg_admin(pg_base, sql);
+    url_with_db(pg_base, name, out, len);
+}
+
+static void pg_drop_db(const char *name)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    pg_admin(pg_base, sql);
+}
 
 static int setup(void **state)
 {
@@ -34,7 +84,10 @@ static int setup(void **state)
     assert_non_null(f);
     snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/mivault.db", f->dir);
+    if (pg_base)
+        pg_new_db(f->dbname, sizeof f->dbname, f->path, sizeof f->path);
+    else
+        snprintf(f->path, sizeof f->path, "%s/mivault.db", f->dir);
     assert_int_equal(store_open(f->path, &f->st), MV_OK);
     *state = f;
     return 0;
@@ -44,6 +97,8 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     store_close(f->st);
+    if (f->dbname[0])
+        pg_drop_db(f->dbname);
     DIR *d = opendir(f->dir);
     struct dirent *e;
     while (d && (e = readdir(d))) {
@@ -62,6 +117,14 @@ static int teardown(void **state)
 
 #define OK(x) assert_int_equal((x), MV_OK)
 #define RC(x, want) assert_int_equal((x), (want))
+
+/* PostgreSQL: let the change-feed poller see our own changes too (it bumps once more when it
+ * does), so that a later "no change" check is not racing it. */
+static void settle(void)
+{
+    if (pg_base)
+        usleep(1300 * 1000);
+}
 
 static int64_t gen(struct store *st)
 {
@@ -131,9 +194,8 @@ static void ra(struct st_role_assignment *a, const char *id, const char *princip
 
 /* ---- open, meta, generation ---- */
 
-static void test_open_file_mode_schema_and_reopen(void **state)
+static void check_sqlite_file(struct fx *f)
 {
-    struct fx *f = *state;
     struct stat sb;
     assert_int_equal(stat(f->path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
@@ -150,6 +212,30 @@ static void test_open_file_mode_schema_and_reopen(void **state)
     assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
     sqlite3_finalize(s);
     sqlite3_close(db);
+}
+
+/* PostgreSQL: schema_version 1 in meta, the tables there. */
+static void check_pg_schema(struct fx *f)
+{
+    PGconn *c = PQconnectdb(f->path);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
+    assert_int_equal(PQntuples(r), 1);
+    assert_string_equal(PQgetvalue(r, 0, 0), "1");
+    PQclear(r);
+    r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
+    assert_string_equal(PQgetvalue(r, 0, 0), "12");
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void test_open_file_mode_schema_and_reopen(void **state)
+{
+    struct fx *f = *state;
+    if (pg_base)
+        check_pg_schema(f);
+    else
+        check_sqlite_file(f);
 
     OK(store_meta_set(f->st, "tenant_id", "t-1"));
     put_vm(f->st, "keep");
@@ -164,7 +250,8 @@ static void test_open_file_mode_schema_and_reopen(void **state)
     mv_buf_free(&b);
     struct st_vm vm;
     OK(store_vm_get(f->st, "keep", &vm));
-    assert_int_equal(gen(f->st), g);
+    if (!pg_base)
+        assert_int_equal(gen(f->st), g); /* PostgreSQL: the feed may have moved meanwhile */
 
     struct store *bad = NULL;
     RC(store_open("/nonexistent-dir/x/y.db", &bad), MV_ERR_INTERNAL);
@@ -220,6 +307,7 @@ static void test_generation_changes_with_data(void **state)
 
     /* secrets and meta settings are not RBAC/identity state: no bump */
     put_vault(f->st, "v");
+    settle();
     int64_t g4 = gen(f->st);
     add_secret(f->st, "v", "s", "0001", "x", 1);
     OK(store_meta_set(f->st, "k", "v"));
@@ -977,8 +1065,11 @@ static void test_two_connections_share_file(void **state)
 static void test_concurrent_first_open(void **state)
 {
     struct fx *f = *state;
-    char path[160];
-    snprintf(path, sizeof path, "%s/fresh.db", f->dir);
+    char path[512], fresh[64] = "";
+    if (pg_base)
+        pg_new_db(fresh, sizeof fresh, path, sizeof path);
+    else
+        snprintf(path, sizeof path, "%s/fresh.db", f->dir);
     enum { KIDS = 12 };
     pid_t pids[KIDS];
     for (int i = 0; i < KIDS; i++) {
@@ -1007,6 +1098,10 @@ static void test_concurrent_first_open(void **state)
     OK(store_meta_get(st, "opened", &b));
     mv_buf_free(&b);
     store_close(st);
+    if (pg_base) {
+        pg_drop_db(fresh);
+        return;
+    }
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
@@ -1046,6 +1141,166 @@ static void test_write_survives_kill9(void **state)
     put_vault(f->st, "after"); /* the dead writer's lock is gone */
 }
 
+/* ---- PostgreSQL only: failover, idempotent retries, the change feed ---- */
+
+static void secret_with(struct st_secret *s, const char *version, const char *value)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->vault, sizeof s->vault, "dev");
+    snprintf(s->name, sizeof s->name, "db-pass");
+    snprintf(s->version, sizeof s->version, "%s", version);
+    s->enabled = 1;
+    s->created = s->updated = 10;
+    mv_buf_init(&s->sealed, 1024);
+    assert_int_equal(mv_buf_adds(&s->sealed, value), MV_OK);
+}
+
+static size_t version_count(struct store *st)
+{
+    struct st_secret *v = NULL;
+    size_t n = 0;
+    OK(store_secret_versions(st, "dev", "db-pass", NULL, 100, &v, &n));
+    st_secrets_free(v, n);
+    return n;
+}
+
+/* Unknown commit outcome: the first attempt committed (here: through another connection) but
+ * its reply was lost; the retry with the same version id must not make a second version. */
+static void test_pg_retried_secret_add_makes_one_version(void **state)
+{
+    struct fx *f = *state;
+    struct store *other = NULL;
+    struct st_secret s;
+    put_vault(f->st, "dev");
+    OK(store_open(f->path, &other));
+    secret_with(&s, "0123456789abcdef0123456789abcdef", "sealed-bytes-1");
+    OK(store_secret_add(other, &s));   /* the attempt whose COMMIT reply was lost */
+    OK(store_secret_add(f->st, &s));   /* the retry converges */
+    OK(store_secret_add(f->st, &s));
+    assert_int_equal(version_count(f->st), 1);
+    mv_buf_free(&s.sealed);
+    /* the same version id with other bytes is someone else's: CONFLICT */
+    secret_with(&s, "0123456789abcdef0123456789abcdef", "sealed-bytes-2");
+    RC(store_secret_add(f->st, &s), MV_ERR_CONFLICT);
+    assert_int_equal(version_count(f->st), 1);
+    mv_buf_free(&s.sealed);
+    store_close(other);
+}
+
+/* A WARNING while COMMIT runs (what a cancelled synchronous-replication wait looks like,
+ * reference/postgres-ha.md §1.5) makes the outcome unknown: the add is re-run and converges
+ * on the one version that did commit. The warning comes from a deferred trigger, once. */
+static void test_pg_commit_warning_is_unknown_outcome(void **state)
+{
+    struct fx *f = *state;
+    struct st_secret s;
+    put_vault(f->st, "dev");
+    pg_admin(f->path, "CREATE TABLE warn_once (done boolean NOT NULL)");
+    pg_admin(f->path,
+             "CREATE FUNCTION warn_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+             " IF NOT EXISTS (SELECT 1 FROM warn_once) THEN"
+             "  INSERT INTO warn_once VALUES (true);"
+             "  RAISE WARNING 'canceling wait for synchronous replication due to user request';"
+             " END IF; RETURN NULL; END $$");
+    pg_admin(f->path, "CREATE CONSTRAINT TRIGGER secrets_warn AFTER INSERT ON secrets"
+                      " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION warn_at_commit()");
+    secret_with(&s, "fedcba9876543210fedcba9876543210", "sealed-once");
+    OK(store_secret_add(f->st, &s));
+    mv_buf_free(&s.sealed);
+    assert_int_equal(version_count(f->st), 1);
+}
+
+/* The first host of a multi-host URL is down: libpq moves on to the next one. */
+static void test_pg_multi_host_url_skips_a_dead_host(void **state)
+{
+    struct fx *f = *state;
+    char url[700];
+    const char *at = strchr(f->path, '@');
+    assert_non_null(at);
+    snprintf(url, sizeof url, "postgresql://%.*s127.0.0.1:1,%s", (int)(at + 1 - (f->path + 13)),
+             f->path + 13, at + 1);
+    struct store *b = NULL;
+    OK(store_open(url, &b));
+    struct st_vault v;
+    put_vault(f->st, "seen");
+    OK(store_vault_get(b, "seen", &v));
+    store_close(b);
+}
+
+static void terminate_backends(struct fx *f)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+             " WHERE datname = '%s' AND pid <> pg_backend_pid()",
+             f->dbname);
+    pg_admin(pg_base, sql);
+}
+
+/* A backend killed under the store (pg_terminate_backend: what a failover does to an open
+ * connection, 57P01) is survived by reconnecting; inside a caller's transaction the commit
+ * fails with UNAVAILABLE and the next call works again. */
+static void test_pg_survives_terminated_backend(void **state)
+{
+    struct fx *f = *state;
+    struct st_vault v;
+    put_vault(f->st, "before");
+    terminate_backends(f);
+    OK(store_vault_get(f->st, "before", &v));     /* a read reconnects */
+    terminate_backends(f);
+    put_vault(f->st, "after");                     /* so does a write */
+    OK(store_vault_get(f->st, "after", &v));
+    add_secret(f->st, "after", "s", "00000000000000000000000000000001", "x", 1);
+    terminate_backends(f);
+    struct st_secret del;
+    OK(store_secret_delete(f->st, "after", "s", 100, 7, &del)); /* a multi-statement write */
+    assert_int_equal(del.deleted, 100);
+    st_secret_clear(&del);
+
+    OK(store_begin(f->st));
+    put_vault(f->st, "in-tx");
+    terminate_backends(f);
+    struct st_vault tv = {.soft_delete_days = 7, .created = 1};
+    snprintf(tv.name, sizeof tv.name, "in-tx-2");
+    RC(store_vault_put(f->st, &tv), MV_ERR_UNAVAILABLE);
+    RC(store_commit(f->st), MV_ERR_UNAVAILABLE);
+    assert_non_null(strstr(mv_last_detail(), "lost"));
+    RC(store_vault_get(f->st, "in-tx", &v), MV_ERR_NOT_FOUND); /* nothing of it committed */
+    put_vault(f->st, "later");
+}
+
+/* A change made through another server (another process: here another feed, i.e. another
+ * URL string for the same database) shows in store_generation within about a second. */
+static void test_pg_change_feed_across_servers(void **state)
+{
+    struct fx *f = *state;
+    char url[600];
+    struct store *b = NULL;
+    snprintf(url, sizeof url, "%s%sapplication_name=other", f->path, strchr(f->path, '?') ? "&" : "?");
+    OK(store_open(url, &b));
+    int64_t g0 = gen(b);
+    put_vm(f->st, "vm-elsewhere");
+    int64_t deadline = 0;
+    while (gen(b) == g0 && deadline < 40) {
+        usleep(50 * 1000);
+        deadline++;
+    }
+    assert_true(gen(b) > g0); /* within 2 s */
+    store_close(b);
+}
+
+static void test_pg_unreachable_host_is_named(void **state)
+{
+    (void)state;
+    struct store *st = NULL;
+    RC(store_open("postgresql://postgres@127.0.0.1:1/mivault?connect_timeout=2", &st),
+       MV_ERR_UNAVAILABLE);
+    assert_null(st);
+    assert_non_null(strstr(mv_last_detail(), "cannot connect to 127.0.0.1:1"));
+    assert_non_null(strstr(mv_last_detail(), "refused"));
+    RC(store_open("postgresql://[bad", &st), MV_ERR_BAD_REQUEST);
+}
+
 int main(void)
 {
     mv_log_set_level(getenv("TEST_STORE_DEBUG") ? MV_LOG_DEBUG : MV_LOG_ERROR);
@@ -1072,5 +1327,21 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_survives_kill9, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest pg_only[] = {
+        cmocka_unit_test_setup_teardown(test_pg_retried_secret_add_makes_one_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_survives_terminated_backend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_commit_warning_is_unknown_outcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_multi_host_url_skips_a_dead_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_change_feed_across_servers, setup, teardown),
+        cmocka_unit_test(test_pg_unreachable_host_is_named),
+    };
+    int failed = cmocka_run_group_tests_name("store on sqlite", tests, NULL, NULL);
+    pg_base = getenv("MIVAULT_TEST_PG_URL");
+    if (!pg_base || !*pg_base) {
+        printf("store on postgresql: skipped (MIVAULT_TEST_PG_URL not set)\n");
+        return failed;
+    }
+    failed += cmocka_run_group_tests_name("store on postgresql", tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("store on postgresql only", pg_only, NULL, NULL);
+    return failed;
 }

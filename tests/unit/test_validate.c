@@ -1,6 +1,7 @@
-/* test_validate.c: access-token validation (src/authority/validate.c) and the shape of the
- * tokens the authority issues (src/authority/issue.c), on an mv_server / mv_worker built in
- * memory: an RSA signing key, the JWKS made from it, a tenant and an issuer. No store.
+/* test_validate.c: access-token validation (src/token/validate.c) and the shape of the
+ * tokens the authority issues (src/authority/issue.c): an RSA signing key, a store in a
+ * temporary directory holding its public half (where the key set loads from), a tenant and an
+ * issuer.
  *
  * Every refusal is checked for the exact token_failure it must report: alg none, HS256 keyed
  * with the public key (the classic RS/HS confusion), ES256, unknown kid, a valid signature over
@@ -15,17 +16,19 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "authority/authority.h"
-#include "authority/validate.h"
 #include "common/b64.h"
 #include "common/limits.h"
 #include "common/util.h"
 #include "crypto/jwk.h"
 #include "crypto/jws.h"
 #include "crypto/keys.h"
+#include "token/validate.h"
 
 #define TID "6f1c2a43-4a5b-4c1d-9e2f-0123456789ab"
 #define OTHER_TID "00000000-1111-4222-8333-444444444444"
@@ -38,27 +41,29 @@
 static const char *const AUDS[] = {"https://vault.localhost:8443", VAULT, NULL};
 
 struct fixture {
-    struct mv_server srv;
-    struct mv_worker w;
+    char dir[64];
+    char db[128];
+    struct store *st;
+    struct authority_plane srv; /* the issuing side, for authority_issue */
+    struct token_keyset keys;
+    struct token_verifier tv;
     EVP_PKEY *other;       /* an RSA key that is not in the JWKS */
     char other_kid[32];
     EVP_PKEY *ec;          /* a P-256 key */
 };
 
-static char *jwks_of(EVP_PKEY *a, const char *kid_a, EVP_PKEY *b, const char *kid_b)
+/* Stores the public half of key as a signing key (retired 0: still signing), as the authority
+ * or another server sharing the store would. */
+static void put_key(struct fixture *f, EVP_PKEY *key, const char *kid, int64_t retired)
 {
-    json_t *keys = json_array(), *jwk = NULL;
-    assert_int_equal(jwk_from_public(a, kid_a, &jwk), MV_OK);
-    json_array_append_new(keys, jwk);
-    if (b) {
-        assert_int_equal(jwk_from_public(b, kid_b, &jwk), MV_OK);
-        json_array_append_new(keys, jwk);
-    }
-    json_t *doc = json_pack("{s:o}", "keys", keys);
-    char *s = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    assert_non_null(s);
-    return s;
+    mv_buf pem;
+    mv_buf_init(&pem, 4096);
+    assert_int_equal(keys_public_pem(key, &pem), MV_OK);
+    struct st_signing_key k = {.sealed_private_b64 = (char *)"unused", .public_pem = pem.p,
+                               .x5c_b64 = (char *)"", .created = mv_now(), .retired = retired};
+    assert_int_equal(mv_copy(k.kid, sizeof k.kid, kid), MV_OK);
+    assert_int_equal(store_signing_key_put(f->st, &k), MV_OK);
+    mv_buf_free(&pem);
 }
 
 static int setup(void **state)
@@ -71,12 +76,16 @@ static int setup(void **state)
     assert_int_equal(keys_thumbprint(f->other, f->other_kid), MV_OK);
     assert_int_equal(keys_gen_ec_p256(&f->ec), MV_OK);
     assert_int_equal(mv_copy(f->srv.tenant.tenant_id, sizeof f->srv.tenant.tenant_id, TID), MV_OK);
-    assert_int_equal(mv_copy(f->srv.issuer, sizeof f->srv.issuer, ISSUER), MV_OK);
-    assert_int_equal(mv_copy(f->srv.server_url, sizeof f->srv.server_url, "https://127.0.0.1:8443"),
-                     MV_OK);
-    f->srv.cfg.token_lifetime = 3600;
-    f->srv.jwks_json = jwks_of(f->srv.sign_key, f->srv.sign_kid, NULL, NULL);
-    f->w.srv = &f->srv;
+    f->srv.issuer = ISSUER;
+    f->srv.server_url = "https://127.0.0.1:8443";
+    f->srv.token_lifetime = 3600;
+    snprintf(f->dir, sizeof f->dir, "/tmp/mv_test_validate_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->db, sizeof f->db, "%s/mivault.db", f->dir);
+    assert_int_equal(store_open(f->db, &f->st), MV_OK);
+    put_key(f, f->srv.sign_key, f->srv.sign_kid, 0);
+    f->tv = (struct token_verifier){.issuer = ISSUER, .tenant_id = TID, .audiences = AUDS,
+                                    .token_lifetime = 3600, .keys = &f->keys, .st = f->st};
     *state = f;
     return 0;
 }
@@ -84,11 +93,18 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    token_verify_keys_free(&f->w);
+    token_keyset_free(&f->keys);
+    store_close(f->st);
+    unlink(f->db);
+    char side[160];
+    snprintf(side, sizeof side, "%s-wal", f->db);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", f->db);
+    unlink(side);
+    rmdir(f->dir);
     EVP_PKEY_free(f->srv.sign_key);
     EVP_PKEY_free(f->other);
     EVP_PKEY_free(f->ec);
-    free(f->srv.jwks_json);
     free(f);
     return 0;
 }
@@ -135,7 +151,7 @@ static enum token_failure check(struct fixture *f, const char *tok, size_t len,
                                 struct token_info *info)
 {
     enum token_failure why = TOKEN_OK;
-    mv_rc rc = token_validate(&f->w, tok, len, AUDS, info, &why);
+    mv_rc rc = token_validate(&f->tv, tok, len, info, &why);
     if (why == TOKEN_OK)
         assert_int_equal(rc, MV_OK);
     else
@@ -183,7 +199,7 @@ static void test_valid_token_fills_info(void **state)
     mv_hex(hash, md, 32);
     assert_string_equal(info.hash, hash);
     /* a second validation uses the loaded keys */
-    assert_int_equal(f->w.n_verify, 1);
+    assert_int_equal(f->keys.n, 1);
     assert_int_equal(check(f, tok.p, tok.len, &info), TOKEN_OK);
     mv_buf_free(&tok);
 }
@@ -276,33 +292,65 @@ static void test_unknown_kid_refused(void **state)
 }
 
 /* An unknown kid reloads the key set at most once per interval; a later reload picks up a
- * key added to the JWKS. */
+ * key added to the store (by another server sharing it, say). */
 static void test_unknown_kid_reload_rate_limited(void **state)
 {
     struct fixture *f = *state;
     char *tok = sign(f->other, JWS_RS256, f->other_kid, good_claims());
     assert_int_equal(verdict(f, tok), TOKEN_BAD_SIGNATURE);
-    int64_t loaded = f->w.verify_loaded_ms;
+    int64_t loaded = f->keys.loaded_ms;
     assert_true(loaded > 0);
 
-    /* The JWKS now has the other key, but within the interval nothing is reloaded. */
-    free(f->srv.jwks_json);
-    f->srv.jwks_json = jwks_of(f->srv.sign_key, f->srv.sign_kid, f->other, f->other_kid);
+    /* The store now has the other key, but within the interval nothing is reloaded. */
+    put_key(f, f->other, f->other_kid, 0);
     assert_int_equal(verdict(f, tok), TOKEN_BAD_SIGNATURE);
-    assert_int_equal(f->w.verify_loaded_ms, loaded);
-    assert_int_equal(f->w.n_verify, 1);
+    assert_int_equal(f->keys.loaded_ms, loaded);
+    assert_int_equal(f->keys.n, 1);
 
     /* Once the interval has passed, the unknown kid triggers a reload and the token passes. */
-    f->w.verify_loaded_ms -= 6000;
+    f->keys.loaded_ms -= 6000;
     assert_int_equal(verdict(f, tok), TOKEN_OK);
-    assert_int_equal(f->w.n_verify, 2);
+    assert_int_equal(f->keys.n, 2);
     free(tok);
 
-    free(f->srv.jwks_json);
-    f->srv.jwks_json = jwks_of(f->srv.sign_key, f->srv.sign_kid, NULL, NULL);
-    token_verify_keys_free(&f->w);
-    assert_int_equal(f->w.n_verify, 0);
-    assert_int_equal(f->w.verify_loaded_ms, 0);
+    /* retired long ago: out of the set again for the tests that follow */
+    put_key(f, f->other, f->other_kid, 1);
+    token_keyset_free(&f->keys);
+    assert_int_equal(f->keys.n, 0);
+    assert_int_equal(f->keys.loaded_ms, 0);
+}
+
+/* The key set holds what the JWKS publishes: a retired key while tokens it signed may still be
+ * valid, not after; keys that do not parse are skipped, the others kept. */
+static void test_keyset_follows_retirement(void **state)
+{
+    struct fixture *f = *state;
+    char *tok = sign(f->other, JWS_RS256, f->other_kid, good_claims());
+    int64_t now = mv_now();
+    put_key(f, f->other, f->other_kid, now - 3600 - MV_CLOCK_SKEW_SECS - 1);
+    assert_int_equal(verdict(f, tok), TOKEN_BAD_SIGNATURE);
+    assert_int_equal(f->keys.n, 1);
+
+    put_key(f, f->other, f->other_kid, now - 60);
+    assert_int_equal(token_keyset_reload(&f->keys, f->st, 3600), MV_OK);
+    assert_int_equal(f->keys.n, 2);
+    assert_int_equal(verdict(f, tok), TOKEN_OK);
+    assert_true(token_key_published(0, now, 3600));
+    assert_false(token_key_published(now - 3600 - MV_CLOCK_SKEW_SECS, now, 3600));
+
+    struct st_signing_key bad = {.kid = "bad", .sealed_private_b64 = (char *)"unused",
+                                 .public_pem = (char *)"not a key", .x5c_b64 = (char *)"",
+                                 .created = now};
+    assert_int_equal(store_signing_key_put(f->st, &bad), MV_OK);
+    assert_int_equal(token_keyset_reload(&f->keys, f->st, 3600), MV_OK);
+    assert_int_equal(f->keys.n, 2);
+    assert_int_equal(verdict(f, tok), TOKEN_OK);
+    free(tok);
+
+    bad.retired = 1;
+    assert_int_equal(store_signing_key_put(f->st, &bad), MV_OK);
+    put_key(f, f->other, f->other_kid, 1);
+    token_keyset_free(&f->keys);
 }
 
 static void test_tampered_payload_refused(void **state)
@@ -548,11 +596,14 @@ static void test_issue_claims_shape(void **state)
     const char *const mgmt[] = {resource, NULL};
     struct token_info info;
     enum token_failure why;
-    assert_int_equal(token_validate(&f->w, tok.p, tok.len, mgmt, &info, &why), MV_OK);
+    f->tv.audiences = mgmt;
+    assert_int_equal(token_validate(&f->tv, tok.p, tok.len, &info, &why), MV_OK);
     assert_int_equal(why, TOKEN_OK);
     const char *const no_slash[] = {"https://management.core.windows.net", NULL};
-    assert_int_not_equal(token_validate(&f->w, tok.p, tok.len, no_slash, &info, &why), MV_OK);
+    f->tv.audiences = no_slash;
+    assert_int_not_equal(token_validate(&f->tv, tok.p, tok.len, &info, &why), MV_OK);
     assert_int_equal(why, TOKEN_BAD_AUDIENCE);
+    f->tv.audiences = AUDS;
     jwt_free(&t);
 
     /* two tokens never share uti; an admin (no resource id) gets no xms_mirid */
@@ -579,11 +630,11 @@ static void test_issue_default_lifetime_and_no_key(void **state)
     mv_buf tok;
     int64_t exp = 0;
     mv_buf_init(&tok, MV_MAX_TOKEN_BYTES);
-    f->srv.cfg.token_lifetime = 0;
+    f->srv.token_lifetime = 0;
     int64_t now = mv_now();
     assert_int_equal(authority_issue(&f->srv, &p, VAULT, &tok, &exp), MV_OK);
     assert_true(exp >= now + MV_TOKEN_LIFETIME_SECS && exp <= now + MV_TOKEN_LIFETIME_SECS + 2);
-    f->srv.cfg.token_lifetime = 3600;
+    f->srv.token_lifetime = 3600;
     mv_buf_free(&tok);
     /* no signing key loaded: refused, nothing written */
     EVP_PKEY *k = f->srv.sign_key;
@@ -604,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_es256_refused),
         cmocka_unit_test(test_unknown_kid_refused),
         cmocka_unit_test(test_unknown_kid_reload_rate_limited),
+        cmocka_unit_test(test_keyset_follows_retirement),
         cmocka_unit_test(test_tampered_payload_refused),
         cmocka_unit_test(test_expired_refused),
         cmocka_unit_test(test_not_yet_valid_refused),

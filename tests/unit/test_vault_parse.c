@@ -619,9 +619,9 @@ static void test_cat(void **state)
 static void test_host_match(void **state)
 {
     (void)state;
-    struct mv_server srv;
+    struct vault_plane srv;
     memset(&srv, 0, sizeof srv);
-    set(srv.cfg.vault_suffix, sizeof srv.cfg.vault_suffix, "vault.localhost");
+    srv.vault_suffix = "vault.localhost";
     char name[MV_VAULT_NAME_MAX + 1];
 
     assert_true(vault_host_match(&srv, "dev.vault.localhost", name, sizeof name));
@@ -650,7 +650,7 @@ static void test_host_match(void **state)
     assert_false(vault_host_match(NULL, "dev.vault.localhost", name, sizeof name));
     assert_false(vault_host_match(&srv, NULL, name, sizeof name));
     /* no suffix configured: nothing is a vault */
-    srv.cfg.vault_suffix[0] = '\0';
+    srv.vault_suffix = "";
     assert_false(vault_host_match(&srv, "dev.vault.localhost", name, sizeof name));
 }
 

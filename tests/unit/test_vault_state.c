@@ -15,8 +15,7 @@
 
 #include <cmocka.h>
 
-#include "arm/rbac.h"
-#include "server/context.h"
+#include "rbac/rbac.h"
 #include "vault/vault_internal.h"
 
 #define SUB "/subscriptions/11111111-2222-4333-8444-555555555555"
@@ -34,7 +33,7 @@
 struct fx {
     char dir[64];
     char path[96];
-    struct mv_worker w;
+    struct vault_loop w;
 };
 
 static int setup(void **state)

@@ -2,8 +2,8 @@
  * (time, plane, principal, action, scope, result, request id), append-only, each line carrying
  * the SHA-256 of the previous line so that an edit or a removed line breaks the chain.
  * Never pass a token or a secret value: callers pass a token's hash if they need one. */
-#ifndef MV_SERVER_AUDIT_H
-#define MV_SERVER_AUDIT_H
+#ifndef MV_AUDIT_AUDIT_H
+#define MV_AUDIT_AUDIT_H
 
 #include "common/result.h"
 
@@ -25,7 +25,13 @@ void audit_record(struct audit *a, const char *plane, const char *principal, con
 struct event_base;
 MV_MUST_CHECK mv_rc audit_loop_attach(struct audit *a, struct event_base *base);
 void audit_loop_detach(struct audit *a);
-/* Verifies the chain of the file at path: MV_OK if intact (used by `mivault audit verify`). */
+/* Rotation: once the live file reaches max_bytes it is renamed PATH.NNNNNN (numbered from 1)
+ * and a new one started; the chain goes on across files (the new file's first record links to
+ * the last record of the old one). Only the newest `keep` rotated files are kept. max_bytes 0
+ * = never rotate (the default after audit_open). */
+void audit_set_rotation(struct audit *a, long long max_bytes, int keep);
+/* Verifies the chain of the rotated files and the live file at path, oldest first: MV_OK if
+ * intact (used by `mivault audit verify`). Lines may be of any length. */
 MV_MUST_CHECK mv_rc audit_verify(const char *path, long *lines);
 
 #endif

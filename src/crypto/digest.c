@@ -1,12 +1,11 @@
-/* digest.c: the SHA-256 fingerprints the authority keeps instead of secrets: join tokens are
- * stored only as their hash, and validated tokens are known to caches and the audit log only
- * by theirs (DESIGN §8). */
+/* digest.c: SHA-256 fingerprints (see digest.h). */
+#include "crypto/digest.h"
+
 #include <openssl/evp.h>
 
-#include "authority/internal.h"
 #include "common/util.h"
 
-mv_rc authority_sha256_hex(const void *p, size_t len, char out[65])
+mv_rc digest_sha256_hex(const void *p, size_t len, char out[65])
 {
     mv_rc rc = MV_OK;
     unsigned char md[EVP_MAX_MD_SIZE];

@@ -22,11 +22,13 @@
  * (its fields are short ids, fixed action names and a scope; escaped as jansson did); under
  * the mutex only the prev link, one SHA-256 of the ~300-byte line with a digest fetched once,
  * and the copy into the queue. */
-#include "server/audit.h"
+#include "audit/audit.h"
 
 #include <errno.h>
 #include <event2/event.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -34,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -44,6 +47,7 @@
 #define AUDIT_MAX_LINE 4096
 
 #define AUDIT_QUEUE_MAX (64 * 1024) /* queued bytes that make a record write at once */
+#define AUDIT_MAX_ROTATED 4096       /* rotated files looked at (far above any sane keep) */
 
 /* Everything below mu is under it. */
 struct audit {
@@ -56,6 +60,11 @@ struct audit {
     EVP_MD_CTX *ctx;
     char *queue;      /* records chained but not yet written, in chain order */
     size_t queue_len, queue_cap;
+    char *path;       /* the live file; rotated files are path.NNNNNN (audit.h) */
+    long long size;   /* bytes in the live file */
+    long long max_bytes; /* rotate once the live file reaches this; 0 = never */
+    int keep;         /* rotated files kept; older ones are removed */
+    long next_seq;    /* number of the next rotated file */
 };
 
 /* A loop thread's batching (audit_loop_attach): its flush event, active while it has queued
@@ -87,26 +96,100 @@ static mv_rc digest_hex(struct audit *a, const char *p, size_t n, char out[65])
     return MV_OK;
 }
 
-/* Finds the hash of the last line of an existing log so the chain continues across restarts. */
-static mv_rc last_hash(const char *path, char out[65])
+/* Rotated files: PATH.NNNNNN, numbered from 1 in the order they were rotated. Fills seqs
+ * (sorted ascending, at most cap) and returns how many there are. */
+static size_t rotated_files(const char *path, long *seqs, size_t cap)
 {
-    memset(out, '0', 64);
-    out[64] = '\0';
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dl = slash ? (size_t)(slash - path) : 1;
+    if (dl >= sizeof dir)
+        return 0;
+    memcpy(dir, slash ? path : ".", dl);
+    dir[dl] = '\0';
+    if (dl == 0) {
+        dir[0] = '/';
+        dir[1] = '\0';
+    }
+    size_t bl = strlen(base), n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, base, bl) != 0 || e->d_name[bl] != '.')
+            continue;
+        const char *num = e->d_name + bl + 1;
+        int64_t v;
+        if (strlen(num) != 6 || mv_parse_i64(num, &v) != MV_OK || v < 1)
+            continue;
+        if (n < cap)
+            seqs[n] = (long)v;
+        n++;
+    }
+    closedir(d);
+    size_t m = n < cap ? n : cap;
+    for (size_t i = 1; i < m; i++) /* few files: insertion sort */
+        for (size_t j = i; j > 0 && seqs[j - 1] > seqs[j]; j--) {
+            long t = seqs[j];
+            seqs[j] = seqs[j - 1];
+            seqs[j - 1] = t;
+        }
+    return m;
+}
+
+static mv_rc rotated_path(const char *path, long seq, char *out, size_t len)
+{
+    int n = snprintf(out, len, "%s.%06ld", path, seq);
+    return n > 0 && (size_t)n < len ? MV_OK : MV_ERR_INTERNAL;
+}
+
+/* The hash of the last line of the file at path, if it has one (found = 1). */
+static mv_rc file_last_hash(const char *path, char out[65], int *found)
+{
+    *found = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
         return errno == ENOENT ? MV_OK : MV_ERR_INTERNAL;
-    char line[AUDIT_MAX_LINE + 2];
-    while (fgets(line, sizeof line, f)) {
-        size_t n = strlen(line);
-        if (n && line[n - 1] == '\n')
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t r;
+    while ((r = getline(&line, &cap, f)) > 0) {
+        size_t n = (size_t)r;
+        if (line[n - 1] == '\n')
             n--;
         if (n > HASH_SUFFIX_LEN) {
             memcpy(out, line + n - 66, 64);
             out[64] = '\0';
+            *found = 1;
         }
     }
+    free(line);
     fclose(f);
     return MV_OK;
+}
+
+/* Finds the hash of the last record of an existing log (the live file, else the newest rotated
+ * one) so the chain continues across restarts and rotations. */
+static mv_rc last_hash(const char *path, char out[65])
+{
+    mv_rc rc = MV_OK;
+    memset(out, '0', 64);
+    out[64] = '\0';
+    int found = 0;
+    CHECK(file_last_hash(path, out, &found));
+    if (!found) {
+        long seqs[AUDIT_MAX_ROTATED];
+        size_t n = rotated_files(path, seqs, AUDIT_MAX_ROTATED);
+        char rp[PATH_MAX];
+        if (n) {
+            CHECK(rotated_path(path, seqs[n - 1], rp, sizeof rp));
+            CHECK(file_last_hash(rp, out, &found));
+        }
+    }
+out:
+    return rc;
 }
 
 mv_rc audit_open(const char *path, struct audit **out)
@@ -120,8 +203,15 @@ mv_rc audit_open(const char *path, struct audit **out)
     ENSURE_MSG(a->sha256 && a->ctx, MV_ERR_INTERNAL, "audit: no SHA-256");
     CHECK(last_hash(path, a->prev));
     memcpy(a->written, a->prev, sizeof a->written);
+    a->path = strdup(path);
+    ENSURE(a->path != NULL, MV_ERR_INTERNAL);
     a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     ENSURE_MSG(a->fd >= 0, MV_ERR_INTERNAL, "open %s: %s", path, strerror(errno));
+    struct stat sb;
+    a->size = fstat(a->fd, &sb) == 0 ? (long long)sb.st_size : 0;
+    long seqs[AUDIT_MAX_ROTATED];
+    size_t nrot = rotated_files(path, seqs, AUDIT_MAX_ROTATED);
+    a->next_seq = nrot ? seqs[nrot - 1] + 1 : 1;
     pthread_mutex_init(&a->mu, NULL);
     *out = a;
     a = NULL;
@@ -129,9 +219,53 @@ out:
     if (a) {
         EVP_MD_CTX_free(a->ctx);
         EVP_MD_free(a->sha256);
+        free(a->path);
     }
     free(a);
     return rc;
+}
+
+void audit_set_rotation(struct audit *a, long long max_bytes, int keep)
+{
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->mu);
+    a->max_bytes = max_bytes > 0 ? max_bytes : 0;
+    a->keep = keep > 0 ? keep : 1;
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* Moves the live file aside as PATH.NNNNNN and starts a new one (caller holds a->mu, queue
+ * written). The chain goes on: the new file's first record links to the old file's last. Then
+ * removes rotated files beyond `keep`. A failure leaves the live file growing (logged). */
+static void rotate_locked(struct audit *a)
+{
+    char rp[PATH_MAX];
+    if (rotated_path(a->path, a->next_seq, rp, sizeof rp) != MV_OK)
+        return;
+    int fd = -1;
+    if (rename(a->path, rp) != 0 ||
+        (fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+        LOG_ERROR("audit: cannot rotate %s: %s", a->path, strerror(errno));
+        return;
+    }
+    close(a->fd);
+    a->fd = fd;
+    a->size = 0;
+    a->next_seq++;
+    long seqs[AUDIT_MAX_ROTATED];
+    size_t n = rotated_files(a->path, seqs, AUDIT_MAX_ROTATED);
+    for (size_t i = 0; i + (size_t)a->keep < n; i++)
+        if (rotated_path(a->path, seqs[i], rp, sizeof rp) == MV_OK && unlink(rp) != 0)
+            LOG_ERROR("audit: cannot remove %s: %s", rp, strerror(errno));
+}
+
+/* Accounts for n bytes written to the live file and rotates it when it is full. */
+static void wrote_locked(struct audit *a, size_t n)
+{
+    a->size += (long long)n;
+    if (a->max_bytes && a->size >= a->max_bytes)
+        rotate_locked(a);
 }
 
 /* Writes the queue with one write(2) (caller holds a->mu). */
@@ -142,6 +276,9 @@ static void flush_locked(struct audit *a)
     ssize_t n = write(a->fd, a->queue, a->queue_len);
     if (n == (ssize_t)a->queue_len) {
         memcpy(a->written, a->prev, sizeof a->written);
+        a->queue_len = 0;
+        wrote_locked(a, (size_t)n);
+        return;
     } else {
         /* The records are lost (logged); the next one chains to the last written one, so the
          * file stays a valid chain (unless the write was cut short, which verify reports). */
@@ -201,6 +338,7 @@ void audit_close(struct audit *a)
     flush_locked(a);
     pthread_mutex_unlock(&a->mu);
     free(a->queue);
+    free(a->path);
     close(a->fd);
     pthread_mutex_destroy(&a->mu);
     EVP_MD_CTX_free(a->ctx);
@@ -276,6 +414,7 @@ out:
             if (write(a->fd, buf, total) == (ssize_t)total) {
                 memcpy(a->prev, h, sizeof h);
                 memcpy(a->written, h, sizeof h);
+                wrote_locked(a, total);
             } else {
                 LOG_ERROR("audit: write failed: %s", strerror(errno));
             }
@@ -295,37 +434,65 @@ unlock:
         event_active(loop->flush, EV_TIMEOUT, 1);
 }
 
-mv_rc audit_verify(const char *path, long *lines)
+/* Verifies one file's lines, going on from prev (updated to its last hash). first_anchor: the
+ * first line's prev is taken as given (the oldest kept file after older ones were removed). */
+static mv_rc verify_file(const char *path, char prev[65], int first_anchor, long *lines)
 {
     mv_rc rc = MV_OK;
-    char prev[65];
-    memset(prev, '0', 64);
-    prev[64] = '\0';
-    *lines = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t r;
+    long here = 0;
     FILE *f = fopen(path, "rb");
     ENSURE_MSG(f != NULL, MV_ERR_NOT_FOUND, "open %s", path);
-    char line[AUDIT_MAX_LINE + 2];
-    while (fgets(line, sizeof line, f)) {
-        size_t n = strlen(line);
-        ENSURE_MSG(n && line[n - 1] == '\n', MV_ERR_CONFLICT, "line %ld is cut", *lines + 1);
+    while ((r = getline(&line, &cap, f)) > 0) {
+        size_t n = (size_t)r;
+        here++;
+        ENSURE_MSG(line[n - 1] == '\n', MV_ERR_CONFLICT, "%s: line %ld is cut", path, here);
         line[--n] = '\0';
         json_t *o = json_loadb(line, n, 0, NULL);
         const char *p = json_string_value(json_object_get(o, "prev"));
         const char *hs = json_string_value(json_object_get(o, "hash"));
         char h[65];
-        int ok = p && hs && strcmp(p, prev) == 0 && n > HASH_SUFFIX_LEN &&
-                 strncmp(line + n - HASH_SUFFIX_LEN, ",\"hash\":\"", 9) == 0;
+        int ok = p && hs && strlen(p) == 64 && (strcmp(p, prev) == 0 || (first_anchor && here == 1)) &&
+                 n > HASH_SUFFIX_LEN && strncmp(line + n - HASH_SUFFIX_LEN, ",\"hash\":\"", 9) == 0;
         if (ok) {
             hash_hex(line, n - HASH_SUFFIX_LEN, h);
             ok = strcmp(h, hs) == 0;
         }
         json_decref(o);
-        ENSURE_MSG(ok, MV_ERR_CONFLICT, "chain broken at line %ld", *lines + 1);
+        ENSURE_MSG(ok, MV_ERR_CONFLICT, "chain broken at line %ld of %s", here, path);
         memcpy(prev, h, sizeof h);
         (*lines)++;
     }
 out:
+    free(line);
     if (f)
         fclose(f);
+    return rc;
+}
+
+mv_rc audit_verify(const char *path, long *lines)
+{
+    mv_rc rc = MV_OK;
+    char prev[65], rp[PATH_MAX];
+    memset(prev, '0', 64);
+    prev[64] = '\0';
+    *lines = 0;
+    long seqs[AUDIT_MAX_ROTATED];
+    size_t n = rotated_files(path, seqs, AUDIT_MAX_ROTATED);
+    /* Oldest first; rotated files are numbered without gaps, so a missing middle file is a
+     * broken chain. Only when file 1 is gone (removed by rotation) is the oldest kept file's
+     * first link an anchor rather than the all-zero start. */
+    for (size_t i = 0; i < n; i++) {
+        ENSURE_MSG(i == 0 || seqs[i] == seqs[i - 1] + 1, MV_ERR_CONFLICT, "rotated file %s.%06ld is missing",
+                   path, seqs[i - 1] + 1);
+        CHECK(rotated_path(path, seqs[i], rp, sizeof rp));
+        CHECK(verify_file(rp, prev, i == 0 && seqs[0] > 1, lines));
+    }
+    struct stat sb;
+    if (n == 0 || stat(path, &sb) == 0)
+        CHECK(verify_file(path, prev, 0, lines));
+out:
     return rc;
 }

@@ -1,94 +1,100 @@
 /* validate.c: access-token validation on the resource side (vault, control plane), see
  * validate.h for the order of the checks.
  *
- * Trust: the keys of srv->jwks_json (the JWKS the authority serves), parsed into this worker's
- * w->verify on first use and re-parsed on an unknown kid at most once per
- * VERIFY_RELOAD_INTERVAL_MS, so a flood of tokens with random kids costs no parsing. Only RS256
- * is accepted (RFC 8725 §3.1: "none" and HS* are never in the allowlist; jwt_parse refuses
- * them), a kid is required, and the key is found by kid — never by what else the header says.
- * Times use MV_CLOCK_SKEW_SECS. One worker's keys are touched by its own thread only. */
-#include "authority/validate.h"
+ * Trust: the signing keys of the store that are still published, parsed into the loop's key
+ * set on first use and reloaded on an unknown kid at most once per KEYSET_RELOAD_INTERVAL_MS,
+ * so a flood of tokens with random kids costs no store read and no parsing. Only RS256 is
+ * accepted (RFC 8725 §3.1: "none" and HS* are never in the allowlist; jwt_parse refuses them),
+ * a kid is required, and the key is found by kid — never by what else the header says. Times
+ * use MV_CLOCK_SKEW_SECS. One loop's key set is touched by its own thread only. */
+#include "token/validate.h"
 
 #include <jansson.h>
 #include <string.h>
 #include <strings.h>
 
-#include "authority/internal.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "crypto/jwk.h"
+#include "crypto/digest.h"
 #include "crypto/jws.h"
 #include "crypto/keys.h"
 
-#define VERIFY_RELOAD_INTERVAL_MS 5000
+#define KEYSET_RELOAD_INTERVAL_MS 5000
 
-void token_verify_keys_free(struct mv_worker *w)
+void token_keyset_free(struct token_keyset *ks)
 {
-    for (size_t i = 0; i < w->n_verify; i++) {
-        EVP_PKEY_free(w->verify[i].key);
-        w->verify[i] = (struct mv_verify_key){{0}, NULL};
+    for (size_t i = 0; i < ks->n; i++) {
+        EVP_PKEY_free(ks->keys[i].key);
+        ks->keys[i] = (struct token_key){{0}, NULL};
     }
-    w->n_verify = 0;
-    w->verify_loaded_ms = 0;
+    ks->n = 0;
+    ks->loaded_ms = 0;
 }
 
-/* Re-parses srv->jwks_json into w->verify. Keys that are not RSA, or that do not parse, are
- * skipped (logged): one bad entry must not take the others down. */
-static mv_rc load_keys(struct mv_worker *w)
+int token_key_published(int64_t retired, int64_t now, int64_t token_lifetime)
+{
+    if (token_lifetime <= 0)
+        token_lifetime = MV_TOKEN_LIFETIME_SECS;
+    return retired == 0 || retired > now - token_lifetime - MV_CLOCK_SKEW_SECS;
+}
+
+mv_rc token_keyset_reload(struct token_keyset *ks, struct store *st, int64_t token_lifetime)
 {
     mv_rc rc = MV_OK;
-    json_t *doc = NULL;
-    const char *text = w->srv->jwks_json;
-    int64_t now_ms = mv_now_ms();
-    token_verify_keys_free(w);
-    w->verify_loaded_ms = now_ms > 0 ? now_ms : 1; /* 0 means "never loaded" */
-    ENSURE_MSG(text != NULL, MV_ERR_UNAVAILABLE, "no JWKS to validate tokens with");
-    doc = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-    json_t *keys = json_object_get(doc, "keys");
-    ENSURE_MSG(json_is_array(keys), MV_ERR_INTERNAL, "JWKS without a keys array");
-    size_t i;
-    json_t *jwk;
-    json_array_foreach(keys, i, jwk) {
-        const char *kid = json_string_value(json_object_get(jwk, "kid"));
+    struct st_signing_key *rows = NULL;
+    size_t n = 0;
+    int64_t now = mv_now(), now_ms = mv_now_ms();
+    struct token_keyset fresh;
+    memset(&fresh, 0, sizeof fresh);
+    ks->loaded_ms = now_ms > 0 ? now_ms : 1; /* 0 means "never loaded" */
+    CHECK(store_signing_keys(st, &rows, &n));
+    for (size_t i = 0; i < n; i++) {
         EVP_PKEY *k = NULL;
-        if (w->n_verify == MV_MAX_VERIFY_KEYS) {
-            LOG_WARN("validate: JWKS has more than %d keys; ignoring the rest", MV_MAX_VERIFY_KEYS);
+        if (!token_key_published(rows[i].retired, now, token_lifetime))
+            continue; /* every token it signed has expired */
+        if (fresh.n == TOKEN_MAX_KEYS) {
+            LOG_WARN("validate: more than %d signing keys; ignoring the rest", TOKEN_MAX_KEYS);
             break;
         }
-        if (!kid || strlen(kid) >= sizeof w->verify[0].kid ||
-            jwk_to_public(jwk, &k) != MV_OK || !keys_is_rsa(k)) {
-            LOG_WARN("validate: skipping unusable JWKS entry %zu", i);
+        if (!rows[i].public_pem ||
+            keys_from_public_pem(rows[i].public_pem, strlen(rows[i].public_pem), &k) != MV_OK ||
+            !keys_is_rsa(k)) {
+            LOG_WARN("validate: skipping unusable signing key %s", rows[i].kid);
             EVP_PKEY_free(k);
             continue;
         }
-        struct mv_verify_key *v = &w->verify[w->n_verify++];
-        memcpy(v->kid, kid, strlen(kid) + 1);
+        struct token_key *v = &fresh.keys[fresh.n++];
+        memcpy(v->kid, rows[i].kid, sizeof v->kid);
         v->key = k;
     }
+    fresh.loaded_ms = ks->loaded_ms;
+    token_keyset_free(ks);
+    *ks = fresh;
 out:
-    json_decref(doc);
+    st_signing_keys_free(rows, n);
     return rc;
 }
 
-static EVP_PKEY *find_key(const struct mv_worker *w, const char *kid)
+static EVP_PKEY *find_key(const struct token_keyset *ks, const char *kid)
 {
-    for (size_t i = 0; i < w->n_verify; i++)
-        if (strcmp(w->verify[i].kid, kid) == 0)
-            return w->verify[i].key;
+    for (size_t i = 0; i < ks->n; i++)
+        if (strcmp(ks->keys[i].kid, kid) == 0)
+            return ks->keys[i].key;
     return NULL;
 }
 
 /* The key for kid: loads lazily; on a miss reloads, rate-limited. NULL if unknown. */
-static mv_rc key_for(struct mv_worker *w, const char *kid, EVP_PKEY **out)
+static mv_rc key_for(struct token_verifier *tv, const char *kid, EVP_PKEY **out)
 {
     mv_rc rc = MV_OK;
-    *out = find_key(w, kid);
+    struct token_keyset *ks = tv->keys;
+    *out = find_key(ks, kid);
     if (*out)
         goto out;
-    if (w->verify_loaded_ms == 0 || mv_now_ms() - w->verify_loaded_ms >= VERIFY_RELOAD_INTERVAL_MS) {
-        CHECK(load_keys(w));
-        *out = find_key(w, kid);
+    if (ks->loaded_ms == 0 || mv_now_ms() - ks->loaded_ms >= KEYSET_RELOAD_INTERVAL_MS) {
+        CHECK(token_keyset_reload(ks, tv->st, tv->token_lifetime));
+        *out = find_key(ks, kid);
     }
 out:
     return rc;
@@ -117,7 +123,7 @@ static int in_list(const char *s, const char *const *list)
 }
 
 /* The claim checks once the signature holds. Sets *why; MV_ERR_UNAUTHENTICATED on failure. */
-static mv_rc check_claims(const struct mv_server *srv, const jwt *t, const char *const *audiences,
+static mv_rc check_claims(const struct token_verifier *tv, const jwt *t,
                           struct token_info *info, enum token_failure *why)
 {
     mv_rc rc = MV_OK;
@@ -127,17 +133,17 @@ static mv_rc check_claims(const struct mv_server *srv, const jwt *t, const char 
     int have_iss = copy_claim(t, "iss", info->iss, sizeof info->iss);
 
     *why = TOKEN_BAD_ISSUER;
-    ENSURE_MSG(have_iss && strcmp(info->iss, srv->issuer) == 0, MV_ERR_UNAUTHENTICATED,
+    ENSURE_MSG(have_iss && strcmp(info->iss, tv->issuer) == 0, MV_ERR_UNAUTHENTICATED,
                "token issuer is not ours");
     *why = TOKEN_BAD_TENANT;
     ENSURE_MSG(copy_claim(t, "tid", info->tid, sizeof info->tid) &&
-                   strcmp(info->tid, srv->tenant.tenant_id) == 0,
+                   strcmp(info->tid, tv->tenant_id) == 0,
                MV_ERR_UNAUTHENTICATED, "token tenant is not ours");
     /* RFC 7519 §4.1.3: "If the principal processing the claim does not identify itself with a
      * value in the "aud" claim when this claim is present, then the JWT MUST be rejected."
      * Exact string comparison (reference §3.2: no normalisation). */
     *why = TOKEN_BAD_AUDIENCE;
-    ENSURE_MSG(have_aud && in_list(info->aud, audiences), MV_ERR_UNAUTHENTICATED,
+    ENSURE_MSG(have_aud && in_list(info->aud, tv->audiences), MV_ERR_UNAUTHENTICATED,
                "token audience not accepted here");
     /* RFC 7519 §4.1.4: reject on or after exp, with a small leeway for clock skew. */
     *why = TOKEN_MALFORMED;
@@ -165,9 +171,8 @@ out:
     return rc;
 }
 
-mv_rc token_validate(struct mv_worker *w, const char *token, size_t len,
-                     const char *const *audiences, struct token_info *info,
-                     enum token_failure *why)
+mv_rc token_validate(struct token_verifier *tv, const char *token, size_t len,
+                     struct token_info *info, enum token_failure *why)
 {
     mv_rc rc = MV_OK;
     jwt t;
@@ -184,14 +189,14 @@ mv_rc token_validate(struct mv_worker *w, const char *token, size_t len,
     parsed = 1;
     ENSURE_MSG(t.kid && *t.kid, MV_ERR_UNAUTHENTICATED, "token without kid");
 
-    CHECK(key_for(w, t.kid, &key));
+    CHECK(key_for(tv, t.kid, &key));
     *why = TOKEN_BAD_SIGNATURE;
     ENSURE_MSG(key != NULL, MV_ERR_UNAUTHENTICATED, "token kid unknown");
     rc = jwt_verify(&t, key);
     ENSURE_MSG(rc == MV_OK, MV_ERR_UNAUTHENTICATED, "token signature does not verify");
 
-    CHECK(check_claims(w->srv, &t, audiences, info, why));
-    CHECK(authority_sha256_hex(token, len, info->hash));
+    CHECK(check_claims(tv, &t, info, why));
+    CHECK(digest_sha256_hex(token, len, info->hash));
 out:
     if (parsed)
         jwt_free(&t);

@@ -7,8 +7,8 @@
  * role's actions (or dataActions, for data actions) and none of its notActions. Patterns use
  * '*' as in Azure, matching any run of characters including '/': "Microsoft.KeyVault/vaults/"
  * then '*' then "/read" matches "Microsoft.KeyVault/vaults/secrets/read". */
-#ifndef MV_ARM_RBAC_H
-#define MV_ARM_RBAC_H
+#ifndef MV_RBAC_RBAC_H
+#define MV_RBAC_RBAC_H
 
 #include <stddef.h>
 
@@ -27,6 +27,8 @@ struct role_def {
 extern const struct role_def ROLE_DEFS[];
 extern const size_t ROLE_DEFS_COUNT;
 #define ROLE_OWNER_ID "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+/* Key Vault Data Access Administrator: its grants carry Azure's ABAC condition. */
+#define RBAC_KV_DAA_ID "8b54135c-b56d-4d72-a534-26097cfdc8d8"
 
 /* By GUID, by full role definition id (…/roleDefinitions/<guid>) or by name (case-insensitive). */
 const struct role_def *rbac_role_find(const char *name_or_id);
@@ -39,5 +41,10 @@ int rbac_role_allows(const struct role_def *r, const char *action, int is_data);
 /* Decision against the store. *allowed = 1/0. */
 MV_MUST_CHECK mv_rc rbac_check(struct store *st, const char *principal_id, const char *action,
                                int is_data, const char *resource, int *allowed);
+/* rbac_check, where the action is about an assignment of role target_role (GUID): grants whose
+ * role carries a condition (Key Vault Data Access Administrator) count only if it admits it. */
+MV_MUST_CHECK mv_rc rbac_check_target(struct store *st, const char *principal_id, const char *action,
+                                      int is_data, const char *resource, const char *target_role,
+                                      int *allowed);
 
 #endif

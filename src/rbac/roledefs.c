@@ -7,7 +7,7 @@
  * {NULL}); GUIDs are lower case. The management-plane "actions" of the Key Vault roles are kept
  * as Azure has them even where mivault has no such resource (alert rules, deployments): a role
  * listing must look like Azure's, and a pattern that matches nothing grants nothing. */
-#include "arm/rbac.h"
+#include "rbac/rbac.h"
 
 #define KV "Microsoft.KeyVault/vaults/"
 #define RBAC_ONLY " Only works for key vaults that use the 'Azure role-based access control' permission model."

@@ -10,14 +10,14 @@
  * Decisions read the store every time. A per-worker cache keyed on (principal, action, is_data,
  * resource) and invalidated when store_generation() moves is the planned optimisation
  * (DESIGN §7); it belongs in the callers' worker state, not here, to keep this file pure. */
-#include "arm/rbac.h"
+#include "rbac/rbac.h"
 
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "arm/arm_internal.h"
+#include "common/util.h"
 
 static int lc(char c) { return tolower((unsigned char)c); }
 

@@ -1,0 +1,227 @@
+/* pg_schema.c: the PostgreSQL schema and its migrations.
+ *
+ * The version is meta('schema_version'). All pending migrations run in one transaction that
+ * first takes pg_advisory_xact_lock(PG_ADVISORY_MIGRATE): several servers opening one new
+ * database at once serialise there, and the later ones find the schema current.
+ *
+ * Conventions (the same semantics as schema.c, in PostgreSQL terms):
+ * - Every text column is COLLATE "C": comparisons and ORDER BY are bytewise, and lower() folds
+ *   ASCII only, exactly like SQLite's NOCASE, whatever the database's default collation is.
+ * - Names Azure compares case-insensitively are keyed by a lowered copy: vms, identities and
+ *   vaults have k = lower(name) as primary key (children reference it, ON DELETE CASCADE);
+ *   GUID-keyed tables (principals, nodes, role assignments) have unique indexes on lower().
+ * - seq (bigserial) stands in for SQLite's rowid where insertion order breaks ties.
+ * - change_log receives one row per changed row of every table the caches depend on
+ *   (trigger mv_changed), which also NOTIFYs mivault_change; pg_feed.c polls the log and
+ *   LISTENs as an accelerator. */
+#include <string.h>
+
+#include "common/log.h"
+#include "store/pg_internal.h"
+
+#define FEED_TRIGGER(t, keycol)                                                                    \
+    "CREATE TRIGGER " t "_changed AFTER INSERT OR UPDATE OR DELETE ON " t                          \
+    " FOR EACH ROW EXECUTE FUNCTION mv_changed('" keycol "')"
+
+static const char *const v1[] = {
+    "CREATE TABLE change_log ("
+    " seq bigserial PRIMARY KEY,"
+    " kind text COLLATE \"C\" NOT NULL,"
+    " key text COLLATE \"C\","
+    " at timestamptz NOT NULL DEFAULT now())",
+    "CREATE INDEX change_log_at ON change_log (at)",
+
+    "CREATE FUNCTION mv_changed() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
+    " INSERT INTO change_log (kind, key) VALUES (TG_TABLE_NAME,"
+    "  (CASE WHEN TG_OP = 'DELETE' THEN to_jsonb(OLD) ELSE to_jsonb(NEW) END) ->> TG_ARGV[0]);"
+    /* the accelerator of pg_feed.c; one notification per transaction and table (deduplicated) */
+    " PERFORM pg_notify('mivault_change', TG_TABLE_NAME);"
+    " RETURN NULL; END $f$",
+
+    "CREATE TABLE principals ("
+    " id text COLLATE \"C\" NOT NULL,"
+    " client_id text COLLATE \"C\" NOT NULL,"
+    " kind integer NOT NULL CHECK (kind BETWEEN 1 AND 3),"
+    " name text COLLATE \"C\" NOT NULL,"
+    " resource_id text COLLATE \"C\" NOT NULL,"
+    " public_key_pem text COLLATE \"C\")",
+    "CREATE UNIQUE INDEX principals_id ON principals (lower(id))",
+    "CREATE UNIQUE INDEX principals_client ON principals (lower(client_id))",
+
+    "CREATE TABLE signing_keys ("
+    " kid text COLLATE \"C\" PRIMARY KEY,"
+    " sealed_private_b64 text COLLATE \"C\" NOT NULL,"
+    " public_pem text COLLATE \"C\" NOT NULL,"
+    " x5c_b64 text COLLATE \"C\" NOT NULL,"
+    " created bigint NOT NULL,"
+    " retired bigint NOT NULL DEFAULT 0,"
+    " seq bigserial)",
+
+    "CREATE TABLE vms ("
+    " k text COLLATE \"C\" PRIMARY KEY,"
+    " name text COLLATE \"C\" NOT NULL,"
+    " rg text COLLATE \"C\" NOT NULL,"
+    " vm_id text COLLATE \"C\" NOT NULL,"
+    " system_assigned integer NOT NULL,"
+    " system_principal_id text COLLATE \"C\" NOT NULL,"
+    " resource_id text COLLATE \"C\" NOT NULL,"
+    " created bigint NOT NULL)",
+
+    "CREATE TABLE identities ("
+    " k text COLLATE \"C\" PRIMARY KEY,"
+    " name text COLLATE \"C\" NOT NULL,"
+    " rg text COLLATE \"C\" NOT NULL,"
+    " principal_id text COLLATE \"C\" NOT NULL,"
+    " client_id text COLLATE \"C\" NOT NULL,"
+    " resource_id text COLLATE \"C\" NOT NULL,"
+    " created bigint NOT NULL)",
+
+    /* vm and identity hold the lowered keys; seq keeps the order the list was given in */
+    "CREATE TABLE vm_uai ("
+    " vm text COLLATE \"C\" NOT NULL REFERENCES vms (k) ON DELETE CASCADE,"
+    " identity text COLLATE \"C\" NOT NULL REFERENCES identities (k) ON DELETE CASCADE,"
+    " seq bigserial,"
+    " PRIMARY KEY (vm, identity))",
+    "CREATE INDEX vm_uai_identity ON vm_uai (identity)",
+
+    "CREATE TABLE nodes ("
+    " client_id text COLLATE \"C\" NOT NULL,"
+    " vm text COLLATE \"C\" NOT NULL,"
+    " vm_key text COLLATE \"C\" NOT NULL REFERENCES vms (k) ON DELETE CASCADE,"
+    " public_key_pem text COLLATE \"C\" NOT NULL,"
+    " created bigint NOT NULL)",
+    "CREATE UNIQUE INDEX nodes_client ON nodes (lower(client_id))",
+    "CREATE INDEX nodes_vm ON nodes (vm_key)",
+
+    "CREATE TABLE join_tokens ("
+    " token_hash text COLLATE \"C\" PRIMARY KEY,"
+    " vm text COLLATE \"C\" NOT NULL,"
+    " vm_key text COLLATE \"C\" NOT NULL REFERENCES vms (k) ON DELETE CASCADE,"
+    " expires bigint NOT NULL,"
+    " used bigint NOT NULL DEFAULT 0)",
+    "CREATE INDEX join_tokens_vm ON join_tokens (vm_key)",
+
+    "CREATE TABLE vaults ("
+    " k text COLLATE \"C\" PRIMARY KEY,"
+    " name text COLLATE \"C\" NOT NULL,"
+    " rg text COLLATE \"C\" NOT NULL,"
+    " vault_id text COLLATE \"C\" NOT NULL,"
+    " soft_delete_days integer NOT NULL,"
+    " purge_protection integer NOT NULL,"
+    " created bigint NOT NULL)",
+
+    "CREATE TABLE role_assignments ("
+    " id text COLLATE \"C\" NOT NULL,"
+    " principal_id text COLLATE \"C\" NOT NULL,"
+    " role_id text COLLATE \"C\" NOT NULL,"
+    " scope text COLLATE \"C\" NOT NULL,"
+    " created bigint NOT NULL,"
+    " seq bigserial)",
+    "CREATE UNIQUE INDEX role_assignments_id ON role_assignments (lower(id))",
+    /* Azure's RoleAssignmentExists (409); also serves lookups by principal */
+    "CREATE UNIQUE INDEX role_assignments_triple ON role_assignments"
+    " (lower(principal_id), lower(role_id), lower(scope))",
+    "CREATE INDEX role_assignments_scope ON role_assignments (lower(scope))",
+
+    "CREATE TABLE secrets ("
+    " seq bigserial,"
+    " vault text COLLATE \"C\" NOT NULL,"
+    " vault_key text COLLATE \"C\" NOT NULL REFERENCES vaults (k) ON DELETE CASCADE,"
+    " name text COLLATE \"C\" NOT NULL,"
+    " version text COLLATE \"C\" NOT NULL,"
+    " sealed bytea NOT NULL,"
+    " content_type text COLLATE \"C\","
+    " tags_json text COLLATE \"C\","
+    " enabled integer NOT NULL,"
+    " nbf bigint NOT NULL DEFAULT 0,"
+    " exp bigint NOT NULL DEFAULT 0,"
+    " created bigint NOT NULL,"
+    " updated bigint NOT NULL,"
+    " deleted bigint NOT NULL DEFAULT 0,"
+    " purge_at bigint NOT NULL DEFAULT 0)",
+    "CREATE UNIQUE INDEX secrets_version ON secrets (vault_key, lower(name), lower(version))",
+    /* a secret's latest version comes first in its run of the index */
+    "CREATE INDEX secrets_live ON secrets (vault_key, lower(name), created DESC, seq DESC)"
+    " WHERE deleted = 0",
+    "CREATE INDEX secrets_deleted ON secrets (vault_key, lower(name), created DESC, seq DESC)"
+    " WHERE deleted <> 0",
+    "CREATE INDEX secrets_purge ON secrets (purge_at) WHERE deleted <> 0",
+
+    FEED_TRIGGER("principals", "id"),
+    FEED_TRIGGER("signing_keys", "kid"),
+    FEED_TRIGGER("vms", "k"),
+    FEED_TRIGGER("vm_uai", "vm"),
+    FEED_TRIGGER("identities", "k"),
+    FEED_TRIGGER("nodes", "client_id"),
+    FEED_TRIGGER("role_assignments", "id"),
+    FEED_TRIGGER("vaults", "k"),
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1};
+#define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
+
+/* meta itself is the one table every version has: created first, outside the list. */
+static const char CREATE_META[] =
+    "CREATE TABLE IF NOT EXISTS meta (key text COLLATE \"C\" PRIMARY KEY, value text)";
+
+static mv_rc read_version(struct pg_store *pg, int64_t *ver)
+{
+    mv_rc rc = MV_OK;
+    PGresult *r = NULL;
+    *ver = 0;
+    CHECK(pg_exec(pg, "SELECT value FROM meta WHERE key = 'schema_version'", NULL, &r, NULL));
+    if (PQntuples(r) == 1)
+        CHECK(mv_parse_i64(PQgetvalue(r, 0, 0), ver));
+out:
+    PQclear(r);
+    return rc;
+}
+
+static mv_rc migrate(struct pg_store *pg, void *arg)
+{
+    (void)arg;
+    mv_rc rc = MV_OK;
+    int64_t ver = 0;
+    struct pg_params pp = {0};
+    pp_i64(&pp, PG_ADVISORY_MIGRATE);
+    CHECK(pg_exec(pg, "SELECT pg_advisory_xact_lock($1::bigint)", &pp, NULL, NULL));
+    CHECK(pg_simple(pg, CREATE_META));
+    CHECK(read_version(pg, &ver)); /* under the lock: another server may have migrated */
+    ENSURE_MSG(ver >= 0 && ver <= LATEST, MV_ERR_INTERNAL,
+               "store schema version %lld is newer than this build (%lld)", (long long)ver,
+               (long long)LATEST);
+    if (ver == LATEST)
+        goto out;
+    for (int64_t v = ver; v < LATEST; v++)
+        for (const char *const *part = migrations[v]; *part; part++)
+            CHECK(pg_simple(pg, *part)); /* constants of this file, no input */
+    pp.n = 0;
+    pp_i64(&pp, LATEST);
+    CHECK(pg_exec(pg,
+                  "INSERT INTO meta (key, value) VALUES ('schema_version', $1::bigint::text)"
+                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                  &pp, NULL, NULL));
+    LOG_INFO("store: postgresql schema on %s migrated from version %lld to %lld", pg->hosts,
+             (long long)ver, (long long)LATEST);
+out:
+    return rc;
+}
+
+mv_rc pg_migrate(struct pg_store *pg)
+{
+    mv_rc rc = MV_OK;
+    int64_t ver = 0;
+    /* Fast path: one query when the schema is current (every loop thread opens a connection). */
+    PGresult *r = NULL;
+    CHECK(pg_exec(pg, "SELECT to_regclass('meta') IS NOT NULL", NULL, &r, NULL));
+    if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+        CHECK(read_version(pg, &ver));
+        if (ver == LATEST)
+            goto out;
+    }
+    CHECK(pg_run(pg, PG_WRITE, migrate, NULL));
+out:
+    PQclear(r);
+    return rc;
+}

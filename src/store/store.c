@@ -1,0 +1,325 @@
+/* store.c: the backend dispatch of store.h. A struct store is either a PostgreSQL connection
+ * (st->pg set: every call goes to the pg_* function of the same name) or a SQLite one (the
+ * sq_* functions). store_open picks the backend from its argument: a postgresql:// or
+ * postgres:// URL, else a file path. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/pg_internal.h"
+#include "store/sqlite_internal.h"
+#include "store/writer.h"
+
+int store_is_url(const char *s)
+{
+    return s && (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0);
+}
+
+mv_rc store_open(const char *path, struct store **out)
+{
+    mv_rc rc = MV_OK;
+    struct store *st = NULL;
+    *out = NULL;
+    if (!store_is_url(path))
+        return sq_open(path, out);
+    st = calloc(1, sizeof *st);
+    ENSURE(st, MV_ERR_INTERNAL);
+    CHECK(pg_open(path, &st->pg));
+    *out = st;
+    st = NULL;
+out:
+    free(st);
+    return rc;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    if (!st->pg) {
+        sq_close(st);
+        return;
+    }
+    pg_close(st->pg);
+    free(st);
+}
+
+/* writer.h */
+mv_rc store_savepoint(struct store *st)
+{
+    return st->pg ? pg_savepoint(st->pg) : sq_savepoint(st);
+}
+
+mv_rc store_savepoint_release(struct store *st)
+{
+    return st->pg ? pg_savepoint_release(st->pg) : sq_savepoint_release(st);
+}
+
+void store_savepoint_rollback(struct store *st)
+{
+    if (st->pg)
+        pg_savepoint_rollback(st->pg);
+    else
+        sq_savepoint_rollback(st);
+}
+
+int store_tx_alive(struct store *st)
+{
+    return st->pg ? pg_tx_alive(st->pg) : !sqlite3_get_autocommit(st->db);
+}
+
+int store_batch_retry(struct store *st) { return st->pg ? pg_batch_retry(st->pg) : 0; }
+
+void store_batch_done(struct store *st)
+{
+    if (st->pg)
+        pg_batch_done(st->pg);
+}
+
+/* ---- everything else: one line each ---- */
+
+
+mv_rc store_begin(struct store *st)
+{
+    return st->pg ? pg_begin(st->pg) : sq_begin(st);
+}
+
+mv_rc store_commit(struct store *st)
+{
+    return st->pg ? pg_commit(st->pg) : sq_commit(st);
+}
+
+void store_rollback(struct store *st)
+{
+    if (st->pg)
+        pg_rollback(st->pg);
+    else
+        sq_rollback(st);
+}
+
+mv_rc store_health(struct store *st)
+{
+    return st->pg ? pg_health(st->pg) : sq_health(st);
+}
+
+mv_rc store_read_begin(struct store *st)
+{
+    return st->pg ? pg_read_begin(st->pg) : sq_read_begin(st);
+}
+
+void store_read_end(struct store *st)
+{
+    if (st->pg)
+        pg_read_end(st->pg);
+    else
+        sq_read_end(st);
+}
+
+mv_rc store_generation(struct store *st, int64_t *gen)
+{
+    return st->pg ? pg_generation(st->pg, gen) : sq_generation(st, gen);
+}
+
+mv_rc store_meta_get(struct store *st, const char *key, mv_buf *out)
+{
+    return st->pg ? pg_meta_get(st->pg, key, out) : sq_meta_get(st, key, out);
+}
+
+mv_rc store_meta_set(struct store *st, const char *key, const char *value)
+{
+    return st->pg ? pg_meta_set(st->pg, key, value) : sq_meta_set(st, key, value);
+}
+
+mv_rc store_principal_put(struct store *st, const struct st_principal *p)
+{
+    return st->pg ? pg_principal_put(st->pg, p) : sq_principal_put(st, p);
+}
+
+mv_rc store_principal_get(struct store *st, const char *id, struct st_principal *out)
+{
+    return st->pg ? pg_principal_get(st->pg, id, out) : sq_principal_get(st, id, out);
+}
+
+mv_rc store_principal_by_client(struct store *st, const char *client_id, struct st_principal *out)
+{
+    return st->pg ? pg_principal_by_client(st->pg, client_id, out) : sq_principal_by_client(st, client_id, out);
+}
+
+mv_rc store_principal_delete(struct store *st, const char *id)
+{
+    return st->pg ? pg_principal_delete(st->pg, id) : sq_principal_delete(st, id);
+}
+
+mv_rc store_signing_key_put(struct store *st, const struct st_signing_key *k)
+{
+    return st->pg ? pg_signing_key_put(st->pg, k) : sq_signing_key_put(st, k);
+}
+
+mv_rc store_signing_keys(struct store *st, struct st_signing_key **out, size_t *n)
+{
+    return st->pg ? pg_signing_keys(st->pg, out, n) : sq_signing_keys(st, out, n);
+}
+
+mv_rc store_vm_put(struct store *st, const struct st_vm *vm)
+{
+    return st->pg ? pg_vm_put(st->pg, vm) : sq_vm_put(st, vm);
+}
+
+mv_rc store_vm_get(struct store *st, const char *name, struct st_vm *out)
+{
+    return st->pg ? pg_vm_get(st->pg, name, out) : sq_vm_get(st, name, out);
+}
+
+mv_rc store_vm_list(struct store *st, struct st_vm **out, size_t *n)
+{
+    return st->pg ? pg_vm_list(st->pg, out, n) : sq_vm_list(st, out, n);
+}
+
+mv_rc store_vm_delete(struct store *st, const char *name)
+{
+    return st->pg ? pg_vm_delete(st->pg, name) : sq_vm_delete(st, name);
+}
+
+mv_rc store_vm_uai_set(struct store *st, const char *vm, const char *const *names, size_t n)
+{
+    return st->pg ? pg_vm_uai_set(st->pg, vm, names, n) : sq_vm_uai_set(st, vm, names, n);
+}
+
+mv_rc store_vm_uai_list(struct store *st, const char *vm, char (**names)[ST_NAME], size_t *n)
+{
+    return st->pg ? pg_vm_uai_list(st->pg, vm, names, n) : sq_vm_uai_list(st, vm, names, n);
+}
+
+mv_rc store_identity_put(struct store *st, const struct st_identity *id)
+{
+    return st->pg ? pg_identity_put(st->pg, id) : sq_identity_put(st, id);
+}
+
+mv_rc store_identity_get(struct store *st, const char *name, struct st_identity *out)
+{
+    return st->pg ? pg_identity_get(st->pg, name, out) : sq_identity_get(st, name, out);
+}
+
+mv_rc store_identity_list(struct store *st, struct st_identity **out, size_t *n)
+{
+    return st->pg ? pg_identity_list(st->pg, out, n) : sq_identity_list(st, out, n);
+}
+
+mv_rc store_identity_delete(struct store *st, const char *name)
+{
+    return st->pg ? pg_identity_delete(st->pg, name) : sq_identity_delete(st, name);
+}
+
+mv_rc store_node_put(struct store *st, const struct st_node *n)
+{
+    return st->pg ? pg_node_put(st->pg, n) : sq_node_put(st, n);
+}
+
+mv_rc store_node_get(struct store *st, const char *client_id, struct st_node *out)
+{
+    return st->pg ? pg_node_get(st->pg, client_id, out) : sq_node_get(st, client_id, out);
+}
+
+mv_rc store_join_put(struct store *st, const char *token_hash, const char *vm, int64_t expires)
+{
+    return st->pg ? pg_join_put(st->pg, token_hash, vm, expires) : sq_join_put(st, token_hash, vm, expires);
+}
+
+mv_rc store_join_consume(struct store *st, const char *token_hash, int64_t now, char vm_out[ST_NAME])
+{
+    return st->pg ? pg_join_consume(st->pg, token_hash, now, vm_out) : sq_join_consume(st, token_hash, now, vm_out);
+}
+
+mv_rc store_vault_put(struct store *st, const struct st_vault *v)
+{
+    return st->pg ? pg_vault_put(st->pg, v) : sq_vault_put(st, v);
+}
+
+mv_rc store_vault_get(struct store *st, const char *name, struct st_vault *out)
+{
+    return st->pg ? pg_vault_get(st->pg, name, out) : sq_vault_get(st, name, out);
+}
+
+mv_rc store_vault_list(struct store *st, struct st_vault **out, size_t *n)
+{
+    return st->pg ? pg_vault_list(st->pg, out, n) : sq_vault_list(st, out, n);
+}
+
+mv_rc store_vault_delete(struct store *st, const char *name)
+{
+    return st->pg ? pg_vault_delete(st->pg, name) : sq_vault_delete(st, name);
+}
+
+mv_rc store_role_assignment_put(struct store *st, const struct st_role_assignment *a)
+{
+    return st->pg ? pg_role_assignment_put(st->pg, a) : sq_role_assignment_put(st, a);
+}
+
+mv_rc store_role_assignment_get(struct store *st, const char *id, struct st_role_assignment *out)
+{
+    return st->pg ? pg_role_assignment_get(st->pg, id, out) : sq_role_assignment_get(st, id, out);
+}
+
+mv_rc store_role_assignment_list(struct store *st, const char *principal_id, const char *scope, struct st_role_assignment **out, size_t *n)
+{
+    return st->pg ? pg_role_assignment_list(st->pg, principal_id, scope, out, n) : sq_role_assignment_list(st, principal_id, scope, out, n);
+}
+
+mv_rc store_role_assignment_delete(struct store *st, const char *id)
+{
+    return st->pg ? pg_role_assignment_delete(st->pg, id) : sq_role_assignment_delete(st, id);
+}
+
+mv_rc store_secret_add(struct store *st, const struct st_secret *s)
+{
+    return st->pg ? pg_secret_add(st->pg, s) : sq_secret_add(st, s);
+}
+
+mv_rc store_secret_get(struct store *st, const char *vault, const char *name, const char *version, struct st_secret *out)
+{
+    return st->pg ? pg_secret_get(st->pg, vault, name, version, out) : sq_secret_get(st, vault, name, version, out);
+}
+
+mv_rc store_secret_update(struct store *st, const struct st_secret *s)
+{
+    return st->pg ? pg_secret_update(st->pg, s) : sq_secret_update(st, s);
+}
+
+mv_rc store_secret_list(struct store *st, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n)
+{
+    return st->pg ? pg_secret_list(st->pg, vault, after, limit, out, n) : sq_secret_list(st, vault, after, limit, out, n);
+}
+
+mv_rc store_secret_versions(struct store *st, const char *vault, const char *name, const char *after_version, size_t limit, struct st_secret **out, size_t *n)
+{
+    return st->pg ? pg_secret_versions(st->pg, vault, name, after_version, limit, out, n) : sq_secret_versions(st, vault, name, after_version, limit, out, n);
+}
+
+mv_rc store_secret_delete(struct store *st, const char *vault, const char *name, int64_t now, int days, struct st_secret *out)
+{
+    return st->pg ? pg_secret_delete(st->pg, vault, name, now, days, out) : sq_secret_delete(st, vault, name, now, days, out);
+}
+
+mv_rc store_secret_get_deleted(struct store *st, const char *vault, const char *name, struct st_secret *out)
+{
+    return st->pg ? pg_secret_get_deleted(st->pg, vault, name, out) : sq_secret_get_deleted(st, vault, name, out);
+}
+
+mv_rc store_secret_list_deleted(struct store *st, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n)
+{
+    return st->pg ? pg_secret_list_deleted(st->pg, vault, after, limit, out, n) : sq_secret_list_deleted(st, vault, after, limit, out, n);
+}
+
+mv_rc store_secret_recover(struct store *st, const char *vault, const char *name)
+{
+    return st->pg ? pg_secret_recover(st->pg, vault, name) : sq_secret_recover(st, vault, name);
+}
+
+mv_rc store_secret_purge(struct store *st, const char *vault, const char *name)
+{
+    return st->pg ? pg_secret_purge(st->pg, vault, name) : sq_secret_purge(st, vault, name);
+}
+
+mv_rc store_secret_purge_expired(struct store *st, int64_t now)
+{
+    return st->pg ? pg_secret_purge_expired(st->pg, now) : sq_secret_purge_expired(st, now);
+}

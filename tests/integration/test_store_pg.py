@@ -1,0 +1,133 @@
+"""The PostgreSQL store with real processes (issue 7): `init --store URL`, a server on it, the
+HTTPS API, a restart; and `store migrate` from an embedded SQLite installation. Needs
+MIVAULT_TEST_PG_URL (scripts/test.sh starts a throw-away PostgreSQL); skipped without it."""
+import json
+import os
+import unittest
+
+from harness import PG_URL, Env, pg_new_db, pg_drop_db, pg_sql
+
+
+def config(e):
+    with open(os.path.join(e.dir, "config.json")) as f:
+        return json.load(f)
+
+
+@unittest.skipUnless(PG_URL, "MIVAULT_TEST_PG_URL is not set")
+class PostgresStoreTest(unittest.TestCase):
+    def env(self, pg):
+        e = Env(self, pg=pg)
+        self.addCleanup(e.close)
+        return e
+
+    def workload(self, e, vault="dev", vm="vm1", uai=()):
+        """A vault, a VM whose identity is Secrets Officer on it, its agent, and a token."""
+        e.vault(vault)
+        v = e.vm(vm, uai=uai)
+        e.grant(v["identity"]["principalId"], "Key Vault Secrets Officer", e.vault_scope(vault))
+        _, port = e.start_agent(vm, join=v["joinToken"])
+        return port, e.token(port, e.vault_resource())
+
+    def test_server_on_postgresql_keeps_secrets_across_restart(self):
+        e = self.env(pg=True)
+        cfg = config(e)
+        self.assertEqual(cfg["store"], e.store_url)
+        self.assertFalse(os.path.exists(os.path.join(e.dir, "mivault.db")))
+        e.start_server()
+        port, tok = self.workload(e)
+        r = e.kv("PUT", "dev", "/secrets/db-pass", token=tok, body={"value": "s3cr3t"})
+        self.assertEqual(r.status, 200, r.body)
+        version = r.json()["id"].rsplit("/", 1)[1]
+        r = e.kv("GET", "dev", "/secrets/db-pass/", token=tok)
+        self.assertEqual(r.json()["value"], "s3cr3t")
+        # the rows are in PostgreSQL, the value sealed
+        self.assertEqual(pg_sql(e.store_url, "SELECT count(*) FROM secrets"), "1")
+        self.assertEqual(pg_sql(e.store_url, "SELECT position('s3cr3t' in encode(sealed, 'escape'))"
+                                             " FROM secrets"), "0")
+
+        e.stop(e.server)
+        e.start_server()
+        tok = e.token(port, e.vault_resource())
+        r = e.kv("GET", "dev", "/secrets/db-pass/%s" % version, token=tok)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["value"], "s3cr3t")
+        r = e.kv("PUT", "dev", "/secrets/db-pass", token=tok, body={"value": "v2"})
+        self.assertEqual(r.status, 200, r.body)
+        r = e.kv("GET", "dev", "/secrets/db-pass/versions", token=tok)
+        self.assertEqual(len(r.json()["value"]), 2)
+        # control-plane verbs of the state dir use PostgreSQL too
+        names = [v["name"] for v in e.cli("keyvault", "list")]
+        self.assertEqual(names, ["dev"])
+
+    def test_store_migrate_moves_everything(self):
+        e = self.env(pg=False)
+        e.start_server()
+        e.cli("identity", "create", "--name", "app-id")
+        port, tok = self.workload(e, uai=["app-id"])
+        for name, value in (("one", "v1"), ("one", "v2"), ("two", "t"), ("gone", "g")):
+            r = e.kv("PUT", "dev", "/secrets/%s" % name, token=tok, body={"value": value})
+            self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(e.kv("DELETE", "dev", "/secrets/gone", token=tok).status, 200)
+        before = {
+            "vm": e.cli("vm", "show", "--name", "vm1"),
+            "identities": e.cli("identity", "list"),
+            "roles": e.cli("role", "assignment", "list"),
+            "vaults": e.cli("keyvault", "list"),
+        }
+        e.stop(e.server)
+
+        db, url = pg_new_db()
+        self.addCleanup(pg_drop_db, db)
+        out = e.cli("store", "migrate", "--to", url)
+        self.assertEqual(out["to"], "postgresql")
+        self.assertEqual(out["rows"]["secrets"], 4)
+        self.assertEqual(out["rows"]["vm_uai"], 1)
+        self.assertEqual(config(e)["store"], url)
+
+        e.start_server()
+        tok = e.token(port, e.vault_resource())  # the agent's enrollment came along
+        r = e.kv("GET", "dev", "/secrets/one/", token=tok)
+        self.assertEqual(r.json()["value"], "v2")
+        self.assertEqual(len(e.kv("GET", "dev", "/secrets/one/versions", token=tok).json()["value"]), 2)
+        self.assertEqual(e.kv("GET", "dev", "/secrets/two/", token=tok).json()["value"], "t")
+        self.assertEqual(e.kv("GET", "dev", "/deletedsecrets/gone", token=tok).status, 200)
+        r = e.kv("POST", "dev", "/deletedsecrets/gone/recover", token=tok, body=b"")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(e.kv("GET", "dev", "/secrets/gone/", token=tok).json()["value"], "g")
+        self.assertEqual(e.cli("vm", "show", "--name", "vm1"), before["vm"])
+        self.assertEqual(e.cli("identity", "list"), before["identities"])
+        self.assertEqual(e.cli("role", "assignment", "list"), before["roles"])
+        self.assertEqual(e.cli("keyvault", "list"), before["vaults"])
+        r = e.kv("PUT", "dev", "/secrets/three", token=tok, body={"value": "new"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(pg_sql(url, "SELECT count(*) FROM secrets WHERE name = 'three'"), "1")
+
+        # a second installation cannot be migrated into a database that holds a tenant
+        other = self.env(pg=False)
+        r = other.run("store", "migrate", "--to", url, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("already holds a tenant", r.stderr)
+        self.assertNotIn("store", config(other))
+        # and a state dir already on PostgreSQL is not migrated again
+        r = e.run("store", "migrate", "--to", url, check=False)
+        self.assertNotEqual(r.returncode, 0)
+
+    def test_init_names_an_unreachable_database(self):
+        r = Env.run(_Bare(self), "init", "--store", "postgresql://postgres@127.0.0.1:1/none?connect_timeout=2",
+                    check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("cannot connect to 127.0.0.1:1", r.stderr)
+
+
+class _Bare:
+    """Just enough of an Env for Env.run: a state dir and the test case."""
+
+    def __init__(self, tc):
+        import tempfile, shutil
+        self.tc = tc
+        self.dir = tempfile.mkdtemp(prefix="mivault-it.")
+        tc.addCleanup(shutil.rmtree, self.dir, True)
+
+
+if __name__ == "__main__":
+    unittest.main()
