@@ -87,7 +87,9 @@ start)
     sleep 0.5
   done
   wait_settled 180
-  as_pg pg_autoctl show uri --pgdata "$R/monitor" --formation default | tee "$R/uri"
+  # The formation's URI names no user; the nodes trust the postgres superuser on loopback.
+  as_pg pg_autoctl show uri --pgdata "$R/monitor" --formation default |
+    sed 's#^postgres://#postgres://postgres@#' | tee "$R/uri"
   ;;
 uri) cat "$R/uri" ;;
 state) node_states ;;

@@ -10,7 +10,7 @@ trap 'rm -f "$hosts"' EXIT
 {
   echo "127.0.0.1 localhost"
   echo "::1 localhost ip6-localhost"
-  echo "127.0.0.1 mivault-lb.test vault.localhost ha.vault.localhost"
+  echo "127.0.0.1 mivault-lb.test vault.localhost havault.vault.localhost"
 } > "$hosts"
 chmod 644 "$hosts"
 exec unshare -m bash -c "mount --bind '$hosts' /etc/hosts && exec /usr/bin/python3 -m unittest discover -s . -p 'test_*.py' -v"

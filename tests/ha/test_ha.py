@@ -38,7 +38,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 FORMATION = os.path.join(ROOT, "scripts", "pg-formation.sh")
 PY = "/usr/bin/python3"
 LB_HOST = "mivault-lb.test"
-VAULT = "ha"
+VAULT = "havault"
 
 
 def free_base_port():
@@ -88,11 +88,12 @@ def work(w):
     while time.time() < end:
         name = "%s-w%d-%d" % (tag, w, i)
         value = "v-%s-%d-%d" % (tag, w, i)
+        t0 = time.time()
         try:
             s = c.set_secret(name, value)
             with lock:
                 ack.write(json.dumps({"name": name, "version": s.properties.version, "value": value,
-                                      "t": time.time()}) + "\n")
+                                      "t0": t0, "t": time.time()}) + "\n")
             got = c.get_secret(name)
             if got.value != value:
                 raise RuntimeError("read %r after writing %r" % (got.value, value))
@@ -171,7 +172,7 @@ backend servers
     balance roundrobin
     option httpchk GET /healthz
     http-check expect status 200
-    default-server check check-ssl verify none inter 500ms fall 1 rise 2 on-marked-down shutdown-sessions
+    default-server check check-ssl verify none inter 500ms fall 1 rise 2
     server s1 127.0.0.1:%d
     server s2 127.0.0.1:%d
 """ % (self.lb_port, self.ports["s1"], self.ports["s2"]))
@@ -323,9 +324,14 @@ class HaTest(unittest.TestCase):
             during(t0)
         out, err = p.communicate(timeout=seconds + 240)
         self.assertEqual(p.returncode, 0, err[-3000:])
-        acks = [json.loads(line) for line in open(ack)] if os.path.exists(ack) else []
-        fails = [json.loads(line) for line in open(fail)] if os.path.exists(fail) else []
-        return acks, fails
+        return self.read_json_lines(ack), self.read_json_lines(fail)
+
+    @staticmethod
+    def read_json_lines(path):
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
 
     def check_all_acked(self, acks):
         """Every acknowledged write is there, with its value, as exactly one version."""
@@ -359,10 +365,11 @@ class HaTest(unittest.TestCase):
 
     def test_role_assignment_is_enforced_by_every_server_within_2s(self):
         ident = self.c.cli("identity", "create", "--name", "late-grant")
-        token = self.mint(self.c.s1, oid=ident["principalId"], sub=ident["principalId"])
+        pid = ident["properties"]["principalId"]
+        token = self.mint(self.c.s1, oid=pid, sub=pid)
         for s in ("s1", "s2"):
             self.assertEqual(self.c.kv(s, "GET", "/secrets/consistent-0", token).status, 403)
-        a = self.c.cli("role", "assignment", "create", "--assignee", ident["principalId"], "--role",
+        a = self.c.cli("role", "assignment", "create", "--assignee", pid, "--role",
                        "Key Vault Secrets User", "--scope", self.scope)
         t0 = time.time()
         for s in ("s1", "s2"):
@@ -431,11 +438,16 @@ class HaTest(unittest.TestCase):
             formation("kill-primary", self.c.pgdir)
         acks, fails = self.run_load(40, 4, "pgfail", during)
         kt = killed["t"]
-        after = sorted(a["t"] for a in acks if a["t"] > kt)
-        self.assertTrue(after, "no write acknowledged after the primary was killed")
-        self.assertLess(after[0] - kt, 30.0, "writes resumed only after %.1f s" % (after[0] - kt))
-        print("\nfailover: first acknowledged write %.2f s after kill -9 of the primary; %d writes "
-              "acknowledged, %d SDK calls failed" % (after[0] - kt, len(acks), len(fails)), file=sys.stderr)
+        # The outage as the workload saw it: the longest pause between acknowledged writes
+        # around the kill (a write in flight at the kill may still be acknowledged right after it).
+        ts = sorted(a["t"] for a in acks)
+        self.assertTrue(any(t > kt for t in ts), "no write acknowledged after the primary was killed")
+        pause = max(b - a for a, b in zip(ts, ts[1:]) if b > kt - 1)
+        resumed = min(a["t"] for a in acks if a["t0"] > kt) - kt
+        self.assertLess(pause, 30.0, "writes paused for %.1f s" % pause)
+        print("\nfailover: writes paused %.2f s; the first write started after kill -9 of the primary was "
+              "acknowledged %.2f s after it; %d writes acknowledged, %d SDK calls failed"
+              % (pause, resumed, len(acks), len(fails)), file=sys.stderr)
         self.assertEqual(fails, [], "failed SDK operations: %s" % fails[:5])
         # servers were not restarted: they reconnected by themselves
         for s in ("s1", "s2"):
