@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "authority/internal.h"
+#include "common/log.h"
 #include "crypto/keys.h"
 
 #define CLIENT_SETS 64
@@ -53,6 +54,8 @@ struct authority_state {
     jws_signer *signer; /* for srv->sign_key: it holds a reference, so the pointer is unique */
     struct client_entry clients[CLIENT_SETS][CLIENT_WAYS];
     struct subject_entry subjects[SUBJECT_SETS][SUBJECT_WAYS];
+    char *jwks;         /* this loop's JWKS document, for jwks_gen (NULL: the start-up one) */
+    int64_t jwks_gen;
 };
 
 static uint32_t fnv(const char *s)
@@ -88,9 +91,29 @@ void authority_worker_free(struct authority_loop *w)
         for (size_t j = 0; j < CLIENT_WAYS; j++)
             client_forget(&s->clients[i][j]);
     jws_signer_free(s->signer);
+    free(s->jwks);
     OPENSSL_cleanse(s, sizeof *s);
     free(s);
     w->authority_state = NULL;
+}
+
+const char *authority_jwks_current(struct authority_loop *w)
+{
+    struct authority_state *s = state(w);
+    int64_t gen = 0;
+    if (!s || store_generation(w->st, &gen) != MV_OK)
+        return w->srv->jwks_json;
+    if (!s->jwks || gen != s->jwks_gen) {
+        char *doc = NULL;
+        if (authority_jwks_build(w->srv, w->st, &doc) != MV_OK) {
+            LOG_WARN("authority: cannot rebuild the JWKS: %s", mv_last_detail());
+            return s->jwks ? s->jwks : w->srv->jwks_json;
+        }
+        free(s->jwks);
+        s->jwks = doc;
+        s->jwks_gen = gen;
+    }
+    return s->jwks;
 }
 
 /* The way of set holding id, else its empty or least recently used way (*found = 0). */

@@ -97,4 +97,11 @@ MV_MUST_CHECK mv_rc authority_issue_with(const struct authority_plane *srv, jws_
 /* cache.c: this worker's signer for srv's current signing key; NULL if it cannot be made. */
 jws_signer *authority_signer(struct authority_loop *w);
 
+/* keys.c: the JWKS document of the signing keys in the store now (caller frees *out). */
+MV_MUST_CHECK mv_rc authority_jwks_build(const struct authority_plane *srv, struct store *st, char **out);
+/* cache.c: the loop's JWKS document, rebuilt from the store when its change generation moved
+ * (a key another server added or retired); the start-up document if the store cannot be read.
+ * Never NULL once authority_load_keys ran. */
+const char *authority_jwks_current(struct authority_loop *w);
+
 #endif

@@ -159,16 +159,52 @@ static const struct st_signing_key *current(const struct st_signing_key *keys, s
     return NULL;
 }
 
-mv_rc authority_load_keys(struct authority_plane *srv, struct store *st)
+/* The JWKS document of keys (newest first): every key some unexpired token may carry. */
+static mv_rc jwks_doc(const struct authority_plane *srv, const struct st_signing_key *keys, size_t n,
+                      char **out, size_t *published)
+{
+    mv_rc rc = MV_OK;
+    json_t *doc = NULL, *arr = NULL;
+    int64_t now = mv_now();
+    int64_t lifetime = srv->token_lifetime > 0 ? srv->token_lifetime : MV_TOKEN_LIFETIME_SECS;
+    arr = json_array();
+    doc = json_object();
+    ENSURE(arr && doc && json_object_set(doc, "keys", arr) == 0, MV_ERR_INTERNAL);
+    for (size_t i = 0; i < n; i++) {
+        if (!token_key_published(keys[i].retired, now, lifetime))
+            continue; /* every token it signed has expired */
+        CHECK(jwks_entry(srv, &keys[i], arr));
+    }
+    *out = json_dumps(doc, JSON_COMPACT);
+    ENSURE(*out != NULL, MV_ERR_INTERNAL);
+    if (published)
+        *published = json_array_size(arr);
+out:
+    json_decref(arr);
+    json_decref(doc);
+    return rc;
+}
+
+mv_rc authority_jwks_build(const struct authority_plane *srv, struct store *st, char **out)
 {
     mv_rc rc = MV_OK;
     struct st_signing_key *keys = NULL;
     size_t n = 0;
+    *out = NULL;
+    CHECK(store_signing_keys(st, &keys, &n));
+    CHECK(jwks_doc(srv, keys, n, out, NULL));
+out:
+    st_signing_keys_free(keys, n);
+    return rc;
+}
+
+mv_rc authority_load_keys(struct authority_plane *srv, struct store *st)
+{
+    mv_rc rc = MV_OK;
+    struct st_signing_key *keys = NULL;
+    size_t n = 0, published = 0;
     EVP_PKEY *sign = NULL;
-    json_t *doc = NULL, *arr = NULL;
     char *jwks = NULL;
-    int64_t now = mv_now();
-    int64_t lifetime = srv->token_lifetime > 0 ? srv->token_lifetime : MV_TOKEN_LIFETIME_SECS;
 
     CHECK(store_signing_keys(st, &keys, &n));
     if (!current(keys, n)) {
@@ -180,30 +216,17 @@ mv_rc authority_load_keys(struct authority_plane *srv, struct store *st)
     const struct st_signing_key *cur = current(keys, n);
     ENSURE_MSG(cur != NULL, MV_ERR_INTERNAL, "no current signing key after creating one");
     CHECK(unseal(cur, srv->data_key, &sign));
-
-    arr = json_array();
-    doc = json_object();
-    ENSURE(arr && doc && json_object_set(doc, "keys", arr) == 0, MV_ERR_INTERNAL);
-    for (size_t i = 0; i < n; i++) {
-        if (!token_key_published(keys[i].retired, now, lifetime))
-            continue; /* every token it signed has expired */
-        CHECK(jwks_entry(srv, &keys[i], arr));
-    }
-    jwks = json_dumps(doc, JSON_COMPACT);
-    ENSURE(jwks != NULL, MV_ERR_INTERNAL);
+    CHECK(jwks_doc(srv, keys, n, &jwks, &published));
 
     authority_free_keys(srv);
     CHECK(mv_copy(srv->sign_kid, sizeof srv->sign_kid, cur->kid));
     srv->sign_key = sign;
     srv->jwks_json = jwks;
     sign = NULL, jwks = NULL;
-    LOG_INFO("authority: signing with key %s, %zu key(s) published", srv->sign_kid,
-             json_array_size(arr));
+    LOG_INFO("authority: signing with key %s, %zu key(s) published", srv->sign_kid, published);
 out:
     free(jwks);
     EVP_PKEY_free(sign);
-    json_decref(arr);
-    json_decref(doc);
     st_signing_keys_free(keys, n);
     return rc;
 }

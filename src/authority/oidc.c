@@ -103,10 +103,10 @@ void authority_discovery(http_req *req, const struct authority_route_args *a)
 
 void authority_jwks(http_req *req, const struct authority_route_args *a)
 {
-    const struct authority_loop *w = a->w;
-    if (!w->srv->jwks_json) {
+    const char *jwks = authority_jwks_current(a->w);
+    if (!jwks) {
         reply_rc_oauth(req, MV_ERR_UNAVAILABLE);
         return;
     }
-    http_reply(req, 200, "application/json", w->srv->jwks_json, strlen(w->srv->jwks_json));
+    http_reply(req, 200, "application/json", jwks, strlen(jwks));
 }

@@ -3,9 +3,12 @@ HTTPS API, a restart; and `store migrate` from an embedded SQLite installation. 
 MIVAULT_TEST_PG_URL (scripts/test.sh starts a throw-away PostgreSQL); skipped without it."""
 import json
 import os
+import shutil
+import subprocess
+import time
 import unittest
 
-from harness import PG_URL, Env, pg_new_db, pg_drop_db, pg_sql
+from harness import BIN, PG_URL, Env, free_port, pg_new_db, pg_drop_db, pg_sql, wait_port
 
 
 def config(e):
@@ -131,3 +134,39 @@ class _Bare:
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(PG_URL, "MIVAULT_TEST_PG_URL is not set")
+class SharedSigningKeysTest(unittest.TestCase):
+    def kids(self, e):
+        r = e.https("GET", "/%s/discovery/v2.0/keys" % e.tenant)
+        self.assertEqual(r.status, 200, r.body)
+        return {k["kid"] for k in r.json()["keys"]}
+
+    def test_jwks_lists_a_key_another_server_added(self):
+        """Server 1 publishes a signing key that server 2 created in the shared store after
+        server 1 started (regression: the JWKS was built once at start-up)."""
+        e1 = Env(self, pg=True)
+        self.addCleanup(e1.close)
+        e1.start_server()
+        self.assertEqual(len(self.kids(e1)), 1)
+        # the key server 1 signs with is retired (as a rotation would); a server that starts
+        # now finds no current key and creates one
+        pg_sql(e1.store_url, "UPDATE signing_keys SET retired = extract(epoch FROM now())::bigint")
+        d2 = e1.dir + "-2"
+        self.addCleanup(shutil.rmtree, d2, True)
+        r = subprocess.run([BIN, "init", "--state", d2, "--store", e1.store_url, "--master-key",
+                            os.path.join(e1.dir, "master.key")], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        port = free_port()
+        p = subprocess.Popen([BIN, "server", "--state", d2, "--listen", "127.0.0.1:%d" % port],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.terminate)
+        wait_port(port, p)
+        both = set(pg_sql(e1.store_url, "SELECT kid FROM signing_keys").split())
+        self.assertEqual(len(both), 2)
+        deadline = time.time() + 5
+        while self.kids(e1) != both:
+            self.assertLess(time.time(), deadline, "server 1 never published the new key")
+            time.sleep(0.2)
