@@ -142,9 +142,11 @@ class Env:
         self.init = self.cli(*args)
         if cfg:
             path = os.path.join(self.dir, "config.json")
-            c = json.load(open(path))
+            with open(path) as f:
+                c = json.load(f)
             c.update(cfg)
-            json.dump(c, open(path, "w"))
+            with open(path, "w") as f:
+                json.dump(c, f)
         self.tenant = self.init["tenantId"]
         self.sub = self.init["subscriptionId"]
         self.rg = self.init["resourceGroup"]
