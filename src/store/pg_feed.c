@@ -15,6 +15,11 @@
  * and, when a notification arrives, polls at once instead of at the end of its nap. The poll
  * of max(seq) stays the source of truth.
  *
+ * Secrets have a generation of their own (sgen): secret writes add change_log rows of kind
+ * 'secrets' (pg_secrets.c), which move sgen and not gen, so the per-connection secret cache
+ * (pg_secrets.c) follows every server's writes while RBAC and identity caches are not flushed
+ * by them. When max(seq) moved, the poller reads only the new rows' kinds to tell which.
+ *
  * The registry of pollers is the one piece of process-wide mutable state of the store: it is
  * what makes the generation shared by all loops; it is guarded by a mutex. */
 #include <errno.h>
@@ -38,6 +43,7 @@ struct pg_feed {
     char *url;
     int refs;
     _Atomic int64_t gen;
+    _Atomic int64_t sgen; /* moved by secret changes only */
     pthread_t thread;
     int wake[2];        /* a pipe: detach writes a byte to stop the poller */
     _Atomic int stop;
@@ -52,6 +58,24 @@ static mv_rc poll_once(struct pg_store *pg, int64_t *seq)
     PGresult *r = NULL;
     CHECK(pg_exec(pg, "SELECT coalesce(max(seq), 0) FROM change_log", NULL, &r, NULL));
     *seq = pg_col_i64(r, 0, 0);
+out:
+    PQclear(r);
+    return rc;
+}
+
+/* Which kinds of change the rows after seq `after` hold: other (gen) and secrets (sgen). */
+static mv_rc kinds_since(struct pg_store *pg, int64_t after, int *other, int *secrets)
+{
+    mv_rc rc = MV_OK;
+    PGresult *r = NULL;
+    struct pg_params pp = {0};
+    pp_i64(&pp, after);
+    CHECK(pg_exec(pg,
+                  "SELECT coalesce(bool_or(kind <> 'secrets'), false), coalesce(bool_or(kind = 'secrets'), false)"
+                  " FROM change_log WHERE seq > $1",
+                  &pp, &r, NULL));
+    *other = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    *secrets = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
 out:
     PQclear(r);
     return rc;
@@ -114,8 +138,16 @@ static void *poller(void *arg)
             continue;
         }
         if (seq != last) {
-            if (last != -1 || seq != 0)
+            int other = 1, secrets = 1; /* after a (re)connect: anything may have changed */
+            if (last != -1 && kinds_since(&pg, last, &other, &secrets) != MV_OK) {
+                LOG_WARN("store: change feed: %s", mv_last_detail());
+                pg_disconnect(&pg);
+                continue;
+            }
+            if (other && (last != -1 || seq != 0))
                 atomic_fetch_add(&f->gen, 1);
+            if (secrets && (last != -1 || seq != 0))
+                atomic_fetch_add(&f->sgen, 1);
             last = seq;
         }
         if (pg_now_ms() - last_prune >= FEED_PRUNE_EVERY_MS) {
@@ -150,6 +182,7 @@ mv_rc pg_feed_attach(const char *url, struct pg_feed **out)
     }
     f->refs = 1;
     atomic_init(&f->gen, 1);
+    atomic_init(&f->sgen, 1);
     atomic_init(&f->stop, 0);
     if (pipe2(f->wake, O_CLOEXEC) != 0) {
         free(f->url);
@@ -197,5 +230,9 @@ void pg_feed_detach(struct pg_feed *f)
 }
 
 int64_t pg_feed_generation(struct pg_feed *f) { return atomic_load(&f->gen); }
+
+void pg_feed_bump_secrets(struct pg_feed *f) { atomic_fetch_add(&f->sgen, 1); }
+
+int64_t pg_feed_secrets_generation(struct pg_feed *f) { return atomic_load(&f->sgen); }
 
 void pg_feed_bump(struct pg_feed *f) { atomic_fetch_add(&f->gen, 1); }

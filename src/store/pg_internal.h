@@ -47,6 +47,8 @@ struct pg_store {
     int in_tx;                     /* inside store_begin ... store_commit */
     int tx_broken;                 /* the connection died inside the caller's transaction */
     int touched;                   /* this transaction changed a change-feed table */
+    int touched_secrets;           /* ... or a secret (the secrets generation, pg_feed.c) */
+    struct pg_secret_cache *scache; /* recent secret reads of this connection (pg_secrets.c) */
     enum pg_retry retry;           /* class of the last failure */
     int commit_unknown;            /* notice: the sync-rep wait of a COMMIT was cancelled */
     int in_commit;                 /* a COMMIT is in flight (for the notice receiver) */
@@ -133,6 +135,12 @@ MV_MUST_CHECK mv_rc pg_feed_attach(const char *url, struct pg_feed **out);
 void pg_feed_detach(struct pg_feed *f);
 int64_t pg_feed_generation(struct pg_feed *f);
 void pg_feed_bump(struct pg_feed *f); /* after a commit of our own that touched the feed */
+void pg_feed_bump_secrets(struct pg_feed *f); /* ... that changed secrets */
+int64_t pg_feed_secrets_generation(struct pg_feed *f);
+/* After a commit of ours: bumps what it touched and clears the flags (pg_tx.c). */
+void pg_feed_committed(struct pg_store *pg);
+/* pg_secrets.c: frees the connection's secret cache (pg_close). */
+void pg_secret_cache_free(struct pg_store *pg);
 
 /* Shared secret-row reader (pg_secrets.c): PG_SECRET_COLS, then sealed if with_sealed. */
 #define PG_SECRET_COLS                                                                             \

@@ -11,13 +11,36 @@
  * - delete (soft): a re-run that finds the secret already deleted at the same `now` returns
  *   that row. recover / purge: a re-run that finds nothing to do succeeds.
  * - The calls that look at a secret's state first (add, delete) take a transaction-scoped
- *   advisory lock on (vault, lower(name)) so two servers cannot interleave them. */
+ *   advisory lock on (vault, lower(name)) so two servers cannot interleave them.
+ *
+ * The secret cache: a vault GET on PostgreSQL must not cost a round trip each (a loop thread
+ * waits for it). Each connection keeps the rows it read recently, outside transactions only,
+ * tagged with the secrets generation of pg_feed.c read *before* the query: any secret write of
+ * this process moves the generation at its commit, and any other server's within the change
+ * feed's delay (a NOTIFY wakes the poller at once; the poll every 500 ms is the backstop), so
+ * an entry is served only while no secret write anywhere has been seen since it was read. A
+ * TTL of SCACHE_TTL_MS bounds what a stalled feed could serve. Misses (NOT_FOUND) are never
+ * cached: a secret created through another server is found at once. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/pg_internal.h"
 
 #define DAY_SECS 86400
+#define SCACHE_SLOTS 2048 /* per connection; a power of two */
+#define SCACHE_TTL_MS 10000
+#define SCACHE_KEY (ST_NAME + MV_SECRET_MAX_NAME + MV_VERSION_LEN + 3)
+
+struct scache_entry {
+    char key[SCACHE_KEY];  /* lower(vault) '/' lower(name) '/' lower(version or "") */
+    int64_t gen;           /* secrets generation read before the row was */
+    int64_t at_ms;
+    struct st_secret row;
+};
+
+struct pg_secret_cache {
+    struct scache_entry e[SCACHE_SLOTS];
+};
 #define NAME_LOCK "SELECT pg_advisory_xact_lock(hashtextextended(lower($1) || '/' || lower($2), 0))"
 
 mv_rc pg_secret_row(const PGresult *r, int row, int with_sealed, struct st_secret *out)
@@ -83,6 +106,7 @@ out:
 
 static mv_rc add_fn(struct pg_store *pg, void *arg)
 {
+    pg->touched_secrets = 1; /* the secrets generation moves at commit (cache above) */
     mv_rc rc = MV_OK;
     const struct st_secret *v = arg;
     struct pg_params pp = {0};
@@ -184,16 +208,86 @@ static mv_rc get_fn(struct pg_store *pg, void *arg)
                    &pp, c->out);
 }
 
+static int scache_key(char *key, const char *vault, const char *name, const char *version)
+{
+    int n = snprintf(key, SCACHE_KEY, "%s/%s/%s", vault, name, version ? version : "");
+    if (n <= 0 || n >= SCACHE_KEY)
+        return 0;
+    for (char *p = key; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return 1;
+}
+
+static struct scache_entry *scache_slot(struct pg_secret_cache *c, const char *key)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = key; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 16777619u;
+    }
+    return &c->e[h & (SCACHE_SLOTS - 1)];
+}
+
+static mv_rc secret_copy(struct st_secret *dst, const struct st_secret *src)
+{
+    mv_rc rc = MV_OK;
+    *dst = *src;
+    dst->content_type = dst->tags_json = NULL;
+    mv_buf_init(&dst->sealed, src->sealed.len + 1);
+    CHECK(mv_buf_add(&dst->sealed, src->sealed.p, src->sealed.len));
+    ENSURE(!src->content_type || (dst->content_type = strdup(src->content_type)), MV_ERR_INTERNAL);
+    ENSURE(!src->tags_json || (dst->tags_json = strdup(src->tags_json)), MV_ERR_INTERNAL);
+out:
+    if (rc != MV_OK)
+        st_secret_clear(dst);
+    return rc;
+}
+
+void pg_secret_cache_free(struct pg_store *pg)
+{
+    if (!pg->scache)
+        return;
+    for (size_t i = 0; i < SCACHE_SLOTS; i++)
+        if (pg->scache->e[i].key[0])
+            st_secret_clear(&pg->scache->e[i].row);
+    free(pg->scache);
+    pg->scache = NULL;
+}
+
 mv_rc pg_secret_get(struct pg_store *pg, const char *vault, const char *name, const char *version,
                     struct st_secret *out)
 {
     struct sec_call c = {.vault = vault, .name = name, .version = version, .out = out};
+    char key[SCACHE_KEY];
     memset(out, 0, sizeof *out);
-    return pg_run(pg, PG_READ, get_fn, &c);
+    /* Inside a transaction (a write's own reads) the row must come from the database. */
+    if (pg->in_tx || !pg->feed || !scache_key(key, vault, name, version))
+        return pg_run(pg, PG_READ, get_fn, &c);
+    if (!pg->scache && !(pg->scache = calloc(1, sizeof *pg->scache)))
+        return pg_run(pg, PG_READ, get_fn, &c);
+    int64_t gen = pg_feed_secrets_generation(pg->feed), now = pg_now_ms();
+    struct scache_entry *e = scache_slot(pg->scache, key);
+    if (e->key[0] && e->gen == gen && now - e->at_ms < SCACHE_TTL_MS && strcmp(e->key, key) == 0)
+        return secret_copy(out, &e->row);
+    mv_rc rc = pg_run(pg, PG_READ, get_fn, &c);
+    if (rc != MV_OK)
+        return rc;
+    if (e->key[0]) {
+        st_secret_clear(&e->row);
+        e->key[0] = '\0';
+    }
+    if (secret_copy(&e->row, out) == MV_OK) {
+        memcpy(e->key, key, sizeof e->key);
+        e->gen = gen;
+        e->at_ms = now;
+    }
+    return MV_OK;
 }
 
 static mv_rc update_fn(struct pg_store *pg, void *arg)
 {
+    pg->touched_secrets = 1; /* the secrets generation moves at commit (cache above) */
     mv_rc rc = MV_OK;
     const struct st_secret *v = ((struct sec_call *)arg)->in;
     struct pg_params pp = {0};
@@ -330,6 +424,7 @@ mv_rc pg_secret_get_deleted(struct pg_store *pg, const char *vault, const char *
 
 static mv_rc delete_fn(struct pg_store *pg, void *arg)
 {
+    pg->touched_secrets = 1; /* the secrets generation moves at commit (cache above) */
     mv_rc rc = MV_OK;
     struct sec_call *c = arg;
     struct pg_params pp = {0};
@@ -381,6 +476,7 @@ mv_rc pg_secret_delete(struct pg_store *pg, const char *vault, const char *name,
 
 static mv_rc named_fn(struct pg_store *pg, void *arg)
 {
+    pg->touched_secrets = 1; /* the secrets generation moves at commit (cache above) */
     mv_rc rc = MV_OK;
     struct sec_call *c = arg;
     struct pg_params pp = {0};
@@ -413,6 +509,7 @@ mv_rc pg_secret_purge(struct pg_store *pg, const char *vault, const char *name)
 static mv_rc purge_expired_fn(struct pg_store *pg, void *arg)
 {
     struct pg_params pp = {0};
+    pg->touched_secrets = 1;
     pp_i64(&pp, ((struct sec_call *)arg)->now);
     return pg_exec(pg, "DELETE FROM secrets WHERE deleted <> 0 AND purge_at <= $1", &pp, NULL,
                    NULL);

@@ -41,6 +41,15 @@ static int wait_retry(struct pg_store *pg, int attempt, int64_t deadline)
     return 1;
 }
 
+void pg_feed_committed(struct pg_store *pg)
+{
+    if (pg->touched && pg->feed)
+        pg_feed_bump(pg->feed);
+    if (pg->touched_secrets && pg->feed)
+        pg_feed_bump_secrets(pg->feed);
+    pg->touched = pg->touched_secrets = 0;
+}
+
 static mv_rc ensure_conn(struct pg_store *pg)
 {
     if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
@@ -62,9 +71,9 @@ static mv_rc commit(struct pg_store *pg)
     }
     if (rc != MV_OK && pg->retry != PG_RETRY_NONE)
         pg->replay = 1; /* the commit may have happened: the next run must converge */
-    if (rc == MV_OK && pg->touched && pg->feed)
-        pg_feed_bump(pg->feed);
-    pg->touched = 0;
+    if (rc == MV_OK || pg->replay)
+        pg_feed_committed(pg); /* an unknown outcome may be a change: caches start over */
+    pg->touched = pg->touched_secrets = 0;
     return rc;
 }
 
@@ -116,7 +125,7 @@ mv_rc pg_run(struct pg_store *pg, enum pg_mode mode, pg_fn fn, void *arg)
     pg->replay = 0;
     for (int attempt = 0;; attempt++) {
         pg->retry = PG_RETRY_NONE;
-        pg->touched = 0;
+        pg->touched = pg->touched_secrets = 0;
         rc = ensure_conn(pg);
         if (rc == MV_OK && mode == PG_WRITE)
             rc = pg_simple(pg, "BEGIN");
@@ -128,8 +137,8 @@ mv_rc pg_run(struct pg_store *pg, enum pg_mode mode, pg_fn fn, void *arg)
             else
                 rollback_quietly(pg);
         } else if (mode == PG_WRITE1) {
-            if (rc == MV_OK && pg->touched && pg->feed)
-                pg_feed_bump(pg->feed);
+            if (rc == MV_OK)
+                pg_feed_committed(pg);
             if (rc != MV_OK && pg->retry != PG_RETRY_NONE)
                 pg->replay = 1; /* the statement may have committed before the loss */
         }
@@ -169,6 +178,7 @@ void pg_close(struct pg_store *pg)
         return;
     if (pg->in_tx)
         rollback_quietly(pg);
+    pg_secret_cache_free(pg);
     pg_feed_detach(pg->feed);
     pg_disconnect(pg);
     free(pg->url);
@@ -196,7 +206,7 @@ mv_rc pg_begin(struct pg_store *pg)
     if (rc == MV_OK) {
         pg->in_tx = 1;
         pg->tx_broken = 0;
-        pg->touched = 0;
+        pg->touched = pg->touched_secrets = 0;
     }
     return rc;
 }
@@ -211,7 +221,7 @@ mv_rc pg_commit(struct pg_store *pg)
     if (pg->tx_broken) {
         rollback_quietly(pg);
         pg->in_tx = 0;
-        pg->touched = 0;
+        pg->touched = pg->touched_secrets = 0;
         if (pg->retry == PG_RETRY_NONE)
             pg->retry = PG_RETRY_CONN;
         mv_fail(MV_ERR_UNAVAILABLE, "store: the transaction on %s was lost; nothing committed",
@@ -235,7 +245,7 @@ void pg_rollback(struct pg_store *pg)
     rollback_quietly(pg);
     pg->in_tx = 0;
     pg->tx_broken = 0;
-    pg->touched = 0;
+    pg->touched = pg->touched_secrets = 0;
 }
 
 int pg_tx_alive(const struct pg_store *pg) { return pg->in_tx && !pg->tx_broken; }

@@ -170,3 +170,54 @@ class SharedSigningKeysTest(unittest.TestCase):
         while self.kids(e1) != both:
             self.assertLess(time.time(), deadline, "server 1 never published the new key")
             time.sleep(0.2)
+
+
+@unittest.skipUnless(PG_URL, "MIVAULT_TEST_PG_URL is not set")
+class SharedSecretCacheTest(unittest.TestCase):
+    """Each server caches the secrets it read (a GET costs no query); a write through another
+    server must still be served at once, within the change feed's delay."""
+
+    def test_a_new_version_written_through_another_server_is_served_by_this_one(self):
+        e1 = Env(self, pg=True)
+        self.addCleanup(e1.close)
+        e1.start_server()
+        e1.vault("dev")
+        v = e1.vm("vm1")
+        e1.grant(v["identity"]["principalId"], "Key Vault Secrets Officer", e1.vault_scope("dev"))
+        _, aport = e1.start_agent("vm1", join=v["joinToken"])
+        tok = e1.token(aport, "https://vault.azure.net")  # an audience every server accepts
+        d2 = e1.dir + "-2"
+        self.addCleanup(shutil.rmtree, d2, True)
+        # one installation, one public URL (the balancer's in a real deployment)
+        r = subprocess.run([BIN, "init", "--state", d2, "--store", e1.store_url, "--master-key",
+                            os.path.join(e1.dir, "master.key"), "--public-url",
+                            "https://127.0.0.1:%d" % e1.server_port], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        port2 = free_port()
+        p = subprocess.Popen([BIN, "server", "--state", d2, "--listen", "127.0.0.1:%d" % port2],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.terminate)
+        wait_port(port2, p)
+
+        def get(port):
+            r = e1.https("GET", "/secrets/shared/?api-version=7.5", host=e1.vault_host("dev"), token=tok, port=port)
+            self.assertEqual(r.status, 200, r.body)
+            return r.json()["value"]
+
+        def put(port, value):
+            r = e1.https("PUT", "/secrets/shared?api-version=7.5", host=e1.vault_host("dev"), token=tok,
+                         body={"value": value}, port=port)
+            self.assertEqual(r.status, 200, r.body)
+
+        put(e1.server_port, "one")
+        for _ in range(5):  # both servers now hold it in their caches
+            self.assertEqual(get(e1.server_port), "one")
+            self.assertEqual(get(port2), "one")
+        for i, (w, rd) in enumerate([(port2, e1.server_port), (e1.server_port, port2)] * 3):
+            value = "v%d" % i
+            put(w, value)
+            t0 = time.time()
+            while get(rd) != value:
+                self.assertLess(time.time() - t0, 1.0, "a cached old version served 1 s after the write")
+                time.sleep(0.01)
