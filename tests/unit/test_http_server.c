@@ -546,7 +546,7 @@ static void test_413_before_body_is_read(void **state)
     close(fd);
 
     /* chunked: one declared chunk over the cap is refused before its data arrives */
-    const char ch1[] = "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    const char ch1[] = "POST /x HTTP/1.1\r\nHost: a\r\nAuthorization: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                        "2FAF080\r\n0123456789";
     fd = raw_connect(f->port);
     t0 = mv_now_ms();
@@ -558,7 +558,7 @@ static void test_413_before_body_is_read(void **state)
 
     /* chunked: small chunks that add up to more than the cap are cut off */
     fd = raw_connect(f->port);
-    const char ch2[] = "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const char ch2[] = "POST /x HTTP/1.1\r\nHost: a\r\nAuthorization: x\r\nTransfer-Encoding: chunked\r\n\r\n";
     raw_send(fd, ch2, sizeof ch2 - 1);
     char chunk[1100];
     memcpy(chunk, "400\r\n", 5);
@@ -590,7 +590,8 @@ static void test_body_at_exactly_max_accepted(void **state)
     json_decref(j);
 
     /* the same through chunks */
-    int m = snprintf(req, 256, "POST /exact HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n",
+    int m = snprintf(req, 256, "POST /exact HTTP/1.1\r\nHost: a\r\nAuthorization: x\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n%x\r\n",
                      MAX_BODY);
     memset(req + m, 'c', MAX_BODY);
     memcpy(req + m + MAX_BODY, "\r\n0\r\n\r\n", 7);
