@@ -369,8 +369,9 @@ static void on_input(struct evbuffer *in, const struct evbuffer_cb_info *info, v
     struct gate_conn *c = arg;
     if (c->in_cb || info->n_added == 0)
         return;
+    if (!attach(c)) /* it is reading, so evhttp has it; never gone here */
+        return;
     c->in_cb = 1;
-    attach(c); /* the connection is reading, so evhttp has it */
     size_t len = evbuffer_get_length(in);
     scan(c, in, info->n_added <= len ? len - info->n_added : 0);
     c->in_cb = 0;

@@ -207,8 +207,7 @@ static int reply_refusal(http_req *req)
         }
     http_set_header(req, "Connection", "close");
     if (r[strlen(r) - 1] == 'o')
-        reply_oauth_error(req, status, status == 413 ? "invalid_request" : "invalid_request",
-                          message);
+        reply_oauth_error(req, status, "invalid_request", message);
     else
         reply_azure_error(req, status, code, message, NULL);
     return 1;

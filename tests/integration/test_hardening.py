@@ -8,7 +8,7 @@ import ssl
 import time
 import unittest
 
-from harness import Env, free_port
+from harness import Env
 
 
 def rss_kb(pid):
@@ -207,6 +207,8 @@ class HardeningTest(unittest.TestCase):
                 pass
         time.sleep(1)
         grown = rss_kb(pid) - before
+        if os.environ.get("MIVAULT_MODE") == "asan":
+            return  # ASan's quarantine keeps up to 256 MB of freed memory: RSS says nothing here
         self.assertLess(grown, 40 * 1024, "server RSS grew by %d KiB" % grown)
 
     # ---- point 5: framing errors are refused before routing, and nothing is smuggled ----
