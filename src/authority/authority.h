@@ -39,6 +39,9 @@ struct authority_loop {
 
 /* Routes /{tenant}/... requests (discovery, keys, token, enroll). Replies 404 JSON otherwise. */
 void authority_handle(struct authority_loop *w, http_req *req);
+/* The largest body an authority request may carry (raw request-target): the token endpoint's
+ * form, enrollment's JSON, nothing else. Applied before the body is read (http_limits_fn). */
+size_t authority_body_cap(const char *target);
 
 /* Start-up: loads the signing keys from the store (unsealing the current private key with the
  * data key), builds srv->jwks_json. Creates the first signing key if none exists. */

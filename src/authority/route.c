@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "authority/internal.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "http/reply.h"
@@ -84,6 +85,18 @@ static const char *method_name(enum http_method m)
     case HTTP_POST: return "POST";
     default: return "";
     }
+}
+
+size_t authority_body_cap(const char *target)
+{
+    size_t n = strcspn(target, "?");
+    static const char *const token[] = {"/oauth2/v2.0/token", "/oauth2/token"};
+    for (size_t i = 0; i < sizeof token / sizeof token[0]; i++) {
+        size_t tn = strlen(token[i]);
+        if (n >= tn && strncmp(target + n - tn, token[i], tn) == 0)
+            return MV_TOKEN_BODY_BYTES;
+    }
+    return MV_ENROLL_BODY_BYTES; /* enroll; no other route reads a body */ /* no other route reads a body: room for a 404 or 405 only */
 }
 
 void authority_handle(struct authority_loop *w, http_req *req)

@@ -8,7 +8,16 @@
 #define MV_MAX_BODY_BYTES (2 * 1024 * 1024)   /* largest body any route accepts: restore blobs */
 #define MV_MAX_URI_BYTES 4096
 #define MV_HTTP_TIMEOUT_SECS 30               /* idle/read timeout per connection */
-#define MV_MAX_CONNECTIONS 4096
+#define MV_MAX_CONNECTIONS 4096               /* per listener (config maxConnections) */
+#define MV_HEADER_TIMEOUT_SECS 10             /* a request head complete within, in total */
+#define MV_BODY_MIN_RATE 1024                 /* bytes/s a body keeps up after that (bodyMinRate) */
+#define MV_UNAUTH_BODY_BYTES (16 * 1024)      /* any body without an Authorization header */
+/* Descriptors kept free of connections, for the store, the audit log and outbound calls:
+ * a quarter of RLIMIT_NOFILE, at least MV_FD_HEADROOM_MIN. The rest is shared by at most
+ * MV_LISTENERS_PER_PROCESS listeners (`mivault up` runs the server and an agent). */
+#define MV_FD_HEADROOM_MIN 64
+#define MV_LISTENERS_PER_PROCESS 2
+#define MV_ACCEPT_PAUSE_MS 250                /* listener paused this long on EMFILE/ENFILE */
 
 /* IMDS (agent): requests carry no body at all, except the Cloud-Shell form POST */
 #define MV_IMDS_MAX_BODY_BYTES 4096

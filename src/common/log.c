@@ -1,7 +1,13 @@
-/* log.c: stderr logging and the thread-local error detail of result.h. */
+/* log.c: stderr logging and the thread-local error detail of result.h.
+ *
+ * Repeated lines are rate-limited: at most MV_LOG_BURST lines of one format per second and
+ * thread; the rest are counted and reported as one line when that format next logs in a later
+ * second. An error that repeats on every event (accept() out of descriptors wrote 37 MB/s before
+ * the listener backed off) then costs a few lines a second, not the disk. */
 #include "common/log.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,27 +15,67 @@
 
 #include "common/result.h"
 
+#define MV_LOG_BURST 10 /* lines per format per second, per thread */
+#define MV_LOG_SLOTS 32
+
 static enum mv_log_level g_level = MV_LOG_INFO; /* set once at start-up, read-only after */
 static _Thread_local char t_detail[256];
 
-void mv_log_set_level(enum mv_log_level lvl) { g_level = lvl; }
+struct log_slot {
+    const char *fmt; /* the format string identifies the kind of line */
+    time_t sec;
+    unsigned lines, dropped;
+};
+static _Thread_local struct log_slot t_slots[MV_LOG_SLOTS];
 
-void mv_log(enum mv_log_level lvl, const char *fmt, ...)
+static void emit(enum mv_log_level lvl, const char *line)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
-    if (lvl < g_level)
-        return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02dZ mivault %s: %s\n", tm.tm_year + 1900,
             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, names[lvl], line);
+}
+
+/* 1 if this line may be written; reports what an earlier second suppressed. */
+static int log_admit(enum mv_log_level lvl, const char *fmt)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    struct log_slot *s = &t_slots[((uintptr_t)fmt >> 3) % MV_LOG_SLOTS];
+    if (s->fmt != fmt || s->sec != now.tv_sec) {
+        if (s->dropped) {
+            char note[96];
+            snprintf(note, sizeof note, "(%u similar lines suppressed)", s->dropped);
+            emit(lvl, note);
+        }
+        s->fmt = fmt;
+        s->sec = now.tv_sec;
+        s->lines = 0;
+        s->dropped = 0;
+    }
+    if (s->lines >= MV_LOG_BURST) {
+        s->dropped++;
+        return 0;
+    }
+    s->lines++;
+    return 1;
+}
+
+void mv_log_set_level(enum mv_log_level lvl) { g_level = lvl; }
+
+void mv_log(enum mv_log_level lvl, const char *fmt, ...)
+{
+    if (lvl < g_level || !log_admit(lvl, fmt))
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    emit(lvl, line);
 }
 
 void mv_fail_at(const char *file, int line, mv_rc rc, const char *fmt, ...)

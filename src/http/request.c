@@ -17,6 +17,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "http/head.h"
 #include "http/internal.h"
 #include "http/reply.h"
 #include "http/server.h"
@@ -178,6 +179,40 @@ static const char *http_date(void)
     return date;
 }
 
+/* A request the gate refused before routing (gate.c): "STATUS SHAPE" in HTTP_REFUSED_HEADER,
+ * answered in the plane's shape with fixed texts; the connection closes with the reply. */
+static int reply_refusal(http_req *req)
+{
+    static const struct {
+        int status;
+        const char *code, *message;
+    } tab[] = {
+        {400, "BadRequest", "The request is malformed."},
+        {411, "LengthRequired", "A Content-Length is required."},
+        {413, "RequestTooLarge", "The request content is too large."},
+        {431, "RequestHeaderFieldsTooLarge", "The request headers are too large."},
+    };
+    const char *r = http_header(req, HTTP_REFUSED_HEADER);
+    if (!r)
+        return 0;
+    int status = 500;
+    if (strlen(r) == 5 && r[0] >= '1' && r[0] <= '5' && r[1] >= '0' && r[1] <= '9' &&
+        r[2] >= '0' && r[2] <= '9')
+        status = (r[0] - '0') * 100 + (r[1] - '0') * 10 + (r[2] - '0');
+    const char *code = "InternalServerError", *message = "Internal server error.";
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (tab[i].status == status) {
+            code = tab[i].code;
+            message = tab[i].message;
+        }
+    http_set_header(req, "Connection", "close");
+    if (r[strlen(r) - 1] == 'o')
+        reply_oauth_error(req, status, "invalid_request", message);
+    else
+        reply_azure_error(req, status, code, message, NULL);
+    return 1;
+}
+
 static int connection_is_tls(struct evhttp_request *ev)
 {
     struct evhttp_connection *c = evhttp_request_get_connection(ev);
@@ -197,6 +232,12 @@ void http_dispatch(struct evhttp_request *ev, void *arg)
         evhttp_send_error(ev, 500, NULL);
         return;
     }
+    int close_after = 0;
+    http_gate_dispatched(ctx->gate, ev, &close_after);
+    if (close_after)
+        http_set_header(&req, "Connection", "close");
+    if (reply_refusal(&req))
+        goto out;
     if (ctx->tls && !connection_is_tls(ev)) {
         http_set_header(&req, "Connection", "close");
         reply_rc_azure(&req, MV_ERR_INTERNAL);
@@ -302,6 +343,7 @@ static const char *reason(int status)
         {413, "Payload Too Large"},
         {415, "Unsupported Media Type"},
         {422, "Unprocessable Content"},
+        {431, "Request Header Fields Too Large"},
         {429, "Too Many Requests"},
         {500, "Internal Server Error"},
         {501, "Not Implemented"},

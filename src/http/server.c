@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -46,6 +48,7 @@ struct http_loop {
     int fd; /* listening socket until evhttp owns it (then -1) */
     struct event_base *base;
     struct evhttp *http;
+    struct http_gate *gate;
     struct http_dispatch_ctx ctx;
     pthread_t thread;
     int running; /* thread created and not yet joined */
@@ -55,6 +58,7 @@ struct http_server {
     struct http_server_cfg cfg;
     int port;
     int n;
+    int cap; /* connections per loop */
     struct http_loop *loops;
     int stop_fd; /* eventfd: http_server_stop writes, http_server_wait polls */
     pthread_mutex_t mu;
@@ -66,7 +70,49 @@ struct http_server {
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 static int evthread_rc = -1; /* written once under evthread_once */
 
-static void evthread_setup(void) { evthread_rc = evthread_use_pthreads(); }
+/* libevent's own warnings go through our (rate-limited) log instead of straight to stderr. */
+static void event_log(int severity, const char *msg)
+{
+    mv_log(severity >= EVENT_LOG_ERR ? MV_LOG_ERROR : severity == EVENT_LOG_WARN ? MV_LOG_WARN
+                                                                                : MV_LOG_DEBUG,
+           "libevent: %s", msg);
+}
+
+static void evthread_setup(void)
+{
+    evthread_rc = evthread_use_pthreads();
+    event_set_log_callback(event_log);
+}
+
+/* Connections per listener: the configured cap, within what the descriptor limit allows once a
+ * headroom is kept for the store, the audit log and outbound calls (a quarter, at least
+ * MV_FD_HEADROOM_MIN), shared by the listeners of one process. The soft limit is first raised
+ * to the hard one, as nginx's worker_rlimit_nofile does. */
+static int connection_cap(const struct http_server_cfg *cfg)
+{
+    long want = cfg->max_connections > 0 ? cfg->max_connections : MV_MAX_CONNECTIONS;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return (int)want;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit up = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl = up;
+    }
+    long nofile = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)(1L << 24)
+                      ? 1L << 24
+                      : (long)rl.rlim_cur;
+    long headroom = nofile / 4 > MV_FD_HEADROOM_MIN ? nofile / 4 : MV_FD_HEADROOM_MIN;
+    long budget = (nofile - headroom) / MV_LISTENERS_PER_PROCESS;
+    if (budget < 1)
+        budget = 1;
+    if (want > budget) {
+        LOG_WARN("connection cap lowered from %ld to %ld: %ld descriptors (RLIMIT_NOFILE)", want,
+                 budget, nofile);
+        want = budget;
+    }
+    return (int)want;
+}
 
 static mv_rc block_signals(void)
 {
@@ -215,13 +261,27 @@ static mv_rc loop_setup(struct http_server *s, struct http_loop *l)
     evhttp_set_default_content_type(l->http, NULL);
     l->ctx.handler = cfg->handler;
     l->ctx.tls = cfg->ssl != NULL;
+    struct http_gate_cfg gc = {
+        .ssl = cfg->ssl,
+        .cap = s->cap,
+        .max_headers = cfg->max_headers ? cfg->max_headers : MV_MAX_HEADER_BYTES,
+        .max_body = cfg->max_body ? cfg->max_body : MV_MAX_BODY_BYTES,
+        .header_timeout_secs =
+            cfg->header_timeout_secs > 0 ? cfg->header_timeout_secs : MV_HEADER_TIMEOUT_SECS,
+        .body_min_rate = cfg->body_min_rate > 0 ? cfg->body_min_rate : MV_BODY_MIN_RATE,
+        .limits = cfg->limits,
+        .shape = cfg->shape,
+        .ctx = &l->ctx,
+    };
+    CHECK(http_gate_new(l->base, &gc, &l->gate));
+    l->ctx.gate = l->gate;
     evhttp_set_gencb(l->http, http_dispatch, &l->ctx);
-    if (cfg->ssl)
-        evhttp_set_bevcb(l->http, http_tls_bevcb, cfg->ssl);
+    evhttp_set_bevcb(l->http, http_gate_bevcb, l->gate);
     /* From here evhttp owns the socket (its listener closes it on evhttp_free). */
-    ENSURE_MSG(evhttp_accept_socket_with_handle(l->http, l->fd) != NULL, MV_ERR_INTERNAL,
-               "evhttp_accept_socket_with_handle failed");
+    struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(l->http, l->fd);
+    ENSURE_MSG(bound != NULL, MV_ERR_INTERNAL, "evhttp_accept_socket_with_handle failed");
     l->fd = -1;
+    http_gate_listen(l->gate, evhttp_bound_socket_get_listener(bound));
 out:
     return rc;
 }
@@ -247,6 +307,7 @@ static void *loop_main(void *arg)
         pthread_cond_wait(&s->cv, &s->mu);
     int go = s->go;
     pthread_mutex_unlock(&s->mu);
+    http_gate_enter_thread(l->gate);
 
     if (ok && go > 0 && event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY) < 0)
         LOG_ERROR("http loop %d ended with an error", l->idx);
@@ -304,6 +365,8 @@ mv_rc http_server_start(const struct http_server_cfg *cfg, struct http_server **
     pthread_cond_init(&s->cv, NULL);
     long n = cfg->threads > 0 ? cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
     s->n = (int)(n < 1 ? 1 : n > HTTP_MAX_LOOPS ? HTTP_MAX_LOOPS : n);
+    int total = connection_cap(cfg);
+    s->cap = (total + s->n - 1) / s->n;
     s->loops = calloc((size_t)s->n, sizeof *s->loops);
     ENSURE(s->loops != NULL, MV_ERR_INTERNAL);
     for (int i = 0; i < s->n; i++) {
@@ -341,8 +404,8 @@ mv_rc http_server_start(const struct http_server_cfg *cfg, struct http_server **
     pthread_mutex_unlock(&s->mu);
     ENSURE_MSG(failed == 0, MV_ERR_INTERNAL, "worker_init failed on %d loop(s)", failed);
     set_go(s, 1);
-    LOG_INFO("listening on %s port %d (%s, %d loops)", cfg->addr, s->port,
-             cfg->ssl ? "https" : "http", s->n);
+    LOG_INFO("listening on %s port %d (%s, %d loops, %d connections)", cfg->addr, s->port,
+             cfg->ssl ? "https" : "http", s->n, total);
     *out = s;
     s = NULL;
 out:
@@ -415,6 +478,7 @@ void http_server_free(struct http_server *s)
             struct http_loop *l = &s->loops[i];
             if (l->http)
                 evhttp_free(l->http); /* closes its listener and open connections */
+            http_gate_free(l->gate);
             if (l->base)
                 event_base_free(l->base);
             if (l->fd >= 0)

@@ -41,6 +41,26 @@ typedef struct http_req {
 
 typedef void (*http_handler)(http_req *req);
 
+/* What a refusal made before routing looks like: the plane's error shape. */
+enum http_shape { HTTP_SHAPE_AZURE, HTTP_SHAPE_OAUTH };
+
+/* A request head as the gate sees it before the body is read (gate.c): enough to pick the
+ * route's body cap. target is the raw request-target (not decoded, at most 512 bytes kept). */
+struct http_head {
+    enum http_method method;
+    const char *target;
+    const char *host;  /* lower-cased, without the port */
+    int authorization; /* an Authorization header is present */
+};
+
+struct http_limits {
+    size_t max_body;       /* the route's cap; a Content-Length over it is refused (413) unread */
+    enum http_shape shape; /* the plane's error shape for that refusal */
+};
+
+/* Route caps, called on the loop thread with that loop's worker before any body byte is read. */
+typedef void (*http_limits_fn)(void *worker, const struct http_head *head, struct http_limits *out);
+
 struct http_server_cfg {
     const char *addr;          /* "127.0.0.1", "::1", "169.254.169.254" */
     int port;
@@ -48,7 +68,13 @@ struct http_server_cfg {
     int threads;               /* event loops; 0 = number of CPUs */
     size_t max_body;           /* bytes; over it: 413 without reading the body */
     size_t max_headers;        /* bytes of all headers */
-    int timeout_secs;
+    int timeout_secs;          /* idle connection timeout (evhttp's, restarted by each byte) */
+    /* Connection hardening (gate.c, docs/security.md "Connection limits"); 0 = the default. */
+    int max_connections;       /* per listener (all its loops), MV_MAX_CONNECTIONS */
+    int header_timeout_secs;   /* a request head must be complete within this, in total */
+    int body_min_rate;         /* bytes/s a body must keep up after header_timeout_secs */
+    http_limits_fn limits;     /* route caps; NULL = max_body for every request */
+    enum http_shape shape;     /* error shape of refusals made before routing */
     http_handler handler;
     /* Called on each loop thread before it serves; returns the worker (NULL = fail). */
     void *(*worker_init)(int idx, struct event_base *base, void *arg);

@@ -53,6 +53,21 @@ static void route(http_req *req)
         authority_handle(&w->authority, req);
 }
 
+/* The body cap of a request before its body is read: route()'s choice of plane, on the raw
+ * head (http_limits_fn). */
+static void route_limits(void *worker, const struct http_head *h, struct http_limits *out)
+{
+    struct mv_worker *w = worker;
+    char vault[MV_VAULT_NAME_MAX + 1];
+    if (vault_host_match(&w->srv->vault, h->host, vault, sizeof vault)) {
+        *out = (struct http_limits){vault_body_cap(h->method, h->target), HTTP_SHAPE_AZURE};
+    } else if (arm_owns_path(h->target)) {
+        *out = (struct http_limits){MV_MAX_BODY_BYTES, HTTP_SHAPE_AZURE};
+    } else {
+        *out = (struct http_limits){authority_body_cap(h->target), HTTP_SHAPE_OAUTH};
+    }
+}
+
 /* Soft-deleted secrets past their scheduled purge date are removed by loop 0 only. */
 static void purge_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -244,6 +259,11 @@ mv_rc server_start(const char *state_dir, const char *listen, struct server_hand
         .max_body = MV_MAX_BODY_BYTES,
         .max_headers = MV_MAX_HEADER_BYTES,
         .timeout_secs = MV_HTTP_TIMEOUT_SECS,
+        .max_connections = srv->cfg.max_connections,
+        .header_timeout_secs = srv->cfg.header_timeout_secs,
+        .body_min_rate = srv->cfg.body_min_rate,
+        .limits = route_limits,
+        .shape = HTTP_SHAPE_AZURE,
         .handler = route,
         .worker_init = worker_init,
         .worker_free = worker_free,

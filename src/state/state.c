@@ -101,6 +101,9 @@ void state_config_defaults(struct mv_config *c)
     c->imds_rate_limit = MV_IMDS_RATE_PER_SEC;
     c->audit_max_bytes = MV_AUDIT_MAX_BYTES;
     c->audit_keep = MV_AUDIT_KEEP;
+    c->max_connections = MV_MAX_CONNECTIONS;
+    c->header_timeout_secs = MV_HEADER_TIMEOUT_SECS;
+    c->body_min_rate = MV_BODY_MIN_RATE;
 }
 
 mv_rc state_config_public_url(struct mv_config *c, const char *url)
@@ -174,6 +177,9 @@ mv_rc state_config_load(const struct mv_paths *p, struct mv_config *c)
     CHECK(get_int(o, "imdsRateLimit", &c->imds_rate_limit, 0, 1000000000));
     CHECK(get_int(o, "auditMaxBytes", &c->audit_max_bytes, 0, 2000000000));
     CHECK(get_int(o, "auditKeep", &c->audit_keep, 1, 100000));
+    CHECK(get_int(o, "maxConnections", &c->max_connections, 1, 1000000));
+    CHECK(get_int(o, "headerTimeoutSecs", &c->header_timeout_secs, 1, 3600));
+    CHECK(get_int(o, "bodyMinRate", &c->body_min_rate, 1, 1000000000));
     rc = state_config_public_url(c, url[0] ? url : NULL);
     ENSURE_MSG(rc == MV_OK, rc, "config: publicUrl: %s", mv_last_detail());
 out:

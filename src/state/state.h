@@ -61,6 +61,9 @@ struct mv_config {
     int imds_rate_limit;          /* agent token requests per second before 429; 0 = off */
     int audit_max_bytes;          /* rotate audit.log at this size; 0 = never (auditMaxBytes) */
     int audit_keep;               /* rotated audit files kept (auditKeep) */
+    int max_connections;          /* per listener (maxConnections), docs/security.md */
+    int header_timeout_secs;      /* a request head complete within (headerTimeoutSecs) */
+    int body_min_rate;            /* body bytes/s after that (bodyMinRate) */
 };
 
 /* Tenant-level facts created at init, stored in the store's meta table. */

@@ -48,6 +48,16 @@ static const struct vault_route ROUTES[] = {
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
+size_t vault_body_cap(enum http_method m, const char *target)
+{
+    size_t n = strcspn(target, "?");
+    static const char restore[] = "/secrets/restore";
+    size_t rn = sizeof restore - 1;
+    if (m == HTTP_POST && n >= rn && strncasecmp(target + n - rn, restore, rn) == 0)
+        return RESTORE_BODY;
+    return MV_VAULT_BODY_BYTES;
+}
+
 static const char *method_name(enum http_method m)
 {
     switch (m) {

@@ -48,6 +48,9 @@ struct vault_loop {
 /* If host is NAME.{suffix}, copies NAME into name (lower-case) and returns 1. */
 int vault_host_match(const struct vault_plane *srv, const char *host, char *name, size_t len);
 void vault_handle(struct vault_loop *w, http_req *req, const char *vault_name);
+/* The largest body a vault request may carry (raw request-target): restore's blob, else a
+ * set-secret body. Applied before the body is read (http_limits_fn). */
+size_t vault_body_cap(enum http_method m, const char *target);
 /* Per-loop state (token cache, vault rows, RBAC), in w->vault_state. */
 MV_MUST_CHECK mv_rc vault_worker_init(struct vault_loop *w);
 void vault_worker_free(struct vault_loop *w);

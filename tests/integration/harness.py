@@ -154,23 +154,28 @@ class Env:
         self.server = None
 
     # ---- processes ----
-    def spawn(self, name, *args, port=None):
+    def spawn(self, name, *args, port=None, nofile=None):
+        """nofile: the child's RLIMIT_NOFILE (soft and hard), to make descriptor exhaustion cheap."""
         log = open(os.path.join(self.dir, "%s.%d.log" % (name, len(self.logs))), "w+")
         self.logs.append(log)
+        pre = None
+        if nofile:
+            import resource
+            pre = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         p = subprocess.Popen([BIN] + list(args) + ["--state", self.dir], stdout=log, stderr=log,
-                             stdin=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL, preexec_fn=pre)
         self.procs.append(p)
         if port:
             wait_port(port, p)
         return p
 
-    def start_server(self, listen_port=None):
+    def start_server(self, listen_port=None, nofile=None):
         """`mivault server`; with listen_port, on 127.0.0.1:listen_port (--listen) instead."""
         if listen_port:
             self.server = self.spawn("server", "server", "--listen", "127.0.0.1:%d" % listen_port,
-                                     port=listen_port)
+                                     port=listen_port, nofile=nofile)
         else:
-            self.server = self.spawn("server", "server", port=self.server_port)
+            self.server = self.spawn("server", "server", port=self.server_port, nofile=nofile)
         return self.server
 
     def stop(self, p, sig=signal.SIGTERM):
@@ -183,12 +188,12 @@ class Env:
                 p.wait()
                 self.tc.fail("process did not stop on SIGTERM")
 
-    def start_agent(self, vm, join=None, port=None):
+    def start_agent(self, vm, join=None, port=None, nofile=None):
         port = port or free_port()
         args = ["agent", "--vm", vm, "--listen", "127.0.0.1:%d" % port]
         if join:
             args += ["--join", join]
-        p = self.spawn("agent-" + vm, *args, port=port)
+        p = self.spawn("agent-" + vm, *args, port=port, nofile=nofile)
         return p, port
 
     def close(self):

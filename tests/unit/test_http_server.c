@@ -256,6 +256,14 @@ static int raw_read(int fd, struct raw_resp *r)
     return 1;
 }
 
+/* The same without waiting: 1 only if the close has already arrived. */
+static int raw_peer_closed_nowait(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
 /* Whether the peer has closed: a further read gets EOF (or a reset). */
 static int raw_peer_closed(int fd)
 {
@@ -546,7 +554,7 @@ static void test_413_before_body_is_read(void **state)
     close(fd);
 
     /* chunked: one declared chunk over the cap is refused before its data arrives */
-    const char ch1[] = "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    const char ch1[] = "POST /x HTTP/1.1\r\nHost: a\r\nAuthorization: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                        "2FAF080\r\n0123456789";
     fd = raw_connect(f->port);
     t0 = mv_now_ms();
@@ -558,7 +566,7 @@ static void test_413_before_body_is_read(void **state)
 
     /* chunked: small chunks that add up to more than the cap are cut off */
     fd = raw_connect(f->port);
-    const char ch2[] = "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const char ch2[] = "POST /x HTTP/1.1\r\nHost: a\r\nAuthorization: x\r\nTransfer-Encoding: chunked\r\n\r\n";
     raw_send(fd, ch2, sizeof ch2 - 1);
     char chunk[1100];
     memcpy(chunk, "400\r\n", 5);
@@ -590,7 +598,8 @@ static void test_body_at_exactly_max_accepted(void **state)
     json_decref(j);
 
     /* the same through chunks */
-    int m = snprintf(req, 256, "POST /exact HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n",
+    int m = snprintf(req, 256, "POST /exact HTTP/1.1\r\nHost: a\r\nAuthorization: x\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n%x\r\n",
                      MAX_BODY);
     memset(req + m, 'c', MAX_BODY);
     memcpy(req + m + MAX_BODY, "\r\n0\r\n\r\n", 7);
@@ -673,6 +682,83 @@ static void test_get_body_not_parsed_as_request(void **state)
     const char del[] = "DELETE /d HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n";
     assert_int_equal(raw_exchange(f->port, del, sizeof del - 1, r), 200);
     free(r);
+}
+
+/* Issue 8 point 5: what evhttp's lenient parser accepted is refused with 400 and a close, before
+ * routing; a request smuggled behind such a head never runs. */
+static void test_framing_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct raw_resp *r = malloc(sizeof *r);
+#define SMUGGLED "GET /twice HTTP/1.1\r\nHost: a\r\n\r\n"
+    static const struct {
+        const char *req;
+        size_t len;
+    } bad[] = {
+#define C(s) {s, sizeof s - 1}
+        C("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 34\r\n\r\n" SMUGGLED),
+        C("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\nContent-Length: 0\r\n\r\n" SMUGGLED),
+        C("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: +0\r\n\r\n" SMUGGLED),
+        C("POST /echo HTTP/1.1\r\nHost: a\r\nX-Test: a\0b\r\nContent-Length: 0\r\n\r\n" SMUGGLED),
+        C("GET /echo HTTP/1.1\r\n\r\n" SMUGGLED),                             /* 1.1 without Host */
+        C("GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" SMUGGLED),
+        C("GET /echo HTTP/1.1\r\nHost: a\r\n X-Fold: b\r\n\r\n" SMUGGLED),   /* obs-fold */
+        C("GET /echo HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n" SMUGGLED),    /* bare CR */
+        C("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        C("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+        C("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\nx"),
+        C("GET /echo HTTP/1.1\r\nHost: a\r\nX-Mivault-Refused: 200 a\r\n\r\n"),
+        C("GET  /echo HTTP/1.1\r\nHost: a\r\n\r\n"),
+        C("GET /echo HTTP/1.2\r\nHost: a\r\n\r\n"),
+#undef C
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int fd = raw_connect(f->port);
+        raw_send(fd, bad[i].req, bad[i].len);
+        assert_true(raw_read(fd, r));
+        if (r->status != 400)
+            fail_msg("case %zu: status %d", i, r->status);
+        assert_null(strstr(r->buf, "first")); /* /twice never ran */
+        assert_true(raw_peer_closed(fd));
+        close(fd);
+    }
+    /* HTTP/1.0 needs no Host; pipelined requests are each checked and all answered */
+    const char h10[] = "GET /echo HTTP/1.0\r\n\r\n";
+    assert_int_equal(raw_exchange(f->port, h10, sizeof h10 - 1, r), 200);
+    const char pipe[] = "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n"
+                        "PUT /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+                        "GET /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx";
+    int fd = raw_connect(f->port);
+    raw_send(fd, pipe, sizeof pipe - 1);
+    char all[8192];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof all - 1 && (n = recv(fd, all + got, sizeof all - 1 - got, 0)) > 0)
+        got += (size_t)n;
+    all[got] = '\0';
+    close(fd);
+    /* two answered, then the GET with a body refused and the connection closed (n == 0) */
+    const char *a = strstr(all, "HTTP/1.1 200 OK");
+    assert_non_null(a);
+    const char *b = strstr(a + 1, "HTTP/1.1 200 OK");
+    assert_non_null(b);
+    assert_non_null(strstr(b, "\"body_len\":3"));
+    assert_non_null(strstr(b + 1, "HTTP/1.1 400 Bad Request"));
+    json_t *j;
+    /* a refusal before the body is read has the Azure shape and a request id */
+    const char big[] = "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4097\r\n\r\n";
+    assert_int_equal(raw_exchange(f->port, big, sizeof big - 1, r), 413);
+    char id[64];
+    assert_non_null(raw_header(r, "x-ms-request-id", id, sizeof id));
+    j = body_json(r->body, r->body_len);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+                        "RequestTooLarge");
+    json_decref(j);
+    /* a chunked body needs an Authorization header (411 otherwise) */
+    const char ch[] = "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n";
+    assert_int_equal(raw_exchange(f->port, ch, sizeof ch - 1, r), 411);
+    free(r);
+#undef SMUGGLED
 }
 
 static void test_client_limits_and_headers(void **state)
@@ -820,6 +906,58 @@ static void test_halt_without_wait(void **state)
     free(r);
 }
 
+/* Issue 8 point 2: a head that trickles in is closed at its total deadline, whatever its pace. */
+static void test_head_deadline(void **state)
+{
+    (void)state;
+    int fail = -1;
+    struct http_server_cfg cfg = plain_cfg(&fail);
+    cfg.header_timeout_secs = 1;
+    struct http_server *s = NULL;
+    assert_int_equal(http_server_start(&cfg, &s), MV_OK);
+    int fd = raw_connect(http_server_port(s));
+    raw_send(fd, "GET /echo HTTP/1.1\r\n", 21);
+    int64_t t0 = mv_now_ms();
+    int closed = 0;
+    for (int i = 0; i < 20 && !closed; i++) {
+        usleep(200 * 1000);
+        closed = send(fd, "X", 1, MSG_NOSIGNAL) <= 0 || raw_peer_closed_nowait(fd);
+    }
+    assert_true(closed);
+    assert_true(mv_now_ms() - t0 < 2500);
+    close(fd);
+    http_server_stop(s);
+    http_server_wait(s);
+    http_server_free(s);
+}
+
+/* Issue 8 point 1: at the cap, a new connection displaces the oldest idle one. */
+static void test_connection_cap_displaces_idle(void **state)
+{
+    (void)state;
+    int fail = -1;
+    struct http_server_cfg cfg = plain_cfg(&fail);
+    cfg.threads = 1;
+    cfg.max_connections = 4;
+    struct http_server *s = NULL;
+    assert_int_equal(http_server_start(&cfg, &s), MV_OK);
+    int idle[12];
+    for (int i = 0; i < 12; i++)
+        idle[i] = raw_connect(http_server_port(s));
+    struct raw_resp *r = malloc(sizeof *r);
+    const char get[] = "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n";
+    int64_t t0 = mv_now_ms();
+    assert_int_equal(raw_exchange(http_server_port(s), get, sizeof get - 1, r), 200);
+    assert_true(mv_now_ms() - t0 < 2000);
+    assert_true(raw_peer_closed(idle[0])); /* the oldest went first */
+    for (int i = 0; i < 12; i++)
+        close(idle[i]);
+    free(r);
+    http_server_stop(s);
+    http_server_wait(s);
+    http_server_free(s);
+}
+
 static void test_sigterm_ends_wait(void **state)
 {
     (void)state;
@@ -939,11 +1077,14 @@ int main(void)
         cmocka_unit_test(test_bad_targets_refused),
         cmocka_unit_test(test_get_body_not_parsed_as_request),
         cmocka_unit_test(test_client_limits_and_headers),
+        cmocka_unit_test(test_framing_refused),
     };
     const struct CMUnitTest lifecycle[] = {
         cmocka_unit_test(test_bind_errors_surface),
         cmocka_unit_test(test_worker_init_failure),
         cmocka_unit_test(test_halt_without_wait),
+        cmocka_unit_test(test_head_deadline),
+        cmocka_unit_test(test_connection_cap_displaces_idle),
         cmocka_unit_test(test_sigterm_ends_wait),
         cmocka_unit_test(test_tls),
     };
