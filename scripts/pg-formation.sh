@@ -18,7 +18,11 @@
 set -euo pipefail
 cmd=${1:?usage: pg-formation.sh start|uri|state|primary|wait|kill-primary|restart-node|stop DIR}
 R=${2:?DIR}
+case "$R" in /*) ;; *) R=$PWD/$R ;; esac
 BIN=/usr/lib/postgresql/15/bin
+# The postgres user may not enter the caller's directory (a checkout in a 0700 temp dir, as CI
+# has): everything below uses absolute paths, so work from /.
+cd /
 
 as_pg() {
   runuser -u postgres -- env -i PATH="$BIN:/usr/bin:/bin" HOME="$R" PG_CONFIG="$BIN/pg_config" \

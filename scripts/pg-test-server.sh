@@ -8,6 +8,8 @@
 # The URL names the maintenance database `postgres`; tests create their own databases from it.
 set -euo pipefail
 cmd=${1:-}; dir=${2:-}
+case "$dir" in /*|'') ;; *) dir=$PWD/$dir ;; esac
+cd / # the postgres user may not enter the caller's directory (a 0700 temp checkout, as in CI)
 [ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|url DIR" >&2; exit 2; }
 bin=/usr/lib/postgresql/15/bin
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
