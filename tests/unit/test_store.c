@@ -214,14 +214,14 @@ static void check_sqlite_file(struct fx *f)
     sqlite3_close(db);
 }
 
-/* PostgreSQL: schema_version 1 in meta, the tables there. */
+/* PostgreSQL: schema_version 2 in meta (v2: the secrets feed trigger), the tables there. */
 static void check_pg_schema(struct fx *f)
 {
     PGconn *c = PQconnectdb(f->path);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
     assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "1");
+    assert_string_equal(PQgetvalue(r, 0, 0), "2");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
     assert_string_equal(PQgetvalue(r, 0, 0), "12");
