@@ -14,6 +14,19 @@ import unittest
 from harness import BIN, Env, free_port, pg_sql, wait_port
 
 
+def store_sql(env, stmt):
+    """One statement on env's store (SQLite file or PostgreSQL database); the first value."""
+    if env.store_url:
+        return pg_sql(env.store_url, stmt)
+    db = sqlite3.connect(os.path.join(env.dir, "mivault.db"))
+    try:
+        row = db.execute(stmt).fetchone()
+        db.commit()
+        return str(row[0]) if row else ""
+    finally:
+        db.close()
+
+
 def cut_last_line(path):
     with open(path) as f:
         lines = f.readlines()
@@ -73,19 +86,14 @@ class CheckpointTest(unittest.TestCase):
 
     def test_deleted_or_edited_checkpoint_fails(self):
         self.records_then_stop()
-        db = sqlite3.connect(os.path.join(self.e.dir, "mivault.db"))
-        n = db.execute("SELECT count(*) FROM audit_checkpoints").fetchone()[0]
-        self.assertGreaterEqual(n, 2)
-        db.execute("UPDATE audit_checkpoints SET at = at + 1 WHERE seq = 1")
-        db.commit()
+        e = self.e
+        self.assertGreaterEqual(int(store_sql(e, "SELECT count(*) FROM audit_checkpoints")), 2)
+        store_sql(e, "UPDATE audit_checkpoints SET at = at + 1 WHERE seq = 1")
         self.assertIn("checkpoint chain broken at checkpoint 1", self.verify_fails())
-        db.execute("UPDATE audit_checkpoints SET at = at - 1 WHERE seq = 1")
-        db.commit()
-        self.assertTrue(self.e.cli("audit", "verify")["intact"])
-        db.execute("DELETE FROM audit_checkpoints WHERE seq = 1")
-        db.commit()
+        store_sql(e, "UPDATE audit_checkpoints SET at = at - 1 WHERE seq = 1")
+        self.assertTrue(e.cli("audit", "verify")["intact"])
+        store_sql(e, "DELETE FROM audit_checkpoints WHERE seq = 1")
         self.assertIn("checkpoint 1 is missing", self.verify_fails())
-        db.close()
 
     def test_edited_record_against_checkpoint_and_chain(self):
         self.records_then_stop(rounds=1)
