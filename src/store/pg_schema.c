@@ -172,7 +172,22 @@ static const char *const v2[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2};
+/* v3: audit checkpoints (docs/audit.md); seq is assigned by pg_audit.c under an advisory lock,
+ * gapless, so it is no bigserial. */
+static const char *const v3[] = {
+    "CREATE TABLE audit_checkpoints ("
+    " seq bigint PRIMARY KEY,"
+    " writer text COLLATE \"C\" NOT NULL,"
+    " records bigint NOT NULL,"
+    " head_hash text COLLATE \"C\" NOT NULL,"
+    " at bigint NOT NULL,"
+    " prev_hash text COLLATE \"C\" NOT NULL,"
+    " hash text COLLATE \"C\" NOT NULL)",
+    "CREATE INDEX audit_checkpoints_writer ON audit_checkpoints (writer, seq)",
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 /* meta itself is the one table every version has: created first, outside the list. */

@@ -137,7 +137,22 @@ static const char *const v1[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1};
+/* Migration v2: audit checkpoints (docs/audit.md). seq is the chain's own gapless order (not a
+ * rowid: a removed row must leave a visible gap). */
+static const char *const v2[] = {
+    "CREATE TABLE audit_checkpoints ("
+    " seq INTEGER PRIMARY KEY,"
+    " writer TEXT NOT NULL,"
+    " records INTEGER NOT NULL,"
+    " head_hash TEXT NOT NULL,"
+    " at INTEGER NOT NULL,"
+    " prev_hash TEXT NOT NULL,"
+    " hash TEXT NOT NULL);"
+    "CREATE INDEX audit_checkpoints_writer ON audit_checkpoints (writer, seq);",
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 static mv_rc user_version(struct store *st, int64_t *out)

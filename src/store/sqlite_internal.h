@@ -83,6 +83,10 @@ enum st_q {
     ST_Q_SECRET_RECOVER,
     ST_Q_SECRET_PURGE,
     ST_Q_SECRET_PURGE_EXPIRED,
+    ST_Q_CHECKPOINT_LAST,
+    ST_Q_CHECKPOINT_LAST_OF,
+    ST_Q_CHECKPOINT_ADD,
+    ST_Q_CHECKPOINT_LIST,
     ST_Q_COUNT
 };
 
@@ -147,6 +151,8 @@ MV_MUST_CHECK mv_rc sq_secret_list_deleted(struct store *st, const char *vault, 
 MV_MUST_CHECK mv_rc sq_secret_recover(struct store *st, const char *vault, const char *name);
 MV_MUST_CHECK mv_rc sq_secret_purge(struct store *st, const char *vault, const char *name);
 MV_MUST_CHECK mv_rc sq_secret_purge_expired(struct store *st, int64_t now);
+MV_MUST_CHECK mv_rc sq_checkpoint_add(struct store *st, const char *writer, int64_t records, const char *head_hash, int64_t at, struct st_checkpoint *out);
+MV_MUST_CHECK mv_rc sq_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_savepoint(struct store *st);
 MV_MUST_CHECK mv_rc sq_savepoint_release(struct store *st);
 void sq_savepoint_rollback(struct store *st);

@@ -323,3 +323,13 @@ mv_rc store_secret_purge_expired(struct store *st, int64_t now)
 {
     return st->pg ? pg_secret_purge_expired(st->pg, now) : sq_secret_purge_expired(st, now);
 }
+
+mv_rc store_checkpoint_add(struct store *st, const char *writer, int64_t records, const char *head_hash, int64_t at, struct st_checkpoint *out)
+{
+    return st->pg ? pg_checkpoint_add(st->pg, writer, records, head_hash, at, out) : sq_checkpoint_add(st, writer, records, head_hash, at, out);
+}
+
+mv_rc store_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n)
+{
+    return st->pg ? pg_checkpoint_list(st->pg, out, n) : sq_checkpoint_list(st, out, n);
+}

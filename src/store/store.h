@@ -227,4 +227,32 @@ MV_MUST_CHECK mv_rc store_secret_purge(struct store *st, const char *vault, cons
 /* Removes soft-deleted secrets whose purge date has passed. */
 MV_MUST_CHECK mv_rc store_secret_purge_expired(struct store *st, int64_t now);
 
+/* ---- audit checkpoints (docs/audit.md) ----
+ * Each server keeps its own hash-chained audit log; now and then it pins its chain head here.
+ * The checkpoints of all servers form one hash chain of their own, in seq order (1, 2, ...
+ * without gaps), appended under a lock (PostgreSQL: pg_advisory_xact_lock; SQLite: the write
+ * transaction), so a removed, edited or reordered checkpoint breaks it. */
+#define ST_HASH_HEX 65 /* 64 hex digits of a SHA-256 and the NUL */
+struct st_checkpoint {
+    int64_t seq;                /* position in the global checkpoint chain, from 1 */
+    char writer[ST_ID];         /* the server (STATE/server.id) whose chain head this pins */
+    int64_t records;            /* records in that server's chain since its start */
+    char head_hash[ST_HASH_HEX];/* hash of its record number `records` */
+    int64_t at;                 /* Unix seconds */
+    char prev_hash[ST_HASH_HEX];/* hash of checkpoint seq - 1; 64 zeros for the first */
+    char hash[ST_HASH_HEX];     /* store_checkpoint_hash of the fields above */
+};
+/* The hash a checkpoint carries: hex SHA-256 of its fields joined in a fixed text form
+ * ("mivault-audit-checkpoint-1|seq|writer|records|head_hash|at|prev_hash"). */
+MV_MUST_CHECK mv_rc store_checkpoint_hash(const struct st_checkpoint *c, char out[ST_HASH_HEX]);
+/* Appends a checkpoint of writer's chain head (out: the row as stored). When the writer's
+ * newest checkpoint already pins the same (records, head_hash), nothing is added and that one
+ * is returned: a re-run after an unknown commit outcome converges. BAD_REQUEST unless writer
+ * is a UUID, head_hash 64 lower-case hex digits and records > 0. */
+MV_MUST_CHECK mv_rc store_checkpoint_add(struct store *st, const char *writer, int64_t records,
+                                         const char *head_hash, int64_t at,
+                                         struct st_checkpoint *out);
+/* Every checkpoint, by seq (free with free()). */
+MV_MUST_CHECK mv_rc store_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n);
+
 #endif

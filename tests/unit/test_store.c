@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -205,7 +206,7 @@ static void check_sqlite_file(struct fx *f)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 1);
+    assert_int_equal(sqlite3_column_int(s, 0), 2);
     sqlite3_finalize(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -214,17 +215,17 @@ static void check_sqlite_file(struct fx *f)
     sqlite3_close(db);
 }
 
-/* PostgreSQL: schema_version 2 in meta (v2: the secrets feed trigger), the tables there. */
+/* PostgreSQL: schema_version 3 in meta (v2: the secrets feed trigger; v3: audit checkpoints). */
 static void check_pg_schema(struct fx *f)
 {
     PGconn *c = PQconnectdb(f->path);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
     assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "2");
+    assert_string_equal(PQgetvalue(r, 0, 0), "3");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
-    assert_string_equal(PQgetvalue(r, 0, 0), "12");
+    assert_string_equal(PQgetvalue(r, 0, 0), "13");
     PQclear(r);
     PQfinish(c);
 }
@@ -1301,6 +1302,97 @@ static void test_pg_unreachable_host_is_named(void **state)
     RC(store_open("postgresql://[bad", &st), MV_ERR_BAD_REQUEST);
 }
 
+/* ---- audit checkpoints ---- */
+
+#define W1 "11111111-1111-4111-8111-111111111111"
+#define W2 "22222222-2222-4222-8222-222222222222"
+#define H4(c) c c c c
+#define H(c) H4(H4(H4(c)))
+
+/* Checkpoints of two writers form one chain: seq 1, 2, 3, each linked to the one before and
+ * hashed over its fields; the same head pinned again adds nothing; bad fields are refused. */
+static void test_checkpoint_chain(void **state)
+{
+    struct fx *f = *state;
+    struct st_checkpoint a, b, c, again;
+    OK(store_checkpoint_add(f->st, W1, 5, H("a"), 1000, &a));
+    OK(store_checkpoint_add(f->st, W2, 3, H("b"), 1001, &b));
+    OK(store_checkpoint_add(f->st, W1, 9, H("c"), 1002, &c));
+    assert_int_equal(a.seq, 1);
+    assert_int_equal(b.seq, 2);
+    assert_int_equal(c.seq, 3);
+    assert_string_equal(a.prev_hash, H("0"));
+    assert_string_equal(b.prev_hash, a.hash);
+    assert_string_equal(c.prev_hash, b.hash);
+    char h[ST_HASH_HEX];
+    OK(store_checkpoint_hash(&c, h));
+    assert_string_equal(h, c.hash);
+    OK(store_checkpoint_add(f->st, W1, 9, H("c"), 2000, &again)); /* the same head: no new row */
+    assert_int_equal(again.seq, 3);
+    assert_int_equal(again.at, 1002);
+
+    struct st_checkpoint *all = NULL;
+    size_t n = 0;
+    OK(store_checkpoint_list(f->st, &all, &n));
+    assert_int_equal(n, 3);
+    assert_string_equal(all[0].writer, W1);
+    assert_int_equal(all[0].records, 5);
+    assert_string_equal(all[0].head_hash, H("a"));
+    assert_string_equal(all[1].writer, W2);
+    assert_string_equal(all[2].hash, c.hash);
+    assert_int_equal(all[2].at, 1002);
+    free(all);
+
+    RC(store_checkpoint_add(f->st, "not-a-uuid", 1, H("a"), 1, &a), MV_ERR_BAD_REQUEST);
+    RC(store_checkpoint_add(f->st, W1, 0, H("a"), 1, &a), MV_ERR_BAD_REQUEST);
+    RC(store_checkpoint_add(f->st, W1, 1, "abc", 1, &a), MV_ERR_BAD_REQUEST);
+    RC(store_checkpoint_add(f->st, W1, 1, H("A"), 1, &a), MV_ERR_BAD_REQUEST);
+}
+
+struct cp_thread {
+    const char *path;
+    const char *writer;
+    mv_rc rc;
+};
+
+static void *cp_adder(void *arg)
+{
+    struct cp_thread *t = arg;
+    struct store *st = NULL;
+    struct st_checkpoint c;
+    t->rc = store_open(t->path, &st);
+    for (int i = 1; i <= 20 && t->rc == MV_OK; i++)
+        t->rc = store_checkpoint_add(st, t->writer, i, H("d"), i, &c);
+    store_close(st);
+    return NULL;
+}
+
+/* Two connections (two servers) appending at once still make one gapless, linked chain. */
+static void test_checkpoint_concurrent_writers(void **state)
+{
+    struct fx *f = *state;
+    struct cp_thread t1 = {.path = f->path, .writer = W1}, t2 = {.path = f->path, .writer = W2};
+    pthread_t a, b;
+    assert_int_equal(pthread_create(&a, NULL, cp_adder, &t1), 0);
+    assert_int_equal(pthread_create(&b, NULL, cp_adder, &t2), 0);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    OK(t1.rc);
+    OK(t2.rc);
+    struct st_checkpoint *all = NULL;
+    size_t n = 0;
+    OK(store_checkpoint_list(f->st, &all, &n));
+    assert_int_equal(n, 40);
+    char h[ST_HASH_HEX];
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(all[i].seq, (int64_t)i + 1);
+        assert_string_equal(all[i].prev_hash, i ? all[i - 1].hash : H("0"));
+        OK(store_checkpoint_hash(&all[i], h));
+        assert_string_equal(h, all[i].hash);
+    }
+    free(all);
+}
+
 int main(void)
 {
     mv_log_set_level(getenv("TEST_STORE_DEBUG") ? MV_LOG_DEBUG : MV_LOG_ERROR);
@@ -1326,6 +1418,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_connections_share_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_survives_kill9, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_concurrent_writers, setup, teardown),
     };
     const struct CMUnitTest pg_only[] = {
         cmocka_unit_test_setup_teardown(test_pg_retried_secret_add_makes_one_version, setup, teardown),
