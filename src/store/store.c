@@ -31,6 +31,8 @@ out:
     return rc;
 }
 
+int store_shared(const struct store *st) { return st && st->pg; }
+
 void store_close(struct store *st)
 {
     if (!st)
@@ -322,4 +324,9 @@ mv_rc store_secret_purge(struct store *st, const char *vault, const char *name)
 mv_rc store_secret_purge_expired(struct store *st, int64_t now)
 {
     return st->pg ? pg_secret_purge_expired(st->pg, now) : sq_secret_purge_expired(st, now);
+}
+
+mv_rc store_quota_lease(struct store *st, const char *vault, int64_t window_start, enum st_quota_kind kind, int64_t want, int64_t limit, int64_t *granted)
+{
+    return st->pg ? pg_quota_lease(st->pg, vault, window_start, kind, want, limit, granted) : sq_quota_lease(st, vault, window_start, kind, want, limit, granted);
 }
