@@ -38,10 +38,10 @@ mv_rc pg_quota_lease(struct pg_store *pg, const char *vault, int64_t window_star
     struct pg_params pp = {0};
     PGresult *r = NULL;
     *granted = 0;
+    pg->retry = PG_RETRY_NONE;
     ENSURE(vault && vault[0] && want > 0 && limit > 0, MV_ERR_BAD_REQUEST);
     ENSURE(kind == ST_QUOTA_OPS || kind == ST_QUOTA_CREATES, MV_ERR_BAD_REQUEST);
     ENSURE_MSG(!pg->in_tx, MV_ERR_INTERNAL, "store_quota_lease inside a transaction");
-    pg->retry = PG_RETRY_NONE;
     CHECK(prune(pg, window_start));
     pp_text(&pp, vault);
     pp_i64(&pp, window_start);
