@@ -187,7 +187,23 @@ static const char *const v3[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3};
+/* v4: the Key Vault throttle's counters, shared by the servers (pg_quota.c). UNLOGGED: a
+ * count lives for one 10-second window, so it is not worth a WAL write and a synchronous
+ * standby's acknowledgement per lease; a crash or a failover empties the table, which lets
+ * at most one window admit up to twice its limit. */
+static const char *const v4[] = {
+    "CREATE UNLOGGED TABLE quota_leases ("
+    " vault text COLLATE \"C\" NOT NULL,"
+    " window_start bigint NOT NULL,"
+    " kind integer NOT NULL CHECK (kind BETWEEN 1 AND 2),"
+    " used bigint NOT NULL,"
+    " last_grant bigint NOT NULL,"
+    " PRIMARY KEY (vault, window_start, kind))",
+    "CREATE INDEX quota_leases_window ON quota_leases (window_start)",
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 /* meta itself is the one table every version has: created first, outside the list. */

@@ -152,7 +152,21 @@ static const char *const v2[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2};
+/* v3: the Key Vault throttle's counters (st_quota.c). The vault keeps its counters in the
+ * process on SQLite (store_shared is 0); the table completes store_quota_lease. */
+static const char *const v3[] = {
+    "CREATE TABLE quota_leases ("
+    " vault TEXT NOT NULL COLLATE NOCASE,"
+    " window_start INTEGER NOT NULL,"
+    " kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 2),"
+    " used INTEGER NOT NULL,"
+    " last_grant INTEGER NOT NULL,"
+    " PRIMARY KEY (vault, window_start, kind));"
+    "CREATE INDEX quota_leases_window ON quota_leases (window_start);",
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 static mv_rc user_version(struct store *st, int64_t *out)

@@ -31,6 +31,8 @@ out:
     return rc;
 }
 
+int store_shared(const struct store *st) { return st && st->pg; }
+
 void store_close(struct store *st)
 {
     if (!st)
@@ -332,4 +334,9 @@ mv_rc store_checkpoint_add(struct store *st, const char *writer, int64_t records
 mv_rc store_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n)
 {
     return st->pg ? pg_checkpoint_list(st->pg, out, n) : sq_checkpoint_list(st, out, n);
+}
+
+mv_rc store_quota_lease(struct store *st, const char *vault, int64_t window_start, enum st_quota_kind kind, int64_t want, int64_t limit, int64_t *granted)
+{
+    return st->pg ? pg_quota_lease(st->pg, vault, window_start, kind, want, limit, granted) : sq_quota_lease(st, vault, window_start, kind, want, limit, granted);
 }

@@ -64,6 +64,11 @@ MV_MUST_CHECK mv_rc store_generation(struct store *st, int64_t *gen);
 #define ST_HEALTH_WAIT_MS 250
 MV_MUST_CHECK mv_rc store_health(struct store *st);
 
+/* 1 if other servers may use this store at the same moment (PostgreSQL: several servers on
+ * one database), so that a count kept in one process does not bound the installation; 0 for
+ * SQLite, whose supported shape is one process (`mivault up` or one `mivault server`). */
+int store_shared(const struct store *st);
+
 /* Small key/value settings (tenant id, subscription id, wrapped data key, ...). */
 MV_MUST_CHECK mv_rc store_meta_get(struct store *st, const char *key, mv_buf *out);
 MV_MUST_CHECK mv_rc store_meta_set(struct store *st, const char *key, const char *value);
@@ -254,5 +259,20 @@ MV_MUST_CHECK mv_rc store_checkpoint_add(struct store *st, const char *writer, i
                                          struct st_checkpoint *out);
 /* Every checkpoint, by seq (free with free()). */
 MV_MUST_CHECK mv_rc store_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n);
+/* ---- quota leases: Key Vault's per-vault limits shared by the servers of one store ----
+ * A row per (vault, window_start, kind) counts the permits handed out for that window; a server
+ * leases them in blocks and spends them locally (vault/throttle.c, docs/ha.md). */
+enum st_quota_kind { ST_QUOTA_OPS = 1, ST_QUOTA_CREATES = 2 };
+#define ST_QUOTA_KEEP_SECS 300 /* rows of windows older than this are pruned */
+/* Atomically grants *granted = min(want, limit - used) permits (0 when none are left) and adds
+ * them to used, so the grants of one row never add up to more than limit, whoever asks. The
+ * first lease of a newer window on a connection also deletes rows older than
+ * ST_QUOTA_KEEP_SECS. One attempt, never retried (unlike every other call): a lost connection is
+ * MV_ERR_UNAVAILABLE at once, so the caller decides what a throttle does without its database
+ * instead of waiting up to 30 s. A lease lost with its connection may have been counted: that
+ * can only make the limit stricter. vault compares case-insensitively. Outside transactions. */
+MV_MUST_CHECK mv_rc store_quota_lease(struct store *st, const char *vault, int64_t window_start,
+                                      enum st_quota_kind kind, int64_t want, int64_t limit,
+                                      int64_t *granted);
 
 #endif

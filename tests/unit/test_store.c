@@ -206,7 +206,7 @@ static void check_sqlite_file(struct fx *f)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 2);
+    assert_int_equal(sqlite3_column_int(s, 0), 3);
     sqlite3_finalize(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -215,17 +215,18 @@ static void check_sqlite_file(struct fx *f)
     sqlite3_close(db);
 }
 
-/* PostgreSQL: schema_version 3 in meta (v2: the secrets feed trigger; v3: audit checkpoints). */
+/* PostgreSQL: schema_version 4 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
+ * v4: quota leases), the tables there. */
 static void check_pg_schema(struct fx *f)
 {
     PGconn *c = PQconnectdb(f->path);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
     assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "3");
+    assert_string_equal(PQgetvalue(r, 0, 0), "4");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
-    assert_string_equal(PQgetvalue(r, 0, 0), "13");
+    assert_string_equal(PQgetvalue(r, 0, 0), "14");
     PQclear(r);
     PQfinish(c);
 }
@@ -1393,6 +1394,146 @@ static void test_checkpoint_concurrent_writers(void **state)
     free(all);
 }
 
+/* ---- quota leases (store_quota_lease: the vault throttle across servers) ---- */
+
+static int64_t lease(struct store *st, const char *vault, int64_t window, enum st_quota_kind kind,
+                     int64_t want, int64_t limit)
+{
+    int64_t granted = -1;
+    OK(store_quota_lease(st, vault, window, kind, want, limit, &granted));
+    return granted;
+}
+
+/* Blocks while they last, then the partial final block, then nothing; per vault (any case)
+ * and per kind. */
+static void test_quota_lease_blocks_and_partial_last(void **state)
+{
+    struct fx *f = *state;
+    const int64_t w = 1700000000;
+    assert_int_equal(store_shared(f->st), pg_base != NULL);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 4, 10), 4);
+    assert_int_equal(lease(f->st, "DEV", w, ST_QUOTA_OPS, 4, 10), 4);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 4, 10), 2); /* partial */
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 4, 10), 0);
+    assert_int_equal(lease(f->st, "Dev", w, ST_QUOTA_OPS, 1, 10), 0);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_CREATES, 4, 5), 4);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_CREATES, 4, 5), 1);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_CREATES, 4, 5), 0);
+    assert_int_equal(lease(f->st, "other", w, ST_QUOTA_OPS, 4, 10), 4);
+    /* a smaller limit than what is already used grants nothing (a server with another
+     * config): never negative */
+    assert_int_equal(lease(f->st, "other", w, ST_QUOTA_OPS, 4, 3), 0);
+    int64_t g = 7;
+    RC(store_quota_lease(f->st, "", w, ST_QUOTA_OPS, 1, 10, &g), MV_ERR_BAD_REQUEST);
+    assert_int_equal(g, 0);
+    RC(store_quota_lease(f->st, "dev", w, ST_QUOTA_OPS, 0, 10, &g), MV_ERR_BAD_REQUEST);
+    RC(store_quota_lease(f->st, "dev", w, ST_QUOTA_OPS, 1, 0, &g), MV_ERR_BAD_REQUEST);
+    RC(store_quota_lease(f->st, "dev", w, (enum st_quota_kind)3, 1, 10, &g), MV_ERR_BAD_REQUEST);
+}
+
+/* A new window starts from zero; windows older than ST_QUOTA_KEEP_SECS are pruned by the first
+ * lease of a newer window (seen here as an exhausted old window granting again). */
+static void test_quota_lease_window_rollover_and_prune(void **state)
+{
+    struct fx *f = *state;
+    const int64_t w = 1700000000;
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 5, 5), 5);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 5, 5), 0);
+    assert_int_equal(lease(f->st, "dev", w + 10, ST_QUOTA_OPS, 5, 5), 5); /* next window */
+    assert_int_equal(lease(f->st, "dev", w + 10, ST_QUOTA_OPS, 5, 5), 0);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 5, 5), 0); /* still kept */
+    assert_int_equal(lease(f->st, "dev", w + 20 + ST_QUOTA_KEEP_SECS, ST_QUOTA_OPS, 1, 5), 1);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 5, 5), 5);      /* pruned */
+    assert_int_equal(lease(f->st, "dev", w + 20, ST_QUOTA_OPS, 5, 5), 5); /* within the horizon */
+}
+
+/* Several connections (processes: servers) leasing one row at once are handed exactly the
+ * limit between them, never more; one of them gets the partial final block. */
+static void test_quota_lease_concurrent_never_exceeds_limit(void **state)
+{
+    struct fx *f = *state;
+    enum { KIDS = 4, LIMIT = 301, WANT = 3 };
+    const int64_t w = 1700000000;
+    int fds[KIDS][2];
+    pid_t pids[KIDS];
+    for (int i = 0; i < KIDS; i++) {
+        assert_int_equal(pipe(fds[i]), 0);
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            struct store *st = NULL;
+            int64_t total = 0, got = 0, partial = 0;
+            if (store_open(f->path, &st) != MV_OK)
+                _exit(1);
+            do {
+                if (store_quota_lease(st, "race", w, ST_QUOTA_OPS, WANT, LIMIT, &got) != MV_OK)
+                    _exit(2);
+                total += got;
+                partial += got > 0 && got < WANT;
+            } while (got > 0);
+            store_close(st);
+            int64_t out[2] = {total, partial};
+            _exit(write(fds[i][1], out, sizeof out) == (ssize_t)sizeof out ? 0 : 3);
+        }
+        close(fds[i][1]);
+    }
+    int64_t total = 0, partial = 0;
+    for (int i = 0; i < KIDS; i++) {
+        int status = 0;
+        int64_t in[2] = {0, 0};
+        assert_int_equal(read(fds[i][0], in, sizeof in), (ssize_t)sizeof in);
+        close(fds[i][0]);
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        total += in[0];
+        partial += in[1];
+    }
+    assert_int_equal(total, LIMIT);
+    assert_int_equal(partial, 1); /* 301 = 100 blocks of 3 + one of 1 */
+    assert_int_equal(lease(f->st, "race", w, ST_QUOTA_OPS, 1, LIMIT), 0);
+}
+
+/* A store made by the schema before quota leases (PostgreSQL 3, SQLite 2) gains the table when
+ * opened. */
+static void test_quota_lease_after_upgrade_from_v1(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->st);
+    f->st = NULL;
+    if (pg_base) {
+        pg_admin(f->path, "DROP TABLE quota_leases");
+        pg_admin(f->path, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+    } else {
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "DROP TABLE quota_leases; PRAGMA user_version = 2", NULL,
+                                      NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+    }
+    OK(store_open(f->path, &f->st));
+    assert_int_equal(lease(f->st, "dev", 1700000000, ST_QUOTA_OPS, 2, 3), 2);
+}
+
+/* A lease makes one attempt: with its connection gone it fails at once (the vault then fails
+ * open) instead of retrying for 30 s; the next ordinary call reconnects and leases work again. */
+static void test_pg_quota_lease_fails_fast_without_its_database(void **state)
+{
+    struct fx *f = *state;
+    struct st_vault v;
+    int64_t g = 9;
+    put_vault(f->st, "dev");
+    terminate_backends(f);
+    int64_t t0 = mv_now_ms();
+    RC(store_quota_lease(f->st, "dev", 1700000000, ST_QUOTA_OPS, 2, 10, &g), MV_ERR_UNAVAILABLE);
+    assert_int_equal(g, 0);
+    RC(store_quota_lease(f->st, "dev", 1700000000, ST_QUOTA_OPS, 2, 10, &g), MV_ERR_UNAVAILABLE);
+    assert_true(mv_now_ms() - t0 < 2000);
+    OK(store_vault_get(f->st, "dev", &v)); /* reconnects */
+    assert_int_equal(lease(f->st, "dev", 1700000000, ST_QUOTA_OPS, 2, 10), 2);
+}
+
 int main(void)
 {
     mv_log_set_level(getenv("TEST_STORE_DEBUG") ? MV_LOG_DEBUG : MV_LOG_ERROR);
@@ -1420,6 +1561,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_survives_kill9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_concurrent_writers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quota_lease_blocks_and_partial_last, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quota_lease_window_rollover_and_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quota_lease_concurrent_never_exceeds_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quota_lease_after_upgrade_from_v1, setup, teardown),
     };
     const struct CMUnitTest pg_only[] = {
         cmocka_unit_test_setup_teardown(test_pg_retried_secret_add_makes_one_version, setup, teardown),
@@ -1427,6 +1572,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pg_commit_warning_is_unknown_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_multi_host_url_skips_a_dead_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_change_feed_across_servers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_quota_lease_fails_fast_without_its_database, setup, teardown),
         cmocka_unit_test(test_pg_unreachable_host_is_named),
     };
     int failed = cmocka_run_group_tests_name("store on sqlite", tests, NULL, NULL);
