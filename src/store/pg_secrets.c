@@ -27,7 +27,8 @@
 #include "store/pg_internal.h"
 
 #define DAY_SECS 86400
-#define SCACHE_SLOTS 2048 /* per connection; a power of two */
+#define SCACHE_SETS 1024 /* per connection; a power of two */
+#define SCACHE_WAYS 4     /* set-associative: keys whose hashes collide do not evict each other */
 #define SCACHE_TTL_MS 10000
 #define SCACHE_KEY (ST_NAME + MV_SECRET_MAX_NAME + MV_VERSION_LEN + 3)
 
@@ -35,11 +36,13 @@ struct scache_entry {
     char key[SCACHE_KEY];  /* lower(vault) '/' lower(name) '/' lower(version or "") */
     int64_t gen;           /* secrets generation read before the row was */
     int64_t at_ms;
+    uint64_t used;         /* tick of the last hit: the least recently used way is replaced */
     struct st_secret row;
 };
 
 struct pg_secret_cache {
-    struct scache_entry e[SCACHE_SLOTS];
+    uint64_t tick;
+    struct scache_entry e[SCACHE_SETS][SCACHE_WAYS];
 };
 #define NAME_LOCK "SELECT pg_advisory_xact_lock(hashtextextended(lower($1) || '/' || lower($2), 0))"
 
@@ -219,14 +222,26 @@ static int scache_key(char *key, const char *vault, const char *name, const char
     return 1;
 }
 
-static struct scache_entry *scache_slot(struct pg_secret_cache *c, const char *key)
+/* The way of key's set that holds it (*hit = 1), else the one to replace: empty, or least
+ * recently used. */
+static struct scache_entry *scache_way(struct pg_secret_cache *c, const char *key, int *hit)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (const char *p = key; *p; p++) {
         h ^= (unsigned char)*p;
         h *= 16777619u;
     }
-    return &c->e[h & (SCACHE_SLOTS - 1)];
+    struct scache_entry *set = c->e[h & (SCACHE_SETS - 1)], *victim = &set[0];
+    *hit = 0;
+    for (size_t i = 0; i < SCACHE_WAYS; i++) {
+        if (set[i].key[0] && strcmp(set[i].key, key) == 0) {
+            *hit = 1;
+            return &set[i];
+        }
+        if (!set[i].key[0] || (victim->key[0] && set[i].used < victim->used))
+            victim = &set[i];
+    }
+    return victim;
 }
 
 static mv_rc secret_copy(struct st_secret *dst, const struct st_secret *src)
@@ -248,9 +263,10 @@ void pg_secret_cache_free(struct pg_store *pg)
 {
     if (!pg->scache)
         return;
-    for (size_t i = 0; i < SCACHE_SLOTS; i++)
-        if (pg->scache->e[i].key[0])
-            st_secret_clear(&pg->scache->e[i].row);
+    for (size_t i = 0; i < SCACHE_SETS; i++)
+        for (size_t j = 0; j < SCACHE_WAYS; j++)
+            if (pg->scache->e[i][j].key[0])
+                st_secret_clear(&pg->scache->e[i][j].row);
     free(pg->scache);
     pg->scache = NULL;
 }
@@ -267,9 +283,12 @@ mv_rc pg_secret_get(struct pg_store *pg, const char *vault, const char *name, co
     if (!pg->scache && !(pg->scache = calloc(1, sizeof *pg->scache)))
         return pg_run(pg, PG_READ, get_fn, &c);
     int64_t gen = pg_feed_secrets_generation(pg->feed), now = pg_now_ms();
-    struct scache_entry *e = scache_slot(pg->scache, key);
-    if (e->key[0] && e->gen == gen && now - e->at_ms < SCACHE_TTL_MS && strcmp(e->key, key) == 0)
+    int hit = 0;
+    struct scache_entry *e = scache_way(pg->scache, key, &hit);
+    if (hit && e->gen == gen && now - e->at_ms < SCACHE_TTL_MS) {
+        e->used = ++pg->scache->tick;
         return secret_copy(out, &e->row);
+    }
     mv_rc rc = pg_run(pg, PG_READ, get_fn, &c);
     if (rc != MV_OK)
         return rc;
@@ -281,6 +300,7 @@ mv_rc pg_secret_get(struct pg_store *pg, const char *vault, const char *name, co
         memcpy(e->key, key, sizeof e->key);
         e->gen = gen;
         e->at_ms = now;
+        e->used = ++pg->scache->tick;
     }
     return MV_OK;
 }
