@@ -3,7 +3,8 @@
  * SQLite bumps a counter in the same transaction as a change; here the changes of every server
  * land in change_log (triggers, pg_schema.c), and store_generation must not cost a query per
  * request. So one poller thread per database URL per process reads max(seq) every
- * FEED_POLL_MS on a connection of its own and, when it moved, bumps a shared atomic
+ * FEED_POLL_MS (100 ms: an index lookup, 10 a second per server) on a connection of its own
+ * and, when it moved, bumps a shared atomic
  * generation that every connection of the process returns. A commit of this process that
  * touched a feed table bumps it at once (pg_feed_bump), so a server sees its own changes
  * immediately and other servers' within about FEED_POLL_MS plus a round trip. After the
@@ -16,7 +17,7 @@
  * of max(seq) stays the source of truth.
  *
  * Secrets have a generation of their own (sgen): secret writes add change_log rows of kind
- * 'secrets' (pg_secrets.c), which move sgen and not gen, so the per-connection secret cache
+ * 'secrets' (pg_schema.c v2, without a NOTIFY: see there), which move sgen and not gen, so the per-connection secret cache
  * (pg_secrets.c) follows every server's writes while RBAC and identity caches are not flushed
  * by them. When max(seq) moved, the poller reads only the new rows' kinds to tell which.
  *
@@ -34,7 +35,7 @@
 #include "common/log.h"
 #include "store/pg_internal.h"
 
-#define FEED_POLL_MS 500
+#define FEED_POLL_MS 100
 #define FEED_PRUNE_EVERY_MS 60000
 #define FEED_KEEP_SECS 600
 

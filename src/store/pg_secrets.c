@@ -17,7 +17,7 @@
  * waits for it). Each connection keeps the rows it read recently, outside transactions only,
  * tagged with the secrets generation of pg_feed.c read *before* the query: any secret write of
  * this process moves the generation at its commit, and any other server's within the change
- * feed's delay (a NOTIFY wakes the poller at once; the poll every 500 ms is the backstop), so
+ * feed's poll interval (100 ms; secret writes send no NOTIFY, pg_schema.c v2), so
  * an entry is served only while no secret write anywhere has been seen since it was read. A
  * TTL of SCACHE_TTL_MS bounds what a stalled feed could serve. Misses (NOT_FOUND) are never
  * cached: a secret created through another server is found at once. */

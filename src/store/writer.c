@@ -5,7 +5,14 @@
  * event_base_once (thread-safe: the server enables libevent's pthread locking). While a batch
  * syncs, the next one accumulates, so the batch size follows the load by itself. The same code
  * runs on both backends; on PostgreSQL one transaction per batch, whose COMMIT the server's
- * own group commit makes durable. */
+ * own group commit makes durable.
+ *
+ * SQLite has one writer at a time, so there is one writer thread. On PostgreSQL a job costs a
+ * few network round trips and a COMMIT waits for the synchronous standby, so one thread would
+ * leave the database idle most of the time: WRITER_PG_THREADS threads, each with its own
+ * connection, take batches from the same queue. Jobs of concurrent requests have no order to
+ * keep; two batches that lock the same secret names in opposite orders deadlock, PostgreSQL
+ * aborts one (40P01) and that batch runs again (its jobs are idempotent). */
 #include "store/writer.h"
 
 #include <event2/event.h>
@@ -15,6 +22,7 @@
 #include "common/log.h"
 
 #define WRITER_MAX_BATCH 512
+#define WRITER_PG_THREADS 4
 
 struct job {
     struct job *next;
@@ -25,9 +33,16 @@ struct job {
     mv_rc rc;
 };
 
-struct store_writer {
+struct writer_thread {
+    struct store_writer *w;
     struct store *st;
     pthread_t thread;
+    int started;
+};
+
+struct store_writer {
+    struct writer_thread t[WRITER_PG_THREADS];
+    int n;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct job *head, *tail;
@@ -44,7 +59,7 @@ static void finish(evutil_socket_t fd, short what, void *arg)
 }
 
 /* One attempt at the batch: MV_OK when it committed. */
-static mv_rc run_once(struct store_writer *w, struct job *batch)
+static mv_rc run_once(struct writer_thread *w, struct job *batch)
 {
     mv_rc rc = store_begin(w->st);
     for (struct job *j = batch; j; j = j->next) {
@@ -73,7 +88,7 @@ static mv_rc run_once(struct store_writer *w, struct job *batch)
     return rc;
 }
 
-static void run_batch(struct store_writer *w, struct job *batch)
+static void run_batch(struct writer_thread *w, struct job *batch)
 {
     /* PostgreSQL: after a lost connection or an unknown commit outcome the whole batch runs
      * again; its jobs are idempotent (secret versions are keyed by ids chosen up front). */
@@ -93,7 +108,8 @@ static void run_batch(struct store_writer *w, struct job *batch)
 
 static void *writer_main(void *arg)
 {
-    struct store_writer *w = arg;
+    struct writer_thread *t = arg;
+    struct store_writer *w = t->w;
     for (;;) {
         pthread_mutex_lock(&w->mu);
         while (!w->head && !w->stopping)
@@ -113,9 +129,24 @@ static void *writer_main(void *arg)
             w->tail = NULL;
         last->next = NULL;
         pthread_mutex_unlock(&w->mu);
-        run_batch(w, batch);
+        run_batch(t, batch);
     }
     return NULL;
+}
+
+static void stop_threads(struct store_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < w->n; i++) {
+        if (w->t[i].started)
+            pthread_join(w->t[i].thread, NULL);
+        store_close(w->t[i].st);
+    }
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
 }
 
 mv_rc store_writer_start(const char *db_path, struct store_writer **out)
@@ -123,19 +154,21 @@ mv_rc store_writer_start(const char *db_path, struct store_writer **out)
     mv_rc rc = MV_OK;
     struct store_writer *w = calloc(1, sizeof *w);
     ENSURE(w != NULL, MV_ERR_INTERNAL);
-    CHECK(store_open(db_path, &w->st));
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
-        pthread_mutex_destroy(&w->mu);
-        pthread_cond_destroy(&w->cv);
-        ENSURE_MSG(0, MV_ERR_INTERNAL, "cannot start the store writer thread");
+    w->n = store_is_url(db_path) ? WRITER_PG_THREADS : 1;
+    for (int i = 0; i < w->n; i++) {
+        w->t[i].w = w;
+        CHECK(store_open(db_path, &w->t[i].st));
+        ENSURE_MSG(pthread_create(&w->t[i].thread, NULL, writer_main, &w->t[i]) == 0, MV_ERR_INTERNAL,
+                   "cannot start the store writer thread");
+        w->t[i].started = 1;
     }
     *out = w;
     w = NULL;
 out:
     if (w) {
-        store_close(w->st);
+        stop_threads(w);
         free(w);
     }
     return rc;
@@ -145,14 +178,7 @@ void store_writer_stop(struct store_writer *w)
 {
     if (!w)
         return;
-    pthread_mutex_lock(&w->mu);
-    w->stopping = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    pthread_join(w->thread, NULL);
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
-    store_close(w->st);
+    stop_threads(w);
     free(w);
 }
 
