@@ -217,8 +217,7 @@ def row_failover(o, pgm, token, pgdir):
         load = PutLoad(pgm, token, "f%d" % k)
         load.run(o.failover_seconds)
         time.sleep(o.failover_seconds / 4.0)
-        kt = time.time()
-        formation("kill-primary", pgdir)
+        kt = float(formation("kill-primary", pgdir).split()[1])  # when the kill was sent
         load.join()
         ts = sorted(a[3] for a in load.acks)
         pause = max((b - a for a, b in zip(ts, ts[1:]) if b > kt - 1), default=None)

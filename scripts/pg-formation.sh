@@ -9,7 +9,8 @@
 #   pg-formation.sh state DIR              the monitor's view: node, port, current/assigned state
 #   pg-formation.sh primary DIR            the port of the current primary
 #   pg-formation.sh wait DIR [SECONDS]     wait until one primary and one secondary are settled
-#   pg-formation.sh kill-primary DIR       kill -9 the primary's postmaster and its keeper
+#   pg-formation.sh kill-primary DIR       kill -9 the primary's postmaster, its processes and its
+#                                          keeper; prints the node's number and the time of the kill
 #   pg-formation.sh restart-node DIR N     start node N's keeper again (it rejoins as a standby)
 #   pg-formation.sh stop DIR               stop everything started under DIR and remove DIR
 #
@@ -102,13 +103,17 @@ wait) wait_settled "${3:-120}" ;;
 kill-primary)
   port=$("$0" primary "$R")
   i=$(( port - $(cat "$R/baseport") ))
-  # The postmaster's pid is the first line of postmaster.pid; the keeper is our saved pid.
+  # The postmaster's pid is the first line of postmaster.pid; the keeper is our saved pid. Its
+  # backends, walsender and the rest go down in the same instant, as on a machine that died
+  # (a postmaster killed alone leaves its backends finishing what they were doing).
   pm=$(head -1 "$R/node$i/postmaster.pid")
-  kill -9 "$(cat "$R/node$i.pid")" "$pm" 2>/dev/null || true
+  kids=$(pgrep -P "$pm" | tr '\n' ' ')
+  killed_at=$(date +%s.%N)
+  kill -9 "$(cat "$R/node$i.pid")" "$pm" $kids 2>/dev/null || true
   # the keeper's children (supervisor, node-active) must go too, as on a machine that died
   pkill -9 -f -- "--pgdata $R/node$i" 2>/dev/null || true
   pkill -9 -f -- "PGDATA=$R/node$i" 2>/dev/null || true
-  echo "$i"
+  echo "$i $killed_at"
   ;;
 restart-node) start_node "$3" ;;
 stop)

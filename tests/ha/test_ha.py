@@ -434,8 +434,7 @@ class HaTest(unittest.TestCase):
 
         def during(t0):
             time.sleep(4)
-            killed["t"] = time.time()
-            formation("kill-primary", self.c.pgdir)
+            killed["t"] = float(formation("kill-primary", self.c.pgdir).split()[1])
         acks, fails = self.run_load(40, 4, "pgfail", during)
         kt = killed["t"]
         # The outage as the workload saw it: the longest pause between acknowledged writes
