@@ -298,7 +298,11 @@ mv_rc agent_start(const struct agent_opts *o, struct agent_handle **out)
         .arg = a,
         .epoll_changelist = 1, /* plain HTTP, no dup()ed fds: 2 epoll_ctl per request, not 4 */
     };
+    CHECK(mv_copy(a->listen_host, sizeof a->listen_host, l->host));
+    __atomic_store_n(&a->port, l->port, __ATOMIC_RELEASE);
     rc = http_server_start(&scfg, &h->srv);
+    if (rc == MV_OK) /* port 0: the one bound */
+        __atomic_store_n(&a->port, http_server_port(h->srv), __ATOMIC_RELEASE);
     if (rc != MV_OK)
         LOG_ERROR("agent: %s", mv_last_detail());
     ENSURE_MSG(rc == MV_OK, MV_ERR_UNAVAILABLE, "cannot listen on %s:%d%s", l->host, l->port,
