@@ -34,6 +34,7 @@
 #include "agent/agent.h"
 #include "agent/agent_internal.h"
 #include "common/log.h"
+#include "common/secmem.h"
 #include "common/util.h"
 #include "crypto/join_token.h"
 #include "http/client.h"
@@ -210,10 +211,9 @@ void agent_stop(struct agent_handle *h)
     if (a) {
         tcache_free(&a->cache);
         agent_node_free(&a->node);
-        OPENSSL_cleanse(a->identity_header, sizeof a->identity_header);
         if (h->mu_init)
             pthread_mutex_destroy(&a->mu);
-        free(a);
+        mv_secmem_free(a, sizeof *a); /* wipes the App Service secret */
     }
     free(h);
 }
@@ -238,7 +238,7 @@ mv_rc agent_start(const struct agent_opts *o, struct agent_handle **out)
                "--vm NAME is required (letters, digits, '-', '_', '.')");
     h = calloc(1, sizeof *h);
     ENSURE(h != NULL, MV_ERR_INTERNAL);
-    a = h->a = calloc(1, sizeof *a);
+    a = h->a = mv_secmem_alloc(sizeof *a); /* holds a secret: left out of core dumps */
     ENSURE(a != NULL, MV_ERR_INTERNAL);
     ENSURE(pthread_mutex_init(&a->mu, NULL) == 0, MV_ERR_INTERNAL);
     h->mu_init = 1;

@@ -13,6 +13,7 @@
 
 #include "agent/agent.h"
 #include "cli/cli.h"
+#include "common/secmem.h"
 #include "common/util.h"
 
 #define JOIN_INPUT_MAX 4096 /* a token is 99 characters; a file may add a newline or two */
@@ -70,6 +71,8 @@ int verb_agent(struct cli *c)
     };
     if (!o.vm || !*o.vm)
         return cli_error("agent: --vm is required") + 1;
+    if (mv_protect_daemon() != MV_OK)
+        return cli_error("%s", cli_detail());
     if (join_token(c, join, sizeof join))
         return 2;
     o.join_token = join[0] ? join : NULL;

@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "common/log.h"
+#include "common/secmem.h"
 
 struct verb {
     const char *name;       /* "vm create" */
@@ -149,6 +150,11 @@ int main(int argc, char **argv)
     if (!v) {
         cli_error("unknown verb '%s' (see `mivault --help`)", argv[1]);
         return 2;
+    }
+    /* Every verb may hold a secret or a key: no core dumps (docs/security.md). */
+    if (mv_protect_process() != MV_OK) {
+        cli_error("%s", mv_last_detail());
+        return 1;
     }
     struct cli c;
     memset(&c, 0, sizeof c);

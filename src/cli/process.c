@@ -7,6 +7,7 @@
 #include "audit/audit.h"
 #include "cli/cli.h"
 #include "cli/launch.h"
+#include "common/secmem.h"
 #include "common/util.h"
 #include "server/server.h"
 
@@ -128,6 +129,8 @@ int verb_server(struct cli *c)
     const char *listen = NULL;
     if (cli_listen_flag(c, &listen))
         return 2;
+    if (mv_protect_daemon() != MV_OK)
+        return cli_error("%s", cli_detail());
     if (cli_load_state(c) != MV_OK)
         return 1;
     return server_run(c->paths.dir, listen) == MV_OK ? 0 : 1;

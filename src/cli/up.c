@@ -27,6 +27,7 @@
 #include "cli/cli.h"
 #include "cli/launch.h"
 #include "common/log.h"
+#include "common/secmem.h"
 #include "common/util.h"
 #include "server/server.h"
 
@@ -129,6 +130,8 @@ int verb_up(struct cli *c)
     const char *listen = NULL;
     if (cli_config_from_flags(c, &cfg) || cli_listen_flag(c, &listen))
         return 2;
+    if (mv_protect_daemon() != MV_OK)
+        return cli_error("%s", cli_detail());
     if (imds && !*imds) {
         cli_error("up: --imds-address wants an address, e.g. %s", UP_WELL_KNOWN_IMDS);
         return 2;

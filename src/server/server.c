@@ -16,6 +16,7 @@
 #include "authority/authority.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/secmem.h"
 #include "http/reply.h"
 #include "http/server.h"
 #include "server/context.h"
@@ -234,8 +235,7 @@ void server_stop(struct server_handle *h)
     if (h->srv) {
         authority_free_keys(&h->srv->authority);
         audit_close(h->srv->audit);
-        OPENSSL_cleanse(h->srv->data_key, sizeof h->srv->data_key);
-        free(h->srv);
+        mv_secmem_free(h->srv, sizeof *h->srv); /* wipes the data key */
     }
     free(h);
 }
@@ -246,7 +246,8 @@ mv_rc server_start(const char *state_dir, const char *listen, struct server_hand
     struct server_handle *h = calloc(1, sizeof *h);
     *out = NULL;
     ENSURE(h != NULL, MV_ERR_INTERNAL);
-    h->srv = calloc(1, sizeof *h->srv);
+    /* The data key is in here: pages left out of core dumps (docs/security.md). */
+    h->srv = mv_secmem_alloc(sizeof *h->srv);
     ENSURE(h->srv != NULL, MV_ERR_INTERNAL);
     struct mv_server *srv = h->srv;
     CHECK(load(srv, state_dir, listen));
