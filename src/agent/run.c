@@ -7,8 +7,8 @@
  * (node.c); agent.json written back; the App Service
  * identity-header secret; the fetcher threads, each with its own client to the authority
  * (token.c); the plain-HTTP IMDS server (one loop per core, up to AGENT_MAX_DEFAULT_LOOPS);
- * env.sh. agent_run then, only with
- * --imds-address and when running as root, drops privileges, and serves until SIGINT/SIGTERM.
+ * env.sh. agent_run then, when running as root, switches to the state dir's user (run_as; with
+ * --imds-address to nobody), and serves until SIGINT/SIGTERM.
  * agent_start never drops privileges: it would drop them for the whole process.
  *
  * Privileges: --imds-address A serves A:80, which needs root (or CAP_NET_BIND_SERVICE). Root is
@@ -184,6 +184,7 @@ out:
 
 struct agent_handle {
     struct agent *a;
+    char dir[PATH_MAX]; /* the state dir */
     struct http_server *srv;
     struct listen_addr l;
     int mu_init;
@@ -245,6 +246,7 @@ mv_rc agent_start(const struct agent_opts *o, struct agent_handle **out)
     tcache_init(&a->cache, TCACHE_MAX);
 
     CHECK(state_paths(o->state_dir, &paths));
+    CHECK(mv_copy(h->dir, sizeof h->dir, paths.dir));
     /* A server's state dir (config.json) or the agent's own on another machine. */
     int server_state = mv_file_exists(paths.config);
     state_config_defaults(&cfg);
@@ -334,8 +336,12 @@ mv_rc agent_run(const struct agent_opts *o)
         goto out;
     /* The node key and the CA bundle are in memory by now (each loop's client read the CA
      * once), so nothing after this point needs the 0700 state dir. */
-    if (o->imds_address && geteuid() == 0)
+    if (o->imds_address && geteuid() == 0) {
         CHECK(drop_privileges());
+    } else if (o->run_as && o->run_as->set) {
+        CHECK(mv_state_handover(h->dir, o->run_as)); /* node.key, agent.json, env.sh */
+        CHECK(mv_drop_to(o->run_as));
+    }
     int v6 = strchr(h->l.host, ':') != NULL;
     printf("mivault agent: vm %s serving IMDS on http://%s%s%s:%d\n", o->vm, v6 ? "[" : "",
            h->l.host, v6 ? "]" : "", agent_port(h));

@@ -285,11 +285,15 @@ out:
     return rc;
 }
 
-mv_rc server_run(const char *state_dir, const char *listen)
+mv_rc server_run(const char *state_dir, const char *listen, const struct mv_user *run_as)
 {
     mv_rc rc = MV_OK;
     struct server_handle *h = NULL;
     CHECK(server_start(state_dir, listen, &h));
+    if (run_as && run_as->set) {
+        CHECK(mv_state_handover(h->srv->paths.dir, run_as)); /* the store's -wal, audit.log... */
+        CHECK(mv_drop_to(run_as));
+    }
     http_server_wait(h->hs);
     LOG_INFO("server stopped");
 out:
