@@ -79,6 +79,10 @@ mv_rc mv_protect_daemon(void)
     CHECK(mv_protect_process());
     if (core_dumps_wanted())
         LOG_WARN("%s=1: core dumps are on, and will hold secrets", MV_CORE_DUMPS_ENV);
+    /* Before any thread exists, so that every thread has it (it is per thread): exec can never
+     * gain privileges (setuid binaries, file capabilities). */
+    ENSURE_MSG(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, MV_ERR_INTERNAL,
+               "PR_SET_NO_NEW_PRIVS failed");
     if (!CRYPTO_secure_malloc_initialized())
         ENSURE_MSG(CRYPTO_secure_malloc_init(SECURE_HEAP_BYTES, SECURE_HEAP_MIN) != 0,
                    MV_ERR_INTERNAL, "cannot set up OpenSSL's secure heap");

@@ -22,8 +22,9 @@ void mv_secmem_free(void *p, size_t n);
 /* Core dumps off (RLIMIT_CORE 0, PR_SET_DUMPABLE 0) unless MV_CORE_DUMPS_ENV is "1". Call again
  * after a change of user, which resets the dumpable flag. */
 MV_MUST_CHECK mv_rc mv_protect_process(void);
-/* The protections of a long-running process: mv_protect_process, and OpenSSL's secure heap
- * (its private-key numbers then live in locked pages left out of dumps). Before any key loads. */
+/* The protections of a long-running process: mv_protect_process, no_new_privs, and OpenSSL's
+ * secure heap (its private-key numbers then live in locked pages left out of dumps). Call it
+ * before any thread starts and any key loads. */
 MV_MUST_CHECK mv_rc mv_protect_daemon(void);
 
 #endif

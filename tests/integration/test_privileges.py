@@ -52,6 +52,18 @@ class RunAsStateUserTest(MivaultTest):
         vm = e.vm("pvm")
         e.grant(vm["identity"]["principalId"], "Key Vault Secrets User", "/")
         self.agent, self.port = e.start_agent("pvm", join=vm["joinToken"])
+        # They listen first, then hand the state dir over and switch: wait for the switch.
+        for p in (e.server, self.agent):
+            self.wait_switched(p.pid)
+
+    def wait_switched(self, pid, timeout=15):
+        import time
+        end = time.time() + timeout
+        while time.time() < end:
+            if status(pid)["Uid"][0] == str(self.user.pw_uid):
+                return
+            time.sleep(0.05)
+        self.fail("process %d still runs as %s" % (pid, status(pid)["Uid"]))
 
     def assert_dropped(self, pid):
         st = status(pid)
@@ -128,6 +140,7 @@ print(json.dumps({"denied": denied, "token": len(tok) > 100}))
             p, _ = e.start_agent("dvm", join=vm["joinToken"])
         finally:
             del os.environ["MIVAULT_CORE_DUMPS"]
+        self.wait_switched(p.pid)
         self.assertEqual(os.stat("/proc/%d/status" % p.pid).st_uid, self.user.pw_uid)
         self.assertNotEqual(core_limit(p.pid), ["0", "0"])
 
