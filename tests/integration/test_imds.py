@@ -3,7 +3,6 @@ import collections
 import http.client
 import json
 import os
-import signal
 import shutil
 import socket
 import subprocess
@@ -245,10 +244,16 @@ class ImdsConcurrencyLimitTest(MivaultTest):
         with open(path, "w") as f:
             json.dump(c, f)
         vm = e.vm("ccvm")
-        _, port = e.start_agent("ccvm", join=vm["joinToken"])
-        # The authority stops answering: every miss waits (3 s) for it.
-        e.server.send_signal(signal.SIGSTOP)
-        self.addCleanup(e.server.send_signal, signal.SIGCONT)
+        first, port = e.start_agent("ccvm", join=vm["joinToken"])
+        e.stop(first)
+        # The agent again, now pointed at an authority that accepts connections and never
+        # answers: every miss waits (3 s) for it.
+        hole = socket.socket()
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(64)
+        self.addCleanup(hole.close)
+        e.spawn("agent-ccvm", "agent", "--vm", "ccvm", "--listen", "127.0.0.1:%d" % port,
+                "--server", "https://127.0.0.1:%d" % hole.getsockname()[1], port=port)
         n = 6
         conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(n)]
         for cn in conns:
@@ -269,14 +274,14 @@ class ImdsConcurrencyLimitTest(MivaultTest):
             t.start()
         for t in threads:
             t.join(60)
-        e.server.send_signal(signal.SIGCONT)
-        statuses = collections.Counter(s for s, _, _ in out)
+        statuses = collections.Counter(o[0] for o in out if o)
         self.assertEqual(statuses, {500: 5, 429: 1}, out)
         busy = [o for o in out if o[0] == 429][0]
         self.assertEqual(busy[1], "1")
         self.assertEqual(busy[2]["error"], "too_many_requests")
-        # the slots are given back: the authority answers again, a new miss succeeds
-        self.assertEqual(e.imds(port, "https://vault.azure.net").status, 200)
+        # the slots are given back once the misses are answered: a new one waits again (500),
+        # it is not refused (429)
+        self.assertEqual(e.imds(port, "https://vault.azure.net").status, 500)
 
 
 class ImdsConcurrentMissTest(MivaultTest):
