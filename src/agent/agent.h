@@ -4,6 +4,7 @@
 #ifndef MV_AGENT_AGENT_H
 #define MV_AGENT_AGENT_H
 
+#include "common/privs.h"
 #include "common/result.h"
 
 struct agent_opts {
@@ -15,10 +16,13 @@ struct agent_opts {
     const char *imds_address;  /* --imds-address: serve port 80 there */
     const char *server_url;    /* --server */
     int threads;               /* event loops; 0 = one per core (at most 2) */
+    /* agent_run started as root: the state dir's user, switched to once listening (NULL or
+     * unset: stay). --imds-address switches to nobody instead. */
+    const struct mv_user *run_as;
 };
 
-/* Runs until SIGINT/SIGTERM; with --imds-address as root, drops privileges to nobody once
- * listening. */
+/* Runs until SIGINT/SIGTERM; as root, switches to run_as (or, with --imds-address, nobody)
+ * once listening. */
 MV_MUST_CHECK mv_rc agent_run(const struct agent_opts *o);
 
 /* The same agent inside a process that waits for its signals itself (`mivault up`): agent_start

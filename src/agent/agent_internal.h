@@ -39,14 +39,17 @@ enum agent_sel { SEL_NONE = 0, SEL_CLIENT_ID, SEL_OBJECT_ID, SEL_RES_ID };
 
 enum imds_outcome {
     IMDS_OK = 0,
-    IMDS_ERR_XFF,          /* X-Forwarded-For present */
+    IMDS_ERR_XFF,          /* X-Forwarded-For, Forwarded, X-Real-IP or Via present */
     IMDS_ERR_METADATA,     /* Metadata header missing or not "true" */
+    IMDS_ERR_METADATA_DUP, /* Metadata header given more than once */
+    IMDS_ERR_HOST,         /* Host names none of the agent's own addresses (DNS rebinding) */
     IMDS_ERR_UNAUTHORIZED, /* App Service: X-IDENTITY-HEADER missing or wrong */
     IMDS_ERR_METHOD,       /* not GET (or POST where the Cloud-Shell form is allowed) */
     IMDS_ERR_QUERY,        /* unparsable query/form, or a name given twice */
     IMDS_ERR_API_VERSION,  /* missing or not an accepted version */
     IMDS_ERR_RESOURCE,     /* resource missing or empty */
     IMDS_ERR_SELECTOR,     /* more than one identity selector */
+    IMDS_ERR_BUSY,         /* AGENT_MAX_CONCURRENT token requests already wait: 429 */
 };
 
 /* What a valid token request asks for. Pointers point into the checked kv_list. */
@@ -58,10 +61,11 @@ struct imds_token_req {
 
 struct imds_check_in {
     enum http_method method;
-    const char *xff;        /* X-Forwarded-For header or NULL */
+    const char *proxy;      /* a proxy header (agent_proxy_header) or NULL */
     const char *metadata;   /* Metadata header or NULL */
     const kv_list *params;  /* the query (GET) or the form body (POST); NULL = none at all */
     int params_ok;          /* 0: the query/body could not be parsed */
+    int metadata_n;         /* how many Metadata headers the request has (0: not counted) */
 };
 
 /* The dated api-versions IMDS accepts on the token endpoint (2018-02-01 .. 2025-04-07). */
@@ -69,10 +73,10 @@ extern const char *const imds_api_versions[];
 extern const size_t imds_api_versions_n;
 int imds_api_version_ok(const char *v);
 
-/* Checks in the order of reference §1.1 and the agent brief: XFF, Metadata, method, query,
- * api-version, resource, selector. GET needs api-version; POST (Cloud Shell, form body) does
- * not. Unknown parameters are ignored. */
-enum imds_outcome imds_check_headers(const char *xff, const char *metadata);
+/* Checks in the order of reference §1.1 and the agent brief: proxy headers, Metadata (once),
+ * method, query, api-version, resource, selector. GET needs api-version; POST (Cloud Shell, form
+ * body) does not. Unknown parameters are ignored. */
+enum imds_outcome imds_check_headers(const char *proxy, const char *metadata, int metadata_n);
 enum imds_outcome imds_check_token(const struct imds_check_in *in, struct imds_token_req *out);
 
 /* App Service 2019-08-01 (reference §2.2): XFF, X-IDENTITY-HEADER (constant-time against
@@ -80,13 +84,18 @@ enum imds_outcome imds_check_token(const struct imds_check_in *in, struct imds_t
  * principal_id|object_id / mi_res_id|msi_res_id. */
 struct appsvc_check_in {
     enum http_method method;
-    const char *xff;
+    const char *proxy;
     const char *identity_header; /* X-IDENTITY-HEADER or NULL */
     const char *secret;          /* the expected value (hex) */
     const kv_list *params;
     int params_ok;
 };
 enum imds_outcome appsvc_check_token(const struct appsvc_check_in *in, struct imds_token_req *out);
+
+/* The Host check against DNS rebinding: 1 if host (lower-cased, without port; "" when the
+ * request has none, HTTP/1.0) and host_port (0 if absent) name this agent: 127.0.0.1,
+ * localhost, 169.254.169.254 or listen_host, at the agent's port (no port in Host = 80). */
+int imds_host_ok(const char *host, int host_port, const char *listen_host, int port);
 
 /* The reply for a refused request: status + OAuth error body (fixed texts, no echo). */
 struct imds_error {
@@ -245,9 +254,12 @@ struct agent {
     struct agent_flight *flights; /* authority requests queued or in progress, by key */
     struct agent_flight *queue;   /* of those, the ones no fetcher has taken yet */
     struct agent_wait *waits;     /* every deferred request not yet answered */
+    int nwaits;                   /* of those, the ones counted against AGENT_MAX_CONCURRENT */
     int64_t next_scan_ms;
     struct agent_fetcher fetchers[AGENT_FETCHERS];
     char vm_resource_id[MV_MAX_SCOPE]; /* learned from a system-assigned token's xms_mirid */
+    char listen_host[64];       /* the address served, for the Host check */
+    int port;                   /* the port bound (atomic: written once the listener is up) */
 };
 
 /* One per loop thread: the request's worker. */
@@ -255,6 +267,9 @@ struct agent_loop {
     struct agent *a;
     struct event_base *base;    /* where deferred token replies complete */
 };
+
+/* DOC-IMDS "Rate limiting": 5 concurrent requests per VM in the managed-identity category. */
+#define AGENT_MAX_CONCURRENT 5
 
 /* 1 if a token request may go ahead (takes mu unless the limit is off). */
 int agent_rate_ok(struct agent *a);
@@ -337,6 +352,9 @@ void imds_handle_versions(http_req *req);
 void imds_handle_instance(http_req *req);
 void appsvc_handle_token(http_req *req);
 void agent_route(http_req *req);
+/* The first proxy header the request carries (X-Forwarded-For, Forwarded, X-Real-IP, Via), or
+ * NULL; and the Metadata header's count. */
+const char *agent_proxy_header(const http_req *req);
 /* Sets the IMDS Server header, then an OAuth-shaped error reply. */
 void agent_reply_error(http_req *req, int status, const char *error, const char *description);
 /* Maps agent_get_token's failure to the IMDS reply (Identity not found, 429, 500). */

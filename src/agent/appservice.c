@@ -72,7 +72,7 @@ void appsvc_handle_token(http_req *req)
     struct imds_error err;
     struct appsvc_check_in in = {
         .method = req->method,
-        .xff = http_header(req, "X-Forwarded-For"),
+        .proxy = agent_proxy_header(req),
         .identity_header = http_header(req, "X-IDENTITY-HEADER"),
         .secret = w->a->identity_header,
         .params = req->raw_query ? &req->query : NULL,

@@ -2,13 +2,15 @@
  *
  * IMDS (reference §1.1, §1.3, §9): the order matters because DefaultAzureCredential probes the
  * endpoint without a Metadata header and often without any query, and needs a fast 400 JSON:
- * X-Forwarded-For, Metadata, method, query syntax, api-version, resource, selector. Unknown
+ * proxy headers, Metadata, method, query syntax, api-version, resource, selector. The Host
+ * check (imds_host_ok) runs before all of these, in the router. Unknown
  * parameters are ignored (msal-node sends token_sha256_to_refresh, xms_cc; §9 item 6).
  * App Service 2019-08-01 (reference §2.2) swaps the Metadata check for X-IDENTITY-HEADER.
  *
  * Invariant: on IMDS_OK, out->resource is non-empty and at most one selector is set; every
  * pointer in out points into in->params. */
 #include <string.h>
+#include <strings.h>
 
 #include "agent/agent_internal.h"
 #include "common/util.h"
@@ -36,11 +38,17 @@ int imds_api_version_ok(const char *v)
     return 0;
 }
 
-enum imds_outcome imds_check_headers(const char *xff, const char *metadata)
+enum imds_outcome imds_check_headers(const char *proxy, const char *metadata, int metadata_n)
 {
-    /* DOC-IMDS "Security and authentication": requests with X-Forwarded-For are rejected. */
-    if (xff)
+    /* DOC-IMDS "Security and authentication": requests with X-Forwarded-For are rejected. A
+     * request that says it passed a proxy (RFC 7239 Forwarded, X-Real-IP, RFC 9110 Via) is
+     * refused the same way: IMDS must be reached directly, never relayed for someone else. */
+    if (proxy)
         return IMDS_ERR_XFF;
+    /* Two Metadata headers: which one counts would depend on the parser (an SSRF that can add
+     * one header must not win by adding a second). */
+    if (metadata_n > 1)
+        return IMDS_ERR_METADATA_DUP;
     /* DOC-VMTOKEN: "Metadata: true" is required (SSRF mitigation). Docs write it in lower
      * case; the value is accepted case-insensitively. */
     if (!metadata || !mv_streq_ci(metadata, "true"))
@@ -104,7 +112,7 @@ static enum imds_outcome check_query(const kv_list *p, int ok)
 enum imds_outcome imds_check_token(const struct imds_check_in *in, struct imds_token_req *out)
 {
     *out = (struct imds_token_req){NULL, SEL_NONE, NULL};
-    enum imds_outcome o = imds_check_headers(in->xff, in->metadata);
+    enum imds_outcome o = imds_check_headers(in->proxy, in->metadata, in->metadata_n);
     if (o != IMDS_OK)
         return o;
     /* DOC-IMDS "HTTP verbs": GET only; POST is the Cloud-Shell form (reference §2.2). */
@@ -128,7 +136,7 @@ enum imds_outcome imds_check_token(const struct imds_check_in *in, struct imds_t
 enum imds_outcome appsvc_check_token(const struct appsvc_check_in *in, struct imds_token_req *out)
 {
     *out = (struct imds_token_req){NULL, SEL_NONE, NULL};
-    if (in->xff)
+    if (in->proxy)
         return IMDS_ERR_XFF;
     /* DOC-APPSVC: X-IDENTITY-HEADER must carry IDENTITY_HEADER. Compared in constant time. */
     if (!in->identity_header || !in->secret || !*in->secret ||
@@ -149,6 +157,26 @@ enum imds_outcome appsvc_check_token(const struct appsvc_check_in *in, struct im
     return o;
 }
 
+/* A browser page whose name an attacker re-points at 127.0.0.1 (DNS rebinding) reaches the
+ * agent "same-origin" and may send Metadata: true; its Host is still the attacker's name. Only
+ * the agent's own names are served. The listen host arrives bare ("::1"), Host with brackets. */
+int imds_host_ok(const char *host, int host_port, const char *listen_host, int port)
+{
+    static const char *const names[] = {"127.0.0.1", "localhost", "169.254.169.254"};
+    if (!host[0])
+        return 1; /* HTTP/1.0 without Host: no browser sends that */
+    if (host_port != port && !(host_port == 0 && port == 80))
+        return 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(host, names[i]) == 0)
+            return 1;
+    size_t n = strlen(listen_host);
+    if (host[0] == '[')
+        return strlen(host) == n + 2 && host[n + 1] == ']' && n > 0 &&
+               strncasecmp(host + 1, listen_host, n) == 0;
+    return n > 0 && strcasecmp(host, listen_host) == 0;
+}
+
 void imds_outcome_error(enum imds_outcome o, struct imds_error *out)
 {
     /* Every refusal has an "error" + "error_description" body: msal-node classifies replies by
@@ -159,7 +187,21 @@ void imds_outcome_error(enum imds_outcome o, struct imds_error *out)
         return;
     case IMDS_ERR_XFF:
         *out = (struct imds_error){400, "invalid_request",
-                                   "Requests with X-Forwarded-For header are not allowed"};
+                                   "Requests with X-Forwarded-For, Forwarded, X-Real-IP or Via "
+                                   "headers are not allowed"};
+        return;
+    case IMDS_ERR_METADATA_DUP:
+        *out = (struct imds_error){400, "invalid_request",
+                                   "The Metadata header must be given exactly once"};
+        return;
+    case IMDS_ERR_HOST:
+        *out = (struct imds_error){400, "invalid_request",
+                                   "The Host header does not name this metadata endpoint"};
+        return;
+    case IMDS_ERR_BUSY:
+        *out = (struct imds_error){429, "too_many_requests",
+                                   "Too many concurrent requests to the metadata endpoint; retry "
+                                   "after 1 second"};
         return;
     case IMDS_ERR_METADATA:
         *out = (struct imds_error){400, "bad_request_102", "Required metadata header not specified"};

@@ -149,13 +149,14 @@ void imds_handle_token(http_req *req)
     reply.len = 0;
     struct imds_check_in in = {
         .method = req->method,
-        .xff = http_header(req, "X-Forwarded-For"),
+        .proxy = agent_proxy_header(req),
         .metadata = http_header(req, "Metadata"),
         .params = req->raw_query ? &req->query : NULL,
         .params_ok = req->query_ok,
+        .metadata_n = http_header_count(req, "Metadata"),
     };
     /* Header refusals first, before touching any body: the probe must be answered fast. */
-    enum imds_outcome o = imds_check_headers(in.xff, in.metadata);
+    enum imds_outcome o = imds_check_headers(in.proxy, in.metadata, in.metadata_n);
     if (o == IMDS_OK && req->method == HTTP_POST) {
         /* Cloud Shell: the parameters are in an x-www-form-urlencoded body (reference §2.2). */
         in.params = &form;

@@ -20,7 +20,8 @@ static int meta_precheck(http_req *req)
 {
     struct imds_error err;
     enum imds_outcome o =
-        imds_check_headers(http_header(req, "X-Forwarded-For"), http_header(req, "Metadata"));
+        imds_check_headers(agent_proxy_header(req), http_header(req, "Metadata"),
+                           http_header_count(req, "Metadata"));
     if (o == IMDS_OK && req->method != HTTP_GET)
         o = IMDS_ERR_METHOD;
     if (o == IMDS_OK && (!req->query_ok || req->query.has_dup))

@@ -22,8 +22,28 @@ static const struct route routes[] = {
     {"/msi/token/", appsvc_handle_token},
 };
 
+const char *agent_proxy_header(const http_req *req)
+{
+    static const char *const names[] = {"X-Forwarded-For", "Forwarded", "X-Real-IP", "Via"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = http_header(req, names[i]);
+        if (v)
+            return v;
+    }
+    return NULL;
+}
+
 void agent_route(http_req *req)
 {
+    const struct agent *a = ((const struct agent_loop *)req->worker)->a;
+    /* Before any route (reference §1.1 says nothing of Host; this is DNS rebinding). */
+    if (!imds_host_ok(req->host, req->host_port, a->listen_host,
+                      __atomic_load_n(&a->port, __ATOMIC_ACQUIRE))) {
+        struct imds_error err;
+        imds_outcome_error(IMDS_ERR_HOST, &err);
+        agent_reply_error(req, err.status, err.error, err.description);
+        return;
+    }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (req->path && strcmp(req->path, routes[i].path) == 0) {
             routes[i].handler(req);

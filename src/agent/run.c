@@ -7,8 +7,8 @@
  * (node.c); agent.json written back; the App Service
  * identity-header secret; the fetcher threads, each with its own client to the authority
  * (token.c); the plain-HTTP IMDS server (one loop per core, up to AGENT_MAX_DEFAULT_LOOPS);
- * env.sh. agent_run then, only with
- * --imds-address and when running as root, drops privileges, and serves until SIGINT/SIGTERM.
+ * env.sh. agent_run then, when running as root, switches to the state dir's user (run_as; with
+ * --imds-address to nobody), and serves until SIGINT/SIGTERM.
  * agent_start never drops privileges: it would drop them for the whole process.
  *
  * Privileges: --imds-address A serves A:80, which needs root (or CAP_NET_BIND_SERVICE). Root is
@@ -34,6 +34,7 @@
 #include "agent/agent.h"
 #include "agent/agent_internal.h"
 #include "common/log.h"
+#include "common/secmem.h"
 #include "common/util.h"
 #include "crypto/join_token.h"
 #include "http/client.h"
@@ -183,6 +184,7 @@ out:
 
 struct agent_handle {
     struct agent *a;
+    char dir[PATH_MAX]; /* the state dir */
     struct http_server *srv;
     struct listen_addr l;
     int mu_init;
@@ -210,10 +212,9 @@ void agent_stop(struct agent_handle *h)
     if (a) {
         tcache_free(&a->cache);
         agent_node_free(&a->node);
-        OPENSSL_cleanse(a->identity_header, sizeof a->identity_header);
         if (h->mu_init)
             pthread_mutex_destroy(&a->mu);
-        free(a);
+        mv_secmem_free(a, sizeof *a); /* wipes the App Service secret */
     }
     free(h);
 }
@@ -238,13 +239,14 @@ mv_rc agent_start(const struct agent_opts *o, struct agent_handle **out)
                "--vm NAME is required (letters, digits, '-', '_', '.')");
     h = calloc(1, sizeof *h);
     ENSURE(h != NULL, MV_ERR_INTERNAL);
-    a = h->a = calloc(1, sizeof *a);
+    a = h->a = mv_secmem_alloc(sizeof *a); /* holds a secret: left out of core dumps */
     ENSURE(a != NULL, MV_ERR_INTERNAL);
     ENSURE(pthread_mutex_init(&a->mu, NULL) == 0, MV_ERR_INTERNAL);
     h->mu_init = 1;
     tcache_init(&a->cache, TCACHE_MAX);
 
     CHECK(state_paths(o->state_dir, &paths));
+    CHECK(mv_copy(h->dir, sizeof h->dir, paths.dir));
     /* A server's state dir (config.json) or the agent's own on another machine. */
     int server_state = mv_file_exists(paths.config);
     state_config_defaults(&cfg);
@@ -298,7 +300,11 @@ mv_rc agent_start(const struct agent_opts *o, struct agent_handle **out)
         .arg = a,
         .epoll_changelist = 1, /* plain HTTP, no dup()ed fds: 2 epoll_ctl per request, not 4 */
     };
+    CHECK(mv_copy(a->listen_host, sizeof a->listen_host, l->host));
+    __atomic_store_n(&a->port, l->port, __ATOMIC_RELEASE);
     rc = http_server_start(&scfg, &h->srv);
+    if (rc == MV_OK) /* port 0: the one bound */
+        __atomic_store_n(&a->port, http_server_port(h->srv), __ATOMIC_RELEASE);
     if (rc != MV_OK)
         LOG_ERROR("agent: %s", mv_last_detail());
     ENSURE_MSG(rc == MV_OK, MV_ERR_UNAVAILABLE, "cannot listen on %s:%d%s", l->host, l->port,
@@ -330,8 +336,12 @@ mv_rc agent_run(const struct agent_opts *o)
         goto out;
     /* The node key and the CA bundle are in memory by now (each loop's client read the CA
      * once), so nothing after this point needs the 0700 state dir. */
-    if (o->imds_address && geteuid() == 0)
+    if (o->imds_address && geteuid() == 0) {
         CHECK(drop_privileges());
+    } else if (o->run_as && o->run_as->set) {
+        CHECK(mv_state_handover(h->dir, o->run_as)); /* node.key, agent.json, env.sh */
+        CHECK(mv_drop_to(o->run_as));
+    }
     int v6 = strchr(h->l.host, ':') != NULL;
     printf("mivault agent: vm %s serving IMDS on http://%s%s%s:%d\n", o->vm, v6 ? "[" : "",
            h->l.host, v6 ? "]" : "", agent_port(h));

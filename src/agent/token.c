@@ -144,14 +144,23 @@ static void flight_unlink(struct agent *a, struct agent_flight *f)
     }
 }
 
+/* Under mu: w leaves a->waits, and gives back its concurrency slot. */
 static void wait_unlink_all(struct agent *a, struct agent_wait *w)
 {
     for (struct agent_wait **pp = &a->waits; *pp; pp = &(*pp)->all) {
         if (*pp == w) {
             *pp = w->all;
+            a->nwaits--;
             return;
         }
     }
+}
+
+static void slot_release(struct agent *a)
+{
+    pthread_mutex_lock(&a->mu);
+    a->nwaits--;
+    pthread_mutex_unlock(&a->mu);
 }
 
 /* After the authority answered rc for the key (or did not answer in time): what a request gets.
@@ -249,13 +258,31 @@ void agent_token_defer(struct agent_loop *lp, http_req *req, const struct imds_t
 {
     struct agent *a = lp->a;
     mv_rc rc = MV_OK;
+    /* DOC-IMDS: at most AGENT_MAX_CONCURRENT token requests per VM at once, 429 beyond. Only
+     * misses are concurrent (a cached token is answered before the handler returns): a slot is
+     * taken here and given back when the waiter is unlinked (deliver) or on an early return. */
+    pthread_mutex_lock(&a->mu);
+    int busy = a->nwaits >= AGENT_MAX_CONCURRENT;
+    if (!busy)
+        a->nwaits++;
+    pthread_mutex_unlock(&a->mu);
+    if (busy) {
+        struct imds_error err;
+        imds_outcome_error(IMDS_ERR_BUSY, &err);
+        http_set_header(req, "Retry-After", "1");
+        agent_reply_error(req, err.status, err.error, err.description);
+        done(NULL, MV_ERR_THROTTLED, ctx);
+        return;
+    }
     http_req *d = http_defer(req);
     if (!d) {
+        slot_release(a);
         agent_reply_token_rc(req, MV_ERR_INTERNAL);
         done(NULL, MV_ERR_INTERNAL, ctx);
         return;
     }
     if (agent_token_cached(lp, r, use, ctx, &rc)) { /* landed since the caller looked */
+        slot_release(a);
         done(d, rc, ctx);
         return;
     }
@@ -266,6 +293,7 @@ void agent_token_defer(struct agent_loop *lp, http_req *req, const struct imds_t
         if (timer)
             event_free(timer);
         free(w);
+        slot_release(a);
         done(d, MV_ERR_INTERNAL, ctx);
         return;
     }

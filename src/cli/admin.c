@@ -114,13 +114,15 @@ static mv_rc admin_token(struct arm_client *a, const struct cli *c)
     }
     CHECK(mv_fmt(a->bearer, sizeof a->bearer, "Authorization: Bearer %s", tok));
 out:
+    if (pem)
+        OPENSSL_cleanse(pem, pemlen); /* the admin key */
     free(pem);
     EVP_PKEY_free(key);
     json_decref(claims);
     json_decref(resp_json);
-    mv_buf_free(&assertion);
-    mv_buf_free(&form);
-    mv_buf_free(&esc);
+    mv_buf_free_secret(&assertion);
+    mv_buf_free_secret(&form);
+    mv_buf_free_secret(&esc);
     http_client_resp_free(&resp);
     return rc;
 }

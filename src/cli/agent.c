@@ -9,10 +9,12 @@
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
 #include "cli/cli.h"
+#include "common/secmem.h"
 #include "common/util.h"
 
 #define JOIN_INPUT_MAX 4096 /* a token is 99 characters; a file may add a newline or two */
@@ -70,8 +72,21 @@ int verb_agent(struct cli *c)
     };
     if (!o.vm || !*o.vm)
         return cli_error("agent: --vm is required") + 1;
+    if (mv_protect_daemon() != MV_OK)
+        return cli_error("%s", cli_detail());
     if (join_token(c, join, sizeof join))
         return 2;
+    /* As root: the state dir (made here on a new machine) goes to its user, who the agent
+     * becomes once listening. */
+    struct mv_paths paths;
+    struct mv_user u;
+    umask(077);
+    if (state_paths(c->state_dir, &paths) != MV_OK || mv_mkdirs(paths.dir, 0700) != MV_OK ||
+        cli_state_user(c, paths.dir, &u) != MV_OK) {
+        OPENSSL_cleanse(join, sizeof join);
+        return cli_error("agent: %s", cli_detail());
+    }
+    o.run_as = &u;
     o.join_token = join[0] ? join : NULL;
     mv_rc rc = agent_run(&o);
     OPENSSL_cleanse(join, sizeof join);

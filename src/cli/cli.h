@@ -35,6 +35,10 @@ int cli_get_all(const struct cli *c, const char *name, const char **out, int max
 MV_MUST_CHECK mv_rc cli_require(const struct cli *c, const char *name, const char **value);
 /* Loads paths and config of the state dir (must be initialised). */
 MV_MUST_CHECK mv_rc cli_load_state(struct cli *c);
+/* runas.c: as root, the user the state dir belongs to (--user NAME, its owner, or mivault,
+ * created if missing), with the dir handed to it; u->set 0 when not root. */
+struct mv_user;
+MV_MUST_CHECK mv_rc cli_state_user(const struct cli *c, const char *dir, struct mv_user *u);
 
 /* The last recorded failure detail without its "(file:line, category)" tail, for people. */
 const char *cli_detail(void);

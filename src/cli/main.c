@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "common/log.h"
+#include "common/secmem.h"
 
 struct verb {
     const char *name;       /* "vm create" */
@@ -21,21 +22,25 @@ static const struct verb VERBS[] = {
     {"init", verb_init,
      "[--public-url https://HOST[:PORT]] [--vault-suffix S] [--master-key FILE]\n"
      "       [--server-port N] [--agent-port N] [--threads N]\n"
-     "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N] [--store URL]",
+     "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N] [--store URL]\n"
+     "       [--user NAME]",
      "",
      "Create a tenant, subscription, resource group, signing key, local CA and admin credential;\n"
      "on a store that holds an installation already, join it (needs --master-key, a copy of the\n"
      "first server's master.key). --store postgresql://USER@HOST:PORT[,HOST2:PORT2]/DB keeps the\n"
-     "store in PostgreSQL (docs/store.md). Every config.json key: docs/config.md."},
-    {"server", verb_server, "[--listen ADDR:PORT]", "",
+     "store in PostgreSQL (docs/store.md). Every config.json key: docs/config.md. As root, the\n"
+     "state dir goes to --user NAME (default: system user mivault, created if missing), whom\n"
+     "server, agent and up then run as (docs/operations.md)."},
+    {"server", verb_server, "[--listen ADDR:PORT] [--user NAME]", "",
      "Run the authority, control plane and vault (HTTPS); GET /healthz for load balancers."},
     {"agent", verb_agent,
      "--vm NAME [--join TOKEN|- | --join-file FILE] [--server URL] [--listen ADDR:PORT]\n"
-     "       [--imds-address ADDR]",
+     "       [--imds-address ADDR] [--user NAME]",
      "", "Run the host agent (IMDS endpoint) of a VM; join once, later starts need only --vm."},
     {"up", verb_up,
      "[--public-url https://HOST[:PORT]] [--listen ADDR:PORT] [--server-port N] [--agent-port N]\n"
-     "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N] [--imds-address ADDR]",
+     "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N] [--imds-address ADDR]\n"
+     "       [--user NAME]",
      "",
      "Init if needed, then run a server and the agent of VM 'localvm' with vault 'dev'."},
     {"demo", verb_demo, "", "", "Run the six steps of the managed identity flow and print them."},
@@ -155,6 +160,11 @@ int main(int argc, char **argv)
     if (!v) {
         cli_error("unknown verb '%s' (see `mivault --help`)", argv[1]);
         return 2;
+    }
+    /* Every verb may hold a secret or a key: no core dumps (docs/security.md). */
+    if (mv_protect_process() != MV_OK) {
+        cli_error("%s", mv_last_detail());
+        return 1;
     }
     struct cli c;
     memset(&c, 0, sizeof c);

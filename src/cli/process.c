@@ -8,6 +8,8 @@
 #include "audit/audit.h"
 #include "cli/cli.h"
 #include "cli/launch.h"
+#include "common/privs.h"
+#include "common/secmem.h"
 #include "common/util.h"
 #include "server/server.h"
 
@@ -95,8 +97,12 @@ int verb_init(struct cli *c)
     const char *mk = cli_get(c, "master-key");
     if (mk && !*mk)
         return cli_error("--master-key wants a file: a copy of the first server's master.key") + 1;
+    umask(077);
     if (launch_init(c, &cfg, &outcome) != MV_OK)
         return 1;
+    struct mv_user u;
+    if (cli_state_user(c, c->paths.dir, &u) != MV_OK)
+        return cli_error("%s", cli_detail());
     struct store *st = NULL;
     struct mv_tenant t;
     char url[256], db[PATH_MAX];
@@ -129,9 +135,15 @@ int verb_server(struct cli *c)
     const char *listen = NULL;
     if (cli_listen_flag(c, &listen))
         return 2;
+    if (mv_protect_daemon() != MV_OK)
+        return cli_error("%s", cli_detail());
+    umask(077); /* the store and the audit log: 0600 */
     if (cli_load_state(c) != MV_OK)
         return 1;
-    return server_run(c->paths.dir, listen) == MV_OK ? 0 : 1;
+    struct mv_user u;
+    if (cli_state_user(c, c->paths.dir, &u) != MV_OK)
+        return cli_error("%s", cli_detail());
+    return server_run(c->paths.dir, listen, &u) == MV_OK ? 0 : 1;
 }
 
 /* --logs values: a state dir (its audit.log, and its server.id as the expected writer) or an

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +28,8 @@
 #include "cli/cli.h"
 #include "cli/launch.h"
 #include "common/log.h"
+#include "common/privs.h"
+#include "common/secmem.h"
 #include "common/util.h"
 #include "server/server.h"
 
@@ -129,12 +132,20 @@ int verb_up(struct cli *c)
     const char *listen = NULL;
     if (cli_config_from_flags(c, &cfg) || cli_listen_flag(c, &listen))
         return 2;
+    if (mv_protect_daemon() != MV_OK)
+        return cli_error("%s", cli_detail());
     if (imds && !*imds) {
         cli_error("up: --imds-address wants an address, e.g. %s", UP_WELL_KNOWN_IMDS);
         return 2;
     }
+    umask(077);
     if (launch_init(c, &cfg, &created) != MV_OK)
         return 1;
+    struct mv_user run_as;
+    if (cli_state_user(c, c->paths.dir, &run_as) != MV_OK) {
+        cli_error("%s", cli_detail());
+        return 1;
+    }
     if (mv_copy(state_arg, sizeof state_arg, c->paths.dir) != MV_OK)
         return 1;
     char listen_at[128];
@@ -163,6 +174,14 @@ int verb_up(struct cli *c)
     OPENSSL_cleanse(join, sizeof join);
     if (write_env(c, imds) != MV_OK || agent_url(c, imds, agent_base, sizeof agent_base) != MV_OK) {
         cli_error("cannot write %s", c->paths.env_sh);
+        goto done;
+    }
+    /* As root: the server and the agent listen and hold their keys; the rest runs as the state
+     * dir's user. Not with --imds-address: up must still be able to stop its root-started
+     * agent child (which drops to nobody itself). */
+    if (run_as.set && !imds &&
+        (mv_state_handover(c->paths.dir, &run_as) != MV_OK || mv_drop_to(&run_as) != MV_OK)) {
+        cli_error("%s", cli_detail());
         goto done;
     }
     char vault_url[512];

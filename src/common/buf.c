@@ -1,4 +1,9 @@
-/* buf.c: capped buffers (see buf.h). */
+/* buf.c: capped buffers (see buf.h).
+ *
+ * Any buffer may hold a secret (a token reply, a backup's plaintext, a curl body), and a buffer
+ * does not know whether it does. So every growth goes through OPENSSL_clear_realloc, which
+ * copies into a new block and wipes the old one before freeing it: a plain realloc would leave
+ * every earlier block's bytes in freed heap, and mv_buf_free_secret could only wipe the last. */
 #include "common/buf.h"
 
 #include <openssl/crypto.h>
@@ -36,7 +41,7 @@ static mv_rc grow(mv_buf *b, size_t need)
         cap *= 2;
     if (cap > b->max + 1)
         cap = b->max + 1;
-    char *p = realloc(b->p, cap);
+    char *p = OPENSSL_clear_realloc(b->p, b->cap, cap);
     if (!p) {
         mv_fail(MV_ERR_INTERNAL, "out of memory");
         return MV_ERR_INTERNAL;

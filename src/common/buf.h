@@ -1,7 +1,8 @@
 /* buf.h: length-carrying slices and capped, growable buffers for untrusted bytes.
  *
  * A buffer never grows past the cap set at init (MV_ERR_LIMIT instead), keeps a NUL after its
- * content so it can be handed to C string APIs, and is wiped on free when it held a secret. */
+ * content so it can be handed to C string APIs, and is wiped on free when it held a secret.
+ * Growing wipes the block it leaves (buf.c), so a secret leaves no copies in freed heap. */
 #ifndef MV_COMMON_BUF_H
 #define MV_COMMON_BUF_H
 

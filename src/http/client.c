@@ -99,7 +99,8 @@ void http_client_free(struct http_client *c)
 
 void http_client_resp_free(struct http_client_resp *resp)
 {
-    mv_buf_free(&resp->body);
+    /* Bodies carry tokens, secret values and backups: wiped. */
+    mv_buf_free_secret(&resp->body);
     resp->status = 0;
     resp->retry_after[0] = '\0';
     resp->www_authenticate[0] = '\0';

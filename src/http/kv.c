@@ -4,9 +4,11 @@
  * (split on '&', skip empty sequences, split each at the first '=', '+' is a space, then
  * percent-decode), but strictly: a '%' not followed by two hex digits, and any NUL byte (raw or
  * as %00), refuse the whole input instead of being passed through. Every name and value is its
- * own NUL-terminated heap string; a kv_list owns them until kv_free. */
+ * own NUL-terminated heap string; a kv_list owns them until kv_free, which wipes them (a form
+ * may carry a client assertion). */
 #include "http/kv.h"
 
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -24,11 +26,18 @@ static int hexval(char c)
     return -1;
 }
 
+/* Wiped: a form may carry a secret (client_assertion, client_secret, a join token). */
+static void free_wiped(char *s)
+{
+    if (s)
+        OPENSSL_clear_free(s, strlen(s) + 1);
+}
+
 /* Decodes s[0..len) into a new NUL-terminated string. */
 static mv_rc decode(const char *s, size_t len, char **out)
 {
     mv_rc rc = MV_OK;
-    char *d = malloc(len + 1);
+    char *d = OPENSSL_malloc(len + 1);
     size_t n = 0;
     ENSURE(d != NULL, MV_ERR_INTERNAL);
     for (size_t i = 0; i < len; i++) {
@@ -51,7 +60,7 @@ static mv_rc decode(const char *s, size_t len, char **out)
     *out = d;
     d = NULL;
 out:
-    free(d);
+    OPENSSL_clear_free(d, len + 1);
     return rc;
 }
 
@@ -72,7 +81,7 @@ mv_rc kv_parse(const char *s, size_t len, kv_list *out)
             /* A name without '=' has the empty value. */
             rc = decode(s + val_start, end - val_start, &out->value[out->n]);
             if (rc != MV_OK) {
-                free(out->name[out->n]);
+                free_wiped(out->name[out->n]);
                 out->name[out->n] = NULL;
                 goto out;
             }
@@ -108,8 +117,8 @@ const char *kv_get_ci(const kv_list *l, const char *name)
 void kv_free(kv_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
-        free(l->name[i]);
-        free(l->value[i]);
+        free_wiped(l->name[i]);
+        free_wiped(l->value[i]);
     }
     memset(l, 0, sizeof *l);
 }

@@ -9,9 +9,12 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
 #include <event2/util.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "common/limits.h"
@@ -304,6 +307,16 @@ void http_deferred_free(http_req *d)
 const char *http_header(const http_req *req, const char *name)
 {
     return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+}
+
+int http_header_count(const http_req *req, const char *name)
+{
+    int n = 0;
+    const struct evkeyval *kv;
+    TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req->ev), next)
+        if (strcasecmp(kv->key, name) == 0)
+            n++;
+    return n;
 }
 
 void http_set_header(http_req *req, const char *name, const char *value)

@@ -108,6 +108,8 @@ MV_MUST_CHECK mv_rc http_tls_ctx(const char *cert_pem, const char *key_pem, SSL_
 
 /* Request accessors. */
 const char *http_header(const http_req *req, const char *name);
+/* How many times the request carries header name (case-insensitive). */
+int http_header_count(const http_req *req, const char *name);
 void http_set_header(http_req *req, const char *name, const char *value);
 
 /* Deferred replies, for work finished on another thread (the group-committing writer).

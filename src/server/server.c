@@ -16,6 +16,7 @@
 #include "authority/authority.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/secmem.h"
 #include "http/reply.h"
 #include "http/server.h"
 #include "server/context.h"
@@ -238,8 +239,7 @@ void server_stop(struct server_handle *h)
     if (h->srv) {
         authority_free_keys(&h->srv->authority);
         audit_close(h->srv->audit);
-        OPENSSL_cleanse(h->srv->data_key, sizeof h->srv->data_key);
-        free(h->srv);
+        mv_secmem_free(h->srv, sizeof *h->srv); /* wipes the data key */
     }
     free(h);
 }
@@ -250,7 +250,8 @@ mv_rc server_start(const char *state_dir, const char *listen, struct server_hand
     struct server_handle *h = calloc(1, sizeof *h);
     *out = NULL;
     ENSURE(h != NULL, MV_ERR_INTERNAL);
-    h->srv = calloc(1, sizeof *h->srv);
+    /* The data key is in here: pages left out of core dumps (docs/security.md). */
+    h->srv = mv_secmem_alloc(sizeof *h->srv);
     ENSURE(h->srv != NULL, MV_ERR_INTERNAL);
     struct mv_server *srv = h->srv;
     CHECK(load(srv, state_dir, listen));
@@ -290,11 +291,15 @@ out:
     return rc;
 }
 
-mv_rc server_run(const char *state_dir, const char *listen)
+mv_rc server_run(const char *state_dir, const char *listen, const struct mv_user *run_as)
 {
     mv_rc rc = MV_OK;
     struct server_handle *h = NULL;
     CHECK(server_start(state_dir, listen, &h));
+    if (run_as && run_as->set) {
+        CHECK(mv_state_handover(h->srv->paths.dir, run_as)); /* the store's -wal, audit.log... */
+        CHECK(mv_drop_to(run_as));
+    }
     http_server_wait(h->hs);
     LOG_INFO("server stopped");
 out:

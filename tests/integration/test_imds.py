@@ -38,6 +38,56 @@ class ImdsTest(MivaultTest):
         r = e.imds(self.port, "https://vault.azure.net", headers={"Metadata": "false"})
         self.assertEqual(r.status, 400)
 
+    def raw(self, headers, host=None):
+        """A token request with exactly these headers (repeats allowed) and Host."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c.putrequest("GET", "/metadata/identity/oauth2/token?api-version=2018-02-01&resource="
+                     "https%3A%2F%2Fvault.azure.net", skip_host=host is not None)
+        if host is not None:
+            c.putheader("Host", host)
+        for k, v in headers:
+            c.putheader(k, v)
+        c.endheaders()
+        r = c.getresponse()
+        status, body = r.status, r.read()
+        c.close()
+        return status, json.loads(body)
+
+    def test_proxy_headers_rejected(self):
+        """Issue 8 point 6: Forwarded, X-Real-IP and Via are refused as X-Forwarded-For is."""
+        for h, v in (("X-Forwarded-For", "1.2.3.4"), ("Forwarded", "for=1.2.3.4"),
+                     ("X-Real-IP", "1.2.3.4"), ("Via", "1.1 proxy"), ("x-real-ip", "")):
+            status, body = self.raw([("Metadata", "true"), (h, v)])
+            self.assertEqual(status, 400, h)
+            self.assertEqual(body["error"], "invalid_request", h)
+            self.assertIn("error_description", body)
+        self.assertEqual(self.raw([("Metadata", "true")])[0], 200)
+
+    def test_duplicate_metadata_rejected(self):
+        for pair in (("true", "true"), ("true", "false"), ("false", "true")):
+            status, body = self.raw([("Metadata", pair[0]), ("Metadata", pair[1])])
+            self.assertEqual(status, 400, pair)
+            self.assertEqual(body["error"], "invalid_request", pair)
+
+    def test_foreign_host_rejected(self):
+        """Issue 8 point 6: a DNS-rebinding page sends its own name as Host."""
+        for host in ("evil.example:%d" % self.port, "evil.example", "127.0.0.1:1",
+                     "127.0.0.1.evil.example:%d" % self.port):
+            status, body = self.raw([("Metadata", "true")], host=host)
+            self.assertEqual(status, 400, host)
+            self.assertEqual(body["error"], "invalid_request", host)
+        # every route, not only the token
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c.request("GET", "/metadata/instance?api-version=2021-02-01",
+                  headers={"Metadata": "true", "Host": "evil.example:%d" % self.port})
+        r = c.getresponse()
+        self.assertEqual(r.status, 400)
+        r.read()
+        c.close()
+        for host in ("127.0.0.1:%d" % self.port, "localhost:%d" % self.port,
+                     "169.254.169.254:%d" % self.port):
+            self.assertEqual(self.raw([("Metadata", "true")], host=host)[0], 200, host)
+
     def test_x_forwarded_for_rejected(self):
         r = self.env.imds(self.port, "https://vault.azure.net", headers={"Metadata": "true", "X-Forwarded-For": "1.2.3.4"})
         self.assertEqual(r.status, 400)
@@ -181,6 +231,59 @@ class ImdsRateLimitTest(MivaultTest):
         self.assertEqual(statuses, {200: 600})
 
 
+class ImdsConcurrencyLimitTest(MivaultTest):
+    """Issue 8 point 6, DOC-IMDS "Rate limiting": at most 5 concurrent token requests per VM,
+    429 beyond, whatever the per-second limit (turned off here)."""
+
+    def test_sixth_concurrent_miss_gets_429(self):
+        e = self.env
+        path = os.path.join(e.dir, "config.json")
+        with open(path) as f:
+            c = json.load(f)
+        c["imdsRateLimit"] = 0
+        with open(path, "w") as f:
+            json.dump(c, f)
+        vm = e.vm("ccvm")
+        first, port = e.start_agent("ccvm", join=vm["joinToken"])
+        e.stop(first)
+        # The agent again, now pointed at an authority that accepts connections and never
+        # answers: every miss waits (3 s) for it.
+        hole = socket.socket()
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(64)
+        self.addCleanup(hole.close)
+        e.spawn("agent-ccvm", "agent", "--vm", "ccvm", "--listen", "127.0.0.1:%d" % port,
+                "--server", "https://127.0.0.1:%d" % hole.getsockname()[1], port=port)
+        n = 6
+        conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(n)]
+        for cn in conns:
+            cn.connect()
+        out = [None] * n
+        go = threading.Barrier(n)
+
+        def one(i):
+            go.wait()
+            q = urllib.parse.urlencode({"api-version": "2018-02-01", "resource": "https://r%d.example" % i})
+            conns[i].request("GET", "/metadata/identity/oauth2/token?" + q, headers={"Metadata": "true"})
+            r = conns[i].getresponse()
+            out[i] = (r.status, r.getheader("Retry-After"), json.loads(r.read()))
+            conns[i].close()
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        statuses = collections.Counter(o[0] for o in out if o)
+        self.assertEqual(statuses, {500: 5, 429: 1}, out)
+        busy = [o for o in out if o[0] == 429][0]
+        self.assertEqual(busy[1], "1")
+        self.assertEqual(busy[2]["error"], "too_many_requests")
+        # the slots are given back once the misses are answered: a new one waits again (500),
+        # it is not refused (429)
+        self.assertEqual(e.imds(port, "https://vault.azure.net").status, 500)
+
+
 class ImdsConcurrentMissTest(MivaultTest):
     """DESIGN §7: the agent's loops share one cache, and concurrent misses of one key share one
     authority request (the agent runs one loop per core, at most 2)."""
@@ -193,8 +296,9 @@ class ImdsConcurrentMissTest(MivaultTest):
         self.vm = e.vm("cmvm", uai=["cm1"])
         _, self.port = e.start_agent("cmvm", join=self.vm["joinToken"])
 
-    def storm(self, query, n=24):
-        """n requests released at once, each on its own connection."""
+    def storm(self, query, n=5):
+        """n requests released at once, each on its own connection (5: the most IMDS lets wait
+        at once, DOC-IMDS; ImdsHeaderHostConcurrencyTest checks the 6th gets 429)."""
         url = "/metadata/identity/oauth2/token?" + urllib.parse.urlencode(query)
         conns = [http.client.HTTPConnection("127.0.0.1", self.port, timeout=30) for _ in range(n)]
         for c in conns:

@@ -32,7 +32,7 @@ static enum imds_outcome check(struct fixture *f, enum http_method m, const char
     f->q_ok = 1;
     if (query)
         f->q_ok = kv_parse(query, strlen(query), &f->q) == MV_OK;
-    f->in = (struct imds_check_in){m, xff, metadata, query ? &f->q : NULL, f->q_ok};
+    f->in = (struct imds_check_in){m, xff, metadata, query ? &f->q : NULL, f->q_ok, 1};
     return imds_check_token(&f->in, &f->r);
 }
 
@@ -88,7 +88,51 @@ static void test_xff_rejected_first(void **state)
     imds_outcome_error(IMDS_ERR_XFF, &e);
     assert_int_equal(e.status, 400);
     assert_string_equal(e.error, "invalid_request");
-    assert_string_equal(e.description, "Requests with X-Forwarded-For header are not allowed");
+    assert_string_equal(e.description, "Requests with X-Forwarded-For, Forwarded, X-Real-IP or "
+                                       "Via headers are not allowed");
+}
+
+/* Issue 8 point 6: a second Metadata header is refused, after the proxy headers. */
+static void test_duplicate_metadata_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(imds_check_headers(NULL, "true", 2), IMDS_ERR_METADATA_DUP);
+    assert_int_equal(imds_check_headers("1.2.3.4", "true", 2), IMDS_ERR_XFF);
+    assert_int_equal(imds_check_headers(NULL, "true", 1), IMDS_OK);
+    struct fixture f;
+    memset(&f, 0, sizeof f);
+    f.q_ok = kv_parse(VAULT_Q, strlen(VAULT_Q), &f.q) == MV_OK;
+    f.in = (struct imds_check_in){HTTP_GET, NULL, "true", &f.q, f.q_ok, 2};
+    assert_int_equal(imds_check_token(&f.in, &f.r), IMDS_ERR_METADATA_DUP);
+    kv_free(&f.q);
+    struct imds_error e;
+    imds_outcome_error(IMDS_ERR_METADATA_DUP, &e);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.error, "invalid_request");
+    imds_outcome_error(IMDS_ERR_BUSY, &e);
+    assert_int_equal(e.status, 429);
+    assert_string_equal(e.error, "too_many_requests");
+}
+
+/* Issue 8 point 6: DNS rebinding. Only the agent's own names, at its port. */
+static void test_host_must_name_the_agent(void **state)
+{
+    (void)state;
+    assert_true(imds_host_ok("127.0.0.1", 50342, "127.0.0.1", 50342));
+    assert_true(imds_host_ok("localhost", 50342, "127.0.0.1", 50342));
+    assert_true(imds_host_ok("169.254.169.254", 50342, "127.0.0.1", 50342));
+    assert_true(imds_host_ok("127.0.0.2", 50342, "127.0.0.2", 50342));
+    assert_true(imds_host_ok("[::1]", 50342, "::1", 50342));
+    assert_true(imds_host_ok("169.254.169.254", 0, "169.254.169.254", 80)); /* port 80 implied */
+    assert_true(imds_host_ok("169.254.169.254", 80, "169.254.169.254", 80));
+    assert_true(imds_host_ok("", 0, "127.0.0.1", 50342)); /* HTTP/1.0 without Host */
+    assert_false(imds_host_ok("evil.example", 50342, "127.0.0.1", 50342));
+    assert_false(imds_host_ok("127.0.0.1.evil.example", 50342, "127.0.0.1", 50342));
+    assert_false(imds_host_ok("127.0.0.1", 8080, "127.0.0.1", 50342));
+    assert_false(imds_host_ok("127.0.0.1", 0, "127.0.0.1", 50342));
+    assert_false(imds_host_ok("[::1]", 50342, "127.0.0.1", 50342));
+    assert_false(imds_host_ok("[::1", 50342, "::1", 50342));
+    assert_false(imds_host_ok("127.0.0.2", 50342, "127.0.0.1", 50342));
 }
 
 /* The JS DefaultAzureCredential probe: bare path, no query, no Metadata -> fast 400 metadata. */
@@ -728,6 +772,8 @@ int main(void)
         cmocka_unit_test(test_metadata_missing),
         cmocka_unit_test(test_metadata_false_or_odd),
         cmocka_unit_test(test_xff_rejected_first),
+        cmocka_unit_test(test_duplicate_metadata_refused),
+        cmocka_unit_test(test_host_must_name_the_agent),
         cmocka_unit_test(test_probe_without_query),
         cmocka_unit_test(test_api_version_missing_or_bad),
         cmocka_unit_test(test_resource_missing_or_empty),
