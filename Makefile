@@ -60,7 +60,7 @@ bench:
 	bash bench/run.sh
 
 check-style:
-	@! grep -rnE '\b(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol|sscanf)\s*\(' src include \
+	@! grep -rnE '\b(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol|sscanf|system|popen)\s*\(' src include \
 	  || (echo "banned string function (see STYLE)"; exit 1)
 	@bash scripts/check-layers.sh
 

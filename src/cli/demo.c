@@ -3,6 +3,7 @@
  * result) and a status tracker of the VM identity and the token, then the negative case: a VM
  * without identity is refused at step 4. Exits 0 only if every step behaved as expected. */
 #include <jansson.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,14 +306,21 @@ done:
     return ok;
 }
 
+static int remove_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)type;
+    (void)ftw;
+    return remove(path) == 0 ? 0 : -1;
+}
+
+/* The demo's own temporary state dir, depth first, never following a symlink out of it. */
 static void remove_tree(const char *dir)
 {
-    char cmd[PATH_MAX + 32];
-    if (strncmp(dir, "/tmp/mivault-demo.", 18) == 0 && strchr(dir, '\'') == NULL &&
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir) < (int)sizeof cmd) {
-        if (system(cmd) != 0)
-            cli_error("could not remove %s", dir);
-    }
+    if (strncmp(dir, "/tmp/mivault-demo.", 18) != 0)
+        return;
+    if (nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        cli_error("could not remove %s", dir);
 }
 
 int verb_demo(struct cli *c)

@@ -78,9 +78,14 @@ class RunAsStateUserTest(MivaultTest):
         self.assert_dropped(self.env.server.pid)
         self.assert_dropped(self.agent.pid)
 
+    def private_files(self):
+        """What a workload must not read: the keys, and the store (the SQLite file; on
+        PostgreSQL config.json, which then holds the store's URL and is 0600 for that reason)."""
+        return KEYS + (("config.json",) if self.env.store_url else ("mivault.db",))
+
     def test_state_dir_belongs_to_mivault_and_keys_are_0600(self):
         d = self.env.dir
-        for name in KEYS + ("mivault.db",):
+        for name in self.private_files():
             st = os.stat(os.path.join(d, name))
             self.assertEqual(st.st_uid, self.user.pw_uid, name)
             self.assertEqual(st.st_mode & 0o777, 0o600, name)
@@ -98,11 +103,11 @@ class RunAsStateUserTest(MivaultTest):
         code = """
 import json, os, sys, urllib.request
 d = %r
-for name in ("ca.pem", "ca-bundle.pem", "config.json"):
+for name in %r:
     open(os.path.join(d, name)).read()
 open(%r).read()
 denied = []
-for name in %r + ("agents/pvm/node.key", "mivault.db"):
+for name in %r + ("agents/pvm/node.key",):
     try:
         open(os.path.join(d, name)).read()
     except PermissionError:
@@ -116,13 +121,14 @@ req = urllib.request.Request("http://127.0.0.1:%d/metadata/identity/oauth2/token
                              headers={"Metadata": "true"})
 tok = json.load(urllib.request.urlopen(req))["access_token"]
 print(json.dumps({"denied": denied, "token": len(tok) > 100}))
-""" % (d, env_sh, KEYS, self.port)
+""" % (d, ("ca.pem", "ca-bundle.pem") + (() if self.env.store_url else ("config.json",)), env_sh,
+       self.private_files(), self.port)
         rc, out = as_nobody(code)
         self.assertEqual(rc, 0, out)
         res = json.loads(out.strip().splitlines()[-1])
         self.assertTrue(res["token"])
         self.assertEqual(sorted(res["denied"]),
-                         sorted(KEYS + ("agents/pvm/node.key", "mivault.db", "listing")))
+                         sorted(self.private_files() + ("agents/pvm/node.key", "listing")))
 
     def test_not_dumpable_and_no_core_files(self):
         """Point 8: PR_SET_DUMPABLE 0 shows as /proc/PID owned by root although the process runs
