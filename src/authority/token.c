@@ -137,6 +137,25 @@ static int64_t generation(struct authority_loop *w)
     return gen;
 }
 
+/* RFC 7523 §3 item 7: an assertion is good for one token. Its jti is recorded in the store (one
+ * write; shared by every server of a PostgreSQL store) until the assertion would expire anyway,
+ * and only after the signature and claims passed, so nobody without the client's key can fill
+ * the table. A second use is refused like any other bad assertion. */
+static mv_rc remember_jti(struct authority_loop *w, struct token_ctx *c, int64_t now)
+{
+    mv_rc rc = MV_OK;
+    struct authority_refusal *ref = &c->ref;
+    long long exp = 0;
+    CHECK(jwt_claim_int(&c->assertion, "exp", &exp)); /* checked by assertion.c */
+    rc = store_assertion_use(w->st, c->client_id, jwt_claim_str(&c->assertion, "jti"),
+                             (int64_t)exp + MV_CLOCK_SKEW_SECS, now);
+    if (rc == MV_ERR_CONFLICT)
+        LOG_INFO("token: client %s refused: assertion replayed", c->client_id);
+    REFUSE_UNLESS(rc != MV_ERR_CONFLICT, ref, 401, "invalid_client", BAD_CLIENT);
+out:
+    return rc;
+}
+
 static mv_rc handle(struct authority_loop *w, http_req *req, struct token_ctx *c, mv_buf *token,
                     int64_t *exp, int64_t now)
 {
@@ -189,6 +208,7 @@ static mv_rc handle(struct authority_loop *w, http_req *req, struct token_ctx *c
         LOG_INFO("token: client %s refused: %s", c->client_id, mv_last_detail());
     REFUSE_UNLESS(rc != MV_ERR_UNAUTHENTICATED, ref, 401, "invalid_client", BAD_CLIENT);
     CHECK(rc);
+    CHECK(remember_jti(w, c, now));
 
     if (c->client->is_node) {
         CHECK(authority_subject_get(w, gen, c->client->vm, &c->form, &c->subject, ref));

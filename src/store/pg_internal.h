@@ -57,6 +57,7 @@ struct pg_store {
     int batch_attempt;             /* writer: how often the current batch was re-run */
     int64_t batch_deadline_ms;
     struct pg_feed *feed;
+    int64_t jti_pruned;            /* when pg_assertions.c last pruned expired assertion ids */
 };
 
 /* Parameters of one statement: text values (NULL = SQL NULL) or binary bytea. */
@@ -180,6 +181,8 @@ MV_MUST_CHECK mv_rc pg_node_put(struct pg_store *pg, const struct st_node *n);
 MV_MUST_CHECK mv_rc pg_node_get(struct pg_store *pg, const char *client_id, struct st_node *out);
 MV_MUST_CHECK mv_rc pg_join_put(struct pg_store *pg, const char *token_hash, const char *vm, int64_t expires);
 MV_MUST_CHECK mv_rc pg_join_consume(struct pg_store *pg, const char *token_hash, int64_t now, char vm_out[ST_NAME]);
+MV_MUST_CHECK mv_rc pg_node_revoke_vm(struct pg_store *pg, const char *vm, int64_t now);
+MV_MUST_CHECK mv_rc pg_assertion_use(struct pg_store *pg, const char *client_id, const char *jti, int64_t keep_until, int64_t now);
 MV_MUST_CHECK mv_rc pg_vault_put(struct pg_store *pg, const struct st_vault *v);
 MV_MUST_CHECK mv_rc pg_vault_get(struct pg_store *pg, const char *name, struct st_vault *out);
 MV_MUST_CHECK mv_rc pg_vault_list(struct pg_store *pg, struct st_vault **out, size_t *n);

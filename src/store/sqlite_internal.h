@@ -57,6 +57,10 @@ enum st_q {
     ST_Q_NODE_GET,
     ST_Q_JOIN_PUT,
     ST_Q_JOIN_CONSUME,
+    ST_Q_NODE_REVOKE_VM,
+    ST_Q_JOIN_PURGE,
+    ST_Q_JTI_PRUNE,
+    ST_Q_JTI_USE,
     ST_Q_VAULT_PUT,
     ST_Q_VAULT_GET,
     ST_Q_VAULT_LIST,
@@ -94,6 +98,7 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *q[ST_Q_COUNT];
     int bind_err; /* first failed sqlite3_bind_* since the last st_step, else SQLITE_OK */
+    int64_t jti_pruned; /* when st_assertions.c last pruned expired assertion ids */
 };
 
 /* The SQLite backend of every store.h function (store.c dispatches here when st->pg is NULL). */
@@ -128,6 +133,8 @@ MV_MUST_CHECK mv_rc sq_node_put(struct store *st, const struct st_node *n);
 MV_MUST_CHECK mv_rc sq_node_get(struct store *st, const char *client_id, struct st_node *out);
 MV_MUST_CHECK mv_rc sq_join_put(struct store *st, const char *token_hash, const char *vm, int64_t expires);
 MV_MUST_CHECK mv_rc sq_join_consume(struct store *st, const char *token_hash, int64_t now, char vm_out[ST_NAME]);
+MV_MUST_CHECK mv_rc sq_node_revoke_vm(struct store *st, const char *vm, int64_t now);
+MV_MUST_CHECK mv_rc sq_assertion_use(struct store *st, const char *client_id, const char *jti, int64_t keep_until, int64_t now);
 MV_MUST_CHECK mv_rc sq_vault_put(struct store *st, const struct st_vault *v);
 MV_MUST_CHECK mv_rc sq_vault_get(struct store *st, const char *name, struct st_vault *out);
 MV_MUST_CHECK mv_rc sq_vault_list(struct store *st, struct st_vault **out, size_t *n);
