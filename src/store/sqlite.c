@@ -5,10 +5,14 @@
  * fsyncs the WAL at every commit, so a call that returned MV_OK is on disk. Several processes
  * may share the file: busy_timeout makes writers queue for up to 10 s before a call fails with
  * MV_ERR_UNAVAILABLE. A new file is created 0600 and appears only once initialized
- * (create_db). */
+ * (create_db).
+ *
+ * Corruption: every open runs PRAGMA quick_check and refuses a damaged file; SQLITE_CORRUPT at
+ * run time stops all writes of the process (sq_mark_corrupt) and fails the health probe. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,6 +22,22 @@
 #include "store/writer.h"
 
 #define ST_BUSY_TIMEOUT_MS 10000
+#define ST_CHECK_MSG_MAX 200 /* of quick_check's first complaint, for the log */
+
+/* Process-wide, like the file it describes: once any connection saw the file corrupt, no
+ * connection of this process writes to it again (a restart runs quick_check and refuses). */
+static atomic_int corrupt;
+
+void sq_mark_corrupt(const char *what, int src)
+{
+    if (atomic_exchange(&corrupt, 1) == 0)
+        LOG_ERROR("store: THE DATABASE FILE IS CORRUPT (sqlite %s: %s, %d): refusing every write "
+                  "from now on and failing /healthz; stop the server, restore the store from a "
+                  "backup, and restart",
+                  what, sqlite3_errstr(src), src);
+}
+
+int sq_is_corrupt(void) { return atomic_load(&corrupt); }
 #define ST_META_MAX (64 * 1024) /* largest meta value handed back */
 
 static mv_rc exec(struct store *st, const char *sql)
@@ -83,6 +103,34 @@ out:
     return rc;
 }
 
+/* PRAGMA quick_check (O(N), no index-content cross-checks): a file damaged in the middle is
+ * refused at open instead of answering some reads with "malformed" and taking writes. */
+static mv_rc quick_check(struct store *st, const char *path)
+{
+    sqlite3_stmt *s = NULL;
+    mv_rc rc = MV_OK;
+    char first[ST_CHECK_MSG_MAX + 1] = "";
+    int src = sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(s, 0);
+        if (v && strcmp(v, "ok") == 0)
+            goto out;
+        if (v && mv_copy(first, sizeof first, v) != MV_OK)
+            memcpy(first + ST_CHECK_MSG_MAX - 3, "...", 4);
+    } else {
+        CHECK(mv_copy(first, sizeof first, sqlite3_errstr(src)));
+    }
+    LOG_ERROR("store: %s is CORRUPT (PRAGMA quick_check: %s); refusing to start on it: restore "
+              "it from a backup", path, first[0] ? first : "?");
+    ENSURE_MSG(0, MV_ERR_INTERNAL, "store: %s is corrupt (PRAGMA quick_check: %s)", path,
+               first[0] ? first : "?");
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
 /* Opens a connection on an existing (or in-memory) database and brings it up to date. */
 static mv_rc open_conn(const char *path, struct store **out)
 {
@@ -99,6 +147,8 @@ static mv_rc open_conn(const char *path, struct store **out)
         goto out;
     }
     CHECK(configure(st, path[0] == ':'));
+    if (path[0] != ':')
+        CHECK(quick_check(st, path));
     CHECK(st_migrate(st));
     *out = st;
     st = NULL;
@@ -194,7 +244,14 @@ static mv_rc run_cached(struct store *st, enum st_q id, const char *sql)
     return rc;
 }
 
-mv_rc sq_begin(struct store *st) { return run_cached(st, ST_Q_BEGIN, "BEGIN IMMEDIATE"); }
+mv_rc sq_begin(struct store *st)
+{
+    if (sq_is_corrupt()) {
+        mv_fail(MV_ERR_UNAVAILABLE, "store: the database file is corrupt; writes are refused");
+        return MV_ERR_UNAVAILABLE;
+    }
+    return run_cached(st, ST_Q_BEGIN, "BEGIN IMMEDIATE");
+}
 
 mv_rc sq_commit(struct store *st) { return run_cached(st, ST_Q_COMMIT, "COMMIT"); }
 
@@ -273,6 +330,7 @@ mv_rc sq_health(struct store *st)
     mv_rc rc = MV_OK;
     int64_t gen = 0;
     ENSURE_MSG(sqlite3_get_autocommit(st->db), MV_ERR_INTERNAL, "store_health inside a transaction");
+    ENSURE_MSG(!sq_is_corrupt(), MV_ERR_UNAVAILABLE, "store: the database file is corrupt");
     /* A writer of another process may hold the lock for a moment; a health check must not wait
      * the 10 s a request would. */
     sqlite3_busy_timeout(st->db, ST_HEALTH_WAIT_MS);

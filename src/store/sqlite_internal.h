@@ -158,6 +158,13 @@ MV_MUST_CHECK mv_rc sq_savepoint(struct store *st);
 MV_MUST_CHECK mv_rc sq_savepoint_release(struct store *st);
 void sq_savepoint_rollback(struct store *st);
 
+/* Corruption (sqlite.c): sq_mark_corrupt records, for the whole process, that SQLite reported
+ * SQLITE_CORRUPT or SQLITE_NOTADB (st_error_at calls it) and logs it loudly once; from then on
+ * no write is accepted (st_prep, sq_begin: MV_ERR_UNAVAILABLE) and sq_health fails, so
+ * /healthz says 503 and a balancer stops sending traffic. Reads go on where they can. */
+void sq_mark_corrupt(const char *what, int src);
+int sq_is_corrupt(void);
+
 /* Maps an SQLite result code to mv_rc and records the detail (with sqlite3_errmsg) for the log:
  * UNIQUE/PRIMARY KEY constraint -> CONFLICT; FOREIGN KEY constraint (the referenced VM, vault
  * or identity does not exist) -> NOT_FOUND; BUSY/LOCKED (after busy_timeout) -> UNAVAILABLE;
