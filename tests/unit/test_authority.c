@@ -25,6 +25,7 @@
 #include "authority/internal.h"
 #include "common/limits.h"
 #include "common/util.h"
+#include "crypto/digest.h"
 #include "crypto/join_token.h"
 #include "crypto/jwk.h"
 #include "crypto/jws.h"
@@ -184,6 +185,19 @@ static void put_vm(const char *name, const struct st_principal *sys, const char 
     assert_int_equal(store_vm_uai_set(F->w.st, name, uais, n), MV_OK);
 }
 
+/* The proof of possession enrollment needs: key's JWS over the token's secret-part hash. */
+static void enroll_proof(EVP_PKEY *key, const char *join, mv_buf *proof)
+{
+    struct join_token jt;
+    char hash[65];
+    mv_buf_init(proof, 4096);
+    assert_int_equal(join_token_parse(join, strlen(join), 1, &jt), MV_OK);
+    assert_int_equal(digest_sha256_hex(jt.secret, strlen(jt.secret), hash), MV_OK);
+    json_t *pc = json_pack("{s:s, s:s}", "purpose", "mivault-enroll", "joinTokenSha256", hash);
+    assert_int_equal(jws_sign(key, JWS_ES256, NULL, pc, proof), MV_OK);
+    json_decref(pc);
+}
+
 /* Enrolls a fresh P-256 key for vm through POST /mivault/enroll. */
 static void enroll(const char *vm, struct node *n)
 {
@@ -192,7 +206,10 @@ static void enroll(const char *vm, struct node *n)
     assert_int_equal(authority_join_token(F->w.st, vm, 60, PIN, join), MV_OK);
     assert_int_equal(keys_gen_ec_p256(&n->key), MV_OK);
     assert_int_equal(jwk_from_public(n->key, NULL, &jwk), MV_OK);
-    json_t *body = json_pack("{s:s, s:o}", "joinToken", join, "publicKey", jwk);
+    mv_buf proof;
+    enroll_proof(n->key, join, &proof);
+    json_t *body = json_pack("{s:s, s:o, s:s}", "joinToken", join, "publicKey", jwk, "proof", proof.p);
+    mv_buf_free(&proof);
     char *s = json_dumps(body, JSON_COMPACT);
     assert_int_equal(do_request(HTTP_POST, "/mivault/enroll", s), 200);
     assert_string_equal(str("vm"), vm);
@@ -493,8 +510,16 @@ static void test_enroll(void **state)
     expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_request");
     free(s), json_decref(b);
 
-    /* the EC key works, once */
+    /* without a proof of possession it does not */
     b = json_pack("{s:s, s:O}", "joinToken", join, "publicKey", ecj);
+    s = json_dumps(b, JSON_COMPACT);
+    expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_request");
+    free(s), json_decref(b);
+    /* the EC key with its proof works, once */
+    mv_buf ecproof;
+    enroll_proof(ec, join, &ecproof);
+    b = json_pack("{s:s, s:O, s:s}", "joinToken", join, "publicKey", ecj, "proof", ecproof.p);
+    mv_buf_free(&ecproof);
     s = json_dumps(b, JSON_COMPACT);
     assert_int_equal(do_request(HTTP_POST, "/mivault/enroll", s), 200);
     struct st_node node;
