@@ -1,11 +1,13 @@
 /* audit.c: hash-chained, append-only audit log (see audit.h).
  *
- * Each line is a compact JSON object ending in "prev" (the previous line's hash; 64 zeros for
- * the first) and "hash" = hex SHA-256 of the line's text up to, not including, the ",\"hash\""
- * suffix. Changing any line, the last one included, breaks its own hash; removing or reordering
- * lines breaks the prev links. Lines are chained and appended
- * to the file under a mutex, with write(2) on an O_APPEND descriptor, so concurrent loop threads
- * never interleave and the chain order is the file order. Lines reach the kernel before the
+ * Each line is a compact JSON object ending in "writer" (the server's id, once set), "seq" (the
+ * record's number in this chain, from 1, across rotations), "prev" (the previous line's hash; 64
+ * zeros for the first) and "hash" = hex SHA-256 of the line's text up to, not including, the
+ * ",\"hash\"" suffix (docs/audit.md). Changing any line, the last one included, breaks its own
+ * hash; removing or reordering lines breaks the prev links; cutting the tail is caught only
+ * against a checkpoint (checkpoint.c, verify.c). Lines are chained and appended to the file
+ * under a mutex, with write(2) on an O_APPEND descriptor, so concurrent loop threads never
+ * interleave and the chain order is the file order. Lines reach the kernel before the
  * reply is sent (they survive a crash of the process; not fsync'ed per line, for speed).
  *
  * Batching (audit.h, audit_loop_attach): on a loop thread a record is chained at once and
@@ -23,10 +25,10 @@
  * the mutex only the prev link, one SHA-256 of the ~300-byte line with a digest fetched once,
  * and the copy into the queue. */
 #include "audit/audit.h"
+#include "audit/internal.h"
 
 #include <errno.h>
 #include <event2/event.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <jansson.h>
@@ -47,7 +49,8 @@
 #define AUDIT_MAX_LINE 4096
 
 #define AUDIT_QUEUE_MAX (64 * 1024) /* queued bytes that make a record write at once */
-#define AUDIT_MAX_ROTATED 4096       /* rotated files looked at (far above any sane keep) */
+#define SEQ_PREV_MAX 36 /* ,"seq":<up to 20 digits>,"prev":" */
+#define HASH_SUFFIX_LEN AUDIT_HASH_SUFFIX_LEN
 
 /* Everything below mu is under it. */
 struct audit {
@@ -56,6 +59,9 @@ struct audit {
     char prev[65];    /* hash of the last record chained (queued or written) */
     char written[65]; /* hash of the last record written: the chain goes on from it if a
                        * queued batch cannot be written */
+    int64_t seq;      /* number of the last record chained ("seq"), from 1 at the chain start */
+    int64_t written_seq; /* ... and of the last one written */
+    char writer[AUDIT_WRITER_LEN]; /* "" = records carry no writer; set before any record */
     EVP_MD *sha256;   /* fetched once (a one-shot SHA256() fetches it on every call) */
     EVP_MD_CTX *ctx;
     char *queue;      /* records chained but not yet written, in chain order */
@@ -75,14 +81,6 @@ struct audit_loop {
 };
 static _Thread_local struct audit_loop *this_loop;
 
-#define HASH_SUFFIX_LEN 75 /* ,"hash":"<64 hex>"} */
-
-static void hash_hex(const char *p, size_t n, char out[65])
-{
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)p, n, d);
-    mv_hex(out, d, sizeof d);
-}
 
 /* hash_hex with the log's own digest context (caller holds a->mu). */
 static mv_rc digest_hex(struct audit *a, const char *p, size_t n, char out[65])
@@ -96,97 +94,21 @@ static mv_rc digest_hex(struct audit *a, const char *p, size_t n, char out[65])
     return MV_OK;
 }
 
-/* Rotated files: PATH.NNNNNN, numbered from 1 in the order they were rotated. Fills seqs
- * (sorted ascending, at most cap) and returns how many there are. */
-static size_t rotated_files(const char *path, long *seqs, size_t cap)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    size_t dl = slash ? (size_t)(slash - path) : 1;
-    if (dl >= sizeof dir)
-        return 0;
-    memcpy(dir, slash ? path : ".", dl);
-    dir[dl] = '\0';
-    if (dl == 0) {
-        dir[0] = '/';
-        dir[1] = '\0';
-    }
-    size_t bl = strlen(base), n = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, base, bl) != 0 || e->d_name[bl] != '.')
-            continue;
-        const char *num = e->d_name + bl + 1;
-        int64_t v;
-        if (strlen(num) != 6 || mv_parse_i64(num, &v) != MV_OK || v < 1)
-            continue;
-        if (n < cap)
-            seqs[n] = (long)v;
-        n++;
-    }
-    closedir(d);
-    size_t m = n < cap ? n : cap;
-    for (size_t i = 1; i < m; i++) /* few files: insertion sort */
-        for (size_t j = i; j > 0 && seqs[j - 1] > seqs[j]; j--) {
-            long t = seqs[j];
-            seqs[j] = seqs[j - 1];
-            seqs[j - 1] = t;
-        }
-    return m;
-}
-
-static mv_rc rotated_path(const char *path, long seq, char *out, size_t len)
-{
-    int n = snprintf(out, len, "%s.%06ld", path, seq);
-    return n > 0 && (size_t)n < len ? MV_OK : MV_ERR_INTERNAL;
-}
-
-/* The hash of the last line of the file at path, if it has one (found = 1). */
-static mv_rc file_last_hash(const char *path, char out[65], int *found)
-{
-    *found = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errno == ENOENT ? MV_OK : MV_ERR_INTERNAL;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t r;
-    while ((r = getline(&line, &cap, f)) > 0) {
-        size_t n = (size_t)r;
-        if (line[n - 1] == '\n')
-            n--;
-        if (n > HASH_SUFFIX_LEN) {
-            memcpy(out, line + n - 66, 64);
-            out[64] = '\0';
-            *found = 1;
-        }
-    }
-    free(line);
-    fclose(f);
-    return MV_OK;
-}
-
-/* Finds the hash of the last record of an existing log (the live file, else the newest rotated
- * one) so the chain continues across restarts and rotations. */
-static mv_rc last_hash(const char *path, char out[65])
+/* Where the chain of an existing log goes on: the hash and number of its newest record. Records
+ * from before they were numbered are counted (verify.c counts them the same way). */
+static mv_rc chain_end(const char *path, char hash[65], int64_t *seq)
 {
     mv_rc rc = MV_OK;
-    memset(out, '0', 64);
-    out[64] = '\0';
-    int found = 0;
-    CHECK(file_last_hash(path, out, &found));
-    if (!found) {
-        long seqs[AUDIT_MAX_ROTATED];
-        size_t n = rotated_files(path, seqs, AUDIT_MAX_ROTATED);
-        char rp[PATH_MAX];
-        if (n) {
-            CHECK(rotated_path(path, seqs[n - 1], rp, sizeof rp));
-            CHECK(file_last_hash(rp, out, &found));
-        }
+    struct audit_last last;
+    CHECK(audit_last_record(path, &last));
+    memcpy(hash, last.hash, 65);
+    *seq = last.seq;
+    if (last.found && !last.seq) {
+        struct audit_chain c;
+        if (audit_scan(path, NULL, NULL, &c) != MV_OK)
+            LOG_WARN("audit: %s does not verify (%s); numbering goes on from its line count",
+                     path, mv_last_detail());
+        *seq = c.last_pos ? c.last_pos : c.lines;
     }
 out:
     return rc;
@@ -201,8 +123,9 @@ mv_rc audit_open(const char *path, struct audit **out)
     a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     a->ctx = EVP_MD_CTX_new();
     ENSURE_MSG(a->sha256 && a->ctx, MV_ERR_INTERNAL, "audit: no SHA-256");
-    CHECK(last_hash(path, a->prev));
+    CHECK(chain_end(path, a->prev, &a->seq));
     memcpy(a->written, a->prev, sizeof a->written);
+    a->written_seq = a->seq;
     a->path = strdup(path);
     ENSURE(a->path != NULL, MV_ERR_INTERNAL);
     a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -210,7 +133,7 @@ mv_rc audit_open(const char *path, struct audit **out)
     struct stat sb;
     a->size = fstat(a->fd, &sb) == 0 ? (long long)sb.st_size : 0;
     long seqs[AUDIT_MAX_ROTATED];
-    size_t nrot = rotated_files(path, seqs, AUDIT_MAX_ROTATED);
+    size_t nrot = audit_rotated_files(path, seqs, AUDIT_MAX_ROTATED);
     a->next_seq = nrot ? seqs[nrot - 1] + 1 : 1;
     pthread_mutex_init(&a->mu, NULL);
     *out = a;
@@ -241,7 +164,7 @@ void audit_set_rotation(struct audit *a, long long max_bytes, int keep)
 static void rotate_locked(struct audit *a)
 {
     char rp[PATH_MAX];
-    if (rotated_path(a->path, a->next_seq, rp, sizeof rp) != MV_OK)
+    if (audit_rotated_path(a->path, a->next_seq, rp, sizeof rp) != MV_OK)
         return;
     int fd = -1;
     if (rename(a->path, rp) != 0 ||
@@ -249,14 +172,17 @@ static void rotate_locked(struct audit *a)
         LOG_ERROR("audit: cannot rotate %s: %s", a->path, strerror(errno));
         return;
     }
+    /* The old file is on disk before it is let go: audit_head syncs only the live one. */
+    if (fdatasync(a->fd) != 0)
+        LOG_ERROR("audit: cannot sync %s: %s", rp, strerror(errno));
     close(a->fd);
     a->fd = fd;
     a->size = 0;
     a->next_seq++;
     long seqs[AUDIT_MAX_ROTATED];
-    size_t n = rotated_files(a->path, seqs, AUDIT_MAX_ROTATED);
+    size_t n = audit_rotated_files(a->path, seqs, AUDIT_MAX_ROTATED);
     for (size_t i = 0; i + (size_t)a->keep < n; i++)
-        if (rotated_path(a->path, seqs[i], rp, sizeof rp) == MV_OK && unlink(rp) != 0)
+        if (audit_rotated_path(a->path, seqs[i], rp, sizeof rp) == MV_OK && unlink(rp) != 0)
             LOG_ERROR("audit: cannot remove %s: %s", rp, strerror(errno));
 }
 
@@ -276,6 +202,7 @@ static void flush_locked(struct audit *a)
     ssize_t n = write(a->fd, a->queue, a->queue_len);
     if (n == (ssize_t)a->queue_len) {
         memcpy(a->written, a->prev, sizeof a->written);
+        a->written_seq = a->seq;
         a->queue_len = 0;
         wrote_locked(a, (size_t)n);
         return;
@@ -285,6 +212,7 @@ static void flush_locked(struct audit *a)
         LOG_ERROR("audit: write of %zu records' bytes failed (%zd): %s", a->queue_len, n,
                   n < 0 ? strerror(errno) : "short write");
         memcpy(a->prev, a->written, sizeof a->prev);
+        a->seq = a->written_seq;
     }
     a->queue_len = 0;
 }
@@ -360,16 +288,71 @@ out:
     return rc;
 }
 
+/* Writes ,"seq":N,"prev":"<64 hex>" at dst (at most SEQ_PREV_MAX + 65 bytes); returns its
+ * length. By hand: it runs under the lock, once per record. */
+static size_t put_seq_prev(char *dst, int64_t seq, const char prev[65])
+{
+    char digits[20];
+    size_t nd = 0, n = 0;
+    uint64_t v = seq > 0 ? (uint64_t)seq : 0;
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && nd < sizeof digits);
+    memcpy(dst, ",\"seq\":", 7);
+    n = 7;
+    while (nd)
+        dst[n++] = digits[--nd];
+    memcpy(dst + n, ",\"prev\":\"", 9);
+    n += 9;
+    memcpy(dst + n, prev, 64);
+    n += 64;
+    dst[n++] = '"';
+    return n;
+}
+
+mv_rc audit_set_writer(struct audit *a, const char *writer)
+{
+    if (!a)
+        return MV_OK;
+    if (!writer || !mv_is_uuid(writer)) {
+        mv_fail(MV_ERR_BAD_REQUEST, "audit: a writer id is a UUID");
+        return MV_ERR_BAD_REQUEST;
+    }
+    pthread_mutex_lock(&a->mu);
+    memcpy(a->writer, writer, strlen(writer) + 1);
+    pthread_mutex_unlock(&a->mu);
+    return MV_OK;
+}
+
+mv_rc audit_head(struct audit *a, int64_t *records, char hash[65])
+{
+    pthread_mutex_lock(&a->mu);
+    flush_locked(a);
+    *records = a->written_seq;
+    memcpy(hash, a->written, 65);
+    int fd = dup(a->fd); /* synced outside the lock: rotation may replace a->fd meanwhile */
+    pthread_mutex_unlock(&a->mu);
+    mv_rc rc = MV_OK;
+    if (fd < 0 || fdatasync(fd) != 0) {
+        rc = MV_ERR_INTERNAL;
+        mv_fail(rc, "audit: cannot sync %s: %s", a->path, strerror(errno));
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 void audit_record(struct audit *a, const char *plane, const char *principal, const char *action,
                   const char *scope, int status, const char *request_id)
 {
     if (!a)
         return;
-    /* The record up to "prev" is formatted outside the lock; the chain part (prev, hash, the
-     * write) under it. Field order and escaping as the jansson-built lines had. */
+    /* The record up to "seq" is formatted outside the lock; the chain part (seq, prev, hash,
+     * the write) under it. Field order and escaping as the jansson-built lines had. */
     char buf[AUDIT_MAX_LINE + HASH_SUFFIX_LEN + 2];
     mv_buf l;
-    mv_buf_init(&l, AUDIT_MAX_LINE - 64 - 2); /* room kept for <prev>"} */
+    mv_buf_init(&l, AUDIT_MAX_LINE - SEQ_PREV_MAX - 64 - 2); /* room kept for the chain part */
     mv_rc rc = MV_OK;
     CHECK(mv_buf_add(&l, "{\"time\":", 8));
     CHECK(jsonw_int(&l, (long long)mv_now()));
@@ -380,7 +363,8 @@ void audit_record(struct audit *a, const char *plane, const char *principal, con
     CHECK(mv_buf_adds(&l, ",\"status\":"));
     CHECK(jsonw_int(&l, status));
     CHECK(put_field(&l, ",\"requestId\":", request_id));
-    CHECK(mv_buf_adds(&l, ",\"prev\":\""));
+    if (a->writer[0])
+        CHECK(put_field(&l, ",\"writer\":", a->writer));
 out:
     if (rc != MV_OK) {
         mv_buf_free(&l);
@@ -390,13 +374,12 @@ out:
     memcpy(buf, l.p, l.len);
     size_t head = l.len;
     mv_buf_free(&l);
-    size_t n = head + 64 + 1; /* ...,"prev":"<64 hex>" : what the hash covers */
-    size_t total = n + HASH_SUFFIX_LEN + 1;
     struct audit_loop *loop = this_loop && this_loop->a == a ? this_loop : NULL;
     char h[65];
     pthread_mutex_lock(&a->mu);
-    memcpy(buf + head, a->prev, 64);
-    buf[head + 64] = '"';
+    int64_t seq = a->seq + 1;
+    size_t n = head + put_seq_prev(buf + head, seq, a->prev); /* what the hash covers */
+    size_t total = n + HASH_SUFFIX_LEN + 1;
     if (digest_hex(a, buf, n, h) != MV_OK) {
         LOG_ERROR("audit: cannot hash a record");
         goto unlock;
@@ -414,6 +397,7 @@ out:
             if (write(a->fd, buf, total) == (ssize_t)total) {
                 memcpy(a->prev, h, sizeof h);
                 memcpy(a->written, h, sizeof h);
+                a->seq = a->written_seq = seq;
                 wrote_locked(a, total);
             } else {
                 LOG_ERROR("audit: write failed: %s", strerror(errno));
@@ -426,73 +410,11 @@ out:
     memcpy(a->queue + a->queue_len, buf, total);
     a->queue_len += total;
     memcpy(a->prev, h, sizeof h);
+    a->seq = seq;
     if (!loop || a->queue_len >= AUDIT_QUEUE_MAX)
         flush_locked(a);
 unlock:
     pthread_mutex_unlock(&a->mu);
     if (loop)
         event_active(loop->flush, EV_TIMEOUT, 1);
-}
-
-/* Verifies one file's lines, going on from prev (updated to its last hash). first_anchor: the
- * first line's prev is taken as given (the oldest kept file after older ones were removed). */
-static mv_rc verify_file(const char *path, char prev[65], int first_anchor, long *lines)
-{
-    mv_rc rc = MV_OK;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t r;
-    long here = 0;
-    FILE *f = fopen(path, "rb");
-    ENSURE_MSG(f != NULL, MV_ERR_NOT_FOUND, "open %s", path);
-    while ((r = getline(&line, &cap, f)) > 0) {
-        size_t n = (size_t)r;
-        here++;
-        ENSURE_MSG(line[n - 1] == '\n', MV_ERR_CONFLICT, "%s: line %ld is cut", path, here);
-        line[--n] = '\0';
-        json_t *o = json_loadb(line, n, 0, NULL);
-        const char *p = json_string_value(json_object_get(o, "prev"));
-        const char *hs = json_string_value(json_object_get(o, "hash"));
-        char h[65];
-        int ok = p && hs && strlen(p) == 64 && (strcmp(p, prev) == 0 || (first_anchor && here == 1)) &&
-                 n > HASH_SUFFIX_LEN && strncmp(line + n - HASH_SUFFIX_LEN, ",\"hash\":\"", 9) == 0;
-        if (ok) {
-            hash_hex(line, n - HASH_SUFFIX_LEN, h);
-            ok = strcmp(h, hs) == 0;
-        }
-        json_decref(o);
-        ENSURE_MSG(ok, MV_ERR_CONFLICT, "chain broken at line %ld of %s", here, path);
-        memcpy(prev, h, sizeof h);
-        (*lines)++;
-    }
-out:
-    free(line);
-    if (f)
-        fclose(f);
-    return rc;
-}
-
-mv_rc audit_verify(const char *path, long *lines)
-{
-    mv_rc rc = MV_OK;
-    char prev[65], rp[PATH_MAX];
-    memset(prev, '0', 64);
-    prev[64] = '\0';
-    *lines = 0;
-    long seqs[AUDIT_MAX_ROTATED];
-    size_t n = rotated_files(path, seqs, AUDIT_MAX_ROTATED);
-    /* Oldest first; rotated files are numbered without gaps, so a missing middle file is a
-     * broken chain. Only when file 1 is gone (removed by rotation) is the oldest kept file's
-     * first link an anchor rather than the all-zero start. */
-    for (size_t i = 0; i < n; i++) {
-        ENSURE_MSG(i == 0 || seqs[i] == seqs[i - 1] + 1, MV_ERR_CONFLICT, "rotated file %s.%06ld is missing",
-                   path, seqs[i - 1] + 1);
-        CHECK(rotated_path(path, seqs[i], rp, sizeof rp));
-        CHECK(verify_file(rp, prev, i == 0 && seqs[0] > 1, lines));
-    }
-    struct stat sb;
-    if (n == 0 || stat(path, &sb) == 0)
-        CHECK(verify_file(path, prev, 0, lines));
-out:
-    return rc;
 }

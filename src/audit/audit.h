@@ -5,9 +5,15 @@
 #ifndef MV_AUDIT_AUDIT_H
 #define MV_AUDIT_AUDIT_H
 
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "common/result.h"
 
 struct audit;
+
+#define AUDIT_WRITER_LEN 37 /* a writer id: a UUID and its NUL */
 
 MV_MUST_CHECK mv_rc audit_open(const char *path, struct audit **out);
 void audit_close(struct audit *a);
@@ -30,8 +36,41 @@ void audit_loop_detach(struct audit *a);
  * the last record of the old one). Only the newest `keep` rotated files are kept. max_bytes 0
  * = never rotate (the default after audit_open). */
 void audit_set_rotation(struct audit *a, long long max_bytes, int keep);
+/* The writer id (STATE/server.id, a UUID) every later record carries as "writer": the chains
+ * of several servers stay apart and checkpoints name whose chain they pin (docs/audit.md).
+ * Call before the first record. */
+MV_MUST_CHECK mv_rc audit_set_writer(struct audit *a, const char *writer);
+/* The chain head as written: the number of records of the chain since its start (across
+ * rotations; each record carries its number as "seq") and the last one's hash. Writes what is
+ * queued and syncs the file to disk first (outside the lock), so a checkpoint never pins a
+ * record a crash could lose. *records = 0 when the chain is empty. */
+MV_MUST_CHECK mv_rc audit_head(struct audit *a, int64_t *records, char hash[65]);
+/* The checkpointer: a thread with its own connection to the store at store_path that pins this
+ * chain's head in the store's checkpoint chain every interval_secs while records were written
+ * (store_checkpoint_add; never per request), and once more in audit_checkpointer_stop, which
+ * must run after the last record and before audit_close. Failures are logged and retried at
+ * the next tick (docs/audit.md). */
+struct audit_checkpointer;
+MV_MUST_CHECK mv_rc audit_checkpointer_start(struct audit *a, const char *store_path,
+                                             const char *writer, int interval_secs,
+                                             struct audit_checkpointer **out);
+void audit_checkpointer_stop(struct audit_checkpointer *c);
 /* Verifies the chain of the rotated files and the live file at path, oldest first: MV_OK if
- * intact (used by `mivault audit verify`). Lines may be of any length. */
+ * intact. Lines may be of any length. */
 MV_MUST_CHECK mv_rc audit_verify(const char *path, long *lines);
+
+/* `mivault audit verify` (verify.c, docs/audit.md): the store's checkpoint chain (st may be
+ * NULL: no store, logs only), then each log: its own chain and every checkpoint of its writer
+ * against it. A log's writer is that of its records, else the src's writer (its state dir's
+ * server.id), which also must match the records'. MV_OK with a JSON report ("intact", per
+ * writer lines and last checkpoint, writers with checkpoints but no log given); CONFLICT with
+ * the first failure in mv_last_detail otherwise. */
+struct audit_log_src {
+    const char *path;   /* the live file; rotated ones beside it */
+    const char *writer; /* expected writer id, or NULL */
+};
+struct store;
+MV_MUST_CHECK mv_rc audit_verify_all(struct store *st, const struct audit_log_src *logs,
+                                     size_t nlogs, json_t **report);
 
 #endif

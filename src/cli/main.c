@@ -77,13 +77,19 @@ static const struct verb VERBS[] = {
     {"keyvault secret restore", verb_secret_restore, "--vault-name V --file F", "", "Restore a backed-up secret."},
     {"token mint", verb_token_mint, "--claims JSON [--kid KID]", "",
      "Admin: sign arbitrary claims with the tenant key, to test a resource's 401 paths."},
-    {"audit verify", verb_audit_verify, "", "", "Check the hash chain of the audit log."},
+    {"audit verify", verb_audit_verify, "[--logs DIR|FILE ...]", "",
+     "Check this server's audit chain, the store's checkpoint chain, and this server's (and,\n"
+     "with --logs, other servers') logs against their checkpoints (docs/audit.md). --logs takes\n"
+     "other servers' state dirs (or copies of them) or their audit.log files."},
     {"store migrate", verb_store_migrate, "--to URL", "",
      "Copy the state dir's SQLite store into PostgreSQL (URL: an empty database), then point\n"
      "config.json at it. Stop the server first."},
 };
 
 #define NVERBS (sizeof VERBS / sizeof VERBS[0])
+
+/* Options that take several values after one flag (`--logs A B`), as well as repeated. */
+static int takes_many(const char *name) { return strcmp(name, "logs") == 0; }
 
 static void usage_all(FILE *f)
 {
@@ -165,6 +171,12 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "-h") == 0)
             a = "--help";
+        if (strncmp(a, "--", 2) != 0 && c.nopts > 0 && takes_many(c.opts[c.nopts - 1].name) &&
+            c.nopts < CLI_MAX_OPTS) { /* --logs A B C: more values of the option before */
+            c.opts[c.nopts] = c.opts[c.nopts - 1];
+            c.opts[c.nopts++].value = a;
+            continue;
+        }
         if (strncmp(a, "--", 2) != 0 || !a[2]) {
             cli_error("%s: unexpected argument '%s'", v->name, a);
             usage_verb(stderr, v);

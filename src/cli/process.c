@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "audit/audit.h"
 #include "cli/cli.h"
@@ -133,14 +134,64 @@ int verb_server(struct cli *c)
     return server_run(c->paths.dir, listen) == MV_OK ? 0 : 1;
 }
 
+/* --logs values: a state dir (its audit.log, and its server.id as the expected writer) or an
+ * audit.log file (rotated files beside it). */
+#define AUDIT_MAX_LOGS 16
+struct log_arg {
+    char path[PATH_MAX];
+    char writer[ST_ID];
+};
+
+static int log_arg(const struct mv_paths *p, const char *given, struct log_arg *out)
+{
+    struct stat sb;
+    struct mv_paths other;
+    out->writer[0] = '\0';
+    if (!p && (stat(given, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        return mv_copy(out->path, sizeof out->path, given) == MV_OK ? 0 : cli_error("--logs: path too long");
+    if (!p) {
+        if (state_paths(given, &other) != MV_OK)
+            return cli_error("--logs %s: %s", given, cli_detail());
+        p = &other;
+    }
+    if (mv_copy(out->path, sizeof out->path, p->audit_log) != MV_OK)
+        return cli_error("--logs: path too long");
+    if (mv_file_exists(p->server_id) && state_server_id(p, 0, out->writer) != MV_OK)
+        return cli_error("%s", cli_detail());
+    return 0;
+}
+
 int verb_audit_verify(struct cli *c)
 {
-    long lines = 0;
-    if (state_paths(c->state_dir, &c->paths) != MV_OK)
+    const char *given[AUDIT_MAX_LOGS];
+    struct log_arg args[AUDIT_MAX_LOGS + 1];
+    struct audit_log_src src[AUDIT_MAX_LOGS + 1];
+    struct store *st = NULL;
+    json_t *report = NULL;
+    char db[PATH_MAX];
+    int n = cli_get_all(c, "logs", given, AUDIT_MAX_LOGS);
+    if (cli_load_state(c) != MV_OK)
         return 1;
-    mv_rc rc = audit_verify(c->paths.audit_log, &lines);
+    if (log_arg(&c->paths, NULL, &args[0]))
+        return 1;
+    for (int i = 0; i < n; i++)
+        if (log_arg(NULL, given[i], &args[i + 1]))
+            return 1;
+    for (int i = 0; i <= n; i++)
+        src[i] = (struct audit_log_src){.path = args[i].path, .writer = args[i].writer[0] ? args[i].writer : NULL};
+    if (state_store_location(&c->paths, &c->cfg, db, sizeof db) != MV_OK || store_open(db, &st) != MV_OK)
+        return cli_error("audit: cannot open the store (it holds the checkpoints): %s", cli_detail());
+    mv_rc rc = audit_verify_all(st, src, (size_t)n + 1, &report);
+    store_close(st);
     if (rc != MV_OK)
-        return cli_error("audit log %s: %s", c->paths.audit_log, mv_last_detail());
-    cli_print(c, json_pack("{s:s, s:I, s:b}", "file", c->paths.audit_log, "lines", (json_int_t)lines, "intact", 1), NULL);
+        return cli_error("audit: NOT intact: %s", cli_detail());
+    /* the first writer is this state dir's log: its file and lines, as before N writers */
+    json_t *self = json_array_get(json_object_get(report, "writers"), 0);
+    json_object_set(report, "file", json_object_get(self, "file"));
+    json_object_set(report, "lines", json_object_get(self, "lines"));
+    if (!json_is_true(json_object_get(report, "complete")))
+        fprintf(stderr, "mivault: audit: some writers have checkpoints but no log was given (writersWithoutLog);"
+                        " pass their state dirs with --logs to check them\n");
+    cli_print(c, report, NULL);
     return 0;
 }

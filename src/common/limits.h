@@ -57,5 +57,6 @@
  * so one server's trail takes at most ~1.1 GB of disk. */
 #define MV_AUDIT_MAX_BYTES (100 * 1024 * 1024)
 #define MV_AUDIT_KEEP 10
+#define MV_AUDIT_CHECKPOINT_SECS 10 /* audit checkpoints into the store, while records come */
 
 #endif

@@ -27,6 +27,8 @@ struct mv_server {
     unsigned char data_key[32];
     const char *vault_audiences[3]; /* vault_resource, VAULT_AZURE_AUDIENCE */
     struct audit *audit;
+    struct audit_checkpointer *checkpointer; /* pins the audit chain head in the store */
+    char server_id[ST_ID];  /* STATE/server.id: the writer of this server's audit chain */
     struct store_writer *writer; /* group commit of durable writes (store/writer.h) */
     /* What each plane sees of the above (and the authority's signing keys, which it owns). */
     struct authority_plane authority;

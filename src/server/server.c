@@ -207,6 +207,8 @@ static mv_rc load(struct mv_server *srv, const char *state_dir, const char *list
     CHECK(audit_open(srv->paths.audit_log, &srv->audit));
     srv->authority.audit = srv->arm.audit = srv->vault.audit = srv->audit;
     audit_set_rotation(srv->audit, srv->cfg.audit_max_bytes, srv->cfg.audit_keep);
+    CHECK(state_server_id(&srv->paths, 1, srv->server_id));
+    CHECK(audit_set_writer(srv->audit, srv->server_id));
 out:
     store_close(st);
     return rc;
@@ -227,8 +229,10 @@ void server_stop(struct server_handle *h)
      * with them). The writer stops before the loops' bases are freed. */
     if (h->hs)
         http_server_halt(h->hs);
-    if (h->srv)
+    if (h->srv) {
         store_writer_stop(h->srv->writer);
+        audit_checkpointer_stop(h->srv->checkpointer); /* the last checkpoint: after the loops */
+    }
     http_server_free(h->hs);
     SSL_CTX_free(h->ssl);
     if (h->srv) {
@@ -271,6 +275,8 @@ mv_rc server_start(const char *state_dir, const char *listen, struct server_hand
         .epoll_changelist = 1, /* no dup()ed fds on these loops: 2 epoll_ctl per request, not 4 */
     };
     CHECK(store_writer_start(srv->store, &srv->writer));
+    CHECK(audit_checkpointer_start(srv->audit, srv->store, srv->server_id,
+                                   srv->cfg.audit_checkpoint_secs, &srv->checkpointer));
     srv->vault.writer = srv->writer;
     CHECK(http_server_start(&hc, &h->hs));
     LOG_INFO("server listening on %s port %d, public URL %s (tenant %s)", srv->cfg.server_host,

@@ -106,6 +106,7 @@ mv_rc state_paths(const char *flag_dir, struct mv_paths *p)
     CHECK(join(p->admin_json, p->dir, "admin.json"));
     CHECK(join(p->agents, p->dir, "agents"));
     CHECK(join(p->audit_log, p->dir, "audit.log"));
+    CHECK(join(p->server_id, p->dir, "server.id"));
     CHECK(join(p->env_sh, p->dir, "env.sh"));
     CHECK(join(p->bundle, p->dir, "ca-bundle.pem"));
 out:
@@ -133,6 +134,7 @@ void state_config_defaults(struct mv_config *c)
     c->max_connections = MV_MAX_CONNECTIONS;
     c->header_timeout_secs = MV_HEADER_TIMEOUT_SECS;
     c->body_min_rate = MV_BODY_MIN_RATE;
+    c->audit_checkpoint_secs = MV_AUDIT_CHECKPOINT_SECS;
 }
 
 mv_rc state_config_public_url(struct mv_config *c, const char *url)
@@ -209,6 +211,7 @@ mv_rc state_config_load(const struct mv_paths *p, struct mv_config *c)
     CHECK(get_int(o, "maxConnections", &c->max_connections, 1, 1000000));
     CHECK(get_int(o, "headerTimeoutSecs", &c->header_timeout_secs, 1, 3600));
     CHECK(get_int(o, "bodyMinRate", &c->body_min_rate, 1, 1000000000));
+    CHECK(get_int(o, "auditCheckpointSecs", &c->audit_checkpoint_secs, 1, 86400));
     rc = state_config_public_url(c, url[0] ? url : NULL);
     ENSURE_MSG(rc == MV_OK, rc, "config: publicUrl: %s", mv_last_detail());
 out:
@@ -685,6 +688,8 @@ mv_rc state_init(const struct mv_paths *p, const struct mv_config *cfg, const ch
         CHECK(state_config_save(p, &c));
     CHECK(ensure_ca(p, &c, st, dk, !joining));
     CHECK(ensure_admin(p, st, dk));
+    char sid[ST_ID];
+    CHECK(state_server_id(p, 1, sid));
     if (!mv_file_exists(p->bundle))
         CHECK(write_bundle(p));
     if (joining)

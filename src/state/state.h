@@ -10,7 +10,8 @@
  *                        server.pem server.key: this server's certificate (SANs in ca.h)
  *   STATE/admin.key      admin principal's EC P-256 private key (0600); admin.json its ids
  *   STATE/agents/VM/     a host agent's node key (0600) and enrollment
- *   STATE/audit.log      hash-chained audit trail
+ *   STATE/audit.log      hash-chained audit trail (docs/audit.md)
+ *   STATE/server.id      this server's id (a UUID): the writer of its audit chain
  *   STATE/env.sh         the environment a workload needs (written by `up`)
  */
 #ifndef MV_STATE_STATE_H
@@ -37,6 +38,7 @@ struct mv_paths {
     char admin_json[PATH_MAX];
     char agents[PATH_MAX];
     char audit_log[PATH_MAX];
+    char server_id[PATH_MAX];     /* STATE/server.id */
     char env_sh[PATH_MAX];
     char bundle[PATH_MAX];        /* CA bundle for clients: system CAs + local CA */
 };
@@ -64,6 +66,7 @@ struct mv_config {
     int max_connections;          /* per listener (maxConnections), docs/security.md */
     int header_timeout_secs;      /* a request head complete within (headerTimeoutSecs) */
     int body_min_rate;            /* body bytes/s after that (bodyMinRate) */
+    int audit_checkpoint_secs;    /* audit checkpoint interval (auditCheckpointSecs) */
 };
 
 /* Tenant-level facts created at init, stored in the store's meta table. */
@@ -103,6 +106,9 @@ enum state_init_outcome {
  * the store and issues its own server certificate. master_key_file may be NULL. */
 MV_MUST_CHECK mv_rc state_init(const struct mv_paths *p, const struct mv_config *cfg,
                                const char *master_key_file, enum state_init_outcome *outcome);
+/* This server's id from STATE/server.id (server_id.c); made there first when create is set and
+ * it is missing. */
+MV_MUST_CHECK mv_rc state_server_id(const struct mv_paths *p, int create, char out[ST_ID]);
 MV_MUST_CHECK mv_rc state_master_key(const struct mv_paths *p, unsigned char key[32]);
 /* Unwraps the data key that seals secrets and private keys. */
 MV_MUST_CHECK mv_rc state_data_key(const struct mv_paths *p, struct store *st, unsigned char key[32]);

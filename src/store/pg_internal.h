@@ -33,6 +33,7 @@
 #define PG_MAX_STMTS 96      /* distinct SQL statements of the backend */
 #define PG_MAX_PARAMS 16
 #define PG_ADVISORY_MIGRATE 0x6d697661756c74LL /* "mivault": pg_advisory_xact_lock key */
+#define PG_ADVISORY_CHECKPOINT 0x6d76636b7074LL /* "mvckpt": appends to audit_checkpoints */
 
 enum pg_retry { PG_RETRY_NONE = 0, PG_RETRY_CONN, PG_RETRY_TX };
 
@@ -56,6 +57,7 @@ struct pg_store {
     int replay;                    /* this attempt re-runs a call whose commit is unknown */
     int batch_attempt;             /* writer: how often the current batch was re-run */
     int64_t batch_deadline_ms;
+    int64_t quota_pruned;          /* window_start of the last prune of quota_leases */
     struct pg_feed *feed;
     int64_t jti_pruned;            /* when pg_assertions.c last pruned expired assertion ids */
 };
@@ -202,6 +204,9 @@ MV_MUST_CHECK mv_rc pg_secret_list_deleted(struct pg_store *pg, const char *vaul
 MV_MUST_CHECK mv_rc pg_secret_recover(struct pg_store *pg, const char *vault, const char *name);
 MV_MUST_CHECK mv_rc pg_secret_purge(struct pg_store *pg, const char *vault, const char *name);
 MV_MUST_CHECK mv_rc pg_secret_purge_expired(struct pg_store *pg, int64_t now);
+MV_MUST_CHECK mv_rc pg_checkpoint_add(struct pg_store *pg, const char *writer, int64_t records, const char *head_hash, int64_t at, struct st_checkpoint *out);
+MV_MUST_CHECK mv_rc pg_checkpoint_list(struct pg_store *pg, struct st_checkpoint **out, size_t *n);
+MV_MUST_CHECK mv_rc pg_quota_lease(struct pg_store *pg, const char *vault, int64_t window_start, enum st_quota_kind kind, int64_t want, int64_t limit, int64_t *granted);
 MV_MUST_CHECK mv_rc pg_savepoint(struct pg_store *pg);
 MV_MUST_CHECK mv_rc pg_savepoint_release(struct pg_store *pg);
 void pg_savepoint_rollback(struct pg_store *pg);

@@ -172,10 +172,41 @@ static const char *const v2[] = {
     NULL,
 };
 
-/* v3: client assertion ids accepted by the token endpoint, shared by every server
+/* v3: audit checkpoints (docs/audit.md); seq is assigned by pg_audit.c under an advisory lock,
+ * gapless, so it is no bigserial. */
+static const char *const v3[] = {
+    "CREATE TABLE audit_checkpoints ("
+    " seq bigint PRIMARY KEY,"
+    " writer text COLLATE \"C\" NOT NULL,"
+    " records bigint NOT NULL,"
+    " head_hash text COLLATE \"C\" NOT NULL,"
+    " at bigint NOT NULL,"
+    " prev_hash text COLLATE \"C\" NOT NULL,"
+    " hash text COLLATE \"C\" NOT NULL)",
+    "CREATE INDEX audit_checkpoints_writer ON audit_checkpoints (writer, seq)",
+    NULL,
+};
+
+/* v4: the Key Vault throttle's counters, shared by the servers (pg_quota.c). UNLOGGED: a
+ * count lives for one 10-second window, so it is not worth a WAL write and a synchronous
+ * standby's acknowledgement per lease; a crash or a failover empties the table, which lets
+ * at most one window admit up to twice its limit. */
+static const char *const v4[] = {
+    "CREATE UNLOGGED TABLE quota_leases ("
+    " vault text COLLATE \"C\" NOT NULL,"
+    " window_start bigint NOT NULL,"
+    " kind integer NOT NULL CHECK (kind BETWEEN 1 AND 2),"
+    " used bigint NOT NULL,"
+    " last_grant bigint NOT NULL,"
+    " PRIMARY KEY (vault, window_start, kind))",
+    "CREATE INDEX quota_leases_window ON quota_leases (window_start)",
+    NULL,
+};
+
+/* v5: client assertion ids accepted by the token endpoint, shared by every server
  * (pg_assertions.c); client_id is stored lowered. nonce tells a re-run of our own write from a
  * replay. */
-static const char *const v3[] = {
+static const char *const v5[] = {
     "CREATE TABLE assertion_jti ("
     " client_id text COLLATE \"C\" NOT NULL,"
     " jti text COLLATE \"C\" NOT NULL,"
@@ -187,7 +218,7 @@ static const char *const v3[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3};
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 /* meta itself is the one table every version has: created first, outside the list. */

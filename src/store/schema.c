@@ -137,9 +137,38 @@ static const char *const v1[] = {
     NULL,
 };
 
-/* v2: client assertion ids accepted by the token endpoint (st_assertions.c), and join tokens by
- * expiry (purged at each enrollment, st_nodes.c). */
+/* Migration v2: audit checkpoints (docs/audit.md). seq is the chain's own gapless order (not a
+ * rowid: a removed row must leave a visible gap). */
 static const char *const v2[] = {
+    "CREATE TABLE audit_checkpoints ("
+    " seq INTEGER PRIMARY KEY,"
+    " writer TEXT NOT NULL,"
+    " records INTEGER NOT NULL,"
+    " head_hash TEXT NOT NULL,"
+    " at INTEGER NOT NULL,"
+    " prev_hash TEXT NOT NULL,"
+    " hash TEXT NOT NULL);"
+    "CREATE INDEX audit_checkpoints_writer ON audit_checkpoints (writer, seq);",
+    NULL,
+};
+
+/* v3: the Key Vault throttle's counters (st_quota.c). The vault keeps its counters in the
+ * process on SQLite (store_shared is 0); the table completes store_quota_lease. */
+static const char *const v3[] = {
+    "CREATE TABLE quota_leases ("
+    " vault TEXT NOT NULL COLLATE NOCASE,"
+    " window_start INTEGER NOT NULL,"
+    " kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 2),"
+    " used INTEGER NOT NULL,"
+    " last_grant INTEGER NOT NULL,"
+    " PRIMARY KEY (vault, window_start, kind));"
+    "CREATE INDEX quota_leases_window ON quota_leases (window_start);",
+    NULL,
+};
+
+/* v4: client assertion ids accepted by the token endpoint (st_assertions.c), and join tokens by
+ * expiry (purged at each enrollment, st_nodes.c). */
+static const char *const v4[] = {
     "CREATE TABLE assertion_jti ("
     " client_id TEXT NOT NULL COLLATE NOCASE,"
     " jti TEXT NOT NULL,"
@@ -150,7 +179,7 @@ static const char *const v2[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2};
+static const char *const *const migrations[] = {v1, v2, v3, v4};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 static mv_rc user_version(struct store *st, int64_t *out)

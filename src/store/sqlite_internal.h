@@ -87,6 +87,12 @@ enum st_q {
     ST_Q_SECRET_RECOVER,
     ST_Q_SECRET_PURGE,
     ST_Q_SECRET_PURGE_EXPIRED,
+    ST_Q_CHECKPOINT_LAST,
+    ST_Q_CHECKPOINT_LAST_OF,
+    ST_Q_CHECKPOINT_ADD,
+    ST_Q_CHECKPOINT_LIST,
+    ST_Q_QUOTA_LEASE,
+    ST_Q_QUOTA_PRUNE,
     ST_Q_COUNT
 };
 
@@ -98,6 +104,7 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *q[ST_Q_COUNT];
     int bind_err; /* first failed sqlite3_bind_* since the last st_step, else SQLITE_OK */
+    int64_t quota_pruned; /* window_start of the last prune of quota_leases */
     int64_t jti_pruned; /* when st_assertions.c last pruned expired assertion ids */
 };
 
@@ -154,6 +161,9 @@ MV_MUST_CHECK mv_rc sq_secret_list_deleted(struct store *st, const char *vault, 
 MV_MUST_CHECK mv_rc sq_secret_recover(struct store *st, const char *vault, const char *name);
 MV_MUST_CHECK mv_rc sq_secret_purge(struct store *st, const char *vault, const char *name);
 MV_MUST_CHECK mv_rc sq_secret_purge_expired(struct store *st, int64_t now);
+MV_MUST_CHECK mv_rc sq_checkpoint_add(struct store *st, const char *writer, int64_t records, const char *head_hash, int64_t at, struct st_checkpoint *out);
+MV_MUST_CHECK mv_rc sq_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_quota_lease(struct store *st, const char *vault, int64_t window_start, enum st_quota_kind kind, int64_t want, int64_t limit, int64_t *granted);
 MV_MUST_CHECK mv_rc sq_savepoint(struct store *st);
 MV_MUST_CHECK mv_rc sq_savepoint_release(struct store *st);
 void sq_savepoint_rollback(struct store *st);

@@ -31,6 +31,8 @@ out:
     return rc;
 }
 
+int store_shared(const struct store *st) { return st && st->pg; }
+
 void store_close(struct store *st)
 {
     if (!st)
@@ -334,4 +336,19 @@ mv_rc store_secret_purge(struct store *st, const char *vault, const char *name)
 mv_rc store_secret_purge_expired(struct store *st, int64_t now)
 {
     return st->pg ? pg_secret_purge_expired(st->pg, now) : sq_secret_purge_expired(st, now);
+}
+
+mv_rc store_checkpoint_add(struct store *st, const char *writer, int64_t records, const char *head_hash, int64_t at, struct st_checkpoint *out)
+{
+    return st->pg ? pg_checkpoint_add(st->pg, writer, records, head_hash, at, out) : sq_checkpoint_add(st, writer, records, head_hash, at, out);
+}
+
+mv_rc store_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n)
+{
+    return st->pg ? pg_checkpoint_list(st->pg, out, n) : sq_checkpoint_list(st, out, n);
+}
+
+mv_rc store_quota_lease(struct store *st, const char *vault, int64_t window_start, enum st_quota_kind kind, int64_t want, int64_t limit, int64_t *granted)
+{
+    return st->pg ? pg_quota_lease(st->pg, vault, window_start, kind, want, limit, granted) : sq_quota_lease(st, vault, window_start, kind, want, limit, granted);
 }

@@ -64,6 +64,11 @@ MV_MUST_CHECK mv_rc store_generation(struct store *st, int64_t *gen);
 #define ST_HEALTH_WAIT_MS 250
 MV_MUST_CHECK mv_rc store_health(struct store *st);
 
+/* 1 if other servers may use this store at the same moment (PostgreSQL: several servers on
+ * one database), so that a count kept in one process does not bound the installation; 0 for
+ * SQLite, whose supported shape is one process (`mivault up` or one `mivault server`). */
+int store_shared(const struct store *st);
+
 /* Small key/value settings (tenant id, subscription id, wrapped data key, ...). */
 MV_MUST_CHECK mv_rc store_meta_get(struct store *st, const char *key, mv_buf *out);
 MV_MUST_CHECK mv_rc store_meta_set(struct store *st, const char *key, const char *value);
@@ -239,5 +244,48 @@ MV_MUST_CHECK mv_rc store_secret_recover(struct store *st, const char *vault, co
 MV_MUST_CHECK mv_rc store_secret_purge(struct store *st, const char *vault, const char *name);
 /* Removes soft-deleted secrets whose purge date has passed. */
 MV_MUST_CHECK mv_rc store_secret_purge_expired(struct store *st, int64_t now);
+
+/* ---- audit checkpoints (docs/audit.md) ----
+ * Each server keeps its own hash-chained audit log; now and then it pins its chain head here.
+ * The checkpoints of all servers form one hash chain of their own, in seq order (1, 2, ...
+ * without gaps), appended under a lock (PostgreSQL: pg_advisory_xact_lock; SQLite: the write
+ * transaction), so a removed, edited or reordered checkpoint breaks it. */
+#define ST_HASH_HEX 65 /* 64 hex digits of a SHA-256 and the NUL */
+struct st_checkpoint {
+    int64_t seq;                /* position in the global checkpoint chain, from 1 */
+    char writer[ST_ID];         /* the server (STATE/server.id) whose chain head this pins */
+    int64_t records;            /* records in that server's chain since its start */
+    char head_hash[ST_HASH_HEX];/* hash of its record number `records` */
+    int64_t at;                 /* Unix seconds */
+    char prev_hash[ST_HASH_HEX];/* hash of checkpoint seq - 1; 64 zeros for the first */
+    char hash[ST_HASH_HEX];     /* store_checkpoint_hash of the fields above */
+};
+/* The hash a checkpoint carries: hex SHA-256 of its fields joined in a fixed text form
+ * ("mivault-audit-checkpoint-1|seq|writer|records|head_hash|at|prev_hash"). */
+MV_MUST_CHECK mv_rc store_checkpoint_hash(const struct st_checkpoint *c, char out[ST_HASH_HEX]);
+/* Appends a checkpoint of writer's chain head (out: the row as stored). When the writer's
+ * newest checkpoint already pins the same (records, head_hash), nothing is added and that one
+ * is returned: a re-run after an unknown commit outcome converges. BAD_REQUEST unless writer
+ * is a UUID, head_hash 64 lower-case hex digits and records > 0. */
+MV_MUST_CHECK mv_rc store_checkpoint_add(struct store *st, const char *writer, int64_t records,
+                                         const char *head_hash, int64_t at,
+                                         struct st_checkpoint *out);
+/* Every checkpoint, by seq (free with free()). */
+MV_MUST_CHECK mv_rc store_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n);
+/* ---- quota leases: Key Vault's per-vault limits shared by the servers of one store ----
+ * A row per (vault, window_start, kind) counts the permits handed out for that window; a server
+ * leases them in blocks and spends them locally (vault/throttle.c, docs/ha.md). */
+enum st_quota_kind { ST_QUOTA_OPS = 1, ST_QUOTA_CREATES = 2 };
+#define ST_QUOTA_KEEP_SECS 300 /* rows of windows older than this are pruned */
+/* Atomically grants *granted = min(want, limit - used) permits (0 when none are left) and adds
+ * them to used, so the grants of one row never add up to more than limit, whoever asks. The
+ * first lease of a newer window on a connection also deletes rows older than
+ * ST_QUOTA_KEEP_SECS. One attempt, never retried (unlike every other call): a lost connection is
+ * MV_ERR_UNAVAILABLE at once, so the caller decides what a throttle does without its database
+ * instead of waiting up to 30 s. A lease lost with its connection may have been counted: that
+ * can only make the limit stricter. vault compares case-insensitively. Outside transactions. */
+MV_MUST_CHECK mv_rc store_quota_lease(struct store *st, const char *vault, int64_t window_start,
+                                      enum st_quota_kind kind, int64_t want, int64_t limit,
+                                      int64_t *granted);
 
 #endif

@@ -6,7 +6,7 @@
  *      always gets its 401 challenge;
  *   4. the vault must exist (only now: unauthenticated callers learn nothing);
  *   5. api-version in the allowlist;
- *   6. throttle (reference §4.5);
+ *   6. throttle (reference §4.5; per vault across the servers of one database, throttle.c);
  *   7. route (404 unknown path, 405 known path with another method), parameter checks;
  *   8. RBAC on the route's data action;
  *   9. the handler; and one audit line for every request, whatever its outcome.
@@ -201,8 +201,8 @@ static int check_throttle(struct vault_ctx *c)
 {
     const struct vault_plane *srv = c->w->srv;
     int is_create = c->route && c->route->is_create;
-    int retry = vault_throttle(c->vault_name, is_create, srv->throttle_ops, srv->throttle_creates,
-                               mv_now());
+    int retry = vault_throttle(c->w->st, c->vault_name, is_create, srv->throttle_ops,
+                               srv->throttle_creates, mv_now());
     if (retry == 0)
         return 1;
     char ra[16];

@@ -108,8 +108,13 @@ const char *vault_utoa(unsigned long v, char buf[24]);
 
 /* ---- throttle.c (process-wide) ---- */
 /* 0 if the request may proceed (and is counted), else the seconds until the window ends (≥1).
- * A limit ≤ 0 disables that counter. */
-int vault_throttle(const char *vault, int is_create, int ops_limit, int creates_limit, int64_t now);
+ * A limit ≤ 0 disables that counter. st: the loop's connection; when store_shared(st), the
+ * count is the installation's (leases from the store), else this process's (st may be NULL).
+ * A lease that fails admits the request (fail open). */
+int vault_throttle(struct store *st, const char *vault, int is_create, int ops_limit,
+                   int creates_limit, int64_t now);
+/* Permits leased at a time for a limit: limit / 50, at least 1. */
+int vault_throttle_block(int limit);
 
 /* ---- request context ---- */
 struct vault_ctx;

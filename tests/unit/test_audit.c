@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 
 #include "audit/audit.h"
@@ -102,15 +103,17 @@ static void assert_jansson_shape(const char *line)
     snprintf(suffix, sizeof suffix, ",\"hash\":\"%s\"}", json_string_value(h));
     assert_string_equal(line + n - 1, suffix);
     const char *keys[] = {"time", "plane", "principal", "action", "scope", "status", "requestId",
-                          "prev"};
-    size_t i = 0;
+                          "writer", "seq", "prev"};
+    size_t i = 0, nk = json_object_get(o, "writer") ? 10 : 9;
     const char *k;
     json_t *val;
     json_object_foreach(o, k, val) {
-        assert_true(i < 8);
+        assert_true(i < 10);
+        if (nk == 9 && i == 7)
+            i++; /* no writer set: no "writer" field */
         assert_string_equal(k, keys[i++]);
     }
-    assert_int_equal(i, 8);
+    assert_int_equal(i, 10);
     free(dump);
     json_decref(h);
     json_decref(o);
@@ -167,6 +170,89 @@ static void records_and_chain(void **state)
     audit_close(a);
     assert_int_equal(audit_verify(f->path, &lines), MV_OK);
     assert_int_equal(lines, 4);
+    free_lines(v);
+}
+
+#define WRITER "0a1b2c3d-0000-4000-8000-00000000abcd"
+
+/* Records carry the writer id and their number in the chain ("seq", from 1, going on across a
+ * reopen); audit_head reports the number and hash of the last record written. */
+static void writer_seq_and_head(void **state)
+{
+    struct fx *f = *state;
+    struct audit *a = NULL;
+    int64_t records = -1;
+    char head[65];
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    assert_int_equal(audit_set_writer(a, "nope"), MV_ERR_BAD_REQUEST);
+    assert_int_equal(audit_set_writer(a, WRITER), MV_OK);
+    assert_int_equal(audit_head(a, &records, head), MV_OK);
+    assert_int_equal(records, 0);
+    audit_record(a, "arm", "p", "a", "s", 200, "r");
+    audit_record(a, "arm", "p", "a", "s", 201, "r");
+    assert_int_equal(audit_head(a, &records, head), MV_OK);
+    assert_int_equal(records, 2);
+    audit_close(a);
+    assert_int_equal(audit_open(f->path, &a), MV_OK); /* numbering goes on after a reopen */
+    assert_int_equal(audit_set_writer(a, WRITER), MV_OK);
+    audit_record(a, "arm", "p", "a", "s", 202, "r");
+    assert_int_equal(audit_head(a, &records, head), MV_OK);
+    assert_int_equal(records, 3);
+    audit_close(a);
+    size_t n = 0;
+    char **v = read_lines(f->path, &n);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_jansson_shape(v[i]);
+        json_t *o = json_loads(v[i], 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(o, "writer")), WRITER);
+        assert_int_equal(json_integer_value(json_object_get(o, "seq")), (json_int_t)i + 1);
+        if (i == 2)
+            assert_string_equal(json_string_value(json_object_get(o, "hash")), head);
+        json_decref(o);
+    }
+    long lines = 0;
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 3);
+    free_lines(v);
+}
+
+/* A log written before records carried "seq" and "writer" still verifies, and a reopened one
+ * numbers its next record after the old ones. */
+static void old_records_without_seq(void **state)
+{
+    struct fx *f = *state;
+    FILE *fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    char prev[65] = "0000000000000000000000000000000000000000000000000000000000000000";
+    for (int i = 0; i < 2; i++) { /* the old shape: ... "requestId", "prev", "hash" */
+        char body[256], h[65];
+        snprintf(body, sizeof body,
+                 "{\"time\":1,\"plane\":\"arm\",\"principal\":\"p\",\"action\":\"a\","
+                 "\"scope\":\"s\",\"status\":200,\"requestId\":\"r\",\"prev\":\"%s\"",
+                 prev);
+        unsigned char d[32];
+        SHA256((const unsigned char *)body, strlen(body), d);
+        for (int j = 0; j < 32; j++)
+            snprintf(h + 2 * j, 3, "%02x", d[j]);
+        fprintf(fp, "%s,\"hash\":\"%s\"}\n", body, h);
+        memcpy(prev, h, sizeof prev);
+    }
+    fclose(fp);
+    long lines = 0;
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 2);
+    struct audit *a = NULL;
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    audit_record(a, "arm", "p", "a", "s", 200, "r");
+    audit_close(a);
+    size_t n = 0;
+    char **v = read_lines(f->path, &n);
+    json_t *o = json_loads(v[2], 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(o, "seq")), 3);
+    json_decref(o);
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 3);
     free_lines(v);
 }
 
@@ -399,6 +485,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(records_and_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(not_utf8_still_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(writer_seq_and_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(old_records_without_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(chain_breaks, setup, teardown),
         cmocka_unit_test_setup_teardown(batching_on_a_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(rotation_keeps_one_chain, setup, teardown),

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -206,7 +207,7 @@ static void check_sqlite_file(struct fx *f)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 2);
+    assert_int_equal(sqlite3_column_int(s, 0), 4);
     sqlite3_finalize(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -215,17 +216,18 @@ static void check_sqlite_file(struct fx *f)
     sqlite3_close(db);
 }
 
-/* PostgreSQL: schema_version 1 in meta, the tables there. */
+/* PostgreSQL: schema_version 5 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
+ * v4: quota leases; v5: assertion_jti), the tables there. */
 static void check_pg_schema(struct fx *f)
 {
     PGconn *c = PQconnectdb(f->path);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
     assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "3");
+    assert_string_equal(PQgetvalue(r, 0, 0), "5");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
-    assert_string_equal(PQgetvalue(r, 0, 0), "13");
+    assert_string_equal(PQgetvalue(r, 0, 0), "15");
     PQclear(r);
     PQfinish(c);
 }
@@ -1358,6 +1360,251 @@ static void test_pg_unreachable_host_is_named(void **state)
     RC(store_open("postgresql://[bad", &st), MV_ERR_BAD_REQUEST);
 }
 
+/* ---- audit checkpoints ---- */
+
+#define W1 "11111111-1111-4111-8111-111111111111"
+#define W2 "22222222-2222-4222-8222-222222222222"
+#define H4(c) c c c c
+#define H(c) H4(H4(H4(c)))
+
+/* Checkpoints of two writers form one chain: seq 1, 2, 3, each linked to the one before and
+ * hashed over its fields; the same head pinned again adds nothing; bad fields are refused. */
+static void test_checkpoint_chain(void **state)
+{
+    struct fx *f = *state;
+    struct st_checkpoint a, b, c, again;
+    OK(store_checkpoint_add(f->st, W1, 5, H("a"), 1000, &a));
+    OK(store_checkpoint_add(f->st, W2, 3, H("b"), 1001, &b));
+    OK(store_checkpoint_add(f->st, W1, 9, H("c"), 1002, &c));
+    assert_int_equal(a.seq, 1);
+    assert_int_equal(b.seq, 2);
+    assert_int_equal(c.seq, 3);
+    assert_string_equal(a.prev_hash, H("0"));
+    assert_string_equal(b.prev_hash, a.hash);
+    assert_string_equal(c.prev_hash, b.hash);
+    char h[ST_HASH_HEX];
+    OK(store_checkpoint_hash(&c, h));
+    assert_string_equal(h, c.hash);
+    OK(store_checkpoint_add(f->st, W1, 9, H("c"), 2000, &again)); /* the same head: no new row */
+    assert_int_equal(again.seq, 3);
+    assert_int_equal(again.at, 1002);
+
+    struct st_checkpoint *all = NULL;
+    size_t n = 0;
+    OK(store_checkpoint_list(f->st, &all, &n));
+    assert_int_equal(n, 3);
+    assert_string_equal(all[0].writer, W1);
+    assert_int_equal(all[0].records, 5);
+    assert_string_equal(all[0].head_hash, H("a"));
+    assert_string_equal(all[1].writer, W2);
+    assert_string_equal(all[2].hash, c.hash);
+    assert_int_equal(all[2].at, 1002);
+    free(all);
+
+    RC(store_checkpoint_add(f->st, "not-a-uuid", 1, H("a"), 1, &a), MV_ERR_BAD_REQUEST);
+    RC(store_checkpoint_add(f->st, W1, 0, H("a"), 1, &a), MV_ERR_BAD_REQUEST);
+    RC(store_checkpoint_add(f->st, W1, 1, "abc", 1, &a), MV_ERR_BAD_REQUEST);
+    RC(store_checkpoint_add(f->st, W1, 1, H("A"), 1, &a), MV_ERR_BAD_REQUEST);
+}
+
+struct cp_thread {
+    const char *path;
+    const char *writer;
+    mv_rc rc;
+};
+
+static void *cp_adder(void *arg)
+{
+    struct cp_thread *t = arg;
+    struct store *st = NULL;
+    struct st_checkpoint c;
+    t->rc = store_open(t->path, &st);
+    for (int i = 1; i <= 20 && t->rc == MV_OK; i++)
+        t->rc = store_checkpoint_add(st, t->writer, i, H("d"), i, &c);
+    store_close(st);
+    return NULL;
+}
+
+/* Two connections (two servers) appending at once still make one gapless, linked chain. */
+static void test_checkpoint_concurrent_writers(void **state)
+{
+    struct fx *f = *state;
+    struct cp_thread t1 = {.path = f->path, .writer = W1}, t2 = {.path = f->path, .writer = W2};
+    pthread_t a, b;
+    assert_int_equal(pthread_create(&a, NULL, cp_adder, &t1), 0);
+    assert_int_equal(pthread_create(&b, NULL, cp_adder, &t2), 0);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    OK(t1.rc);
+    OK(t2.rc);
+    struct st_checkpoint *all = NULL;
+    size_t n = 0;
+    OK(store_checkpoint_list(f->st, &all, &n));
+    assert_int_equal(n, 40);
+    char h[ST_HASH_HEX];
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(all[i].seq, (int64_t)i + 1);
+        assert_string_equal(all[i].prev_hash, i ? all[i - 1].hash : H("0"));
+        OK(store_checkpoint_hash(&all[i], h));
+        assert_string_equal(h, all[i].hash);
+    }
+    free(all);
+}
+
+/* ---- quota leases (store_quota_lease: the vault throttle across servers) ---- */
+
+static int64_t lease(struct store *st, const char *vault, int64_t window, enum st_quota_kind kind,
+                     int64_t want, int64_t limit)
+{
+    int64_t granted = -1;
+    OK(store_quota_lease(st, vault, window, kind, want, limit, &granted));
+    return granted;
+}
+
+/* Blocks while they last, then the partial final block, then nothing; per vault (any case)
+ * and per kind. */
+static void test_quota_lease_blocks_and_partial_last(void **state)
+{
+    struct fx *f = *state;
+    const int64_t w = 1700000000;
+    assert_int_equal(store_shared(f->st), pg_base != NULL);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 4, 10), 4);
+    assert_int_equal(lease(f->st, "DEV", w, ST_QUOTA_OPS, 4, 10), 4);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 4, 10), 2); /* partial */
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 4, 10), 0);
+    assert_int_equal(lease(f->st, "Dev", w, ST_QUOTA_OPS, 1, 10), 0);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_CREATES, 4, 5), 4);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_CREATES, 4, 5), 1);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_CREATES, 4, 5), 0);
+    assert_int_equal(lease(f->st, "other", w, ST_QUOTA_OPS, 4, 10), 4);
+    /* a smaller limit than what is already used grants nothing (a server with another
+     * config): never negative */
+    assert_int_equal(lease(f->st, "other", w, ST_QUOTA_OPS, 4, 3), 0);
+    int64_t g = 7;
+    RC(store_quota_lease(f->st, "", w, ST_QUOTA_OPS, 1, 10, &g), MV_ERR_BAD_REQUEST);
+    assert_int_equal(g, 0);
+    RC(store_quota_lease(f->st, "dev", w, ST_QUOTA_OPS, 0, 10, &g), MV_ERR_BAD_REQUEST);
+    RC(store_quota_lease(f->st, "dev", w, ST_QUOTA_OPS, 1, 0, &g), MV_ERR_BAD_REQUEST);
+    RC(store_quota_lease(f->st, "dev", w, (enum st_quota_kind)3, 1, 10, &g), MV_ERR_BAD_REQUEST);
+}
+
+/* A new window starts from zero; windows older than ST_QUOTA_KEEP_SECS are pruned by the first
+ * lease of a newer window (seen here as an exhausted old window granting again). */
+static void test_quota_lease_window_rollover_and_prune(void **state)
+{
+    struct fx *f = *state;
+    const int64_t w = 1700000000;
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 5, 5), 5);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 5, 5), 0);
+    assert_int_equal(lease(f->st, "dev", w + 10, ST_QUOTA_OPS, 5, 5), 5); /* next window */
+    assert_int_equal(lease(f->st, "dev", w + 10, ST_QUOTA_OPS, 5, 5), 0);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 5, 5), 0); /* still kept */
+    assert_int_equal(lease(f->st, "dev", w + 20 + ST_QUOTA_KEEP_SECS, ST_QUOTA_OPS, 1, 5), 1);
+    assert_int_equal(lease(f->st, "dev", w, ST_QUOTA_OPS, 5, 5), 5);      /* pruned */
+    assert_int_equal(lease(f->st, "dev", w + 20, ST_QUOTA_OPS, 5, 5), 5); /* within the horizon */
+}
+
+/* Several connections (processes: servers) leasing one row at once are handed exactly the
+ * limit between them, never more; one of them gets the partial final block. */
+static void test_quota_lease_concurrent_never_exceeds_limit(void **state)
+{
+    struct fx *f = *state;
+    enum { KIDS = 4, LIMIT = 301, WANT = 3 };
+    const int64_t w = 1700000000;
+    int fds[KIDS][2];
+    pid_t pids[KIDS];
+    for (int i = 0; i < KIDS; i++) {
+        assert_int_equal(pipe(fds[i]), 0);
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            struct store *st = NULL;
+            int64_t total = 0, got = 0, partial = 0;
+            if (store_open(f->path, &st) != MV_OK)
+                _exit(1);
+            do {
+                if (store_quota_lease(st, "race", w, ST_QUOTA_OPS, WANT, LIMIT, &got) != MV_OK)
+                    _exit(2);
+                total += got;
+                partial += got > 0 && got < WANT;
+            } while (got > 0);
+            store_close(st);
+            int64_t out[2] = {total, partial};
+            _exit(write(fds[i][1], out, sizeof out) == (ssize_t)sizeof out ? 0 : 3);
+        }
+        close(fds[i][1]);
+    }
+    int64_t total = 0, partial = 0;
+    for (int i = 0; i < KIDS; i++) {
+        int status = 0;
+        int64_t in[2] = {0, 0};
+        assert_int_equal(read(fds[i][0], in, sizeof in), (ssize_t)sizeof in);
+        close(fds[i][0]);
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        total += in[0];
+        partial += in[1];
+    }
+    assert_int_equal(total, LIMIT);
+    assert_int_equal(partial, 1); /* 301 = 100 blocks of 3 + one of 1 */
+    assert_int_equal(lease(f->st, "race", w, ST_QUOTA_OPS, 1, LIMIT), 0);
+}
+
+/* A store made by the schema before quota leases (PostgreSQL 3, SQLite 2) gains the table when
+ * opened. */
+static void test_quota_lease_after_upgrade_from_v1(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->st);
+    f->st = NULL;
+    /* The store is turned back into a faithful v3 (PostgreSQL) / v2 (SQLite) database: what
+     * quota_leases' migration and every later one (assertion_jti: PostgreSQL v5, SQLite v4)
+     * created is dropped, so store_open runs those migrations exactly as on a real upgrade.
+     * Migrations stay plain CREATEs (no IF NOT EXISTS): a version number that does not match the
+     * objects present is a broken store and must fail loudly, not be papered over. */
+    if (pg_base) {
+        pg_admin(f->path, "DROP TABLE quota_leases");
+        pg_admin(f->path, "DROP TABLE assertion_jti");
+        pg_admin(f->path, "DROP INDEX join_tokens_expires");
+        pg_admin(f->path, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+    } else {
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "DROP TABLE quota_leases; DROP TABLE assertion_jti;"
+                                      " DROP INDEX join_tokens_expires; PRAGMA user_version = 2",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+    }
+    OK(store_open(f->path, &f->st));
+    assert_int_equal(lease(f->st, "dev", 1700000000, ST_QUOTA_OPS, 2, 3), 2);
+    OK(store_assertion_use(f->st, "a0000000-0000-4000-8000-000000000001", "j1", 2000, 1000));
+    if (pg_base)
+        check_pg_schema(f);
+    else
+        check_sqlite_file(f);
+}
+
+/* A lease makes one attempt: with its connection gone it fails at once (the vault then fails
+ * open) instead of retrying for 30 s; the next ordinary call reconnects and leases work again. */
+static void test_pg_quota_lease_fails_fast_without_its_database(void **state)
+{
+    struct fx *f = *state;
+    struct st_vault v;
+    int64_t g = 9;
+    put_vault(f->st, "dev");
+    terminate_backends(f);
+    int64_t t0 = mv_now_ms();
+    RC(store_quota_lease(f->st, "dev", 1700000000, ST_QUOTA_OPS, 2, 10, &g), MV_ERR_UNAVAILABLE);
+    assert_int_equal(g, 0);
+    RC(store_quota_lease(f->st, "dev", 1700000000, ST_QUOTA_OPS, 2, 10, &g), MV_ERR_UNAVAILABLE);
+    assert_true(mv_now_ms() - t0 < 2000);
+    OK(store_vault_get(f->st, "dev", &v)); /* reconnects */
+    assert_int_equal(lease(f->st, "dev", 1700000000, ST_QUOTA_OPS, 2, 10), 2);
+}
+
 int main(void)
 {
     mv_log_set_level(getenv("TEST_STORE_DEBUG") ? MV_LOG_DEBUG : MV_LOG_ERROR);
@@ -1383,6 +1630,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_connections_share_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_survives_kill9, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_concurrent_writers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quota_lease_blocks_and_partial_last, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quota_lease_window_rollover_and_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quota_lease_concurrent_never_exceeds_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quota_lease_after_upgrade_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_durability_pragmas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assertion_jti_used_once, setup, teardown),
     };
@@ -1392,6 +1645,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pg_commit_warning_is_unknown_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_multi_host_url_skips_a_dead_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_change_feed_across_servers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_quota_lease_fails_fast_without_its_database, setup, teardown),
         cmocka_unit_test(test_pg_unreachable_host_is_named),
     };
     int failed = cmocka_run_group_tests_name("store on sqlite", tests, NULL, NULL);

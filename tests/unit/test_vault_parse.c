@@ -679,30 +679,35 @@ static void test_throttle(void **state)
     (void)state;
     int64_t t = 1700000003; /* window [1700000000, 1700000010) */
     for (int i = 0; i < 3; i++)
-        assert_int_equal(vault_throttle("thr-a", 0, 3, 2, t), 0);
-    int retry = vault_throttle("thr-a", 0, 3, 2, t);
+        assert_int_equal(vault_throttle(NULL, "thr-a", 0, 3, 2, t), 0);
+    int retry = vault_throttle(NULL, "thr-a", 0, 3, 2, t);
     assert_int_equal(retry, 7);
     /* refused requests do not count: still exactly at the limit */
-    assert_int_equal(vault_throttle("thr-a", 0, 3, 2, t + 6), 1);
+    assert_int_equal(vault_throttle(NULL, "thr-a", 0, 3, 2, t + 6), 1);
     /* creates have their own counter */
-    assert_int_equal(vault_throttle("thr-a", 1, 3, 2, t), 0);
-    assert_int_equal(vault_throttle("thr-a", 1, 3, 2, t), 0);
-    assert_true(vault_throttle("thr-a", 1, 3, 2, t) > 0);
+    assert_int_equal(vault_throttle(NULL, "thr-a", 1, 3, 2, t), 0);
+    assert_int_equal(vault_throttle(NULL, "thr-a", 1, 3, 2, t), 0);
+    assert_true(vault_throttle(NULL, "thr-a", 1, 3, 2, t) > 0);
     /* other vaults are independent */
-    assert_int_equal(vault_throttle("thr-b", 0, 3, 2, t), 0);
+    assert_int_equal(vault_throttle(NULL, "thr-b", 0, 3, 2, t), 0);
     /* next window resets */
-    assert_int_equal(vault_throttle("thr-a", 0, 3, 2, t + 7), 0);
-    assert_int_equal(vault_throttle("thr-a", 1, 3, 2, t + 7), 0);
+    assert_int_equal(vault_throttle(NULL, "thr-a", 0, 3, 2, t + 7), 0);
+    assert_int_equal(vault_throttle(NULL, "thr-a", 1, 3, 2, t + 7), 0);
     /* 0 = off */
     for (int i = 0; i < 100; i++)
-        assert_int_equal(vault_throttle("thr-c", 0, 0, 0, t), 0);
+        assert_int_equal(vault_throttle(NULL, "thr-c", 0, 0, 0, t), 0);
     /* many vaults: table crowding never admits more than the limit for one vault */
     char name[32];
     for (int i = 0; i < 5000; i++) {
         snprintf(name, sizeof name, "crowd-%d", i);
-        (void)vault_throttle(name, 0, 1, 1, t + 20);
+        (void)vault_throttle(NULL, name, 0, 1, 1, t + 20);
     }
-    assert_int_equal(vault_throttle("crowd-42", 0, 1, 1, t + 20) > 0, 1);
+    assert_int_equal(vault_throttle(NULL, "crowd-42", 0, 1, 1, t + 20) > 0, 1);
+    /* servers sharing a store lease limit / 50 permits at a time, at least 1 */
+    assert_int_equal(vault_throttle_block(4000), 80);
+    assert_int_equal(vault_throttle_block(300), 6);
+    assert_int_equal(vault_throttle_block(99), 1);
+    assert_int_equal(vault_throttle_block(1), 1);
 }
 
 int main(void)
