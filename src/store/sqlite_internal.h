@@ -99,6 +99,7 @@ enum st_q {
 /* The one struct behind store.h's handle. pg is set for a PostgreSQL connection (store.c
  * dispatches every call to pg_*); otherwise the fields below are the SQLite connection. */
 struct pg_store;
+struct sq_file;
 struct store {
     struct pg_store *pg;
     sqlite3 *db;
@@ -106,6 +107,7 @@ struct store {
     int bind_err; /* first failed sqlite3_bind_* since the last st_step, else SQLITE_OK */
     int64_t quota_pruned; /* window_start of the last prune of quota_leases */
     int64_t jti_pruned; /* when st_assertions.c last pruned expired assertion ids */
+    struct sq_file *file; /* the corruption flag of the database file (sqlite.c) */
 };
 
 /* The SQLite backend of every store.h function (store.c dispatches here when st->pg is NULL). */
@@ -168,12 +170,14 @@ MV_MUST_CHECK mv_rc sq_savepoint(struct store *st);
 MV_MUST_CHECK mv_rc sq_savepoint_release(struct store *st);
 void sq_savepoint_rollback(struct store *st);
 
-/* Corruption (sqlite.c): sq_mark_corrupt records, for the whole process, that SQLite reported
- * SQLITE_CORRUPT or SQLITE_NOTADB (st_error_at calls it) and logs it loudly once; from then on
- * no write is accepted (st_prep, sq_begin: MV_ERR_UNAVAILABLE) and sq_health fails, so
- * /healthz says 503 and a balancer stops sending traffic. Reads go on where they can. */
-void sq_mark_corrupt(const char *what, int src);
-int sq_is_corrupt(void);
+/* Corruption (sqlite.c): sq_mark_corrupt records, for every connection of the process to st's
+ * database file (an atomic flag they share), that SQLite reported SQLITE_CORRUPT or
+ * SQLITE_NOTADB (st_error_at calls it; quick_check at open too) and logs it loudly once; from
+ * then on no connection to that file accepts a write (st_prep, sq_begin: MV_ERR_UNAVAILABLE)
+ * and sq_health fails on each of them, so /healthz says 503 from every loop and a balancer stops
+ * sending traffic. Reads go on where they can. */
+void sq_mark_corrupt(struct store *st, const char *what, int src);
+int sq_is_corrupt(const struct store *st);
 
 /* Maps an SQLite result code to mv_rc and records the detail (with sqlite3_errmsg) for the log:
  * UNIQUE/PRIMARY KEY constraint -> CONFLICT; FOREIGN KEY constraint (the referenced VM, vault

@@ -21,7 +21,7 @@ mv_rc st_error_at(struct store *st, int src, const char *what, const char *file,
         break;
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-        sq_mark_corrupt(what, src);
+        sq_mark_corrupt(st, what, src);
         break;
     default:
         break;
@@ -43,7 +43,7 @@ mv_rc st_prep(struct store *st, enum st_q id, const char *sql, sqlite3_stmt **ou
     }
     /* A corrupt file takes no more writes (sqlite.c): every statement that could change it is
      * refused here, whatever path it came by. */
-    if (sq_is_corrupt() && !sqlite3_stmt_readonly(st->q[id])) {
+    if (sq_is_corrupt(st) && !sqlite3_stmt_readonly(st->q[id])) {
         mv_fail(MV_ERR_UNAVAILABLE, "store: the database file is corrupt; writes are refused");
         return MV_ERR_UNAVAILABLE;
     }

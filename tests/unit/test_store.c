@@ -1154,6 +1154,40 @@ static void test_sqlite_durability_pragmas(void **state)
     store_close(b);
 }
 
+/* SQLITE_CORRUPT seen by one connection stops writes and fails the health probe on every
+ * connection of the process to that file (the server's loops and its writer each have one),
+ * through a link of another name too, and on no other file. */
+static void test_sqlite_corrupt_flag_shared_per_file(void **state)
+{
+    struct fx *f = *state;
+    if (pg_base)
+        skip();
+    char alias[sizeof f->path + 16], other[sizeof f->path + 16];
+    snprintf(alias, sizeof alias, "%s/alias.db", f->dir);
+    snprintf(other, sizeof other, "%s/other.db", f->dir);
+    assert_int_equal(link(f->path, alias), 0);
+    struct store *b = NULL, *c = NULL;
+    OK(store_open(alias, &b));
+    OK(store_open(other, &c));
+    OK(store_health(f->st));
+    OK(store_health(b));
+    sq_mark_corrupt(b, "test", SQLITE_CORRUPT);
+    RC(store_health(f->st), MV_ERR_UNAVAILABLE);
+    RC(store_health(b), MV_ERR_UNAVAILABLE);
+    RC(store_meta_set(f->st, "k", "v"), MV_ERR_UNAVAILABLE);
+    RC(store_begin(f->st), MV_ERR_UNAVAILABLE);
+    mv_buf v;
+    mv_buf_init(&v, 64);
+    RC(store_meta_get(f->st, "nope", &v), MV_ERR_NOT_FOUND); /* reads go on */
+    mv_buf_free(&v);
+    store_close(b); /* the flag stays while a connection to the file is open */
+    RC(store_health(f->st), MV_ERR_UNAVAILABLE);
+    OK(store_health(c)); /* another file */
+    OK(store_meta_set(c, "k", "v"));
+    store_close(c);
+    unlink(alias);
+}
+
 /* An assertion id is accepted once per client while it is kept; an expired one may come back. */
 static void test_assertion_jti_used_once(void **state)
 {
@@ -1638,6 +1672,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quota_lease_after_upgrade_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_durability_pragmas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assertion_jti_used_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_corrupt_flag_shared_per_file, setup, teardown),
     };
     const struct CMUnitTest pg_only[] = {
         cmocka_unit_test_setup_teardown(test_pg_retried_secret_add_makes_one_version, setup, teardown),
