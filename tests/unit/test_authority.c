@@ -93,6 +93,17 @@ void http_reply_json(http_req *req, int status, json_t *body)
     free(s);
 }
 
+/* Deferred replies belong to the server's writer path (srv.writer), which this fixture has
+ * not: the token endpoint records jti on the loop's connection and replies inline. */
+http_req *http_defer(http_req *req)
+{
+    (void)req;
+    fail_msg("http_defer without a writer");
+    return NULL;
+}
+
+void http_deferred_free(http_req *d) { (void)d; }
+
 static void cap_reset(void)
 {
     free(cap.body);
