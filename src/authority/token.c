@@ -362,7 +362,11 @@ void authority_token(http_req *req, const struct authority_route_args *a)
         mv_copy(o.subject_client_id, sizeof o.subject_client_id, c.subject.client_id) != MV_OK ||
         mv_copy(o.who, sizeof o.who, c.subject.id[0] ? c.subject.id : c.client_id) != MV_OK)
         o.rc = MV_ERR_INTERNAL; /* cannot happen: same sizes */
-    /* A verified assertion's jti is recorded whatever the rest of the request came to. */
+    /* A verified assertion's jti is recorded whether it yields a token or a refusal (an
+     * internal failure is answered at once, its detail still current: no token, nothing to
+     * record). */
+    if (o.rc != MV_OK && !o.ref.status)
+        c.jti = NULL;
     mv_rc rc = c.jti ? submit_jti(w, &c, &o) : MV_ERR_NOT_FOUND;
     if (rc == MV_ERR_INTERNAL) {
         o.rc = rc;
