@@ -2,7 +2,8 @@
  * "Node enrollment"), all under STATE/agents/VM/ (0700):
  *
  *   node.key         EC P-256 private key, PKCS#8 PEM, 0600; created here if missing, never
- *                    leaves this directory (only its public JWK is sent, once, at enrollment)
+ *                    leaves this directory (only its public JWK is sent, once, at enrollment,
+ *                    with a proof that we hold it: a JWS over the join token's hash)
  *   node.json        {"clientId","vm","tenantId","server"} written after a successful enroll
  *   identity_header  the App Service X-IDENTITY-HEADER secret: 32 random bytes as hex, 0600
  *
@@ -22,7 +23,10 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "crypto/digest.h"
+#include "crypto/join_token.h"
 #include "crypto/jwk.h"
+#include "crypto/jws.h"
 #include "crypto/keys.h"
 #include "http/client.h"
 
@@ -138,7 +142,30 @@ out:
     return rc;
 }
 
-/* POST {server}/mivault/enroll {"joinToken","publicKey"} -> {"clientId","vm","tenantId"}. */
+/* The proof of possession of node.key the server requires (internal-protocol.md): an ES256
+ * JWS over {"purpose":"mivault-enroll","joinTokenSha256":<hex SHA-256 of the token's secret
+ * part, what the server stores>}, binding the key to this one enrollment. */
+static mv_rc enroll_proof(const struct agent_node *n, const char *join, mv_buf *out)
+{
+    mv_rc rc = MV_OK;
+    struct join_token t;
+    char hash[65];
+    json_t *claims = NULL;
+    memset(&t, 0, sizeof t);
+    ENSURE_MSG(join_token_parse(join, strlen(join), 1, &t) == MV_OK, MV_ERR_BAD_REQUEST,
+               "the join token is malformed");
+    CHECK(digest_sha256_hex(t.secret, strlen(t.secret), hash));
+    claims = json_pack("{s:s, s:s}", "purpose", "mivault-enroll", "joinTokenSha256", hash);
+    ENSURE(claims != NULL, MV_ERR_INTERNAL);
+    CHECK(jws_sign(n->key, JWS_ES256, NULL, claims, out));
+out:
+    json_decref(claims);
+    join_token_wipe(&t);
+    return rc;
+}
+
+/* POST {server}/mivault/enroll {"joinToken","publicKey","proof"}
+ *   -> {"clientId","vm","tenantId"}. */
 static mv_rc enroll(struct http_client *http, const char *server, const char *join,
                     struct agent_node *n)
 {
@@ -147,11 +174,14 @@ static mv_rc enroll(struct http_client *http, const char *server, const char *jo
     char *body = NULL;
     char url[MV_MAX_URL + 32];
     struct http_client_resp r = {0};
+    mv_buf proof;
+    mv_buf_init(&proof, MV_MAX_TOKEN_BYTES);
     static const char *const headers[] = {"Content-Type: application/json",
                                           "Accept: application/json", NULL};
     CHECK(mv_fmt(url, sizeof url, "%s/mivault/enroll", server));
     CHECK(jwk_from_public(n->key, NULL, &jwk));
-    req = json_pack("{s:s, s:O}", "joinToken", join, "publicKey", jwk);
+    CHECK(enroll_proof(n, join, &proof));
+    req = json_pack("{s:s, s:O, s:s}", "joinToken", join, "publicKey", jwk, "proof", proof.p);
     ENSURE(req != NULL, MV_ERR_INTERNAL);
     body = json_dumps(req, JSON_COMPACT);
     ENSURE(body != NULL, MV_ERR_INTERNAL);
@@ -191,6 +221,7 @@ out:
     json_decref(req);
     json_decref(jwk);
     json_decref(resp);
+    mv_buf_free(&proof);
     return rc;
 }
 

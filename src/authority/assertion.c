@@ -6,15 +6,19 @@
  * failure is MV_ERR_UNAUTHENTICATED with the reason in the log detail only: the client is told
  * a fixed "invalid_client" (STYLE: what failed is not what the client is told).
  *
- * Replay: jti is required but not remembered (RFC 7523 §3 item 7 makes that a MAY); an
- * assertion lives at most MV_ASSERTION_MAX_LIFETIME_SECS and only yields tokens its own signer
- * could get anyway. */
+ * Replay: jti is required here and remembered by token.c once everything else passed
+ * (store_assertion_use, until exp + MV_CLOCK_SKEW_SECS, the last moment this file would still
+ * accept the assertion): a second use of one assertion is refused with invalid_client, on every
+ * server sharing the store. */
 #include <jansson.h>
 #include <string.h>
 
 #include "authority/internal.h"
 #include "common/buf.h"
 #include "common/limits.h"
+
+/* A jti is stored per use (token.c): cap it so an assertion cannot park a large row. */
+#define ASSERTION_MAX_JTI 256
 
 /* NumericDate claim (RFC 7519 §2): *present = 0 if absent; non-integer is an error. */
 static mv_rc int_claim(const jwt *t, const char *name, int *present, int64_t *v)
@@ -98,6 +102,7 @@ static mv_rc check_claims(const struct authority_plane *srv, const http_req *req
                "assertion issued in the future");
     /* §3 item 7: jti (we require it; see the file comment on replay). */
     ENSURE_MSG(jti && *jti, MV_ERR_UNAUTHENTICATED, "assertion without jti");
+    ENSURE_MSG(strlen(jti) <= ASSERTION_MAX_JTI, MV_ERR_UNAUTHENTICATED, "assertion jti too long");
 out:
     return rc;
 }

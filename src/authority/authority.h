@@ -16,6 +16,9 @@ struct authority_state;
 
 /* What the authority needs of the server, shared read-only by every loop once the keys are
  * loaded (the server builds it; `mivault token mint` too). Strings are borrowed. */
+struct event_base;
+struct store_writer;
+
 struct authority_plane {
     struct mv_tenant tenant;
     const char *server_url;        /* "https://127.0.0.1:8443": endpoints, assertion audiences */
@@ -24,6 +27,9 @@ struct authority_plane {
     const unsigned char *data_key; /* 32 bytes: unseals the signing key */
     const char *ca_pem;            /* the CA certificate served at /mivault/ca.pem */
     struct audit *audit;           /* NULL: no audit log */
+    /* The group-committing writer (store/writer.h) that records accepted assertion ids, so
+     * their fsync is shared by a batch; NULL: recorded on the loop's connection (tests, CLI). */
+    struct store_writer *writer;
     /* Owned, set by authority_load_keys and freed by authority_free_keys: */
     EVP_PKEY *sign_key;            /* current RS256 signing key */
     char sign_kid[32];
@@ -34,6 +40,7 @@ struct authority_plane {
 struct authority_loop {
     const struct authority_plane *srv;
     struct store *st;                        /* the loop's connection */
+    struct event_base *base;                 /* the loop (writer completions run there) */
     struct authority_state *authority_state; /* caches (cache.c), made on first use */
 };
 

@@ -8,9 +8,17 @@
  * key, for a new client id bound to that VM; from then on the agent authenticates with
  * assertions signed by the matching private key, which never leaves the agent.
  *
- * The request is unauthenticated: the body is capped at MV_ENROLL_BODY_BYTES and the key is
- * checked before the token is spent, so a malformed request never burns a valid token. Every
- * outcome is audited; the token itself never reaches a log. */
+ * Proof of possession: the request carries "proof", a compact JWS (ES256) made with the new
+ * private key over {"purpose":"mivault-enroll","joinTokenSha256":<hex SHA-256 of the secret
+ * part>}. Without it anyone holding a join token could enroll a public key whose private half
+ * they do not have (someone else's), and the token ties the proof to this one enrollment.
+ *
+ * One node per VM: enrolling again (a new join token for the same VM) revokes the VM's earlier
+ * node keys in the same transaction, and spent or expired join tokens are purged there too.
+ *
+ * The request is unauthenticated: the body is capped at MV_ENROLL_BODY_BYTES and the key and
+ * its proof are checked before the token is spent, so a malformed request never burns a valid
+ * token. Every outcome is audited; the token itself never reaches a log. */
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <string.h>
@@ -23,10 +31,12 @@
 #include "crypto/digest.h"
 #include "crypto/join_token.h"
 #include "crypto/jwk.h"
+#include "crypto/jws.h"
 #include "crypto/keys.h"
 #include "http/reply.h"
 
 #define NODE_PEM_MAX 4096
+#define PROOF_PURPOSE "mivault-enroll"
 
 mv_rc authority_join_token(struct store *st, const char *vm, int ttl,
                            const unsigned char ca_pin[32], char *out)
@@ -86,6 +96,29 @@ out:
     return rc;
 }
 
+/* The proof: signed by the private half of publicKey, over this join token's hash. */
+static mv_rc check_proof(struct enroll_ctx *c, const char token_hash[65])
+{
+    mv_rc rc = MV_OK;
+    struct authority_refusal *ref = &c->ref;
+    jwt t;
+    memset(&t, 0, sizeof t);
+    const char *proof = json_string_value(json_object_get(c->body, "proof"));
+    REFUSE_UNLESS(proof && jwt_parse(proof, strlen(proof), JWS_ALLOW(JWS_ES256), &t) == MV_OK,
+                  ref, 400, "invalid_request", "A proof of possession of the key is required.");
+    REFUSE_UNLESS(jwt_verify(&t, c->key) == MV_OK, ref, 400, "invalid_request",
+                  "The proof of possession does not verify with publicKey.");
+    const char *purpose = jwt_claim_str(&t, "purpose");
+    const char *bound = jwt_claim_str(&t, "joinTokenSha256");
+    REFUSE_UNLESS(purpose && strcmp(purpose, PROOF_PURPOSE) == 0 && bound && strlen(bound) == 64 &&
+                      CRYPTO_memcmp(bound, token_hash, 64) == 0,
+                  ref, 400, "invalid_request",
+                  "The proof of possession is not for this join token.");
+out:
+    jwt_free(&t);
+    return rc;
+}
+
 static mv_rc handle(http_req *req, struct enroll_ctx *c, const struct authority_loop *w)
 {
     mv_rc rc = MV_OK;
@@ -96,6 +129,7 @@ static mv_rc handle(http_req *req, struct enroll_ctx *c, const struct authority_
     CHECK(parse(req, c, &token));
     CHECK(keys_public_pem(c->key, &c->pem));
     CHECK(digest_sha256_hex(token.secret, strlen(token.secret), hash));
+    CHECK(check_proof(c, hash));
     CHECK(mv_uuid(c->node.client_id));
     c->node.public_key_pem = c->pem.p;
     c->node.created = mv_now();
@@ -107,6 +141,7 @@ static mv_rc handle(http_req *req, struct enroll_ctx *c, const struct authority_
     REFUSE_UNLESS(rc != MV_ERR_NOT_FOUND, &c->ref, 400, "invalid_grant",
                   "The join token is invalid, used or expired.");
     CHECK(rc);
+    CHECK(store_node_revoke_vm(w->st, c->node.vm, mv_now()));
     CHECK(store_node_put(w->st, &c->node));
     CHECK(store_commit(w->st));
     in_tx = 0;

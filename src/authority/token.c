@@ -6,6 +6,7 @@
  * acting for that VM's identities, identity.c) or the admin principal (acting for itself).
  * Refusals carry fixed descriptions; the reason goes to the log, keyed by the request id.
  * Every issued or refused token request is audited (DESIGN §8). */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -15,6 +16,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "http/reply.h"
+#include "store/writer.h"
 
 #define ASSERTION_TYPE_JWT "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #define DEFAULT_SUFFIX "/.default"
@@ -109,6 +111,8 @@ struct token_ctx {
     char resource[RESOURCE_MAX + 1];
     char client_id[ST_ID];
     struct authority_refusal ref;
+    const char *jti;        /* verified, still to be recorded through the writer; else NULL */
+    int64_t jti_keep_until; /* exp + skew */
 };
 
 /* Finds the client (a node or the admin) and its key. Unknown → 401 invalid_client. */
@@ -135,6 +139,34 @@ static int64_t generation(struct authority_loop *w)
         gen = -1;
     }
     return gen;
+}
+
+/* RFC 7523 §3 item 7: an assertion is good for one token. Its jti is recorded in the store (one
+ * write; shared by every server of a PostgreSQL store) until the assertion would expire anyway,
+ * and only after the signature and claims passed, so nobody without the client's key can fill
+ * the table. A second use is refused like any other bad assertion.
+ *
+ * With the server's group-committing writer (srv->writer) the write is a writer job and the
+ * reply waits for its batch (one fsync for many token requests, like a secret set): handle()
+ * only notes the jti (c->jti) and authority_token defers the reply to jti_done. Without one
+ * (unit tests) it is written here on the loop's connection. */
+static mv_rc remember_jti(struct authority_loop *w, struct token_ctx *c, int64_t now)
+{
+    mv_rc rc = MV_OK;
+    struct authority_refusal *ref = &c->ref;
+    long long exp = 0;
+    CHECK(jwt_claim_int(&c->assertion, "exp", &exp)); /* checked by assertion.c */
+    c->jti = jwt_claim_str(&c->assertion, "jti");
+    c->jti_keep_until = (int64_t)exp + MV_CLOCK_SKEW_SECS;
+    if (w->srv->writer && w->base)
+        goto out; /* authority_token records it through the writer */
+    rc = store_assertion_use(w->st, c->client_id, c->jti, c->jti_keep_until, now);
+    c->jti = NULL;
+    if (rc == MV_ERR_CONFLICT)
+        LOG_INFO("token: client %s refused: assertion replayed", c->client_id);
+    REFUSE_UNLESS(rc != MV_ERR_CONFLICT, ref, 401, "invalid_client", BAD_CLIENT);
+out:
+    return rc;
 }
 
 static mv_rc handle(struct authority_loop *w, http_req *req, struct token_ctx *c, mv_buf *token,
@@ -189,6 +221,7 @@ static mv_rc handle(struct authority_loop *w, http_req *req, struct token_ctx *c
         LOG_INFO("token: client %s refused: %s", c->client_id, mv_last_detail());
     REFUSE_UNLESS(rc != MV_ERR_UNAUTHENTICATED, ref, 401, "invalid_client", BAD_CLIENT);
     CHECK(rc);
+    CHECK(remember_jti(w, c, now));
 
     if (c->client->is_node) {
         CHECK(authority_subject_get(w, gen, c->client->vm, &c->form, &c->subject, ref));
@@ -202,36 +235,147 @@ out:
     return rc;
 }
 
-void authority_token(http_req *req, const struct authority_route_args *a)
-{
-    struct authority_loop *w = a->w;
-    struct token_ctx c;
-    mv_buf token;
-    int64_t now = mv_now(), exp = 0;
-    int status;
-    /* the router allowed only our tenant */
-    memset(&c, 0, sizeof c);
-    mv_buf_init(&token, MV_MAX_TOKEN_BYTES);
+/* A token request's outcome, replied and audited by finish(). */
+struct token_out {
+    const struct authority_plane *srv;
+    http_req *req;
+    mv_rc rc;
+    struct authority_refusal ref;
+    mv_buf token; /* a bearer token: wiped */
+    int64_t exp, now;
+    char resource[RESOURCE_MAX + 1];
+    char subject_client_id[ST_ID];
+    char who[ST_ID]; /* for the audit record: the subject, else the client, else "" */
+};
 
-    mv_rc rc = handle(w, req, &c, &token, &exp, now);
+static void finish(struct token_out *o)
+{
+    http_req *req = o->req;
+    mv_rc rc = o->rc;
+    int status;
     if (rc == MV_OK)
-        rc = reply_token(req, token.p, exp, now, c.resource, c.subject.client_id);
+        rc = reply_token(req, o->token.p, o->exp, o->now, o->resource, o->subject_client_id);
     if (rc == MV_OK) {
         status = 200;
-    } else if (c.ref.status) {
-        status = c.ref.status;
-        reply_oauth_error(req, status, c.ref.error, c.ref.description);
+    } else if (o->ref.status) {
+        status = o->ref.status;
+        reply_oauth_error(req, status, o->ref.error, o->ref.description);
     } else {
         status = rc_http_status(rc);
         LOG_WARN("token: request %s failed: %s", req->request_id, mv_last_detail());
         reply_rc_oauth(req, rc);
     }
-    if (w->srv->audit)
-        audit_record(w->srv->audit, "authority",
-                     c.subject.id[0] ? c.subject.id : c.client_id[0] ? c.client_id : "-", "token",
-                     c.resource, status, req->request_id);
+    if (o->srv->audit)
+        audit_record(o->srv->audit, "authority", o->who[0] ? o->who : "-", "token", o->resource,
+                     status, req->request_id);
+}
 
-    mv_buf_free_secret(&token);
+/* The writer job of a token request whose reply waits for its jti to be durable. */
+struct jti_job {
+    struct token_out out; /* out.req is the deferred request */
+    char client_id[ST_ID];
+    char *jti;
+    int64_t keep_until;
+};
+
+static void jti_job_free(struct jti_job *j)
+{
+    mv_buf_free_secret(&j->out.token);
+    free(j->jti);
+    http_deferred_free(j->out.req);
+    free(j);
+}
+
+/* Writer thread. */
+static mv_rc jti_job_run(struct store *st, void *arg)
+{
+    struct jti_job *j = arg;
+    return store_assertion_use(st, j->client_id, j->jti, j->keep_until, j->out.now);
+}
+
+/* Loop thread, after the batch committed or failed: a replay is refused like any bad
+ * assertion, whatever the request would have got; a failed write sends no token. */
+static void jti_done(void *arg, mv_rc rc)
+{
+    struct jti_job *j = arg;
+    if (rc == MV_ERR_CONFLICT) {
+        LOG_INFO("token: client %s refused: assertion replayed", j->client_id);
+        j->out.rc = MV_ERR_UNAUTHENTICATED;
+        j->out.ref = (struct authority_refusal){401, "invalid_client", BAD_CLIENT};
+    } else if (rc != MV_OK) {
+        j->out.rc = rc;
+        j->out.ref = (struct authority_refusal){0, NULL, NULL};
+    }
+    finish(&j->out);
+    jti_job_free(j);
+}
+
+/* Hands the outcome o (moved into the job) to the writer with c's jti; the reply follows in
+ * jti_done. MV_OK: o->req was deferred and is no longer the caller's to answer. */
+static mv_rc submit_jti(const struct authority_loop *w, const struct token_ctx *c,
+                        struct token_out *o)
+{
+    mv_rc rc = MV_OK;
+    struct jti_job *j = calloc(1, sizeof *j);
+    ENSURE(j != NULL, MV_ERR_INTERNAL);
+    j->jti = strdup(c->jti);
+    ENSURE(j->jti != NULL, MV_ERR_INTERNAL);
+    CHECK(mv_copy(j->client_id, sizeof j->client_id, c->client_id));
+    j->keep_until = c->jti_keep_until;
+    j->out = *o;
+    mv_buf_init(&o->token, 0); /* moved into the job */
+    j->out.req = http_defer(o->req);
+    ENSURE(j->out.req != NULL, MV_ERR_INTERNAL);
+    rc = store_writer_submit(w->srv->writer, w->base, jti_job_run, jti_done, j);
+    if (rc != MV_OK) { /* answered here, from the deferred copy */
+        j->out.rc = rc;
+        j->out.ref = (struct authority_refusal){0, NULL, NULL};
+        finish(&j->out);
+        jti_job_free(j);
+    }
+    return MV_OK;
+out:
+    if (j) {
+        mv_buf_free_secret(&j->out.token);
+        free(j->jti);
+        free(j);
+    }
+    return rc;
+}
+
+void authority_token(http_req *req, const struct authority_route_args *a)
+{
+    struct authority_loop *w = a->w;
+    struct token_ctx c;
+    struct token_out o;
+    /* the router allowed only our tenant */
+    memset(&c, 0, sizeof c);
+    memset(&o, 0, sizeof o);
+    o.srv = w->srv;
+    o.req = req;
+    o.now = mv_now();
+    mv_buf_init(&o.token, MV_MAX_TOKEN_BYTES);
+
+    o.rc = handle(w, req, &c, &o.token, &o.exp, o.now);
+    o.ref = c.ref;
+    if (mv_copy(o.resource, sizeof o.resource, c.resource) != MV_OK ||
+        mv_copy(o.subject_client_id, sizeof o.subject_client_id, c.subject.client_id) != MV_OK ||
+        mv_copy(o.who, sizeof o.who, c.subject.id[0] ? c.subject.id : c.client_id) != MV_OK)
+        o.rc = MV_ERR_INTERNAL; /* cannot happen: same sizes */
+    /* A verified assertion's jti is recorded whether it yields a token or a refusal (an
+     * internal failure is answered at once, its detail still current: no token, nothing to
+     * record). */
+    if (o.rc != MV_OK && !o.ref.status)
+        c.jti = NULL;
+    mv_rc rc = c.jti ? submit_jti(w, &c, &o) : MV_ERR_NOT_FOUND;
+    if (rc == MV_ERR_INTERNAL) {
+        o.rc = rc;
+        o.ref = (struct authority_refusal){0, NULL, NULL};
+    }
+    if (!c.jti || rc != MV_OK)
+        finish(&o);
+
+    mv_buf_free_secret(&o.token);
     jwt_free(&c.assertion);
     kv_free(&c.form);
     st_principal_clear(&c.subject);

@@ -95,7 +95,7 @@ static void wire_planes(struct mv_worker *w)
     };
     w->arm_tv = w->vault_tv;
     w->arm_tv.audiences = ARM_AUDIENCES;
-    w->authority = (struct authority_loop){.srv = &srv->authority, .st = w->st};
+    w->authority = (struct authority_loop){.srv = &srv->authority, .st = w->st, .base = w->base};
     w->arm = (struct arm_loop){.srv = &srv->arm, .st = w->st, .tv = &w->arm_tv};
     w->vault = (struct vault_loop){.srv = &srv->vault, .st = w->st, .snap = w->snap,
                                    .base = w->base, .tv = &w->vault_tv};
@@ -278,7 +278,7 @@ mv_rc server_start(const char *state_dir, const char *listen, struct server_hand
     CHECK(store_writer_start(srv->store, &srv->writer));
     CHECK(audit_checkpointer_start(srv->audit, srv->store, srv->server_id,
                                    srv->cfg.audit_checkpoint_secs, &srv->checkpointer));
-    srv->vault.writer = srv->writer;
+    srv->vault.writer = srv->authority.writer = srv->writer;
     CHECK(http_server_start(&hc, &h->hs));
     LOG_INFO("server listening on %s port %d, public URL %s (tenant %s)", srv->cfg.server_host,
              http_server_port(h->hs), srv->server_url, srv->tenant.tenant_id);

@@ -4,7 +4,10 @@
  * table; the master key exists only in master.key (0600) or MIVAULT_MASTER_KEY. */
 #include "state/state.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,32 @@
 #include "crypto/aead.h"
 #include "crypto/ca.h"
 #include "crypto/keys.h"
+
+/* mv_write_file, then an fsync of the directory: the rename that put the file in place is a
+ * change of the directory, and without it master.key (or the CA key) could be gone after a power
+ * loss while the database that needs it survived. */
+static mv_rc write_durable(const char *path, const void *data, size_t len, unsigned mode)
+{
+    mv_rc rc = MV_OK;
+    char dir[PATH_MAX];
+    int fd = -1;
+    CHECK(mv_write_file(path, data, len, mode));
+    CHECK(mv_copy(dir, sizeof dir, path));
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        CHECK(mv_copy(dir, sizeof dir, "."));
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ENSURE_MSG(fd >= 0, MV_ERR_INTERNAL, "open %s: %s", dir, strerror(errno));
+    ENSURE_MSG(fsync(fd) == 0, MV_ERR_INTERNAL, "fsync %s: %s", dir, strerror(errno));
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
 
 #define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 
@@ -206,7 +235,7 @@ mv_rc state_config_save(const struct mv_paths *p, const struct mv_config *c)
     /* 0600 when it names a database: the URL may carry a password. */
     char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
     ENSURE(s != NULL, MV_ERR_INTERNAL);
-    CHECK(mv_write_file(p->config, s, strlen(s), c->store[0] ? 0600 : 0644));
+    CHECK(write_durable(p->config, s, strlen(s), c->store[0] ? 0600 : 0644));
 out:
     free(s);
     json_decref(o);
@@ -314,7 +343,7 @@ static mv_rc write_admin_json(const struct mv_paths *p, const struct mv_tenant *
                            "subscriptionId", t->subscription_id, "resourceGroup", t->resource_group);
     char *ajs = aj ? json_dumps(aj, JSON_INDENT(2)) : NULL;
     ENSURE(ajs != NULL, MV_ERR_INTERNAL);
-    CHECK(mv_write_file(p->admin_json, ajs, strlen(ajs), 0600));
+    CHECK(write_durable(p->admin_json, ajs, strlen(ajs), 0600));
 out:
     free(ajs);
     json_decref(aj);
@@ -348,7 +377,7 @@ static mv_rc init_tenant(const struct mv_paths *p, struct store *st, const unsig
     CHECK(keys_gen_ec_p256(&admin));
     CHECK(keys_private_pem(admin, &priv));
     CHECK(keys_public_pem(admin, &pub));
-    CHECK(mv_write_file(p->admin_key, priv.p, priv.len, 0600));
+    CHECK(write_durable(p->admin_key, priv.p, priv.len, 0600));
     CHECK(write_admin_json(p, &t));
 
     struct st_principal admin_p;
@@ -403,7 +432,7 @@ static mv_rc write_bundle(const struct mv_paths *p)
         CHECK(mv_buf_add(&b, sys, syslen));
     CHECK(mv_buf_add(&b, "\n", 1));
     CHECK(mv_buf_add(&b, ca, calen));
-    CHECK(mv_write_file(p->bundle, b.p, b.len, 0644));
+    CHECK(write_durable(p->bundle, b.p, b.len, 0644));
 out:
     free(sys);
     free(ca);
@@ -517,8 +546,8 @@ static mv_rc ensure_ca(const struct mv_paths *p, const struct mv_config *c, stru
         CHECK(rc);
     }
     if (write_files) { /* key first: a certificate on disk always has its key next to it */
-        CHECK(mv_write_file(p->ca_key, key.p, key.len, 0600));
-        CHECK(mv_write_file(p->ca_pem, cert.p, cert.len, 0644));
+        CHECK(write_durable(p->ca_key, key.p, key.len, 0600));
+        CHECK(write_durable(p->ca_pem, cert.p, cert.len, 0644));
     }
     if (!mv_file_exists(p->server_pem) || !mv_file_exists(p->server_key))
         CHECK(ca_server_cert(p->dir, c->vault_suffix, c->public_host));
@@ -540,7 +569,7 @@ static mv_rc ensure_admin(const struct mv_paths *p, struct store *st, const unsi
     rc = meta_unseal(st, dk, META_ADMIN_KEY, "admin-key", &key);
     if (rc == MV_OK) {
         if (!mv_file_exists(p->admin_key))
-            CHECK(mv_write_file(p->admin_key, key.p, key.len, 0600));
+            CHECK(write_durable(p->admin_key, key.p, key.len, 0600));
     } else if (rc == MV_ERR_NOT_FOUND) {
         ENSURE_MSG(mv_file_exists(p->admin_key), MV_ERR_NOT_FOUND,
                    "the store holds no admin credential yet: run `mivault init` once more on "
@@ -636,7 +665,7 @@ mv_rc state_init(const struct mv_paths *p, const struct mv_config *cfg, const ch
             CHECK(mv_random(mk, sizeof mk));
         /* On disk before the data key it wraps is committed: a crash in between loses nothing. */
         if (!env_master_key() && !mv_file_exists(p->master_key))
-            CHECK(mv_write_file(p->master_key, mk, sizeof mk, 0600));
+            CHECK(write_durable(p->master_key, mk, sizeof mk, 0600));
         CHECK(init_tenant(p, st, mk));
         *outcome = STATE_CREATED;
     } else {
@@ -654,7 +683,7 @@ mv_rc state_init(const struct mv_paths *p, const struct mv_config *cfg, const ch
                master_key_file ? "--master-key must be a copy of the first server's master.key"
                                : "this state's master key belongs to another installation");
     if (master_key_file && !mv_file_exists(p->master_key))
-        CHECK(mv_write_file(p->master_key, mk, sizeof mk, 0600));
+        CHECK(write_durable(p->master_key, mk, sizeof mk, 0600));
     if (!mv_file_exists(p->config))
         CHECK(state_config_save(p, &c));
     CHECK(ensure_ca(p, &c, st, dk, !joining));

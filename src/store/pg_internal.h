@@ -59,6 +59,7 @@ struct pg_store {
     int64_t batch_deadline_ms;
     int64_t quota_pruned;          /* window_start of the last prune of quota_leases */
     struct pg_feed *feed;
+    int64_t jti_pruned;            /* when pg_assertions.c last pruned expired assertion ids */
 };
 
 /* Parameters of one statement: text values (NULL = SQL NULL) or binary bytea. */
@@ -182,6 +183,8 @@ MV_MUST_CHECK mv_rc pg_node_put(struct pg_store *pg, const struct st_node *n);
 MV_MUST_CHECK mv_rc pg_node_get(struct pg_store *pg, const char *client_id, struct st_node *out);
 MV_MUST_CHECK mv_rc pg_join_put(struct pg_store *pg, const char *token_hash, const char *vm, int64_t expires);
 MV_MUST_CHECK mv_rc pg_join_consume(struct pg_store *pg, const char *token_hash, int64_t now, char vm_out[ST_NAME]);
+MV_MUST_CHECK mv_rc pg_node_revoke_vm(struct pg_store *pg, const char *vm, int64_t now);
+MV_MUST_CHECK mv_rc pg_assertion_use(struct pg_store *pg, const char *client_id, const char *jti, int64_t keep_until, int64_t now);
 MV_MUST_CHECK mv_rc pg_vault_put(struct pg_store *pg, const struct st_vault *v);
 MV_MUST_CHECK mv_rc pg_vault_get(struct pg_store *pg, const char *name, struct st_vault *out);
 MV_MUST_CHECK mv_rc pg_vault_list(struct pg_store *pg, struct st_vault **out, size_t *n);

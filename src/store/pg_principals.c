@@ -246,3 +246,37 @@ mv_rc pg_join_consume(struct pg_store *pg, const char *token_hash, int64_t now, 
         vm_out[0] = '\0';
     return rc;
 }
+
+struct revoke {
+    const char *vm;
+    int64_t now;
+};
+
+/* Both deletes converge when re-run after an unknown commit. */
+static mv_rc revoke_fn(struct pg_store *pg, void *arg)
+{
+    mv_rc rc = MV_OK;
+    const struct revoke *v = arg;
+    struct pg_params pp = {0};
+    int64_t changes = 0;
+    pp_text(&pp, v->vm);
+    CHECK(pg_exec(pg, "DELETE FROM nodes WHERE vm_key = lower($1)", &pp, NULL, &changes));
+    if (changes > 0)
+        pg->touched = 1;
+    pp.n = 0;
+    pp_i64(&pp, v->now);
+    CHECK(pg_exec(pg, "DELETE FROM join_tokens WHERE expires <= $1 OR used <> 0", &pp, NULL,
+                  NULL));
+out:
+    return rc;
+}
+
+mv_rc pg_node_revoke_vm(struct pg_store *pg, const char *vm, int64_t now)
+{
+    struct revoke v = {vm, now};
+    if (!vm || !vm[0]) {
+        mv_fail(MV_ERR_BAD_REQUEST, "store: no vm");
+        return MV_ERR_BAD_REQUEST;
+    }
+    return pg_run(pg, PG_WRITE, revoke_fn, &v);
+}

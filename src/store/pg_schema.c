@@ -205,7 +205,22 @@ static const char *const v4[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4};
+/* v5: client assertion ids accepted by the token endpoint, shared by every server
+ * (pg_assertions.c); client_id is stored lowered. nonce tells a re-run of our own write from a
+ * replay. */
+static const char *const v5[] = {
+    "CREATE TABLE assertion_jti ("
+    " client_id text COLLATE \"C\" NOT NULL,"
+    " jti text COLLATE \"C\" NOT NULL,"
+    " keep_until bigint NOT NULL,"
+    " nonce text COLLATE \"C\" NOT NULL,"
+    " PRIMARY KEY (client_id, jti))",
+    "CREATE INDEX assertion_jti_keep ON assertion_jti (keep_until)",
+    "CREATE INDEX join_tokens_expires ON join_tokens (expires)",
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 /* meta itself is the one table every version has: created first, outside the list. */

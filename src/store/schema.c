@@ -166,7 +166,20 @@ static const char *const v3[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3};
+/* v4: client assertion ids accepted by the token endpoint (st_assertions.c), and join tokens by
+ * expiry (purged at each enrollment, st_nodes.c). */
+static const char *const v4[] = {
+    "CREATE TABLE assertion_jti ("
+    " client_id TEXT NOT NULL COLLATE NOCASE,"
+    " jti TEXT NOT NULL,"
+    " keep_until INTEGER NOT NULL,"
+    " PRIMARY KEY (client_id, jti)) WITHOUT ROWID;"
+    "CREATE INDEX assertion_jti_keep ON assertion_jti (keep_until);"
+    "CREATE INDEX join_tokens_expires ON join_tokens (expires);",
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 static mv_rc user_version(struct store *st, int64_t *out)

@@ -5,12 +5,19 @@
  * fsyncs the WAL at every commit, so a call that returned MV_OK is on disk. Several processes
  * may share the file: busy_timeout makes writers queue for up to 10 s before a call fails with
  * MV_ERR_UNAVAILABLE. A new file is created 0600 and appears only once initialized
- * (create_db). */
+ * (create_db).
+ *
+ * Corruption: every open runs PRAGMA quick_check and refuses a damaged file; SQLITE_CORRUPT at
+ * run time stops all writes of the process to that file (sq_mark_corrupt) and fails the health
+ * probe on every connection to it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -18,6 +25,90 @@
 #include "store/writer.h"
 
 #define ST_BUSY_TIMEOUT_MS 10000
+#define ST_CHECK_MSG_MAX 200 /* of quick_check's first complaint, for the log */
+
+/* Corruption flags, one per database file the process has open, shared by every connection of
+ * the process to that file (the loops', the writer's, the CLI's): once any of them saw the file
+ * corrupt, none writes to it again and every health probe on it fails (a restart runs
+ * quick_check and refuses). A file is known by device and inode, not by the path it was opened
+ * by; an entry lives while a connection to its file is open. An in-memory database has a flag
+ * of its own. */
+struct sq_file {
+    struct sq_file *next;
+    dev_t dev;
+    ino_t ino;
+    int refs;   /* connections attached; under files_mu */
+    int linked; /* in files (0: an in-memory database's own) */
+    atomic_int corrupt;
+};
+
+static pthread_mutex_t files_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sq_file *files;
+
+/* Attaches st to its file's flag (creating it for the first connection). */
+static mv_rc file_attach(struct store *st)
+{
+    mv_rc rc = MV_OK;
+    struct stat sb;
+    const char *name = sqlite3_db_filename(st->db, "main");
+    int on_disk = name && name[0] && stat(name, &sb) == 0;
+    pthread_mutex_lock(&files_mu);
+    struct sq_file *f = NULL;
+    for (f = on_disk ? files : NULL; f; f = f->next)
+        if (f->dev == sb.st_dev && f->ino == sb.st_ino)
+            break;
+    if (!f) {
+        f = calloc(1, sizeof *f);
+        if (f && on_disk) {
+            f->dev = sb.st_dev;
+            f->ino = sb.st_ino;
+            f->linked = 1;
+            f->next = files;
+            files = f;
+        }
+    }
+    if (f)
+        f->refs++;
+    pthread_mutex_unlock(&files_mu);
+    ENSURE_MSG(f != NULL, MV_ERR_INTERNAL, "store: out of memory");
+    st->file = f;
+out:
+    return rc;
+}
+
+static void file_detach(struct store *st)
+{
+    struct sq_file *f = st->file;
+    if (!f)
+        return;
+    st->file = NULL;
+    pthread_mutex_lock(&files_mu);
+    int last = --f->refs == 0;
+    if (last && f->linked) {
+        struct sq_file **pp = &files;
+        while (*pp && *pp != f)
+            pp = &(*pp)->next;
+        if (*pp)
+            *pp = f->next;
+    }
+    pthread_mutex_unlock(&files_mu);
+    if (last)
+        free(f);
+}
+
+void sq_mark_corrupt(struct store *st, const char *what, int src)
+{
+    if (!st || !st->file)
+        return; /* not attached yet: the open that failed refuses the connection anyway */
+    if (atomic_exchange(&st->file->corrupt, 1) == 0)
+        LOG_ERROR("store: THE DATABASE FILE IS CORRUPT (sqlite %s: %s, %d): refusing every write "
+                  "from now on and failing /healthz; stop the server, restore the store from a "
+                  "backup, and restart",
+                  what, sqlite3_errstr(src), src);
+}
+
+int sq_is_corrupt(const struct store *st) { return st->file && atomic_load(&st->file->corrupt); }
+
 #define ST_META_MAX (64 * 1024) /* largest meta value handed back */
 
 static mv_rc exec(struct store *st, const char *sql)
@@ -83,6 +174,37 @@ out:
     return rc;
 }
 
+/* PRAGMA quick_check (O(N), no index-content cross-checks): a file damaged in the middle is
+ * refused at open instead of answering some reads with "malformed" and taking writes. */
+static mv_rc quick_check(struct store *st, const char *path)
+{
+    sqlite3_stmt *s = NULL;
+    mv_rc rc = MV_OK;
+    char first[ST_CHECK_MSG_MAX + 1] = "";
+    int src = sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(s, 0);
+        if (v && strcmp(v, "ok") == 0)
+            goto out;
+        if (v && mv_copy(first, sizeof first, v) != MV_OK)
+            memcpy(first + ST_CHECK_MSG_MAX - 3, "...", 4);
+    } else {
+        CHECK(mv_copy(first, sizeof first, sqlite3_errstr(src)));
+    }
+    LOG_ERROR("store: %s is CORRUPT (PRAGMA quick_check: %s); refusing to start on it: restore "
+              "it from a backup", path, first[0] ? first : "?");
+    /* A connection opened while others of this process run (the writer's, a loop's): they
+     * stop writing too. */
+    sq_mark_corrupt(st, "quick_check", SQLITE_CORRUPT);
+    ENSURE_MSG(0, MV_ERR_INTERNAL, "store: %s is corrupt (PRAGMA quick_check: %s)", path,
+               first[0] ? first : "?");
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
 /* Opens a connection on an existing (or in-memory) database and brings it up to date. */
 static mv_rc open_conn(const char *path, struct store **out)
 {
@@ -98,7 +220,10 @@ static mv_rc open_conn(const char *path, struct store **out)
         rc = st_error(st, src, "open");
         goto out;
     }
+    CHECK(file_attach(st));
     CHECK(configure(st, path[0] == ':'));
+    if (path[0] != ':')
+        CHECK(quick_check(st, path));
     CHECK(st_migrate(st));
     *out = st;
     st = NULL;
@@ -181,6 +306,7 @@ void sq_close(struct store *st)
     for (size_t i = 0; i < ST_Q_COUNT; i++)
         sqlite3_finalize(st->q[i]);
     sqlite3_close(st->db); /* every statement is finalized: this cannot be refused */
+    file_detach(st);
     free(st);
 }
 
@@ -194,7 +320,14 @@ static mv_rc run_cached(struct store *st, enum st_q id, const char *sql)
     return rc;
 }
 
-mv_rc sq_begin(struct store *st) { return run_cached(st, ST_Q_BEGIN, "BEGIN IMMEDIATE"); }
+mv_rc sq_begin(struct store *st)
+{
+    if (sq_is_corrupt(st)) {
+        mv_fail(MV_ERR_UNAVAILABLE, "store: the database file is corrupt; writes are refused");
+        return MV_ERR_UNAVAILABLE;
+    }
+    return run_cached(st, ST_Q_BEGIN, "BEGIN IMMEDIATE");
+}
 
 mv_rc sq_commit(struct store *st) { return run_cached(st, ST_Q_COMMIT, "COMMIT"); }
 
@@ -273,6 +406,7 @@ mv_rc sq_health(struct store *st)
     mv_rc rc = MV_OK;
     int64_t gen = 0;
     ENSURE_MSG(sqlite3_get_autocommit(st->db), MV_ERR_INTERNAL, "store_health inside a transaction");
+    ENSURE_MSG(!sq_is_corrupt(st), MV_ERR_UNAVAILABLE, "store: the database file is corrupt");
     /* A writer of another process may hold the lock for a moment; a health check must not wait
      * the 10 s a request would. */
     sqlite3_busy_timeout(st->db, ST_HEALTH_WAIT_MS);

@@ -57,6 +57,10 @@ enum st_q {
     ST_Q_NODE_GET,
     ST_Q_JOIN_PUT,
     ST_Q_JOIN_CONSUME,
+    ST_Q_NODE_REVOKE_VM,
+    ST_Q_JOIN_PURGE,
+    ST_Q_JTI_PRUNE,
+    ST_Q_JTI_USE,
     ST_Q_VAULT_PUT,
     ST_Q_VAULT_GET,
     ST_Q_VAULT_LIST,
@@ -95,12 +99,15 @@ enum st_q {
 /* The one struct behind store.h's handle. pg is set for a PostgreSQL connection (store.c
  * dispatches every call to pg_*); otherwise the fields below are the SQLite connection. */
 struct pg_store;
+struct sq_file;
 struct store {
     struct pg_store *pg;
     sqlite3 *db;
     sqlite3_stmt *q[ST_Q_COUNT];
     int bind_err; /* first failed sqlite3_bind_* since the last st_step, else SQLITE_OK */
     int64_t quota_pruned; /* window_start of the last prune of quota_leases */
+    int64_t jti_pruned; /* when st_assertions.c last pruned expired assertion ids */
+    struct sq_file *file; /* the corruption flag of the database file (sqlite.c) */
 };
 
 /* The SQLite backend of every store.h function (store.c dispatches here when st->pg is NULL). */
@@ -135,6 +142,8 @@ MV_MUST_CHECK mv_rc sq_node_put(struct store *st, const struct st_node *n);
 MV_MUST_CHECK mv_rc sq_node_get(struct store *st, const char *client_id, struct st_node *out);
 MV_MUST_CHECK mv_rc sq_join_put(struct store *st, const char *token_hash, const char *vm, int64_t expires);
 MV_MUST_CHECK mv_rc sq_join_consume(struct store *st, const char *token_hash, int64_t now, char vm_out[ST_NAME]);
+MV_MUST_CHECK mv_rc sq_node_revoke_vm(struct store *st, const char *vm, int64_t now);
+MV_MUST_CHECK mv_rc sq_assertion_use(struct store *st, const char *client_id, const char *jti, int64_t keep_until, int64_t now);
 MV_MUST_CHECK mv_rc sq_vault_put(struct store *st, const struct st_vault *v);
 MV_MUST_CHECK mv_rc sq_vault_get(struct store *st, const char *name, struct st_vault *out);
 MV_MUST_CHECK mv_rc sq_vault_list(struct store *st, struct st_vault **out, size_t *n);
@@ -160,6 +169,15 @@ MV_MUST_CHECK mv_rc sq_quota_lease(struct store *st, const char *vault, int64_t 
 MV_MUST_CHECK mv_rc sq_savepoint(struct store *st);
 MV_MUST_CHECK mv_rc sq_savepoint_release(struct store *st);
 void sq_savepoint_rollback(struct store *st);
+
+/* Corruption (sqlite.c): sq_mark_corrupt records, for every connection of the process to st's
+ * database file (an atomic flag they share), that SQLite reported SQLITE_CORRUPT or
+ * SQLITE_NOTADB (st_error_at calls it; quick_check at open too) and logs it loudly once; from
+ * then on no connection to that file accepts a write (st_prep, sq_begin: MV_ERR_UNAVAILABLE)
+ * and sq_health fails on each of them, so /healthz says 503 from every loop and a balancer stops
+ * sending traffic. Reads go on where they can. */
+void sq_mark_corrupt(struct store *st, const char *what, int src);
+int sq_is_corrupt(const struct store *st);
 
 /* Maps an SQLite result code to mv_rc and records the detail (with sqlite3_errmsg) for the log:
  * UNIQUE/PRIMARY KEY constraint -> CONFLICT; FOREIGN KEY constraint (the referenced VM, vault

@@ -105,3 +105,30 @@ out:
         vm_out[0] = '\0';
     return rc;
 }
+
+/* Re-enrollment: the VM's earlier node keys stop authenticating, and spent or expired join
+ * tokens (of every VM) go. One transaction (a savepoint inside the caller's). */
+mv_rc sq_node_revoke_vm(struct store *st, const char *vm, int64_t now)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    struct st_tx tx = {0};
+    ENSURE(vm && vm[0], MV_ERR_BAD_REQUEST);
+    CHECK(st_tx_begin(st, &tx));
+    CHECK(st_prep(st, ST_Q_NODE_REVOKE_VM, "DELETE FROM nodes WHERE vm = ?1", &s));
+    st_bind_text(st, s, 1, vm);
+    CHECK(st_run(st, s, NULL));
+    st_done(s);
+    s = NULL;
+    CHECK(st_prep(st, ST_Q_JOIN_PURGE, "DELETE FROM join_tokens WHERE expires <= ?1 OR used <> 0",
+                  &s));
+    st_bind_i64(st, s, 1, now);
+    CHECK(st_run(st, s, NULL));
+    st_done(s);
+    s = NULL;
+    CHECK(st_tx_commit(st, &tx));
+out:
+    st_done(s);
+    st_tx_end(st, &tx);
+    return rc;
+}

@@ -19,6 +19,10 @@ mv_rc st_error_at(struct store *st, int src, const char *what, const char *file,
     case SQLITE_LOCKED:
         rc = MV_ERR_UNAVAILABLE;
         break;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        sq_mark_corrupt(st, what, src);
+        break;
     default:
         break;
     }
@@ -36,6 +40,12 @@ mv_rc st_prep(struct store *st, enum st_q id, const char *sql, sqlite3_stmt **ou
             st->q[id] = NULL;
             return st_error(st, src, "prepare");
         }
+    }
+    /* A corrupt file takes no more writes (sqlite.c): every statement that could change it is
+     * refused here, whatever path it came by. */
+    if (sq_is_corrupt(st) && !sqlite3_stmt_readonly(st->q[id])) {
+        mv_fail(MV_ERR_UNAVAILABLE, "store: the database file is corrupt; writes are refused");
+        return MV_ERR_UNAVAILABLE;
     }
     st->bind_err = SQLITE_OK;
     *out = st->q[id];

@@ -231,6 +231,18 @@ mv_rc store_join_consume(struct store *st, const char *token_hash, int64_t now, 
     return st->pg ? pg_join_consume(st->pg, token_hash, now, vm_out) : sq_join_consume(st, token_hash, now, vm_out);
 }
 
+mv_rc store_node_revoke_vm(struct store *st, const char *vm, int64_t now)
+{
+    return st->pg ? pg_node_revoke_vm(st->pg, vm, now) : sq_node_revoke_vm(st, vm, now);
+}
+
+mv_rc store_assertion_use(struct store *st, const char *client_id, const char *jti,
+                          int64_t keep_until, int64_t now)
+{
+    return st->pg ? pg_assertion_use(st->pg, client_id, jti, keep_until, now)
+                  : sq_assertion_use(st, client_id, jti, keep_until, now);
+}
+
 mv_rc store_vault_put(struct store *st, const struct st_vault *v)
 {
     return st->pg ? pg_vault_put(st->pg, v) : sq_vault_put(st, v);

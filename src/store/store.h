@@ -154,6 +154,19 @@ MV_MUST_CHECK mv_rc store_join_put(struct store *st, const char *token_hash, con
 MV_MUST_CHECK mv_rc store_join_consume(struct store *st, const char *token_hash, int64_t now,
                                        char vm_out[ST_NAME]);
 
+/* Removes every node enrolled for vm (its earlier keys: a VM enrolls again with a new one) and
+ * join tokens past their expiry (of any VM). */
+MV_MUST_CHECK mv_rc store_node_revoke_vm(struct store *st, const char *vm, int64_t now);
+
+/* ---- client assertions accepted (RFC 7523 §3 item 7: replay) ---- */
+/* Records that client_id used an assertion with this jti, kept until keep_until (Unix s): MV_OK
+ * the first time; MV_ERR_CONFLICT if the pair is recorded and still kept at now (a replay). One
+ * write (on PostgreSQL: shared by every server of the database); records past keep_until are
+ * pruned by the same call at most every ST_JTI_PRUNE_SECS per connection. */
+#define ST_JTI_PRUNE_SECS 60
+MV_MUST_CHECK mv_rc store_assertion_use(struct store *st, const char *client_id, const char *jti,
+                                        int64_t keep_until, int64_t now);
+
 /* ---- vaults ---- */
 struct st_vault {
     char name[ST_NAME];

@@ -25,6 +25,7 @@
 #include "authority/internal.h"
 #include "common/limits.h"
 #include "common/util.h"
+#include "crypto/digest.h"
 #include "crypto/join_token.h"
 #include "crypto/jwk.h"
 #include "crypto/jws.h"
@@ -91,6 +92,17 @@ void http_reply_json(http_req *req, int status, json_t *body)
     http_reply(req, status, "application/json; charset=utf-8", s, strlen(s));
     free(s);
 }
+
+/* Deferred replies belong to the server's writer path (srv.writer), which this fixture has
+ * not: the token endpoint records jti on the loop's connection and replies inline. */
+http_req *http_defer(http_req *req)
+{
+    (void)req;
+    fail_msg("http_defer without a writer");
+    return NULL;
+}
+
+void http_deferred_free(http_req *d) { (void)d; }
 
 static void cap_reset(void)
 {
@@ -184,6 +196,30 @@ static void put_vm(const char *name, const struct st_principal *sys, const char 
     assert_int_equal(store_vm_uai_set(F->w.st, name, uais, n), MV_OK);
 }
 
+/* The proof of possession enrollment needs: key's JWS over the token's secret-part hash. */
+static void enroll_proof(EVP_PKEY *key, const char *join, mv_buf *proof)
+{
+    struct join_token jt;
+    char hash[65];
+    mv_buf_init(proof, 4096);
+    assert_int_equal(join_token_parse(join, strlen(join), 1, &jt), MV_OK);
+    assert_int_equal(digest_sha256_hex(jt.secret, strlen(jt.secret), hash), MV_OK);
+    json_t *pc = json_pack("{s:s, s:s}", "purpose", "mivault-enroll", "joinTokenSha256", hash);
+    assert_int_equal(jws_sign(key, JWS_ES256, NULL, pc, proof), MV_OK);
+    json_decref(pc);
+}
+
+/* An enrollment body for join with the public jwk and a proof made with key. */
+static json_t *enroll_body(const char *join, json_t *jwk, EVP_PKEY *key)
+{
+    mv_buf proof;
+    enroll_proof(key, join, &proof);
+    json_t *b = json_pack("{s:s, s:O, s:s}", "joinToken", join, "publicKey", jwk, "proof", proof.p);
+    mv_buf_free(&proof);
+    assert_non_null(b);
+    return b;
+}
+
 /* Enrolls a fresh P-256 key for vm through POST /mivault/enroll. */
 static void enroll(const char *vm, struct node *n)
 {
@@ -192,7 +228,10 @@ static void enroll(const char *vm, struct node *n)
     assert_int_equal(authority_join_token(F->w.st, vm, 60, PIN, join), MV_OK);
     assert_int_equal(keys_gen_ec_p256(&n->key), MV_OK);
     assert_int_equal(jwk_from_public(n->key, NULL, &jwk), MV_OK);
-    json_t *body = json_pack("{s:s, s:o}", "joinToken", join, "publicKey", jwk);
+    mv_buf proof;
+    enroll_proof(n->key, join, &proof);
+    json_t *body = json_pack("{s:s, s:o, s:s}", "joinToken", join, "publicKey", jwk, "proof", proof.p);
+    mv_buf_free(&proof);
     char *s = json_dumps(body, JSON_COMPACT);
     assert_int_equal(do_request(HTTP_POST, "/mivault/enroll", s), 200);
     assert_string_equal(str("vm"), vm);
@@ -456,7 +495,10 @@ static void test_enroll(void **state)
     (void)state;
     char join[JOIN_TOKEN_MAX];
     struct join_token jt;
-    assert_int_equal(authority_join_token(F->w.st, "vm1", 60, PIN, join), MV_OK);
+    /* A VM of its own: enrolling a VM again revokes its earlier node, and the fixture's nodes
+     * (vm1..vm3) must keep working for the token tests that follow. */
+    put_vm("vm4", NULL, NULL, 0);
+    assert_int_equal(authority_join_token(F->w.st, "vm4", 60, PIN, join), MV_OK);
     assert_int_equal(strlen(join), 99);
     assert_memory_equal(join, "mvj1.", 5);
     /* the pin it carries is the one it was made with */
@@ -493,23 +535,59 @@ static void test_enroll(void **state)
     expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_request");
     free(s), json_decref(b);
 
-    /* the EC key works, once */
+    /* without a proof of possession it does not */
     b = json_pack("{s:s, s:O}", "joinToken", join, "publicKey", ecj);
+    s = json_dumps(b, JSON_COMPACT);
+    expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_request");
+    free(s), json_decref(b);
+    /* the EC key with its proof works, once */
+    mv_buf ecproof;
+    enroll_proof(ec, join, &ecproof);
+    b = json_pack("{s:s, s:O, s:s}", "joinToken", join, "publicKey", ecj, "proof", ecproof.p);
+    mv_buf_free(&ecproof);
     s = json_dumps(b, JSON_COMPACT);
     assert_int_equal(do_request(HTTP_POST, "/mivault/enroll", s), 200);
     struct st_node node;
     memset(&node, 0, sizeof node);
-    assert_int_equal(store_node_get(F->w.st, str("clientId"), &node), MV_OK);
-    assert_string_equal(node.vm, "vm1");
+    char first[MV_UUID_LEN + 1];
+    snprintf(first, sizeof first, "%s", str("clientId"));
+    assert_int_equal(store_node_get(F->w.st, first, &node), MV_OK);
+    assert_string_equal(node.vm, "vm4");
     assert_non_null(strstr(node.public_key_pem, "BEGIN PUBLIC KEY"));
     st_node_clear(&node);
     expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_grant");
     assert_string_equal(str("error_description"), "The join token is invalid, used or expired.");
     free(s), json_decref(b);
 
-    /* unknown and expired tokens */
-    b = json_pack("{s:s, s:O}", "joinToken", "mvj1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-                  "publicKey", ecj);
+    /* a proof made for another join token does not do for this one */
+    char join2[JOIN_TOKEN_MAX];
+    assert_int_equal(authority_join_token(F->w.st, "vm4", 60, PIN, join2), MV_OK);
+    mv_buf other;
+    enroll_proof(ec, join, &other);
+    b = json_pack("{s:s, s:O, s:s}", "joinToken", join2, "publicKey", ecj, "proof", other.p);
+    mv_buf_free(&other);
+    s = json_dumps(b, JSON_COMPACT);
+    expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_request");
+    free(s), json_decref(b);
+    /* enrolling the VM again (the token was not spent above) revokes its earlier node */
+    b = enroll_body(join2, ecj, ec);
+    s = json_dumps(b, JSON_COMPACT);
+    assert_int_equal(do_request(HTTP_POST, "/mivault/enroll", s), 200);
+    free(s), json_decref(b);
+    assert_string_not_equal(str("clientId"), first);
+    assert_int_equal(store_node_get(F->w.st, str("clientId"), &node), MV_OK);
+    st_node_clear(&node);
+    assert_int_equal(store_node_get(F->w.st, first, &node), MV_ERR_NOT_FOUND);
+
+    /* unknown and expired tokens. The proof is checked before the token is looked up: a
+     * request without a valid proof gets invalid_request whatever its token, so it cannot learn
+     * whether a token is valid (nor spend one); with a proof, a bad token is invalid_grant. */
+    const char *unknown = "mvj1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    b = json_pack("{s:s, s:O}", "joinToken", unknown, "publicKey", ecj);
+    s = json_dumps(b, JSON_COMPACT);
+    expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_request");
+    free(s), json_decref(b);
+    b = enroll_body(unknown, ecj, ec);
     s = json_dumps(b, JSON_COMPACT);
     expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_grant");
     free(s), json_decref(b);
@@ -525,8 +603,12 @@ static void test_enroll(void **state)
     char hash[65];
     assert_int_equal(EVP_Digest(stale, strlen(stale), md, &mdlen, EVP_sha256(), NULL), 1);
     mv_hex(hash, md, 32);
-    assert_int_equal(store_join_put(F->w.st, hash, "vm1", mv_now() - 1), MV_OK);
+    assert_int_equal(store_join_put(F->w.st, hash, "vm4", mv_now() - 1), MV_OK);
     b = json_pack("{s:s, s:O}", "joinToken", stale, "publicKey", ecj);
+    s = json_dumps(b, JSON_COMPACT);
+    expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_request");
+    free(s), json_decref(b);
+    b = enroll_body(stale, ecj, ec);
     s = json_dumps(b, JSON_COMPACT);
     expect_error(do_request(HTTP_POST, "/mivault/enroll", s), 400, "invalid_grant");
     free(s), json_decref(b);
@@ -715,6 +797,9 @@ static void test_token_refusals(void **state)
     req_content_type = "application/x-www-form-urlencoded; charset=utf-8";
     assert_int_equal(token_req(path, cid, a, res), 200);
     req_content_type = NULL;
+    /* an assertion is good for one token (RFC 7523 §3 item 7): its jti was used just now */
+    expect_error(token_req(path, cid, a, res), 401, "invalid_client");
+    assert_string_equal(str("error_description"), "The client could not be authenticated.");
     /* the same parameter twice */
     const char *const dup[] = {"resource", "https://vault.azure.net", "resource", "https://x", NULL};
     expect_error(token_req(path, cid, a, dup), 400, "invalid_request");
