@@ -6,7 +6,8 @@
 #   make test            unit + integration + compat tests, release build then ASan+UBSan build
 #   make check-style     fail on banned string functions and on includes of a higher layer
 #   make fuzz-build      libFuzzer harnesses (clang, ASan+UBSan) into build/fuzz/
-#   make fuzz FUZZ_SECONDS=N   run each harness N seconds on a copy of its corpus (docs/fuzzing.md)
+#   make fuzz FUZZ_SECONDS=N   run each harness N seconds on a copy of its corpus (docs/fuzzing.md);
+#                        FUZZ_RUNS=N instead: N executions each; FUZZ_NAMES="kv jwt": only those
 MODE ?= release
 B := build/$(MODE)
 CC ?= cc
@@ -80,7 +81,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-om
 FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -fPIE $(FUZZ_SAN) $(EXTRA_CFLAGS)
 FUZZ_OBJS := $(LIBSRCS:%.c=$(FB)/%.o)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_NAMES := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+FUZZ_NAMES ?= $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
 FUZZ_BINS := $(FUZZ_NAMES:%=$(FB)/fuzz_%)
 FUZZ_SECONDS ?= 60
 
@@ -99,7 +100,7 @@ $(FB)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FB)/libmivault-internal.a
 fuzz-build: $(FUZZ_BINS)
 
 fuzz: fuzz-build
-	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
+	FUZZ_RUNS=$(FUZZ_RUNS) bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 -include $(OBJS:.o=.d) $(B)/src/cli/main.d
 -include $(FUZZ_OBJS:.o=.d)
