@@ -111,6 +111,14 @@ const char *vault_utoa(unsigned long v, char buf[24]);
  * A limit ≤ 0 disables that counter. */
 int vault_throttle(const char *vault, int is_create, int ops_limit, int creates_limit, int64_t now);
 
+/* ---- backup.c ---- */
+/* Opens a restore body {"value":"<base64url blob>"} sealed under key (the 32-byte data key)
+ * into the checked backup document (*out, to wipe with vault_json_wipe and free). A body that is
+ * malformed, does not open or does not hold a valid backup is MV_ERR_BAD_REQUEST (or
+ * MV_ERR_LIMIT). Pure (tests/fuzz/fuzz_backup.c). */
+MV_MUST_CHECK mv_rc vault_backup_open(const unsigned char *key, const char *body, size_t len,
+                                      json_t **out);
+
 /* ---- request context ---- */
 struct vault_ctx;
 typedef void (*vault_op)(struct vault_ctx *c);
