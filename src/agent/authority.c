@@ -12,6 +12,7 @@
  * 401/403 -> NOT_FOUND (the node is gone, e.g. the VM was deleted), 400 about the resource ->
  * BAD_REQUEST, 429 -> THROTTLED, 5xx or no answer -> UNAVAILABLE. */
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,10 +119,11 @@ static mv_rc parse_success(const json_t *o, struct agent_token *out)
     int64_t v = 0;
     ENSURE_MSG(tok && *tok && strlen(tok) <= MV_MAX_TOKEN_BYTES, MV_ERR_INTERNAL,
                "authority reply without a usable access_token");
+    int64_t now = mv_now();
     if (json_i64(o, "expires_on", &v))
         out->exp = v;
-    else if (json_i64(o, "expires_in", &v))
-        out->exp = mv_now() + v;
+    else if (json_i64(o, "expires_in", &v) && v <= INT64_MAX - now) /* no signed overflow */
+        out->exp = now + v;
     if (jwt_parse(tok, strlen(tok), JWS_ALLOW(JWS_RS256), &t) == MV_OK) {
         parsed = 1;
         long long c = 0;
