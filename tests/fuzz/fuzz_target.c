@@ -5,19 +5,26 @@
  * evhttp's own parse first, with the flag evhttp's request-line parser uses, so the harness
  * sees what a server loop would. Checked: request.c's invariants (a decoded path that starts
  * with '/', has no NUL and is within MV_MAX_URI_BYTES; a parsed query of at most MV_KV_MAX
- * pairs; a lower-case Host without its port, and a port in 1..65535, or both cleared). */
+ * pairs; a lower-case Host without its port, and a port in 1..65535, or both cleared). What the
+ * server then does with them runs too: arm_owns_path on the path, vault_host_match and
+ * vault_request_url on the Host (a vault name is one lower-case label of at most 24). */
 #include <event2/http.h>
 #include <string.h>
 
+#include "arm/arm.h"
 #include "common/limits.h"
 #include "fuzz.h"
 #include "http/internal.h"
+#include "vault/vault_internal.h"
+
+static struct vault_plane plane;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
     fuzz_quiet();
+    plane.vault_suffix = "vault.localhost";
     return 0;
 }
 
@@ -36,6 +43,7 @@ static void target(const char *uri)
             FUZZ_ASSERT(req.query.name[i] != NULL && req.query.value[i] != NULL);
         if (!req.query_ok)
             FUZZ_ASSERT(req.query.n == 0);
+        (void)arm_owns_path(req.path);
     }
     free(req.path);
     kv_free(&req.query);
@@ -59,6 +67,16 @@ static void host(const char *h)
         FUZZ_ASSERT(strchr(req.host, ':') == NULL);
     else
         FUZZ_ASSERT(strchr(req.host, ']') != NULL);
+    char name[MV_VAULT_NAME_MAX + 1];
+    if (vault_host_match(&plane, req.host, name, sizeof name)) {
+        size_t n = strlen(name);
+        FUZZ_ASSERT(n >= 1 && n <= MV_VAULT_NAME_MAX && !strchr(name, '.'));
+        for (size_t i = 0; i < n; i++)
+            FUZZ_ASSERT(!(name[i] >= 'A' && name[i] <= 'Z'));
+    }
+    char url[MV_MAX_URL];
+    mv_rc rc = vault_request_url(&req, url, sizeof url);
+    FUZZ_ASSERT(rc == MV_OK || rc == MV_ERR_LIMIT);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
