@@ -31,7 +31,8 @@ static void render(const struct agent_token *t)
     out[n] = '}';
     json_t *j = json_loadb(out, n + 1, JSON_REJECT_DUPLICATES, NULL);
     FUZZ_ASSERT(j != NULL);
-    FUZZ_ASSERT(strcmp(json_string_value(json_object_get(j, "access_token")), t->access_token) == 0);
+    const char *tok = json_string_value(json_object_get(j, "access_token"));
+    FUZZ_ASSERT(tok && strcmp(tok, t->access_token) == 0);
     json_decref(j);
     free(out);
     imds_body_tmpl_free(&b);
@@ -51,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FUZZ_ASSERT(status == 200);
     FUZZ_ASSERT(t.access_token && *t.access_token && t.exp > 0);
-    FUZZ_ASSERT(memchr(t.client_id, '\0', sizeof t.client_id) && memchr(t.mirid, '\0', sizeof t.mirid));
+    FUZZ_ASSERT(memchr(t.client_id, '\0', sizeof t.client_id));
+    FUZZ_ASSERT(memchr(t.mirid, '\0', sizeof t.mirid));
     render(&t);
     agent_token_free(&t);
     return 0;

@@ -33,7 +33,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void check_doc(const json_t *doc)
 {
     FUZZ_ASSERT(json_is_object(doc));
-    FUZZ_ASSERT(strcmp(json_string_value(json_object_get(doc, "format")), "mivault-secret-backup") == 0);
+    const char *format = json_string_value(json_object_get(doc, "format"));
+    FUZZ_ASSERT(format && strcmp(format, "mivault-secret-backup") == 0);
     FUZZ_ASSERT(vault_name_ok(json_string_value(json_object_get(doc, "name"))));
     const json_t *vers = json_object_get(doc, "versions");
     FUZZ_ASSERT(json_array_size(vers) >= 1 && json_array_size(vers) <= VAULT_BACKUP_MAX_VERSIONS);
@@ -71,8 +72,8 @@ static void sealed(const uint8_t *plain, size_t len)
     if (rc == MV_ERR_LIMIT)
         goto out;
     FUZZ_ASSERT(rc == MV_OK);
-    if (mv_buf_adds(&body, "{\"value\":\"") != MV_OK || b64url_encode(&body, ct.p, ct.len) != MV_OK ||
-        mv_buf_adds(&body, "\"}") != MV_OK)
+    if (mv_buf_adds(&body, "{\"value\":\"") != MV_OK ||
+        b64url_encode(&body, ct.p, ct.len) != MV_OK || mv_buf_adds(&body, "\"}") != MV_OK)
         fuzz_fail("building the body");
     open_body(body.p, body.len);
 out:
