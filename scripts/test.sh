@@ -7,6 +7,8 @@
 #   compat       unchanged official clients (tests/compat/)
 #   ha           two servers + haproxy + a pg_auto_failover formation (tests/ha/; release only:
 #                it measures failover under load, which the sanitizer build would only slow)
+#   fuzz         each libFuzzer harness for MIVAULT_FUZZ_SECONDS (5) on its corpus, once, not per
+#                mode (its own clang ASan+UBSan build, docs/fuzzing.md)
 # MIVAULT_TEST_MODES="release" limits the modes; MIVAULT_TEST_SUITES="unit integration" the suites.
 # One throw-away PostgreSQL 15 serves the whole run (scripts/pg-test-server.sh; stopped on exit):
 # its URL is MIVAULT_TEST_PG_URL, from which the store's unit tests and the integration tests
@@ -22,7 +24,7 @@ if [ -z "${MIVAULT_TEST_PG_URL:-}" ]; then
   echo "=== postgresql for the tests: $MIVAULT_TEST_PG_URL"
 fi
 modes=${MIVAULT_TEST_MODES:-"release asan"}
-suites=${MIVAULT_TEST_SUITES:-"unit integration integration-pg compat ha"}
+suites=${MIVAULT_TEST_SUITES:-"unit integration integration-pg compat ha fuzz"}
 make check-style
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=66:detect_stack_use_after_return=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
@@ -32,6 +34,7 @@ for mode in $modes; do
   make -j"$(nproc)" MODE="$mode" all unit >/dev/null
   export MIVAULT_BIN="$PWD/build/$mode/mivault" MIVAULT_MODE="$mode"
   for suite in $suites; do
+    [ "$suite" != fuzz ] || continue # once, below
     echo "=== $suite tests ($mode)"
     case "$suite" in
       unit)
@@ -46,4 +49,9 @@ for mode in $modes; do
     esac
   done
 done
+if [[ " $suites " == *" fuzz "* ]]; then
+  echo "=== fuzz (${MIVAULT_FUZZ_SECONDS:-5} s per harness)"
+  make -j"$(nproc)" fuzz-build >/dev/null
+  make fuzz FUZZ_SECONDS="${MIVAULT_FUZZ_SECONDS:-5}"
+fi
 echo "=== all tests passed (modes: $modes)"

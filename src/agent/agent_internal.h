@@ -322,6 +322,11 @@ MV_MUST_CHECK mv_rc agent_authority_token(const struct agent *a, struct http_cli
                                           enum agent_sel sel, const char *sel_value,
                                           const char *resource, struct agent_token *out);
 
+/* The authority's reply as agent_authority_token reads it (pure; tests/fuzz/fuzz_agent_reply.c):
+ * status 200 fills out (free with agent_token_free), any other status maps as above. */
+MV_MUST_CHECK mv_rc agent_authority_reply(long status, const char *body, size_t len,
+                                          struct agent_token *out);
+
 /* token.c (see its opening comment). use(e, now, ctx) is called with a cache entry while mu is
  * held: it must copy what it needs, quickly, and not call into the agent; its result is the
  * request's outcome. */

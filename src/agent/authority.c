@@ -12,6 +12,7 @@
  * 401/403 -> NOT_FOUND (the node is gone, e.g. the VM was deleted), 400 about the resource ->
  * BAD_REQUEST, 429 -> THROTTLED, 5xx or no answer -> UNAVAILABLE. */
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,10 +119,11 @@ static mv_rc parse_success(const json_t *o, struct agent_token *out)
     int64_t v = 0;
     ENSURE_MSG(tok && *tok && strlen(tok) <= MV_MAX_TOKEN_BYTES, MV_ERR_INTERNAL,
                "authority reply without a usable access_token");
+    int64_t now = mv_now();
     if (json_i64(o, "expires_on", &v))
         out->exp = v;
-    else if (json_i64(o, "expires_in", &v))
-        out->exp = mv_now() + v;
+    else if (json_i64(o, "expires_in", &v) && v <= INT64_MAX - now) /* no signed overflow */
+        out->exp = now + v;
     if (jwt_parse(tok, strlen(tok), JWS_ALLOW(JWS_RS256), &t) == MV_OK) {
         parsed = 1;
         long long c = 0;
@@ -170,13 +172,30 @@ static mv_rc map_error(long status, const json_t *o)
     return MV_ERR_INTERNAL;
 }
 
+mv_rc agent_authority_reply(long status, const char *body, size_t len, struct agent_token *out)
+{
+    mv_rc rc = MV_OK;
+    json_t *o = json_loadb(body ? body : "", body ? len : 0, 0, NULL);
+    *out = (struct agent_token){0};
+    if (status != 200) {
+        rc = map_error(status, o);
+        goto out;
+    }
+    ENSURE_MSG(json_is_object(o), MV_ERR_INTERNAL, "authority reply is not JSON");
+    CHECK(parse_success(o, out));
+out:
+    if (rc != MV_OK)
+        agent_token_free(out);
+    json_decref(o);
+    return rc;
+}
+
 mv_rc agent_authority_token(const struct agent *a, struct http_client *http, enum agent_sel sel,
                             const char *sel_value, const char *resource, struct agent_token *out)
 {
     mv_rc rc = MV_OK;
     mv_buf form;
     struct http_client_resp r = {0};
-    json_t *o = NULL;
     mv_buf_init(&form, TOKEN_FORM_MAX);
     *out = (struct agent_token){0};
     CHECK(make_form(a, sel, sel_value, resource, &form));
@@ -187,17 +206,10 @@ mv_rc agent_authority_token(const struct agent *a, struct http_client *http, enu
         rc = MV_ERR_UNAVAILABLE;
         goto out;
     }
-    o = json_loadb(r.body.p ? r.body.p : "", r.body.len, 0, NULL);
-    if (r.status != 200) {
-        rc = map_error(r.status, o);
-        goto out;
-    }
-    ENSURE_MSG(json_is_object(o), MV_ERR_INTERNAL, "authority reply is not JSON");
-    CHECK(parse_success(o, out));
+    CHECK(agent_authority_reply(r.status, r.body.p, r.body.len, out));
 out:
     if (rc != MV_OK)
         agent_token_free(out);
-    json_decref(o);
     mv_buf_free_secret(&form);
     if (r.body.p)
         mv_buf_free_secret(&r.body);

@@ -53,6 +53,9 @@ mv_rc arm_fail(struct arm_req *ar, int status, const char *code, const char *fmt
 void arm_fail_rc(struct arm_req *ar, mv_rc rc);
 /* The request body as a JSON object ({} when empty); 400 InvalidRequestContent otherwise. */
 MV_MUST_CHECK mv_rc arm_body(struct arm_req *ar, json_t **out);
+/* arm_body's parse, without the reply (pure; tests/fuzz/fuzz_arm.c): MV_ERR_LIMIT when too
+ * large, MV_ERR_BAD_REQUEST when not a JSON object within MV_MAX_JSON_DEPTH. */
+MV_MUST_CHECK mv_rc arm_parse_body(const char *p, size_t len, json_t **out);
 /* "2024-05-01T12:00:00.0000000Z" */
 void arm_iso8601(int64_t t, char out[40]);
 

@@ -100,30 +100,39 @@ static size_t json_depth(const json_t *j, size_t limit)
     return 0;
 }
 
-mv_rc arm_body(struct arm_req *ar, json_t **out)
+mv_rc arm_parse_body(const char *p, size_t len, json_t **out)
 {
-    mv_slice b = ar->req->body;
     *out = NULL;
     size_t i = 0;
-    while (i < b.len && (b.p[i] == ' ' || b.p[i] == '\t' || b.p[i] == '\r' || b.p[i] == '\n'))
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
         i++;
-    if (i == b.len) { /* no body: the same as {} */
+    if (i == len) { /* no body: the same as {} */
         *out = json_object();
         return *out ? MV_OK : MV_ERR_INTERNAL;
     }
-    if (b.len > MV_MAX_BODY_BYTES)
-        return arm_fail(ar, 413, "RequestTooLarge", "The request content is too large.");
+    if (len > MV_MAX_BODY_BYTES)
+        return MV_ERR_LIMIT;
     json_error_t err;
     /* JSON_REJECT_DUPLICATES: two "identity" members must not mean two things; NULs in strings
      * are refused by default (no JSON_ALLOW_NUL). */
-    json_t *j = json_loadb(b.p, b.len, JSON_REJECT_DUPLICATES, &err);
+    json_t *j = json_loadb(p, len, JSON_REJECT_DUPLICATES, &err);
     if (!j || !json_is_object(j) || json_depth(j, MV_MAX_JSON_DEPTH + 1) > MV_MAX_JSON_DEPTH) {
         json_decref(j);
-        return arm_fail(ar, 400, "InvalidRequestContent",
-                        "The request content was invalid and could not be deserialized.");
+        return MV_ERR_BAD_REQUEST;
     }
     *out = j;
     return MV_OK;
+}
+
+mv_rc arm_body(struct arm_req *ar, json_t **out)
+{
+    mv_rc rc = arm_parse_body(ar->req->body.p, ar->req->body.len, out);
+    if (rc == MV_ERR_LIMIT)
+        return arm_fail(ar, 413, "RequestTooLarge", "The request content is too large.");
+    if (rc == MV_ERR_BAD_REQUEST)
+        return arm_fail(ar, 400, "InvalidRequestContent",
+                        "The request content was invalid and could not be deserialized.");
+    return rc;
 }
 
 void arm_iso8601(int64_t t, char out[40])

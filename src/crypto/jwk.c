@@ -170,6 +170,10 @@ static mv_rc rsa_from_jwk(const json_t *jwk, EVP_PKEY **out)
     ENSURE_MSG(opt_is(jwk, "alg", "RS256"), MV_ERR_BAD_REQUEST, "jwk: alg does not fit RSA");
     CHECK(get_b64url(jwk, "n", JWK_MAX_RSA_BITS / 8 + 1, &nb));
     CHECK(get_b64url(jwk, "e", JWK_MAX_E_BYTES, &eb));
+    /* RFC 7518 §2 Base64urlUInt (n: §6.3.1.1, e: §6.3.1.2): "The octet sequence MUST utilize
+     * the minimum number of octets needed to represent the value": no leading zero octet. */
+    ENSURE_MSG(nb.p[0] != 0 && eb.p[0] != 0, MV_ERR_BAD_REQUEST,
+               "jwk: n or e has a leading zero octet");
     n = BN_bin2bn((const unsigned char *)nb.p, (int)nb.len, NULL);
     e = BN_bin2bn((const unsigned char *)eb.p, (int)eb.len, NULL);
     ENSURE(n != NULL && e != NULL, MV_ERR_INTERNAL);

@@ -46,12 +46,10 @@ static int is_hex(char c)
 }
 
 /* Request target (RFC 9112 §3.2 origin-form): path starting with '/', optional query. */
-static mv_rc parse_target(http_req *req)
+mv_rc http_parse_target(http_req *req, const char *uri, const struct evhttp_uri *u)
 {
     mv_rc rc = MV_OK;
     char *own = NULL;
-    const char *uri = evhttp_request_get_uri(req->ev);
-    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req->ev);
     ENSURE(uri != NULL && u != NULL, MV_ERR_BAD_REQUEST);
     ENSURE_MSG(strlen(uri) <= MV_MAX_URI_BYTES, MV_ERR_BAD_REQUEST, "request URI too long");
     const char *p = evhttp_uri_get_path(u);
@@ -85,10 +83,9 @@ out:
 }
 
 /* Host (RFC 9110 §7.2): uri-host [ ":" port ]; an IPv6 literal keeps its brackets. */
-static mv_rc parse_host(http_req *req)
+mv_rc http_parse_host(http_req *req, const char *h)
 {
     mv_rc rc = MV_OK;
-    const char *h = http_header(req, "Host");
     if (!h)
         goto out;
     CHECK(mv_copy(req->host, sizeof req->host, h));
@@ -246,11 +243,12 @@ void http_dispatch(struct evhttp_request *ev, void *arg)
         reply_rc_azure(&req, MV_ERR_INTERNAL);
         goto out;
     }
-    if (parse_target(&req) != MV_OK) {
+    if (http_parse_target(&req, evhttp_request_get_uri(ev), evhttp_request_get_evhttp_uri(ev)) !=
+        MV_OK) {
         reply_azure_error(&req, 400, "BadParameter", "Invalid request URI.", NULL);
         goto out;
     }
-    if (parse_host(&req) != MV_OK) {
+    if (http_parse_host(&req, http_header(&req, "Host")) != MV_OK) {
         reply_azure_error(&req, 400, "BadParameter", "Invalid Host header.", NULL);
         goto out;
     }

@@ -165,42 +165,48 @@ static int backup_ok(const json_t *doc)
     return 1;
 }
 
-/* The opened backup document, or NULL after replying 400. */
-static json_t *open_blob(struct vault_ctx *c)
+mv_rc vault_backup_open(const unsigned char *key, const char *body, size_t len, json_t **out)
 {
     mv_rc rc = MV_OK;
     json_error_t jerr;
-    json_t *body = NULL, *doc = NULL;
+    json_t *req = NULL, *doc = NULL;
     mv_buf raw, plain;
     mv_buf_init(&raw, VAULT_BACKUP_MAX_B64 / 4 * 3 + 3);
     mv_buf_init(&plain, VAULT_BACKUP_MAX_B64);
-    const mv_slice in = c->req->body;
-    ENSURE(in.p && in.len > 0 && vault_json_depth_ok(in.p, in.len, MV_MAX_JSON_DEPTH),
+    *out = NULL;
+    ENSURE(body && len > 0 && vault_json_depth_ok(body, len, MV_MAX_JSON_DEPTH),
            MV_ERR_BAD_REQUEST);
-    body = json_loadb(in.p, in.len, JSON_REJECT_DUPLICATES, &jerr);
-    const json_t *val = json_object_get(body, "value");
-    ENSURE(json_is_object(body) && json_is_string(val), MV_ERR_BAD_REQUEST);
+    req = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    const json_t *val = json_object_get(req, "value");
+    ENSURE(json_is_object(req) && json_is_string(val), MV_ERR_BAD_REQUEST);
     ENSURE(json_string_length(val) <= VAULT_BACKUP_MAX_B64, MV_ERR_BAD_REQUEST);
     CHECK(b64url_decode(&raw, json_string_value(val), json_string_length(val)));
-    rc = aead_open(c->w->srv->data_key, VAULT_BACKUP_AAD, raw.p, raw.len, &plain);
+    rc = aead_open(key, VAULT_BACKUP_AAD, raw.p, raw.len, &plain);
     ENSURE_MSG(rc == MV_OK, MV_ERR_BAD_REQUEST, "backup blob does not open");
     ENSURE(vault_json_depth_ok(plain.p, plain.len, MV_MAX_JSON_DEPTH), MV_ERR_BAD_REQUEST);
     doc = json_loadb(plain.p, plain.len, JSON_REJECT_DUPLICATES, &jerr);
     ENSURE(doc && backup_ok(doc), MV_ERR_BAD_REQUEST);
+    *out = doc;
+    doc = NULL;
 out:
-    json_decref(body);
+    json_decref(req);
     mv_buf_free(&raw);
     mv_buf_free_secret(&plain);
-    if (rc != MV_OK) {
-        if (doc)
-            vault_json_wipe(doc);
-        json_decref(doc);
-        doc = NULL;
-        if (rc == MV_ERR_BAD_REQUEST || rc == MV_ERR_LIMIT)
-            vault_bad_parameter(c, BAD_BLOB);
-        else
-            vault_rc_error(c, rc);
-    }
+    if (doc)
+        vault_json_wipe(doc);
+    json_decref(doc);
+    return rc;
+}
+
+/* The opened backup document, or NULL after replying 400. */
+static json_t *open_blob(struct vault_ctx *c)
+{
+    json_t *doc = NULL;
+    mv_rc rc = vault_backup_open(c->w->srv->data_key, c->req->body.p, c->req->body.len, &doc);
+    if (rc == MV_ERR_BAD_REQUEST || rc == MV_ERR_LIMIT)
+        vault_bad_parameter(c, BAD_BLOB);
+    else if (rc != MV_OK)
+        vault_rc_error(c, rc);
     return doc;
 }
 

@@ -116,6 +116,14 @@ int vault_throttle(struct store *st, const char *vault, int is_create, int ops_l
 /* Permits leased at a time for a limit: limit / 50, at least 1. */
 int vault_throttle_block(int limit);
 
+/* ---- backup.c ---- */
+/* Opens a restore body {"value":"<base64url blob>"} sealed under key (the 32-byte data key)
+ * into the checked backup document (*out, to wipe with vault_json_wipe and free). A body that is
+ * malformed, does not open or does not hold a valid backup is MV_ERR_BAD_REQUEST (or
+ * MV_ERR_LIMIT). Pure (tests/fuzz/fuzz_backup.c). */
+MV_MUST_CHECK mv_rc vault_backup_open(const unsigned char *key, const char *body, size_t len,
+                                      json_t **out);
+
 /* ---- request context ---- */
 struct vault_ctx;
 typedef void (*vault_op)(struct vault_ctx *c);

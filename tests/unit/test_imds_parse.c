@@ -766,6 +766,25 @@ static void test_cache_entry_has_body(void **state)
     tcache_free(&c);
 }
 
+/* ---- the authority's token reply (authority.c) ---- */
+
+/* tests/fuzz/fuzz_agent_reply.c under UBSan: now + expires_in overflowed int64_t. */
+static void test_authority_reply_expires_in_overflow(void **state)
+{
+    (void)state;
+    struct agent_token t;
+    static const char huge[] = "{\"access_token\":\"t\",\"expires_in\":9223372036854775807}";
+    assert_int_not_equal(agent_authority_reply(200, huge, sizeof huge - 1, &t), MV_OK);
+    assert_null(t.access_token);
+    static const char str[] = "{\"access_token\":\"t\",\"expires_in\":\"9223372036854775807\"}";
+    assert_int_not_equal(agent_authority_reply(200, str, sizeof str - 1, &t), MV_OK);
+    static const char ok[] = "{\"access_token\":\"t\",\"expires_in\":3600}";
+    assert_int_equal(agent_authority_reply(200, ok, sizeof ok - 1, &t), MV_OK);
+    assert_true(t.exp > 3600);
+    assert_string_equal(t.access_token, "t");
+    agent_token_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -795,6 +814,7 @@ int main(void)
         cmocka_unit_test(test_json_escape_matches_jansson),
         cmocka_unit_test(test_reply_render_matches_jansson),
         cmocka_unit_test(test_cache_entry_has_body),
+        cmocka_unit_test(test_authority_reply_expires_in_overflow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

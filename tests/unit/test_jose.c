@@ -973,6 +973,25 @@ static void test_jwk_refusals(void **state)
     json_decref(e);
 }
 
+/* RFC 7518 §2: n and e in the fewest octets. tests/fuzz/fuzz_jwk.c found "e":"AKAB" (00 a0 01)
+ * accepted, so one key had several JWKs. */
+static void test_jwk_rsa_leading_zero_octet(void **state)
+{
+    (void)state;
+    json_t *r = NULL;
+    assert_int_equal(jwk_from_public(rsa, "k", &r), MV_OK);
+    refuse_with(r, "e", json_string("AAEAAQ")); /* 00 01 00 01 */
+    BIGNUM *n = NULL;
+    assert_int_equal(EVP_PKEY_get_bn_param(rsa, "n", &n), 1);
+    unsigned char bin[257];
+    assert_int_equal(BN_bn2binpad(n, bin, sizeof bin), 257); /* 00 || the 256 octets */
+    char *s = b64url_str(bin, sizeof bin);
+    refuse_with(r, "n", json_string(s));
+    free(s);
+    BN_free(n);
+    json_decref(r);
+}
+
 /* jws_signer: the same bytes as jws_sign for RS256 (PKCS#1 v1.5 is deterministic), valid
  * ES256 tokens, many tokens from one initialised context, and the key/alg checks. */
 static void test_signer(void **state)
@@ -1118,6 +1137,7 @@ int main(void)
         cmocka_unit_test(test_jwk_rsa_round_trip),
         cmocka_unit_test(test_jwk_ec_round_trip),
         cmocka_unit_test(test_jwk_refusals),
+        cmocka_unit_test(test_jwk_rsa_leading_zero_octet),
         cmocka_unit_test(test_signer),
         cmocka_unit_test(test_verifier),
     };
