@@ -183,6 +183,10 @@ class UpAsNonRootTest(unittest.TestCase):
         os.chown(d, nobody.pw_uid, nobody.pw_gid)
         state = os.path.join(d, "s")
         sp, ap = free_port(), free_port()
+        # nobody may not enter the checkout (CI clones into a 0700 directory): run a copy
+        binary = os.path.join(d, "mivault")
+        shutil.copy2(BIN, binary)
+        os.chmod(binary, 0o755)
 
         def pre():
             os.setgroups([])
@@ -190,7 +194,7 @@ class UpAsNonRootTest(unittest.TestCase):
             os.setuid(nobody.pw_uid)
 
         log = open(os.path.join(d, "up.log"), "w+")
-        p = subprocess.Popen([BIN, "up", "--server-port", str(sp), "--agent-port", str(ap),
+        p = subprocess.Popen([binary, "up", "--server-port", str(sp), "--agent-port", str(ap),
                               "--state", state], stdout=log, stderr=log, preexec_fn=pre, cwd="/")
         try:
             wait_port(ap, p, timeout=60)
