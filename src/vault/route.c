@@ -6,9 +6,10 @@
  *      always gets its 401 challenge;
  *   4. the vault must exist (only now: unauthenticated callers learn nothing);
  *   5. api-version in the allowlist;
- *   6. throttle (reference §4.5; per vault across the servers of one database, throttle.c);
- *   7. route (404 unknown path, 405 known path with another method), parameter checks;
- *   8. RBAC on the route's data action;
+ *   6. route (404 unknown path, 405 known path with another method), parameter checks;
+ *   7. RBAC on the route's data action;
+ *   8. throttle (reference §4.5; per vault across the servers of one database, throttle.c),
+ *      after RBAC so that only authorized requests spend the vault's budget;
  *   9. the handler; and one audit line for every request, whatever its outcome.
  * Paths arrive percent-decoded; segments of patterns compare ASCII case-insensitively. */
 #include <ctype.h>
@@ -310,8 +311,10 @@ void vault_handle(struct vault_loop *w, http_req *req, const char *vault_name)
         store_snapshot_enter(c.w->snap);
     else
         store_snapshot_leave(c.w->snap);
-    if (!vault_authenticate(&c) || !find_vault(&c) || !check_api_version(&c) ||
-        !check_throttle(&c) || !check_route(&c) || !build_resource(&c, route_has_name(c.route)) || !vault_authorize(&c))
+    /* The throttle counts only authorized requests: a principal with no role on a vault must not
+     * spend the vault's budget for everyone (a 403 costs a cached RBAC decision, nothing more). */
+    if (!vault_authenticate(&c) || !find_vault(&c) || !check_api_version(&c) || !check_route(&c) ||
+        !build_resource(&c, route_has_name(c.route)) || !vault_authorize(&c) || !check_throttle(&c))
         goto out;
     c.route->op(&c);
     if (c.deferred)
