@@ -111,11 +111,18 @@ class Cluster:
     """A formation, two servers sharing it, haproxy in front, one agent."""
 
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="mivault-ha.")
-        os.chmod(self.dir, 0o755)
-        self.pgdir = os.path.join(self.dir, "pg")
         self.procs = {}
         self.logs = []
+        self.dir = tempfile.mkdtemp(prefix="mivault-ha.")
+        self.pgdir = os.path.join(self.dir, "pg")
+        try:
+            self._start()
+        except BaseException:
+            self.close()  # a failed start must not leave a formation, servers or haproxy behind
+            raise
+
+    def _start(self):
+        os.chmod(self.dir, 0o755)
         self.pg_url = formation("start", self.pgdir, str(free_base_port())).splitlines()[-1]
         self.lb_port = free_port()
         self.public = "https://%s:%d" % (LB_HOST, self.lb_port)
@@ -275,6 +282,14 @@ class HaTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.c = Cluster()
+        try:
+            cls.set_up_workload()
+        except BaseException:
+            cls.c.close()  # unittest does not call tearDownClass when setUpClass fails
+            raise
+
+    @classmethod
+    def set_up_workload(cls):
         c = cls.c
         c.cli("keyvault", "create", "--name", VAULT)
         vm = c.cli("vm", "create", "--name", "havm", "--assign-identity")
