@@ -10,9 +10,7 @@
 #define ADDR_DNS_MAX 253
 #define ADDR_LABEL_MAX 63
 
-/* RFC 1123 §2.1 host name: dot-separated labels of letters, digits and hyphens, 1..63 long, no
- * hyphen at either end of a label; no trailing dot. */
-static int dns_name_ok(const char *s, size_t n)
+int mv_dns_name_ok(const char *s, size_t n)
 {
     size_t label = 0;
     if (n == 0 || n > ADDR_DNS_MAX)
@@ -93,7 +91,7 @@ static int split_host_port(const char *s, size_t n, char *host, size_t hlen, int
         *why = "the host is neither an IP address nor a DNS name";
         if (inet_pton(AF_INET, host, tmp) == 1)
             *is_ip = 1;
-        else if (!dns_name_ok(host, hl))
+        else if (!mv_dns_name_ok(host, hl))
             return -1;
     }
     if (colon)

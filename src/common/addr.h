@@ -27,6 +27,10 @@ struct mv_public_url {
     int is_ip;                   /* host is an IPv4 or IPv6 literal */
 };
 
+/* RFC 1123 §2.1 host name of n bytes: dot-separated labels of letters, digits and hyphens,
+ * 1..63 long, no hyphen at either end of a label; at most 253 bytes; no wildcard, no trailing
+ * dot. */
+int mv_dns_name_ok(const char *s, size_t n);
 MV_MUST_CHECK mv_rc mv_parse_listen(const char *s, struct mv_listen *out);
 /* https only; a host (DNS name, IPv4 literal or [IPv6] literal) and an optional port; an empty
  * path ("/") at most: no user info, path, query or fragment. */

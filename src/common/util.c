@@ -187,3 +187,14 @@ mv_rc mv_parse_i64(const char *s, int64_t *out)
     *out = (int64_t)v;
     return MV_OK;
 }
+
+int mv_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

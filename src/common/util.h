@@ -16,6 +16,7 @@ MV_MUST_CHECK mv_rc mv_uuid(char out[MV_UUID_LEN + 1]);
 /* Random 32-hex-char id (buffer of MV_VERSION_LEN + 1). */
 MV_MUST_CHECK mv_rc mv_hexid(char out[MV_VERSION_LEN + 1]);
 void mv_hex(char *out, const unsigned char *in, size_t len); /* out has 2*len+1 bytes */
+int mv_hexval(char c); /* 0..15 for a hex digit of either case, else -1 */
 int mv_is_uuid(const char *s);
 
 int64_t mv_now(void);     /* Unix seconds */

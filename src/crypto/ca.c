@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/addr.h"
 #include "common/b64.h"
 #include "common/limits.h"
 #include "common/util.h"
@@ -31,29 +32,6 @@
 #define CA_MAX_DNS 253
 #define CA_MAX_PEM (64 * 1024)
 
-/* A DNS name of letters, digits and hyphens in dot-separated labels of 1..63 characters that
- * neither start nor end with a hyphen (RFC 1123 §2.1). No wildcard, no trailing dot. */
-static int dns_name_ok(const char *s)
-{
-    size_t n = strlen(s), label = 0;
-    if (n == 0 || n > CA_MAX_DNS)
-        return 0;
-    for (size_t i = 0; i <= n; i++) {
-        char c = s[i];
-        if (c == '.' || c == '\0') {
-            if (label == 0 || label > 63 || s[i - 1] == '-')
-                return 0;
-            label = 0;
-            continue;
-        }
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 (c == '-' && label > 0);
-        if (!ok)
-            return 0;
-        label++;
-    }
-    return 1;
-}
 
 /* RFC 5280 §4.1.2.2: serial is a positive integer of at most 20 octets, unique per CA; 16
  * random octets with the top bit cleared and a non-zero first octet. */
@@ -271,9 +249,9 @@ out:
 static mv_rc names_ok(const char *vault_suffix, const char *public_host)
 {
     mv_rc rc = MV_OK;
-    ENSURE_MSG(vault_suffix && dns_name_ok(vault_suffix), MV_ERR_BAD_REQUEST,
+    ENSURE_MSG(vault_suffix && mv_dns_name_ok(vault_suffix, strlen(vault_suffix)), MV_ERR_BAD_REQUEST,
                "ca: vault DNS suffix is not a DNS name");
-    ENSURE_MSG(!public_host || !*public_host || dns_name_ok(public_host) ||
+    ENSURE_MSG(!public_host || !*public_host || mv_dns_name_ok(public_host, strlen(public_host)) ||
                    is_ip_literal(public_host),
                MV_ERR_BAD_REQUEST, "ca: the public host is neither a DNS name nor an IP address");
 out:

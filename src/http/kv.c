@@ -14,17 +14,7 @@
 #include <strings.h>
 
 #include "common/buf.h"
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "common/util.h"
 
 /* Wiped: a form may carry a secret (client_assertion, client_secret, a join token). */
 static void free_wiped(char *s)
@@ -47,8 +37,8 @@ static mv_rc decode(const char *s, size_t len, char **out)
         } else if (c == '%') {
             /* RFC 3986 §2.1: pct-encoded = "%" HEXDIG HEXDIG */
             ENSURE_MSG(i + 2 < len, MV_ERR_BAD_REQUEST, "truncated percent-escape");
-            int hi = hexval(s[i + 1]);
-            int lo = hexval(s[i + 2]);
+            int hi = mv_hexval(s[i + 1]);
+            int lo = mv_hexval(s[i + 2]);
             ENSURE_MSG(hi >= 0 && lo >= 0, MV_ERR_BAD_REQUEST, "bad percent-escape");
             c = (char)(hi * 16 + lo);
             i += 2;

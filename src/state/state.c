@@ -242,14 +242,6 @@ out:
     return rc;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 mv_rc state_master_key(const struct mv_paths *p, unsigned char key[32])
 {
     mv_rc rc = MV_OK;
@@ -259,7 +251,7 @@ mv_rc state_master_key(const struct mv_paths *p, unsigned char key[32])
     if (env && *env) {
         ENSURE_MSG(strlen(env) == 64, MV_ERR_BAD_REQUEST, "MIVAULT_MASTER_KEY must be 64 hex characters");
         for (int i = 0; i < 32; i++) {
-            int hi = hexval(env[2 * i]), lo = hexval(env[2 * i + 1]);
+            int hi = mv_hexval(env[2 * i]), lo = mv_hexval(env[2 * i + 1]);
             ENSURE_MSG(hi >= 0 && lo >= 0, MV_ERR_BAD_REQUEST, "MIVAULT_MASTER_KEY must be hex");
             key[i] = (unsigned char)(hi << 4 | lo);
         }

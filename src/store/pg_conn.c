@@ -371,17 +371,6 @@ int64_t pg_col_i64(const PGresult *r, int row, int col)
     return v;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 mv_rc pg_col_bytea(const PGresult *r, int row, int col, mv_buf *out)
 {
     mv_rc rc = MV_OK;
@@ -393,7 +382,7 @@ mv_rc pg_col_bytea(const PGresult *r, int row, int col, mv_buf *out)
     unsigned char chunk[256];
     size_t used = 0;
     for (size_t i = 2; i < n; i += 2) {
-        int hi = hexval(t[i]), lo = hexval(t[i + 1]);
+        int hi = mv_hexval(t[i]), lo = mv_hexval(t[i + 1]);
         ENSURE(hi >= 0 && lo >= 0, MV_ERR_INTERNAL);
         chunk[used++] = (unsigned char)(hi << 4 | lo);
         if (used == sizeof chunk || i + 2 >= n) {
