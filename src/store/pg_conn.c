@@ -7,10 +7,13 @@
  * after 10 s idle (every 5 s, 3 probes), tcp_user_timeout 15 s, application_name mivault,
  * target_session_attrs read-write (of several hosts, the primary). */
 #include <errno.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "store/pg_internal.h"
@@ -25,6 +28,23 @@ static const struct {
     {"target_session_attrs", "read-write"},
 };
 #define NDEFAULTS (sizeof DEFAULTS / sizeof DEFAULTS[0])
+#define NHOMEFILES 2 /* sslcert, sslkey: see home_file */
+
+/* libpq looks for a client certificate in $HOME/.postgresql when the URL names none, and a
+ * file it may not stat (EACCES) fails the connection. A server started as root switches to its
+ * state dir's user once listening (common/privs.c) while $HOME still says /root: every
+ * reconnection, e.g. after a failover, would then fail. So the default comes from the home of
+ * the user the process runs as *now* (the passwd entry of its euid), as libpq would find it
+ * for that user; a URL that names sslcert/sslkey keeps them. */
+static int home_file(const char *name, char *out, size_t len)
+{
+    struct passwd pw, *res = NULL;
+    char buf[1024];
+    if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &res) != 0 || !res || !res->pw_dir)
+        return 0;
+    int n = snprintf(out, len, "%s/.postgresql/%s", res->pw_dir, name);
+    return n > 0 && (size_t)n < len;
+}
 
 int64_t pg_now_ms(void)
 {
@@ -80,7 +100,7 @@ mv_rc pg_conn_params(const char *url, const char ***kwp, const char ***valp, cha
     ENSURE_MSG(opts, MV_ERR_BAD_REQUEST, "store: bad PostgreSQL URL: %s", err ? err : "?");
     for (PQconninfoOption *o = opts; o->keyword; o++)
         cap++;
-    cap += NDEFAULTS + 1;
+    cap += NDEFAULTS + NHOMEFILES + 1;
     kw = calloc(cap, sizeof *kw);
     val = calloc(cap, sizeof *val);
     ENSURE(kw && val, MV_ERR_INTERNAL);
@@ -106,6 +126,20 @@ mv_rc pg_conn_params(const char *url, const char ***kwp, const char ***valp, cha
             continue;
         kw[n] = strdup(DEFAULTS[d].kw);
         val[n] = strdup(DEFAULTS[d].val);
+        n++;
+        ENSURE(kw[n - 1] && val[n - 1], MV_ERR_INTERNAL);
+    }
+    static const char *const home_kw[NHOMEFILES][2] = {{"sslcert", "postgresql.crt"},
+                                                        {"sslkey", "postgresql.key"}};
+    for (size_t d = 0; d < NHOMEFILES; d++) {
+        char path[PATH_MAX];
+        int set = 0;
+        for (size_t i = 0; i < n; i++)
+            set |= strcmp(kw[i], home_kw[d][0]) == 0;
+        if (set || !home_file(home_kw[d][1], path, sizeof path))
+            continue;
+        kw[n] = strdup(home_kw[d][0]);
+        val[n] = strdup(path);
         n++;
         ENSURE(kw[n - 1] && val[n - 1], MV_ERR_INTERNAL);
     }
