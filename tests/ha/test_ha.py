@@ -123,7 +123,7 @@ class Cluster:
 
     def _start(self):
         os.chmod(self.dir, 0o755)
-        self.pg_url = formation("start", self.pgdir, str(free_base_port())).splitlines()[-1]
+        self.pg_url = self.start_formation()
         self.lb_port = free_port()
         self.public = "https://%s:%d" % (LB_HOST, self.lb_port)
         self.s1 = os.path.join(self.dir, "s1")
@@ -137,6 +137,20 @@ class Cluster:
         self.start_haproxy()
         self.ca = os.path.join(self.s1, "ca.pem")
         self.ctx = ssl.create_default_context(cafile=self.ca)
+
+    def start_formation(self, tries=3):
+        """The formation's multi-host URL. A start that fails (a port taken between the check and
+        the bind) is stopped, its monitor log shown, and tried again on other ports."""
+        for attempt in range(tries):
+            try:
+                return formation("start", self.pgdir, str(free_base_port())).splitlines()[-1]
+            except RuntimeError as e:
+                log = os.path.join(self.pgdir, "monitor.log")
+                tail = open(log).read()[-2000:] if os.path.exists(log) else ""
+                print("\nformation start %d failed: %s\n%s" % (attempt + 1, e, tail), file=sys.stderr)
+                formation("stop", self.pgdir, check=False)
+                if attempt == tries - 1:
+                    raise
 
     # ---- processes ----
     def spawn(self, name, argv):
