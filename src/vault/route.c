@@ -27,6 +27,8 @@
 #define READ_META A("readMetadata/action")
 #define RESTORE_BODY (VAULT_BACKUP_MAX_B64 + 4096)
 #define MAX_SEGS 6
+#define K(x) "Microsoft.KeyVault/vaults/keys/" x
+#define KEY_BODY (64 * 1024)
 
 /* First match wins: literals before captures ("secrets/restore", ".../versions"). */
 static const struct vault_route ROUTES[] = {
@@ -46,6 +48,28 @@ static const struct vault_route ROUTES[] = {
     {HTTP_GET, "deletedsecrets/{n}", READ_META, 0, 0, vault_op_get_deleted},
     {HTTP_DELETE, "deletedsecrets/{n}", A("purge/action"), 0, 0, vault_op_purge},
     {HTTP_POST, "deletedsecrets/{n}/recover", A("recover/action"), 0, 0, vault_op_recover},
+    /* keys (docs/keys.md); "{v}" may be empty: /keys/k/ and /keys/k//sign are the latest */
+    {HTTP_GET, "keys", K("read"), 0, 0, vault_op_key_list},
+    {HTTP_GET, "keys/", K("read"), 0, 0, vault_op_key_list},
+    {HTTP_POST, "keys/{n}/create", K("create/action"), 1, KEY_BODY, vault_op_key_create},
+    {HTTP_PUT, "keys/{n}", K("import/action"), 1, KEY_BODY, vault_op_key_import},
+    {HTTP_GET, "keys/{n}", K("read"), 0, 0, vault_op_key_get},
+    {HTTP_PATCH, "keys/{n}", K("update/action"), 0, KEY_BODY, vault_op_key_update},
+    {HTTP_DELETE, "keys/{n}", K("delete"), 0, 0, vault_op_key_delete},
+    {HTTP_GET, "keys/{n}/versions", K("read"), 0, 0, vault_op_key_versions},
+    {HTTP_GET, "keys/{n}/{v}", K("read"), 0, 0, vault_op_key_get},
+    {HTTP_PATCH, "keys/{n}/{v}", K("update/action"), 0, KEY_BODY, vault_op_key_update},
+    {HTTP_POST, "keys/{n}/{v}/sign", K("sign/action"), 0, KEY_BODY, vault_op_key_sign},
+    {HTTP_POST, "keys/{n}/{v}/verify", K("verify/action"), 0, KEY_BODY, vault_op_key_verify},
+    {HTTP_POST, "keys/{n}/{v}/encrypt", K("encrypt/action"), 0, KEY_BODY, vault_op_key_encrypt},
+    {HTTP_POST, "keys/{n}/{v}/decrypt", K("decrypt/action"), 0, KEY_BODY, vault_op_key_decrypt},
+    {HTTP_POST, "keys/{n}/{v}/wrapkey", K("wrap/action"), 0, KEY_BODY, vault_op_key_wrap},
+    {HTTP_POST, "keys/{n}/{v}/unwrapkey", K("unwrap/action"), 0, KEY_BODY, vault_op_key_unwrap},
+    {HTTP_GET, "deletedkeys", K("read"), 0, 0, vault_op_key_list_deleted},
+    {HTTP_GET, "deletedkeys/", K("read"), 0, 0, vault_op_key_list_deleted},
+    {HTTP_GET, "deletedkeys/{n}", K("read"), 0, 0, vault_op_key_get_deleted},
+    {HTTP_DELETE, "deletedkeys/{n}", K("purge/action"), 0, 0, vault_op_key_purge},
+    {HTTP_POST, "deletedkeys/{n}/recover", K("recover/action"), 0, 0, vault_op_key_recover},
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -247,15 +271,21 @@ static int check_route(struct vault_ctx *c)
     return 1;
 }
 
-/* Reference §6.3: the vault's ARM id, plus /secrets/<name> for single-secret operations
- * (the vault's id alone is also what the audit records for requests refused before). */
+/* Reference §6.3: the vault's ARM id, plus /secrets/<name> (or /keys/<name>) for
+ * single-object operations (the vault's id alone is also what the audit records for requests
+ * refused before). */
 static int build_resource(struct vault_ctx *c, int with_secret)
 {
     const struct vault_plane *srv = c->w->srv;
+    const char *kind = "/secrets/";
+    if (with_secret && c->route &&
+        (strncmp(c->route->pattern, "keys/", 5) == 0 ||
+         strncmp(c->route->pattern, "deletedkeys/", 12) == 0))
+        kind = "/keys/";
     mv_rc rc = vault_cat(c->resource, sizeof c->resource, "/subscriptions/",
                          srv->tenant.subscription_id, "/resourceGroups/", c->vault.rg,
                          "/providers/Microsoft.KeyVault/vaults/", c->vault.name,
-                         with_secret ? "/secrets/" : "", with_secret ? c->name : "", (char *)NULL);
+                         with_secret ? kind : "", with_secret ? c->name : "", (char *)NULL);
     if (rc != MV_OK) {
         c->resource[0] = '\0';
         vault_rc_error(c, MV_ERR_INTERNAL);
