@@ -114,6 +114,13 @@ out:
     return rc;
 }
 
+mv_rc vault_key_row_ops(const unsigned char *data_key, const char *vault, const char *name,
+                        const char *version, EVP_PKEY *pkey, const char *kty, const json_t *ops,
+                        const struct vault_key_attrs *a, int64_t now, struct st_key *out)
+{
+    return row_with_ops(data_key, vault, name, version, pkey, kty, ops, a, now, out);
+}
+
 mv_rc vault_key_row(const unsigned char *data_key, const char *vault, const char *name,
                     const char *version, EVP_PKEY *pkey, const char *kty,
                     const char *const *key_ops, const struct vault_key_attrs *a, int64_t now,
@@ -235,7 +242,7 @@ void vault_key_not_found(struct vault_ctx *c, const char *name, const char *vers
     vault_error(c, 404, "KeyNotFound", msg, NULL);
 }
 
-static void reply_key(struct vault_ctx *c, const struct st_key *k, unsigned flags)
+void vault_reply_key(struct vault_ctx *c, const struct st_key *k, unsigned flags)
 {
     struct vault_view v = vault_view_of(c);
     json_t *j = NULL;
@@ -246,7 +253,7 @@ static void reply_key(struct vault_ctx *c, const struct st_key *k, unsigned flag
         vault_reply_json(c, 200, j);
 }
 
-static void conflict_deleted(struct vault_ctx *c, const char *name)
+void vault_key_conflict_deleted(struct vault_ctx *c, const char *name)
 {
     char msg[384];
     if (mv_fmt(msg, sizeof msg,
@@ -399,11 +406,11 @@ static void add_and_reply(struct vault_ctx *c, struct st_key *k)
     if (rc == MV_OK)
         rc = store_key_add(c->w->st, k);
     if (rc == MV_ERR_CONFLICT)
-        conflict_deleted(c, c->name);
+        vault_key_conflict_deleted(c, c->name);
     else if (rc != MV_OK)
         vault_rc_error(c, rc);
     else
-        reply_key(c, k, VJ_ID_VERSION);
+        vault_reply_key(c, k, VJ_ID_VERSION);
 }
 
 static void create_or_import(struct vault_ctx *c, int import)
@@ -527,7 +534,7 @@ void vault_op_key_get(struct vault_ctx *c)
     else if (rc != MV_OK)
         vault_rc_error(c, rc);
     else
-        reply_key(c, &k, VJ_ID_VERSION);
+        vault_reply_key(c, &k, VJ_ID_VERSION);
     st_key_clear(&k);
 }
 
@@ -592,7 +599,7 @@ void vault_op_key_update(struct vault_ctx *c)
         goto out;
     }
     CHECK(rc);
-    reply_key(c, &k, VJ_ID_VERSION);
+    vault_reply_key(c, &k, VJ_ID_VERSION);
 out:
     if (rc != MV_OK)
         vault_rc_error(c, rc);
@@ -676,7 +683,7 @@ void vault_op_key_delete(struct vault_ctx *c)
     else if (rc != MV_OK)
         vault_rc_error(c, rc);
     else
-        reply_key(c, &k, VJ_DELETED | VJ_ID_VERSION);
+        vault_reply_key(c, &k, VJ_DELETED | VJ_ID_VERSION);
     st_key_clear(&k);
 }
 
@@ -691,7 +698,7 @@ void vault_op_key_get_deleted(struct vault_ctx *c)
     else if (rc != MV_OK)
         vault_rc_error(c, rc);
     else
-        reply_key(c, &k, VJ_DELETED | VJ_ID_VERSION);
+        vault_reply_key(c, &k, VJ_DELETED | VJ_ID_VERSION);
     st_key_clear(&k);
 }
 
@@ -725,7 +732,7 @@ void vault_op_key_recover(struct vault_ctx *c)
     else if (rc != MV_OK)
         vault_rc_error(c, rc);
     else
-        reply_key(c, &k, VJ_ID_VERSION);
+        vault_reply_key(c, &k, VJ_ID_VERSION);
     st_key_clear(&k);
 }
 

@@ -51,7 +51,14 @@ static const struct vault_route ROUTES[] = {
     /* keys (docs/keys.md); "{v}" may be empty: /keys/k/ and /keys/k//sign are the latest */
     {HTTP_GET, "keys", K("read"), 0, 0, vault_op_key_list},
     {HTTP_GET, "keys/", K("read"), 0, 0, vault_op_key_list},
+    {HTTP_POST, "keys/restore", K("restore/action"), 1, RESTORE_BODY, vault_op_key_restore},
     {HTTP_POST, "keys/{n}/create", K("create/action"), 1, KEY_BODY, vault_op_key_create},
+    {HTTP_POST, "keys/{n}/backup", K("backup/action"), 0, 0, vault_op_key_backup},
+    {HTTP_POST, "keys/{n}/rotate", K("rotate/action"), 1, 0, vault_op_key_rotate},
+    {HTTP_GET, "keys/{n}/rotationpolicy", "Microsoft.KeyVault/vaults/keyrotationpolicies/read", 0, 0,
+     vault_op_key_policy_get},
+    {HTTP_PUT, "keys/{n}/rotationpolicy", "Microsoft.KeyVault/vaults/keyrotationpolicies/write", 0,
+     KEY_BODY, vault_op_key_policy_put},
     {HTTP_PUT, "keys/{n}", K("import/action"), 1, KEY_BODY, vault_op_key_import},
     {HTTP_GET, "keys/{n}", K("read"), 0, 0, vault_op_key_get},
     {HTTP_PATCH, "keys/{n}", K("update/action"), 0, KEY_BODY, vault_op_key_update},
@@ -76,9 +83,11 @@ static const struct vault_route ROUTES[] = {
 size_t vault_body_cap(enum http_method m, const char *target)
 {
     size_t n = strcspn(target, "?");
-    static const char restore[] = "/secrets/restore";
-    size_t rn = sizeof restore - 1;
+    static const char restore[] = "/secrets/restore", krestore[] = "/keys/restore";
+    size_t rn = sizeof restore - 1, kn = sizeof krestore - 1;
     if (m == HTTP_POST && n >= rn && strncasecmp(target + n - rn, restore, rn) == 0)
+        return RESTORE_BODY;
+    if (m == HTTP_POST && n >= kn && strncasecmp(target + n - kn, krestore, kn) == 0)
         return RESTORE_BODY;
     return MV_VAULT_BODY_BYTES;
 }

@@ -286,6 +286,26 @@ void vault_op_key_unwrap(struct vault_ctx *c);
 void vault_op_key_rotate(struct vault_ctx *c);
 void vault_op_key_policy_get(struct vault_ctx *c);
 void vault_op_key_policy_put(struct vault_ctx *c);
+/* keys.c: a new key version's row with key_ops given as a JSON array (vault_key_row's rules). */
+#include "vault/keys.h"
+MV_MUST_CHECK mv_rc vault_key_row_ops(const unsigned char *data_key, const char *vault,
+                                      const char *name, const char *version, EVP_PKEY *pkey,
+                                      const char *kty, const json_t *ops,
+                                      const struct vault_key_attrs *a, int64_t now,
+                                      struct st_key *out);
+void vault_reply_key(struct vault_ctx *c, const struct st_key *k, unsigned flags);
+/* 409 Conflict / ObjectIsDeletedButRecoverable for the key name. */
+void vault_key_conflict_deleted(struct vault_ctx *c, const char *name);
+/* keyrot.c: a new version of vault/name made like its latest one (kty, size or curve, key_ops,
+ * tags), exp = now + the rotation policy's expiryTime if it has one; the new row in *out. */
+MV_MUST_CHECK mv_rc vault_key_rotate(const struct vault_plane *srv, struct store *st,
+                                     const char *vault, const char *name, int64_t now,
+                                     struct st_key *out);
+/* keybackup.c: opens a key restore body (vault_backup_open's rules; pure). */
+MV_MUST_CHECK mv_rc vault_key_backup_open(const unsigned char *key, const char *body, size_t len,
+                                          json_t **out);
+/* ISO-8601 duration (PnYnMnDTnHnMnS, PnW; Y = 365 d, M = 30 d) in seconds; -1 if invalid. */
+int64_t vault_iso_duration(const char *s);
 /* 404 KeyNotFound naming <name> or <name>/<version>. */
 void vault_key_not_found(struct vault_ctx *c, const char *name, const char *version);
 /* The KeyBundle / KeyItem / Deleted* of k (flags: VJ_*; VJ_ITEM = item shape: kid, no key). */

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from harness import MivaultTest
+from harness import MivaultTest, free_port
 
 
 def b64u(b):
@@ -368,6 +368,124 @@ class KeysRbacTest(MivaultTest):
         # key scope: only that key
         self.assertEqual(self.kv("scoped", "POST", "/keys/mine//sign", body=sign).status, 200)
         self.assertAzureError(self.kv("scoped", "POST", "/keys/k1//sign", body=sign), 403, "Forbidden")
+        # rotation policies: Crypto User may not read them (pitfall 22), Reader and Officer may
+        self.assertAzureError(self.kv("user", "GET", "/keys/k1/rotationpolicy"), 403, "Forbidden")
+        self.assertEqual(self.kv("reader", "GET", "/keys/k1/rotationpolicy").status, 200)
+        self.assertAzureError(self.kv("reader", "PUT", "/keys/k1/rotationpolicy", body={"lifetimeActions": []}),
+                              403, "Forbidden")
+        self.assertEqual(self.kv("officer", "PUT", "/keys/k1/rotationpolicy", body={"lifetimeActions": []}).status, 200)
+        self.assertAzureError(self.kv("user", "POST", "/keys/k1/rotate"), 403, "Forbidden")
+        self.assertEqual(self.kv("user", "POST", "/keys/k1/backup").status, 200)
         # Officer: delete and purge
         self.assertEqual(self.kv("officer", "DELETE", "/keys/k1").status, 200)
         self.assertEqual(self.kv("officer", "DELETE", "/deletedkeys/k1").status, 204)
+
+
+class KeysBackupRotationTest(MivaultTest):
+    """Backup/restore, rotate, rotation policies and the scheduler (docs/keys.md "Rotation")."""
+
+    def setUp(self):
+        super().setUp()
+        e = self.env
+        e.vault("dev")
+        e.vault("other")
+        vm = e.vm("vm1")
+        for v in ("dev", "other"):
+            e.grant(vm["identity"]["principalId"], "Key Vault Crypto Officer", e.vault_scope(v))
+        _, self.port = e.start_agent("vm1", join=vm["joinToken"])
+        self.tok = e.token(self.port, e.vault_resource())
+
+    def kv(self, method, path, vault="dev", **kw):
+        return self.env.kv(method, vault, path, token=self.tok, **kw)
+
+    def versions(self, name):
+        return sorted((i["attributes"]["created"], i["kid"].rsplit("/", 1)[1])
+                      for i in self.kv("GET", "/keys/%s/versions" % name).json()["value"])
+
+    def test_backup_restore(self):
+        a = self.kv("POST", "/keys/bk/create", body={"kty": "RSA", "tags": {"x": "1"}}).json()
+        b = self.kv("POST", "/keys/bk/create", body={"kty": "RSA", "key_ops": ["sign", "verify"]}).json()
+        blob = self.kv("POST", "/keys/bk/backup")
+        self.assertEqual(blob.status, 200, blob.body)
+        value = blob.json()["value"]
+        self.assertNotIn("=", value)
+        self.assertAzureError(self.kv("POST", "/keys/restore", body={"value": value}), 409, "Conflict")
+        # into another vault: same versions, same material, latest stays latest
+        r = self.kv("POST", "/keys/restore", vault="other", body={"value": value})
+        self.assertEqual(r.status, 200, r.body)
+        got = r.json()
+        self.assertEqual(got["key"]["n"], b["key"]["n"])
+        self.assertEqual(got["key"]["key_ops"], ["sign", "verify"])
+        self.assertTrue(got["key"]["kid"].endswith(b["key"]["kid"].rsplit("/", 1)[1]))
+        old = self.kv("GET", "/keys/bk/" + a["key"]["kid"].rsplit("/", 1)[1], vault="other").json()
+        self.assertEqual(old["key"]["n"], a["key"]["n"])
+        self.assertEqual(old["tags"], {"x": "1"})
+        digest = b64u(hashlib.sha256(b"r").digest())
+        sig = self.kv("POST", "/keys/bk//sign", vault="other", body={"alg": "RS256", "value": digest}).json()
+        verify_local(b["key"], "RS256", unb64u(digest), unb64u(sig["value"]))
+        # tampered or foreign blobs, and the soft-deleted name
+        bad = value[:40] + ("A" if value[40] != "A" else "B") + value[41:]
+        self.assertAzureError(self.kv("POST", "/keys/restore", body={"value": bad}), 400, "BadParameter")
+        self.assertAzureError(self.kv("POST", "/keys/restore", body={"value": "abc"}), 400, "BadParameter")
+        sec = self.kv("POST", "/keys/bk/backup").json()["value"]
+        self.kv("DELETE", "/keys/bk")
+        r = self.kv("POST", "/keys/restore", body={"value": sec})
+        self.assertAzureError(r, 409, "Conflict")
+        self.assertEqual(r.json()["error"]["innererror"]["code"], "ObjectIsDeletedButRecoverable")
+        self.assertEqual(self.kv("DELETE", "/deletedkeys/bk").status, 204)
+        self.assertEqual(self.kv("POST", "/keys/restore", body={"value": sec}).status, 200)
+        self.assertAzureError(self.kv("POST", "/keys/none/backup"), 404, "KeyNotFound")
+
+    def test_rotate_and_policy(self):
+        k = self.kv("POST", "/keys/rot/create", body={"kty": "EC", "crv": "P-384", "tags": {"t": "1"}}).json()
+        p = self.kv("GET", "/keys/rot/rotationpolicy")
+        self.assertEqual(p.status, 200, p.body)
+        self.assertEqual(p.json()["lifetimeActions"], [])
+        self.assertTrue(p.json()["id"].endswith("/keys/rot/rotationpolicy"))
+        body = {"lifetimeActions": [{"trigger": {"timeAfterCreate": "P90D"}, "action": {"type": "rotate"}},
+                                    {"trigger": {"timeBeforeExpiry": "P30D"}, "action": {"type": "NOTIFY"}}],
+                "attributes": {"expiryTime": "P2Y"}}
+        r = self.kv("PUT", "/keys/rot/rotationpolicy", body=body)
+        self.assertEqual(r.status, 200, r.body)
+        pol = r.json()
+        self.assertEqual([a["action"]["type"] for a in pol["lifetimeActions"]], ["Rotate", "Notify"])
+        self.assertEqual(pol["attributes"]["expiryTime"], "P2Y")
+        self.assertIsInstance(pol["attributes"]["created"], int)
+        self.assertEqual(self.kv("GET", "/keys/ROT/rotationpolicy").json()["lifetimeActions"], pol["lifetimeActions"])
+        r = self.kv("POST", "/keys/rot/rotate")
+        self.assertEqual(r.status, 200, r.body)
+        n = r.json()
+        self.assertNotEqual(n["key"]["kid"], k["key"]["kid"])
+        self.assertEqual(n["key"]["crv"], "P-384")
+        self.assertNotEqual(n["key"]["x"], k["key"]["x"])
+        self.assertEqual(n["tags"], {"t": "1"})
+        self.assertAlmostEqual(n["attributes"]["exp"] - n["attributes"]["created"], 2 * 365 * 86400, delta=2)
+        self.assertEqual(self.kv("GET", "/keys/rot/").json()["key"]["kid"], n["key"]["kid"])
+        for bad in ({"lifetimeActions": [{"trigger": {"timeAfterCreate": "90 days"}, "action": {"type": "Rotate"}}]},
+                    {"lifetimeActions": [{"trigger": {"timeAfterCreate": "P1D"}, "action": {"type": "Explode"}}]},
+                    {"lifetimeActions": [{"trigger": {"timeAfterCreate": "P1D"}, "action": {"type": "Notify"}}]},
+                    {"lifetimeActions": [{"trigger": {}, "action": {"type": "Rotate"}}]},
+                    {"attributes": {"expiryTime": "PXD"}}):
+            self.assertAzureError(self.kv("PUT", "/keys/rot/rotationpolicy", body=bad), 400, "BadParameter")
+        self.assertAzureError(self.kv("GET", "/keys/none/rotationpolicy"), 404, "KeyNotFound")
+        self.assertAzureError(self.kv("POST", "/keys/none/rotate"), 404, "KeyNotFound")
+
+    def test_scheduler_rotates_once_with_two_servers(self):
+        """A policy of PT8S (mivault accepts durations of seconds; Azure's minimum is 7 days): the
+        scheduler of either server rotates the key once per due period, never twice."""
+        e = self.env
+        e.start_server(listen_port=free_port())  # a second server on the same store
+        k = self.kv("POST", "/keys/auto/create", body={"kty": "RSA"}).json()
+        t0 = k["attributes"]["created"]
+        r = self.kv("PUT", "/keys/auto/rotationpolicy", body={
+            "lifetimeActions": [{"trigger": {"timeAfterCreate": "PT8S"}, "action": {"type": "Rotate"}}],
+            "attributes": {"expiryTime": "P30D"}})
+        self.assertEqual(r.status, 200, r.body)
+        # due at t0+8; ticks every 5 s: rotated by t0+13; the next one is not due before t0+16
+        time.sleep(max(0, t0 + 15 - time.time()))
+        v = self.versions("auto")
+        self.assertEqual(len(v), 2, v)
+        self.assertGreaterEqual(v[1][0], t0 + 8)
+        latest = self.kv("GET", "/keys/auto/").json()
+        self.assertEqual(latest["key"]["kid"].rsplit("/", 1)[1], v[1][1])
+        self.assertAlmostEqual(latest["attributes"]["exp"], v[1][0] + 30 * 86400, delta=1)
