@@ -110,6 +110,8 @@ static void prins_clear(struct vault_state *s)
 
 void vault_worker_free(struct vault_loop *w)
 {
+    if (w)
+        vault_keycache_free(w);
     if (!w || !w->vault_state)
         return;
     struct vault_state *s = w->vault_state;

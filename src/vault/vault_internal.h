@@ -188,6 +188,8 @@ struct vault_key_op_input {
 MV_MUST_CHECK mv_rc vault_parse_key_op(const char *body, size_t len, int verify,
                                        struct vault_key_op_input *in, const char **why);
 void vault_key_op_input_free(struct vault_key_op_input *in);
+/* Frees w's cache of parsed private keys (keyops.c). */
+void vault_keycache_free(struct vault_loop *w);
 
 /* ---- request context ---- */
 struct vault_ctx;
