@@ -81,6 +81,7 @@ struct vault_view {
 enum {
     VJ_ID_VERSION = 1, /* id ends with /<version> (bundles, version lists) */
     VJ_DELETED = 2,    /* add recoveryId, deletedDate, scheduledPurgeDate */
+    VJ_MANAGED = 4,    /* a certificate's secret: add kid and managed: true (bundle only) */
 };
 const char *vault_recovery_level(int days, int purge_protection);
 /* SecretBundle / SecretItem / Deleted* without "value". */
@@ -123,6 +124,49 @@ int vault_throttle_block(int limit);
  * MV_ERR_LIMIT). Pure (tests/fuzz/fuzz_backup.c). */
 MV_MUST_CHECK mv_rc vault_backup_open(const unsigned char *key, const char *body, size_t len,
                                       json_t **out);
+
+/* ---- certpolicy.c: CertificatePolicy documents (pure) ---- */
+struct certs_spec;
+struct certs_desc;
+/* The policy in (may be NULL) over base (the stored policy for a PATCH, else NULL), validated
+ * and with Key Vault's defaults filled in; attributes.updated = now. MV_ERR_BAD_REQUEST with a
+ * fixed message in *why. */
+MV_MUST_CHECK mv_rc vault_cert_policy_normalize(const json_t *in, const json_t *base, int64_t now,
+                                                json_t **out, const char **why);
+/* The certs_spec a normalised policy asks for (pointers into policy). */
+MV_MUST_CHECK mv_rc vault_cert_policy_spec(const json_t *policy, struct certs_spec *spec);
+/* The policy of an imported certificate: its own subject, SANs, EKUs, key usage, validity and
+ * key over the given policy (may be NULL), with content_type. */
+MV_MUST_CHECK mv_rc vault_cert_policy_from_cert(const struct certs_desc *d, const json_t *given,
+                                                const char *content_type, int64_t now,
+                                                json_t **out, const char **why);
+
+/* ---- certs.c: the certificate operations ---- */
+struct vault_ctx;
+void vault_op_cert_create(struct vault_ctx *c);
+void vault_op_cert_import(struct vault_ctx *c);
+void vault_op_cert_get(struct vault_ctx *c);
+void vault_op_cert_update(struct vault_ctx *c);
+void vault_op_cert_list(struct vault_ctx *c);
+void vault_op_cert_versions(struct vault_ctx *c);
+void vault_op_cert_pending_get(struct vault_ctx *c);
+void vault_op_cert_pending_cancel(struct vault_ctx *c);
+void vault_op_cert_pending_delete(struct vault_ctx *c);
+void vault_op_cert_merge(struct vault_ctx *c);
+void vault_op_cert_policy_get(struct vault_ctx *c);
+void vault_op_cert_policy_update(struct vault_ctx *c);
+void vault_op_cert_delete(struct vault_ctx *c);
+void vault_op_cert_get_deleted(struct vault_ctx *c);
+void vault_op_cert_list_deleted(struct vault_ctx *c);
+void vault_op_cert_recover(struct vault_ctx *c);
+void vault_op_cert_purge(struct vault_ctx *c);
+void vault_op_cert_issuer_get(struct vault_ctx *c);
+void vault_op_cert_issuer_put(struct vault_ctx *c);
+void vault_op_cert_issuer_delete(struct vault_ctx *c);
+void vault_op_cert_issuer_list(struct vault_ctx *c);
+void vault_op_cert_contacts_get(struct vault_ctx *c);
+void vault_op_cert_contacts_put(struct vault_ctx *c);
+void vault_op_cert_contacts_delete(struct vault_ctx *c);
 
 /* ---- request context ---- */
 struct vault_ctx;
