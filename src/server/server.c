@@ -31,6 +31,7 @@
 struct worker_slot {
     struct mv_worker w; /* first: req->worker points at it and at the slot alike */
     struct event *purge_timer;
+    struct event *rotation_timer;
     struct health_cache health;
 };
 
@@ -78,6 +79,18 @@ static void purge_tick(evutil_socket_t fd, short what, void *arg)
     store_snapshot_leave(w->snap);
     if (store_secret_purge_expired(w->st, mv_now()) != MV_OK)
         LOG_WARN("purge of expired deleted secrets failed: %s", mv_last_detail());
+    if (store_key_purge_expired(w->st, mv_now()) != MV_OK)
+        LOG_WARN("purge of expired deleted keys failed: %s", mv_last_detail());
+}
+
+/* Due key rotations (vault_key_rotation_tick), by loop 0 only. */
+static void rotation_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mv_worker *w = arg;
+    store_snapshot_leave(w->snap);
+    vault_key_rotation_tick(&w->srv->vault, w->st, mv_now());
 }
 
 /* The planes' views of this loop: its store connection, snapshot and loop, and a token
@@ -132,6 +145,10 @@ static void *worker_init(int idx, struct event_base *base, void *arg)
         struct timeval tv = {PURGE_INTERVAL_SECS, 0};
         if (s->purge_timer)
             event_add(s->purge_timer, &tv);
+        s->rotation_timer = event_new(base, -1, EV_PERSIST, rotation_tick, &s->w);
+        struct timeval rtv = {VAULT_ROTATION_TICK_SECS, 0};
+        if (s->rotation_timer)
+            event_add(s->rotation_timer, &rtv);
     }
     return &s->w;
 }
@@ -143,6 +160,8 @@ static void worker_free(void *p)
         return;
     if (s->purge_timer)
         event_free(s->purge_timer);
+    if (s->rotation_timer)
+        event_free(s->rotation_timer);
     audit_loop_detach(s->w.srv->audit);
     vault_worker_free(&s->w.vault);
     authority_worker_free(&s->w.authority);

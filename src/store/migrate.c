@@ -71,6 +71,18 @@ static const struct copy TABLES[STORE_MIGRATE_TABLES] = {
      " enabled, nbf, exp, created, updated, deleted, purge_at)"
      " VALUES ($1, lower($1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
      3},
+    {"vault_keys",
+     "SELECT vault, name, version, sealed, jwk_json, tags_json, enabled, nbf, exp, created,"
+     " updated, deleted, purge_at, managed FROM vault_keys ORDER BY rowid",
+     "INSERT INTO vault_keys (vault, vault_key, name, version, sealed, jwk_json, tags_json,"
+     " enabled, nbf, exp, created, updated, deleted, purge_at, managed)"
+     " VALUES ($1, lower($1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+     3},
+    {"key_policies",
+     "SELECT vault, name, policy_json, created, updated, claimed FROM key_policies ORDER BY rowid",
+     "INSERT INTO key_policies (vault, vault_key, name, policy_json, created, updated, claimed)"
+     " VALUES ($1, lower($1), $2, $3, $4, $5, $6)",
+     -1},
 };
 
 static mv_rc copy_table(struct store *from, struct pg_store *to, const struct copy *c, int64_t *rows)

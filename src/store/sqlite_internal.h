@@ -93,6 +93,25 @@ enum st_q {
     ST_Q_CHECKPOINT_LIST,
     ST_Q_QUOTA_LEASE,
     ST_Q_QUOTA_PRUNE,
+    ST_Q_VKEY_STATE,
+    ST_Q_VKEY_ADD,
+    ST_Q_VKEY_GET_LATEST,
+    ST_Q_VKEY_GET_VERSION,
+    ST_Q_VKEY_UPDATE,
+    ST_Q_VKEY_LIST,
+    ST_Q_VKEY_VERSIONS_FIRST,
+    ST_Q_VKEY_VERSIONS_AFTER,
+    ST_Q_VKEY_SOFT_DELETE,
+    ST_Q_VKEY_HARD_DELETE,
+    ST_Q_VKEY_GET_DELETED,
+    ST_Q_VKEY_LIST_DELETED,
+    ST_Q_VKEY_RECOVER,
+    ST_Q_VKEY_PURGE,
+    ST_Q_VKEY_PURGE_EXPIRED,
+    ST_Q_VKEY_POLICY_PUT,
+    ST_Q_VKEY_POLICY_GET,
+    ST_Q_VKEY_POLICY_LIST,
+    ST_Q_VKEY_POLICY_CLAIM,
     ST_Q_CERT_PUT,
     ST_Q_CERT_GET_LATEST,
     ST_Q_CERT_GET_VERSION,
@@ -159,6 +178,21 @@ MV_MUST_CHECK mv_rc sq_role_assignment_put(struct store *st, const struct st_rol
 MV_MUST_CHECK mv_rc sq_role_assignment_get(struct store *st, const char *id, struct st_role_assignment *out);
 MV_MUST_CHECK mv_rc sq_role_assignment_list(struct store *st, const char *principal_id, const char *scope, struct st_role_assignment **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_role_assignment_delete(struct store *st, const char *id);
+MV_MUST_CHECK mv_rc sq_key_add(struct store *st, const struct st_key *k);
+MV_MUST_CHECK mv_rc sq_key_get(struct store *st, const char *vault, const char *name, const char *version, struct st_key *out);
+MV_MUST_CHECK mv_rc sq_key_update(struct store *st, const struct st_key *k);
+MV_MUST_CHECK mv_rc sq_key_list(struct store *st, const char *vault, const char *after, size_t limit, struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_key_versions(struct store *st, const char *vault, const char *name, const char *after_version, size_t limit, struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_key_delete(struct store *st, const char *vault, const char *name, int64_t now, int days, struct st_key *out);
+MV_MUST_CHECK mv_rc sq_key_get_deleted(struct store *st, const char *vault, const char *name, struct st_key *out);
+MV_MUST_CHECK mv_rc sq_key_list_deleted(struct store *st, const char *vault, const char *after, size_t limit, struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_key_recover(struct store *st, const char *vault, const char *name);
+MV_MUST_CHECK mv_rc sq_key_purge(struct store *st, const char *vault, const char *name);
+MV_MUST_CHECK mv_rc sq_key_purge_expired(struct store *st, int64_t now);
+MV_MUST_CHECK mv_rc sq_key_policy_put(struct store *st, const struct st_key_policy *p);
+MV_MUST_CHECK mv_rc sq_key_policy_get(struct store *st, const char *vault, const char *name, struct st_key_policy *out);
+MV_MUST_CHECK mv_rc sq_key_policy_list(struct store *st, struct st_key_policy **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_key_policy_claim(struct store *st, const char *vault, const char *name, const char *version);
 MV_MUST_CHECK mv_rc sq_secret_add(struct store *st, const struct st_secret *s);
 MV_MUST_CHECK mv_rc sq_secret_get(struct store *st, const char *vault, const char *name, const char *version, struct st_secret *out);
 MV_MUST_CHECK mv_rc sq_secret_update(struct store *st, const struct st_secret *s);
@@ -261,6 +295,12 @@ MV_MUST_CHECK mv_rc st_secret_row(sqlite3_stmt *s, int with_sealed, struct st_se
 /* Runs a prepared and bound statement returning ST_SECRET_COLS rows into a new array. */
 MV_MUST_CHECK mv_rc st_secret_rows(struct store *st, sqlite3_stmt *s, struct st_secret **out,
                                    size_t *n);
+/* Keys (st_vkeys.c): ST_KEY_COLS, then (if with_sealed) the sealed blob. */
+#define ST_KEY_COLS                                                                                \
+    "vault, name, version, jwk_json, tags_json, enabled, nbf, exp, created, updated, "            \
+    "deleted, purge_at, managed"
+MV_MUST_CHECK mv_rc st_key_row(sqlite3_stmt *s, int with_sealed, struct st_key *out);
+MV_MUST_CHECK mv_rc st_key_rows(struct store *st, sqlite3_stmt *s, struct st_key **out, size_t *n);
 /* SQLite LIMIT value for a size_t page size. */
 int64_t st_limit(size_t limit);
 

@@ -338,6 +338,81 @@ mv_rc store_secret_purge_expired(struct store *st, int64_t now)
     return st->pg ? pg_secret_purge_expired(st->pg, now) : sq_secret_purge_expired(st, now);
 }
 
+mv_rc store_key_add(struct store *st, const struct st_key *k)
+{
+    return st->pg ? pg_key_add(st->pg, k) : sq_key_add(st, k);
+}
+
+mv_rc store_key_get(struct store *st, const char *vault, const char *name, const char *version, struct st_key *out)
+{
+    return st->pg ? pg_key_get(st->pg, vault, name, version, out) : sq_key_get(st, vault, name, version, out);
+}
+
+mv_rc store_key_update(struct store *st, const struct st_key *k)
+{
+    return st->pg ? pg_key_update(st->pg, k) : sq_key_update(st, k);
+}
+
+mv_rc store_key_list(struct store *st, const char *vault, const char *after, size_t limit, struct st_key **out, size_t *n)
+{
+    return st->pg ? pg_key_list(st->pg, vault, after, limit, out, n) : sq_key_list(st, vault, after, limit, out, n);
+}
+
+mv_rc store_key_versions(struct store *st, const char *vault, const char *name, const char *after_version, size_t limit, struct st_key **out, size_t *n)
+{
+    return st->pg ? pg_key_versions(st->pg, vault, name, after_version, limit, out, n) : sq_key_versions(st, vault, name, after_version, limit, out, n);
+}
+
+mv_rc store_key_delete(struct store *st, const char *vault, const char *name, int64_t now, int days, struct st_key *out)
+{
+    return st->pg ? pg_key_delete(st->pg, vault, name, now, days, out) : sq_key_delete(st, vault, name, now, days, out);
+}
+
+mv_rc store_key_get_deleted(struct store *st, const char *vault, const char *name, struct st_key *out)
+{
+    return st->pg ? pg_key_get_deleted(st->pg, vault, name, out) : sq_key_get_deleted(st, vault, name, out);
+}
+
+mv_rc store_key_list_deleted(struct store *st, const char *vault, const char *after, size_t limit, struct st_key **out, size_t *n)
+{
+    return st->pg ? pg_key_list_deleted(st->pg, vault, after, limit, out, n) : sq_key_list_deleted(st, vault, after, limit, out, n);
+}
+
+mv_rc store_key_recover(struct store *st, const char *vault, const char *name)
+{
+    return st->pg ? pg_key_recover(st->pg, vault, name) : sq_key_recover(st, vault, name);
+}
+
+mv_rc store_key_purge(struct store *st, const char *vault, const char *name)
+{
+    return st->pg ? pg_key_purge(st->pg, vault, name) : sq_key_purge(st, vault, name);
+}
+
+mv_rc store_key_purge_expired(struct store *st, int64_t now)
+{
+    return st->pg ? pg_key_purge_expired(st->pg, now) : sq_key_purge_expired(st, now);
+}
+
+mv_rc store_key_policy_put(struct store *st, const struct st_key_policy *p)
+{
+    return st->pg ? pg_key_policy_put(st->pg, p) : sq_key_policy_put(st, p);
+}
+
+mv_rc store_key_policy_get(struct store *st, const char *vault, const char *name, struct st_key_policy *out)
+{
+    return st->pg ? pg_key_policy_get(st->pg, vault, name, out) : sq_key_policy_get(st, vault, name, out);
+}
+
+mv_rc store_key_policy_list(struct store *st, struct st_key_policy **out, size_t *n)
+{
+    return st->pg ? pg_key_policy_list(st->pg, out, n) : sq_key_policy_list(st, out, n);
+}
+
+mv_rc store_key_policy_claim(struct store *st, const char *vault, const char *name, const char *version)
+{
+    return st->pg ? pg_key_policy_claim(st->pg, vault, name, version) : sq_key_policy_claim(st, vault, name, version);
+}
+
 mv_rc store_checkpoint_add(struct store *st, const char *writer, int64_t records, const char *head_hash, int64_t at, struct st_checkpoint *out)
 {
     return st->pg ? pg_checkpoint_add(st->pg, writer, records, head_hash, at, out) : sq_checkpoint_add(st, writer, records, head_hash, at, out);

@@ -245,6 +245,67 @@ MV_MUST_CHECK mv_rc store_secret_purge(struct store *st, const char *vault, cons
 /* Removes soft-deleted secrets whose purge date has passed. */
 MV_MUST_CHECK mv_rc store_secret_purge_expired(struct store *st, int64_t now);
 
+/* ---- Key Vault keys (one row per version; the rules of secrets above) ----
+ * sealed: the private key (PKCS#8 DER) sealed by the vault (vault/keys.c); jwk_json: the public
+ * JWK without kid (kty, key_ops, n/e or crv/x/y); managed: the key of a certificate. */
+struct st_key {
+    char vault[ST_NAME];
+    char name[MV_SECRET_MAX_NAME + 1];   /* as first created (case preserved) */
+    char version[MV_VERSION_LEN + 1];
+    mv_buf sealed;
+    char *jwk_json;
+    char *tags_json;                     /* JSON object text, NULL if none */
+    int enabled;
+    int64_t nbf, exp;                    /* 0 = unset */
+    int64_t created, updated;
+    int64_t deleted;                     /* 0 unless soft-deleted */
+    int64_t purge_at;
+    int managed;
+};
+void st_key_clear(struct st_key *k);
+void st_keys_free(struct st_key *k, size_t n);
+/* Adds a version. CONFLICT if the name is soft-deleted in this vault (or the version exists). */
+MV_MUST_CHECK mv_rc store_key_add(struct store *st, const struct st_key *k);
+/* version NULL or "" = latest. Excludes deleted keys. */
+MV_MUST_CHECK mv_rc store_key_get(struct store *st, const char *vault, const char *name,
+                                  const char *version, struct st_key *out);
+/* Updates jwk_json, tags_json, enabled, nbf, exp, updated of one version. */
+MV_MUST_CHECK mv_rc store_key_update(struct store *st, const struct st_key *k);
+MV_MUST_CHECK mv_rc store_key_list(struct store *st, const char *vault, const char *after,
+                                   size_t limit, struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc store_key_versions(struct store *st, const char *vault, const char *name,
+                                       const char *after_version, size_t limit,
+                                       struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc store_key_delete(struct store *st, const char *vault, const char *name,
+                                     int64_t now, int days, struct st_key *out);
+MV_MUST_CHECK mv_rc store_key_get_deleted(struct store *st, const char *vault, const char *name,
+                                          struct st_key *out);
+MV_MUST_CHECK mv_rc store_key_list_deleted(struct store *st, const char *vault, const char *after,
+                                           size_t limit, struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc store_key_recover(struct store *st, const char *vault, const char *name);
+MV_MUST_CHECK mv_rc store_key_purge(struct store *st, const char *vault, const char *name);
+MV_MUST_CHECK mv_rc store_key_purge_expired(struct store *st, int64_t now);
+
+/* Rotation policies, one per key name. claimed: the version the last scheduled rotation
+ * started from. */
+struct st_key_policy {
+    char vault[ST_NAME];
+    char name[MV_SECRET_MAX_NAME + 1];
+    char *policy_json;
+    int64_t created, updated;
+    char claimed[MV_VERSION_LEN + 1];
+};
+void st_key_policies_free(struct st_key_policy *p, size_t n);
+/* Insert or replace the policy text (created kept on replace). */
+MV_MUST_CHECK mv_rc store_key_policy_put(struct store *st, const struct st_key_policy *p);
+MV_MUST_CHECK mv_rc store_key_policy_get(struct store *st, const char *vault, const char *name,
+                                         struct st_key_policy *out);
+/* Every policy of every vault (the rotation scheduler). */
+MV_MUST_CHECK mv_rc store_key_policy_list(struct store *st, struct st_key_policy **out, size_t *n);
+/* Sets claimed = version unless it already is: MV_OK if this call claimed it, CONFLICT if some
+ * other call (maybe another server) did. */
+MV_MUST_CHECK mv_rc store_key_policy_claim(struct store *st, const char *vault, const char *name,
+                                           const char *version);
 /* ---- certificates (docs/certificates.md) ----
  * Everything of a Key Vault certificate lives in one table of objects keyed by (vault, kind,
  * name, version), names and versions compared case-insensitively: the versions of each

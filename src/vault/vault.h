@@ -54,5 +54,10 @@ size_t vault_body_cap(enum http_method m, const char *target);
 /* Per-loop state (token cache, vault rows, RBAC), in w->vault_state. */
 MV_MUST_CHECK mv_rc vault_worker_init(struct vault_loop *w);
 void vault_worker_free(struct vault_loop *w);
+/* Performs the due Rotate actions of every key rotation policy (keyrot.c); one loop of each
+ * server calls it every VAULT_ROTATION_TICK_SECS. With several servers on one store, each due
+ * rotation happens once (claimed in the store first). */
+#define VAULT_ROTATION_TICK_SECS 5
+void vault_key_rotation_tick(const struct vault_plane *srv, struct store *st, int64_t now);
 
 #endif

@@ -207,7 +207,7 @@ static void check_sqlite_file(struct fx *f)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 5);
+    assert_int_equal(sqlite3_column_int(s, 0), 6);
     sqlite3_finalize(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -216,18 +216,19 @@ static void check_sqlite_file(struct fx *f)
     sqlite3_close(db);
 }
 
-/* PostgreSQL: schema_version 6 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
- * v4: quota leases; v5: assertion_jti; v6: cert_objects), the tables there. */
+/* PostgreSQL: schema_version 7 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
+ * v4: quota leases; v5: assertion_jti; v6: vault_keys, key_policies; v7: cert_objects), the
+ * tables there. */
 static void check_pg_schema(struct fx *f)
 {
     PGconn *c = PQconnectdb(f->path);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
     assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "6");
+    assert_string_equal(PQgetvalue(r, 0, 0), "7");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
-    assert_string_equal(PQgetvalue(r, 0, 0), "16");
+    assert_string_equal(PQgetvalue(r, 0, 0), "18");
     PQclear(r);
     PQfinish(c);
 }
@@ -1719,8 +1720,9 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
     f->st = NULL;
     /* The store is turned back into a faithful v3 (PostgreSQL) / v2 (SQLite) database: what
      * quota_leases' migration and every later one (assertion_jti: PostgreSQL v5, SQLite v4;
-     * cert_objects: PostgreSQL v6, SQLite v5) created is dropped, so store_open runs those
-     * migrations exactly as on a real upgrade.
+     * vault_keys and key_policies: PostgreSQL v6, SQLite v5; cert_objects: PostgreSQL v7,
+     * SQLite v6) created is dropped, so store_open runs those migrations exactly as on a real
+     * upgrade.
      * Migrations stay plain CREATEs (no IF NOT EXISTS): a version number that does not match the
      * objects present is a broken store and must fail loudly, not be papered over. */
     if (pg_base) {
@@ -1728,13 +1730,17 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
         pg_admin(f->path, "DROP TABLE assertion_jti");
         pg_admin(f->path, "DROP TABLE cert_objects");
         pg_admin(f->path, "DROP INDEX join_tokens_expires");
+        pg_admin(f->path, "DROP TABLE vault_keys");
+        pg_admin(f->path, "DROP TABLE key_policies");
         pg_admin(f->path, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
     } else {
         sqlite3 *db = NULL;
         assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db,
-                                      "DROP TABLE quota_leases; DROP TABLE assertion_jti; DROP TABLE cert_objects;"
-                                      " DROP INDEX join_tokens_expires; PRAGMA user_version = 2",
+                                      "DROP TABLE quota_leases; DROP TABLE assertion_jti;"
+                                      " DROP INDEX join_tokens_expires; DROP TABLE vault_keys;"
+                                      " DROP TABLE key_policies; DROP TABLE cert_objects;"
+                                      " PRAGMA user_version = 2",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
         sqlite3_close(db);
