@@ -24,6 +24,7 @@
 #include "common/util.h"
 #include "crypto/aead.h"
 #include "crypto/certs.h"
+#include "vault/keys.h"
 #include "vault/vault_internal.h"
 
 #define CT_PKCS12 "application/x-pkcs12"
@@ -270,10 +271,11 @@ static void reply_bundle(struct vault_ctx *c, int status, const struct st_certob
 
 /* ---- making a version ---- */
 
-/* Everything one new version writes: its row and its secret. */
+/* Everything one new version writes: its row, its secret and its key (managed). */
 struct new_version {
     struct st_certobj obj;
     struct st_secret secret;
+    struct st_key key;
     json_t *doc;
 };
 
@@ -281,8 +283,38 @@ static void new_version_free(struct new_version *nv)
 {
     st_certobj_clear(&nv->obj);
     st_secret_clear(&nv->secret);
+    st_key_clear(&nv->key);
     json_decref(nv->doc);
     memset(nv, 0, sizeof *nv);
+}
+
+/* The key_ops of a certificate's key, from the policy's key usage (reference §2.5: sign/verify
+ * for the signing usages, wrap/unwrap for keyEncipherment, encrypt/decrypt for
+ * dataEncipherment, encrypt for encipherOnly, decrypt for decipherOnly), in Key Vault's order. */
+static void key_ops_of(const json_t *policy, const char *ops[7])
+{
+    unsigned ku = 0;
+    size_t i, n = 0;
+    const json_t *v;
+    json_array_foreach(json_object_get(json_object_get(policy, "x509_props"), "key_usage"), i, v)
+    ku |= certs_ku_bit(json_string_value(v));
+    int enc = (ku & (CERTS_KU_DATA_ENCIPHERMENT | CERTS_KU_ENCIPHER_ONLY)) != 0;
+    int dec = (ku & (CERTS_KU_DATA_ENCIPHERMENT | CERTS_KU_DECIPHER_ONLY)) != 0;
+    int sig = (ku & (CERTS_KU_DIGITAL_SIGNATURE | CERTS_KU_NON_REPUDIATION |
+                     CERTS_KU_KEY_CERT_SIGN | CERTS_KU_CRL_SIGN)) != 0;
+    if (enc)
+        ops[n++] = "encrypt";
+    if (dec)
+        ops[n++] = "decrypt";
+    if (sig) {
+        ops[n++] = "sign";
+        ops[n++] = "verify";
+    }
+    if (ku & CERTS_KU_KEY_ENCIPHERMENT) {
+        ops[n++] = "wrapKey";
+        ops[n++] = "unwrapKey";
+    }
+    ops[n] = NULL;
 }
 
 /* Builds the version row and the managed secret of (key, chain) under policy. attrs/tags are
@@ -354,6 +386,17 @@ static mv_rc make_version(struct vault_ctx *c, const char *name, const char *ver
     s->nbf = nbf;
     s->exp = exp;
     s->created = s->updated = now;
+
+    /* the key of the same name and version, managed, usable through CryptographyClient */
+    const char *ops[7];
+    key_ops_of(policy, ops);
+    struct vault_key_attrs ka = {.enabled = s->enabled, .nbf = nbf, .exp = exp,
+                                 .tags_json = s->tags_json, .managed = 1};
+    CHECK(vault_key_row(c->w->srv->data_key, c->vault.name, name, version, key,
+                        json_string_value(json_object_get(json_object_get(policy, "key_props"),
+                                                          "kty")),
+                        ops, &ka, now, &nv->key));
+    nv->key.managed = 1;
 out:
     mv_buf_free(&der);
     mv_buf_free(&b64);
@@ -391,6 +434,7 @@ static mv_rc write_version(struct vault_ctx *c, struct new_version *nv)
     mv_rc rc = MV_OK;
     CHECK(store_cert_put(c->w->st, &nv->obj));
     CHECK(store_secret_add(c->w->st, &nv->secret));
+    CHECK(store_key_add(c->w->st, &nv->key));
 out:
     return rc;
 }
@@ -1195,6 +1239,15 @@ void vault_op_cert_delete(struct vault_ctx *c)
     if (rc == MV_ERR_NOT_FOUND)
         rc = MV_OK;
     CHECK(rc);
+    {
+        struct st_key k;
+        memset(&k, 0, sizeof k);
+        rc = store_key_delete(c->w->st, c->vault.name, c->name, now, days, &k);
+        st_key_clear(&k);
+        if (rc == MV_ERR_NOT_FOUND)
+            rc = MV_OK;
+        CHECK(rc);
+    }
     CHECK(store_commit(c->w->st));
     began = 0;
     if (days > 0) {
@@ -1262,6 +1315,10 @@ void vault_op_cert_recover(struct vault_ctx *c)
     if (rc == MV_ERR_NOT_FOUND)
         rc = MV_OK;
     CHECK(rc);
+    rc = store_key_recover(c->w->st, c->vault.name, c->name);
+    if (rc == MV_ERR_NOT_FOUND)
+        rc = MV_OK;
+    CHECK(rc);
     CHECK(store_commit(c->w->st));
     began = 0;
     CHECK(store_cert_get(c->w->st, c->vault.name, ST_CERT_VERSION, c->name, NULL, 0, &o));
@@ -1300,6 +1357,10 @@ void vault_op_cert_purge(struct vault_ctx *c)
     began = 1;
     CHECK(store_cert_remove(c->w->st, c->vault.name, 0, c->name, NULL));
     rc = store_secret_purge(c->w->st, c->vault.name, c->name);
+    if (rc == MV_ERR_NOT_FOUND)
+        rc = MV_OK;
+    CHECK(rc);
+    rc = store_key_purge(c->w->st, c->vault.name, c->name);
     if (rc == MV_ERR_NOT_FOUND)
         rc = MV_OK;
     CHECK(rc);

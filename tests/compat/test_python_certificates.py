@@ -95,6 +95,16 @@ out["pfx_empty_password"] = pkcs12.load_key_and_certificates(p12, b"")[1] is not
 # latest carries the policy, by version does not
 out["by_version_policy"] = cc.get_certificate_version("selfcert", cert.properties.version).policy is None
 out["op"] = cc.get_certificate_operation("selfcert").status
+# the certificate's key through KeyClient and CryptographyClient (remote sign, verified locally)
+from azure.keyvault.keys import KeyClient
+from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
+from cryptography.hazmat.primitives.asymmetric import padding, utils
+kk = KeyClient(VAULT, cred).get_key("selfcert")
+out["key"] = [kk.id, kk.properties.managed, kk.key_operations]
+digest = hashlib.sha256(b"signed by the certificate's key").digest()
+sig = CryptographyClient(kk.id, cred).sign(SignatureAlgorithm.rs256, digest).signature
+x.public_key().verify(sig, digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+out["signed"] = True
 out["paths"] = [(w["method"], w["url"].split("?")[0].split("/", 3)[3], w["status"]) for w in wire
                 if w["status"] != 401][:4]
 ''')
@@ -127,6 +137,8 @@ out["paths"] = [(w["method"], w["url"].split("?")[0].split("/", 3)[3], w["status
         self.assertTrue(out["pfx_empty_password"])
         self.assertTrue(out["by_version_policy"])
         self.assertEqual(out["op"], "completed")
+        self.assertEqual(out["key"], [base + "/keys/selfcert/" + v, True, ["sign", "verify", "wrapKey", "unwrapKey"]])
+        self.assertTrue(out["signed"])
         # 202 with inProgress, then the poller's GET /pending, then GET /certificates/{name}/
         self.assertEqual(out["paths"][:3], [["POST", "certificates/selfcert/create", 202],
                                             ["GET", "certificates/selfcert/pending", 200],

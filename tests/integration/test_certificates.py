@@ -93,6 +93,23 @@ class CertificatesTest(MivaultTest):
         self.assertEqual(leaf.public_bytes(serialization.Encoding.DER), der)
         self.assertEqual(key.public_key().public_numbers(), cert.public_key().public_numbers())
 
+        # the key of the same name and version: managed, key_ops from the key usage, it signs
+        k = self.kv("GET", "/keys/web/").json()
+        self.assertEqual(k["key"]["kid"], self.base + "/keys/web/" + v)
+        self.assertTrue(k["managed"])
+        self.assertEqual(k["key"]["kty"], "RSA")
+        self.assertEqual(k["key"]["key_ops"], ["sign", "verify", "wrapKey", "unwrapKey"])
+        self.assertEqual(base64.urlsafe_b64decode(k["key"]["n"] + "==")[-8:],
+                         cert.public_key().public_numbers().n.to_bytes(256, "big")[-8:])
+        digest = hashlib.sha256(b"hello").digest()
+        sig = self.kv("POST", "/keys/web/%s/sign" % v, body={"alg": "RS256", "value": b64url_nopad(digest)})
+        self.assertEqual(sig.status, 200, sig.body)
+        from cryptography.hazmat.primitives.asymmetric import padding, utils
+        cert.public_key().verify(base64.urlsafe_b64decode(sig.json()["value"] + "=="), digest, padding.PKCS1v15(),
+                                 utils.Prehashed(hashes.SHA256()))
+        self.assertAzureError(self.kv("POST", "/keys/web/%s/encrypt" % v,
+                                      body={"alg": "RSA-OAEP", "value": b64url_nopad(b"x")}), 403)
+
     def test_unknown_issuer_merge(self):
         pol = dict(POLICY, issuer={"name": "Unknown"}, key_props={"kty": "EC", "crv": "P-256"},
                    secret_props={"contentType": "application/x-pem-file"})
@@ -222,6 +239,7 @@ class CertificatesTest(MivaultTest):
         self.assertIn("policy", d)
         self.assertAzureError(self.kv("GET", "/certificates/p1/"), 404, "CertificateNotFound")
         self.assertAzureError(self.kv("GET", "/secrets/p1/"), 404, "SecretNotFound")
+        self.assertAzureError(self.kv("GET", "/keys/p1/"), 404, "KeyNotFound")
         self.assertEqual(self.kv("GET", "/deletedcertificates/p1").json()["recoveryId"], d["recoveryId"])
         self.assertEqual([i["recoveryId"] for i in self.kv("GET", "/deletedcertificates").json()["value"]],
                          [d["recoveryId"]])
@@ -231,10 +249,12 @@ class CertificatesTest(MivaultTest):
         rec = self.kv("POST", "/deletedcertificates/p1/recover").json()
         self.assertEqual(rec["id"], d["id"])
         self.assertEqual(self.kv("GET", "/secrets/p1/").status, 200)
+        self.assertEqual(self.kv("GET", "/keys/p1/").json()["managed"], True)
         self.kv("DELETE", "/certificates/p1")
         self.assertEqual(self.kv("DELETE", "/deletedcertificates/p1").status, 204)
         self.assertAzureError(self.kv("GET", "/deletedcertificates/p1"), 404)
         self.assertAzureError(self.kv("GET", "/deletedsecrets/p1"), 404)
+        self.assertAzureError(self.kv("GET", "/deletedkeys/p1"), 404)
         self.create("p1")
 
     def test_issuers_contacts(self):
