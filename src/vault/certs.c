@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "common/b64.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "crypto/aead.h"
 #include "crypto/certs.h"
@@ -1658,4 +1659,161 @@ void vault_op_cert_contacts_delete(struct vault_ctx *c)
 done:
     json_decref(j);
     st_certobj_clear(&o);
+}
+
+/* ---- auto-renewal (lifetime action AutoRenew), run by the key rotation scheduler ---- */
+
+/* Test-only time source (docs/certificates.md "Auto-renewal"): seconds added to the scheduler's
+ * clock for certificates, so a test sees a renewal due months ahead without waiting for it. */
+#define CERT_CLOCK_OFFSET_ENV "MIVAULT_TEST_CLOCK_OFFSET_SECS"
+
+static int64_t clock_offset(void)
+{
+    const char *v = getenv(CERT_CLOCK_OFFSET_ENV);
+    int64_t off = 0;
+    if (v && *v && mv_parse_i64(v, &off) == MV_OK && off > 0 && off < 100LL * 365 * DAY_SECS)
+        return off;
+    return 0;
+}
+
+/* Is an AutoRenew action of policy due for a version valid nbf..exp at now? */
+static int renewal_due(const json_t *policy, int64_t nbf, int64_t exp, int64_t now)
+{
+    size_t i;
+    const json_t *a;
+    if (exp <= nbf)
+        return 0;
+    json_array_foreach(json_object_get(policy, "lifetime_actions"), i, a)
+    {
+        const char *type =
+            json_string_value(json_object_get(json_object_get(a, "action"), "action_type"));
+        if (!type || strcmp(type, "AutoRenew") != 0)
+            continue;
+        const json_t *tr = json_object_get(a, "trigger");
+        const json_t *pct = json_object_get(tr, "lifetime_percentage");
+        const json_t *days = json_object_get(tr, "days_before_expiry");
+        if (json_is_integer(pct) && now >= nbf + (exp - nbf) * json_integer_value(pct) / 100)
+            return 1;
+        if (json_is_integer(days) && now >= exp - (int64_t)json_integer_value(days) * DAY_SECS)
+            return 1;
+    }
+    return 0;
+}
+
+/* A new self-signed version of the certificate under its policy (the same key when the policy
+ * says reuse_key), its secret and its key, in one transaction. */
+static mv_rc renew_one(struct vault_ctx *c, const struct st_certobj *latest, const json_t *policy,
+                       int64_t now, char version[MV_VERSION_LEN + 1])
+{
+    mv_rc rc = MV_OK;
+    EVP_PKEY *key = NULL;
+    X509 *x = NULL;
+    STACK_OF(X509) *chain = NULL;
+    struct new_version nv;
+    json_t *doc = NULL, *attrs = NULL;
+    struct certs_spec spec;
+    int began = 0;
+    memset(&nv, 0, sizeof nv);
+    const json_t *kp = json_object_get(policy, "key_props");
+    if (json_is_true(json_object_get(kp, "reuse_key")))
+        CHECK(open_key(c, latest->name, latest->version, &latest->sealed, &key));
+    else
+        CHECK(certs_gen_key(json_string_value(json_object_get(kp, "kty")),
+                            (int)json_integer_value(json_object_get(kp, "key_size")),
+                            json_string_value(json_object_get(kp, "crv")), &key));
+    CHECK(vault_cert_policy_spec(policy, &spec));
+    CHECK(certs_self_signed(key, &spec, now, &x));
+    chain = sk_X509_new_null();
+    ENSURE(chain != NULL && sk_X509_push(chain, x) > 0, MV_ERR_INTERNAL);
+    x = NULL;
+    doc = json_loads(latest->doc, 0, NULL);
+    ENSURE(doc != NULL, MV_ERR_INTERNAL);
+    attrs = json_pack("{s:b}", "enabled", json_is_true(json_object_get(doc, "enabled")));
+    ENSURE(attrs != NULL, MV_ERR_INTERNAL);
+    CHECK(mv_hexid(version));
+    CHECK(make_version(c, latest->name, version, policy, key, chain, attrs,
+                       json_object_get(doc, "tags"), now, &nv));
+    CHECK(store_begin(c->w->st));
+    began = 1;
+    CHECK(write_version(c, &nv));
+    CHECK(store_commit(c->w->st));
+    began = 0;
+out:
+    if (began)
+        store_rollback(c->w->st);
+    EVP_PKEY_free(key);
+    X509_free(x);
+    sk_X509_pop_free(chain, X509_free);
+    new_version_free(&nv);
+    json_decref(doc);
+    json_decref(attrs);
+    return rc;
+}
+
+static void renew_vault(const struct vault_plane *srv, struct store *st, const struct st_vault *v,
+                        int64_t now)
+{
+    struct vault_loop w = {.srv = srv, .st = st};
+    struct vault_ctx c;
+    char lower[ST_NAME];
+    memset(&c, 0, sizeof c);
+    c.w = &w;
+    c.vault = *v;
+    if (mv_copy(lower, sizeof lower, v->name) != MV_OK)
+        return;
+    mv_lower(lower);
+    c.vault_name = lower;
+    char after[MV_SECRET_MAX_NAME + 1] = "";
+    for (;;) {
+        struct st_certobj *ps = NULL;
+        size_t n = 0;
+        if (store_cert_list(st, v->name, ST_CERT_POLICY, NULL, after[0] ? after : NULL, 100, 0,
+                            &ps, &n) != MV_OK) {
+            LOG_WARN("certificate renewal: listing policies of %s failed: %s", v->name,
+                     mv_last_detail());
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            json_t *policy = json_loads(ps[i].doc, 0, NULL);
+            struct st_certobj latest;
+            memset(&latest, 0, sizeof latest);
+            if (policy && strcmp(issuer_of(policy), "Self") == 0 &&
+                store_cert_get(st, v->name, ST_CERT_VERSION, ps[i].name, NULL, 0, &latest) ==
+                    MV_OK) {
+                json_t *doc = json_loads(latest.doc, 0, NULL);
+                int64_t nbf = (int64_t)json_integer_value(json_object_get(doc, "nbf"));
+                int64_t exp = (int64_t)json_integer_value(json_object_get(doc, "exp"));
+                char version[MV_VERSION_LEN + 1];
+                if (doc && renewal_due(policy, nbf, exp, now)) {
+                    if (renew_one(&c, &latest, policy, now, version) == MV_OK)
+                        LOG_INFO("certificate renewal: %s/%s renewed as version %s", v->name,
+                                 ps[i].name, version);
+                    else
+                        LOG_WARN("certificate renewal: %s/%s failed: %s", v->name, ps[i].name,
+                                 mv_last_detail());
+                }
+                json_decref(doc);
+            }
+            st_certobj_clear(&latest);
+            json_decref(policy);
+        }
+        int more = n == 100 && mv_copy(after, sizeof after, ps[n - 1].name) == MV_OK;
+        st_certobjs_free(ps, n);
+        if (!more)
+            return;
+    }
+}
+
+void vault_cert_renewal_tick(const struct vault_plane *srv, struct store *st, int64_t now)
+{
+    struct st_vault *vs = NULL;
+    size_t n = 0;
+    now += clock_offset();
+    if (store_vault_list(st, &vs, &n) != MV_OK) {
+        LOG_WARN("certificate renewal: listing vaults failed: %s", mv_last_detail());
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        renew_vault(srv, st, &vs[i], now);
+    free(vs);
 }

@@ -5,6 +5,8 @@ MIVAULT_TEST_STORE=postgresql, on PostgreSQL."""
 import base64
 import datetime
 import hashlib
+import os
+import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -283,3 +285,59 @@ class CertificatesTest(MivaultTest):
         self.assertIn("Microsoft.KeyVault/vaults/certificates/create/action", r.body.decode())
         self.assertAzureError(e.kv("GET", "dev", "/certificates", token=tok), 403, "Forbidden")
         self.assertNoCertificates()
+
+
+class CertificateRenewalTest(MivaultTest):
+    """Auto-renewal by the scheduler (docs/certificates.md "Auto-renewal"), with the test-only
+    clock offset MIVAULT_TEST_CLOCK_OFFSET_SECS instead of waiting months."""
+
+    def test_auto_renew_at_percentage_and_days_before_expiry(self):
+        e = self.env
+        e.vault("dev")
+        vm = e.vm("vm1")
+        e.grant(vm["identity"]["principalId"], "Key Vault Administrator", e.vault_scope("dev"))
+        _, port = e.start_agent("vm1", join=vm["joinToken"])
+        tok = e.token(port, e.vault_resource())
+        kv = lambda m, p, **kw: e.kv(m, "dev", p, token=tok, **kw)  # noqa: E731
+        pct = dict(POLICY, x509_props={"subject": "CN=renew", "validity_months": 12},
+                   lifetime_actions=[{"trigger": {"lifetime_percentage": 50}, "action": {"action_type": "AutoRenew"}}])
+        days = dict(POLICY, x509_props={"subject": "CN=renew2", "validity_months": 12},
+                    lifetime_actions=[{"trigger": {"days_before_expiry": 30}, "action": {"action_type": "AutoRenew"}}])
+        mail = dict(POLICY, x509_props={"subject": "CN=mail", "validity_months": 12},
+                    lifetime_actions=[{"trigger": {"lifetime_percentage": 1}, "action": {"action_type": "EmailContacts"}}])
+        for name, pol in (("pct", pct), ("days", days), ("mail", mail)):
+            self.assertEqual(kv("POST", "/certificates/%s/create" % name, body={"policy": pol}).status, 202)
+        first = {n: kv("GET", "/certificates/%s/" % n).json() for n in ("pct", "days", "mail")}
+        # now + 200 days: past 50 % of a year, not yet 30 days before expiry
+        os.environ["MIVAULT_TEST_CLOCK_OFFSET_SECS"] = str(200 * 86400)
+        try:
+            e.stop(e.server)
+            e.start_server()
+        finally:
+            del os.environ["MIVAULT_TEST_CLOCK_OFFSET_SECS"]
+        deadline = time.time() + 20
+        while time.time() < deadline and len(kv("GET", "/certificates/pct/versions").json()["value"]) < 2:
+            time.sleep(0.5)
+        time.sleep(6)  # one more tick: nothing renews twice
+        self.assertEqual(len(kv("GET", "/certificates/pct/versions").json()["value"]), 2)
+        self.assertEqual(len(kv("GET", "/certificates/days/versions").json()["value"]), 1)
+        self.assertEqual(len(kv("GET", "/certificates/mail/versions").json()["value"]), 1)
+        new = kv("GET", "/certificates/pct/").json()
+        self.assertNotEqual(new["id"], first["pct"]["id"])
+        self.assertNotEqual(new["cer"], first["pct"]["cer"])
+        self.assertGreaterEqual(new["attributes"]["nbf"], first["pct"]["attributes"]["nbf"] + 200 * 86400 - 60)
+        v = new["id"].rsplit("/", 1)[1]
+        self.assertEqual(kv("GET", "/secrets/pct/").json()["id"].rsplit("/", 1)[1], v)
+        self.assertEqual(kv("GET", "/keys/pct/").json()["key"]["kid"].rsplit("/", 1)[1], v)
+        # now + 340 days: 30 days before the first version's expiry
+        os.environ["MIVAULT_TEST_CLOCK_OFFSET_SECS"] = str(340 * 86400)
+        try:
+            e.stop(e.server)
+            e.start_server()
+        finally:
+            del os.environ["MIVAULT_TEST_CLOCK_OFFSET_SECS"]
+        deadline = time.time() + 20
+        while time.time() < deadline and len(kv("GET", "/certificates/days/versions").json()["value"]) < 2:
+            time.sleep(0.5)
+        self.assertEqual(len(kv("GET", "/certificates/days/versions").json()["value"]), 2)
+        self.assertEqual(len(kv("GET", "/certificates/mail/versions").json()["value"]), 1)
