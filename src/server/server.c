@@ -83,7 +83,8 @@ static void purge_tick(evutil_socket_t fd, short what, void *arg)
         LOG_WARN("purge of expired deleted keys failed: %s", mv_last_detail());
 }
 
-/* Due key rotations (vault_key_rotation_tick), by loop 0 only. */
+/* Due key rotations and certificate renewals (vault_key_rotation_tick, vault_cert_renewal_tick),
+ * by loop 0 only. */
 static void rotation_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -91,6 +92,7 @@ static void rotation_tick(evutil_socket_t fd, short what, void *arg)
     struct mv_worker *w = arg;
     store_snapshot_leave(w->snap);
     vault_key_rotation_tick(&w->srv->vault, w->st, mv_now());
+    vault_cert_renewal_tick(&w->srv->vault, w->st, mv_now());
 }
 
 /* The planes' views of this loop: its store connection, snapshot and loop, and a token

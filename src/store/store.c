@@ -427,3 +427,28 @@ mv_rc store_quota_lease(struct store *st, const char *vault, int64_t window_star
 {
     return st->pg ? pg_quota_lease(st->pg, vault, window_start, kind, want, limit, granted) : sq_quota_lease(st, vault, window_start, kind, want, limit, granted);
 }
+
+mv_rc store_cert_put(struct store *st, const struct st_certobj *o)
+{
+    return st->pg ? pg_cert_put(st->pg, o) : sq_cert_put(st, o);
+}
+
+mv_rc store_cert_get(struct store *st, const char *vault, int kind, const char *name, const char *version, int deleted, struct st_certobj *out)
+{
+    return st->pg ? pg_cert_get(st->pg, vault, kind, name, version, deleted, out) : sq_cert_get(st, vault, kind, name, version, deleted, out);
+}
+
+mv_rc store_cert_list(struct store *st, const char *vault, int kind, const char *name, const char *after, size_t limit, int deleted, struct st_certobj **out, size_t *n)
+{
+    return st->pg ? pg_cert_list(st->pg, vault, kind, name, after, limit, deleted, out, n) : sq_cert_list(st, vault, kind, name, after, limit, deleted, out, n);
+}
+
+mv_rc store_cert_mark(struct store *st, const char *vault, const char *name, int64_t deleted, int64_t purge_at)
+{
+    return st->pg ? pg_cert_mark(st->pg, vault, name, deleted, purge_at) : sq_cert_mark(st, vault, name, deleted, purge_at);
+}
+
+mv_rc store_cert_remove(struct store *st, const char *vault, int kind, const char *name, const char *version)
+{
+    return st->pg ? pg_cert_remove(st->pg, vault, kind, name, version) : sq_cert_remove(st, vault, kind, name, version);
+}
