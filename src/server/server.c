@@ -78,6 +78,12 @@ static void purge_tick(evutil_socket_t fd, short what, void *arg)
     store_snapshot_leave(w->snap);
     if (store_secret_purge_expired(w->st, mv_now()) != MV_OK)
         LOG_WARN("purge of expired deleted secrets failed: %s", mv_last_detail());
+    /* The signing-key schedule: every server checks, one (under the store's lock) rotates. */
+    int days = w->srv->cfg.signing_key_rotation_days, rotated = 0;
+    if (days > 0 && authority_rotate(w->st, w->srv->data_key, days, &rotated) != MV_OK)
+        LOG_WARN("scheduled signing-key rotation failed: %s", mv_last_detail());
+    else if (rotated)
+        LOG_INFO("signing key rotated on schedule (every %d days)", days);
 }
 
 /* The planes' views of this loop: its store connection, snapshot and loop, and a token
