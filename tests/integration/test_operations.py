@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import (BIN, Env, MivaultTest, SANITIZER_MARKS, free_port, jwt_parts, pg_drop_db,
+from harness import (BIN, Env, MivaultTest, SANITIZER_MARKS, free_port, jwt_parts, pg_drop_db, pg_sql,
                      pg_new_db, wait_port)
 
 AZURE_VAULT = "https://vault.azure.net"
@@ -384,3 +384,41 @@ class TwoServersTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=60, env=env)
         self.assertNotEqual(r.returncode, 0)
         self.assertEqual(self.read(self.t1, self.l2).json()["value"], "v1")
+
+    def test_schedule_rotates_once_with_two_servers(self):
+        """signingKeyRotationDays: both servers check at start; one rotates an overdue key."""
+        e = self.e
+        kid1 = jwt_parts(self.t1)[0]["kid"]
+        e.stop(e.server)
+        e.stop(self.s2)
+        two_days_ago = "created - 2 * 86400"
+        if e.store_url:
+            pg_sql(e.store_url, "UPDATE signing_keys SET created = %s" % two_days_ago)
+        else:
+            import sqlite3
+            db = sqlite3.connect(os.path.join(e.dir, "mivault.db"))
+            db.execute("UPDATE signing_keys SET created = %s" % two_days_ago)
+            db.commit()
+            db.close()
+        for d in (e.dir, self.dir2):
+            path = os.path.join(d, "config.json")
+            with open(path) as f:
+                c = json.load(f)
+            c["signingKeyRotationDays"] = 1
+            with open(path, "w") as f:
+                json.dump(c, f)
+        e.start_server(listen_port=self.l1)
+        self.s2 = self.start2()
+
+        def keys():
+            return json.loads(self.run2("authority", "key", "list").stdout)
+        self.until("the overdue key rotated", lambda: len(keys()) >= 2, 20)
+        time.sleep(2)  # both servers have checked by now
+        ks = keys()
+        self.assertEqual(len(ks), 2, ks)  # one rotation, not one per server
+        self.assertEqual([k["status"] for k in ks], ["signing", "published"])
+        self.assertEqual(ks[1]["kid"], kid1)
+        # the old key's token still works, a new one carries the new kid
+        self.assertEqual(self.read(self.t1, self.l2).status, 200)
+        t2 = e.token(self.aport, AZURE_VAULT)
+        self.assertEqual(jwt_parts(t2)[0]["kid"], ks[0]["kid"])
