@@ -54,7 +54,8 @@ struct authority_state {
     jws_signer *signer; /* for srv->sign_key, or own_key once a rotation was seen */
     EVP_PKEY *own_key;  /* the current key when it is no longer srv->sign_key */
     char own_kid[32];
-    int64_t key_gen;    /* generation the current key was checked at; 0 = not yet */
+    int64_t key_gen;    /* generation the current key was checked at */
+    int key_checked;    /* key_gen is set */
     struct client_entry clients[CLIENT_SETS][CLIENT_WAYS];
     struct subject_entry subjects[SUBJECT_SETS][SUBJECT_WAYS];
     char *jwks;         /* this loop's JWKS document, for jwks_gen (NULL: the start-up one) */
@@ -293,15 +294,16 @@ static void follow_rotation(struct authority_loop *w, struct authority_state *s,
 {
     EVP_PKEY *key = NULL;
     char kid[32];
-    if (gen < 0 || (s->key_gen != 0 && gen == s->key_gen))
+    if (gen < 0 || (s->key_checked && gen == s->key_gen))
         return;
     s->key_gen = gen;
+    s->key_checked = 1;
     const char *have = s->own_key ? s->own_kid : w->srv->sign_kid;
     struct st_signing_key *keys = NULL;
     size_t n = 0;
     if (store_signing_keys(w->st, &keys, &n) != MV_OK) {
         LOG_WARN("token: cannot read the signing keys (%s); signing with %s", mv_last_detail(), have);
-        s->key_gen = 0;
+        s->key_checked = 0;
         return;
     }
     int same = 0;
@@ -316,7 +318,7 @@ static void follow_rotation(struct authority_loop *w, struct authority_state *s,
     if (authority_current_key(w->srv, w->st, &key, kid) != MV_OK) {
         LOG_WARN("token: cannot load the current signing key (%s); signing with %s",
                  mv_last_detail(), have);
-        s->key_gen = 0;
+        s->key_checked = 0;
         return;
     }
     jws_signer_free(s->signer);
