@@ -204,7 +204,13 @@ class OperationsTest(MivaultTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout)["tenantId"], e.tenant)
 
-        # The restored state serves in place of the first: same port, tenant, keys, CA.
+        self.serve_restored(new)
+        self.assertEqual(self.read(self.t1, "later").status, 404)
+
+    def serve_restored(self, new):
+        """Stops the first server and starts the restored state dir in its place (same port,
+        tenant, keys, CA): tokens from before the backup and the agent enrolled before it work."""
+        e = self.env
         e.stop(e.server)
         log = open(os.path.join(new, "server.log"), "w+")
         p = subprocess.Popen([BIN, "server", "--state", new], stdout=log, stderr=log,
@@ -224,7 +230,6 @@ class OperationsTest(MivaultTest):
         r = self.read(self.t1)  # a token issued before the backup
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(r.json()["value"], "s3cret")
-        self.assertEqual(self.read(self.t1, "later").status, 404)
         t2 = e.token(self.port, AZURE_VAULT)  # the agent, enrolled before, gets new tokens
         self.assertEqual(self.read(t2).json()["value"], "s3cret")
         r = subprocess.run([BIN, "role", "assignment", "list", "--state", new], capture_output=True,
@@ -232,6 +237,27 @@ class OperationsTest(MivaultTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(any(a.get("properties", a).get("scope", "").endswith("/vaults/ops")
                             for a in json.loads(r.stdout)), r.stdout)
+
+    def test_backup_restores_into_the_other_backend(self):
+        """SQLite installation -> PostgreSQL, PostgreSQL installation -> SQLite."""
+        e = self.env
+        if not e.store_url and not os.environ.get("MIVAULT_TEST_PG_URL"):
+            self.skipTest("MIVAULT_TEST_PG_URL is not set")
+        bak = os.path.join(e.dir, "install.bak")
+        e.cli("backup", "--out", bak)
+        new = tempfile.mkdtemp(prefix="mivault-restore.")
+        shutil.rmtree(new)
+        self.addCleanup(shutil.rmtree, new, True)
+        args = [BIN, "restore", "--in", bak, "--state", new, "--master-key",
+                os.path.join(e.dir, "master.key")]
+        if not e.store_url:
+            db, url = pg_new_db()
+            self.addCleanup(pg_drop_db, db)
+            args += ["--store", url]
+        r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["store"], "sqlite" if e.store_url else "postgresql")
+        self.serve_restored(new)
 
     def test_restore_refuses_damaged_file_and_existing_state(self):
         e = self.env
