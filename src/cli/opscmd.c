@@ -200,6 +200,10 @@ int verb_master_key_rotate(struct cli *c)
                   "`mivault master-key rotate --commit`", c->paths.master_key, cli_detail());
         goto done;
     }
+    if (store_is_url(c->paths.db))
+        fprintf(stderr, "mivault: master-key rotate: other servers of this PostgreSQL store keep "
+                        "serving, but need %s copied into their state dirs before they restart "
+                        "(docs/operations.md)\n", c->paths.master_key);
     cli_print(c, json_pack("{s:s, s:s}", "masterKey", "rotated", "file", c->paths.master_key),
               (const char *const[]){"masterKey", "file", NULL});
     status = 0;
