@@ -217,14 +217,14 @@ mv_rc state_restore(const struct mv_paths *p, const char *in_file, const char *m
                     const char *store_url)
 {
     mv_rc rc = MV_OK;
-    char *data = NULL, tmp[PATH_MAX];
+    char *data = NULL, db[PATH_MAX], side[PATH_MAX];
     size_t len = 0;
+    int wrote_config = 0;
     struct backup_file f;
     struct mv_paths np;
     struct mv_config cfg;
     struct store_migrate_count counts[STORE_MIGRATE_TABLES];
     enum state_init_outcome outcome;
-    tmp[0] = '\0';
     ENSURE_MSG(!mv_file_exists(p->config), MV_ERR_CONFLICT,
                "%s already holds a mivault state: restore into a new directory", p->dir);
     CHECK(read_all(in_file, BACKUP_MAX_BYTES, &data, &len));
@@ -233,29 +233,31 @@ mv_rc state_restore(const struct mv_paths *p, const char *in_file, const char *m
     const struct backup_entry *db_e = backup_find(&f, "mivault.db");
     ENSURE_MSG(cfg_e && db_e, MV_ERR_BAD_REQUEST, "backup file without config.json or mivault.db");
     CHECK(mv_mkdirs(p->dir, 0700));
-    /* The store first: a dir without config.json is not a state, so a failure here leaves
-     * nothing that looks like one. */
-    if (store_url) {
-        CHECK(mv_fmt(tmp, sizeof tmp, "%s/restore-store.tmp", p->dir));
-        CHECK(mv_write_file(tmp, db_e->data, db_e->len, 0600));
-        CHECK(store_migrate_sqlite_to_pg(tmp, store_url, counts));
-    } else {
-        char side[PATH_MAX];
-        CHECK(mv_fmt(side, sizeof side, "%s/mivault.db", p->dir));
-        CHECK(mv_write_file(side, db_e->data, db_e->len, 0600));
-    }
-    CHECK(restore_config(cfg_e, store_url, p->config));
+    /* A SQLite state first, joined as a server would (state_init checks the master key before
+     * it writes any key file); then, for PostgreSQL, the copy `mivault store migrate` makes, so
+     * a wrong key never leaves rows in the database. Until the end, a failure removes
+     * config.json: the dir is not a state, and the restore can run again. */
+    CHECK(mv_fmt(db, sizeof db, "%s/mivault.db", p->dir));
+    CHECK(mv_write_file(db, db_e->data, db_e->len, 0600));
+    CHECK(restore_config(cfg_e, NULL, p->config));
+    wrote_config = 1;
     CHECK(state_paths(p->dir, &np));
     CHECK(state_config_load(&np, &cfg));
-    rc = state_init(&np, &cfg, master_key_file, &outcome);
-    if (rc != MV_OK) {
-        unlink(np.config); /* not a state: the restore can be run again */
-        goto out;
+    CHECK(state_init(&np, &cfg, master_key_file, &outcome));
+    if (store_url) {
+        CHECK(store_migrate_sqlite_to_pg(db, store_url, counts));
+        CHECK(restore_config(cfg_e, store_url, p->config));
+        unlink(db);
+        CHECK(mv_fmt(side, sizeof side, "%s-wal", db));
+        unlink(side);
+        CHECK(mv_fmt(side, sizeof side, "%s-shm", db));
+        unlink(side);
     }
+    wrote_config = 0;
     LOG_INFO("restore: %s rebuilt from %s", p->dir, in_file);
 out:
-    if (tmp[0])
-        unlink(tmp);
+    if (wrote_config)
+        unlink(p->config); /* not a state: the restore can be run again */
     if (data) {
         OPENSSL_cleanse(data, len);
         free(data);

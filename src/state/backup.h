@@ -55,11 +55,12 @@ MV_MUST_CHECK mv_rc state_backup(const struct mv_paths *p, const char *out_file,
                                  struct store_migrate_count counts[STORE_MIGRATE_TABLES]);
 
 /* Rebuilds a state dir at p->dir (which must not hold a state yet) from in_file: config.json
- * (its "store" replaced by store_url, or removed for SQLite in p->dir), the store (into
- * p->dir/mivault.db, or copied into the empty PostgreSQL database store_url), then the rest as
- * a server joining the installation (state_init: master.key from master_key_file, CA and admin
- * files from the store, a new server certificate and server id). MV_ERR_FORBIDDEN if the
- * master key does not open the backup's data key. */
+ * (its "store" removed) and the store in p->dir/mivault.db, then the rest as a server joining
+ * the installation (state_init: master.key from master_key_file, CA and admin files from the
+ * store, a new server certificate and server id); with store_url, the store is then copied into
+ * that empty PostgreSQL database (store_migrate_sqlite_to_pg) and config.json points at it.
+ * MV_ERR_FORBIDDEN if the master key does not open the backup's data key (nothing written to
+ * store_url). On failure p->dir holds no config.json: it is not a state. */
 MV_MUST_CHECK mv_rc state_restore(const struct mv_paths *p, const char *in_file,
                                   const char *master_key_file, const char *store_url);
 
