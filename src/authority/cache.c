@@ -56,6 +56,7 @@ struct authority_state {
     char own_kid[32];
     int64_t key_gen;    /* generation the current key was checked at */
     int key_checked;    /* key_gen is set */
+    int64_t key_checked_ms; /* when the store's current key was last read */
     struct client_entry clients[CLIENT_SETS][CLIENT_WAYS];
     struct subject_entry subjects[SUBJECT_SETS][SUBJECT_WAYS];
     char *jwks;         /* this loop's JWKS document, for jwks_gen (NULL: the start-up one) */
@@ -290,14 +291,22 @@ out:
 /* A rotation (`mivault authority key rotate`, or the schedule on any server) shows as a new
  * current key in the store: when the generation moved, the loop reads which key is current and
  * switches to it. A key that cannot be read or unsealed leaves the loop on the key it has. */
+#define AUTHORITY_KEY_RECHECK_MS 60000
+
 static void follow_rotation(struct authority_loop *w, struct authority_state *s, int64_t gen)
 {
     EVP_PKEY *key = NULL;
     char kid[32];
-    if (gen < 0 || (s->key_checked && gen == s->key_gen))
+    int64_t now_ms = mv_now_ms();
+    /* Also every AUTHORITY_KEY_RECHECK_MS whatever the generation says: a loop whose change
+     * feed stalled still stops signing with a rotated-out key within that time, well inside
+     * the MV_CLOCK_SKEW_SECS margin retire allows for (authority_retire_key). */
+    if (s->key_checked && (gen < 0 || gen == s->key_gen) &&
+        now_ms - s->key_checked_ms < AUTHORITY_KEY_RECHECK_MS)
         return;
     s->key_gen = gen;
     s->key_checked = 1;
+    s->key_checked_ms = now_ms;
     const char *have = s->own_key ? s->own_kid : w->srv->sign_kid;
     struct st_signing_key *keys = NULL;
     size_t n = 0;

@@ -4,8 +4,9 @@
  * Trust: the signing keys of the store that are still published, parsed into the loop's key
  * set on first use, reloaded when the store's change generation moved (a key rotated in or
  * retired anywhere: compared at most once per TOKEN_KEYSET_CHECK_MS, or KEYSET_MISS_CHECK_MS on
- * an unknown kid) and on an unknown kid at most once per KEYSET_RELOAD_INTERVAL_MS, so a flood
- * of tokens with random kids costs at most a generation read per KEYSET_MISS_CHECK_MS. Only RS256 is
+ * an unknown kid) or when older than KEYSET_MAX_AGE_MS (whatever the feed says), and on an
+ * unknown kid at most once per KEYSET_RELOAD_INTERVAL_MS, so a flood of tokens with random kids
+ * costs at most a generation read per KEYSET_MISS_CHECK_MS. Only RS256 is
  * accepted (RFC 8725 §3.1: "none" and HS* are never in the allowlist; jwt_parse refuses them),
  * a kid is required, and the key is found by kid — never by what else the header says. Times
  * use MV_CLOCK_SKEW_SECS. One loop's key set is touched by its own thread only. */
@@ -24,6 +25,7 @@
 
 #define KEYSET_RELOAD_INTERVAL_MS 5000
 #define KEYSET_MISS_CHECK_MS 100
+#define KEYSET_MAX_AGE_MS 30000
 
 void token_keyset_free(struct token_keyset *ks)
 {
@@ -102,7 +104,10 @@ static void follow_generation(struct token_verifier *tv, int64_t every_ms)
     if (ks->loaded_ms == 0 || now_ms - ks->checked_ms < every_ms)
         return;
     ks->checked_ms = now_ms;
-    if (store_generation(tv->st, &gen) == MV_OK && gen == ks->gen && gen >= 0)
+    /* Unchanged generation: nothing to do, unless the set is KEYSET_MAX_AGE_MS old (a stalled
+     * change feed must not keep a retired key accepted for long). */
+    if (store_generation(tv->st, &gen) == MV_OK && gen == ks->gen && gen >= 0 &&
+        now_ms - ks->loaded_ms < KEYSET_MAX_AGE_MS)
         return;
     if (token_keyset_reload(ks, tv->st, tv->token_lifetime) != MV_OK)
         LOG_WARN("validate: cannot reload the signing keys (%s); keeping the old set",

@@ -77,7 +77,8 @@ MV_MUST_CHECK mv_rc token_keyset_reload(struct token_keyset *ks, struct store *s
 /* 1 if kid is still in tv's key set. At most once per TOKEN_KEYSET_CHECK_MS the store's change
  * generation is compared and the set reloaded when it moved: a key retired on any server (a
  * deleted row) leaves every loop's set within about that long (plus the PostgreSQL feed's
- * delay). For caches of verified tokens (the vault's), whose hits skip token_validate. */
+ * delay; and, should the feed stall, once the set is 30 s old). For caches of verified tokens
+ * (the vault's), whose hits skip token_validate. */
 #define TOKEN_KEYSET_CHECK_MS 1000
 int token_keyset_knows(struct token_verifier *tv, const char *kid);
 /* Frees the keys; ks is empty again (and loads again on next use). */
