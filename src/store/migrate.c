@@ -5,6 +5,8 @@
  * kept, so PostgreSQL's seq orders ties the same way. */
 #include "store/migrate.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 #include <unistd.h>
@@ -340,6 +342,10 @@ mv_rc store_backup_to_sqlite(const char *from, const char *dst,
     unlink(side);
     CHECK(mv_fmt(side, sizeof side, "%s-shm", dst));
     unlink(side);
+    /* 0600 from its first byte, whatever the umask: it holds the store (sealed, but still). */
+    int fd = open(dst, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    ENSURE_MSG(fd >= 0, MV_ERR_INTERNAL, "backup: cannot create %s: %s", dst, strerror(errno));
+    close(fd);
     if (store_is_url(from))
         CHECK(backup_pg(from, dst, counts));
     else
