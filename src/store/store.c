@@ -33,6 +33,15 @@ out:
 
 int store_shared(const struct store *st) { return st && st->pg; }
 
+mv_rc store_xact_lock(struct store *st, const char *name)
+{
+    if (!st->pg)
+        return MV_OK;
+    struct pg_params pp = {0};
+    pp_text(&pp, name);
+    return pg_exec(st->pg, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &pp, NULL, NULL);
+}
+
 void store_close(struct store *st)
 {
     if (!st)
@@ -154,6 +163,11 @@ mv_rc store_principal_delete(struct store *st, const char *id)
 mv_rc store_signing_key_put(struct store *st, const struct st_signing_key *k)
 {
     return st->pg ? pg_signing_key_put(st->pg, k) : sq_signing_key_put(st, k);
+}
+
+mv_rc store_signing_key_delete(struct store *st, const char *kid)
+{
+    return st->pg ? pg_signing_key_delete(st->pg, kid) : sq_signing_key_delete(st, kid);
 }
 
 mv_rc store_signing_keys(struct store *st, struct st_signing_key **out, size_t *n)

@@ -207,7 +207,7 @@ static void check_sqlite_file(struct fx *f)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 6);
+    assert_int_equal(sqlite3_column_int(s, 0), 7);
     sqlite3_finalize(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -407,6 +407,18 @@ static void test_signing_keys_newest_first(void **state)
 
     struct st_signing_key bad = {.kid = "k"};
     RC(store_signing_key_put(f->st, &bad), MV_ERR_BAD_REQUEST);
+
+    /* retire: the row is gone, and the generation moved (validators and signers follow it) */
+    int64_t g0 = 0, g1 = 0;
+    OK(store_generation(f->st, &g0));
+    OK(store_signing_key_delete(f->st, "kid-old"));
+    OK(store_generation(f->st, &g1));
+    assert_true(g1 != g0);
+    RC(store_signing_key_delete(f->st, "kid-old"), MV_ERR_NOT_FOUND);
+    OK(store_signing_keys(f->st, &keys, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(keys[0].kid, "kid-new");
+    st_signing_keys_free(keys, n);
 }
 
 /* ---- VMs, identities, nodes, join tokens ---- */
@@ -1843,7 +1855,7 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
     /* The store is turned back into a faithful v3 (PostgreSQL) / v2 (SQLite) database: what
      * quota_leases' migration and every later one (assertion_jti: PostgreSQL v5, SQLite v4;
      * vault_keys and key_policies: PostgreSQL v6, SQLite v5; cert_objects: PostgreSQL v7,
-     * SQLite v6) created is dropped, so store_open runs those migrations exactly as on a real
+     * SQLite v6; the signing-key triggers: SQLite v7) created is dropped, so store_open runs those migrations exactly as on a real
      * upgrade.
      * Migrations stay plain CREATEs (no IF NOT EXISTS): a version number that does not match the
      * objects present is a broken store and must fail loudly, not be papered over. */
@@ -1862,6 +1874,8 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
                                       "DROP TABLE quota_leases; DROP TABLE assertion_jti;"
                                       " DROP INDEX join_tokens_expires; DROP TABLE vault_keys;"
                                       " DROP TABLE key_policies; DROP TABLE cert_objects;"
+                                      " DROP TRIGGER signing_keys_gen_ins; DROP TRIGGER signing_keys_gen_upd;"
+                                      " DROP TRIGGER signing_keys_gen_del;"
                                       " PRAGMA user_version = 2",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
