@@ -22,7 +22,7 @@ struct copy {
     int blob_col;        /* the column copied as bytea, or -1 */
 };
 
-static const struct copy TABLES[STORE_MIGRATE_TABLES] = {
+static const struct copy TABLES[] = {
     {"meta", "SELECT key, value FROM meta WHERE key <> 'generation' ORDER BY key",
      "INSERT INTO meta (key, value) VALUES ($1, $2)", -1},
     {"principals",
@@ -87,6 +87,12 @@ static const struct copy TABLES[STORE_MIGRATE_TABLES] = {
      "INSERT INTO key_policies (vault, vault_key, name, policy_json, created, updated, claimed)"
      " VALUES ($1, lower($1), $2, $3, $4, $5, $6)",
      -1},
+    {"cert_objects",
+     "SELECT vault, kind, name, version, doc, sealed, created, deleted, purge_at FROM cert_objects"
+     " ORDER BY rowid",
+     "INSERT INTO cert_objects (vault, vault_key, kind, name, version, doc, sealed, created,"
+     " deleted, purge_at) VALUES ($1, lower($1), $2, $3, $4, $5, $6, $7, $8, $9)",
+     5},
 };
 
 static mv_rc copy_table(struct store *from, struct pg_store *to, const struct copy *c, int64_t *rows)
@@ -215,7 +221,7 @@ out:
 
 /* PostgreSQL table i of TABLES read back: the same columns as the SQLite select (the
  * PostgreSQL-only lowered keys and seq are left out). */
-static const char *const PG_SELECT[STORE_MIGRATE_TABLES] = {
+static const char *const PG_SELECT[] = {
     "SELECT key, value FROM meta WHERE key NOT IN ('schema_version', 'generation') ORDER BY key",
     "SELECT id, client_id, kind, name, resource_id, public_key_pem FROM principals ORDER BY id",
     "SELECT kid, sealed_private_b64, public_pem, x5c_b64, created, retired FROM signing_keys"
@@ -233,7 +239,16 @@ static const char *const PG_SELECT[STORE_MIGRATE_TABLES] = {
     "SELECT id, principal_id, role_id, scope, created FROM role_assignments ORDER BY seq",
     "SELECT vault, name, version, sealed, content_type, tags_json, enabled, nbf, exp, created,"
     " updated, deleted, purge_at FROM secrets ORDER BY seq",
+    "SELECT vault, name, version, sealed, jwk_json, tags_json, enabled, nbf, exp, created,"
+    " updated, deleted, purge_at, managed FROM vault_keys ORDER BY seq",
+    "SELECT vault, name, policy_json, created, updated, claimed FROM key_policies"
+    " ORDER BY created, vault_key, lower(name)",
+    "SELECT vault, kind, name, version, doc, sealed, created, deleted, purge_at FROM cert_objects"
+    " ORDER BY seq",
 };
+/* A table added to one list and not the other does not build (backup once read a NULL query). */
+_Static_assert(sizeof TABLES / sizeof TABLES[0] == STORE_MIGRATE_TABLES, "TABLES is complete");
+_Static_assert(sizeof PG_SELECT / sizeof PG_SELECT[0] == STORE_MIGRATE_TABLES, "PG_SELECT is complete");
 
 /* "INSERT OR REPLACE INTO t (cols of the SQLite select) VALUES (?1, ...)". */
 static mv_rc sqlite_insert_for(const struct copy *c, char *out, size_t len)

@@ -28,6 +28,35 @@ class OperationsTest(MivaultTest):
         r = e.kv("PUT", "ops", "/secrets/db-password", token=self.t1, body={"value": "s3cret"})
         self.assertEqual(r.status, 200, r.body)
 
+    def add_key_and_certificate(self):
+        """A Key Vault key and a self-signed certificate (with its managed key and secret), for
+        the backup tests: every kind of vault object must survive backup and restore."""
+        e = self.env
+        e.grant(jwt_parts(self.t1)[1]["oid"], "Key Vault Administrator", e.vault_scope("ops"))
+        time.sleep(1.5)  # the role reaches the vault's decision cache through the change feed
+        r = e.kv("POST", "ops", "/keys/k1/create", token=self.t1, body={"kty": "RSA", "key_size": 2048})
+        self.assertEqual(r.status, 200, r.body)
+        policy = {"issuer": {"name": "Self"}, "key_props": {"kty": "RSA", "key_size": 2048},
+                  "secret_props": {"contentType": "application/x-pem-file"},
+                  "x509_props": {"subject": "CN=ops.example", "validity_months": 12}}
+        r = e.kv("POST", "ops", "/certificates/c1/create", token=self.t1, body={"policy": policy})
+        self.assertEqual(r.status, 202, r.body)
+        self.until("certificate issued", lambda: e.kv("GET", "ops", "/certificates/c1/pending",
+                                                       token=self.t1).json()["status"] == "completed")
+        return r
+
+    def check_key_and_certificate(self, token):
+        """After a restore: the key signs, the certificate and its secret are there."""
+        e = self.env
+        digest = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"  # SHA-256 of ""
+        r = e.kv("POST", "ops", "/keys/k1//sign", token=token, body={"alg": "RS256", "value": digest})
+        self.assertEqual(r.status, 200, r.body)
+        r = e.kv("GET", "ops", "/certificates/c1", token=token)
+        self.assertEqual(r.status, 200, r.body)
+        r = e.kv("GET", "ops", "/secrets/c1", token=token)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertIn("BEGIN CERTIFICATE", r.json()["value"])
+
     def kid(self, token):
         return jwt_parts(token)[0]["kid"]
 
@@ -158,6 +187,7 @@ class OperationsTest(MivaultTest):
     def test_backup_while_serving_then_restore(self):
         e = self.env
         bak = os.path.join(e.dir, "install.bak")
+        self.add_key_and_certificate()
         stop = threading.Event()
         results = []
 
@@ -204,6 +234,7 @@ class OperationsTest(MivaultTest):
 
         self.serve_restored(new)
         self.assertEqual(self.read(self.t1, "later").status, 404)
+        self.check_key_and_certificate(self.t1)
 
     def serve_restored(self, new):
         """Stops the first server and starts the restored state dir in its place (same port,
@@ -242,6 +273,7 @@ class OperationsTest(MivaultTest):
         if not e.store_url and not os.environ.get("MIVAULT_TEST_PG_URL"):
             self.skipTest("MIVAULT_TEST_PG_URL is not set")
         bak = os.path.join(e.dir, "install.bak")
+        self.add_key_and_certificate()
         e.cli("backup", "--out", bak)
         new = tempfile.mkdtemp(prefix="mivault-restore.")
         shutil.rmtree(new)
@@ -256,6 +288,7 @@ class OperationsTest(MivaultTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout)["store"], "sqlite" if e.store_url else "postgresql")
         self.serve_restored(new)
+        self.check_key_and_certificate(self.t1)
 
     def test_restore_refuses_damaged_file_and_existing_state(self):
         e = self.env
