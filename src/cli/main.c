@@ -35,17 +35,19 @@ static const struct verb VERBS[] = {
      "store in PostgreSQL (docs/store.md). Every config.json key: docs/config.md. As root, the\n"
      "state dir goes to --user NAME (default: system user mivault, created if missing), whom\n"
      "server, agent and up then run as (docs/operations.md)."},
-    {"server", verb_server, "[--listen ADDR:PORT] [--user NAME] [--log-format text|json]", "",
-     "Run the authority, control plane and vault (HTTPS); GET /healthz for load balancers."},
+    {"server", verb_server, "[--listen ADDR:PORT] [--metrics-listen ADDR:PORT] [--user NAME] [--log-format text|json]", "",
+     "Run the authority, control plane and vault (HTTPS); GET /healthz for load balancers.\n"
+     "--metrics-listen serves GET /metrics (Prometheus) and GET /healthz over plain HTTP\n"
+     "(docs/operations.md)."},
     {"agent", verb_agent,
      "--vm NAME [--join TOKEN|- | --join-file FILE] [--server URL] [--listen ADDR:PORT]\n"
-     "       [--imds-address ADDR] [--user NAME] [--log-format text|json]",
+     "       [--imds-address ADDR] [--metrics-listen ADDR:PORT] [--user NAME] [--log-format text|json]",
      "", "Run the host agent (IMDS endpoint) of a VM; join once, later starts need only --vm."},
     {"up", verb_up,
      "[--public-url https://HOST[:PORT]] [--listen ADDR:PORT] [--server-port N] [--agent-port N]\n"
      "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N] [--imds-address ADDR]\n"
      "       [--threads N] [--vault-suffix S] [--store URL] [--master-key FILE]\n"
-     "       [--user NAME] [--log-format text|json]",
+     "       [--metrics-listen ADDR:PORT] [--user NAME] [--log-format text|json]",
      "",
      "Init if needed, then run a server and the agent of VM 'localvm' with vault 'dev'.\n"
      "On an existing state dir, --throttle-ops, --throttle-creates, --imds-rate-limit and\n"

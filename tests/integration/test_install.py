@@ -72,7 +72,7 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(r.stdout.strip(), "mivault " + v)
         man = sh("man", "-l", "-P", "cat", os.path.join(p, "share", "man", "man1", "mivault.1"),
                  env=dict(os.environ, MANWIDTH="80")).stdout
-        self.assertIn("--log-format", man.replace("\u2010", "-"))
+        self.assertIn("--metrics-listen", man.replace("\u2010", "-"))
 
     def test_library_exports_only_the_public_api(self):
         out = sh("nm", "-D", "--defined-only", os.path.join(self.prefix, "lib", "libmivault.so")).stdout

@@ -238,5 +238,139 @@ class LogsTest(unittest.TestCase):
         self.assertNotRegex(rows[2], r"\b1\d{9}\b")
 
 
+def http_get(port, path, method="GET"):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request(method, path)
+    r = c.getresponse()
+    body = r.read().decode()
+    headers = dict((k.lower(), v) for k, v in r.getheaders())
+    c.close()
+    return r.status, headers, body
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): value} of a Prometheus text exposition."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', line)
+        assert m, line
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metric(ms, name, **labels):
+    want = set(labels.items())
+    return sum(v for (n, ls), v in ms.items() if n == name and want <= set(ls))
+
+
+@unittest.skipUnless(shutil.which("promtool"), "promtool (Debian: prometheus) is not installed")
+class MetricsTest(unittest.TestCase):
+    """--metrics-listen on server, agent and up: /metrics is valid Prometheus text (promtool) and
+    counts what happened; /healthz answers there."""
+
+    def setUp(self):
+        self.env = Env(self)
+        self.addCleanup(self.env.close)
+
+    def scrape(self, port):
+        status, headers, body = http_get(port, "/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["content-type"].startswith("text/plain; version=0.0.4"))
+        r = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + body[:3000])
+        self.assertEqual((r.stdout + r.stderr).strip(), "")  # no lint warning either
+        return parse_metrics(body)
+
+    def test_server_and_agent(self):
+        e = self.env
+        sm, am = free_port(), free_port()
+        e.spawn("server", "server", "--metrics-listen", "127.0.0.1:%d" % sm, port=e.server_port)
+        e.vault("dev")
+        vm = e.vm("vm1")
+        e.grant(vm["identity"]["principalId"], SECRETS_OFFICER, e.vault_scope("dev"))
+        e.spawn("agent", "agent", "--vm", "vm1", "--join", vm["joinToken"], "--listen", "127.0.0.1:%d" % e.agent_port,
+                "--metrics-listen", "127.0.0.1:%d" % am, port=e.agent_port)
+        tok = e.token(e.agent_port, e.vault_resource())
+        e.token(e.agent_port, e.vault_resource())  # from the agent's cache
+        r = e.imds(e.agent_port, e.vault_resource(), headers={})  # no Metadata header: refused
+        self.assertEqual(r.status, 400)
+        self.assertEqual(e.kv("PUT", "dev", "/secrets/a", token=tok, body={"value": "v"}).status, 200)
+        for _ in range(3):
+            self.assertEqual(e.kv("GET", "dev", "/secrets/a", token=tok).status, 200)
+        self.assertEqual(e.kv("GET", "dev", "/secrets/nope", token=tok).status, 404)
+        self.assertEqual(e.kv("GET", "dev", "/secrets/a", token=tok + "x").status, 401)
+        r = e.https("POST", "/%s/oauth2/token" % e.tenant, body="grant_type=client_credentials&client_id=nobody",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(r.status // 100, 4)
+
+        s = self.scrape(sm)
+        self.assertEqual(metric(s, "mivault_http_requests_total", plane="vault", route="secrets/{n}", method="GET",
+                                status="200"), 3)
+        self.assertEqual(metric(s, "mivault_http_requests_total", plane="vault", route="secrets/{n}", method="GET",
+                                status="404"), 1)
+        self.assertEqual(metric(s, "mivault_http_requests_total", plane="vault", route="secrets/{n}", method="PUT",
+                                status="200"), 1)
+        self.assertGreaterEqual(metric(s, "mivault_http_requests_total", plane="arm", method="PUT", status="201"), 3)
+        self.assertEqual(metric(s, "mivault_http_request_duration_seconds_count", plane="vault", route="secrets/{n}"),
+                         6)
+        self.assertGreaterEqual(metric(s, "mivault_tokens_issued_total", issuer="authority"), 1)
+        self.assertGreaterEqual(metric(s, "mivault_tokens_refused_total", issuer="authority"), 1)
+        self.assertGreaterEqual(metric(s, "mivault_cache_hits_total", cache="vault_token"), 3)
+        self.assertGreaterEqual(metric(s, "mivault_cache_misses_total", cache="vault_token"), 1)
+        self.assertGreater(metric(s, "mivault_cache_hit_ratio", cache="vault_token"), 0)
+        self.assertGreaterEqual(metric(s, "mivault_store_operation_duration_seconds_count", op="write_batch"), 1)
+        self.assertGreaterEqual(metric(s, "mivault_store_operation_duration_seconds_count", op="secret_get"), 1)
+        self.assertEqual(metric(s, "mivault_store_errors_total"), 0)
+        self.assertEqual(metric(s, "mivault_audit_write_failures_total"), 0)
+        self.assertGreater(metric(s, "process_resident_memory_bytes"), 0)
+        self.assertGreater(metric(s, "process_open_fds"), 0)
+        self.assertGreater(metric(s, "process_cpu_seconds_total"), 0)
+
+        a = self.scrape(am)
+        self.assertEqual(metric(a, "mivault_tokens_issued_total", issuer="imds"), 2)
+        self.assertEqual(metric(a, "mivault_tokens_refused_total", issuer="imds", reason="bad_request_102"), 1)
+        hits = metric(a, "mivault_cache_hits_total", cache="imds_token")
+        misses = metric(a, "mivault_cache_misses_total", cache="imds_token")
+        self.assertGreaterEqual(hits, 1)  # the second token
+        self.assertGreaterEqual(misses, 1)  # the first
+        self.assertAlmostEqual(metric(a, "mivault_cache_hit_ratio", cache="imds_token"), hits / (hits + misses), 5)
+        self.assertEqual(metric(a, "mivault_imds_throttled_total"), 0)
+        self.assertEqual(metric(a, "mivault_http_requests_total", plane="imds",
+                                route="/metadata/identity/oauth2/token", status="200"), 2)
+
+        for port, what in ((sm, "server"), (am, "agent")):
+            status, headers, body = http_get(port, "/healthz")
+            self.assertEqual((status, json.loads(body)), (200, {"status": "ok"}), what)
+            self.assertEqual(http_get(port, "/nope")[0], 404)
+            self.assertEqual(http_get(port, "/metrics", method="POST")[0], 405)
+        # the server's own listener answers /healthz too
+        self.assertEqual(e.https("GET", "/healthz").status, 200)
+
+    def test_imds_429s_are_counted_in_up(self):
+        e = self.env
+        mp = free_port()
+        up = Up(self, e.dir, "--imds-rate-limit", "1", "--metrics-listen", "127.0.0.1:%d" % mp)
+        try:
+            codes = [e.imds(e.agent_port, e.vault_resource()).status for _ in range(8)]
+            self.assertIn(429, codes)
+            m = self.scrape(mp)
+            self.assertEqual(metric(m, "mivault_imds_throttled_total"), codes.count(429))
+            self.assertEqual(metric(m, "mivault_http_requests_total", plane="imds", status="429"), codes.count(429))
+            # up runs server and agent in one process: both planes in one scrape
+            self.assertGreater(metric(m, "mivault_http_requests_total", plane="arm"), 0)
+            self.assertEqual(http_get(mp, "/healthz")[0], 200)
+        finally:
+            up.stop()
+
+    def test_bad_metrics_listen(self):
+        r = run("server", "--metrics-listen", "nope", "--state", self.env.dir)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--metrics-listen", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
