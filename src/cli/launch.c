@@ -88,7 +88,7 @@ static int existing_flags(struct cli *c, const struct mv_config *flags)
     return 0;
 }
 
-mv_rc launch_init(struct cli *c, const struct mv_config *cfg, enum state_init_outcome *outcome)
+mv_rc launch_init(struct cli *c, const struct mv_config *cfg, enum state_init_outcome *outcome, int *usage)
 {
     mv_rc rc = MV_OK;
     struct store *st = NULL;
@@ -106,7 +106,10 @@ mv_rc launch_init(struct cli *c, const struct mv_config *cfg, enum state_init_ou
     }
     CHECK(state_paths(c->state_dir, &c->paths)); /* again: config.json may name a store URL now */
     CHECK(state_config_load(&c->paths, &c->cfg));
-    if (*outcome == STATE_EXISTING && existing_flags(c, cfg)) {
+    int bad = *outcome == STATE_EXISTING ? existing_flags(c, cfg) : 0;
+    if (bad) {
+        if (usage)
+            *usage = bad == 2;
         reported = 1;
         rc = MV_ERR_BAD_REQUEST;
         goto out;

@@ -98,9 +98,9 @@ int verb_init(struct cli *c)
     if (mk && !*mk)
         return cli_error("--master-key wants a file: a copy of the first server's master.key") + 1;
     umask(077);
-    mv_rc irc = launch_init(c, &cfg, &outcome);
-    if (irc != MV_OK)
-        return irc == MV_ERR_BAD_REQUEST ? 2 : 1;
+    int usage = 0;
+    if (launch_init(c, &cfg, &outcome, &usage) != MV_OK)
+        return usage ? 2 : 1;
     struct mv_user u;
     if (cli_state_user(c, c->paths.dir, &u) != MV_OK)
         return cli_error("%s", cli_detail());

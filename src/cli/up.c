@@ -145,9 +145,9 @@ int verb_up(struct cli *c)
         return 2;
     }
     umask(077);
-    mv_rc irc = launch_init(c, &cfg, &created);
-    if (irc != MV_OK)
-        return irc == MV_ERR_BAD_REQUEST ? 2 : 1;
+    int usage = 0;
+    if (launch_init(c, &cfg, &created, &usage) != MV_OK)
+        return usage ? 2 : 1;
     struct mv_user run_as;
     if (cli_state_user(c, c->paths.dir, &run_as) != MV_OK) {
         cli_error("%s", cli_detail());
