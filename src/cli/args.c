@@ -59,6 +59,13 @@ int cli_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    if (mv_log_json()) { /* --log-format json: stderr holds JSON lines only */
+        char msg[1024];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        mv_log(MV_LOG_ERROR, "%s", msg);
+        return 1;
+    }
     fputs("mivault: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);

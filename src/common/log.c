@@ -92,6 +92,7 @@ static int log_admit(enum mv_log_level lvl, const char *fmt)
 
 void mv_log_set_level(enum mv_log_level lvl) { g_level = lvl; }
 void mv_log_set_json(int on) { g_json = on; }
+int mv_log_json(void) { return g_json; }
 
 void mv_log(enum mv_log_level lvl, const char *fmt, ...)
 {

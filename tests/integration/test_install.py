@@ -226,6 +226,8 @@ class DebTest(unittest.TestCase):
             for script in ("postinst", "postrm"):
                 sh("sh", "-n", os.path.join(tmp, "DEBIAN", script))
             # the packaged binary runs with the system's libraries (what Depends names)
+            for elf in ("usr/bin/mivault", "usr/lib/libmivault.so.%s" % version()):
+                self.assertNotIn("not found", sh("ldd", os.path.join(tmp, elf)).stdout, elf)
             r = sh(os.path.join(tmp, "usr", "bin", "mivault"), "--version")
             self.assertEqual(r.stdout.strip(), "mivault " + version())
             with open(os.path.join(tmp, "lib", "systemd", "system", "mivault-server.service")) as f:

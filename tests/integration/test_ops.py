@@ -225,6 +225,12 @@ class LogsTest(unittest.TestCase):
                 self.assertIn(rec["level"], ("debug", "info", "warn", "error"))
                 n += 1
         self.assertGreater(n, 5)
+        # a verb's own error is a JSON line too then
+        r = run("server", "--log-format", "json", "--state", os.path.join(self.env.dir, "missing"))
+        self.assertEqual(r.returncode, 1)
+        rec = json.loads(r.stderr.strip().splitlines()[-1])
+        self.assertEqual(rec["level"], "error")
+        self.assertIn("no mivault state", rec["msg"])
 
     def test_text_lines_and_table_times(self):
         texts, table = self.flow("text")
