@@ -142,6 +142,10 @@ deb: all
 	install -d $(DEB_ROOT)/usr/share/doc/mivault $(DEB_ROOT)/DEBIAN
 	install -m 0644 dist/debian/copyright $(DEB_ROOT)/usr/share/doc/mivault/copyright
 	install -m 0755 dist/debian/postinst dist/debian/postrm $(DEB_ROOT)/DEBIAN/
+	install -m 0644 dist/debian/triggers $(DEB_ROOT)/DEBIAN/
+	printf 'mivault (%s) unstable; urgency=medium\n\n  * Release %s (docs/operations.md, "Upgrade").\n\n -- %s  %s\n' \
+	  "$(VERSION)" "$(VERSION)" "$$(sed -n 's/^Maintainer: //p' dist/debian/control.in)" \
+	  "$$(git log -1 --format=%aD 2>/dev/null || date -R)" | gzip -9n > $(DEB_ROOT)/usr/share/doc/mivault/changelog.gz
 	mkdir -p build/deb/debian && printf 'Source: mivault\n\nPackage: mivault\nArchitecture: any\n' \
 	  > build/deb/debian/control
 	cd build/deb && dpkg-shlibdeps -O -e root/usr/bin/mivault -e root/usr/lib/libmivault.so.$(VERSION) \
