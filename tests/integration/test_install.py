@@ -244,5 +244,46 @@ class DebTest(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"), "needs root (a private mount namespace)")
+    def test_maintainer_scripts_create_and_remove_the_user(self):
+        """postinst/postrm run for real, in a private mount namespace over copies of /etc and
+        /var/lib: the host's users and files are untouched."""
+        sh("make", "-s", "deb", "MODE=" + MODE)
+        arch = sh("dpkg", "--print-architecture").stdout.strip()
+        deb = os.path.join(ROOT, "build", "mivault_%s_%s.deb" % (version(), arch))
+        tmp = tempfile.mkdtemp(prefix="mivault-deb-ns.")
+        try:
+            sh("dpkg-deb", "-R", deb, os.path.join(tmp, "pkg"))
+            script = os.path.join(tmp, "run.sh")
+            with open(script, "w") as f:
+                f.write("""set -e
+mount --make-rprivate /
+cp -a /etc {t}/etc
+mount --bind {t}/etc /etc
+mkdir -p {t}/varlib
+mount --bind {t}/varlib /var/lib
+for f in passwd group shadow gshadow; do [ -f /etc/$f ] && sed -i '/^mivault:/d' /etc/$f; done
+! getent passwd mivault
+sh {t}/pkg/DEBIAN/postinst configure
+getent passwd mivault
+getent group mivault >/dev/null
+stat -c 'dir %U %G %a' /var/lib/mivault
+sh {t}/pkg/DEBIAN/postinst configure
+sh {t}/pkg/DEBIAN/postrm purge
+! getent passwd mivault
+[ ! -e /var/lib/mivault ]
+echo purged
+""".format(t=tmp))
+            out = sh("unshare", "-m", "sh", script).stdout
+            user = out.splitlines()[0].split(":")
+            self.assertEqual(user[0], "mivault")
+            self.assertLess(int(user[2]), 1000)  # a system user
+            self.assertEqual(user[6], "/usr/sbin/nologin")
+            self.assertIn("dir mivault mivault 711", out)
+            self.assertIn("purged", out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main()
