@@ -4,7 +4,9 @@ binary, the library's exports, the systemd units (`systemd-analyze verify` and `
 `make deb` (docs/operations.md, "Install").
 
 Builds with make in the worktree (MIVAULT_MODE: release or asan, as the tests run)."""
+import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -194,6 +196,82 @@ class UnitsTest(unittest.TestCase):
             m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", r.stdout)
             self.assertIsNotNone(m, r.stdout[-2000:] + r.stderr)
             self.assertLess(float(m.group(1)), 3.0, name)
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("ip") and shutil.which("setpriv") and shutil.which("curl"),
+                         "needs root, ip, setpriv and curl")
+    def test_agent_serves_imds_port_80_with_only_cap_net_bind_service(self):
+        """What mivault-agent@.service does, without systemd: the installed binary as an
+        unprivileged user (User=), with CAP_NET_BIND_SERVICE as its only capability (bounding set
+        and ambient) and no_new_privs, serving 169.254.169.254:80 in a network namespace of its
+        own, next to a server there."""
+        binary = os.path.join(self.tmp, "bin", "mivault")
+        ns = "mivault-ops-%d" % os.getpid()
+        nsx = ["ip", "netns", "exec", ns]
+        work = tempfile.mkdtemp(prefix="mivault-agent-unit.")
+        os.chmod(work, 0o711)  # the server drops to the state dir's user: it must reach its dir
+        procs = []
+        sh("ip", "netns", "add", ns)
+        try:
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "-n", ns, "addr", "add", "169.254.169.254/32", "dev", "lo")
+            server_state, agent_state = os.path.join(work, "server"), os.path.join(work, "agent")
+            sh(*(nsx + [binary, "init", "--state", server_state, "--server-port", "8443"]))
+            log = open(os.path.join(work, "server.log"), "w+")
+            procs.append((subprocess.Popen(nsx + [binary, "server", "--state", server_state], stdout=log,
+                                           stderr=log, stdin=subprocess.DEVNULL), log))
+            vm = None
+            end = time.time() + 30
+            while vm is None:
+                r = sh(*(nsx + [binary, "vm", "create", "--name", "web1", "--assign-identity", "--state",
+                                server_state]), check=False)
+                if r.returncode == 0:
+                    vm = json.loads(r.stdout)
+                else:
+                    self.assertLess(time.time(), end, r.stderr)
+                    time.sleep(0.3)
+            os.mkdir(agent_state, 0o700)
+            nobody = pwd.getpwnam("nobody")
+            os.chown(agent_state, nobody.pw_uid, nobody.pw_gid)
+            log = open(os.path.join(work, "agent.log"), "w+")
+            agent = subprocess.Popen(
+                nsx + ["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid, "--clear-groups",
+                       "--inh-caps=-all,+net_bind_service", "--ambient-caps=-all,+net_bind_service",
+                       "--bounding-set=-all,+net_bind_service", "--no-new-privs",
+                       binary, "agent", "--vm", "web1", "--state", agent_state, "--imds-address", "169.254.169.254",
+                       "--server", "https://127.0.0.1:8443", "--join", vm["joinToken"]],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            procs.append((agent, log))
+            url = "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" \
+                  "https%3A%2F%2Fvault.azure.net"
+            end = time.time() + 30
+            while True:
+                self.assertIsNone(agent.poll(), "the agent exited")
+                r = sh(*(nsx + ["curl", "-s", "-H", "Metadata: true", url]), check=False)
+                if r.returncode == 0 and "access_token" in r.stdout:
+                    break
+                self.assertLess(time.time(), end, r.stdout + r.stderr)
+                time.sleep(0.3)
+            with open("/proc/%d/status" % agent.pid) as f:
+                st = dict(line.split(":", 1) for line in f.read().splitlines())
+            self.assertEqual(st["Uid"].split()[0], str(nobody.pw_uid))
+            self.assertEqual(st["CapEff"].strip(), "0000000000000400")  # CAP_NET_BIND_SERVICE (10) only
+            self.assertEqual(st["CapBnd"].strip(), "0000000000000400")
+            self.assertEqual(st["NoNewPrivs"].strip(), "1")
+        finally:
+            for p, log in procs:
+                if p.poll() is None:
+                    p.terminate()
+                    try:
+                        p.wait(15)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
+                log.seek(0)
+                text = log.read()
+                log.close()
+                self.assertFalse(any(m in text for m in SANITIZER_MARKS), text)
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            shutil.rmtree(work, ignore_errors=True)
 
 
 @unittest.skipUnless(shutil.which("dpkg-deb") and shutil.which("dpkg-shlibdeps") and shutil.which("fakeroot"),
