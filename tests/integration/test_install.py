@@ -159,6 +159,7 @@ class UnitsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="mivault-units.")
+        os.chmod(cls.tmp, 0o755)  # the binary is run by an unprivileged user too
         sh("make", "-s", "-j2", "install", "MODE=" + MODE, "PREFIX=" + cls.tmp)
         cls.units = os.path.join(cls.tmp, "lib", "systemd", "system")
         os.symlink("mivault-agent@.service", os.path.join(cls.units, "mivault-agent@web1.service"))
