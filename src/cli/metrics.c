@@ -3,6 +3,8 @@
  * /healthz (the server's: the store probe of server/health.h on this loop's own store
  * connection; the agent's: 200 while it runs). Kept off the service ports so that it can be
  * bound to an address only the monitoring reaches (docs/operations.md, "Metrics"). */
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,7 +109,13 @@ mv_rc cli_metrics_start(const char *listen, const char *db, struct cli_metrics *
         .worker_free = worker_free,
         .arg = &m->arg,
     };
+    /* http_server_start blocks SIGINT/SIGTERM in this thread for its loop to inherit; the
+     * caller's mask comes back after, so a server still loading its state (server_run blocks
+     * them only once it listens) stops on SIGTERM as it did without this listener. */
+    sigset_t mask;
+    pthread_sigmask(SIG_SETMASK, NULL, &mask);
     rc = http_server_start(&cfg, &m->srv);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
     if (rc != MV_OK) {
         cli_error("--metrics-listen %s: cannot listen there (%s)", listen, cli_detail());
         goto out;
