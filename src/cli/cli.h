@@ -81,6 +81,25 @@ int cli_metrics_flag(const struct cli *c, const char **listen);
 MV_MUST_CHECK mv_rc cli_metrics_start(const char *listen, const char *db, struct cli_metrics **out);
 void cli_metrics_stop(struct cli_metrics *m);
 
+/* ---- a workload's vault session (workload.c): credential from the agent, vault clients ---- */
+struct mv_credential;
+struct mv_secret_client;
+struct mv_key_client;
+struct cli_kv {
+    struct mv_credential *cred;
+    struct mv_secret_client *sc;
+    struct mv_key_client *kc; /* opened on demand by the key verbs */
+    char url[MV_MAX_URL];     /* the vault's URL (--vault-name) */
+    const char *ca;           /* CA bundle to trust */
+};
+/* --vault-name, state, credential, secret client; 0 or the exit status (error printed). */
+int cli_kv_open(struct cli *c, struct cli_kv *s);
+void cli_kv_close(struct cli_kv *s);
+/* Prints libmivault's last error for status st; returns 1. */
+int cli_kv_report(int st);
+/* Parses the vault's JSON text (takes and frees it), adds "name" from id/kid, prints it. */
+int cli_kv_print(const struct cli *c, char *text, const char *const *cols);
+
 /* Verbs: each returns the process exit status. */
 typedef int (*cli_verb_fn)(struct cli *c);
 int verb_init(struct cli *c);
@@ -126,5 +145,27 @@ int verb_master_key_rotate(struct cli *c);
 int verb_backup(struct cli *c);
 int verb_restore(struct cli *c);
 int verb_token_mint(struct cli *c);
+/* keyscmd.c: keyvault key ... (docs/cli.md) */
+int cli_parse_time(const char *s, long long *out);
+int cli_attrs_tags(const struct cli *c, json_t *body, int with_enabled);
+int verb_key_create(struct cli *c);
+int verb_key_show(struct cli *c);
+int verb_key_list(struct cli *c);
+int verb_key_list_versions(struct cli *c);
+int verb_key_list_deleted(struct cli *c);
+int verb_key_show_deleted(struct cli *c);
+int verb_key_delete(struct cli *c);
+int verb_key_recover(struct cli *c);
+int verb_key_purge(struct cli *c);
+int verb_key_rotate(struct cli *c);
+int verb_key_rotation_policy_show(struct cli *c);
+int verb_key_backup(struct cli *c);
+int verb_key_restore(struct cli *c);
+int verb_key_sign(struct cli *c);
+int verb_key_verify(struct cli *c);
+int verb_key_encrypt(struct cli *c);
+int verb_key_decrypt(struct cli *c);
+int verb_key_wrap(struct cli *c);
+int verb_key_unwrap(struct cli *c);
 
 #endif

@@ -91,6 +91,40 @@ static const struct verb VERBS[] = {
     {"keyvault secret purge", verb_secret_purge, "--vault-name V --name N", "", "Purge a deleted secret."},
     {"keyvault secret backup", verb_secret_backup, "--vault-name V --name N [--file F]", "", "Back up a secret."},
     {"keyvault secret restore", verb_secret_restore, "--vault-name V --file F", "", "Restore a backed-up secret."},
+    {"keyvault key create", verb_key_create,
+     "--vault-name V --name N [--kty RSA|EC|RSA-HSM|EC-HSM] [--size 2048|3072|4096]\n"
+     "       [--curve P-256|P-384|P-521|P-256K] [--ops OP ...] [--protection software|hsm] [--disabled]\n"
+     "       [--expires TIME] [--not-before TIME] [--tags K=V ...]",
+     "disabled", "Create a key, or a new version of it (TIME: ISO 8601 or Unix seconds)."},
+    {"keyvault key show", verb_key_show, "--vault-name V --name N [--version VER]", "",
+     "Show a key: its public JWK and attributes."},
+    {"keyvault key list", verb_key_list, "--vault-name V", "", "List keys."},
+    {"keyvault key list-versions", verb_key_list_versions, "--vault-name V --name N", "", "List a key's versions."},
+    {"keyvault key list-deleted", verb_key_list_deleted, "--vault-name V", "", "List deleted keys."},
+    {"keyvault key show-deleted", verb_key_show_deleted, "--vault-name V --name N", "", "Show a deleted key."},
+    {"keyvault key delete", verb_key_delete, "--vault-name V --name N", "", "Delete a key (soft delete)."},
+    {"keyvault key recover", verb_key_recover, "--vault-name V --name N", "", "Recover a deleted key."},
+    {"keyvault key purge", verb_key_purge, "--vault-name V --name N", "", "Purge a deleted key."},
+    {"keyvault key rotate", verb_key_rotate, "--vault-name V --name N", "", "A new version of a key."},
+    {"keyvault key rotation-policy show", verb_key_rotation_policy_show, "--vault-name V --name N", "",
+     "Show a key's rotation policy."},
+    {"keyvault key backup", verb_key_backup, "--vault-name V --name N --file F", "", "Back up a key (sealed)."},
+    {"keyvault key restore", verb_key_restore, "--vault-name V --file F", "", "Restore a backed-up key."},
+    {"keyvault key sign", verb_key_sign, "--vault-name V --name N [--version VER] --algorithm ALG --digest B64", "",
+     "Sign a digest (RS256..PS512, ES256..ES512, ES256K); result: the signature, base64."},
+    {"keyvault key verify", verb_key_verify,
+     "--vault-name V --name N [--version VER] --algorithm ALG --digest B64 --signature B64", "",
+     "Verify a signature: isValid true or false."},
+    {"keyvault key encrypt", verb_key_encrypt,
+     "--vault-name V --name N [--version VER] --algorithm ALG --value X [--data-type base64|plaintext]", "",
+     "Encrypt (RSA-OAEP, RSA-OAEP-256, RSA1_5); result: the ciphertext, base64."},
+    {"keyvault key decrypt", verb_key_decrypt,
+     "--vault-name V --name N [--version VER] --algorithm ALG --value B64 [--data-type base64|plaintext]", "",
+     "Decrypt; result: base64, or text with --data-type plaintext."},
+    {"keyvault key wrap", verb_key_wrap, "--vault-name V --name N [--version VER] --algorithm ALG --value B64", "",
+     "Wrap a key (RSA-OAEP, RSA-OAEP-256, RSA1_5); result: base64."},
+    {"keyvault key unwrap", verb_key_unwrap, "--vault-name V --name N [--version VER] --algorithm ALG --value B64",
+     "", "Unwrap a key; result: base64."},
     {"token mint", verb_token_mint, "--claims JSON [--kid KID]", "",
      "Admin: sign arbitrary claims with the tenant key, to test a resource's 401 paths."},
     {"audit verify", verb_audit_verify, "[--logs DIR|FILE ...]", "",
@@ -123,7 +157,10 @@ static const struct verb VERBS[] = {
 #define NVERBS (sizeof VERBS / sizeof VERBS[0])
 
 /* Options that take several values after one flag (`--logs A B`), as well as repeated. */
-static int takes_many(const char *name) { return strcmp(name, "logs") == 0; }
+static int takes_many(const char *name)
+{
+    return strcmp(name, "logs") == 0 || strcmp(name, "ops") == 0 || strcmp(name, "tags") == 0;
+}
 
 static void usage_all(FILE *f)
 {

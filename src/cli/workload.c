@@ -25,7 +25,7 @@ static const char *const ITEM_COLS[] = {"name", "contentType", "attributes.enabl
 static const char *const DELETED_COLS[] = {"name", "recoveryId", "deletedDate", "scheduledPurgeDate", NULL};
 
 /* Prints the library's last error the way a person can act on it; returns the exit status 1. */
-static int report(int st)
+int cli_kv_report(int st)
 {
     const char *e = mv_last_error();
     if (st == MV_STATUS_IDENTITY_NOT_FOUND)
@@ -74,7 +74,7 @@ static int open_credential(struct cli *c, int *state_loaded, struct mv_credentia
     if (agent_endpoint(c, state_loaded, endpoint, sizeof endpoint))
         return 1;
     st = mv_credential_new(endpoint, cid, oid, rid, cred);
-    return st == MV_STATUS_OK ? 0 : report(st);
+    return st == MV_STATUS_OK ? 0 : cli_kv_report(st);
 }
 
 /* The tenant id from the token's claims, as az prints it (no signature check: display only). */
@@ -107,7 +107,7 @@ int verb_token_get(struct cli *c)
         return status;
     int st = mv_credential_get_token(cred, resource, &token, &exp);
     if (st != MV_STATUS_OK) {
-        status = report(st);
+        status = cli_kv_report(st);
         goto done;
     }
     /* az account get-access-token: expiresOn is local time "%Y-%m-%d %H:%M:%S.%f", expires_on
@@ -134,22 +134,20 @@ done:
 
 /* ---- keyvault secret ---- */
 
-struct secret_session {
-    struct mv_credential *cred;
-    struct mv_secret_client *sc;
-};
-
-static void session_close(struct secret_session *s)
+void cli_kv_close(struct cli_kv *s)
 {
+    mv_key_client_free(s->kc);
     mv_secret_client_free(s->sc);
     mv_credential_free(s->cred);
+    s->kc = NULL;
+    s->sc = NULL;
+    s->cred = NULL;
 }
 
 /* State (for the vault URL and the local CA), credential from the agent, vault client. */
-static int session_open(struct cli *c, struct secret_session *s)
+int cli_kv_open(struct cli *c, struct cli_kv *s)
 {
     const char *vault;
-    char url[MV_MAX_URL];
     int state_loaded = 0, status;
     memset(s, 0, sizeof *s);
     if (cli_require(c, "vault-name", &vault) != MV_OK)
@@ -157,24 +155,29 @@ static int session_open(struct cli *c, struct secret_session *s)
     if (cli_load_state(c) != MV_OK)
         return 1;
     state_loaded = 1;
-    if (state_vault_url(&c->cfg, vault, url, sizeof url) != MV_OK)
+    if (state_vault_url(&c->cfg, vault, s->url, sizeof s->url) != MV_OK)
         return cli_error("%s: '%s' is not a vault name", c->verb, vault);
     if ((status = open_credential(c, &state_loaded, &s->cred)) != 0)
         return status;
     /* Trust the bundle (system CAs + local CA) so that a vault elsewhere also verifies. */
-    const char *ca = mv_file_exists(c->paths.bundle) ? c->paths.bundle : c->paths.ca_pem;
-    int st = mv_secret_client_new(url, s->cred, ca, 0, &s->sc);
+    s->ca = mv_file_exists(c->paths.bundle) ? c->paths.bundle : c->paths.ca_pem;
+    int st = mv_secret_client_new(s->url, s->cred, s->ca, 0, &s->sc);
     if (st != MV_STATUS_OK) {
-        session_close(s);
-        return report(st);
+        cli_kv_close(s);
+        return cli_kv_report(st);
     }
     return 0;
 }
 
-/* "https://h/secrets/NAME/VER" or ".../deletedsecrets/NAME" → NAME, as az shows it. */
+/* "https://h/secrets/NAME/VER" or ".../deletedsecrets/NAME" → NAME, as az shows it (keys and
+ * certificates alike). */
 static void add_name(json_t *o)
 {
     const char *id = json_string_value(json_object_get(o, "id"));
+    if (!id) /* keys: KeyItem.kid, KeyBundle.key.kid */
+        id = json_string_value(json_object_get(o, "kid"));
+    if (!id)
+        id = json_string_value(json_object_get(json_object_get(o, "key"), "kid"));
     if (!id)
         id = json_string_value(json_object_get(o, "recoveryId"));
     const char *p = id ? strstr(id, "://") : NULL;
@@ -191,7 +194,7 @@ static void add_name(json_t *o)
 }
 
 /* Parses the service's JSON text, adds names, prints it. Takes and frees text. */
-static int print_reply(const struct cli *c, char *text, const char *const *cols)
+int cli_kv_print(const struct cli *c, char *text, const char *const *cols)
 {
     json_t *j = text ? json_loads(text, 0, NULL) : NULL;
     mv_free(text);
@@ -214,16 +217,16 @@ typedef int (*named_op)(struct mv_secret_client *, const char *, char **);
 static int named_call(struct cli *c, named_op op, const char *const *cols)
 {
     const char *name;
-    struct secret_session s;
+    struct cli_kv s;
     char *out = NULL;
     if (cli_require(c, "name", &name) != MV_OK)
         return EXIT_USAGE;
-    int status = session_open(c, &s);
+    int status = cli_kv_open(c, &s);
     if (status)
         return status;
     int st = op(s.sc, name, &out);
-    status = st == MV_STATUS_OK ? print_reply(c, out, cols) : report(st);
-    session_close(&s);
+    status = st == MV_STATUS_OK ? cli_kv_print(c, out, cols) : cli_kv_report(st);
+    cli_kv_close(&s);
     return status;
 }
 
@@ -233,7 +236,7 @@ int verb_secret_set(struct cli *c)
     const char *ctype = cli_get(c, "content-type");
     char *from_file = NULL, *out = NULL;
     size_t flen = 0;
-    struct secret_session s;
+    struct cli_kv s;
     if (cli_require(c, "name", &name) != MV_OK)
         return EXIT_USAGE;
     if ((value != NULL) == (file != NULL)) {
@@ -243,11 +246,11 @@ int verb_secret_set(struct cli *c)
     /* --file keeps the value out of the process list and the shell history. */
     if (file && mv_read_file(file, MV_SECRET_MAX_VALUE_BYTES + 1, &from_file, &flen) != MV_OK)
         return cli_error("%s: cannot read %s (or it is over %d bytes)", c->verb, file, MV_SECRET_MAX_VALUE_BYTES);
-    int status = session_open(c, &s);
+    int status = cli_kv_open(c, &s);
     if (status == 0) {
         int st = mv_secret_set(s.sc, name, file ? from_file : value, ctype, &out);
-        status = st == MV_STATUS_OK ? print_reply(c, out, SECRET_COLS) : report(st);
-        session_close(&s);
+        status = st == MV_STATUS_OK ? cli_kv_print(c, out, SECRET_COLS) : cli_kv_report(st);
+        cli_kv_close(&s);
     }
     mv_free(from_file);
     return status;
@@ -264,29 +267,29 @@ int verb_secret_show(struct cli *c)
     if (!version)
         return named_call(c, op_show_latest, SECRET_COLS);
     const char *name;
-    struct secret_session s;
+    struct cli_kv s;
     char *out = NULL;
     if (cli_require(c, "name", &name) != MV_OK)
         return EXIT_USAGE;
-    int status = session_open(c, &s);
+    int status = cli_kv_open(c, &s);
     if (status)
         return status;
     int st = mv_secret_get(s.sc, name, version, &out);
-    status = st == MV_STATUS_OK ? print_reply(c, out, SECRET_COLS) : report(st);
-    session_close(&s);
+    status = st == MV_STATUS_OK ? cli_kv_print(c, out, SECRET_COLS) : cli_kv_report(st);
+    cli_kv_close(&s);
     return status;
 }
 
 int verb_secret_list(struct cli *c)
 {
-    struct secret_session s;
+    struct cli_kv s;
     char *out = NULL;
-    int status = session_open(c, &s);
+    int status = cli_kv_open(c, &s);
     if (status)
         return status;
     int st = mv_secret_list(s.sc, &out);
-    status = st == MV_STATUS_OK ? print_reply(c, out, ITEM_COLS) : report(st);
-    session_close(&s);
+    status = st == MV_STATUS_OK ? cli_kv_print(c, out, ITEM_COLS) : cli_kv_report(st);
+    cli_kv_close(&s);
     return status;
 }
 
@@ -297,34 +300,34 @@ int verb_secret_recover(struct cli *c) { return named_call(c, mv_secret_recover,
 int verb_secret_purge(struct cli *c)
 {
     const char *name;
-    struct secret_session s;
+    struct cli_kv s;
     if (cli_require(c, "name", &name) != MV_OK)
         return EXIT_USAGE;
-    int status = session_open(c, &s);
+    int status = cli_kv_open(c, &s);
     if (status)
         return status;
     int st = mv_secret_purge(s.sc, name);
-    status = st == MV_STATUS_OK ? 0 : report(st);
-    session_close(&s);
+    status = st == MV_STATUS_OK ? 0 : cli_kv_report(st);
+    cli_kv_close(&s);
     return status;
 }
 
 int verb_secret_backup(struct cli *c)
 {
     const char *name, *file = cli_get(c, "file");
-    struct secret_session s;
+    struct cli_kv s;
     char *out = NULL;
     if (cli_require(c, "name", &name) != MV_OK)
         return EXIT_USAGE;
-    int status = session_open(c, &s);
+    int status = cli_kv_open(c, &s);
     if (status)
         return status;
     int st = mv_secret_backup(s.sc, name, &out);
-    session_close(&s);
+    cli_kv_close(&s);
     if (st != MV_STATUS_OK)
-        return report(st);
+        return cli_kv_report(st);
     if (!file)
-        return print_reply(c, out, NULL);
+        return cli_kv_print(c, out, NULL);
     /* The blob is the vault's sealed copy; keep the file private all the same. */
     if (mv_write_file(file, out, strlen(out), 0600) != MV_OK)
         status = cli_error("%s: cannot write %s", c->verb, file);
@@ -335,7 +338,7 @@ int verb_secret_backup(struct cli *c)
 int verb_secret_restore(struct cli *c)
 {
     const char *file;
-    struct secret_session s;
+    struct cli_kv s;
     char *text = NULL, *wrapped = NULL, *out = NULL;
     size_t len = 0;
     if (cli_require(c, "file", &file) != MV_OK)
@@ -357,11 +360,11 @@ int verb_secret_restore(struct cli *c)
         in = wrapped ? wrapped : "";
     }
     json_decref(j);
-    int status = session_open(c, &s);
+    int status = cli_kv_open(c, &s);
     if (status == 0) {
         int st = mv_secret_restore(s.sc, in, &out);
-        status = st == MV_STATUS_OK ? print_reply(c, out, ITEM_COLS) : report(st);
-        session_close(&s);
+        status = st == MV_STATUS_OK ? cli_kv_print(c, out, ITEM_COLS) : cli_kv_report(st);
+        cli_kv_close(&s);
     }
     free(wrapped);
     free(text);
