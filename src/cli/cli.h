@@ -145,7 +145,23 @@ int verb_master_key_rotate(struct cli *c);
 int verb_backup(struct cli *c);
 int verb_restore(struct cli *c);
 int verb_token_mint(struct cli *c);
-/* keyscmd.c: keyvault key ... (docs/cli.md) */
+/* keyscmd.c: keyvault key ... (docs/cli.md), and what certscmd.c shares with it. Each returns
+ * 0 or the exit status, the error printed. */
+/* One request on the session's engine; *json: the reply text (NULL when empty). */
+int cli_kv_request(struct cli_kv *s, const char *method, const char *path, const char *body, long expect,
+                   char **json);
+/* GET path and every nextLink; prints the joined items. */
+int cli_kv_list(struct cli_kv *s, const char *path, const char *const *cols, const struct cli *c);
+/* --name (and --version when given) checked as Key Vault names. */
+int cli_kv_need_name(const struct cli *c, const char **name);
+/* Sends body (stolen, may be NULL) and prints the reply. */
+int cli_kv_send(struct cli *c, struct cli_kv *s, const char *method, const char *path, json_t *body,
+                long expect, const char *const *cols);
+/* --name N [--version VER]: one request on fmt (%s name, %s version), printed. */
+int cli_kv_named(struct cli *c, const char *method, const char *fmt, long expect, const char *const *cols,
+                 int with_version);
+/* A paged list on fmt (%s: --name when with_name, else ""). */
+int cli_kv_listing(struct cli *c, const char *fmt, const char *const *cols, int with_name);
 int cli_parse_time(const char *s, long long *out);
 int cli_attrs_tags(const struct cli *c, json_t *body, int with_enabled);
 int verb_key_create(struct cli *c);
@@ -167,5 +183,20 @@ int verb_key_encrypt(struct cli *c);
 int verb_key_decrypt(struct cli *c);
 int verb_key_wrap(struct cli *c);
 int verb_key_unwrap(struct cli *c);
+/* certscmd.c: keyvault certificate ... (docs/cli.md) */
+int verb_cert_default_policy(struct cli *c);
+int verb_cert_create(struct cli *c);
+int verb_cert_show(struct cli *c);
+int verb_cert_list(struct cli *c);
+int verb_cert_list_versions(struct cli *c);
+int verb_cert_list_deleted(struct cli *c);
+int verb_cert_show_deleted(struct cli *c);
+int verb_cert_delete(struct cli *c);
+int verb_cert_recover(struct cli *c);
+int verb_cert_purge(struct cli *c);
+int verb_cert_import(struct cli *c);
+int verb_cert_download(struct cli *c);
+int verb_cert_pending_show(struct cli *c);
+int verb_cert_pending_delete(struct cli *c);
 
 #endif

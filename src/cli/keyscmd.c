@@ -28,7 +28,7 @@ static const char *const DELETED_COLS[] = {"name", "recoveryId", "deletedDate", 
 static const char *const OP_COLS[] = {"algorithm", "kid", "result", NULL};
 
 /* One request on the session's engine; *json gets the reply text (NULL for an empty one). */
-static int kv_request(struct cli_kv *s, const char *method, const char *path, const char *body, long expect,
+int cli_kv_request(struct cli_kv *s, const char *method, const char *path, const char *body, long expect,
                       char **json)
 {
     mv_buf b;
@@ -44,7 +44,7 @@ static int kv_request(struct cli_kv *s, const char *method, const char *path, co
     return 0;
 }
 
-static int kv_list(struct cli_kv *s, const char *path, const char *const *cols, const struct cli *c)
+int cli_kv_list(struct cli_kv *s, const char *path, const char *const *cols, const struct cli *c)
 {
     char *out = NULL;
     client_begin();
@@ -55,7 +55,7 @@ static int kv_list(struct cli_kv *s, const char *path, const char *const *cols, 
 }
 
 /* --name checked as Key Vault names are (so it needs no escaping in a path). */
-static int need_name(const struct cli *c, const char **name)
+int cli_kv_need_name(const struct cli *c, const char **name)
 {
     if (cli_require(c, "name", name) != MV_OK)
         return EXIT_USAGE;
@@ -142,12 +142,12 @@ int cli_attrs_tags(const struct cli *c, json_t *body, int with_enabled)
 }
 
 /* Sends body (stolen) and prints the reply. */
-static int send_json(struct cli *c, struct cli_kv *s, const char *method, const char *path, json_t *body,
+int cli_kv_send(struct cli *c, struct cli_kv *s, const char *method, const char *path, json_t *body,
                      long expect, const char *const *cols)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL, *out = NULL;
     json_decref(body);
-    int status = kv_request(s, method, path, text, expect, &out);
+    int status = cli_kv_request(s, method, path, text, expect, &out);
     free(text);
     if (status)
         return status;
@@ -160,7 +160,7 @@ int verb_key_create(struct cli *c)
 {
     const char *name, *kty = cli_get(c, "kty"), *size = cli_get(c, "size"), *curve = cli_get(c, "curve");
     const char *prot = cli_get(c, "protection");
-    int status = need_name(c, &name);
+    int status = cli_kv_need_name(c, &name);
     if (status)
         return status;
     if (!kty)
@@ -207,18 +207,18 @@ int verb_key_create(struct cli *c)
     }
     char path[MV_SECRET_MAX_NAME + 32];
     status = mv_fmt(path, sizeof path, "/keys/%s/create", name) == MV_OK
-                 ? send_json(c, &s, "POST", path, body, 200, KEY_COLS)
+                 ? cli_kv_send(c, &s, "POST", path, body, 200, KEY_COLS)
                  : (json_decref(body), cli_error("%s: name too long", c->verb));
     cli_kv_close(&s);
     return status;
 }
 
 /* The common shape: --vault-name V --name N [--version VER], one request with no body. */
-static int named(struct cli *c, const char *method, const char *fmt, long expect, const char *const *cols,
+int cli_kv_named(struct cli *c, const char *method, const char *fmt, long expect, const char *const *cols,
                  int with_version)
 {
     const char *name;
-    int status = need_name(c, &name);
+    int status = cli_kv_need_name(c, &name);
     if (status)
         return status;
     const char *ver = with_version ? cli_get(c, "version") : NULL;
@@ -229,28 +229,28 @@ static int named(struct cli *c, const char *method, const char *fmt, long expect
     if ((status = cli_kv_open(c, &s)) != 0)
         return status;
     char *out = NULL;
-    status = kv_request(&s, method, path, NULL, expect, &out);
+    status = cli_kv_request(&s, method, path, NULL, expect, &out);
     if (status == 0 && out)
         status = cli_kv_print(c, out, cols);
     cli_kv_close(&s);
     return status;
 }
 
-int verb_key_show(struct cli *c) { return named(c, "GET", "/keys/%s/%s", 200, KEY_COLS, 1); }
-int verb_key_delete(struct cli *c) { return named(c, "DELETE", "/keys/%s", 200, DELETED_COLS, 0); }
-int verb_key_recover(struct cli *c) { return named(c, "POST", "/deletedkeys/%s/recover", 200, KEY_COLS, 0); }
-int verb_key_purge(struct cli *c) { return named(c, "DELETE", "/deletedkeys/%s", 204, NULL, 0); }
-int verb_key_rotate(struct cli *c) { return named(c, "POST", "/keys/%s/rotate", 200, KEY_COLS, 0); }
-int verb_key_show_deleted(struct cli *c) { return named(c, "GET", "/deletedkeys/%s", 200, DELETED_COLS, 0); }
+int verb_key_show(struct cli *c) { return cli_kv_named(c, "GET", "/keys/%s/%s", 200, KEY_COLS, 1); }
+int verb_key_delete(struct cli *c) { return cli_kv_named(c, "DELETE", "/keys/%s", 200, DELETED_COLS, 0); }
+int verb_key_recover(struct cli *c) { return cli_kv_named(c, "POST", "/deletedkeys/%s/recover", 200, KEY_COLS, 0); }
+int verb_key_purge(struct cli *c) { return cli_kv_named(c, "DELETE", "/deletedkeys/%s", 204, NULL, 0); }
+int verb_key_rotate(struct cli *c) { return cli_kv_named(c, "POST", "/keys/%s/rotate", 200, KEY_COLS, 0); }
+int verb_key_show_deleted(struct cli *c) { return cli_kv_named(c, "GET", "/deletedkeys/%s", 200, DELETED_COLS, 0); }
 int verb_key_rotation_policy_show(struct cli *c)
 {
-    return named(c, "GET", "/keys/%s/rotationpolicy", 200, NULL, 0);
+    return cli_kv_named(c, "GET", "/keys/%s/rotationpolicy", 200, NULL, 0);
 }
 
-static int listing(struct cli *c, const char *fmt, const char *const *cols, int with_name)
+int cli_kv_listing(struct cli *c, const char *fmt, const char *const *cols, int with_name)
 {
     const char *name = "";
-    int status = with_name ? need_name(c, &name) : 0;
+    int status = with_name ? cli_kv_need_name(c, &name) : 0;
     if (status)
         return status;
     char path[MV_SECRET_MAX_NAME + 64];
@@ -259,19 +259,19 @@ static int listing(struct cli *c, const char *fmt, const char *const *cols, int 
     struct cli_kv s;
     if ((status = cli_kv_open(c, &s)) != 0)
         return status;
-    status = kv_list(&s, path, cols, c);
+    status = cli_kv_list(&s, path, cols, c);
     cli_kv_close(&s);
     return status;
 }
 
-int verb_key_list(struct cli *c) { return listing(c, "/keys?maxresults=25%s", ITEM_COLS, 0); }
-int verb_key_list_versions(struct cli *c) { return listing(c, "/keys/%s/versions?maxresults=25", ITEM_COLS, 1); }
-int verb_key_list_deleted(struct cli *c) { return listing(c, "/deletedkeys?maxresults=25%s", DELETED_COLS, 0); }
+int verb_key_list(struct cli *c) { return cli_kv_listing(c, "/keys?maxresults=25%s", ITEM_COLS, 0); }
+int verb_key_list_versions(struct cli *c) { return cli_kv_listing(c, "/keys/%s/versions?maxresults=25", ITEM_COLS, 1); }
+int verb_key_list_deleted(struct cli *c) { return cli_kv_listing(c, "/deletedkeys?maxresults=25%s", DELETED_COLS, 0); }
 
 int verb_key_backup(struct cli *c)
 {
     const char *name, *file;
-    int status = need_name(c, &name);
+    int status = cli_kv_need_name(c, &name);
     if (status)
         return status;
     if (cli_require(c, "file", &file) != MV_OK)
@@ -283,7 +283,7 @@ int verb_key_backup(struct cli *c)
     if ((status = cli_kv_open(c, &s)) != 0)
         return status;
     char *out = NULL;
-    status = kv_request(&s, "POST", path, NULL, 200, &out);
+    status = cli_kv_request(&s, "POST", path, NULL, 200, &out);
     cli_kv_close(&s);
     if (status)
         return status;
@@ -316,7 +316,7 @@ int verb_key_restore(struct cli *c)
         json_decref(body);
         return status;
     }
-    status = send_json(c, &s, "POST", "/keys/restore", body, 200, KEY_COLS);
+    status = cli_kv_send(c, &s, "POST", "/keys/restore", body, 200, KEY_COLS);
     cli_kv_close(&s);
     return status;
 }
@@ -375,7 +375,7 @@ typedef int (*bytes_op)(struct mv_key_client *, const char *, const char *, cons
 static int crypto_verb(struct cli *c, bytes_op op, const char *in_opt, int text_io_in, int text_io_out)
 {
     const char *name, *alg, *dtype = cli_get(c, "data-type");
-    int status = need_name(c, &name);
+    int status = cli_kv_need_name(c, &name);
     if (status)
         return status;
     if (cli_require(c, "algorithm", &alg) != MV_OK)
@@ -427,7 +427,7 @@ int verb_key_unwrap(struct cli *c) { return crypto_verb(c, mv_key_unwrap, "value
 int verb_key_verify(struct cli *c)
 {
     const char *name, *alg;
-    int status = need_name(c, &name);
+    int status = cli_kv_need_name(c, &name);
     if (status)
         return status;
     if (cli_require(c, "algorithm", &alg) != MV_OK)

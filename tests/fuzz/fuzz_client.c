@@ -1,11 +1,13 @@
 /* fuzz_client.c: libmivault's parsing of what servers send it (src/client/): the Key Vault
  * WWW-Authenticate challenge and its domain check, URL authorities, the IMDS token reply, and
- * the error bodies of the vault and of IMDS.
+ * the error bodies of the vault and of IMDS, and the replies of key operations (keys.c).
  *
- * Input: one byte choosing the parser (and an HTTP status for the error bodies), then the text.
+ * Input: one byte choosing the parser (and an HTTP status for the error bodies), then the text;
+ * a first byte from 0xC0 up selects the key operation reply (bit 0: verify's boolean reply).
  * Checked: a parsed challenge has an authorization and a resource, and passes the domain check
  * only for a vault under the resource's domain; a netloc is lower-case, without userinfo; a
- * parsed token reply has a token and a positive expiry; error bodies always give an error. */
+ * parsed token reply has a token and a positive expiry; error bodies always give an error; a
+ * key reply's bytes are never more than its text. */
 #include <string.h>
 
 #include "client/client_internal.h"
@@ -59,6 +61,20 @@ static void imds_reply(const char *p, size_t n)
     mv_buf_free_secret(&tok);
 }
 
+static void key_reply(const char *p, size_t n, int want_bool)
+{
+    mv_buf bytes;
+    int flag = -1;
+    mv_buf_init(&bytes, 4 * 64 * 1024);
+    if (client_key_reply(p, n, want_bool, &bytes, &flag) == MV_OK) {
+        if (want_bool)
+            FUZZ_ASSERT(flag == 0 || flag == 1);
+        else
+            FUZZ_ASSERT(bytes.len <= n);
+    }
+    mv_buf_free_secret(&bytes);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const long statuses[] = {400, 401, 403, 404, 409, 429, 500, 503};
@@ -70,6 +86,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *s = fuzz_str(p, n);
     char out[MV_MAX_URL];
     client_begin();
+    if (data[0] >= 0xC0) {
+        key_reply(p, n, data[0] & 1);
+        (void)client_end(MV_OK);
+        free(s);
+        return 0;
+    }
     switch (data[0] % 6) {
     case 0: challenge(s); break;
     case 1: netloc(s); break;
