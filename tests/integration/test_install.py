@@ -1,4 +1,4 @@
-"""test_install.py: `make install` into a temp DESTDIR, the example built against it with
+"""test_install.py: `make install` into a temp DESTDIR, the examples built against it with
 pkg-config (shared and static) and run against a real `mivault up` started from the installed
 binary, the library's exports, the systemd units (`systemd-analyze verify` and `security`), and
 `make deb` (docs/operations.md, "Install").
@@ -141,6 +141,94 @@ class InstallTest(unittest.TestCase):
                    env=dict(wl, LD_LIBRARY_PATH=lib), check=False)
             self.assertEqual(r.returncode, 1)
             self.assertIn("not_found", r.stderr)
+        finally:
+            up.terminate()
+            up.wait(20)
+            log.seek(0)
+            text = log.read()
+            log.close()
+        self.assertEqual(up.returncode, 0, text)
+        self.assertFalse(any(m in text for m in SANITIZER_MARKS), text)
+
+
+    def test_example_key_ops_through_imds(self):
+        """examples/key_ops.c (libmivault's key client) built against the install, shared and
+        static, against a real `mivault up`: it signs through the vault, and the signature checks
+        out locally with the public JWK it printed (python cryptography); encrypt/decrypt and
+        wrap/unwrap round-trip; an EC key signs ES256."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+        import base64
+        import hashlib
+
+        def b64u_int(v):
+            return int.from_bytes(base64.urlsafe_b64decode(v + "=" * (-len(v) % 4)), "big")
+
+        build = os.path.join(self.tmp, "ex-keys")
+        shutil.copytree(os.path.join(ROOT, "examples"), build)
+        env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(self.prefix, "lib", "pkgconfig"),
+                   PKG_CONFIG_SYSROOT_DIR=self.dest)
+        sh("make", "-s", "key_ops", "key_ops-static", cwd=build, env=env)
+        lib = os.path.join(self.prefix, "lib")
+        state = os.path.join(self.tmp, "state-keys")
+        sp, ap = free_port(), free_port()
+        binary = os.path.join(self.prefix, "bin", "mivault")
+        log = open(os.path.join(self.tmp, "up-keys.log"), "w+")
+        up = subprocess.Popen([binary, "up", "--state", state, "--server-port", str(sp), "--agent-port", str(ap)],
+                              stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        try:
+            env_sh = os.path.join(state, "env.sh")
+            end = time.time() + 60
+            while not os.path.exists(env_sh):
+                self.assertIsNone(up.poll(), "mivault up exited")
+                self.assertLess(time.time(), end, "mivault up did not start")
+                time.sleep(0.1)
+            wl = dict(os.environ)
+            with open(env_sh) as f:
+                for line in f:
+                    m = re.match(r"export (\w+)='(.*)'$", line.strip())
+                    if m:
+                        wl[m.group(1)] = m.group(2)
+            vm = json.loads(sh(binary, "vm", "show", "--name", "localvm", "--state", state).stdout)
+            sh(binary, "role", "assignment", "create", "--assignee", vm["identity"]["principalId"],
+               "--role", "Key Vault Crypto Officer", "--scope", "vault:dev", "--state", state)
+            sh(binary, "keyvault", "key", "create", "--vault-name", "dev", "--name", "rsa", "--state", state, env=wl)
+            sh(binary, "keyvault", "key", "create", "--vault-name", "dev", "--name", "ec", "--kty", "EC",
+               "--curve", "P-256", "--state", state, env=wl)
+            msg = b"signed through libmivault"
+            digest = hashlib.sha256(msg).digest()
+            for prog, extra in (("key_ops", {"LD_LIBRARY_PATH": lib}), ("key_ops-static", {})):
+                with self.subTest(prog=prog):
+                    r = sh(os.path.join(build, prog), wl["MIVAULT_VAULT_URL"], "rsa", "PS256", digest.hex(),
+                           wl["SSL_CERT_FILE"], "RSA-OAEP-256", env=dict(wl, **extra))
+                    lines = r.stdout.splitlines()
+                    self.assertEqual(lines[2:], ["verified", "decrypted", "unwrapped"])
+                    jwk = json.loads(lines[0])["key"]
+                    self.assertNotIn("d", jwk)
+                    pub = rsa.RSAPublicNumbers(b64u_int(jwk["e"]), b64u_int(jwk["n"])).public_key()
+                    pub.verify(bytes.fromhex(lines[1]), msg, padding.PSS(padding.MGF1(hashes.SHA256()), 32),
+                               hashes.SHA256())
+                    r = sh(os.path.join(build, prog), wl["MIVAULT_VAULT_URL"], "ec", "ES256", digest.hex(),
+                           wl["SSL_CERT_FILE"], env=dict(wl, **extra))
+                    lines = r.stdout.splitlines()
+                    self.assertEqual(lines[2:], ["verified"])
+                    jwk = json.loads(lines[0])["key"]
+                    pub = ec.EllipticCurvePublicNumbers(b64u_int(jwk["x"]), b64u_int(jwk["y"]),
+                                                        ec.SECP256R1()).public_key()
+                    sig = bytes.fromhex(lines[1])
+                    pub.verify(encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")),
+                               msg, ec.ECDSA(hashes.SHA256()))
+            # The vault's refusals reach the caller: an EC key cannot encrypt (its key_ops).
+            r = sh(os.path.join(build, "key_ops"), wl["MIVAULT_VAULT_URL"], "ec", "ES256", digest.hex(),
+                   wl["SSL_CERT_FILE"], "RSA-OAEP", env=dict(wl, LD_LIBRARY_PATH=lib), check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("encrypt/decrypt", r.stderr)
+            r = sh(os.path.join(build, "key_ops"), wl["MIVAULT_VAULT_URL"], "missing", "RS256", digest.hex(),
+                   wl["SSL_CERT_FILE"], env=dict(wl, LD_LIBRARY_PATH=lib), check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("not_found", r.stderr)
+            self.assertIn("KeyNotFound", r.stderr)
         finally:
             up.terminate()
             up.wait(20)

@@ -289,6 +289,62 @@ static void test_errors(void **state)
     assert_string_equal(mv_status_name(12345), "unknown");
 }
 
+/* keys.c: the replies of sign/encrypt/... ({"kid","value": base64url}) and verify ({"value": bool}). */
+static void test_key_reply(void **state)
+{
+    (void)state;
+    mv_buf b;
+    int flag = -1;
+    mv_buf_init(&b, 4096);
+    client_begin();
+    const char *sig = "{\"kid\":\"https://v.vault.localhost/keys/k/0123\",\"value\":\"AQID_-8\"}";
+    assert_int_equal(client_key_reply(sig, strlen(sig), 0, &b, &flag), MV_OK);
+    assert_int_equal(b.len, 5);
+    assert_memory_equal(b.p, "\x01\x02\x03\xff\xef", 5);
+    mv_buf_reset(&b);
+    /* padded base64url is taken too (reference §4.1) */
+    const char *padded = "{\"value\":\"AQID_w==\"}";
+    assert_int_equal(client_key_reply(padded, strlen(padded), 0, &b, &flag), MV_OK);
+    assert_int_equal(b.len, 4);
+    mv_buf_reset(&b);
+    const char *yes = "{\"value\":true}", *no = "{\"value\":false}";
+    assert_int_equal(client_key_reply(yes, strlen(yes), 1, &b, &flag), MV_OK);
+    assert_int_equal(flag, 1);
+    assert_int_equal(client_key_reply(no, strlen(no), 1, &b, &flag), MV_OK);
+    assert_int_equal(flag, 0);
+    /* refused: not JSON, no value, the wrong type, not base64url */
+    static const char *const bad[] = {"", "[]", "{}", "{\"value\":1}", "{\"value\":\"a+b/\"}",
+                                      "{\"value\":\"@@\"}", "{\"value\":null}", "nope"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mv_buf_reset(&b);
+        assert_int_not_equal(client_key_reply(bad[i], strlen(bad[i]), 0, &b, &flag), MV_OK);
+    }
+    assert_int_not_equal(client_key_reply(sig, strlen(sig), 1, &b, &flag), MV_OK);
+    assert_int_not_equal(client_key_reply(yes, strlen(yes), 0, &b, &flag), MV_OK);
+    assert_int_equal(client_end(MV_ERR_UNAVAILABLE), MV_STATUS_ERROR);
+    assert_non_null(strstr(mv_last_error(), "key operation reply"));
+    mv_buf_free_secret(&b);
+}
+
+/* The key client's arguments are checked before anything is sent. */
+static void test_key_client_arguments(void **state)
+{
+    (void)state;
+    struct mv_key_client *kc = NULL;
+    unsigned char *out = NULL;
+    size_t n = 0;
+    int valid = 0;
+    const unsigned char d[32] = {0};
+    assert_int_equal(mv_key_client_new("http://v.vault.localhost", (struct mv_credential *)1, NULL, 0, &kc),
+                     MV_STATUS_BAD_REQUEST);
+    assert_null(kc);
+    assert_int_equal(mv_key_sign(NULL, "k", NULL, "RS256", d, sizeof d, &out, &n), MV_STATUS_BAD_REQUEST);
+    assert_int_equal(mv_key_verify(NULL, "k", NULL, "RS256", d, sizeof d, d, sizeof d, &valid), MV_STATUS_BAD_REQUEST);
+    assert_int_equal(mv_key_encrypt(NULL, "k", NULL, "RSA-OAEP", d, sizeof d, NULL, &n), MV_STATUS_BAD_REQUEST);
+    assert_int_equal(mv_key_get(NULL, "k", NULL, NULL), MV_STATUS_BAD_REQUEST);
+    mv_bytes_free(NULL, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +359,8 @@ int main(void)
         cmocka_unit_test(test_imds_strings),
         cmocka_unit_test(test_imds_refusals),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_key_reply),
+        cmocka_unit_test(test_key_client_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
