@@ -49,7 +49,49 @@ int verb_cert_default_policy(struct cli *c)
     return 0;
 }
 
-/* --policy @FILE or JSON text (az's forms); NULL and 0 when absent. */
+/* az's own policy form (what `az keyvault certificate get-default-policy` prints: camelCase, the
+ * SDK's model names) → the REST API's. Each pair: az name, REST name; nulls are dropped. */
+static const char *const AZ_NAMES[][2] = {
+    {"issuerParameters", "issuer"}, {"certificateType", "cty"}, {"certificateTransparency", "cert_transparency"},
+    {"keyProperties", "key_props"}, {"keyType", "kty"}, {"keySize", "key_size"}, {"curve", "crv"},
+    {"reuseKey", "reuse_key"}, {"secretProperties", "secret_props"},
+    {"x509CertificateProperties", "x509_props"}, {"keyUsage", "key_usage"},
+    {"validityInMonths", "validity_months"}, {"subjectAlternativeNames", "sans"}, {"dnsNames", "dns_names"},
+    {"lifetimeActions", "lifetime_actions"}, {"daysBeforeExpiry", "days_before_expiry"},
+    {"lifetimePercentage", "lifetime_percentage"}, {"actionType", "action_type"},
+};
+
+static json_t *from_az(json_t *v, int depth)
+{
+    if (depth > 8)
+        return json_null();
+    if (json_is_array(v)) {
+        json_t *a = json_array();
+        size_t i;
+        json_t *it;
+        json_array_foreach(v, i, it) json_array_append_new(a, from_az(it, depth + 1));
+        return a;
+    }
+    if (!json_is_object(v))
+        return json_incref(v);
+    json_t *o = json_object();
+    const char *k;
+    json_t *it;
+    json_object_foreach(v, k, it)
+    {
+        if (json_is_null(it))
+            continue;
+        const char *name = k;
+        for (size_t i = 0; i < sizeof AZ_NAMES / sizeof AZ_NAMES[0]; i++)
+            if (strcmp(k, AZ_NAMES[i][0]) == 0)
+                name = AZ_NAMES[i][1];
+        json_object_set_new(o, name, from_az(it, depth + 1));
+    }
+    return o;
+}
+
+/* --policy @FILE or JSON text (az's forms: its camelCase policy, or the REST API's); NULL and 0
+ * when absent. */
 static int policy_option(const struct cli *c, json_t **out)
 {
     const char *v = cli_get(c, "policy");
@@ -74,6 +116,12 @@ static int policy_option(const struct cli *c, json_t **out)
         cli_error("%s: --policy is a JSON object, or @FILE holding one (see certificate get-default-policy)",
                   c->verb);
         return EXIT_USAGE;
+    }
+    if (json_object_get(*out, "x509CertificateProperties") || json_object_get(*out, "keyProperties") ||
+        json_object_get(*out, "issuerParameters")) {
+        json_t *rest = from_az(*out, 0);
+        json_decref(*out);
+        *out = rest;
     }
     return 0;
 }

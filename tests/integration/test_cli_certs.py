@@ -128,6 +128,26 @@ class CliCertsTest(MivaultTest):
         r = self.run_cli("keyvault", "certificate", "pending", "show", "--vault-name", "dev", "--name", "ext")
         self.assertEqual(r.returncode, 1)
 
+    def test_az_camelcase_policy(self):
+        """The policy as `az keyvault certificate get-default-policy` prints it."""
+        az = {"issuerParameters": {"certificateTransparency": None, "certificateType": None, "name": "Self"},
+              "keyProperties": {"curve": "P-384", "exportable": True, "keySize": None, "keyType": "EC",
+                                "reuseKey": True},
+              "lifetimeActions": [{"action": {"actionType": "AutoRenew"},
+                                   "trigger": {"daysBeforeExpiry": 90, "lifetimePercentage": None}}],
+              "secretProperties": {"contentType": "application/x-pem-file"},
+              "x509CertificateProperties": {"ekus": None, "keyUsage": ["digitalSignature"],
+                                            "subject": "CN=az.example",
+                                            "subjectAlternativeNames": {"dnsNames": ["az.example"]},
+                                            "validityInMonths": 6}}
+        c = self.kv("certificate", "create", "--vault-name", "dev", "--name", "az", "--policy", json.dumps(az))
+        self.assertEqual(c["policy"]["key_props"]["crv"], "P-384")
+        self.assertEqual(c["policy"]["x509_props"]["sans"]["dns_names"], ["az.example"])
+        self.assertEqual(c["policy"]["secret_props"]["contentType"], "application/x-pem-file")
+        cert = x509.load_der_x509_certificate(base64.b64decode(c["cer"]))
+        self.assertIn("CN=az.example", cert.subject.rfc4514_string())
+        self.assertIsInstance(cert.public_key(), ec.EllipticCurvePublicKey)
+
     def test_import_pem_and_pfx(self):
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         cert = self_signed(key, "imported.example")

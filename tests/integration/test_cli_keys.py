@@ -146,6 +146,22 @@ class CliKeysTest(MivaultTest):
                       "--value", base64.b64encode(ct).decode())["result"]
         self.assertEqual(base64.b64decode(pt), b"from outside")
 
+    def test_backup_restore_rotation_policy_show_deleted(self):
+        k = self.key("create", "--vault-name", "dev", "--name", "bk", "--kty", "EC")
+        f = os.path.join(self.env.dir, "bk.backup")
+        self.assertIsNone(self.key("backup", "--vault-name", "dev", "--name", "bk", "--file", f))
+        self.assertEqual(os.stat(f).st_mode & 0o777, 0o600)
+        self.key("delete", "--vault-name", "dev", "--name", "bk")
+        self.assertEqual(self.key("show-deleted", "--vault-name", "dev", "--name", "bk")["name"], "bk")
+        r = self.run_cli("keyvault", "key", "restore", "--vault-name", "dev", "--file", f)
+        self.assertEqual(r.returncode, 1)  # the name is soft-deleted
+        self.assertIn("ObjectIsDeletedButRecoverable", r.stderr)
+        self.key("purge", "--vault-name", "dev", "--name", "bk")
+        restored = self.key("restore", "--vault-name", "dev", "--file", f)
+        self.assertEqual(restored["key"]["kid"], k["key"]["kid"])
+        pol = self.key("rotation-policy", "show", "--vault-name", "dev", "--name", "bk")
+        self.assertEqual(pol["lifetimeActions"], [])
+
     def test_errors_and_usage(self):
         self.key("create", "--vault-name", "dev", "--name", "so", "--kty", "RSA", "--ops", "sign")
         r = self.run_cli("keyvault", "key", "encrypt", "--vault-name", "dev", "--name", "so", "--algorithm",
