@@ -3,7 +3,8 @@
  * encrypt, decrypt, wrapkey, unwrapkey.
  *
  * Bytes go out and come back base64url-encoded in {"alg","value"} bodies; the library hands the
- * caller raw bytes. Plaintexts and unwrapped keys are wiped from every buffer before it is freed.
+ * caller raw bytes. The library's own buffers that held a plaintext or a key (request body, reply,
+ * decoded bytes) are wiped before they are freed; the reply's parse tree (jansson) is not.
  * client_key_reply (pure, fuzzed by tests/fuzz/fuzz_client.c) reads the service's reply. */
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -135,10 +136,9 @@ static int key_op(struct mv_key_client *kc, const char *name, const char *versio
     client_begin();
     mv_rc rc = MV_OK;
     char path[MV_SECRET_MAX_NAME + CLIENT_MAX_VERSION + 32];
-    char *body = NULL;
-    json_t *o = NULL;
-    mv_buf enc, denc, reply, bytes;
+    mv_buf enc, denc, body, reply, bytes;
     mv_buf_init(&enc, 4 * KEY_MAX_INPUT);
+    mv_buf_init(&body, 12 * KEY_MAX_INPUT);
     mv_buf_init(&denc, 4 * KEY_MAX_INPUT);
     mv_buf_init(&reply, 0);
     mv_buf_init(&bytes, 4 * KEY_MAX_INPUT);
@@ -156,17 +156,22 @@ static int key_op(struct mv_key_client *kc, const char *name, const char *versio
         goto out;
     }
     CHECK(key_path(name, version, op, path, sizeof path));
+    /* A JWA name: letters, digits, '-' and '_' (so it needs no JSON escaping). */
+    if (strspn(alg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != strlen(alg)) {
+        rc = client_set_error(MV_STATUS_BAD_REQUEST, MV_ERR_BAD_REQUEST, "alg is not a JWA algorithm name");
+        goto out;
+    }
+    /* The body is written by hand into a buffer that is wiped: it carries the plaintext or the key
+     * to wrap (base64url needs no escaping). */
     CHECK(b64url_encode(&enc, in, in_len));
-    o = json_pack("{s:s, s:s}", "alg", alg, "value", enc.p);
-    ENSURE_MSG(o != NULL, MV_ERR_BAD_REQUEST, "alg is not valid UTF-8");
+    CHECK(mv_buf_addf(&body, "{\"alg\":\"%s\",\"value\":\"%s\"", alg, enc.p ? enc.p : ""));
     if (digest) {
         ENSURE_MSG(digest_len > 0 && digest_len <= KEY_MAX_INPUT, MV_ERR_BAD_REQUEST, "bad digest length");
         CHECK(b64url_encode(&denc, digest, digest_len));
-        ENSURE_MSG(json_object_set_new(o, "digest", json_string(denc.p)) == 0, MV_ERR_INTERNAL, "out of memory");
+        CHECK(mv_buf_addf(&body, ",\"digest\":\"%s\"", denc.p ? denc.p : ""));
     }
-    body = json_dumps(o, JSON_COMPACT);
-    ENSURE_MSG(body != NULL, MV_ERR_INTERNAL, "out of memory");
-    CHECK(client_kv_call(kc->engine, "POST", path, body, 200, &reply));
+    CHECK(mv_buf_adds(&body, "}"));
+    CHECK(client_kv_call(kc->engine, "POST", path, body.p, 200, &reply));
     CHECK(client_key_reply(reply.p, reply.len, valid != NULL, &bytes, valid));
     if (out) {
         *out = malloc(bytes.len ? bytes.len : 1);
@@ -177,11 +182,7 @@ static int key_op(struct mv_key_client *kc, const char *name, const char *versio
             *out_len = bytes.len;
     }
 out:
-    if (body) {
-        OPENSSL_cleanse(body, strlen(body));
-        free(body);
-    }
-    json_decref(o); /* holds base64url of the input: jansson frees it; the copies above are wiped */
+    mv_buf_free_secret(&body);
     mv_buf_free_secret(&enc);
     mv_buf_free_secret(&denc);
     mv_buf_free_secret(&reply);
