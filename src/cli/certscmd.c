@@ -362,3 +362,72 @@ int verb_cert_download(struct cli *c)
     json_decref(j);
     return status;
 }
+
+/* The certificates of a PEM file (each block's base64, newlines dropped), or one DER certificate
+ * (its standard base64), as the x5c array of a merge. NULL if the file holds neither. */
+static json_t *x5c_of(const char *data, size_t len)
+{
+    static const char BEGIN[] = "-----BEGIN CERTIFICATE-----", END[] = "-----END CERTIFICATE-----";
+    json_t *a = json_array();
+    mv_buf b;
+    mv_buf_init(&b, 2 * CERT_FILE_MAX);
+    if (!memchr(data, '\0', len) && strstr(data, BEGIN)) {
+        for (const char *p = strstr(data, BEGIN); p; p = strstr(p, BEGIN)) {
+            p += sizeof BEGIN - 1;
+            const char *e = strstr(p, END);
+            if (!e)
+                break;
+            mv_buf_reset(&b);
+            for (; p < e; p++)
+                if (*p != '\n' && *p != '\r' && *p != ' ' && *p != '\t' && mv_buf_add(&b, p, 1) != MV_OK)
+                    break;
+            json_array_append_new(a, json_string(b.p ? b.p : ""));
+            p = e + sizeof END - 1;
+        }
+    } else if (len > 0 && (unsigned char)data[0] == 0x30 && b64_encode(&b, data, len) == MV_OK) {
+        json_array_append_new(a, json_string(b.p));
+    }
+    mv_buf_free(&b);
+    if (json_array_size(a) == 0) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+int verb_cert_pending_merge(struct cli *c)
+{
+    const char *name, *file;
+    char *data = NULL;
+    size_t len = 0;
+    int status = cli_kv_need_name(c, &name);
+    if (status)
+        return status;
+    if (cli_require(c, "file", &file) != MV_OK)
+        return EXIT_USAGE;
+    if (mv_read_file(file, CERT_FILE_MAX, &data, &len) != MV_OK)
+        return cli_error("%s: cannot read %s (or it is over %d bytes)", c->verb, file, CERT_FILE_MAX);
+    json_t *x5c = x5c_of(data, len);
+    free(data);
+    if (!x5c)
+        return cli_error("%s: %s holds no certificate (PEM or DER)", c->verb, file);
+    json_t *body = json_pack("{s:o}", "x5c", x5c);
+    if (!body || (status = cli_attrs_tags(c, body, 0)) != 0) {
+        json_decref(body);
+        return status ? status : cli_error("%s: out of memory", c->verb);
+    }
+    char path[MV_SECRET_MAX_NAME + 48];
+    struct cli_kv s;
+    if (mv_fmt(path, sizeof path, "/certificates/%s/pending/merge", name) != MV_OK) {
+        json_decref(body);
+        return cli_error("%s: name too long", c->verb);
+    }
+    if ((status = cli_kv_open(c, &s)) != 0) {
+        json_decref(body);
+        return status;
+    }
+    /* docs/certificates.md: 201 with the certificate. */
+    status = cli_kv_send(c, &s, "POST", path, body, 201, CERT_COLS);
+    cli_kv_close(&s);
+    return status;
+}

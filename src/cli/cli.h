@@ -183,6 +183,7 @@ int verb_key_encrypt(struct cli *c);
 int verb_key_decrypt(struct cli *c);
 int verb_key_wrap(struct cli *c);
 int verb_key_unwrap(struct cli *c);
+int verb_key_set_attributes(struct cli *c);
 /* certscmd.c: keyvault certificate ... (docs/cli.md) */
 int verb_cert_default_policy(struct cli *c);
 int verb_cert_create(struct cli *c);
@@ -198,5 +199,6 @@ int verb_cert_import(struct cli *c);
 int verb_cert_download(struct cli *c);
 int verb_cert_pending_show(struct cli *c);
 int verb_cert_pending_delete(struct cli *c);
+int verb_cert_pending_merge(struct cli *c);
 
 #endif

@@ -213,6 +213,54 @@ int verb_key_create(struct cli *c)
     return status;
 }
 
+int verb_key_set_attributes(struct cli *c)
+{
+    const char *name, *enabled = cli_get(c, "enabled");
+    int status = cli_kv_need_name(c, &name);
+    if (status)
+        return status;
+    json_t *body = json_object();
+    if ((status = cli_attrs_tags(c, body, 0)) != 0) {
+        json_decref(body);
+        return status;
+    }
+    if (enabled) {
+        if (strcmp(enabled, "true") != 0 && strcmp(enabled, "false") != 0) {
+            json_decref(body);
+            cli_error("%s: --enabled takes true or false", c->verb);
+            return EXIT_USAGE;
+        }
+        json_t *attrs = json_object_get(body, "attributes");
+        if (!attrs) {
+            attrs = json_object();
+            json_object_set_new(body, "attributes", attrs);
+        }
+        json_object_set_new(attrs, "enabled", json_boolean(strcmp(enabled, "true") == 0));
+    }
+    const char *ops[CLI_MAX_OPTS];
+    int nops = cli_get_all(c, "ops", ops, CLI_MAX_OPTS);
+    if (nops > 0) {
+        json_t *a = json_array();
+        for (int i = 0; i < nops; i++)
+            json_array_append_new(a, json_string(ops[i]));
+        json_object_set_new(body, "key_ops", a);
+    }
+    const char *ver = cli_get(c, "version");
+    char path[MV_SECRET_MAX_NAME + CLIENT_MAX_VERSION + 16];
+    struct cli_kv s;
+    if (mv_fmt(path, sizeof path, "/keys/%s/%s", name, ver ? ver : "") != MV_OK) {
+        json_decref(body);
+        return cli_error("%s: name too long", c->verb);
+    }
+    if ((status = cli_kv_open(c, &s)) != 0) {
+        json_decref(body);
+        return status;
+    }
+    status = cli_kv_send(c, &s, "PATCH", path, body, 200, KEY_COLS);
+    cli_kv_close(&s);
+    return status;
+}
+
 /* The common shape: --vault-name V --name N [--version VER], one request with no body. */
 int cli_kv_named(struct cli *c, const char *method, const char *fmt, long expect, const char *const *cols,
                  int with_version)

@@ -1,5 +1,5 @@
-"""`mivault keyvault certificate ...` (issue 9, Also): create (default policy, PEM content type,
-issuer Unknown), show, list, download (PEM, DER), import (PEM, PFX with a password), the
+"""`mivault keyvault certificate ...` (issue 9, Also): create (default policy, PEM content type, az's
+camelCase policy, issuer Unknown with a merge), show, list, download (PEM, DER), import (PEM, PFX with a password), the
 certificate's secret read through libmivault's mv_secret_get (`keyvault secret show`) and its key
 signing through mv_key_sign, delete/recover/purge; usage errors exit 2."""
 import base64
@@ -116,7 +116,7 @@ class CliCertsTest(MivaultTest):
         self.assertIn("-----BEGIN CERTIFICATE-----", s["value"])
         key = serialization.load_pem_private_key(s["value"].encode(), None)
         self.assertIsInstance(key, ec.EllipticCurvePrivateKey)
-        # Issuer Unknown: the pending operation with its CSR, then deleted.
+        # Issuer Unknown: the pending operation with its CSR; a CA signs it, merge completes it.
         policy["issuer"] = {"name": "Unknown"}
         op = self.kv("certificate", "create", "--vault-name", "dev", "--name", "ext", "--policy", json.dumps(policy))
         self.assertEqual(op["status"], "inProgress")
@@ -124,8 +124,29 @@ class CliCertsTest(MivaultTest):
         self.assertIn("CN=pem.example", csr.subject.rfc4514_string())
         self.assertEqual(self.kv("certificate", "pending", "show", "--vault-name", "dev", "--name", "ext")["status"],
                          "inProgress")
-        self.kv("certificate", "pending", "delete", "--vault-name", "dev", "--name", "ext")
-        r = self.run_cli("keyvault", "certificate", "pending", "show", "--vault-name", "dev", "--name", "ext")
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca = self_signed(ca_key, "Test CA")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        leaf = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca.subject)
+                .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=1)).not_valid_after(now + datetime.timedelta(days=10))
+                .sign(ca_key, hashes.SHA256()))
+        with open(self.path("chain.pem"), "wb") as f:
+            f.write(leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
+        merged = self.kv("certificate", "pending", "merge", "--vault-name", "dev", "--name", "ext",
+                         "--file", self.path("chain.pem"))
+        self.assertEqual(base64.b64decode(merged["cer"]), leaf.public_bytes(serialization.Encoding.DER))
+        s = self.kv("secret", "show", "--vault-name", "dev", "--name", "ext")
+        self.assertIn("-----BEGIN PRIVATE KEY-----", s["value"])
+        # Another one, its pending operation deleted.
+        self.kv("certificate", "create", "--vault-name", "dev", "--name", "ext2", "--policy", json.dumps(policy))
+        self.kv("certificate", "pending", "delete", "--vault-name", "dev", "--name", "ext2")
+        r = self.run_cli("keyvault", "certificate", "pending", "show", "--vault-name", "dev", "--name", "ext2")
+        self.assertEqual(r.returncode, 1)
+        with open(self.path("junk"), "w") as f:
+            f.write("no certificate here")
+        r = self.run_cli("keyvault", "certificate", "pending", "merge", "--vault-name", "dev", "--name", "ext2",
+                         "--file", self.path("junk"))
         self.assertEqual(r.returncode, 1)
 
     def test_az_camelcase_policy(self):

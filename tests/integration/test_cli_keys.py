@@ -162,6 +162,26 @@ class CliKeysTest(MivaultTest):
         pol = self.key("rotation-policy", "show", "--vault-name", "dev", "--name", "bk")
         self.assertEqual(pol["lifetimeActions"], [])
 
+    def test_set_attributes(self):
+        self.key("create", "--vault-name", "dev", "--name", "sa", "--kty", "EC")
+        d = base64.b64encode(hashlib.sha256(b"x").digest()).decode()
+        k = self.key("set-attributes", "--vault-name", "dev", "--name", "sa", "--enabled", "false",
+                     "--tags", "state=off")
+        self.assertFalse(k["attributes"]["enabled"])
+        self.assertEqual(k["tags"], {"state": "off"})
+        r = self.run_cli("keyvault", "key", "sign", "--vault-name", "dev", "--name", "sa", "--algorithm", "ES256",
+                         "--digest", d)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("KeyDisabled", r.stderr)
+        k = self.key("set-attributes", "--vault-name", "dev", "--name", "sa", "--enabled", "true", "--ops", "verify")
+        self.assertEqual(k["key"]["key_ops"], ["verify"])
+        r = self.run_cli("keyvault", "key", "sign", "--vault-name", "dev", "--name", "sa", "--algorithm", "ES256",
+                         "--digest", d)
+        self.assertIn("KeyOperationForbidden", r.stderr)
+        r = self.run_cli("keyvault", "key", "set-attributes", "--vault-name", "dev", "--name", "sa",
+                         "--enabled", "maybe")
+        self.assertEqual(r.returncode, 2)
+
     def test_errors_and_usage(self):
         self.key("create", "--vault-name", "dev", "--name", "so", "--kty", "RSA", "--ops", "sign")
         r = self.run_cli("keyvault", "key", "encrypt", "--vault-name", "dev", "--name", "so", "--algorithm",
