@@ -203,8 +203,12 @@ static void usage_all(FILE *f)
 {
     fprintf(f, "usage: mivault VERB [options] [--state DIR] [-o json|table]\n"
                "       mivault --version\n\nverbs:\n");
-    for (size_t i = 0; i < NVERBS; i++)
-        fprintf(f, "  %-26s %s\n", VERBS[i].name, VERBS[i].help);
+    for (size_t i = 0; i < NVERBS; i++) {
+        if (strlen(VERBS[i].name) > 26) /* a long name on a line of its own, the help under it */
+            fprintf(f, "  %s\n  %-26s %s\n", VERBS[i].name, "", VERBS[i].help);
+        else
+            fprintf(f, "  %-26s %s\n", VERBS[i].name, VERBS[i].help);
+    }
     fprintf(f, "\n`mivault VERB --help` shows a verb's options. State: --state, $MIVAULT_HOME, ~/.mivault.\n");
 }
 

@@ -26,7 +26,14 @@ def verbs():
     names = []
     for line in out.splitlines():
         if line.startswith("  ") and not line.startswith("   "):
-            names.append(line[2:28].strip())
+            # The verb's words (lower case), then its help (which starts with a capital); a name
+            # over 26 characters stands alone on its line.
+            words = []
+            for w in line[2:].split():
+                if not re.match(r"^[a-z][a-z0-9-]*$", w):
+                    break
+                words.append(w)
+            names.append(" ".join(words))
     return names
 
 
