@@ -349,7 +349,7 @@ class KeysRbacTest(MivaultTest):
         e.grant(self.vms["user"][0], "Key Vault Crypto User", scope)
         e.grant(self.vms["cse"][0], "Key Vault Crypto Service Encryption User", scope)
         e.grant(self.vms["reader"][0], "Key Vault Reader", scope)
-        e.grant(self.vms["scoped"][0], "Key Vault Crypto User", scope + "/keys/mine")
+        e.grant(self.vms["scoped"][0], "Key Vault Crypto User", "key:dev/mine")  # = scope + "/keys/mine"
         self.tok = {vm: e.token(port, e.vault_resource()) for vm, (_, port) in self.vms.items()}
 
     def kv(self, who, method, path, **kw):
