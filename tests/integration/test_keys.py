@@ -178,6 +178,10 @@ class KeysTest(MivaultTest):
                 "d": b64u(small.d.to_bytes(128, "big"))}
         self.assertAzureError(self.kv("PUT", "/keys/bad", body={"key": sjwk}), 400, "BadParameter")
         self.assertAzureError(self.kv("PUT", "/keys/bad", body={"key": {"kty": "oct", "k": "AAAA"}}), 400, "BadParameter")
+        for ops in ([1], ["fly"], "sign", [None]):
+            self.assertAzureError(self.kv("PUT", "/keys/bad", body={"key": dict(ejwk, key_ops=ops)}), 400, "BadParameter")
+        k = self.kv("PUT", "/keys/impops", body={"key": dict(ejwk, key_ops=["verify"])}).json()
+        self.assertEqual(k["key"]["key_ops"], ["verify"])
         self.assertAzureError(self.kv("GET", "/keys/bad"), 404, "KeyNotFound")
 
     def test_sign_verify_every_algorithm(self):
