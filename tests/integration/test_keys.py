@@ -506,3 +506,58 @@ class KeysBackupRotationTest(MivaultTest):
         latest = self.kv("GET", "/keys/auto/").json()
         self.assertEqual(latest["key"]["kid"].rsplit("/", 1)[1], v[1][1])
         self.assertAlmostEqual(latest["attributes"]["exp"], v[1][0] + 30 * 86400, delta=1)
+
+
+class KeysCliTest(MivaultTest):
+    """`mivault keyvault key ...` as a workload (libmivault's key client: mv_key_*)."""
+
+    def test_cli_verbs(self):
+        import json as _json
+        import subprocess
+        from harness import BIN
+        e = self.env
+        e.vault("dev")
+        vm = e.vm("vm1")
+        e.grant(vm["identity"]["principalId"], "Key Vault Crypto Officer", e.vault_scope("dev"))
+        _, port = e.start_agent("vm1", join=vm["joinToken"])
+        env = dict(os.environ, AZURE_POD_IDENTITY_AUTHORITY_HOST="http://127.0.0.1:%d" % port)
+
+        def run(*a):
+            return subprocess.run([BIN, "keyvault", "key"] + list(a) + ["--vault-name", "dev", "--state", e.dir],
+                                  capture_output=True, text=True, env=env, timeout=60)
+
+        r = run("create", "--name", "ck", "--kty", "EC", "--curve", "P-384")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        k = _json.loads(r.stdout)
+        self.assertEqual((k["name"], k["key"]["crv"]), ("ck", "P-384"))
+        self.assertNotIn("d", k["key"])
+        r = run("create", "--name", "cr", "--size", "3072")
+        self.assertEqual(len(unb64u(_json.loads(r.stdout)["key"]["n"])), 384)
+        r = run("show", "--name", "ck")
+        self.assertEqual(_json.loads(r.stdout)["key"]["kid"], k["key"]["kid"])
+        r = run("list", "-o", "table")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("ck", r.stdout)
+        self.assertIn("cr", r.stdout)
+        digest = b64u(hashlib.sha384(b"cli").digest())
+        r = run("sign", "--name", "ck", "--alg", "ES384", "--value", digest)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        sig = _json.loads(r.stdout)
+        self.assertEqual(sig["kid"], k["key"]["kid"])
+        verify_local(k["key"], "ES384", unb64u(digest), unb64u(sig["value"]))
+        r = run("verify", "--name", "ck", "--alg", "ES384", "--digest", digest, "--value", sig["value"])
+        self.assertIs(_json.loads(r.stdout)["value"], True)
+        ct = _json.loads(run("encrypt", "--name", "cr", "--alg", "RSA-OAEP-256", "--value", b64u(b"hello")).stdout)
+        pt = _json.loads(run("decrypt", "--name", "cr", "--alg", "RSA-OAEP-256", "--value", ct["value"]).stdout)
+        self.assertEqual(unb64u(pt["value"]), b"hello")
+        r = run("sign", "--name", "ck", "--alg", "ES256", "--value", digest)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("BadParameter", r.stderr)
+        r = run("delete", "--name", "ck")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(_json.loads(r.stdout)["recoveryId"].endswith("/deletedkeys/ck"))
+        r = run("show", "--name", "ck")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("KeyNotFound", r.stderr)
+        r = run("show", "--name", "bad_name")
+        self.assertNotEqual(r.returncode, 0)
