@@ -187,3 +187,38 @@ out["paths"] = sorted({w["url"].split("?")[0].rsplit("/", 1)[1] for w in wire if
         self.assertEqual(out["digest"]["code"], "BadParameter")
         for op in ("sign", "decrypt", "unwrapkey", "create"):
             self.assertIn(op, out["paths"])
+
+    def test_backup_restore_rotate_and_policy(self):
+        out = self.client_program('''
+from azure.keyvault.keys import KeyRotationLifetimeAction, KeyRotationPolicy, KeyRotationPolicyAction
+k = kc.create_ec_key("pybk", curve="P-256")
+blob = kc.backup_key("pybk")
+out["blob"] = isinstance(blob, bytes) and len(blob) > 100
+kc.begin_delete_key("pybk").result()
+kc.purge_deleted_key("pybk")
+r = kc.restore_key_backup(blob)
+out["restored"] = {"name": r.name, "same": r.key.x == k.key.x, "version": r.properties.version == k.properties.version}
+p = kc.get_key_rotation_policy("pybk")
+out["empty_policy"] = {"actions": len(p.lifetime_actions or []), "id": p.id}
+pol = kc.update_key_rotation_policy("pybk", KeyRotationPolicy(), lifetime_actions=[
+    KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P90D"),
+    KeyRotationLifetimeAction(KeyRotationPolicyAction.notify, time_before_expiry="P30D")], expires_in="P1Y")
+out["policy"] = {"actions": sorted((str(a.action), a.time_after_create, a.time_before_expiry) for a in pol.lifetime_actions),
+                 "expires_in": pol.expires_in, "created": pol.created_on is not None}
+got = kc.get_key_rotation_policy("pybk")
+out["policy_again"] = got.expires_in
+n = kc.rotate_key("pybk")
+out["rotated"] = {"new": n.properties.version != k.properties.version, "crv": str(n.key.crv),
+                  "exp_days": round((n.properties.expires_on - n.properties.created_on).days)}
+''')
+        self.assertEqual(out["blob"], True)
+        self.assertEqual(out["restored"], {"name": "pybk", "same": True, "version": True})
+        self.assertEqual(out["empty_policy"]["actions"], 0)
+        self.assertTrue(out["empty_policy"]["id"].endswith("/keys/pybk/rotationpolicy"))
+        acts = out["policy"]["actions"]
+        self.assertEqual([a[1:] for a in acts], [["P90D", None], [None, "P30D"]] if "otate" in acts[0][0] else
+                         [[None, "P30D"], ["P90D", None]])
+        self.assertEqual(out["policy"]["expires_in"], "P1Y")
+        self.assertTrue(out["policy"]["created"])
+        self.assertEqual(out["policy_again"], "P1Y")
+        self.assertEqual(out["rotated"], {"new": True, "crv": "P-256", "exp_days": 365})
