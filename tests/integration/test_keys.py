@@ -519,6 +519,7 @@ class KeysCliTest(MivaultTest):
         e.vault("dev")
         vm = e.vm("vm1")
         e.grant(vm["identity"]["principalId"], "Key Vault Crypto Officer", e.vault_scope("dev"))
+        e.grant(vm["identity"]["principalId"], "Key Vault Secrets Officer", e.vault_scope("dev"))
         _, port = e.start_agent("vm1", join=vm["joinToken"])
         env = dict(os.environ, AZURE_POD_IDENTITY_AUTHORITY_HOST="http://127.0.0.1:%d" % port)
 
@@ -561,3 +562,11 @@ class KeysCliTest(MivaultTest):
         self.assertIn("KeyNotFound", r.stderr)
         r = run("show", "--name", "bad_name")
         self.assertNotEqual(r.returncode, 0)
+        # the secret list shares the pager with the key list (client_list)
+        tok = e.token(port, e.vault_resource())
+        for i in range(30):
+            self.assertEqual(e.kv("PUT", "dev", "/secrets/s%02d" % i, token=tok, body={"value": "v"}).status, 200)
+        r = subprocess.run([BIN, "keyvault", "secret", "list", "--vault-name", "dev", "--state", e.dir],
+                           capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(_json.loads(r.stdout)), 30)
