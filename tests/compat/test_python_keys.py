@@ -60,6 +60,12 @@ class PythonKeysTest(CompatTest):
         principal = up.cli("vm", "show", "--name", "localvm")["identity"]["principalId"]
         up.cli("role", "assignment", "create", "--assignee", principal, "--role", "Key Vault Crypto Officer",
                "--scope", "vault:dev")
+        # a second identity of localvm with only Crypto Service Encryption User (read, wrap, unwrap)
+        ident = up.cli("identity", "create", "--name", "pycse")
+        up.cli("vm", "identity", "assign", "--name", "localvm", "--user-assigned", "pycse")
+        up.cli("role", "assignment", "create", "--assignee", ident["properties"]["principalId"], "--role",
+               "Key Vault Crypto Service Encryption User", "--scope", "vault:dev")
+        cls.cse_client_id = ident["properties"]["clientId"]
 
     def client_program(self, code):
         return self.py_json(KEYS_PRELUDE + code, env=self.up.env, timeout=300)
@@ -78,7 +84,7 @@ out["by_version"] = str(kc.get_key("pyec", e.properties.version).key.crv)
 out["case"] = kc.get_key("PYEC").name
 for i in range(3):
     kc.create_ec_key("page%d" % i)
-out["names"] = sorted(p.name for p in kc.list_properties_of_keys(max_page_size=2) if not p.name.startswith("cr-"))
+out["names"] = sorted(p.name for p in kc.list_properties_of_keys(max_page_size=2) if p.name.startswith(("page", "pyec", "pyrsa")))
 out["versions"] = len(list(kc.list_properties_of_key_versions("pyec", max_page_size=1)))
 u = kc.update_key_properties("pyrsa", enabled=False, tags={"x": "y"}, key_operations=["sign", "verify"])
 out["update"] = {"enabled": u.properties.enabled, "tags": u.properties.tags,
@@ -222,3 +228,34 @@ out["rotated"] = {"new": n.properties.version != k.properties.version, "crv": st
         self.assertTrue(out["policy"]["created"])
         self.assertEqual(out["policy_again"], "P1Y")
         self.assertEqual(out["rotated"], {"new": True, "crv": "P-256", "exp_days": 365})
+
+    def test_crypto_service_encryption_user(self):
+        """Pitfall 22: this role reads the key (so Python wraps locally) and unwraps remotely; any
+        other remote operation is 403 ForbiddenByRbac."""
+        out = self.client_program('''
+k = kc.create_rsa_key("pycse-k")
+import logging
+class _H(logging.Handler):
+    def emit(self, rec):
+        out.setdefault("log", []).append(rec.getMessage())
+logging.getLogger("azure.keyvault.keys").addHandler(_H())
+cse = ManagedIdentityCredential(client_id=CSE)
+cc = CryptographyClient(k.id, cse, raw_response_hook=hook)
+before = len(wire)
+w = cc.wrap_key(KeyWrapAlgorithm.rsa_oaep, b"k" * 32)
+out["wrap_remote"] = any(x["url"].split("?")[0].endswith("/wrapkey") for x in wire[before:])
+out["wire"] = [(x["method"], x["url"].split("?")[0].split("/keys/")[-1], x["status"]) for x in wire[before:]]
+out["unwrap"] = cc.unwrap_key(KeyWrapAlgorithm.rsa_oaep, w.encrypted_key).key == b"k" * 32
+try:
+    cc.sign(SignatureAlgorithm.rs256, b"x" * 32)
+except HttpResponseError as ex:
+    out["sign"] = err(ex)
+try:
+    cc.decrypt(EncryptionAlgorithm.rsa_oaep, w.encrypted_key)
+except HttpResponseError as ex:
+    out["decrypt"] = err(ex)
+'''.replace("CSE", repr(self.cse_client_id)))
+        self.assertFalse(out["wrap_remote"], (out["wire"], out.get("log")))  # done locally with the public JWK it could read
+        self.assertTrue(out["unwrap"])
+        for op in ("sign", "decrypt"):
+            self.assertEqual((out[op]["status"], out[op]["code"], out[op]["inner"]), (403, "Forbidden", "ForbiddenByRbac"))
