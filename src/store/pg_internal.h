@@ -172,6 +172,7 @@ MV_MUST_CHECK mv_rc pg_principal_get(struct pg_store *pg, const char *id, struct
 MV_MUST_CHECK mv_rc pg_principal_by_client(struct pg_store *pg, const char *client_id, struct st_principal *out);
 MV_MUST_CHECK mv_rc pg_principal_delete(struct pg_store *pg, const char *id);
 MV_MUST_CHECK mv_rc pg_signing_key_put(struct pg_store *pg, const struct st_signing_key *k);
+MV_MUST_CHECK mv_rc pg_signing_key_delete(struct pg_store *pg, const char *kid);
 MV_MUST_CHECK mv_rc pg_signing_keys(struct pg_store *pg, struct st_signing_key **out, size_t *n);
 MV_MUST_CHECK mv_rc pg_vm_put(struct pg_store *pg, const struct st_vm *vm);
 MV_MUST_CHECK mv_rc pg_vm_get(struct pg_store *pg, const char *name, struct st_vm *out);
@@ -212,6 +213,11 @@ MV_MUST_CHECK mv_rc pg_key_policy_put(struct pg_store *pg, const struct st_key_p
 MV_MUST_CHECK mv_rc pg_key_policy_get(struct pg_store *pg, const char *vault, const char *name, struct st_key_policy *out);
 MV_MUST_CHECK mv_rc pg_key_policy_list(struct pg_store *pg, struct st_key_policy **out, size_t *n);
 MV_MUST_CHECK mv_rc pg_key_policy_claim(struct pg_store *pg, const char *vault, const char *name, const char *version);
+MV_MUST_CHECK mv_rc pg_cert_put(struct pg_store *pg, const struct st_certobj *o);
+MV_MUST_CHECK mv_rc pg_cert_get(struct pg_store *pg, const char *vault, int kind, const char *name, const char *version, int deleted, struct st_certobj *out);
+MV_MUST_CHECK mv_rc pg_cert_list(struct pg_store *pg, const char *vault, int kind, const char *name, const char *after, size_t limit, int deleted, struct st_certobj **out, size_t *n);
+MV_MUST_CHECK mv_rc pg_cert_mark(struct pg_store *pg, const char *vault, const char *name, int64_t deleted, int64_t purge_at);
+MV_MUST_CHECK mv_rc pg_cert_remove(struct pg_store *pg, const char *vault, int kind, const char *name, const char *version);
 MV_MUST_CHECK mv_rc pg_secret_add(struct pg_store *pg, const struct st_secret *s);
 MV_MUST_CHECK mv_rc pg_secret_get(struct pg_store *pg, const char *vault, const char *name, const char *version, struct st_secret *out);
 MV_MUST_CHECK mv_rc pg_secret_update(struct pg_store *pg, const struct st_secret *s);

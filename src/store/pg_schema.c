@@ -261,7 +261,29 @@ static const char *const v6[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6};
+/* v7: Key Vault certificates (pg_certs.c): versions, policies, pending operations, issuers and
+ * contacts, one table of objects; see store.h "certificates". */
+static const char *const v7[] = {
+    "CREATE TABLE cert_objects ("
+    " seq bigserial,"
+    " vault text COLLATE \"C\" NOT NULL,"
+    " vault_key text COLLATE \"C\" NOT NULL REFERENCES vaults (k) ON DELETE CASCADE,"
+    " kind integer NOT NULL CHECK (kind BETWEEN 1 AND 5),"
+    " name text COLLATE \"C\" NOT NULL,"
+    " version text COLLATE \"C\" NOT NULL,"
+    " doc text COLLATE \"C\" NOT NULL,"
+    " sealed bytea NOT NULL,"
+    " created bigint NOT NULL,"
+    " deleted bigint NOT NULL DEFAULT 0,"
+    " purge_at bigint NOT NULL DEFAULT 0)",
+    "CREATE UNIQUE INDEX cert_objects_key ON cert_objects"
+    " (vault_key, kind, lower(name), lower(version))",
+    "CREATE INDEX cert_objects_latest ON cert_objects"
+    " (vault_key, kind, lower(name), created DESC, seq DESC)",
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 /* meta itself is the one table every version has: created first, outside the list. */

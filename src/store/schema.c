@@ -214,7 +214,32 @@ static const char *const v5[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5};
+/* v6: Key Vault certificates (st_certs.c): versions, policies, pending operations, issuers
+ * and contacts, one table of objects; see store.h "certificates". */
+static const char *const v6[] = {
+    "CREATE TABLE cert_objects ("
+    " vault TEXT NOT NULL COLLATE NOCASE REFERENCES vaults (name) ON DELETE CASCADE,"
+    " kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 5),"
+    " name TEXT NOT NULL COLLATE NOCASE,"
+    " version TEXT NOT NULL COLLATE NOCASE,"
+    " doc TEXT NOT NULL,"
+    " sealed BLOB NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " deleted INTEGER NOT NULL DEFAULT 0,"
+    " purge_at INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (vault, kind, name, version));"
+    "CREATE INDEX cert_objects_latest ON cert_objects (vault, kind, name, created);",
+    NULL,
+};
+
+/* v7: signing keys move the generation too, so a key rotated or retired by another process
+ * (`mivault authority key`) reaches every loop's signer, JWKS and validators (docs/operations.md). */
+static const char *const v7[] = {
+    GEN_TRIGGERS("signing_keys"),
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 static mv_rc user_version(struct store *st, int64_t *out)

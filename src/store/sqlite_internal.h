@@ -41,6 +41,7 @@ enum st_q {
     ST_Q_PRINCIPAL_DELETE,
     ST_Q_KEY_PUT,
     ST_Q_KEY_LIST,
+    ST_Q_KEY_DELETE,
     ST_Q_VM_PUT,
     ST_Q_VM_GET,
     ST_Q_VM_LIST,
@@ -112,6 +113,13 @@ enum st_q {
     ST_Q_VKEY_POLICY_GET,
     ST_Q_VKEY_POLICY_LIST,
     ST_Q_VKEY_POLICY_CLAIM,
+    ST_Q_CERT_PUT,
+    ST_Q_CERT_GET_LATEST,
+    ST_Q_CERT_GET_VERSION,
+    ST_Q_CERT_LIST_NAMES,
+    ST_Q_CERT_LIST_VERSIONS,
+    ST_Q_CERT_MARK,
+    ST_Q_CERT_REMOVE,
     ST_Q_COUNT
 };
 
@@ -146,6 +154,7 @@ MV_MUST_CHECK mv_rc sq_principal_get(struct store *st, const char *id, struct st
 MV_MUST_CHECK mv_rc sq_principal_by_client(struct store *st, const char *client_id, struct st_principal *out);
 MV_MUST_CHECK mv_rc sq_principal_delete(struct store *st, const char *id);
 MV_MUST_CHECK mv_rc sq_signing_key_put(struct store *st, const struct st_signing_key *k);
+MV_MUST_CHECK mv_rc sq_signing_key_delete(struct store *st, const char *kid);
 MV_MUST_CHECK mv_rc sq_signing_keys(struct store *st, struct st_signing_key **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_vm_put(struct store *st, const struct st_vm *vm);
 MV_MUST_CHECK mv_rc sq_vm_get(struct store *st, const char *name, struct st_vm *out);
@@ -197,6 +206,11 @@ MV_MUST_CHECK mv_rc sq_secret_list_deleted(struct store *st, const char *vault, 
 MV_MUST_CHECK mv_rc sq_secret_recover(struct store *st, const char *vault, const char *name);
 MV_MUST_CHECK mv_rc sq_secret_purge(struct store *st, const char *vault, const char *name);
 MV_MUST_CHECK mv_rc sq_secret_purge_expired(struct store *st, int64_t now);
+MV_MUST_CHECK mv_rc sq_cert_put(struct store *st, const struct st_certobj *o);
+MV_MUST_CHECK mv_rc sq_cert_get(struct store *st, const char *vault, int kind, const char *name, const char *version, int deleted, struct st_certobj *out);
+MV_MUST_CHECK mv_rc sq_cert_list(struct store *st, const char *vault, int kind, const char *name, const char *after, size_t limit, int deleted, struct st_certobj **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_cert_mark(struct store *st, const char *vault, const char *name, int64_t deleted, int64_t purge_at);
+MV_MUST_CHECK mv_rc sq_cert_remove(struct store *st, const char *vault, int kind, const char *name, const char *version);
 MV_MUST_CHECK mv_rc sq_checkpoint_add(struct store *st, const char *writer, int64_t records, const char *head_hash, int64_t at, struct st_checkpoint *out);
 MV_MUST_CHECK mv_rc sq_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_quota_lease(struct store *st, const char *vault, int64_t window_start, enum st_quota_kind kind, int64_t want, int64_t limit, int64_t *granted);

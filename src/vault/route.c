@@ -24,6 +24,11 @@
 #include "vault/vault_internal.h"
 
 #define A(x) VAULT_ACTION_PREFIX x
+#define KV(x) "Microsoft.KeyVault/vaults/" x
+#define CERT_READ KV("certificates/read")
+#define CERT_UPDATE KV("certificates/update/action")
+#define CERT_CREATE KV("certificates/create/action")
+#define CERT_BODY MV_VAULT_BODY_BYTES
 #define READ_META A("readMetadata/action")
 #define RESTORE_BODY (VAULT_BACKUP_MAX_B64 + 4096)
 #define MAX_SEGS 6
@@ -77,6 +82,49 @@ static const struct vault_route ROUTES[] = {
     {HTTP_GET, "deletedkeys/{n}", K("read"), 0, 0, vault_op_key_get_deleted},
     {HTTP_DELETE, "deletedkeys/{n}", K("purge/action"), 0, 0, vault_op_key_purge},
     {HTTP_POST, "deletedkeys/{n}/recover", K("recover/action"), 0, 0, vault_op_key_recover},
+    /* certificates: literals first (contacts, issuers, restore collide with {n}) */
+    {HTTP_GET, "certificates", CERT_READ, 0, 0, vault_op_cert_list},
+    {HTTP_GET, "certificates/", CERT_READ, 0, 0, vault_op_cert_list},
+    {HTTP_GET, "certificates/contacts", KV("certificatecontacts/write"), 0, 0,
+     vault_op_cert_contacts_get},
+    {HTTP_PUT, "certificates/contacts", KV("certificatecontacts/write"), 0, CERT_BODY,
+     vault_op_cert_contacts_put},
+    {HTTP_DELETE, "certificates/contacts", KV("certificatecontacts/write"), 0, 0,
+     vault_op_cert_contacts_delete},
+    {HTTP_GET, "certificates/issuers", KV("certificatecas/read"), 0, 0, vault_op_cert_issuer_list},
+    {HTTP_GET, "certificates/issuers/{n}", KV("certificatecas/read"), 0, 0,
+     vault_op_cert_issuer_get},
+    {HTTP_PUT, "certificates/issuers/{n}", KV("certificatecas/write"), 0, CERT_BODY,
+     vault_op_cert_issuer_put},
+    {HTTP_PATCH, "certificates/issuers/{n}", KV("certificatecas/write"), 0, CERT_BODY,
+     vault_op_cert_issuer_put},
+    {HTTP_DELETE, "certificates/issuers/{n}", KV("certificatecas/delete"), 0, 0,
+     vault_op_cert_issuer_delete},
+    {HTTP_POST, "certificates/{n}/create", CERT_CREATE, 1, CERT_BODY, vault_op_cert_create},
+    {HTTP_POST, "certificates/{n}/import", KV("certificates/import/action"), 1, CERT_BODY,
+     vault_op_cert_import},
+    {HTTP_GET, "certificates/{n}/pending", CERT_READ, 0, 0, vault_op_cert_pending_get},
+    {HTTP_PATCH, "certificates/{n}/pending", CERT_UPDATE, 0, CERT_BODY,
+     vault_op_cert_pending_cancel},
+    {HTTP_DELETE, "certificates/{n}/pending", CERT_UPDATE, 0, 0, vault_op_cert_pending_delete},
+    {HTTP_POST, "certificates/{n}/pending/merge", CERT_CREATE, 1, CERT_BODY,
+     vault_op_cert_merge},
+    {HTTP_GET, "certificates/{n}/policy", CERT_READ, 0, 0, vault_op_cert_policy_get},
+    {HTTP_PATCH, "certificates/{n}/policy", CERT_UPDATE, 0, CERT_BODY,
+     vault_op_cert_policy_update},
+    {HTTP_GET, "certificates/{n}/versions", CERT_READ, 0, 0, vault_op_cert_versions},
+    {HTTP_GET, "certificates/{n}", CERT_READ, 0, 0, vault_op_cert_get},
+    {HTTP_PATCH, "certificates/{n}", CERT_UPDATE, 0, CERT_BODY, vault_op_cert_update},
+    {HTTP_DELETE, "certificates/{n}", KV("certificates/delete"), 0, 0, vault_op_cert_delete},
+    {HTTP_GET, "certificates/{n}/{v}", CERT_READ, 0, 0, vault_op_cert_get},
+    {HTTP_PATCH, "certificates/{n}/{v}", CERT_UPDATE, 0, CERT_BODY, vault_op_cert_update},
+    {HTTP_GET, "deletedcertificates", CERT_READ, 0, 0, vault_op_cert_list_deleted},
+    {HTTP_GET, "deletedcertificates/", CERT_READ, 0, 0, vault_op_cert_list_deleted},
+    {HTTP_GET, "deletedcertificates/{n}", CERT_READ, 0, 0, vault_op_cert_get_deleted},
+    {HTTP_DELETE, "deletedcertificates/{n}", KV("certificates/purge/action"), 0, 0,
+     vault_op_cert_purge},
+    {HTTP_POST, "deletedcertificates/{n}/recover", KV("certificates/recover/action"), 0, 0,
+     vault_op_cert_recover},
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -175,6 +223,7 @@ static void find_route(struct vault_ctx *c)
         if (ROUTES[i].method == c->req->method) {
             match(ROUTES[i].pattern, segs, n, c);
             c->route = &ROUTES[i];
+            c->req->m_route = ROUTES[i].pattern; /* the metrics' label (http/server.h) */
             return;
         }
     }
@@ -291,6 +340,10 @@ static int build_resource(struct vault_ctx *c, int with_secret)
         (strncmp(c->route->pattern, "keys/", 5) == 0 ||
          strncmp(c->route->pattern, "deletedkeys/", 12) == 0))
         kind = "/keys/";
+    else if (with_secret && c->route && strstr(c->route->pattern, "certificates/issuers/"))
+        kind = "/certificates/issuers/";
+    else if (with_secret && c->route && strstr(c->route->pattern, "certificates"))
+        kind = "/certificates/";
     mv_rc rc = vault_cat(c->resource, sizeof c->resource, "/subscriptions/",
                          srv->tenant.subscription_id, "/resourceGroups/", c->vault.rg,
                          "/providers/Microsoft.KeyVault/vaults/", c->vault.name,
@@ -331,6 +384,7 @@ void vault_audit(struct vault_ctx *c)
 
 void vault_handle(struct vault_loop *w, http_req *req, const char *vault_name)
 {
+    req->m_route = "unmatched"; /* until a route matches (metrics) */
     struct vault_ctx c;
     memset(&c, 0, sizeof c);
     c.req = req;

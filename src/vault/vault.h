@@ -60,5 +60,8 @@ void vault_worker_free(struct vault_loop *w);
  * rotation happens once (claimed in the store first). */
 #define VAULT_ROTATION_TICK_SECS 5
 void vault_key_rotation_tick(const struct vault_plane *srv, struct store *st, int64_t now);
+/* Renews the certificates whose policy (issuer Self) has a due AutoRenew lifetime action
+ * (certs.c; docs/certificates.md "Auto-renewal"): called with the rotation tick. */
+void vault_cert_renewal_tick(const struct vault_plane *srv, struct store *st, int64_t now);
 
 #endif

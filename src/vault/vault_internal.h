@@ -82,6 +82,7 @@ enum {
     VJ_ID_VERSION = 1, /* id ends with /<version> (bundles, version lists) */
     VJ_DELETED = 2,    /* add recoveryId, deletedDate, scheduledPurgeDate */
     VJ_ITEM = 4,       /* keys: the KeyItem shape (kid, no key material) */
+    VJ_MANAGED = 8,    /* a certificate's secret: add kid and managed: true (bundle only) */
 };
 const char *vault_recovery_level(int days, int purge_protection);
 /* SecretBundle / SecretItem / Deleted* without "value". */
@@ -190,6 +191,48 @@ MV_MUST_CHECK mv_rc vault_parse_key_op(const char *body, size_t len, int verify,
 void vault_key_op_input_free(struct vault_key_op_input *in);
 /* Frees w's cache of parsed private keys (keyops.c). */
 void vault_keycache_free(struct vault_loop *w);
+/* ---- certpolicy.c: CertificatePolicy documents (pure) ---- */
+struct certs_spec;
+struct certs_desc;
+/* The policy in (may be NULL) over base (the stored policy for a PATCH, else NULL), validated
+ * and with Key Vault's defaults filled in; attributes.updated = now. MV_ERR_BAD_REQUEST with a
+ * fixed message in *why. */
+MV_MUST_CHECK mv_rc vault_cert_policy_normalize(const json_t *in, const json_t *base, int64_t now,
+                                                json_t **out, const char **why);
+/* The certs_spec a normalised policy asks for (pointers into policy). */
+MV_MUST_CHECK mv_rc vault_cert_policy_spec(const json_t *policy, struct certs_spec *spec);
+/* The policy of an imported certificate: its own subject, SANs, EKUs, key usage, validity and
+ * key over the given policy (may be NULL), with content_type. */
+MV_MUST_CHECK mv_rc vault_cert_policy_from_cert(const struct certs_desc *d, const json_t *given,
+                                                const char *content_type, int64_t now,
+                                                json_t **out, const char **why);
+
+/* ---- certs.c: the certificate operations ---- */
+struct vault_ctx;
+void vault_op_cert_create(struct vault_ctx *c);
+void vault_op_cert_import(struct vault_ctx *c);
+void vault_op_cert_get(struct vault_ctx *c);
+void vault_op_cert_update(struct vault_ctx *c);
+void vault_op_cert_list(struct vault_ctx *c);
+void vault_op_cert_versions(struct vault_ctx *c);
+void vault_op_cert_pending_get(struct vault_ctx *c);
+void vault_op_cert_pending_cancel(struct vault_ctx *c);
+void vault_op_cert_pending_delete(struct vault_ctx *c);
+void vault_op_cert_merge(struct vault_ctx *c);
+void vault_op_cert_policy_get(struct vault_ctx *c);
+void vault_op_cert_policy_update(struct vault_ctx *c);
+void vault_op_cert_delete(struct vault_ctx *c);
+void vault_op_cert_get_deleted(struct vault_ctx *c);
+void vault_op_cert_list_deleted(struct vault_ctx *c);
+void vault_op_cert_recover(struct vault_ctx *c);
+void vault_op_cert_purge(struct vault_ctx *c);
+void vault_op_cert_issuer_get(struct vault_ctx *c);
+void vault_op_cert_issuer_put(struct vault_ctx *c);
+void vault_op_cert_issuer_delete(struct vault_ctx *c);
+void vault_op_cert_issuer_list(struct vault_ctx *c);
+void vault_op_cert_contacts_get(struct vault_ctx *c);
+void vault_op_cert_contacts_put(struct vault_ctx *c);
+void vault_op_cert_contacts_delete(struct vault_ctx *c);
 
 /* ---- request context ---- */
 struct vault_ctx;

@@ -207,7 +207,7 @@ static void check_sqlite_file(struct fx *f)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 5);
+    assert_int_equal(sqlite3_column_int(s, 0), 7);
     sqlite3_finalize(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -216,18 +216,19 @@ static void check_sqlite_file(struct fx *f)
     sqlite3_close(db);
 }
 
-/* PostgreSQL: schema_version 6 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
- * v4: quota leases; v5: assertion_jti; v6: vault_keys, key_policies), the tables there. */
+/* PostgreSQL: schema_version 7 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
+ * v4: quota leases; v5: assertion_jti; v6: vault_keys, key_policies; v7: cert_objects), the
+ * tables there. */
 static void check_pg_schema(struct fx *f)
 {
     PGconn *c = PQconnectdb(f->path);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
     assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "6");
+    assert_string_equal(PQgetvalue(r, 0, 0), "7");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
-    assert_string_equal(PQgetvalue(r, 0, 0), "17");
+    assert_string_equal(PQgetvalue(r, 0, 0), "18");
     PQclear(r);
     PQfinish(c);
 }
@@ -406,6 +407,18 @@ static void test_signing_keys_newest_first(void **state)
 
     struct st_signing_key bad = {.kid = "k"};
     RC(store_signing_key_put(f->st, &bad), MV_ERR_BAD_REQUEST);
+
+    /* retire: the row is gone, and the generation moved (validators and signers follow it) */
+    int64_t g0 = 0, g1 = 0;
+    OK(store_generation(f->st, &g0));
+    OK(store_signing_key_delete(f->st, "kid-old"));
+    OK(store_generation(f->st, &g1));
+    assert_true(g1 != g0);
+    RC(store_signing_key_delete(f->st, "kid-old"), MV_ERR_NOT_FOUND);
+    OK(store_signing_keys(f->st, &keys, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(keys[0].kid, "kid-new");
+    st_signing_keys_free(keys, n);
 }
 
 /* ---- VMs, identities, nodes, join tokens ---- */
@@ -717,6 +730,125 @@ static void test_role_assignments(void **state)
 }
 
 /* ---- secrets ---- */
+
+/* ---- certificate objects (st_certs.c / pg_certs.c) ---- */
+
+static void put_cert(struct store *st, const char *vault, int kind, const char *name,
+                     const char *version, const char *doc, const char *sealed, int64_t created)
+{
+    struct st_certobj o;
+    memset(&o, 0, sizeof o);
+    snprintf(o.vault, sizeof o.vault, "%s", vault);
+    o.kind = kind;
+    snprintf(o.name, sizeof o.name, "%s", name);
+    snprintf(o.version, sizeof o.version, "%s", version);
+    o.doc = (char *)doc;
+    mv_buf_init(&o.sealed, 64);
+    OK(mv_buf_adds(&o.sealed, sealed));
+    o.created = created;
+    OK(store_cert_put(st, &o));
+    mv_buf_free(&o.sealed);
+}
+
+static void test_cert_objects(void **state)
+{
+    struct fx *f = *state;
+    struct st_certobj o;
+    struct st_certobj *rows = NULL;
+    size_t n = 0;
+    put_vault(f->st, "dev");
+    put_cert(f->st, "dev", ST_CERT_VERSION, "WebCert", "a1", "{\"v\":1}", "key1", 100);
+    put_cert(f->st, "dev", ST_CERT_VERSION, "WebCert", "b2", "{\"v\":2}", "key2", 200);
+    put_cert(f->st, "dev", ST_CERT_VERSION, "WebCert", "a0", "{\"v\":3}", "key3", 200);
+    put_cert(f->st, "dev", ST_CERT_POLICY, "webcert", "", "{\"p\":1}", "", 100);
+    put_cert(f->st, "dev", ST_CERT_VERSION, "Api", "c1", "{}", "k", 50);
+    put_cert(f->st, "dev", ST_CERT_ISSUER, "MyCA", "", "{\"provider\":\"x\"}", "", 10);
+
+    /* latest = greatest created, then insert order; name as first stored */
+    OK(store_cert_get(f->st, "DEV", ST_CERT_VERSION, "webCERT", NULL, 0, &o));
+    assert_string_equal(o.version, "a0");
+    assert_string_equal(o.name, "WebCert");
+    assert_string_equal(o.doc, "{\"v\":3}");
+    assert_memory_equal(o.sealed.p, "key3", 4);
+    st_certobj_clear(&o);
+    OK(store_cert_get(f->st, "dev", ST_CERT_VERSION, "webcert", "A1", 0, &o));
+    assert_string_equal(o.doc, "{\"v\":1}");
+    st_certobj_clear(&o);
+    RC(store_cert_get(f->st, "dev", ST_CERT_VERSION, "webcert", "zz", 0, &o), MV_ERR_NOT_FOUND);
+    RC(store_cert_get(f->st, "dev", ST_CERT_PENDING, "webcert", "", 0, &o), MV_ERR_NOT_FOUND);
+    OK(store_cert_get(f->st, "dev", ST_CERT_POLICY, "webcert", "", 0, &o));
+    assert_int_equal(o.sealed.len, 0);
+    st_certobj_clear(&o);
+
+    /* a put on the same key replaces doc and keeps created */
+    put_cert(f->st, "dev", ST_CERT_POLICY, "WEBCERT", "", "{\"p\":2}", "", 999);
+    OK(store_cert_get(f->st, "dev", ST_CERT_POLICY, "webcert", NULL, 0, &o));
+    assert_string_equal(o.doc, "{\"p\":2}");
+    assert_int_equal(o.created, 100);
+    st_certobj_clear(&o);
+
+    /* names: latest of each, paged; versions of one name, paged */
+    OK(store_cert_list(f->st, "dev", ST_CERT_VERSION, NULL, NULL, 1, 0, &rows, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].name, "Api");
+    st_certobjs_free(rows, n);
+    OK(store_cert_list(f->st, "dev", ST_CERT_VERSION, NULL, "api", 10, 0, &rows, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].version, "a0");
+    assert_null(rows[0].sealed.p);
+    st_certobjs_free(rows, n);
+    OK(store_cert_list(f->st, "dev", ST_CERT_VERSION, "WebCert", NULL, 2, 0, &rows, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[0].version, "a0");
+    assert_string_equal(rows[1].version, "a1");
+    st_certobjs_free(rows, n);
+    OK(store_cert_list(f->st, "dev", ST_CERT_VERSION, "WebCert", "a1", 2, 0, &rows, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].version, "b2");
+    st_certobjs_free(rows, n);
+
+    /* soft delete: versions and policy leave the live views, come back on recover */
+    OK(store_cert_mark(f->st, "dev", "webcert", 1000, 2000));
+    RC(store_cert_get(f->st, "dev", ST_CERT_VERSION, "webcert", NULL, 0, &o), MV_ERR_NOT_FOUND);
+    OK(store_cert_get(f->st, "dev", ST_CERT_VERSION, "webcert", NULL, 1, &o));
+    assert_int_equal(o.deleted, 1000);
+    assert_int_equal(o.purge_at, 2000);
+    st_certobj_clear(&o);
+    OK(store_cert_list(f->st, "dev", ST_CERT_VERSION, NULL, NULL, 10, 0, &rows, &n));
+    assert_int_equal(n, 1);
+    st_certobjs_free(rows, n);
+    OK(store_cert_list(f->st, "dev", ST_CERT_VERSION, NULL, NULL, 10, 1, &rows, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].name, "WebCert");
+    st_certobjs_free(rows, n);
+    OK(store_cert_mark(f->st, "dev", "webcert", 0, 0));
+    OK(store_cert_get(f->st, "dev", ST_CERT_POLICY, "webcert", NULL, 0, &o));
+    st_certobj_clear(&o);
+    RC(store_cert_mark(f->st, "dev", "nothing", 1, 1), MV_ERR_NOT_FOUND);
+
+    /* remove: one version, then everything of the name but issuers */
+    OK(store_cert_remove(f->st, "dev", ST_CERT_VERSION, "webcert", "A0"));
+    OK(store_cert_get(f->st, "dev", ST_CERT_VERSION, "webcert", NULL, 0, &o));
+    assert_string_equal(o.version, "b2");
+    st_certobj_clear(&o);
+    OK(store_cert_remove(f->st, "dev", 0, "webcert", NULL));
+    RC(store_cert_get(f->st, "dev", ST_CERT_POLICY, "webcert", NULL, 0, &o), MV_ERR_NOT_FOUND);
+    RC(store_cert_remove(f->st, "dev", 0, "webcert", NULL), MV_ERR_NOT_FOUND);
+    OK(store_cert_get(f->st, "dev", ST_CERT_ISSUER, "myca", NULL, 0, &o));
+    st_certobj_clear(&o);
+
+    /* an unknown vault is not found; deleting the vault takes its certificates */
+    struct st_certobj g;
+    memset(&g, 0, sizeof g);
+    snprintf(g.vault, sizeof g.vault, "ghost");
+    g.kind = ST_CERT_VERSION;
+    snprintf(g.name, sizeof g.name, "x");
+    snprintf(g.version, sizeof g.version, "v");
+    g.doc = (char *)"{}";
+    RC(store_cert_put(f->st, &g), MV_ERR_NOT_FOUND);
+    OK(store_vault_delete(f->st, "dev"));
+    RC(store_cert_get(f->st, "dev", ST_CERT_VERSION, "api", NULL, 0, &o), MV_ERR_NOT_FOUND);
+}
 
 static void test_secret_versions_and_get(void **state)
 {
@@ -1722,12 +1854,15 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
     f->st = NULL;
     /* The store is turned back into a faithful v3 (PostgreSQL) / v2 (SQLite) database: what
      * quota_leases' migration and every later one (assertion_jti: PostgreSQL v5, SQLite v4;
-     * vault_keys and key_policies: PostgreSQL v6, SQLite v5) created is dropped, so store_open runs those migrations exactly as on a real upgrade.
+     * vault_keys and key_policies: PostgreSQL v6, SQLite v5; cert_objects: PostgreSQL v7,
+     * SQLite v6; the signing-key triggers: SQLite v7) created is dropped, so store_open runs those migrations exactly as on a real
+     * upgrade.
      * Migrations stay plain CREATEs (no IF NOT EXISTS): a version number that does not match the
      * objects present is a broken store and must fail loudly, not be papered over. */
     if (pg_base) {
         pg_admin(f->path, "DROP TABLE quota_leases");
         pg_admin(f->path, "DROP TABLE assertion_jti");
+        pg_admin(f->path, "DROP TABLE cert_objects");
         pg_admin(f->path, "DROP INDEX join_tokens_expires");
         pg_admin(f->path, "DROP TABLE vault_keys");
         pg_admin(f->path, "DROP TABLE key_policies");
@@ -1738,7 +1873,10 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
         assert_int_equal(sqlite3_exec(db,
                                       "DROP TABLE quota_leases; DROP TABLE assertion_jti;"
                                       " DROP INDEX join_tokens_expires; DROP TABLE vault_keys;"
-                                      " DROP TABLE key_policies; PRAGMA user_version = 2",
+                                      " DROP TABLE key_policies; DROP TABLE cert_objects;"
+                                      " DROP TRIGGER signing_keys_gen_ins; DROP TRIGGER signing_keys_gen_upd;"
+                                      " DROP TRIGGER signing_keys_gen_del;"
+                                      " PRAGMA user_version = 2",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
         sqlite3_close(db);
@@ -1786,6 +1924,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_role_assignments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cert_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_versions_and_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_versions_delete_recover_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_policy_put_get_claim, setup, teardown),
