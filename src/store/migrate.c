@@ -71,6 +71,19 @@ static const struct copy TABLES[STORE_MIGRATE_TABLES] = {
      " enabled, nbf, exp, created, updated, deleted, purge_at)"
      " VALUES ($1, lower($1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
      3},
+    /* the audit checkpoint chain (docs/audit.md) as it is: seq, hashes and all, so `audit
+     * verify` still anchors the records written before the move and the next checkpoint
+     * continues the chain */
+    {"audit_checkpoints",
+     "SELECT seq, writer, records, head_hash, at, prev_hash, hash FROM audit_checkpoints ORDER BY seq",
+     "INSERT INTO audit_checkpoints (seq, writer, records, head_hash, at, prev_hash, hash)"
+     " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+     -1},
+    /* client assertion ids still within their keep window stay one-time across the move;
+     * 'migrated' is a nonce no call writes (pg_assertions.c writes random hex ids) */
+    {"assertion_jti", "SELECT client_id, jti, keep_until FROM assertion_jti ORDER BY client_id, jti",
+     "INSERT INTO assertion_jti (client_id, jti, keep_until, nonce) VALUES (lower($1), $2, $3, 'migrated')",
+     -1},
 };
 
 static mv_rc copy_table(struct store *from, struct pg_store *to, const struct copy *c, int64_t *rows)
