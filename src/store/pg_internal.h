@@ -55,6 +55,7 @@ struct pg_store {
     int in_commit;                 /* a COMMIT is in flight (for the notice receiver) */
     int sql_error;                 /* a statement failed since the flag was cleared */
     int replay;                    /* this attempt re-runs a call whose commit is unknown */
+    int lean;                      /* writer: calls in the transaction take no savepoint */
     int batch_attempt;             /* writer: how often the current batch was re-run */
     int64_t batch_deadline_ms;
     int64_t quota_pruned;          /* window_start of the last prune of quota_leases */
@@ -193,7 +194,7 @@ MV_MUST_CHECK mv_rc pg_role_assignment_put(struct pg_store *pg, const struct st_
 MV_MUST_CHECK mv_rc pg_role_assignment_get(struct pg_store *pg, const char *id, struct st_role_assignment *out);
 MV_MUST_CHECK mv_rc pg_role_assignment_list(struct pg_store *pg, const char *principal_id, const char *scope, struct st_role_assignment **out, size_t *n);
 MV_MUST_CHECK mv_rc pg_role_assignment_delete(struct pg_store *pg, const char *id);
-MV_MUST_CHECK mv_rc pg_secret_add(struct pg_store *pg, const struct st_secret *s);
+MV_MUST_CHECK mv_rc pg_secret_add(struct pg_store *pg, struct st_secret *s);
 MV_MUST_CHECK mv_rc pg_secret_get(struct pg_store *pg, const char *vault, const char *name, const char *version, struct st_secret *out);
 MV_MUST_CHECK mv_rc pg_secret_update(struct pg_store *pg, const struct st_secret *s);
 MV_MUST_CHECK mv_rc pg_secret_list(struct pg_store *pg, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n);
@@ -212,6 +213,7 @@ MV_MUST_CHECK mv_rc pg_savepoint_release(struct pg_store *pg);
 void pg_savepoint_rollback(struct pg_store *pg);
 /* writer: whether the batch that just failed should be re-run (sleeps the backoff first). */
 int pg_batch_retry(struct pg_store *pg);
+void pg_batch_lean(struct pg_store *pg, int on);
 void pg_batch_done(struct pg_store *pg);
 int pg_tx_alive(const struct pg_store *pg);
 

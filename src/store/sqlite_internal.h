@@ -152,7 +152,7 @@ MV_MUST_CHECK mv_rc sq_role_assignment_put(struct store *st, const struct st_rol
 MV_MUST_CHECK mv_rc sq_role_assignment_get(struct store *st, const char *id, struct st_role_assignment *out);
 MV_MUST_CHECK mv_rc sq_role_assignment_list(struct store *st, const char *principal_id, const char *scope, struct st_role_assignment **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_role_assignment_delete(struct store *st, const char *id);
-MV_MUST_CHECK mv_rc sq_secret_add(struct store *st, const struct st_secret *s);
+MV_MUST_CHECK mv_rc sq_secret_add(struct store *st, struct st_secret *s);
 MV_MUST_CHECK mv_rc sq_secret_get(struct store *st, const char *vault, const char *name, const char *version, struct st_secret *out);
 MV_MUST_CHECK mv_rc sq_secret_update(struct store *st, const struct st_secret *s);
 MV_MUST_CHECK mv_rc sq_secret_list(struct store *st, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n);

@@ -7,6 +7,10 @@
  * runs on both backends; on PostgreSQL one transaction per batch, whose COMMIT the server's
  * own group commit makes durable.
  *
+ * On PostgreSQL a batch is first run lean: no savepoint per job (two to four round trips each),
+ * and a job that fails sends the batch round again with savepoints (run_batch), so per-job
+ * failure isolation costs round trips only when a job fails.
+ *
  * SQLite has one writer at a time, so there is one writer thread. On PostgreSQL a job costs a
  * few network round trips and a COMMIT waits for the synchronous standby, so one thread would
  * leave the database idle most of the time: WRITER_PG_THREADS threads, each with its own
@@ -58,13 +62,21 @@ static void finish(evutil_socket_t fd, short what, void *arg)
     free(j);
 }
 
-/* One attempt at the batch: MV_OK when it committed. */
-static mv_rc run_once(struct writer_thread *w, struct job *batch)
+/* One attempt at the batch: MV_OK when it committed. Lean (no savepoints): the first job that
+ * fails voids the attempt, *failed = its result. */
+static mv_rc run_once(struct writer_thread *w, struct job *batch, int lean, mv_rc *failed)
 {
     mv_rc rc = store_begin(w->st);
+    *failed = MV_OK;
     for (struct job *j = batch; j; j = j->next) {
         if (rc != MV_OK) {
             j->rc = rc;
+            continue;
+        }
+        if (lean) {
+            j->rc = j->fn(w->st, j->arg);
+            if (j->rc != MV_OK)
+                rc = *failed = j->rc;
             continue;
         }
         j->rc = store_savepoint(w->st);
@@ -91,10 +103,27 @@ static mv_rc run_once(struct writer_thread *w, struct job *batch)
 static void run_batch(struct writer_thread *w, struct job *batch)
 {
     /* PostgreSQL: after a lost connection or an unknown commit outcome the whole batch runs
-     * again; its jobs are idempotent (secret versions are keyed by ids chosen up front). */
-    while (run_once(w, batch) != MV_OK && store_batch_retry(w->st))
+     * again; its jobs are idempotent (secret versions are keyed by ids chosen up front). The
+     * first attempt is lean; if a job fails in it (a conflict, an unknown vault), everything
+     * was rolled back and the batch runs again with a savepoint per job, so only that job
+     * fails. A job that failed because the database is unreachable fails the batch as is. */
+    int lean = store_batch_lean(w->st, 1);
+    for (;;) {
+        mv_rc failed = MV_OK;
+        if (run_once(w, batch, lean, &failed) == MV_OK)
+            break;
+        if (store_batch_retry(w->st)) {
+            /* the same mode again */
+        } else if (lean && failed != MV_OK && failed != MV_ERR_UNAVAILABLE) {
+            store_batch_lean(w->st, 0);
+            lean = 0;
+        } else {
+            break;
+        }
         for (struct job *j = batch; j; j = j->next)
             j->rc = MV_OK;
+    }
+    store_batch_lean(w->st, 0);
     store_batch_done(w->st);
     struct timeval now = {0, 0};
     for (struct job *j = batch, *next; j; j = next) {
