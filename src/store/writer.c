@@ -13,7 +13,7 @@
  *
  * SQLite has one writer at a time, so there is one writer thread. On PostgreSQL a job costs a
  * few network round trips and a COMMIT waits for the synchronous standby, so one thread would
- * leave the database idle most of the time: WRITER_PG_THREADS threads, each with its own
+ * leave the database idle most of the time: STORE_WRITER_PG_THREADS threads, each with its own
  * connection, take batches from the same queue. Jobs of concurrent requests have no order to
  * keep; two batches that lock the same secret names in opposite orders deadlock, PostgreSQL
  * aborts one (40P01) and that batch runs again (its jobs are idempotent). */
@@ -26,7 +26,6 @@
 #include "common/log.h"
 
 #define WRITER_MAX_BATCH 512
-#define WRITER_PG_THREADS 4
 
 struct job {
     struct job *next;
@@ -45,7 +44,7 @@ struct writer_thread {
 };
 
 struct store_writer {
-    struct writer_thread t[WRITER_PG_THREADS];
+    struct writer_thread t[STORE_WRITER_PG_THREADS];
     int n;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -185,7 +184,7 @@ mv_rc store_writer_start(const char *db_path, struct store_writer **out)
     ENSURE(w != NULL, MV_ERR_INTERNAL);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    w->n = store_is_url(db_path) ? WRITER_PG_THREADS : 1;
+    w->n = store_is_url(db_path) ? STORE_WRITER_PG_THREADS : 1;
     for (int i = 0; i < w->n; i++) {
         w->t[i].w = w;
         CHECK(store_open(db_path, &w->t[i].st));

@@ -741,7 +741,7 @@ struct wjobs {
     pthread_cond_t cv;
     int started, released, left;
     struct event_base *base;
-    struct wjob j[10];
+    struct wjob j[STORE_WRITER_PG_THREADS + 6];
 };
 
 static struct wjobs *wj_all;
@@ -805,8 +805,8 @@ static void test_writer_batch_isolates_a_failing_job(void **state)
 
     struct store_writer *w = NULL;
     OK(store_writer_start(f->path, &w));
-    /* every writer thread busy (4 on PostgreSQL, 1 on SQLite), then the jobs queue as one */
-    int threads = store_shared(f->st) ? 4 : 1, n = 0;
+    /* every writer thread busy, then the jobs queue as one batch */
+    int threads = store_shared(f->st) ? STORE_WRITER_PG_THREADS : 1, n = 0;
     for (int i = 0; i < threads; i++) {
         memset(&all.j[n], 0, sizeof all.j[n]);
         all.j[n].block = 1;
