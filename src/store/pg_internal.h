@@ -14,7 +14,8 @@
  *   re-run with pg->replay set: every write is written so that re-running it converges to the
  *   state of one run (docs/store.md lists how, per write).
  * - Inside a caller's transaction (store_begin, the writer's batches) a call runs in a
- *   savepoint and is not retried: a lost connection marks the transaction broken and the
+ *   savepoint (not in a lean batch, pg_batch_lean: the writer rolls all of it back and runs
+ *   it again with savepoints if a call fails) and is not retried: a lost connection marks the transaction broken and the
  *   caller's store_commit fails with MV_ERR_UNAVAILABLE (the writer re-runs its batch).
  * - A COMMIT is never cancelled (no PQcancel anywhere). A notice "canceling wait for
  *   synchronous replication" on COMMIT makes its outcome unknown, as a lost connection does.
