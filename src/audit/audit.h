@@ -17,9 +17,23 @@ struct audit;
 
 MV_MUST_CHECK mv_rc audit_open(const char *path, struct audit **out);
 void audit_close(struct audit *a);
-/* Thread-safe. Failures to write are logged, never surfaced to the request. */
+/* What a record copies from a request is bounded: a field longer than AUDIT_FIELD_MAX bytes is
+ * cut (at a UTF-8 character boundary) and ends in AUDIT_TRUNCATED, so any request gets its
+ * record, and a record stays far below any line limit. */
+#define AUDIT_FIELD_MAX 1024
+#define AUDIT_TRUNCATED "...[truncated]"
+/* Thread-safe. Failures to write are logged, never surfaced to the request: for the control
+ * plane and the authority. A record is written whole or not at all (a short write is truncated
+ * back to the last whole record). */
 void audit_record(struct audit *a, const char *plane, const char *principal, const char *action,
                   const char *scope, int status, const char *request_id);
+/* The data plane's record (docs/audit.md "Fail closed"): chained and written with what is
+ * queued before it, now, before the caller replies. MV_ERR_UNAVAILABLE if it could not be
+ * written (disk full, I/O error): the caller must refuse the request (503) rather than serve it
+ * unaudited. MV_OK when a is NULL. */
+MV_MUST_CHECK mv_rc audit_record_now(struct audit *a, const char *plane, const char *principal,
+                                     const char *action, const char *scope, int status,
+                                     const char *request_id);
 /* Batching on an event loop. After audit_loop_attach(a, base) on a loop's thread, the records
  * made on that thread are chained at once but queued, and the queue (with what other threads
  * queued meanwhile, in chain order) is written with one write(2) when the loop has run the

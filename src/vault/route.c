@@ -280,14 +280,22 @@ static int find_vault(struct vault_ctx *c)
     return 0;
 }
 
-void vault_audit(struct vault_ctx *c)
+mv_rc vault_audit_now(struct vault_ctx *c)
 {
     struct audit *a = c->w->srv->audit;
-    if (!a)
-        return;
-    audit_record(a, "vault", c->authenticated ? c->tok.oid : "-",
-                 c->route ? c->route->action : "-",
-                 c->resource[0] ? c->resource : c->vault_name, c->status, c->req->request_id);
+    if (c->audited || !a)
+        return MV_OK;
+    c->audited = 1;
+    return audit_record_now(a, "vault", c->authenticated ? c->tok.oid : "-",
+                            c->route ? c->route->action : "-",
+                            c->resource[0] ? c->resource : c->vault_name, c->status,
+                            c->req->request_id);
+}
+
+void vault_audit(struct vault_ctx *c)
+{
+    if (!c->audited && vault_audit_now(c) != MV_OK)
+        LOG_ERROR("vault %s: %s", c->vault_name, mv_last_detail());
 }
 
 void vault_handle(struct vault_loop *w, http_req *req, const char *vault_name)

@@ -154,9 +154,14 @@ struct vault_ctx {
     char resource[MV_MAX_SCOPE + MV_SECRET_MAX_NAME + 16];
     int status;                             /* status of the reply sent, for the audit */
     int deferred;                           /* the op answers later (and audits then) */
+    int audited;                            /* its record is written (or cannot be) */
 };
 
-/* One audit line for the request (route.c); called once, when the reply is sent. */
+/* The request's audit record (route.c), written before its reply is sent (reply.c, docs/audit.md
+ * "Fail closed"): MV_ERR_UNAVAILABLE if it could not be written, and the reply must then be a
+ * 503 instead. Once per request. */
+MV_MUST_CHECK mv_rc vault_audit_now(struct vault_ctx *c);
+/* After the reply: nothing left to do once vault_audit_now ran (every reply of reply.c). */
 void vault_audit(struct vault_ctx *c);
 
 /* ---- host.c ---- */
