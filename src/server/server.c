@@ -177,6 +177,7 @@ static void planes(struct mv_server *srv)
         .vault_suffix = srv->cfg.vault_suffix,
         .throttle_ops = srv->cfg.throttle_ops,
         .throttle_creates = srv->cfg.throttle_creates,
+        .refused_per_caller = srv->cfg.refused_per_caller,
         .data_key = srv->data_key,
     };
 }

@@ -128,6 +128,7 @@ void state_config_defaults(struct mv_config *c)
     c->threads = 0;
     c->throttle_ops = 4000;   /* Azure: per vault per 10 s (reference §4.5) */
     c->throttle_creates = 300;
+    c->refused_per_caller = MV_REFUSED_PER_CALLER;
     c->imds_rate_limit = MV_IMDS_RATE_PER_SEC;
     c->audit_max_bytes = MV_AUDIT_MAX_BYTES;
     c->audit_keep = MV_AUDIT_KEEP;
@@ -205,6 +206,7 @@ mv_rc state_config_load(const struct mv_paths *p, struct mv_config *c)
     CHECK(get_int(o, "threads", &c->threads, 0, 256));
     CHECK(get_int(o, "throttleOps", &c->throttle_ops, 0, 1000000000));
     CHECK(get_int(o, "throttleCreates", &c->throttle_creates, 0, 1000000000));
+    CHECK(get_int(o, "refusedPerCaller", &c->refused_per_caller, 0, 1000000000));
     CHECK(get_int(o, "imdsRateLimit", &c->imds_rate_limit, 0, 1000000000));
     CHECK(get_int(o, "auditMaxBytes", &c->audit_max_bytes, 0, 2000000000));
     CHECK(get_int(o, "auditKeep", &c->audit_keep, 1, 100000));

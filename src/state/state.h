@@ -60,6 +60,7 @@ struct mv_config {
     int threads;                  /* server event loops, 0 = CPUs */
     int throttle_ops;             /* per vault per 10 s; 0 = off */
     int throttle_creates;         /* per vault per 10 s; 0 = off */
+    int refused_per_caller;       /* vault 401/403 per caller per 10 s before 429; 0 = off */
     int imds_rate_limit;          /* agent token requests per second before 429; 0 = off */
     int audit_max_bytes;          /* rotate audit.log at this size; 0 = never (auditMaxBytes) */
     int audit_keep;               /* rotated audit files kept (auditKeep) */

@@ -15,6 +15,17 @@
  * no secret, as HashiCorp Vault refuses a request it cannot audit. 1 = send the reply. */
 static int audited(struct vault_ctx *c, int status)
 {
+    /* Refusals are counted per caller, apart from the vault's budget (throttle.c); a caller over
+     * its limit gets 429 instead, for itself only. */
+    if (status == 401 || status == 403) {
+        char caller[VAULT_CALLER_MAX];
+        vault_caller(c, caller);
+        int retry = vault_refusals_count(caller, c->w->srv->refused_per_caller, mv_now());
+        if (retry) {
+            vault_refused_too_often(c, retry);
+            return 0;
+        }
+    }
     c->status = status;
     if (vault_audit_now(c) == MV_OK)
         return 1;
@@ -29,6 +40,17 @@ void vault_error(struct vault_ctx *c, int status, const char *code, const char *
 {
     if (audited(c, status))
         reply_azure_error(c->req, status, code, message, inner);
+}
+
+void vault_refused_too_often(struct vault_ctx *c, int retry)
+{
+    char ra[16];
+    if (mv_fmt(ra, sizeof ra, "%d", retry) == MV_OK)
+        http_set_header(c->req, "Retry-After", ra); /* reference §9 item 16 */
+    vault_error(c, 429, "Throttled",
+                "Request was not processed because too many requests were received. Reason: "
+                "TooManyRefusedRequests",
+                NULL);
 }
 
 void vault_bad_parameter(struct vault_ctx *c, const char *message)
