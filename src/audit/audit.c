@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <jansson.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <pthread.h>
@@ -45,6 +46,7 @@
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "crypto/digest.h"
 
 #define AUDIT_MAX_HEAD (64 * 1024) /* a record up to "seq": far above its bounded fields */
 
@@ -64,6 +66,7 @@ struct audit {
     char writer[AUDIT_WRITER_LEN]; /* "" = records carry no writer; set before any record */
     EVP_MD *sha256;   /* fetched once (a one-shot SHA256() fetches it on every call) */
     EVP_MD_CTX *ctx;
+    EVP_MAC_CTX *mac; /* HMAC-SHA256 under the audit key, keyed once; NULL = records carry no mac */
     char *queue;      /* records chained but not yet written, in chain order */
     size_t queue_len, queue_cap;
     char *path;       /* the live file; rotated files are path.NNNNNN (audit.h) */
@@ -292,6 +295,42 @@ void audit_loop_detach(struct audit *a)
     free(l);
 }
 
+mv_rc audit_set_key(struct audit *a, const unsigned char key[32])
+{
+    mv_rc rc = MV_OK;
+    EVP_MAC *m = NULL;
+    EVP_MAC_CTX *ctx = NULL;
+    if (!a)
+        return MV_OK;
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+    ENSURE_MSG(ctx && EVP_MAC_init(ctx, key, 32, params), MV_ERR_INTERNAL, "audit: no HMAC-SHA256");
+    pthread_mutex_lock(&a->mu);
+    EVP_MAC_CTX_free(a->mac);
+    a->mac = ctx;
+    ctx = NULL;
+    pthread_mutex_unlock(&a->mu);
+out:
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(m); /* the context keeps its own reference */
+    return rc;
+}
+
+mv_rc audit_head_mac(const unsigned char key[32], const char *writer, int64_t records,
+                     const char *hash, char out[65])
+{
+    mv_rc rc = MV_OK;
+    char text[160];
+    CHECK(mv_fmt(text, sizeof text, "mivault-audit-head-1|%s|%lld|%s", writer, (long long)records,
+                 hash));
+    CHECK(digest_hmac_sha256_hex(key, text, strlen(text), out));
+out:
+    return rc;
+}
+
 void audit_close(struct audit *a)
 {
     if (!a)
@@ -305,6 +344,7 @@ void audit_close(struct audit *a)
     pthread_mutex_destroy(&a->mu);
     EVP_MD_CTX_free(a->ctx);
     EVP_MD_free(a->sha256);
+    EVP_MAC_CTX_free(a->mac);
     free(a);
 }
 
@@ -419,11 +459,25 @@ out:
  * the prev link, one SHA-256 and the copy into the queue. */
 static mv_rc chain_locked(struct audit *a, const char *head, size_t hn, int now)
 {
-    char tail[SEQ_PREV_MAX + 65 + HASH_SUFFIX_LEN + 2], h[65];
+    char tail[SEQ_PREV_MAX + 65 + AUDIT_MAC_LEN + HASH_SUFFIX_LEN + 2], h[65];
     unsigned char d[SHA256_DIGEST_LENGTH];
     unsigned int dl = 0;
+    size_t ml = 0;
     int64_t seq = a->seq + 1;
     size_t tn = put_seq_prev(tail, seq, a->prev); /* the hash covers head and this */
+    if (a->mac) { /* ,"mac":"<HMAC of the text before it>", inside what the hash covers */
+        if (!EVP_MAC_init(a->mac, NULL, 0, NULL) ||
+            !EVP_MAC_update(a->mac, (const unsigned char *)head, hn) ||
+            !EVP_MAC_update(a->mac, (const unsigned char *)tail, tn) ||
+            !EVP_MAC_final(a->mac, d, &ml, sizeof d) || ml != sizeof d) {
+            mv_fail(MV_ERR_INTERNAL, "audit: cannot compute a record's mac");
+            return MV_ERR_INTERNAL;
+        }
+        memcpy(tail + tn, ",\"mac\":\"", 8);
+        mv_hex(tail + tn + 8, d, sizeof d);
+        tail[tn + 72] = '"';
+        tn += AUDIT_MAC_LEN;
+    }
     if (!EVP_DigestInit_ex2(a->ctx, a->sha256, NULL) || !EVP_DigestUpdate(a->ctx, head, hn) ||
         !EVP_DigestUpdate(a->ctx, tail, tn) || !EVP_DigestFinal_ex(a->ctx, d, &dl) ||
         dl != sizeof d) {

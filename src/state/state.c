@@ -19,6 +19,7 @@
 #include "common/util.h"
 #include "crypto/aead.h"
 #include "crypto/ca.h"
+#include "crypto/digest.h"
 #include "crypto/keys.h"
 
 /* mv_write_file, then an fsync of the directory: the rename that put the file in place is a
@@ -288,6 +289,17 @@ out:
     mv_buf_free(&wrapped_b64);
     mv_buf_free(&wrapped);
     mv_buf_free_secret(&dk);
+    return rc;
+}
+
+mv_rc state_audit_key(const struct mv_paths *p, unsigned char key[32])
+{
+    mv_rc rc = MV_OK;
+    unsigned char master[32];
+    CHECK(state_master_key(p, master));
+    CHECK(digest_hkdf_sha256(master, sizeof master, "mivault-audit-hmac-1", key));
+out:
+    OPENSSL_cleanse(master, sizeof master);
     return rc;
 }
 

@@ -111,6 +111,9 @@ MV_MUST_CHECK mv_rc state_init(const struct mv_paths *p, const struct mv_config 
  * it is missing. */
 MV_MUST_CHECK mv_rc state_server_id(const struct mv_paths *p, int create, char out[ST_ID]);
 MV_MUST_CHECK mv_rc state_master_key(const struct mv_paths *p, unsigned char key[32]);
+/* The audit trail's HMAC key: HKDF-SHA256 of the master key with the label
+ * "mivault-audit-hmac-1" (docs/audit.md). The same on every server of an installation. */
+MV_MUST_CHECK mv_rc state_audit_key(const struct mv_paths *p, unsigned char key[32]);
 /* Unwraps the data key that seals secrets and private keys. */
 MV_MUST_CHECK mv_rc state_data_key(const struct mv_paths *p, struct store *st, unsigned char key[32]);
 MV_MUST_CHECK mv_rc state_tenant(struct store *st, struct mv_tenant *out);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "store/checkpoint.h"
 #include "store/pg_internal.h"
 #include "store/sqlite_internal.h"
 
@@ -71,6 +72,13 @@ static const struct copy TABLES[STORE_MIGRATE_TABLES] = {
      " enabled, nbf, exp, created, updated, deleted, purge_at)"
      " VALUES ($1, lower($1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
      3},
+    {"audit_checkpoints", "SELECT " ST_CHECKPOINT_COLS " FROM audit_checkpoints ORDER BY seq",
+     "INSERT INTO audit_checkpoints (" ST_CHECKPOINT_COLS ")"
+     " VALUES ($1::bigint, $2, $3::bigint, $4, $5::bigint, $6, $7)",
+     -1},
+    {"audit_heads", "SELECT " ST_AUDIT_HEAD_COLS " FROM audit_heads ORDER BY writer",
+     "INSERT INTO audit_heads (" ST_AUDIT_HEAD_COLS ") VALUES ($1, $2::bigint, $3, $4, $5::bigint)",
+     -1},
 };
 
 static mv_rc copy_table(struct store *from, struct pg_store *to, const struct copy *c, int64_t *rows)

@@ -22,6 +22,8 @@
 #include <pthread.h>
 
 #include "audit/audit.h"
+#include "common/result.h"
+#include "store/store.h"
 
 struct fx {
     char dir[64];
@@ -442,6 +444,76 @@ static void partial_tail_cut_at_open(void **state)
     assert_int_equal(lines, 3);
 }
 
+static const unsigned char KEY[32] = "0123456789abcdef0123456789abcde";
+
+/* Issue 8 point 14: the writer's head in the store anchors the chain's tail. A log cut at a
+ * line boundary (a shorter chain, intact in itself) FAILS to verify when the store's head is
+ * newer than its last record; a head whose mac was not made with the audit key fails; records
+ * carry a mac that a chain recomputed without the key cannot reproduce. */
+static void truncated_tail_fails_against_the_head(void **state)
+{
+    struct fx *f = *state;
+    char db[128];
+    snprintf(db, sizeof db, "%s/mivault.db", f->dir);
+    struct store *st = NULL;
+    assert_int_equal(store_open(db, &st), MV_OK);
+    struct audit *a = NULL;
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    assert_int_equal(audit_set_writer(a, WRITER), MV_OK);
+    assert_int_equal(audit_set_key(a, KEY), MV_OK);
+    for (int i = 0; i < 5; i++)
+        audit_record(a, "vault", "p", "a", "s", 200 + i, "r");
+    struct st_audit_head h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.writer, WRITER, sizeof WRITER);
+    assert_int_equal(audit_head(a, &h.records, h.head_hash), MV_OK);
+    assert_int_equal(h.records, 5);
+    assert_int_equal(audit_head_mac(KEY, WRITER, h.records, h.head_hash, h.mac), MV_OK);
+    h.at = 1;
+    assert_int_equal(store_audit_head_put(st, &h), MV_OK);
+    audit_close(a);
+
+    struct audit_log_src src = {.path = f->path, .writer = WRITER};
+    json_t *rep = NULL;
+    assert_int_equal(audit_verify_all(st, &src, 1, KEY, &rep), MV_OK);
+    json_t *w = json_array_get(json_object_get(rep, "writers"), 0);
+    assert_true(json_is_true(json_object_get(w, "headChecked")));
+    assert_int_equal(json_integer_value(json_object_get(w, "macsChecked")), 5);
+    json_decref(rep);
+    rep = NULL;
+    /* the wrong key: every mac fails */
+    static const unsigned char OTHER[32] = "another key, not the audit one";
+    assert_int_equal(audit_verify_all(st, &src, 1, OTHER, &rep), MV_ERR_CONFLICT);
+
+    /* the last record cut at its line boundary: its own chain verifies, the anchored one not */
+    size_t n = 0;
+    char **v = read_lines(f->path, &n);
+    assert_int_equal(n, 5);
+    write_lines(f->path, v, n - 1);
+    long lines = 0;
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(audit_verify_all(st, &src, 1, KEY, &rep), MV_ERR_CONFLICT);
+    assert_null(rep);
+    assert_non_null(strstr(mv_last_detail(), "cut at its tail"));
+
+    /* a head never goes back: an older one put over it changes nothing, the cut still shows */
+    h.records = 4;
+    assert_int_equal(audit_head_mac(KEY, WRITER, 4, h.head_hash, h.mac), MV_OK);
+    assert_int_equal(store_audit_head_put(st, &h), MV_OK);
+    assert_int_equal(audit_verify_all(st, &src, 1, KEY, &rep), MV_ERR_CONFLICT);
+    write_lines(f->path, v, n);
+    assert_int_equal(audit_verify_all(st, &src, 1, KEY, &rep), MV_OK);
+    json_decref(rep);
+    free_lines(v);
+    store_close(st);
+    char p[160];
+    snprintf(p, sizeof p, "%s-wal", db);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", db);
+    unlink(p);
+    unlink(db);
+}
+
 /* Cuts the last `cut` bytes off the file at path. */
 static void truncate_by(const char *path, off_t cut)
 {
@@ -474,9 +546,9 @@ static void chain_breaks(void **state)
     v[2] = saved;
 
     /* A log cut inside its last record (a torn or truncated tail) must not verify. A cut at a
-     * line boundary leaves a shorter chain that is intact in itself: only an anchor kept outside
-     * the file (the store's audit checkpoints) can tell it from a log that simply ended there,
-     * so this file asserts nothing about that case. */
+     * line boundary leaves a shorter chain that is intact in itself: only the anchor kept in the
+     * store (the writer's head) tells it from a log that simply ended there; see
+     * truncated_tail_fails_against_the_head. */
     write_lines(f->path, v, n);
     assert_int_equal(audit_verify(f->path, &lines), MV_OK);
     assert_int_equal(lines, 5);
@@ -654,6 +726,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(writer_seq_and_head, setup, teardown),
         cmocka_unit_test_setup_teardown(old_records_without_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(chain_breaks, setup, teardown),
+        cmocka_unit_test_setup_teardown(truncated_tail_fails_against_the_head, setup, teardown),
         cmocka_unit_test_setup_teardown(batching_on_a_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(rotation_keeps_one_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(rotation_removes_old_files, setup, teardown),
