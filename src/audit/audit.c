@@ -107,7 +107,8 @@ out:
 
 /* A live file whose last line has no newline (a process killed in the middle of a write, or a
  * short write that could not be truncated back) is cut back to its last whole record, so the
- * chain goes on from a record that verifies. */
+ * chain goes on from a record that verifies. Only what can be one partial record is cut: a tail
+ * longer than the longest record is not ours to remove (left for audit verify to report). */
 static mv_rc cut_partial_tail(const char *path)
 {
     mv_rc rc = MV_OK;
@@ -117,9 +118,14 @@ static mv_rc cut_partial_tail(const char *path)
     ENSURE_MSG(fd >= 0, MV_ERR_INTERNAL, "open %s: %s", path, strerror(errno));
     struct stat sb;
     ENSURE_MSG(fstat(fd, &sb) == 0, MV_ERR_INTERNAL, "stat %s: %s", path, strerror(errno));
-    off_t end = sb.st_size, keep = 0;
+    off_t end = sb.st_size, keep = 0, most = AUDIT_MAX_HEAD + 1024;
     char b[4096];
     while (end > 0) {
+        if (sb.st_size - end > most) {
+            LOG_ERROR("audit: %s ends in %lld bytes without a newline: not a partial record, "
+                      "left as it is", path, (long long)(sb.st_size - end));
+            goto out;
+        }
         size_t n = end > (off_t)sizeof b ? sizeof b : (size_t)end;
         ssize_t r = pread(fd, b, n, end - (off_t)n);
         ENSURE_MSG(r == (ssize_t)n, MV_ERR_INTERNAL, "read %s: %s", path, strerror(errno));

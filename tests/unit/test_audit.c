@@ -442,6 +442,19 @@ static void partial_tail_cut_at_open(void **state)
     audit_close(a);
     assert_int_equal(audit_verify(f->path, &lines), MV_OK);
     assert_int_equal(lines, 3);
+
+    /* a tail longer than any record is not a partial record: never cut */
+    fp = fopen(f->path, "ab");
+    assert_non_null(fp);
+    for (int i = 0; i < 200000; i++)
+        fputc('x', fp);
+    fclose(fp);
+    struct stat before, after;
+    assert_int_equal(stat(f->path, &before), 0);
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    audit_close(a);
+    assert_int_equal(stat(f->path, &after), 0);
+    assert_int_equal(after.st_size, before.st_size);
 }
 
 static const unsigned char KEY[32] = "0123456789abcdef0123456789abcde";
