@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "store/checkpoint.h"
 #include "store/pg_internal.h"
 #include "store/sqlite_internal.h"
 
@@ -105,6 +106,9 @@ static const struct copy TABLES[] = {
      * 'migrated' is a nonce no call writes (pg_assertions.c writes random hex ids) */
     {"assertion_jti", "SELECT client_id, jti, keep_until FROM assertion_jti ORDER BY client_id, jti",
      "INSERT INTO assertion_jti (client_id, jti, keep_until, nonce) VALUES (lower($1), $2, $3, 'migrated')",
+     -1},
+    {"audit_heads", "SELECT " ST_AUDIT_HEAD_COLS " FROM audit_heads ORDER BY writer",
+     "INSERT INTO audit_heads (" ST_AUDIT_HEAD_COLS ") VALUES ($1, $2::bigint, $3, $4, $5::bigint)",
      -1},
 };
 
@@ -262,6 +266,7 @@ static const char *const PG_SELECT[] = {
      * that wrote them, and a restored state is a new server (docs/operations.md). */
     NULL,
     NULL,
+    NULL, /* audit_heads: likewise */
 };
 /* A table added to one list and not the other does not build (backup once read a NULL query). */
 _Static_assert(sizeof TABLES / sizeof TABLES[0] == STORE_MIGRATE_TABLES, "TABLES is complete");

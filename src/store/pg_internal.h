@@ -233,6 +233,8 @@ MV_MUST_CHECK mv_rc pg_secret_purge(struct pg_store *pg, const char *vault, cons
 MV_MUST_CHECK mv_rc pg_secret_purge_expired(struct pg_store *pg, int64_t now);
 MV_MUST_CHECK mv_rc pg_checkpoint_add(struct pg_store *pg, const char *writer, int64_t records, const char *head_hash, int64_t at, struct st_checkpoint *out);
 MV_MUST_CHECK mv_rc pg_checkpoint_list(struct pg_store *pg, struct st_checkpoint **out, size_t *n);
+MV_MUST_CHECK mv_rc pg_audit_head_put(struct pg_store *pg, const struct st_audit_head *h);
+MV_MUST_CHECK mv_rc pg_audit_head_list(struct pg_store *pg, struct st_audit_head **out, size_t *n);
 MV_MUST_CHECK mv_rc pg_quota_lease(struct pg_store *pg, const char *vault, int64_t window_start, enum st_quota_kind kind, int64_t want, int64_t limit, int64_t *granted);
 MV_MUST_CHECK mv_rc pg_savepoint(struct pg_store *pg);
 MV_MUST_CHECK mv_rc pg_savepoint_release(struct pg_store *pg);

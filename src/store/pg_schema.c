@@ -312,7 +312,19 @@ static const char *const v8[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8};
+/* v9: each audit writer's chain head, with its HMAC under the audit key (pg_audit.c,
+ * docs/audit.md). */
+static const char *const v9[] = {
+    "CREATE TABLE audit_heads ("
+    " writer text COLLATE \"C\" PRIMARY KEY,"
+    " records bigint NOT NULL,"
+    " head_hash text COLLATE \"C\" NOT NULL,"
+    " mac text COLLATE \"C\" NOT NULL,"
+    " at bigint NOT NULL)",
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 /* meta itself is the one table every version has: created first, outside the list. */

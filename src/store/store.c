@@ -454,6 +454,16 @@ mv_rc store_checkpoint_add(struct store *st, const char *writer, int64_t records
     return st->pg ? pg_checkpoint_add(st->pg, writer, records, head_hash, at, out) : sq_checkpoint_add(st, writer, records, head_hash, at, out);
 }
 
+mv_rc store_audit_head_put(struct store *st, const struct st_audit_head *h)
+{
+    return st->pg ? pg_audit_head_put(st->pg, h) : sq_audit_head_put(st, h);
+}
+
+mv_rc store_audit_head_list(struct store *st, struct st_audit_head **out, size_t *n)
+{
+    return st->pg ? pg_audit_head_list(st->pg, out, n) : sq_audit_head_list(st, out, n);
+}
+
 mv_rc store_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n)
 {
     return st->pg ? pg_checkpoint_list(st->pg, out, n) : sq_checkpoint_list(st, out, n);

@@ -110,6 +110,9 @@ class PostgresStoreTest(unittest.TestCase):
         self.assertTrue(v["intact"], v)
         self.assertEqual(v["checkpointChain"]["length"], len(checkpoints))
         self.assertEqual(v["writers"][0]["checkedCheckpoints"], len(checkpoints))
+        # the audit anchors came along too: the writer's head
+        self.assertEqual(out["rows"]["audit_heads"], 1)
+        self.assertTrue(v["writers"][0]["headChecked"], v)
 
         e.start_server()
         tok = e.token(port, e.vault_resource())  # the agent's enrollment came along
@@ -148,6 +151,9 @@ class PostgresStoreTest(unittest.TestCase):
         # and a state dir already on PostgreSQL is not migrated again
         r = e.run("store", "migrate", "--to", url, check=False)
         self.assertNotEqual(r.returncode, 0)
+        # stopped while its database exists (the cleanup drops it first): a clean stop writes a
+        # last audit checkpoint there
+        e.stop(e.server)
 
     def test_init_names_an_unreachable_database(self):
         r = Env.run(_Bare(self), "init", "--store", "postgresql://postgres@127.0.0.1:1/none?connect_timeout=2",

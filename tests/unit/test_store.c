@@ -211,7 +211,7 @@ static void check_sqlite_file(struct fx *f)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 7);
+    assert_int_equal(sqlite3_column_int(s, 0), 8);
     sqlite3_finalize(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -220,19 +220,19 @@ static void check_sqlite_file(struct fx *f)
     sqlite3_close(db);
 }
 
-/* PostgreSQL: schema_version 8 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
+/* PostgreSQL: schema_version 9 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
  * v4: quota leases; v5: assertion_jti; v6: vault_keys, key_policies; v7: cert_objects; v8: the
- * function mv_secret_add), the tables there. */
+ * function mv_secret_add; v9: audit heads), the tables there. */
 static void check_pg_schema(struct fx *f)
 {
     PGconn *c = PQconnectdb(f->path);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
     assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "8");
+    assert_string_equal(PQgetvalue(r, 0, 0), "9");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
-    assert_string_equal(PQgetvalue(r, 0, 0), "18");
+    assert_string_equal(PQgetvalue(r, 0, 0), "19");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_proc WHERE proname = 'mv_secret_add'");
     assert_string_equal(PQgetvalue(r, 0, 0), "1");
@@ -1841,6 +1841,41 @@ static void test_checkpoint_chain(void **state)
     RC(store_checkpoint_add(f->st, W1, 1, H("A"), 1, &a), MV_ERR_BAD_REQUEST);
 }
 
+/* Each writer's audit head: one row per writer, updated in place, never going back (an older
+ * head is ignored), listed by writer; bad fields refused. */
+static void test_audit_heads(void **state)
+{
+    struct fx *f = *state;
+    struct st_audit_head h = {.writer = W2, .records = 3, .head_hash = H("b"), .mac = H("1"), .at = 10};
+    OK(store_audit_head_put(f->st, &h));
+    h = (struct st_audit_head){.writer = W1, .records = 5, .head_hash = H("a"), .mac = H("2"), .at = 11};
+    OK(store_audit_head_put(f->st, &h));
+    h.records = 9;
+    memcpy(h.head_hash, H("c"), sizeof h.head_hash);
+    memcpy(h.mac, H("3"), sizeof h.mac);
+    h.at = 12;
+    OK(store_audit_head_put(f->st, &h));
+    h.records = 7; /* older: ignored */
+    memcpy(h.head_hash, H("d"), sizeof h.head_hash);
+    OK(store_audit_head_put(f->st, &h));
+    struct st_audit_head *all = NULL;
+    size_t n = 0;
+    OK(store_audit_head_list(f->st, &all, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(all[0].writer, W1);
+    assert_int_equal(all[0].records, 9);
+    assert_string_equal(all[0].head_hash, H("c"));
+    assert_string_equal(all[0].mac, H("3"));
+    assert_int_equal(all[0].at, 12);
+    assert_string_equal(all[1].writer, W2);
+    assert_int_equal(all[1].records, 3);
+    free(all);
+    h = (struct st_audit_head){.writer = W1, .records = 10, .head_hash = H("a"), .mac = "abc", .at = 1};
+    RC(store_audit_head_put(f->st, &h), MV_ERR_BAD_REQUEST);
+    h = (struct st_audit_head){.writer = "nope", .records = 10, .head_hash = H("a"), .mac = H("1"), .at = 1};
+    RC(store_audit_head_put(f->st, &h), MV_ERR_BAD_REQUEST);
+}
+
 struct cp_thread {
     const char *path;
     const char *writer;
@@ -2001,7 +2036,7 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
     /* The store is turned back into a faithful v3 (PostgreSQL) / v2 (SQLite) database: what
      * quota_leases' migration and every later one (assertion_jti: PostgreSQL v5, SQLite v4;
      * vault_keys and key_policies: PostgreSQL v6, SQLite v5; cert_objects: PostgreSQL v7,
-     * SQLite v6; the signing-key triggers: SQLite v7; mv_secret_add: PostgreSQL v8) created is dropped, so store_open runs those migrations exactly as on a real
+     * SQLite v6; the signing-key triggers: SQLite v7; mv_secret_add: PostgreSQL v8; audit_heads: PostgreSQL v9, SQLite v8) created is dropped, so store_open runs those migrations exactly as on a real
      * upgrade.
      * Migrations stay plain CREATEs (no IF NOT EXISTS): a version number that does not match the
      * objects present is a broken store and must fail loudly, not be papered over. */
@@ -2013,6 +2048,7 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
         pg_admin(f->path, "DROP TABLE vault_keys");
         pg_admin(f->path, "DROP TABLE key_policies");
         pg_admin(f->path, "DROP FUNCTION mv_secret_add");
+        pg_admin(f->path, "DROP TABLE audit_heads");
         pg_admin(f->path, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
     } else {
         sqlite3 *db = NULL;
@@ -2023,6 +2059,7 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
                                       " DROP TABLE key_policies; DROP TABLE cert_objects;"
                                       " DROP TRIGGER signing_keys_gen_ins; DROP TRIGGER signing_keys_gen_upd;"
                                       " DROP TRIGGER signing_keys_gen_del;"
+                                      " DROP TABLE audit_heads;"
                                       " PRAGMA user_version = 2",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
@@ -2085,6 +2122,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_survives_kill9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_heads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota_lease_blocks_and_partial_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota_lease_window_rollover_and_prune, setup, teardown),
