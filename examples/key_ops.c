@@ -53,7 +53,7 @@ int main(int argc, char **argv)
         return 2;
     }
     struct mv_credential *cred = NULL;
-    struct mv_key_client *kc = NULL;
+    struct mv_secret_client *sc = NULL;
     char *jwk = NULL;
     unsigned char *sig = NULL, *ct = NULL, *pt = NULL;
     size_t sig_len = 0, ct_len = 0, pt_len = 0;
@@ -61,30 +61,30 @@ int main(int argc, char **argv)
     static const unsigned char msg[] = "a data-encryption key, 32 bytes";
 
     if ((st = mv_credential_new(NULL, NULL, NULL, NULL, &cred)) != MV_STATUS_OK ||
-        (st = mv_key_client_new(argv[1], cred, argc > 5 ? argv[5] : NULL, 0, &kc)) != MV_STATUS_OK) {
+        (st = mv_secret_client_new(argv[1], cred, argc > 5 ? argv[5] : NULL, 0, &sc)) != MV_STATUS_OK) {
         status = fail(st, "client");
         goto out;
     }
-    if ((st = mv_key_get(kc, name, NULL, &jwk)) != MV_STATUS_OK) {
+    if ((st = mv_key_get(sc, name, NULL, &jwk)) != MV_STATUS_OK) {
         status = fail(st, "get");
         goto out;
     }
     printf("%s\n", jwk);
-    if ((st = mv_key_sign(kc, name, NULL, alg, digest, dlen, &sig, &sig_len)) != MV_STATUS_OK) {
+    if ((st = mv_key_sign(sc, name, NULL, alg, digest, dlen, &sig, &sig_len)) != MV_STATUS_OK) {
         status = fail(st, "sign");
         goto out;
     }
     for (size_t i = 0; i < sig_len; i++)
         printf("%02x", sig[i]);
     printf("\n");
-    if ((st = mv_key_verify(kc, name, NULL, alg, digest, dlen, sig, sig_len, &valid)) != MV_STATUS_OK || !valid) {
+    if ((st = mv_key_verify(sc, name, NULL, alg, digest, dlen, sig, sig_len, &valid)) != MV_STATUS_OK || !valid) {
         status = st != MV_STATUS_OK ? fail(st, "verify") : (fprintf(stderr, "key_ops: not verified\n"), 1);
         goto out;
     }
     printf("verified\n");
     if (enc_alg) {
-        if ((st = mv_key_encrypt(kc, name, NULL, enc_alg, msg, 32, &ct, &ct_len)) != MV_STATUS_OK ||
-            (st = mv_key_decrypt(kc, name, NULL, enc_alg, ct, ct_len, &pt, &pt_len)) != MV_STATUS_OK) {
+        if ((st = mv_key_encrypt(sc, name, NULL, enc_alg, msg, 32, &ct, &ct_len)) != MV_STATUS_OK ||
+            (st = mv_key_decrypt(sc, name, NULL, enc_alg, ct, ct_len, &pt, &pt_len)) != MV_STATUS_OK) {
             status = fail(st, "encrypt/decrypt");
             goto out;
         }
@@ -93,8 +93,8 @@ int main(int argc, char **argv)
         mv_bytes_free(ct, ct_len);
         mv_bytes_free(pt, pt_len);
         ct = pt = NULL;
-        if ((st = mv_key_wrap(kc, name, NULL, enc_alg, msg, 32, &ct, &ct_len)) != MV_STATUS_OK ||
-            (st = mv_key_unwrap(kc, name, NULL, enc_alg, ct, ct_len, &pt, &pt_len)) != MV_STATUS_OK) {
+        if ((st = mv_key_wrap(sc, name, NULL, enc_alg, msg, 32, &ct, &ct_len)) != MV_STATUS_OK ||
+            (st = mv_key_unwrap(sc, name, NULL, enc_alg, ct, ct_len, &pt, &pt_len)) != MV_STATUS_OK) {
             status = fail(st, "wrap/unwrap");
             goto out;
         }
@@ -107,7 +107,7 @@ out:
     mv_bytes_free(ct, ct_len);
     mv_bytes_free(pt, pt_len);
     mv_free(jwk);
-    mv_key_client_free(kc);
+    mv_secret_client_free(sc);
     mv_credential_free(cred);
     return status;
 }

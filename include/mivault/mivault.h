@@ -3,7 +3,7 @@
  * It behaves as the official Azure SDKs do, against Azure or against mivault:
  *   - mv_credential gets tokens from the IMDS endpoint of the machine (no credential held by the
  *     caller), exactly as ManagedIdentityCredential does, and caches them per resource;
- *   - mv_secret_client and mv_key_client talk to a Key Vault (API 7.5): each learns the token
+ *   - mv_secret_client talks to a Key Vault (API 7.5; its secrets and keys): it learns the token
  *     resource from the vault's 401 challenge, checks that the vault belongs to that resource's
  *     domain, and sends the token.
  *
@@ -13,8 +13,8 @@
  * (they may hold tokens or secret values). Types are opaque.
  *
  * Threads: an mv_credential may be shared between threads (it locks its cache); an
- * mv_secret_client or mv_key_client must be used by one thread at a time. A client borrows its
- * credential: free the client before the credential. */
+ * mv_secret_client must be used by one thread at a time. A secret client borrows its credential:
+ * free the client before the credential. */
 #ifndef MIVAULT_MIVAULT_H
 #define MIVAULT_MIVAULT_H
 
@@ -96,44 +96,49 @@ int mv_secret_backup(struct mv_secret_client *sc, const char *name, char **json)
 /* POST /secrets/restore with backup_json as returned by mv_secret_backup: SecretBundle. */
 int mv_secret_restore(struct mv_secret_client *sc, const char *backup_json, char **json);
 
-/* ---- Key Vault keys (docs/keys.md) ---- */
+/* ---- Key Vault keys (on the same vault client) ---- */
 
-struct mv_key_client;
+/* POST /keys/{name}/create: kty "RSA" (NULL), "RSA-HSM", "EC", "EC-HSM"; size 0 for the default
+ * (RSA 2048); curve NULL for the default (P-256). Reply: KeyBundle (public JWK only). */
+int mv_key_create(struct mv_secret_client *sc, const char *name, const char *kty, int size,
+                  const char *curve, char **json);
+/* GET /keys/{name}/{version}; version NULL or "" for the latest. */
+int mv_key_get(struct mv_secret_client *sc, const char *name, const char *version, char **json);
+/* GET /keys, following nextLink: one JSON array of every KeyItem. */
+int mv_key_list(struct mv_secret_client *sc, char **json);
+/* DELETE /keys/{name}: DeletedKeyBundle. */
+int mv_key_delete(struct mv_secret_client *sc, const char *name, char **json);
+/* POST /keys/{name}/{version}/{op}: op "sign" (value = the digest), "verify" (digest and value =
+ * the signature), "encrypt", "decrypt", "wrapkey", "unwrapkey"; alg as Key Vault names them
+ * (RS256, PS256, ES256, RSA-OAEP-256, ...); value and digest base64url; version NULL or "" for
+ * the latest. Reply: {"kid","value"} or, for verify, {"value": true|false}. */
+int mv_key_op(struct mv_secret_client *sc, const char *name, const char *version, const char *op,
+              const char *alg, const char *value, const char *digest, char **json);
 
-/* Skip the challenge's domain check, as MV_SECRET_CLIENT_NO_CHALLENGE_CHECK. */
-#define MV_KEY_CLIENT_NO_CHALLENGE_CHECK 0x1u
+/* The same operations with bytes in and bytes out (the library does the base64url): version NULL
+ * or "" means the latest version of the key, alg is a JWA name, and byte outputs are malloc'ed
+ * (free them with mv_bytes_free) with their length in *out_len. The private key never leaves the
+ * vault; mv_key_get gives the public JWK that checks the signatures. */
 
-/* The same arguments, rules and threading as mv_secret_client_new; cred is borrowed. The private
- * key never leaves the vault: every operation below is one request to it. */
-int mv_key_client_new(const char *vault_url, struct mv_credential *cred, const char *ca_file,
-                      unsigned flags, struct mv_key_client **out);
-void mv_key_client_free(struct mv_key_client *kc);
 /* Wipes and frees bytes returned by the library (signatures, ciphertexts, plaintexts). */
 void mv_bytes_free(unsigned char *p, size_t len);
-
-/* In each call, version NULL or "" means the latest version of the key, and alg is a JWA name.
- * Byte outputs are malloc'ed (free with mv_bytes_free) with their length in *out_len. */
-
-/* GET /keys/{name}/{version}: the KeyBundle JSON text; its "key" is the public JWK (kty, n and
- * e or crv, x and y; never private parts). */
-int mv_key_get(struct mv_key_client *kc, const char *name, const char *version, char **json);
 /* Signs a digest the caller computed: RS256/384/512, PS256/384/512 (RSA), ES256/384/512,
  * ES256K (EC; the signature is raw r||s). */
-int mv_key_sign(struct mv_key_client *kc, const char *name, const char *version, const char *alg,
+int mv_key_sign(struct mv_secret_client *sc, const char *name, const char *version, const char *alg,
                 const unsigned char *digest, size_t digest_len, unsigned char **sig, size_t *sig_len);
 /* *valid = 1 if sig is the key's signature of digest with alg, else 0 (the call succeeds). */
-int mv_key_verify(struct mv_key_client *kc, const char *name, const char *version, const char *alg,
+int mv_key_verify(struct mv_secret_client *sc, const char *name, const char *version, const char *alg,
                   const unsigned char *digest, size_t digest_len, const unsigned char *sig, size_t sig_len,
                   int *valid);
 /* RSA-OAEP, RSA-OAEP-256, RSA1_5. */
-int mv_key_encrypt(struct mv_key_client *kc, const char *name, const char *version, const char *alg,
+int mv_key_encrypt(struct mv_secret_client *sc, const char *name, const char *version, const char *alg,
                    const unsigned char *in, size_t in_len, unsigned char **out, size_t *out_len);
-int mv_key_decrypt(struct mv_key_client *kc, const char *name, const char *version, const char *alg,
+int mv_key_decrypt(struct mv_secret_client *sc, const char *name, const char *version, const char *alg,
                    const unsigned char *in, size_t in_len, unsigned char **out, size_t *out_len);
 /* Wraps (encrypts) a key, e.g. a data-encryption key; the same algorithms. */
-int mv_key_wrap(struct mv_key_client *kc, const char *name, const char *version, const char *alg,
+int mv_key_wrap(struct mv_secret_client *sc, const char *name, const char *version, const char *alg,
                 const unsigned char *in, size_t in_len, unsigned char **out, size_t *out_len);
-int mv_key_unwrap(struct mv_key_client *kc, const char *name, const char *version, const char *alg,
+int mv_key_unwrap(struct mv_secret_client *sc, const char *name, const char *version, const char *alg,
                   const unsigned char *in, size_t in_len, unsigned char **out, size_t *out_len);
 
 #ifdef __cplusplus

@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <jansson.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <pthread.h>
@@ -46,8 +47,9 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/util.h"
+#include "crypto/digest.h"
 
-#define AUDIT_MAX_LINE 4096
+#define AUDIT_MAX_HEAD (64 * 1024) /* a record up to "seq": far above its bounded fields */
 
 #define AUDIT_QUEUE_MAX (64 * 1024) /* queued bytes that make a record write at once */
 #define SEQ_PREV_MAX 36 /* ,"seq":<up to 20 digits>,"prev":" */
@@ -65,6 +67,7 @@ struct audit {
     char writer[AUDIT_WRITER_LEN]; /* "" = records carry no writer; set before any record */
     EVP_MD *sha256;   /* fetched once (a one-shot SHA256() fetches it on every call) */
     EVP_MD_CTX *ctx;
+    EVP_MAC_CTX *mac; /* HMAC-SHA256 under the audit key, keyed once; NULL = records carry no mac */
     char *queue;      /* records chained but not yet written, in chain order */
     size_t queue_len, queue_cap;
     char *path;       /* the live file; rotated files are path.NNNNNN (audit.h) */
@@ -82,18 +85,6 @@ struct audit_loop {
 };
 static _Thread_local struct audit_loop *this_loop;
 
-
-/* hash_hex with the log's own digest context (caller holds a->mu). */
-static mv_rc digest_hex(struct audit *a, const char *p, size_t n, char out[65])
-{
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    unsigned int dl = 0;
-    if (!EVP_DigestInit_ex2(a->ctx, a->sha256, NULL) || !EVP_DigestUpdate(a->ctx, p, n) ||
-        !EVP_DigestFinal_ex(a->ctx, d, &dl) || dl != sizeof d)
-        return MV_ERR_INTERNAL;
-    mv_hex(out, d, sizeof d);
-    return MV_OK;
-}
 
 /* Where the chain of an existing log goes on: the hash and number of its newest record. Records
  * from before they were numbered are counted (verify.c counts them the same way). */
@@ -115,6 +106,51 @@ out:
     return rc;
 }
 
+/* A live file whose last line has no newline (a process killed in the middle of a write, or a
+ * short write that could not be truncated back) is cut back to its last whole record, so the
+ * chain goes on from a record that verifies. Only what can be one partial record is cut: a tail
+ * longer than the longest record is not ours to remove (left for audit verify to report). */
+static mv_rc cut_partial_tail(const char *path)
+{
+    mv_rc rc = MV_OK;
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return MV_OK;
+    ENSURE_MSG(fd >= 0, MV_ERR_INTERNAL, "open %s: %s", path, strerror(errno));
+    struct stat sb;
+    ENSURE_MSG(fstat(fd, &sb) == 0, MV_ERR_INTERNAL, "stat %s: %s", path, strerror(errno));
+    off_t end = sb.st_size, keep = 0, most = AUDIT_MAX_HEAD + 1024;
+    char b[4096];
+    while (end > 0) {
+        if (sb.st_size - end > most) {
+            LOG_ERROR("audit: %s ends in %lld bytes without a newline: not a partial record, "
+                      "left as it is", path, (long long)(sb.st_size - end));
+            goto out;
+        }
+        size_t n = end > (off_t)sizeof b ? sizeof b : (size_t)end;
+        ssize_t r = pread(fd, b, n, end - (off_t)n);
+        ENSURE_MSG(r == (ssize_t)n, MV_ERR_INTERNAL, "read %s: %s", path, strerror(errno));
+        size_t i = n;
+        while (i > 0 && b[i - 1] != '\n')
+            i--;
+        if (i > 0) {
+            keep = end - (off_t)n + (off_t)i;
+            break;
+        }
+        end -= (off_t)n;
+    }
+    if (keep != sb.st_size) {
+        LOG_WARN("audit: %s ends in a partial record (%lld bytes): cut back to its last whole "
+                 "record", path, (long long)(sb.st_size - keep));
+        ENSURE_MSG(ftruncate(fd, keep) == 0 && fdatasync(fd) == 0, MV_ERR_INTERNAL,
+                   "audit: cannot cut %s back: %s", path, strerror(errno));
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 mv_rc audit_open(const char *path, struct audit **out)
 {
     mv_rc rc = MV_OK;
@@ -124,6 +160,7 @@ mv_rc audit_open(const char *path, struct audit **out)
     a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     a->ctx = EVP_MD_CTX_new();
     ENSURE_MSG(a->sha256 && a->ctx, MV_ERR_INTERNAL, "audit: no SHA-256");
+    CHECK(cut_partial_tail(path));
     CHECK(chain_end(path, a->prev, &a->seq));
     memcpy(a->written, a->prev, sizeof a->written);
     a->written_seq = a->seq;
@@ -195,28 +232,34 @@ static void wrote_locked(struct audit *a, size_t n)
         rotate_locked(a);
 }
 
-/* Writes the queue with one write(2) (caller holds a->mu). */
-static void flush_locked(struct audit *a)
+/* Writes the queue with one write(2) (caller holds a->mu). A record is written whole or not at
+ * all: a write cut short (disk full, I/O error) is truncated back to the last whole record, so
+ * the file stays a valid chain; the lost records' chain links are undone (the next record
+ * links to the last one written). MV_ERR_UNAVAILABLE if the queue could not be written. */
+static mv_rc flush_locked(struct audit *a)
 {
     if (a->queue_len == 0)
-        return;
+        return MV_OK;
     ssize_t n = write(a->fd, a->queue, a->queue_len);
     if (n == (ssize_t)a->queue_len) {
         memcpy(a->written, a->prev, sizeof a->written);
         a->written_seq = a->seq;
         a->queue_len = 0;
         wrote_locked(a, (size_t)n);
-        return;
-    } else {
-        /* The records are lost (logged); the next one chains to the last written one, so the
-         * file stays a valid chain (unless the write was cut short, which verify reports). */
-        LOG_ERROR("audit: write of %zu records' bytes failed (%zd): %s", a->queue_len, n,
-                  n < 0 ? strerror(errno) : "short write");
-        mv_metric_add(MV_M_AUDIT_FAILURES, NULL, NULL, (uint64_t)(a->seq - a->written_seq));
-        memcpy(a->prev, a->written, sizeof a->prev);
-        a->seq = a->written_seq;
+        return MV_OK;
     }
+    int err = n < 0 ? errno : ENOSPC;
+    if (n > 0 && ftruncate(a->fd, (off_t)a->size) != 0)
+        LOG_ERROR("audit: cannot truncate %s back to its last whole record: %s", a->path,
+                  strerror(errno));
+    LOG_ERROR("audit: write of %zu bytes of records failed (%zd written): %s", a->queue_len, n,
+              strerror(err));
+    mv_metric_add(MV_M_AUDIT_FAILURES, NULL, NULL, (uint64_t)(a->seq - a->written_seq));
+    memcpy(a->prev, a->written, sizeof a->prev);
+    a->seq = a->written_seq;
     a->queue_len = 0;
+    mv_fail(MV_ERR_UNAVAILABLE, "audit: cannot write %s: %s", a->path, strerror(err));
+    return MV_ERR_UNAVAILABLE;
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -225,7 +268,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct audit *a = arg;
     pthread_mutex_lock(&a->mu);
-    flush_locked(a);
+    (void)flush_locked(a); /* logged */
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -260,12 +303,48 @@ void audit_loop_detach(struct audit *a)
     free(l);
 }
 
+mv_rc audit_set_key(struct audit *a, const unsigned char key[32])
+{
+    mv_rc rc = MV_OK;
+    EVP_MAC *m = NULL;
+    EVP_MAC_CTX *ctx = NULL;
+    if (!a)
+        return MV_OK;
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+    ENSURE_MSG(ctx && EVP_MAC_init(ctx, key, 32, params), MV_ERR_INTERNAL, "audit: no HMAC-SHA256");
+    pthread_mutex_lock(&a->mu);
+    EVP_MAC_CTX_free(a->mac);
+    a->mac = ctx;
+    ctx = NULL;
+    pthread_mutex_unlock(&a->mu);
+out:
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(m); /* the context keeps its own reference */
+    return rc;
+}
+
+mv_rc audit_head_mac(const unsigned char key[32], const char *writer, int64_t records,
+                     const char *hash, char out[65])
+{
+    mv_rc rc = MV_OK;
+    char text[160];
+    CHECK(mv_fmt(text, sizeof text, "mivault-audit-head-1|%s|%lld|%s", writer, (long long)records,
+                 hash));
+    CHECK(digest_hmac_sha256_hex(key, text, strlen(text), out));
+out:
+    return rc;
+}
+
 void audit_close(struct audit *a)
 {
     if (!a)
         return;
     pthread_mutex_lock(&a->mu);
-    flush_locked(a);
+    (void)flush_locked(a); /* logged */
     pthread_mutex_unlock(&a->mu);
     free(a->queue);
     free(a->path);
@@ -273,19 +352,33 @@ void audit_close(struct audit *a)
     pthread_mutex_destroy(&a->mu);
     EVP_MD_CTX_free(a->ctx);
     EVP_MD_free(a->sha256);
+    EVP_MAC_CTX_free(a->mac);
     free(a);
 }
 
-/* A bounded line being formatted; ok drops to 0 once something does not fit. */
 /* A field name and its value (or "-"), escaped as jansson escapes; a byte that is not UTF-8
- * becomes \ufffd so that the record is still written (jansson refused such a record whole). */
+ * becomes \ufffd so that the record is still written (jansson refused such a record whole). A
+ * value longer than AUDIT_FIELD_MAX bytes (an ARM path is the caller's to choose, before any
+ * authentication) is cut at a character boundary and ends in AUDIT_TRUNCATED: a record always
+ * fits, whatever the request. */
 static mv_rc put_field(mv_buf *l, const char *name, const char *value)
 {
     mv_rc rc = MV_OK;
     if (!value)
         value = "-";
+    size_t n = strlen(value);
     CHECK(mv_buf_adds(l, name));
-    CHECK(jsonw_str(l, value, strlen(value), JSONW_REPLACE));
+    if (n <= AUDIT_FIELD_MAX) {
+        CHECK(jsonw_str(l, value, n, JSONW_REPLACE));
+    } else {
+        char cut[AUDIT_FIELD_MAX + sizeof AUDIT_TRUNCATED];
+        n = AUDIT_FIELD_MAX;
+        while (n > 0 && ((unsigned char)value[n] & 0xC0) == 0x80)
+            n--; /* value[n] starts a character: cut before it */
+        memcpy(cut, value, n);
+        memcpy(cut + n, AUDIT_TRUNCATED, sizeof AUDIT_TRUNCATED);
+        CHECK(jsonw_str(l, cut, n + sizeof AUDIT_TRUNCATED - 1, JSONW_REPLACE));
+    }
 out:
     return rc;
 }
@@ -330,7 +423,7 @@ mv_rc audit_set_writer(struct audit *a, const char *writer)
 mv_rc audit_head(struct audit *a, int64_t *records, char hash[65])
 {
     pthread_mutex_lock(&a->mu);
-    flush_locked(a);
+    (void)flush_locked(a); /* logged; the head is what was written */
     *records = a->written_seq;
     memcpy(hash, a->written, 65);
     int fd = dup(a->fd); /* synced outside the lock: rotation may replace a->fd meanwhile */
@@ -345,79 +438,124 @@ mv_rc audit_head(struct audit *a, int64_t *records, char hash[65])
     return rc;
 }
 
-void audit_record(struct audit *a, const char *plane, const char *principal, const char *action,
-                  const char *scope, int status, const char *request_id)
+/* The record up to "seq", formatted outside the lock (field order and escaping as the
+ * jansson-built lines had). */
+static mv_rc format_head(struct audit *a, mv_buf *l, const char *plane, const char *principal,
+                         const char *action, const char *scope, int status,
+                         const char *request_id)
 {
-    if (!a)
-        return;
-    /* The record up to "seq" is formatted outside the lock; the chain part (seq, prev, hash,
-     * the write) under it. Field order and escaping as the jansson-built lines had. */
-    char buf[AUDIT_MAX_LINE + HASH_SUFFIX_LEN + 2];
-    mv_buf l;
-    mv_buf_init(&l, AUDIT_MAX_LINE - SEQ_PREV_MAX - 64 - 2); /* room kept for the chain part */
     mv_rc rc = MV_OK;
-    CHECK(mv_buf_add(&l, "{\"time\":", 8));
-    CHECK(jsonw_int(&l, (long long)mv_now()));
-    CHECK(put_field(&l, ",\"plane\":", plane));
-    CHECK(put_field(&l, ",\"principal\":", principal));
-    CHECK(put_field(&l, ",\"action\":", action));
-    CHECK(put_field(&l, ",\"scope\":", scope));
-    CHECK(mv_buf_adds(&l, ",\"status\":"));
-    CHECK(jsonw_int(&l, status));
-    CHECK(put_field(&l, ",\"requestId\":", request_id));
+    CHECK(mv_buf_add(l, "{\"time\":", 8));
+    CHECK(jsonw_int(l, (long long)mv_now()));
+    CHECK(put_field(l, ",\"plane\":", plane));
+    CHECK(put_field(l, ",\"principal\":", principal));
+    CHECK(put_field(l, ",\"action\":", action));
+    CHECK(put_field(l, ",\"scope\":", scope));
+    CHECK(mv_buf_adds(l, ",\"status\":"));
+    CHECK(jsonw_int(l, status));
+    CHECK(put_field(l, ",\"requestId\":", request_id));
     if (a->writer[0])
-        CHECK(put_field(&l, ",\"writer\":", a->writer));
+        CHECK(put_field(l, ",\"writer\":", a->writer));
 out:
-    if (rc != MV_OK) {
-        mv_buf_free(&l);
-        LOG_ERROR("audit: cannot format a record");
-        mv_metric_inc(MV_M_AUDIT_FAILURES, NULL, NULL);
-        return;
-    }
-    memcpy(buf, l.p, l.len);
-    size_t head = l.len;
-    mv_buf_free(&l);
-    struct audit_loop *loop = this_loop && this_loop->a == a ? this_loop : NULL;
-    char h[65];
-    pthread_mutex_lock(&a->mu);
+    if (rc != MV_OK)
+        mv_fail(MV_ERR_INTERNAL, "audit: cannot format a record");
+    return rc == MV_OK ? MV_OK : MV_ERR_INTERNAL;
+}
+
+/* Chains the record whose text up to "seq" is head[0..hn) and queues it (caller holds a->mu);
+ * writes the queue at once when now is set, or past AUDIT_QUEUE_MAX bytes. Under the lock only
+ * the prev link, one SHA-256 and the copy into the queue. */
+static mv_rc chain_locked(struct audit *a, const char *head, size_t hn, int now)
+{
+    char tail[SEQ_PREV_MAX + 65 + AUDIT_MAC_LEN + HASH_SUFFIX_LEN + 2], h[65];
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    unsigned int dl = 0;
+    size_t ml = 0;
     int64_t seq = a->seq + 1;
-    size_t n = head + put_seq_prev(buf + head, seq, a->prev); /* what the hash covers */
-    size_t total = n + HASH_SUFFIX_LEN + 1;
-    if (digest_hex(a, buf, n, h) != MV_OK) {
-        LOG_ERROR("audit: cannot hash a record");
-        goto unlock;
+    size_t tn = put_seq_prev(tail, seq, a->prev); /* the hash covers head and this */
+    if (a->mac) { /* ,"mac":"<HMAC of the text before it>", inside what the hash covers */
+        if (!EVP_MAC_init(a->mac, NULL, 0, NULL) ||
+            !EVP_MAC_update(a->mac, (const unsigned char *)head, hn) ||
+            !EVP_MAC_update(a->mac, (const unsigned char *)tail, tn) ||
+            !EVP_MAC_final(a->mac, d, &ml, sizeof d) || ml != sizeof d) {
+            mv_fail(MV_ERR_INTERNAL, "audit: cannot compute a record's mac");
+            return MV_ERR_INTERNAL;
+        }
+        memcpy(tail + tn, ",\"mac\":\"", 8);
+        mv_hex(tail + tn + 8, d, sizeof d);
+        tail[tn + 72] = '"';
+        tn += AUDIT_MAC_LEN;
     }
-    memcpy(buf + n, ",\"hash\":\"", 9);
-    memcpy(buf + n + 9, h, 64);
-    memcpy(buf + n + 73, "\"}\n", 3);
+    if (!EVP_DigestInit_ex2(a->ctx, a->sha256, NULL) || !EVP_DigestUpdate(a->ctx, head, hn) ||
+        !EVP_DigestUpdate(a->ctx, tail, tn) || !EVP_DigestFinal_ex(a->ctx, d, &dl) ||
+        dl != sizeof d) {
+        mv_fail(MV_ERR_INTERNAL, "audit: cannot hash a record");
+        return MV_ERR_INTERNAL;
+    }
+    mv_hex(h, d, sizeof d);
+    memcpy(tail + tn, ",\"hash\":\"", 9);
+    memcpy(tail + tn + 9, h, 64);
+    memcpy(tail + tn + 73, "\"}\n", 3);
+    tn += 76;
+    size_t total = hn + tn;
     if (a->queue_cap - a->queue_len < total) {
         size_t cap = a->queue_cap ? a->queue_cap : 8192;
         while (cap - a->queue_len < total)
             cap *= 2;
         char *q = realloc(a->queue, cap);
         if (!q) {
-            flush_locked(a); /* keep the order; this one is written alone */
-            if (write(a->fd, buf, total) == (ssize_t)total) {
-                memcpy(a->prev, h, sizeof h);
-                memcpy(a->written, h, sizeof h);
-                a->seq = a->written_seq = seq;
-                wrote_locked(a, total);
-            } else {
-                LOG_ERROR("audit: write failed: %s", strerror(errno));
-            }
-            goto unlock;
+            (void)flush_locked(a); /* keep what is queued; this one is lost (logged) */
+            mv_fail(MV_ERR_INTERNAL, "audit: out of memory for a record");
+            return MV_ERR_INTERNAL;
         }
         a->queue = q;
         a->queue_cap = cap;
     }
-    memcpy(a->queue + a->queue_len, buf, total);
+    memcpy(a->queue + a->queue_len, head, hn);
+    memcpy(a->queue + a->queue_len + hn, tail, tn);
     a->queue_len += total;
     memcpy(a->prev, h, sizeof h);
     a->seq = seq;
-    if (!loop || a->queue_len >= AUDIT_QUEUE_MAX)
-        flush_locked(a);
-unlock:
+    if (now || a->queue_len >= AUDIT_QUEUE_MAX)
+        return flush_locked(a);
+    return MV_OK;
+}
+
+static mv_rc record(struct audit *a, int now, const char *plane, const char *principal,
+                    const char *action, const char *scope, int status, const char *request_id)
+{
+    mv_buf l;
+    mv_buf_init(&l, AUDIT_MAX_HEAD);
+    mv_rc rc = format_head(a, &l, plane, principal, action, scope, status, request_id);
+    if (rc != MV_OK) {
+        LOG_ERROR("%s", mv_last_detail());
+        mv_metric_inc(MV_M_AUDIT_FAILURES, NULL, NULL);
+        mv_buf_free(&l);
+        return rc;
+    }
+    struct audit_loop *loop = this_loop && this_loop->a == a ? this_loop : NULL;
+    pthread_mutex_lock(&a->mu);
+    rc = chain_locked(a, l.p, l.len, now || !loop);
     pthread_mutex_unlock(&a->mu);
-    if (loop)
+    mv_buf_free(&l);
+    if (rc == MV_ERR_INTERNAL) {
+        LOG_ERROR("%s", mv_last_detail());
+        mv_metric_inc(MV_M_AUDIT_FAILURES, NULL, NULL);
+    }
+    if (loop && !now)
         event_active(loop->flush, EV_TIMEOUT, 1);
+    return rc;
+}
+
+void audit_record(struct audit *a, const char *plane, const char *principal, const char *action,
+                  const char *scope, int status, const char *request_id)
+{
+    if (a)
+        (void)record(a, 0, plane, principal, action, scope, status, request_id); /* logged */
+}
+
+mv_rc audit_record_now(struct audit *a, const char *plane, const char *principal,
+                       const char *action, const char *scope, int status, const char *request_id)
+{
+    return a ? record(a, 1, plane, principal, action, scope, status, request_id) : MV_OK;
 }

@@ -6,8 +6,13 @@
  * Why a thread and not a loop timer: the store write (a PostgreSQL round trip, or a retry loop
  * of up to 30 s while the database fails over) and the fsync of the log must never hold up a
  * request; the loops only ever touch the log's mutex, for as long as audit_head copies the
- * head. A failed checkpoint is logged and tried again at the next tick. */
+ * head. A failed checkpoint is logged and tried again at the next tick.
+ *
+ * Every HEAD_SECS (1 s) while records are written, the same thread also sets this writer's
+ * head in the store (audit_heads: records, hash, and its mac under the audit key), so a log cut
+ * at its tail is caught even when no checkpoint was made after the cut records. */
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,28 +22,45 @@
 #include "common/log.h"
 #include "store/store.h"
 
+#define HEAD_SECS 1 /* how often the head in the store follows the log (while it moves) */
+
 struct audit_checkpointer {
     struct audit *a;
     struct store *st;
     char writer[AUDIT_WRITER_LEN];
+    unsigned char key[32]; /* the audit key: the head's mac */
     int interval_secs;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv; /* signalled by audit_checkpointer_stop */
     int stop;          /* under mu */
     int64_t pinned;    /* records of the last checkpoint written by us (this thread only) */
+    int64_t headed;    /* records of the last head written by us */
 };
 
-/* One checkpoint if the head moved. */
-static void checkpoint_once(struct audit_checkpointer *c)
+/* The head in the store (audit_heads) if it moved: every HEAD_SECS. */
+static void head_once(struct audit_checkpointer *c, int64_t records, const char *hash)
 {
-    int64_t records = 0;
-    char hash[65];
-    struct st_checkpoint cp;
-    if (audit_head(c->a, &records, hash) != MV_OK) {
-        LOG_WARN("audit checkpoint: %s", mv_last_detail());
+    struct st_audit_head h;
+    memset(&h, 0, sizeof h);
+    if (records == 0 || records == c->headed)
+        return;
+    memcpy(h.writer, c->writer, sizeof h.writer < sizeof c->writer ? sizeof h.writer : sizeof c->writer);
+    h.records = records;
+    memcpy(h.head_hash, hash, 65);
+    h.at = mv_now();
+    if (audit_head_mac(c->key, h.writer, records, hash, h.mac) != MV_OK ||
+        store_audit_head_put(c->st, &h) != MV_OK) {
+        LOG_WARN("audit head of %lld records not saved: %s", (long long)records, mv_last_detail());
         return;
     }
+    c->headed = records;
+}
+
+/* One checkpoint if the head moved. */
+static void checkpoint_once(struct audit_checkpointer *c, int64_t records, const char *hash)
+{
+    struct st_checkpoint cp;
     if (records == 0 || records == c->pinned)
         return;
     if (store_checkpoint_add(c->st, c->writer, records, hash, mv_now(), &cp) != MV_OK) {
@@ -53,16 +75,28 @@ static void checkpoint_once(struct audit_checkpointer *c)
 static void *run(void *arg)
 {
     struct audit_checkpointer *c = arg;
+    int ticks = 0, every = c->interval_secs > HEAD_SECS ? c->interval_secs / HEAD_SECS : 1;
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += c->interval_secs;
+        until.tv_sec += c->interval_secs < HEAD_SECS ? c->interval_secs : HEAD_SECS;
         int e = 0;
         while (!c->stop && e != ETIMEDOUT)
             e = pthread_cond_timedwait(&c->cv, &c->mu, &until);
+        int last = c->stop;
         pthread_mutex_unlock(&c->mu);
-        checkpoint_once(c); /* on stop too: the final checkpoint */
+        int64_t records = 0;
+        char hash[65];
+        if (audit_head(c->a, &records, hash) != MV_OK) { /* written and synced first */
+            LOG_WARN("audit checkpoint: %s", mv_last_detail());
+        } else {
+            head_once(c, records, hash);
+            if (++ticks >= every || last) { /* on stop too: the final checkpoint */
+                ticks = 0;
+                checkpoint_once(c, records, hash);
+            }
+        }
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);
@@ -70,7 +104,8 @@ static void *run(void *arg)
 }
 
 mv_rc audit_checkpointer_start(struct audit *a, const char *store_path, const char *writer,
-                               int interval_secs, struct audit_checkpointer **out)
+                               const unsigned char key[32], int interval_secs,
+                               struct audit_checkpointer **out)
 {
     mv_rc rc = MV_OK;
     pthread_condattr_t ca;
@@ -81,6 +116,7 @@ mv_rc audit_checkpointer_start(struct audit *a, const char *store_path, const ch
     ENSURE_MSG(writer && strlen(writer) < sizeof c->writer && interval_secs > 0, MV_ERR_BAD_REQUEST,
                "audit checkpoint: bad writer or interval");
     memcpy(c->writer, writer, strlen(writer) + 1);
+    memcpy(c->key, key, sizeof c->key);
     c->a = a;
     c->interval_secs = interval_secs;
     CHECK(store_open(store_path, &c->st));
@@ -101,6 +137,7 @@ out:
         if (mu_ok)
             pthread_mutex_destroy(&c->mu);
         store_close(c->st);
+        OPENSSL_cleanse(c->key, sizeof c->key);
         free(c);
     }
     return rc;
@@ -118,5 +155,6 @@ void audit_checkpointer_stop(struct audit_checkpointer *c)
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     store_close(c->st);
+    OPENSSL_cleanse(c->key, sizeof c->key);
     free(c);
 }

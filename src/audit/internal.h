@@ -11,6 +11,7 @@
 
 #define AUDIT_MAX_ROTATED 4096 /* rotated files looked at (far above any sane keep) */
 #define AUDIT_HASH_SUFFIX_LEN 75 /* ,"hash":"<64 hex>"} */
+#define AUDIT_MAC_LEN 73         /* ,"mac":"<64 hex>" just before it (keyed records) */
 
 /* Rotated files: PATH.NNNNNN, numbered from 1 in the order they were rotated. Fills seqs
  * (sorted ascending, at most cap) and returns how many there are. */
@@ -36,6 +37,8 @@ struct audit_chain {
     int64_t first_pos, last_pos;    /* of the first and the last record read; 0 = unknown */
     char last_hash[65];
     char writer[AUDIT_WRITER_LEN];  /* the records' "writer"; "" if none carries one */
+    int keyed;                      /* some record carries a "mac" (then all later ones must) */
+    long macs;                      /* macs checked against the key */
 };
 /* Called for each record whose position is known, in order; also once, first, for the record
  * just before the oldest kept one (pos = its position, hash = the kept record's "prev") when
@@ -44,5 +47,9 @@ typedef mv_rc (*audit_scan_fn)(void *arg, int64_t pos, const char *hash);
 /* Verifies the chain of the rotated files and the live file at path, oldest first: every hash,
  * every prev link, consecutive "seq"s, one writer. CONFLICT (detail: file and line) if not. */
 MV_MUST_CHECK mv_rc audit_scan(const char *path, audit_scan_fn fn, void *arg, struct audit_chain *out);
+/* audit_scan that also checks every record's "mac" under key (32 bytes; NULL = not checked):
+ * a wrong mac, or a record without one after records that had one, is CONFLICT. */
+MV_MUST_CHECK mv_rc audit_scan_keyed(const char *path, const unsigned char *key, audit_scan_fn fn,
+                                     void *arg, struct audit_chain *out);
 
 #endif

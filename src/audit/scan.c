@@ -4,11 +4,16 @@
  * goes on when a log is reopened (audit.c).
  *
  * A record is one line: a JSON object whose text ends in ,"hash":"<hex>"}, the hash being the
- * SHA-256 of the text before that suffix (audit.c). Lines may be of any length here. */
+ * SHA-256 of the text before that suffix (audit.c); a keyed record has ,"mac":"<hex>" just
+ * before it, the HMAC-SHA256 under the audit key of the text before that. Lines may be of any
+ * length here. */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +138,7 @@ out:
 }
 
 struct scan {
+    const unsigned char *key; /* the audit key: check every "mac"; NULL = macs not checked */
     audit_scan_fn fn;
     void *arg;
     struct audit_chain *out;
@@ -163,6 +169,33 @@ static mv_rc scan_line(struct scan *s, char *line, size_t n, int first, int anch
         ok = strcmp(h, hs) == 0;
     }
     ENSURE_MSG(ok, MV_ERR_CONFLICT, "chain broken at line %ld of %s", here, path);
+    json_t *mac = json_object_get(o, "mac");
+    if (mac) {
+        s->out->keyed = 1;
+        if (s->key) {
+            const char *m = json_string_value(mac);
+            size_t body = n - AUDIT_HASH_SUFFIX_LEN; /* what the hash covers */
+            unsigned char d[SHA256_DIGEST_LENGTH];
+            unsigned int dl = 0;
+            char want[65];
+            ok = m && strlen(m) == 64 && body > AUDIT_MAC_LEN &&
+                 strncmp(line + body - AUDIT_MAC_LEN, ",\"mac\":\"", 8) == 0 &&
+                 HMAC(EVP_sha256(), s->key, 32, (const unsigned char *)line, body - AUDIT_MAC_LEN,
+                      d, &dl) != NULL &&
+                 dl == sizeof d;
+            if (ok) {
+                mv_hex(want, d, sizeof d);
+                ok = CRYPTO_memcmp(want, m, 64) == 0;
+            }
+            ENSURE_MSG(ok, MV_ERR_CONFLICT,
+                       "record at line %ld of %s has a wrong mac (changed, or its chain was "
+                       "recomputed without the audit key)", here, path);
+            s->out->macs++;
+        }
+    } else {
+        ENSURE_MSG(!s->out->keyed, MV_ERR_CONFLICT,
+                   "record at line %ld of %s has no mac, after records that had one", here, path);
+    }
     if (first && !anchored)
         s->known = 1; /* the chain starts here: position 0 before it */
     if (seq) {
@@ -228,8 +261,14 @@ out:
 
 mv_rc audit_scan(const char *path, audit_scan_fn fn, void *arg, struct audit_chain *out)
 {
+    return audit_scan_keyed(path, NULL, fn, arg, out);
+}
+
+mv_rc audit_scan_keyed(const char *path, const unsigned char *key, audit_scan_fn fn, void *arg,
+                       struct audit_chain *out)
+{
     mv_rc rc = MV_OK;
-    struct scan s = {.fn = fn, .arg = arg, .out = out};
+    struct scan s = {.key = key, .fn = fn, .arg = arg, .out = out};
     char rp[PATH_MAX];
     memset(out, 0, sizeof *out);
     memcpy(s.prev, ZEROS, sizeof s.prev);

@@ -9,8 +9,13 @@
  *    the oldest kept record (older files removed by rotation) cannot be checked and is counted
  *    as such.
  * 3. Writers with checkpoints whose log was not given are listed, not failed: the caller may
- *    not have every server's log at hand (the report says it is not complete). */
+ *    not have every server's log at hand (the report says it is not complete).
+ * 4. With the audit key: every record's "mac" (a chain recomputed without the key fails), and
+ *    each writer's head in the store (audit_heads: its mac, then the log against it, as against
+ *    a checkpoint): a log that ends before its writer's head was cut at the tail, even after its
+ *    last checkpoint. */
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,19 +45,42 @@ out:
     return rc;
 }
 
-/* One log against its writer's checkpoints (wcp: their indices in cps, by seq). */
+/* Each head's mac under the key (a head moved by someone without the key fails). */
+static mv_rc check_heads(const unsigned char *key, const struct st_audit_head *hs, size_t n)
+{
+    mv_rc rc = MV_OK;
+    char m[65];
+    for (size_t i = 0; key && i < n; i++) {
+        CHECK(audit_head_mac(key, hs[i].writer, hs[i].records, hs[i].head_hash, m));
+        ENSURE_MSG(CRYPTO_memcmp(m, hs[i].mac, 64) == 0, MV_ERR_CONFLICT,
+                   "the store's audit head of writer %s has a wrong mac (it was changed)",
+                   hs[i].writer);
+    }
+out:
+    return rc;
+}
+
+/* One log against its writer's checkpoints (wcp: their indices in cps, by seq) and head. */
 struct against {
     const struct st_checkpoint *cps;
     const size_t *wcp;
     size_t m, next; /* wcp[next] is the first checkpoint not yet reached */
     int64_t checked, before;
     const char *path;
+    const struct st_audit_head *head; /* NULL: none in the store */
+    int head_checked;
 };
 
 static mv_rc at_record(void *arg, int64_t pos, const char *hash)
 {
     mv_rc rc = MV_OK;
     struct against *g = arg;
+    if (g->head && g->head->records == pos) {
+        ENSURE_MSG(strcmp(g->head->head_hash, hash) == 0, MV_ERR_CONFLICT,
+                   "%s: record %lld is not the one the store's audit head pinned (the log was "
+                   "changed)", g->path, (long long)pos);
+        g->head_checked = 1;
+    }
     for (; g->next < g->m && g->cps[g->wcp[g->next]].records <= pos; g->next++) {
         const struct st_checkpoint *c = &g->cps[g->wcp[g->next]];
         if (c->records < pos) { /* before the first record this log still has */
@@ -78,6 +106,7 @@ static json_t *cp_json(const struct st_checkpoint *c)
 
 /* Verifies one log; appends its line to writers and marks its writer's checkpoints seen. */
 static mv_rc verify_log(const struct audit_log_src *src, const struct st_checkpoint *cps, size_t n,
+                        const struct st_audit_head *hs, size_t nh, const unsigned char *key,
                         char *seen, json_t *writers)
 {
     mv_rc rc = MV_OK;
@@ -104,7 +133,16 @@ static mv_rc verify_log(const struct audit_log_src *src, const struct st_checkpo
         seen[i] = 1;
     }
     struct against g = {.cps = cps, .wcp = wcp, .m = m, .path = src->path};
-    CHECK(audit_scan(src->path, at_record, &g, &chain));
+    for (size_t i = 0; writer[0] && i < nh; i++)
+        if (strcmp(hs[i].writer, writer) == 0)
+            g.head = &hs[i];
+    CHECK(audit_scan_keyed(src->path, key, at_record, &g, &chain));
+    if (g.head && !g.head_checked) {
+        ENSURE_MSG(chain.last_pos == 0 || chain.last_pos >= g.head->records, MV_ERR_CONFLICT,
+                   "%s ends at record %lld but the store's audit head of writer %s is at record "
+                   "%lld: the log was cut at its tail",
+                   src->path, (long long)chain.last_pos, writer, (long long)g.head->records);
+    }
     ENSURE_MSG(!chain.writer[0] || strcmp(chain.writer, writer) == 0, MV_ERR_CONFLICT,
                "%s: records of writer %s", src->path, chain.writer);
     if (g.next < m) {
@@ -117,13 +155,20 @@ static mv_rc verify_log(const struct audit_log_src *src, const struct st_checkpo
         g.before += (int64_t)(m - g.next); /* legacy records: positions unknown */
     }
     const struct st_checkpoint *lc = m ? &cps[wcp[m - 1]] : NULL;
-    json_t *w = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I}", "writer", writer,
+    json_t *w = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:b, s:b, s:I}",
+                          "writer", writer,
                           "file", src->path, "lines", (json_int_t)chain.lines, "firstRecord",
                           (json_int_t)chain.first_pos, "lastRecord", (json_int_t)chain.last_pos,
                           "checkpoints", (json_int_t)m, "checkedCheckpoints", (json_int_t)g.checked,
                           "checkpointsBeforeLog", (json_int_t)g.before, "lastCheckpoint", cp_json(lc),
                           "recordsAfterLastCheckpoint",
-                          (json_int_t)(lc && chain.last_pos ? chain.last_pos - lc->records : chain.last_pos));
+                          (json_int_t)(lc && chain.last_pos ? chain.last_pos - lc->records : chain.last_pos),
+                          "head", g.head ? json_pack("{s:I, s:s, s:I}", "records",
+                                                     (json_int_t)g.head->records, "headHash",
+                                                     g.head->head_hash, "at", (json_int_t)g.head->at)
+                                         : json_null(),
+                          "headChecked", g.head_checked, "keyed", chain.keyed, "macsChecked",
+                          (json_int_t)chain.macs);
     ENSURE(w && json_array_append_new(writers, w) == 0, MV_ERR_INTERNAL);
 out:
     free(wcp);
@@ -131,11 +176,12 @@ out:
 }
 
 mv_rc audit_verify_all(struct store *st, const struct audit_log_src *logs, size_t nlogs,
-                       json_t **report)
+                       const unsigned char *key, json_t **report)
 {
     mv_rc rc = MV_OK;
     struct st_checkpoint *cps = NULL;
-    size_t n = 0;
+    struct st_audit_head *hs = NULL;
+    size_t n = 0, nh = 0;
     char *seen = NULL;
     json_t *r = NULL, *writers = json_array(), *missing = json_array();
     *report = NULL;
@@ -143,11 +189,13 @@ mv_rc audit_verify_all(struct store *st, const struct audit_log_src *logs, size_
     if (st) {
         CHECK(store_checkpoint_list(st, &cps, &n));
         CHECK(check_chain(cps, n));
+        CHECK(store_audit_head_list(st, &hs, &nh));
+        CHECK(check_heads(key, hs, nh));
     }
     seen = calloc(n ? n : 1, 1);
     ENSURE(seen != NULL, MV_ERR_INTERNAL);
     for (size_t i = 0; i < nlogs; i++)
-        CHECK(verify_log(&logs[i], cps, n, seen, writers));
+        CHECK(verify_log(&logs[i], cps, n, hs, nh, key, seen, writers));
     /* Writers with checkpoints and no log: newest checkpoint first found from the end. */
     for (size_t i = n; i-- > 0;) {
         if (seen[i])
@@ -158,7 +206,8 @@ mv_rc audit_verify_all(struct store *st, const struct audit_log_src *logs, size_
             if (strcmp(cps[j].writer, cps[i].writer) == 0)
                 seen[j] = 1;
     }
-    r = json_pack("{s:b, s:b, s:{s:I, s:o}, s:O, s:O}", "intact", 1, "complete",
+    r = json_pack("{s:b, s:b, s:b, s:{s:I, s:o}, s:O, s:O}", "intact", 1, "keyChecked", key != NULL,
+                  "complete",
                   json_array_size(missing) == 0, "checkpointChain", "length", (json_int_t)n,
                   "head", n ? json_pack("{s:I, s:s, s:I}", "seq", (json_int_t)cps[n - 1].seq, "hash",
                                         cps[n - 1].hash, "at", (json_int_t)cps[n - 1].at)
@@ -170,6 +219,7 @@ out:
     json_decref(writers);
     json_decref(missing);
     free(cps);
+    free(hs);
     free(seen);
     return rc;
 }

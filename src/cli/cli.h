@@ -81,14 +81,12 @@ int cli_metrics_flag(const struct cli *c, const char **listen);
 MV_MUST_CHECK mv_rc cli_metrics_start(const char *listen, const char *db, struct cli_metrics **out);
 void cli_metrics_stop(struct cli_metrics *m);
 
-/* ---- a workload's vault session (workload.c): credential from the agent, vault clients ---- */
+/* ---- a workload's vault session (workload.c): credential from the agent, vault client ---- */
 struct mv_credential;
 struct mv_secret_client;
-struct mv_key_client;
 struct cli_kv {
     struct mv_credential *cred;
     struct mv_secret_client *sc;
-    struct mv_key_client *kc; /* opened on demand by the key verbs */
     char url[MV_MAX_URL];     /* the vault's URL (--vault-name) */
     const char *ca;           /* CA bundle to trust */
 };

@@ -1,7 +1,7 @@
 /* keyscmd.c: `mivault keyvault key ...`, az-like (docs/cli.md). A workload's verbs: the token comes
  * from the agent (IMDS) and the vault is reached through its challenge, with libmivault; the
- * vault checks everything. The cryptographic operations go through the library's key client
- * (mv_key_sign, ...); the others are one request (or a paged list) on the same engine.
+ * vault checks everything. The cryptographic operations go through the library's byte API
+ * (mv_key_sign, ...); the others are one request (or a paged list) on the same vault client.
  *
  * Bytes on the command line are base64 (standard or base64url); -o table shows times in ISO 8601. */
 #include <jansson.h>
@@ -48,7 +48,7 @@ int cli_kv_list(struct cli_kv *s, const char *path, const char *const *cols, con
 {
     char *out = NULL;
     client_begin();
-    mv_rc rc = client_kv_list(s->sc, path, &out);
+    mv_rc rc = client_list(s->sc, path, &out);
     if (rc != MV_OK)
         return cli_kv_report(client_end(rc));
     return cli_kv_print(c, out, cols);
@@ -369,7 +369,7 @@ int verb_key_restore(struct cli *c)
     return status;
 }
 
-/* ---- cryptographic operations, through libmivault's key client ---- */
+/* ---- cryptographic operations, through libmivault's byte API (mv_key_sign, ...) ---- */
 
 /* Decodes a base64 (or base64url) option into out; 0 or EXIT_USAGE. */
 static int b64_option(const struct cli *c, const char *opt, mv_buf *out)
@@ -386,12 +386,6 @@ static int b64_option(const struct cli *c, const char *opt, mv_buf *out)
         }
     }
     return 0;
-}
-
-static int key_client(struct cli_kv *s)
-{
-    int st = mv_key_client_new(s->url, s->cred, s->ca, 0, &s->kc);
-    return st == MV_STATUS_OK ? 0 : cli_kv_report(st);
 }
 
 /* {"algorithm", "kid", "result": base64 or text} as az prints the results of key operations. */
@@ -415,7 +409,7 @@ static int print_result(const struct cli *c, const char *alg, const char *kid, c
     return 0;
 }
 
-typedef int (*bytes_op)(struct mv_key_client *, const char *, const char *, const char *, const unsigned char *,
+typedef int (*bytes_op)(struct mv_secret_client *, const char *, const char *, const char *, const unsigned char *,
                         size_t, unsigned char **, size_t *);
 
 /* sign/encrypt/decrypt/wrap/unwrap: --algorithm A, the input in --in_opt, the result printed.
@@ -449,8 +443,8 @@ static int crypto_verb(struct cli *c, bytes_op op, const char *in_opt, int text_
     struct cli_kv s;
     unsigned char *out = NULL;
     size_t out_len = 0;
-    if ((status = cli_kv_open(c, &s)) == 0 && (status = key_client(&s)) == 0) {
-        int st = op(s.kc, name, ver, alg, (const unsigned char *)in.p, in.len, &out, &out_len);
+    if ((status = cli_kv_open(c, &s)) == 0) {
+        int st = op(s.sc, name, ver, alg, (const unsigned char *)in.p, in.len, &out, &out_len);
         if (st != MV_STATUS_OK) {
             status = cli_kv_report(st);
         } else {
@@ -486,9 +480,9 @@ int verb_key_verify(struct cli *c)
     struct cli_kv s;
     memset(&s, 0, sizeof s);
     if ((status = b64_option(c, "digest", &digest)) == 0 && (status = b64_option(c, "signature", &sig)) == 0 &&
-        (status = cli_kv_open(c, &s)) == 0 && (status = key_client(&s)) == 0) {
+        (status = cli_kv_open(c, &s)) == 0) {
         int valid = 0;
-        int st = mv_key_verify(s.kc, name, cli_get(c, "version"), alg, (const unsigned char *)digest.p, digest.len,
+        int st = mv_key_verify(s.sc, name, cli_get(c, "version"), alg, (const unsigned char *)digest.p, digest.len,
                                (const unsigned char *)sig.p, sig.len, &valid);
         if (st != MV_STATUS_OK) {
             status = cli_kv_report(st);

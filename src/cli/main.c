@@ -76,7 +76,7 @@ static const struct verb VERBS[] = {
     {"keyvault delete", verb_keyvault_delete, "--name NAME", "", "Delete a vault and its secrets."},
     {"role assignment create", verb_role_assignment_create,
      "--assignee PRINCIPAL_ID --role NAME|GUID --scope SCOPE", "",
-     "Grant a role. SCOPE: '/', an ARM id, 'subscription', 'resource-group', 'vault:V' or 'secret:V/NAME'."},
+     "Grant a role. SCOPE: '/', an ARM id, 'subscription', 'resource-group', 'vault:V', 'secret:V/NAME' or 'key:V/NAME'."},
     {"role assignment list", verb_role_assignment_list, "[--assignee ID] [--scope SCOPE]", "", "List role assignments."},
     {"role assignment delete", verb_role_assignment_delete, "--ids ID", "", "Delete a role assignment."},
     {"role definition list", verb_role_definition_list, "", "", "List role definitions."},

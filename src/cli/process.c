@@ -1,5 +1,6 @@
 /* process.c: the verbs that run or prepare mivault's processes: init, server, audit (agent:
  * agent.c). */
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,7 +202,15 @@ int verb_audit_verify(struct cli *c)
         src[i] = (struct audit_log_src){.path = args[i].path, .writer = args[i].writer[0] ? args[i].writer : NULL};
     if (state_store_location(&c->paths, &c->cfg, db, sizeof db) != MV_OK || store_open(db, &st) != MV_OK)
         return cli_error("audit: cannot open the store (it holds the checkpoints): %s", cli_detail());
-    mv_rc rc = audit_verify_all(st, src, (size_t)n + 1, &report);
+    /* The audit key (from the master key) checks the records' macs and the store's heads. */
+    unsigned char key[32];
+    if (state_audit_key(&c->paths, key) != MV_OK) {
+        store_close(st);
+        return cli_error("audit: cannot derive the audit key (verify needs the master key of the"
+                         " state dir): %s", cli_detail());
+    }
+    mv_rc rc = audit_verify_all(st, src, (size_t)n + 1, key, &report);
+    OPENSSL_cleanse(key, sizeof key);
     store_close(st);
     if (rc != MV_OK)
         return cli_error("audit: NOT intact: %s", cli_detail());

@@ -136,10 +136,8 @@ done:
 
 void cli_kv_close(struct cli_kv *s)
 {
-    mv_key_client_free(s->kc);
     mv_secret_client_free(s->sc);
     mv_credential_free(s->cred);
-    s->kc = NULL;
     s->sc = NULL;
     s->cred = NULL;
 }

@@ -87,18 +87,16 @@ MV_MUST_CHECK mv_rc client_kv_call(struct mv_secret_client *sc, const char *meth
                                    mv_buf *resp_body);
 /* The vault URL, without trailing slash. */
 const char *client_kv_url(const struct mv_secret_client *sc);
-/* GET first (a relative path with its query), then every nextLink: one JSON array (compact
- * text, *json freed with mv_free) of the pages' "value" items. */
-MV_MUST_CHECK mv_rc client_kv_list(struct mv_secret_client *sc, const char *first, char **json);
 
 /* ---- keys (keys.c) ---- */
 /* 1 if s is 1..max characters of [0-9A-Za-z] (and '-' when dash). */
 int client_valid_name(const char *s, size_t max, int dash);
-/* The request engine of a key client (for the CLI's other key and certificate requests). */
-struct mv_key_client;
-struct mv_secret_client *client_key_engine(struct mv_key_client *kc);
 /* Reads a key operation's reply {"kid","value"}: want_bool: value is true/false (verify), into
  * *flag; else value is base64url, decoded into bytes (a secret buffer). */
 MV_MUST_CHECK mv_rc client_key_reply(const char *body, size_t len, int want_bool, mv_buf *bytes, int *flag);
+
+/* GET first (a path under the vault), then every nextLink: one JSON array of all the pages'
+ * "value" items in *json (NULL: not kept). secrets.c; used by keys.c too. */
+MV_MUST_CHECK mv_rc client_list(struct mv_secret_client *sc, const char *first, char **json);
 
 #endif

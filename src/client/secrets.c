@@ -150,7 +150,15 @@ out:
     return rc;
 }
 
-mv_rc client_kv_list(struct mv_secret_client *sc, const char *first, char **json)
+int mv_secret_list(struct mv_secret_client *sc, char **json)
+{
+    mv_rc rc = begin_call(sc, json);
+    if (rc == MV_OK)
+        rc = client_list(sc, "/secrets?maxresults=25", json);
+    return client_end(rc);
+}
+
+mv_rc client_list(struct mv_secret_client *sc, const char *first, char **json)
 {
     mv_rc rc = MV_OK;
     json_t *all = json_array();
@@ -158,8 +166,8 @@ mv_rc client_kv_list(struct mv_secret_client *sc, const char *first, char **json
     size_t total = 0;
     mv_buf page;
     mv_buf_init(&page, 0);
-    ENSURE_MSG(all != NULL, MV_ERR_INTERNAL, "out of memory");
     CHECK(mv_copy(next, sizeof next, first));
+    ENSURE_MSG(all != NULL, MV_ERR_INTERNAL, "out of memory");
     /* Reference §4.2: follow nextLink (absolute, same origin, carries api-version) until null. */
     for (int pages = 0, more = 1; more; pages++) {
         if (pages >= CLIENT_LIST_MAX_PAGES || total > CLIENT_LIST_MAX_BYTES) {
@@ -179,14 +187,6 @@ out:
     mv_buf_free(&page);
     json_decref(all);
     return rc;
-}
-
-int mv_secret_list(struct mv_secret_client *sc, char **json)
-{
-    mv_rc rc = begin_call(sc, json);
-    if (rc == MV_OK)
-        rc = client_kv_list(sc, "/secrets?maxresults=25", json);
-    return client_end(rc);
 }
 
 int mv_secret_delete(struct mv_secret_client *sc, const char *name, char **json)

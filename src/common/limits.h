@@ -23,6 +23,11 @@
 #define MV_IMDS_MAX_BODY_BYTES 4096
 #define MV_IMDS_RATE_PER_SEC 200              /* token requests per second before 429 */
 
+/* Vault: refused requests (401/403) per caller (token oid, else client address) per 10 s,
+ * counted apart from the vault's budget; beyond it the caller gets 429 (src/vault/throttle.c) */
+#define MV_REFUSED_PER_CALLER 1000
+#define MV_REFUSED_CALLERS 4096               /* callers tracked per process (power of two) */
+
 /* Tokens and JOSE */
 #define MV_MAX_TOKEN_BYTES 8192               /* a bearer token or client assertion */
 #define MV_MAX_JSON_DEPTH 16

@@ -25,6 +25,7 @@ struct mv_server {
     char issuer[320];            /* https://127.0.0.1:8443/{tid}/ */
     char vault_resource[256];    /* https://vault.localhost:8443 */
     unsigned char data_key[32];
+    unsigned char audit_key[32]; /* the audit trail's HMAC key (state_audit_key) */
     const char *vault_audiences[3]; /* vault_resource, VAULT_AZURE_AUDIENCE */
     struct audit *audit;
     struct audit_checkpointer *checkpointer; /* pins the audit chain head in the store */

@@ -8,6 +8,8 @@
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -235,6 +237,7 @@ static void planes(struct mv_server *srv)
         .vault_suffix = srv->cfg.vault_suffix,
         .throttle_ops = srv->cfg.throttle_ops,
         .throttle_creates = srv->cfg.throttle_creates,
+        .refused_per_caller = srv->cfg.refused_per_caller,
         .data_key = srv->data_key,
     };
 }
@@ -268,6 +271,8 @@ static mv_rc load(struct mv_server *srv, const char *state_dir, const char *list
     audit_set_rotation(srv->audit, srv->cfg.audit_max_bytes, srv->cfg.audit_keep);
     CHECK(state_server_id(&srv->paths, 1, srv->server_id));
     CHECK(audit_set_writer(srv->audit, srv->server_id));
+    CHECK(state_audit_key(&srv->paths, srv->audit_key));
+    CHECK(audit_set_key(srv->audit, srv->audit_key));
 out:
     store_close(st);
     return rc;
@@ -297,7 +302,7 @@ void server_stop(struct server_handle *h)
     if (h->srv) {
         authority_free_keys(&h->srv->authority);
         audit_close(h->srv->audit);
-        mv_secmem_free(h->srv, sizeof *h->srv); /* wipes the data key */
+        mv_secmem_free(h->srv, sizeof *h->srv); /* wipes the data and audit keys */
     }
     free(h);
 }
@@ -333,8 +338,16 @@ mv_rc server_start(const char *state_dir, const char *listen, struct server_hand
         .arg = srv,
         .epoll_changelist = 1, /* no dup()ed fds on these loops: 2 epoll_ctl per request, not 4 */
     };
+    /* SIGINT/SIGTERM blocked before the first thread starts (each inherits the mask): else the
+     * kernel may hand the signal to the writer or the checkpointer, whose default action ends
+     * the process at once, with no last checkpoint, instead of http_server_wait's clean stop. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    ENSURE_MSG(pthread_sigmask(SIG_BLOCK, &sigs, NULL) == 0, MV_ERR_INTERNAL, "pthread_sigmask");
     CHECK(store_writer_start(srv->store, &srv->writer));
-    CHECK(audit_checkpointer_start(srv->audit, srv->store, srv->server_id,
+    CHECK(audit_checkpointer_start(srv->audit, srv->store, srv->server_id, srv->audit_key,
                                    srv->cfg.audit_checkpoint_secs, &srv->checkpointer));
     srv->vault.writer = srv->authority.writer = srv->writer;
     CHECK(http_server_start(&hc, &h->hs));
@@ -353,6 +366,16 @@ mv_rc server_run(const char *state_dir, const char *listen, const struct mv_user
 {
     mv_rc rc = MV_OK;
     struct server_handle *h = NULL;
+    /* Before any thread exists (server_start starts the store writer, the checkpointer and the
+     * change feed before http_server_start blocks these in its own thread): every thread
+     * inherits the mask, so SIGINT/SIGTERM reach only http_server_wait's signalfd and the stop
+     * is clean (queued writes run, the last audit checkpoint is written). Without it the
+     * kernel delivered them to one of those threads and the process died on the spot. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     CHECK(server_start(state_dir, listen, &h));
     if (run_as && run_as->set) {
         CHECK(mv_state_handover(h->srv->paths.dir, run_as)); /* the store's -wal, audit.log... */

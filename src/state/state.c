@@ -19,6 +19,7 @@
 #include "common/util.h"
 #include "crypto/aead.h"
 #include "crypto/ca.h"
+#include "crypto/digest.h"
 #include "crypto/keys.h"
 
 /* mv_write_file, then an fsync of the directory: the rename that put the file in place is a
@@ -128,6 +129,7 @@ void state_config_defaults(struct mv_config *c)
     c->threads = 0;
     c->throttle_ops = 4000;   /* Azure: per vault per 10 s (reference §4.5) */
     c->throttle_creates = 300;
+    c->refused_per_caller = MV_REFUSED_PER_CALLER;
     c->imds_rate_limit = MV_IMDS_RATE_PER_SEC;
     c->audit_max_bytes = MV_AUDIT_MAX_BYTES;
     c->audit_keep = MV_AUDIT_KEEP;
@@ -205,6 +207,7 @@ mv_rc state_config_load(const struct mv_paths *p, struct mv_config *c)
     CHECK(get_int(o, "threads", &c->threads, 0, 256));
     CHECK(get_int(o, "throttleOps", &c->throttle_ops, 0, 1000000000));
     CHECK(get_int(o, "throttleCreates", &c->throttle_creates, 0, 1000000000));
+    CHECK(get_int(o, "refusedPerCaller", &c->refused_per_caller, 0, 1000000000));
     CHECK(get_int(o, "imdsRateLimit", &c->imds_rate_limit, 0, 1000000000));
     CHECK(get_int(o, "auditMaxBytes", &c->audit_max_bytes, 0, 2000000000));
     CHECK(get_int(o, "auditKeep", &c->audit_keep, 1, 100000));
@@ -406,6 +409,17 @@ out:
 mv_rc state_master_key_install(const struct mv_paths *p, const unsigned char mk[32])
 {
     return write_durable(p->master_key, mk, 32, 0600);
+}
+
+mv_rc state_audit_key(const struct mv_paths *p, unsigned char key[32])
+{
+    mv_rc rc = MV_OK;
+    unsigned char master[32];
+    CHECK(state_master_key(p, master));
+    CHECK(digest_hkdf_sha256(master, sizeof master, "mivault-audit-hmac-1", key));
+out:
+    OPENSSL_cleanse(master, sizeof master);
+    return rc;
 }
 
 mv_rc state_data_key(const struct mv_paths *p, struct store *st, unsigned char key[32])

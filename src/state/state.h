@@ -60,6 +60,7 @@ struct mv_config {
     int threads;                  /* server event loops, 0 = CPUs */
     int throttle_ops;             /* per vault per 10 s; 0 = off */
     int throttle_creates;         /* per vault per 10 s; 0 = off */
+    int refused_per_caller;       /* vault 401/403 per caller per 10 s before 429; 0 = off */
     int imds_rate_limit;          /* agent token requests per second before 429; 0 = off */
     int audit_max_bytes;          /* rotate audit.log at this size; 0 = never (auditMaxBytes) */
     int audit_keep;               /* rotated audit files kept (auditKeep) */
@@ -121,6 +122,9 @@ MV_MUST_CHECK mv_rc state_master_key(const struct mv_paths *p, unsigned char key
 MV_MUST_CHECK mv_rc state_master_key_stage(const struct mv_paths *p, const unsigned char new_mk[32]);
 MV_MUST_CHECK mv_rc state_master_key_install(const struct mv_paths *p, const unsigned char mk[32]);
 MV_MUST_CHECK mv_rc state_master_key_commit(const struct mv_paths *p);
+/* The audit trail's HMAC key: HKDF-SHA256 of the master key with the label
+ * "mivault-audit-hmac-1" (docs/audit.md). The same on every server of an installation. */
+MV_MUST_CHECK mv_rc state_audit_key(const struct mv_paths *p, unsigned char key[32]);
 /* Unwraps the data key that seals secrets and private keys. */
 MV_MUST_CHECK mv_rc state_data_key(const struct mv_paths *p, struct store *st, unsigned char key[32]);
 MV_MUST_CHECK mv_rc state_tenant(struct store *st, struct mv_tenant *out);

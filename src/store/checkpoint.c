@@ -40,6 +40,15 @@ mv_rc st_checkpoint_check(const char *writer, int64_t records, const char *head_
     return MV_OK;
 }
 
+mv_rc st_audit_head_check(const struct st_audit_head *h)
+{
+    if (st_checkpoint_check(h->writer, h->records, h->head_hash) != MV_OK || !is_hex64(h->mac)) {
+        mv_fail(MV_ERR_BAD_REQUEST, "store: an audit head wants a writer UUID, records > 0, a hash and a mac");
+        return MV_ERR_BAD_REQUEST;
+    }
+    return MV_OK;
+}
+
 mv_rc st_checkpoint_next(const struct st_checkpoint *last, const char *writer, int64_t records,
                          const char *head_hash, int64_t at, struct st_checkpoint *out)
 {

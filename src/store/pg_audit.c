@@ -1,4 +1,4 @@
-/* pg_audit.c: audit checkpoints on PostgreSQL (store.h). Several servers append to one chain:
+/* pg_audit.c: audit checkpoints and writers' chain heads on PostgreSQL (store.h). Several servers append to one chain:
  * the append runs in one transaction that first takes pg_advisory_xact_lock
  * (PG_ADVISORY_CHECKPOINT), so the read of the last checkpoint and the insert of the next are
  * one step for the whole cluster, and seq stays gapless. A re-run after an unknown COMMIT finds
@@ -100,6 +100,50 @@ mv_rc pg_checkpoint_list(struct pg_store *pg, struct st_checkpoint **out, size_t
     void *arr = NULL;
     mv_rc rc = pg_list_all(pg, "SELECT " ST_CHECKPOINT_COLS " FROM audit_checkpoints ORDER BY seq",
                            sizeof **out, read_row, NULL, &arr, n);
+    *out = arr;
+    return rc;
+}
+
+static mv_rc read_head(const PGresult *r, int row, void *item)
+{
+    mv_rc rc = MV_OK;
+    struct st_audit_head *h = item;
+    CHECK(pg_col_text(r, row, 0, h->writer, sizeof h->writer));
+    h->records = pg_col_i64(r, row, 1);
+    CHECK(pg_col_text(r, row, 2, h->head_hash, sizeof h->head_hash));
+    CHECK(pg_col_text(r, row, 3, h->mac, sizeof h->mac));
+    h->at = pg_col_i64(r, row, 4);
+out:
+    return rc;
+}
+
+static mv_rc head_put_fn(struct pg_store *pg, void *arg)
+{
+    const struct st_audit_head *h = arg;
+    struct pg_params pp = {0};
+    pp_text(&pp, h->writer);
+    pp_i64(&pp, h->records);
+    pp_text(&pp, h->head_hash);
+    pp_text(&pp, h->mac);
+    pp_i64(&pp, h->at);
+    return pg_exec(pg, ST_AUDIT_HEAD_UPSERT("$1", "$2::bigint", "$3", "$4", "$5::bigint"), &pp,
+                   NULL, NULL);
+}
+
+mv_rc pg_audit_head_put(struct pg_store *pg, const struct st_audit_head *h)
+{
+    mv_rc rc = st_audit_head_check(h);
+    if (rc != MV_OK)
+        return rc;
+    /* One statement, idempotent: a re-run after an unknown outcome changes nothing more. */
+    return pg_run(pg, PG_WRITE1, head_put_fn, (void *)h);
+}
+
+mv_rc pg_audit_head_list(struct pg_store *pg, struct st_audit_head **out, size_t *n)
+{
+    void *arr = NULL;
+    mv_rc rc = pg_list_all(pg, "SELECT " ST_AUDIT_HEAD_COLS " FROM audit_heads ORDER BY writer",
+                           sizeof **out, read_head, NULL, &arr, n);
     *out = arr;
     return rc;
 }

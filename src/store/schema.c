@@ -239,7 +239,19 @@ static const char *const v7[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7};
+/* v8: each audit writer's chain head, with its HMAC under the audit key (st_audit.c,
+ * docs/audit.md): the anchor that shows a log's tail was cut after its last checkpoint. */
+static const char *const v8[] = {
+    "CREATE TABLE audit_heads ("
+    " writer TEXT PRIMARY KEY,"
+    " records INTEGER NOT NULL,"
+    " head_hash TEXT NOT NULL,"
+    " mac TEXT NOT NULL,"
+    " at INTEGER NOT NULL);",
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 static mv_rc user_version(struct store *st, int64_t *out)

@@ -92,6 +92,8 @@ enum st_q {
     ST_Q_CHECKPOINT_LAST_OF,
     ST_Q_CHECKPOINT_ADD,
     ST_Q_CHECKPOINT_LIST,
+    ST_Q_AUDIT_HEAD_PUT,
+    ST_Q_AUDIT_HEAD_LIST,
     ST_Q_QUOTA_LEASE,
     ST_Q_QUOTA_PRUNE,
     ST_Q_VKEY_STATE,
@@ -195,7 +197,7 @@ MV_MUST_CHECK mv_rc sq_key_policy_put(struct store *st, const struct st_key_poli
 MV_MUST_CHECK mv_rc sq_key_policy_get(struct store *st, const char *vault, const char *name, struct st_key_policy *out);
 MV_MUST_CHECK mv_rc sq_key_policy_list(struct store *st, struct st_key_policy **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_key_policy_claim(struct store *st, const char *vault, const char *name, const char *version);
-MV_MUST_CHECK mv_rc sq_secret_add(struct store *st, const struct st_secret *s);
+MV_MUST_CHECK mv_rc sq_secret_add(struct store *st, struct st_secret *s);
 MV_MUST_CHECK mv_rc sq_secret_get(struct store *st, const char *vault, const char *name, const char *version, struct st_secret *out);
 MV_MUST_CHECK mv_rc sq_secret_update(struct store *st, const struct st_secret *s);
 MV_MUST_CHECK mv_rc sq_secret_list(struct store *st, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n);
@@ -213,6 +215,8 @@ MV_MUST_CHECK mv_rc sq_cert_mark(struct store *st, const char *vault, const char
 MV_MUST_CHECK mv_rc sq_cert_remove(struct store *st, const char *vault, int kind, const char *name, const char *version);
 MV_MUST_CHECK mv_rc sq_checkpoint_add(struct store *st, const char *writer, int64_t records, const char *head_hash, int64_t at, struct st_checkpoint *out);
 MV_MUST_CHECK mv_rc sq_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_audit_head_put(struct store *st, const struct st_audit_head *h);
+MV_MUST_CHECK mv_rc sq_audit_head_list(struct store *st, struct st_audit_head **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_quota_lease(struct store *st, const char *vault, int64_t window_start, enum st_quota_kind kind, int64_t want, int64_t limit, int64_t *granted);
 MV_MUST_CHECK mv_rc sq_savepoint(struct store *st);
 MV_MUST_CHECK mv_rc sq_savepoint_release(struct store *st);

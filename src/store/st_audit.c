@@ -1,4 +1,4 @@
-/* st_audit.c: audit checkpoints on SQLite (store.h). The append reads the chain's last
+/* st_audit.c: audit checkpoints and writers' chain heads on SQLite (store.h). The append reads the chain's last
  * checkpoint and inserts the next one inside one write transaction (BEGIN IMMEDIATE), which is
  * the lock that keeps the chain linear when several processes share the file. */
 #include <string.h>
@@ -87,6 +87,46 @@ mv_rc sq_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n
     mv_rc rc = st_list_all(st, ST_Q_CHECKPOINT_LIST,
                            "SELECT " ST_CHECKPOINT_COLS " FROM audit_checkpoints ORDER BY seq",
                            sizeof **out, read_row, &arr, n);
+    *out = arr;
+    return rc;
+}
+
+static mv_rc read_head(sqlite3_stmt *s, void *item)
+{
+    mv_rc rc = MV_OK;
+    struct st_audit_head *h = item;
+    CHECK(st_col_text(s, 0, h->writer, sizeof h->writer));
+    h->records = (int64_t)sqlite3_column_int64(s, 1);
+    CHECK(st_col_text(s, 2, h->head_hash, sizeof h->head_hash));
+    CHECK(st_col_text(s, 3, h->mac, sizeof h->mac));
+    h->at = (int64_t)sqlite3_column_int64(s, 4);
+out:
+    return rc;
+}
+
+mv_rc sq_audit_head_put(struct store *st, const struct st_audit_head *h)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    CHECK(st_audit_head_check(h));
+    CHECK(st_prep(st, ST_Q_AUDIT_HEAD_PUT, ST_AUDIT_HEAD_UPSERT("?1", "?2", "?3", "?4", "?5"), &s));
+    st_bind_text(st, s, 1, h->writer);
+    st_bind_i64(st, s, 2, h->records);
+    st_bind_text(st, s, 3, h->head_hash);
+    st_bind_text(st, s, 4, h->mac);
+    st_bind_i64(st, s, 5, h->at);
+    CHECK(st_run(st, s, NULL));
+out:
+    st_done(s);
+    return rc;
+}
+
+mv_rc sq_audit_head_list(struct store *st, struct st_audit_head **out, size_t *n)
+{
+    void *arr = NULL;
+    mv_rc rc = st_list_all(st, ST_Q_AUDIT_HEAD_LIST,
+                           "SELECT " ST_AUDIT_HEAD_COLS " FROM audit_heads ORDER BY writer",
+                           sizeof **out, read_head, &arr, n);
     *out = arr;
     return rc;
 }

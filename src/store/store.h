@@ -225,8 +225,9 @@ struct st_secret {
 void st_secret_clear(struct st_secret *s);
 void st_secrets_free(struct st_secret *s, size_t n);
 
-/* Adds a version. CONFLICT if the name is soft-deleted in this vault. */
-MV_MUST_CHECK mv_rc store_secret_add(struct store *st, const struct st_secret *s);
+/* Adds a version. CONFLICT if the name is soft-deleted in this vault. On success s->name holds
+ * the name as stored: an existing secret keeps the spelling it was created with. */
+MV_MUST_CHECK mv_rc store_secret_add(struct store *st, struct st_secret *s);
 /* version NULL or "" = latest (most recently created) version. Excludes deleted secrets. */
 MV_MUST_CHECK mv_rc store_secret_get(struct store *st, const char *vault, const char *name,
                                      const char *version, struct st_secret *out);
@@ -390,6 +391,21 @@ MV_MUST_CHECK mv_rc store_checkpoint_hash(const struct st_checkpoint *c, char ou
 MV_MUST_CHECK mv_rc store_checkpoint_add(struct store *st, const char *writer, int64_t records,
                                          const char *head_hash, int64_t at,
                                          struct st_checkpoint *out);
+/* Each writer's chain head (docs/audit.md): the newest (records, hash) the writer's checkpointer
+ * saw written and synced, and mac = HMAC-SHA256 under the audit key of
+ * "mivault-audit-head-1|writer|records|head_hash" (audit_head_mac), so that only a holder of the
+ * master key can move it. One row per writer, updated in place; a head with fewer records than
+ * the stored one is ignored (it never goes back). */
+struct st_audit_head {
+    char writer[ST_ID];
+    int64_t records;
+    char head_hash[ST_HASH_HEX];
+    char mac[ST_HASH_HEX];
+    int64_t at;
+};
+MV_MUST_CHECK mv_rc store_audit_head_put(struct store *st, const struct st_audit_head *h);
+/* Every writer's head, by writer (free with free()). */
+MV_MUST_CHECK mv_rc store_audit_head_list(struct store *st, struct st_audit_head **out, size_t *n);
 /* Every checkpoint, by seq (free with free()). */
 MV_MUST_CHECK mv_rc store_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n);
 /* ---- quota leases: Key Vault's per-vault limits shared by the servers of one store ----

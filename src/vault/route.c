@@ -231,9 +231,11 @@ static void find_route(struct vault_ctx *c)
 
 static int route_has_name(const struct vault_route *r) { return strstr(r->pattern, "{n}") != NULL; }
 
-/* Reference §4.1: x-ms-keyvault-* headers on every reply. */
-static void service_headers(http_req *req)
+/* Reference §4.1: x-ms-keyvault-* headers on every reply; the client's address kept for the
+ * count of refusals per caller. */
+static void service_headers(struct vault_ctx *c)
 {
+    http_req *req = c->req;
     http_set_header(req, "x-ms-keyvault-service-version", VAULT_SERVICE_VERSION);
     http_set_header(req, "x-ms-keyvault-region", VAULT_REGION);
     struct evhttp_connection *conn = req->ev ? evhttp_request_get_connection(req->ev) : NULL;
@@ -242,6 +244,8 @@ static void service_headers(http_req *req)
     if (conn)
         evhttp_connection_get_peer(conn, &addr, &port);
     if (addr && *addr) {
+        if (mv_copy(c->peer, sizeof c->peer, addr) != MV_OK)
+            c->peer[0] = '\0';
         char v[160];
         int v6 = strchr(addr, ':') != NULL;
         if (vault_cat(v, sizeof v, "conn_type=", v6 ? "Ipv6" : "Ipv4", ";addr=", addr,
@@ -372,14 +376,42 @@ static int find_vault(struct vault_ctx *c)
     return 0;
 }
 
-void vault_audit(struct vault_ctx *c)
+void vault_caller(const struct vault_ctx *c, char out[VAULT_CALLER_MAX])
+{
+    if (vault_cat(out, VAULT_CALLER_MAX, c->authenticated ? "oid:" : "ip:",
+                  c->authenticated ? c->tok.oid : c->peer, (char *)NULL) != MV_OK)
+        out[0] = '\0';
+}
+
+/* A caller with a valid token that was refused too often in this window gets 429 for
+ * everything until the window ends (its refusals never touched the vault's budget). */
+static int check_refusals(struct vault_ctx *c)
+{
+    char caller[VAULT_CALLER_MAX];
+    vault_caller(c, caller);
+    int retry = vault_refusals_over(caller, c->w->srv->refused_per_caller, mv_now());
+    if (retry == 0)
+        return 1;
+    vault_refused_too_often(c, retry);
+    return 0;
+}
+
+mv_rc vault_audit_now(struct vault_ctx *c)
 {
     struct audit *a = c->w->srv->audit;
-    if (!a)
-        return;
-    audit_record(a, "vault", c->authenticated ? c->tok.oid : "-",
-                 c->route ? c->route->action : "-",
-                 c->resource[0] ? c->resource : c->vault_name, c->status, c->req->request_id);
+    if (c->audited || !a)
+        return MV_OK;
+    c->audited = 1;
+    return audit_record_now(a, "vault", c->authenticated ? c->tok.oid : "-",
+                            c->route ? c->route->action : "-",
+                            c->resource[0] ? c->resource : c->vault_name, c->status,
+                            c->req->request_id);
+}
+
+void vault_audit(struct vault_ctx *c)
+{
+    if (!c->audited && vault_audit_now(c) != MV_OK)
+        LOG_ERROR("vault %s: %s", c->vault_name, mv_last_detail());
 }
 
 void vault_handle(struct vault_loop *w, http_req *req, const char *vault_name)
@@ -391,7 +423,7 @@ void vault_handle(struct vault_loop *w, http_req *req, const char *vault_name)
     c.w = w;
     c.vault_name = vault_name;
 
-    service_headers(req);
+    service_headers(&c);
     if (vault_request_url(req, c.url, sizeof c.url) != MV_OK) {
         vault_bad_parameter(&c, "The Host header is invalid.");
         goto out;
@@ -406,7 +438,7 @@ void vault_handle(struct vault_loop *w, http_req *req, const char *vault_name)
         store_snapshot_leave(c.w->snap);
     /* The throttle counts only authorized requests: a principal with no role on a vault must not
      * spend the vault's budget for everyone (a 403 costs a cached RBAC decision, nothing more). */
-    if (!vault_authenticate(&c) || !find_vault(&c) || !check_api_version(&c) || !check_route(&c) ||
+    if (!vault_authenticate(&c) || !check_refusals(&c) || !find_vault(&c) || !check_api_version(&c) || !check_route(&c) ||
         !build_resource(&c, route_has_name(c.route)) || !vault_authorize(&c) || !check_throttle(&c))
         goto out;
     c.route->op(&c);

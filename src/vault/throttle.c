@@ -24,7 +24,10 @@
  * of integer operations on one cache line, with no I/O and no allocation (a lease runs with
  * the mutex released); the table has a fixed size, so a name beyond its capacity shares a
  * slot (in memory that is conservative: it can only throttle earlier; with leases, a shared
- * slot keeps no pool and leases one permit per request, so it never spends another vault's). */
+ * slot keeps no pool and leases one permit per request, so it never spends another vault's).
+ *
+ * Refused requests (401, 403) never touch that budget; they are counted per caller instead
+ * (vault_refusals_*, at the end): a second table of the same kind, keyed by caller. */
 #include <pthread.h>
 #include <string.h>
 
@@ -176,4 +179,84 @@ int vault_throttle(struct store *st, const char *vault, int is_create, int ops_l
     if (st && store_shared(st))
         return leased(st, vault, kind, limit, start, retry);
     return counted(vault, kind, limit, start, retry);
+}
+
+/* ---- refused requests per caller (hardening issue, point 4) ----
+ * Per process, per 10-second window: a caller (the token's oid when it presented a valid one,
+ * else the client address) refused more than `limit` times in the window gets 429 for the rest
+ * of it, for itself only. Bounded memory: MV_REFUSED_CALLERS slots; a caller that finds its
+ * probe range full of live windows shares its home slot (conservative: a caller sharing a
+ * slot can only be throttled earlier, never later). */
+#define REFUSE_PROBE 8
+
+struct refusals {
+    char caller[VAULT_CALLER_MAX];
+    int64_t start; /* 0 = unused */
+    int count;
+};
+
+static pthread_mutex_t refusals_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct refusals refusals_table[MV_REFUSED_CALLERS];
+
+/* Called with refusals_lock held. */
+static struct refusals *refusals_slot(const char *caller, int64_t start)
+{
+    uint32_t home = name_hash(caller) & (MV_REFUSED_CALLERS - 1);
+    struct refusals *r = NULL, *free_slot = NULL;
+    for (uint32_t i = 0; i < REFUSE_PROBE && !r; i++) {
+        struct refusals *x = &refusals_table[(home + i) & (MV_REFUSED_CALLERS - 1)];
+        if (x->start != 0 && strcmp(x->caller, caller) == 0)
+            r = x;
+        else if (!free_slot && (x->start == 0 || x->start < start))
+            free_slot = x;
+    }
+    if (!r && free_slot) {
+        r = free_slot;
+        size_t n = strlen(caller);
+        if (n >= sizeof r->caller)
+            n = sizeof r->caller - 1;
+        memcpy(r->caller, caller, n);
+        r->caller[n] = '\0';
+        r->start = 0;
+    } else if (!r) {
+        r = &refusals_table[home];
+    }
+    if (r->start < start) {
+        r->start = start;
+        r->count = 0;
+    }
+    return r;
+}
+
+static int refusals_window(int64_t now, int64_t *start)
+{
+    *start = now - now % VAULT_THROTTLE_WINDOW_SECS;
+    return (int)(*start + VAULT_THROTTLE_WINDOW_SECS - now); /* 1..10 */
+}
+
+int vault_refusals_over(const char *caller, int limit, int64_t now)
+{
+    if (limit <= 0 || now <= 0 || !caller || !*caller)
+        return 0;
+    int64_t start = 0;
+    int retry = refusals_window(now, &start);
+    pthread_mutex_lock(&refusals_lock);
+    int over = refusals_slot(caller, start)->count >= limit;
+    pthread_mutex_unlock(&refusals_lock);
+    return over ? retry : 0;
+}
+
+int vault_refusals_count(const char *caller, int limit, int64_t now)
+{
+    if (limit <= 0 || now <= 0 || !caller || !*caller)
+        return 0;
+    int64_t start = 0;
+    int retry = refusals_window(now, &start);
+    pthread_mutex_lock(&refusals_lock);
+    struct refusals *r = refusals_slot(caller, start);
+    int over = r->count >= limit;
+    if (!over)
+        r->count++;
+    pthread_mutex_unlock(&refusals_lock);
+    return over ? retry : 0;
 }

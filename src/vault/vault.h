@@ -30,6 +30,7 @@ struct vault_plane {
     const char *vault_suffix;      /* "vault.localhost" */
     int throttle_ops;              /* per vault per 10 s; 0 = off */
     int throttle_creates;
+    int refused_per_caller;        /* 401/403 per caller per 10 s, then 429; 0 = off */
     const unsigned char *data_key; /* 32 bytes: seals secret values and backups */
     struct store_writer *writer;   /* group commit of durable writes (store/writer.h) */
     struct audit *audit;           /* NULL: no audit log */

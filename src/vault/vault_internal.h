@@ -117,6 +117,14 @@ int vault_throttle(struct store *st, const char *vault, int is_create, int ops_l
                    int creates_limit, int64_t now);
 /* Permits leased at a time for a limit: limit / 50, at least 1. */
 int vault_throttle_block(int limit);
+/* Refused requests per caller (process-wide, per 10 s window, apart from the vault's budget):
+ * vault_refusals_over: 0 if caller may still be refused normally, else the seconds until its
+ * window ends (it gets 429 instead). vault_refusals_count: counts one refusal of caller, or,
+ * when it is already over limit, counts nothing and returns the seconds to the window's end.
+ * limit <= 0 = off (always 0). caller: "oid:<oid>" or "ip:<address>" (VAULT_CALLER_MAX). */
+#define VAULT_CALLER_MAX 80
+int vault_refusals_over(const char *caller, int limit, int64_t now);
+int vault_refusals_count(const char *caller, int limit, int64_t now);
 
 /* ---- backup.c ---- */
 /* Opens a restore body {"value":"<base64url blob>"} sealed under key (the 32-byte data key)
@@ -264,9 +272,19 @@ struct vault_ctx {
     char resource[MV_MAX_SCOPE + MV_SECRET_MAX_NAME + 16];
     int status;                             /* status of the reply sent, for the audit */
     int deferred;                           /* the op answers later (and audits then) */
+    int audited;                            /* its record is written (or cannot be) */
+    char peer[64];                          /* the client's address ("" if unknown) */
 };
 
-/* One audit line for the request (route.c); called once, when the reply is sent. */
+/* The request's audit record (route.c), written before its reply is sent (reply.c, docs/audit.md
+ * "Fail closed"): MV_ERR_UNAVAILABLE if it could not be written, and the reply must then be a
+ * 503 instead. Once per request. */
+MV_MUST_CHECK mv_rc vault_audit_now(struct vault_ctx *c);
+/* The caller a refusal is counted against: "oid:<oid>" with a valid token, else "ip:<peer>". */
+void vault_caller(const struct vault_ctx *c, char out[VAULT_CALLER_MAX]);
+/* 429 for a caller over its refusals (reply.c), with Retry-After: retry. */
+void vault_refused_too_often(struct vault_ctx *c, int retry);
+/* After the reply: nothing left to do once vault_audit_now ran (every reply of reply.c). */
 void vault_audit(struct vault_ctx *c);
 
 /* ---- host.c ---- */

@@ -1,5 +1,5 @@
 """`mivault keyvault key ...` (issue 9, Also): the CLI as a workload on a VM, through libmivault's
-key client (IMDS token, the vault's challenge). Signatures are checked locally with the public
+key operations (mv_key_sign ...: IMDS token, the vault's challenge). Signatures are checked locally with the public
 JWK that `key show` prints; encrypt/decrypt and wrap/unwrap round-trip; errors exit 1 with the
 vault's code, usage errors exit 2."""
 import base64

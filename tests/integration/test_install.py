@@ -152,7 +152,7 @@ class InstallTest(unittest.TestCase):
 
 
     def test_example_key_ops_through_imds(self):
-        """examples/key_ops.c (libmivault's key client) built against the install, shared and
+        """examples/key_ops.c (libmivault's key operations) built against the install, shared and
         static, against a real `mivault up`: it signs through the vault, and the signature checks
         out locally with the public JWK it printed (python cryptography); encrypt/decrypt and
         wrap/unwrap round-trip; an EC key signs ES256."""

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +22,8 @@
 #include <pthread.h>
 
 #include "audit/audit.h"
+#include "common/result.h"
+#include "store/store.h"
 
 struct fx {
     char dir[64];
@@ -57,15 +61,18 @@ static char **read_lines(const char *path, size_t *n)
     FILE *fp = fopen(path, "rb");
     assert_non_null(fp);
     char **v = calloc(1024, sizeof *v);
-    char buf[8192];
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t r;
     *n = 0;
-    while (fgets(buf, sizeof buf, fp)) {
-        size_t l = strlen(buf);
-        assert_true(l > 0 && buf[l - 1] == '\n');
+    while ((r = getline(&buf, &cap, fp)) > 0) {
+        size_t l = (size_t)r;
+        assert_true(buf[l - 1] == '\n');
         buf[l - 1] = '\0';
         assert_true(*n < 1023);
         v[(*n)++] = strdup(buf);
     }
+    free(buf);
     fclose(fp);
     return v;
 }
@@ -280,6 +287,246 @@ static void not_utf8_still_recorded(void **state)
     free_lines(v);
 }
 
+
+/* Issue 8 point 13: a field copied from the request (an ARM path of thousands of characters,
+ * before any authentication) is bounded: the record is still written, verifies, and says it was
+ * cut; a cut never splits a UTF-8 character. */
+static void long_fields_bounded(void **state)
+{
+    struct fx *f = *state;
+    struct audit *a = NULL;
+    size_t big = 3900;
+    char *scope = malloc(big + 1), *ctl = malloc(5001), *utf = malloc(3001);
+    assert_non_null(scope);
+    assert_non_null(ctl);
+    assert_non_null(utf);
+    memset(scope, 'a', big);
+    scope[0] = '/';
+    scope[big] = '\0';
+    memset(ctl, '\x01', 5000); /* escaped as \u0001: 6 bytes each */
+    ctl[5000] = '\0';
+    for (size_t i = 0; i < 3000; i += 2) { /* é, two bytes, with the cut inside one */
+        utf[i] = '\xc3';
+        utf[i + 1] = '\xa9';
+    }
+    utf[3000] = '\0';
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    audit_record(a, "arm", "-", "read", scope, 401, "r");
+    audit_record(a, "arm", ctl, ctl, ctl, 401, ctl);
+    assert_int_equal(audit_record_now(a, "vault", "-", "-", utf + 1, 404, "r"), MV_OK);
+    audit_close(a);
+    size_t n = 0;
+    char **v = read_lines(f->path, &n);
+    assert_int_equal(n, 3);
+    json_t *o = json_loads(v[0], 0, NULL);
+    assert_non_null(o);
+    const char *sc = json_string_value(json_object_get(o, "scope"));
+    assert_int_equal(strlen(sc), AUDIT_FIELD_MAX + strlen(AUDIT_TRUNCATED));
+    assert_int_equal(strncmp(sc, scope, AUDIT_FIELD_MAX), 0);
+    assert_string_equal(sc + AUDIT_FIELD_MAX, AUDIT_TRUNCATED);
+    json_decref(o);
+    o = json_loads(v[2], 0, NULL);
+    assert_non_null(o);
+    sc = json_string_value(json_object_get(o, "scope")); /* starts mid-character: one U+FFFD */
+    assert_non_null(strstr(sc, AUDIT_TRUNCATED));
+    const char *first = strstr(sc, "\xef\xbf\xbd");
+    assert_non_null(first);
+    assert_null(strstr(first + 3, "\xef\xbf\xbd")); /* the cut at the end split nothing */
+    json_decref(o);
+    for (size_t i = 0; i < n; i++)
+        assert_true(strlen(v[i]) < 4 * AUDIT_FIELD_MAX * 6 + 512);
+    long lines = 0;
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 3);
+    free_lines(v);
+    free(scope);
+    free(ctl);
+    free(utf);
+}
+
+/* audit verify reads lines of any length (not a fixed line buffer): a 100 KB record, hashed
+ * by hand, verifies. */
+static void verify_reads_any_length(void **state)
+{
+    struct fx *f = *state;
+    size_t big = 100000;
+    char *line = malloc(big + 512);
+    assert_non_null(line);
+    int k = snprintf(line, 512, "{\"time\":1,\"plane\":\"arm\",\"principal\":\"-\",\"action\":\"a\","
+                     "\"scope\":\"");
+    memset(line + k, 'x', big);
+    k += (int)big;
+    k += snprintf(line + k, big + 512 - (size_t)k, "\",\"status\":401,\"requestId\":\"r\",\"seq\":1,\"prev\":\"%064d\"",
+                  0);
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)line, (size_t)k, d);
+    k += snprintf(line + k, big + 512 - (size_t)k, ",\"hash\":\"");
+    for (size_t i = 0; i < sizeof d; i++)
+        k += snprintf(line + k, big + 512 - (size_t)k, "%02x", d[i]);
+    k += snprintf(line + k, big + 512 - (size_t)k, "\"}\n");
+    FILE *fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(line, 1, (size_t)k, fp), (size_t)k);
+    fclose(fp);
+    long lines = 0;
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 1);
+    free(line);
+}
+
+/* Issue 8 point 12: a record that cannot be written whole (here RLIMIT_FSIZE; in production a
+ * full disk) is not written at all: audit_record_now says so (the vault then answers 503), the
+ * bytes of a short write are truncated back, and once writing works again the chain goes on
+ * from the last whole record and verifies. */
+static void short_write_truncated_back(void **state)
+{
+    struct fx *f = *state;
+    struct audit *a = NULL;
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    assert_int_equal(audit_set_writer(a, WRITER), MV_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(audit_record_now(a, "vault", "p", "a", "s", 200, "r"), MV_OK);
+    struct stat sb;
+    assert_int_equal(stat(f->path, &sb), 0);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = (rlim_t)sb.st_size + 100; /* room for part of one record */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    assert_int_equal(audit_record_now(a, "vault", "p", "a", "s", 200, "r"), MV_ERR_UNAVAILABLE);
+    audit_record(a, "vault", "p", "a", "s", 200, "r"); /* batched (no loop): lost, logged */
+    assert_int_equal(audit_record_now(a, "vault", "p", "a", "s", 200, "r"), MV_ERR_UNAVAILABLE);
+    struct stat after;
+    assert_int_equal(stat(f->path, &after), 0);
+    assert_int_equal(after.st_size, sb.st_size); /* the short write was cut back */
+    long lines = 0;
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 3);
+    int64_t records = 0;
+    char head[65];
+    assert_int_equal(audit_head(a, &records, head), MV_OK);
+    assert_int_equal(records, 3);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    assert_int_equal(audit_record_now(a, "vault", "p", "a", "s", 201, "r"), MV_OK);
+    audit_close(a);
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 4);
+    size_t n = 0;
+    char **v = read_lines(f->path, &n);
+    json_t *o = json_loads(v[3], 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(o, "seq")), 4); /* no gap */
+    json_decref(o);
+    free_lines(v);
+}
+
+/* A log that ends in a partial record (a process killed mid-write) is cut back to its last
+ * whole record when it is opened again, so the chain goes on and verifies after a restart. */
+static void partial_tail_cut_at_open(void **state)
+{
+    struct fx *f = *state;
+    struct audit *a = NULL;
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    for (int i = 0; i < 2; i++)
+        audit_record(a, "vault", "p", "a", "s", 200, "r");
+    audit_close(a);
+    FILE *fp = fopen(f->path, "ab");
+    assert_non_null(fp);
+    fputs("{\"time\":1796526619,\"plane\":\"va", fp);
+    fclose(fp);
+    long lines = 0;
+    assert_int_equal(audit_verify(f->path, &lines), MV_ERR_CONFLICT);
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    audit_record(a, "vault", "p", "a", "s", 200, "r");
+    audit_close(a);
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(lines, 3);
+
+    /* a tail longer than any record is not a partial record: never cut */
+    fp = fopen(f->path, "ab");
+    assert_non_null(fp);
+    for (int i = 0; i < 200000; i++)
+        fputc('x', fp);
+    fclose(fp);
+    struct stat before, after;
+    assert_int_equal(stat(f->path, &before), 0);
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    audit_close(a);
+    assert_int_equal(stat(f->path, &after), 0);
+    assert_int_equal(after.st_size, before.st_size);
+}
+
+static const unsigned char KEY[32] = "0123456789abcdef0123456789abcde";
+
+/* Issue 8 point 14: the writer's head in the store anchors the chain's tail. A log cut at a
+ * line boundary (a shorter chain, intact in itself) FAILS to verify when the store's head is
+ * newer than its last record; a head whose mac was not made with the audit key fails; records
+ * carry a mac that a chain recomputed without the key cannot reproduce. */
+static void truncated_tail_fails_against_the_head(void **state)
+{
+    struct fx *f = *state;
+    char db[128];
+    snprintf(db, sizeof db, "%s/mivault.db", f->dir);
+    struct store *st = NULL;
+    assert_int_equal(store_open(db, &st), MV_OK);
+    struct audit *a = NULL;
+    assert_int_equal(audit_open(f->path, &a), MV_OK);
+    assert_int_equal(audit_set_writer(a, WRITER), MV_OK);
+    assert_int_equal(audit_set_key(a, KEY), MV_OK);
+    for (int i = 0; i < 5; i++)
+        audit_record(a, "vault", "p", "a", "s", 200 + i, "r");
+    struct st_audit_head h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.writer, WRITER, sizeof WRITER);
+    assert_int_equal(audit_head(a, &h.records, h.head_hash), MV_OK);
+    assert_int_equal(h.records, 5);
+    assert_int_equal(audit_head_mac(KEY, WRITER, h.records, h.head_hash, h.mac), MV_OK);
+    h.at = 1;
+    assert_int_equal(store_audit_head_put(st, &h), MV_OK);
+    audit_close(a);
+
+    struct audit_log_src src = {.path = f->path, .writer = WRITER};
+    json_t *rep = NULL;
+    assert_int_equal(audit_verify_all(st, &src, 1, KEY, &rep), MV_OK);
+    json_t *w = json_array_get(json_object_get(rep, "writers"), 0);
+    assert_true(json_is_true(json_object_get(w, "headChecked")));
+    assert_int_equal(json_integer_value(json_object_get(w, "macsChecked")), 5);
+    json_decref(rep);
+    rep = NULL;
+    /* the wrong key: every mac fails */
+    static const unsigned char OTHER[32] = "another key, not the audit one";
+    assert_int_equal(audit_verify_all(st, &src, 1, OTHER, &rep), MV_ERR_CONFLICT);
+
+    /* the last record cut at its line boundary: its own chain verifies, the anchored one not */
+    size_t n = 0;
+    char **v = read_lines(f->path, &n);
+    assert_int_equal(n, 5);
+    write_lines(f->path, v, n - 1);
+    long lines = 0;
+    assert_int_equal(audit_verify(f->path, &lines), MV_OK);
+    assert_int_equal(audit_verify_all(st, &src, 1, KEY, &rep), MV_ERR_CONFLICT);
+    assert_null(rep);
+    assert_non_null(strstr(mv_last_detail(), "cut at its tail"));
+
+    /* a head never goes back: an older one put over it changes nothing, the cut still shows */
+    h.records = 4;
+    assert_int_equal(audit_head_mac(KEY, WRITER, 4, h.head_hash, h.mac), MV_OK);
+    assert_int_equal(store_audit_head_put(st, &h), MV_OK);
+    assert_int_equal(audit_verify_all(st, &src, 1, KEY, &rep), MV_ERR_CONFLICT);
+    write_lines(f->path, v, n);
+    assert_int_equal(audit_verify_all(st, &src, 1, KEY, &rep), MV_OK);
+    json_decref(rep);
+    free_lines(v);
+    store_close(st);
+    char p[160];
+    snprintf(p, sizeof p, "%s-wal", db);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", db);
+    unlink(p);
+    unlink(db);
+}
+
 /* Cuts the last `cut` bytes off the file at path. */
 static void truncate_by(const char *path, off_t cut)
 {
@@ -312,9 +559,9 @@ static void chain_breaks(void **state)
     v[2] = saved;
 
     /* A log cut inside its last record (a torn or truncated tail) must not verify. A cut at a
-     * line boundary leaves a shorter chain that is intact in itself: only an anchor kept outside
-     * the file (the store's audit checkpoints) can tell it from a log that simply ended there,
-     * so this file asserts nothing about that case. */
+     * line boundary leaves a shorter chain that is intact in itself: only the anchor kept in the
+     * store (the writer's head) tells it from a log that simply ended there; see
+     * truncated_tail_fails_against_the_head. */
     write_lines(f->path, v, n);
     assert_int_equal(audit_verify(f->path, &lines), MV_OK);
     assert_int_equal(lines, 5);
@@ -485,9 +732,14 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(records_and_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(not_utf8_still_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(long_fields_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(verify_reads_any_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(short_write_truncated_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(partial_tail_cut_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(writer_seq_and_head, setup, teardown),
         cmocka_unit_test_setup_teardown(old_records_without_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(chain_breaks, setup, teardown),
+        cmocka_unit_test_setup_teardown(truncated_tail_fails_against_the_head, setup, teardown),
         cmocka_unit_test_setup_teardown(batching_on_a_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(rotation_keeps_one_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(rotation_removes_old_files, setup, teardown),

@@ -330,18 +330,15 @@ static void test_key_reply(void **state)
 static void test_key_client_arguments(void **state)
 {
     (void)state;
-    struct mv_key_client *kc = NULL;
     unsigned char *out = NULL;
     size_t n = 0;
     int valid = 0;
     const unsigned char d[32] = {0};
-    assert_int_equal(mv_key_client_new("http://v.vault.localhost", (struct mv_credential *)1, NULL, 0, &kc),
-                     MV_STATUS_BAD_REQUEST);
-    assert_null(kc);
     assert_int_equal(mv_key_sign(NULL, "k", NULL, "RS256", d, sizeof d, &out, &n), MV_STATUS_BAD_REQUEST);
     assert_int_equal(mv_key_verify(NULL, "k", NULL, "RS256", d, sizeof d, d, sizeof d, &valid), MV_STATUS_BAD_REQUEST);
     assert_int_equal(mv_key_encrypt(NULL, "k", NULL, "RSA-OAEP", d, sizeof d, NULL, &n), MV_STATUS_BAD_REQUEST);
     assert_int_equal(mv_key_get(NULL, "k", NULL, NULL), MV_STATUS_BAD_REQUEST);
+    assert_null(out);
     mv_bytes_free(NULL, 0);
 }
 
