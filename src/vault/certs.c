@@ -504,7 +504,7 @@ static void busy_error(struct vault_ctx *c)
 void vault_op_cert_create(struct vault_ctx *c)
 {
     mv_rc rc = MV_OK;
-    json_t *body = NULL, *policy = NULL, *pdoc = NULL, *op = NULL;
+    json_t *body = NULL, *policy = NULL, *pdoc = NULL, *op = NULL, *vdoc = NULL;
     const char *why = NULL;
     EVP_PKEY *key = NULL;
     X509 *x = NULL;
@@ -609,6 +609,16 @@ void vault_op_cert_create(struct vault_ctx *c)
         ENSURE(set(pdoc, "status_details", json_string("")), MV_ERR_INTERNAL);
     } else {
         CHECK(seal_key(c, c->name, PENDING_VERSION, key, &sealed));
+        /* the version exists while pending, without a certificate (JavaScript's operation
+         * poller reads GET /certificates/{name}/ first); merge fills it in */
+        vdoc = json_pack("{s:b,s:b,s:I,s:I}", "pending", 1, "enabled",
+                         json_is_object(attrs) && json_is_false(json_object_get(attrs, "enabled"))
+                             ? 0
+                             : 1,
+                         "created", (json_int_t)now, "updated", (json_int_t)now);
+        ENSURE(vdoc != NULL, MV_ERR_INTERNAL);
+        if (json_is_object(tags))
+            ENSURE(set(vdoc, "tags", json_deep_copy(tags)), MV_ERR_INTERNAL);
     }
     CHECK(store_begin(c->w->st));
     began = 1;
@@ -616,6 +626,8 @@ void vault_op_cert_create(struct vault_ctx *c)
     CHECK(put_doc(c, ST_CERT_PENDING, c->name, "", pdoc, self ? NULL : &sealed, now));
     if (self)
         CHECK(write_version(c, &nv));
+    else
+        CHECK(put_doc(c, ST_CERT_VERSION, c->name, version, vdoc, NULL, now));
     CHECK(store_commit(c->w->st));
     began = 0;
     CHECK(operation_json(c, c->name, pdoc, "inProgress", &op));
@@ -639,6 +651,7 @@ out:
     json_decref(policy);
     json_decref(pdoc);
     json_decref(op);
+    json_decref(vdoc);
     EVP_PKEY_free(key);
     X509_free(x);
     sk_X509_pop_free(chain, X509_free);
@@ -752,6 +765,17 @@ void vault_op_cert_pending_delete(struct vault_ctx *c)
         rc = operation_json(c, o.name, doc, NULL, &op);
     if (rc == MV_OK)
         rc = store_cert_remove(c->w->st, c->vault.name, ST_CERT_PENDING, c->name, NULL);
+    if (rc == MV_OK) {
+        /* a version still waiting for its certificate goes with its operation */
+        const char *pv = json_string_value(json_object_get(doc, "version"));
+        struct st_certobj v;
+        memset(&v, 0, sizeof v);
+        if (pv && store_cert_get(c->w->st, c->vault.name, ST_CERT_VERSION, c->name, pv, 0, &v) ==
+                      MV_OK &&
+            v.doc && strstr(v.doc, "\"pending\":true"))
+            rc = store_cert_remove(c->w->st, c->vault.name, ST_CERT_VERSION, c->name, pv);
+        st_certobj_clear(&v);
+    }
     if (rc != MV_OK)
         vault_rc_error(c, rc);
     else {
@@ -1142,8 +1166,12 @@ static void reply_list(struct vault_ctx *c, const char *name, int deleted, const
     items = json_array();
     ENSURE(items != NULL, MV_ERR_INTERNAL);
     size_t shown = n > limit ? limit : n;
+    const char *inc = c->req->query_ok ? kv_get_ci(&c->req->query, "includePending") : NULL;
+    int with_pending = inc && strcasecmp(inc, "true") == 0;
     for (size_t i = 0; i < shown; i++) {
         json_t *item = NULL;
+        if (!with_pending && rows[i].doc && strstr(rows[i].doc, "\"pending\":true"))
+            continue;
         CHECK(bundle_json(c, &rows[i], NULL,
                           (name ? B_ITEM_VERSION : B_ITEM) | (deleted ? B_DELETED : 0), &item));
         ENSURE(json_array_append_new(items, item) == 0, MV_ERR_INTERNAL);

@@ -117,7 +117,12 @@ class CertificatesTest(MivaultTest):
                    secret_props={"contentType": "application/x-pem-file"})
         op = self.create("ext", pol).json()
         self.assertEqual(self.kv("GET", "/certificates/ext/pending").json()["status"], "inProgress")
-        self.assertAzureError(self.kv("GET", "/certificates/ext/"), 404, "CertificateNotFound")
+        # while pending, the version exists without a certificate (JS's operation poller reads it)
+        pv = self.kv("GET", "/certificates/ext/").json()
+        self.assertNotIn("cer", pv)
+        self.assertEqual(pv["policy"]["issuer"], {"name": "Unknown"})
+        self.assertEqual(self.kv("GET", "/certificates").json()["value"], [])
+        self.assertEqual(len(self.kv("GET", "/certificates?includePending=true").json()["value"]), 1)
         # a second create or an import while in progress: 409
         self.assertAzureError(self.kv("POST", "/certificates/ext/create", body={"policy": pol}), 409, "Forbidden")
         csr = x509.load_der_x509_csr(base64.b64decode(op["csr"]))
@@ -137,6 +142,7 @@ class CertificatesTest(MivaultTest):
         self.assertAzureError(self.kv("POST", "/certificates/ext/pending/merge", body={"x5c": []}), 400)
         r = self.kv("POST", "/certificates/ext/pending/merge", body={"x5c": [d(ca), d(leaf)]})
         self.assertEqual(r.status, 201, r.body)
+        self.assertEqual(r.json()["id"], pv["id"])  # the pending version, now with its certificate
         self.assertEqual(r.json()["cer"], d(leaf))
         self.assertEqual(self.kv("GET", "/certificates/ext/pending").json()["status"], "completed")
         self.assertAzureError(self.kv("POST", "/certificates/ext/pending/merge", body={"x5c": [d(leaf)]}), 403,
