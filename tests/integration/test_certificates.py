@@ -265,6 +265,35 @@ class CertificatesTest(MivaultTest):
         self.assertAzureError(self.kv("GET", "/deletedkeys/p1"), 404)
         self.create("p1")
 
+    def test_backup_restore(self):
+        self.create("bk", tags={"k": "v"})
+        self.assertEqual(self.kv("POST", "/certificates/bk/create", body={}).status, 202)
+        before = self.kv("GET", "/certificates/bk/").json()
+        secret = self.kv("GET", "/secrets/bk/").json()["value"]
+        blob = self.kv("POST", "/certificates/bk/backup").json()["value"]
+        self.assertRegex(blob, "^[A-Za-z0-9_-]+$")
+        r = self.kv("POST", "/certificates/restore", body={"value": blob})
+        self.assertAzureError(r, 409, "Conflict")
+        self.kv("DELETE", "/certificates/bk")
+        self.assertAzureError(self.kv("POST", "/certificates/restore", body={"value": blob}), 409, "Conflict")
+        self.assertEqual(self.kv("DELETE", "/deletedcertificates/bk").status, 204)
+        r = self.kv("POST", "/certificates/restore", body={"value": blob})
+        self.assertEqual(r.status, 200, r.body)
+        after = r.json()
+        for k in ("id", "kid", "sid", "x5t", "cer", "tags"):
+            self.assertEqual(after.get(k), before.get(k), k)
+        self.assertEqual(after["policy"]["x509_props"], before["policy"]["x509_props"])
+        self.assertEqual(len(self.kv("GET", "/certificates/bk/versions").json()["value"]), 2)
+        def opened(v):  # the PFX is made anew (its MAC salt is random): compare what it holds
+            k, c, _ = pkcs12.load_key_and_certificates(base64.b64decode(v), None)
+            return (k.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()), c.public_bytes(serialization.Encoding.DER))
+        self.assertEqual(opened(self.kv("GET", "/secrets/bk/").json()["value"]), opened(secret))
+        self.assertTrue(self.kv("GET", "/keys/bk/").json()["managed"])
+        for bad in ({"value": blob[:-8]}, {"value": "AAAA"}, {"value": 5}, {}):
+            self.assertAzureError(self.kv("POST", "/certificates/restore", body=bad), 400, "BadParameter")
+        self.assertAzureError(self.kv("POST", "/certificates/none/backup"), 404, "CertificateNotFound")
+
     def test_issuers_contacts(self):
         self.assertAzureError(self.kv("GET", "/certificates/contacts"), 404, "ContactsNotFound")
         r = self.kv("PUT", "/certificates/contacts", body={"contacts": [{"email": "a@x.test"}]}).json()
