@@ -83,6 +83,12 @@ static const struct copy TABLES[STORE_MIGRATE_TABLES] = {
      "INSERT INTO key_policies (vault, vault_key, name, policy_json, created, updated, claimed)"
      " VALUES ($1, lower($1), $2, $3, $4, $5, $6)",
      -1},
+    {"cert_objects",
+     "SELECT vault, kind, name, version, doc, sealed, created, deleted, purge_at FROM cert_objects"
+     " ORDER BY rowid",
+     "INSERT INTO cert_objects (vault, vault_key, kind, name, version, doc, sealed, created,"
+     " deleted, purge_at) VALUES ($1, lower($1), $2, $3, $4, $5, $6, $7, $8, $9)",
+     5},
 };
 
 static mv_rc copy_table(struct store *from, struct pg_store *to, const struct copy *c, int64_t *rows)

@@ -185,6 +185,7 @@ static mv_rc policy_json(const struct vault_ctx *c, const char *name, const char
     json_t *id = NULL;
     *out = json_loads(doc, 0, NULL);
     ENSURE(*out != NULL, MV_ERR_INTERNAL);
+    json_object_del(*out, "renewed_from"); /* the scheduler's claim, not Azure's */
     CHECK(url_of(c, "certificates", name, NULL, "/policy", &id));
     ENSURE(set(*out, "id", id), MV_ERR_INTERNAL);
 out:
@@ -1813,7 +1814,14 @@ static void renew_vault(const struct vault_plane *srv, struct store *st, const s
                 int64_t nbf = (int64_t)json_integer_value(json_object_get(doc, "nbf"));
                 int64_t exp = (int64_t)json_integer_value(json_object_get(doc, "exp"));
                 char version[MV_VERSION_LEN + 1];
-                if (doc && renewal_due(policy, nbf, exp, now)) {
+                const char *claimed = json_string_value(json_object_get(policy, "renewed_from"));
+                char *claim = NULL;
+                /* one server of many renews a version: it claims it in the policy row first */
+                if (doc && renewal_due(policy, nbf, exp, now) &&
+                    !(claimed && strcmp(claimed, latest.version) == 0) &&
+                    json_object_set_new(policy, "renewed_from", json_string(latest.version)) == 0 &&
+                    (claim = json_dumps(policy, JSON_COMPACT)) != NULL &&
+                    store_cert_claim(st, v->name, ps[i].name, ps[i].doc, claim) == MV_OK) {
                     if (renew_one(&c, &latest, policy, now, version) == MV_OK)
                         LOG_INFO("certificate renewal: %s/%s renewed as version %s", v->name,
                                  ps[i].name, version);
@@ -1821,6 +1829,7 @@ static void renew_vault(const struct vault_plane *srv, struct store *st, const s
                         LOG_WARN("certificate renewal: %s/%s failed: %s", v->name, ps[i].name,
                                  mv_last_detail());
                 }
+                free(claim);
                 json_decref(doc);
             }
             st_certobj_clear(&latest);

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
-from harness import MivaultTest
+from harness import MivaultTest, free_port
 
 POLICY = {"issuer": {"name": "Self"}, "x509_props": {"subject": "CN=it.test", "sans": {"dns_names": ["it.test"]}}}
 
@@ -309,6 +309,36 @@ class CertificatesTest(MivaultTest):
         self.assertEqual(self.kv("DELETE", "/certificates/issuers/ca1").status, 200)
         self.assertAzureError(self.kv("GET", "/certificates/issuers/ca1"), 404)
 
+    def test_builtin_roles(self):
+        """Certificates Officer: every certificate action, not the secret's value; Certificate User:
+        read the certificate, its secret and key, create nothing; Reader: metadata only."""
+        e = self.env
+        self.create("rb")
+        toks = {}
+        for i, role in enumerate(("Key Vault Certificates Officer", "Key Vault Certificate User", "Key Vault Reader")):
+            vm = e.vm("r%d" % i)
+            e.grant(vm["identity"]["principalId"], role, e.vault_scope("dev"))
+            _, port = e.start_agent("r%d" % i, join=vm["joinToken"])
+            toks[role.split()[-2] if role != "Key Vault Reader" else "Reader"] = e.token(port, e.vault_resource())
+        off, user, reader = toks["Certificates"], toks["Certificate"], toks["Reader"]
+        kv = lambda t, m, p, **kw: e.kv(m, "dev", p, token=t, **kw)  # noqa: E731
+        self.assertEqual(kv(off, "POST", "/certificates/off/create", body={"policy": POLICY}).status, 202)
+        self.assertEqual(kv(off, "PATCH", "/certificates/off/policy", body={}).status, 200)
+        self.assertEqual(kv(off, "PUT", "/certificates/issuers/i1", body={"provider": "Test"}).status, 200)
+        self.assertEqual(kv(off, "PUT", "/certificates/contacts", body={"contacts": []}).status, 200)
+        self.assertAzureError(kv(off, "GET", "/secrets/off/"), 403, "Forbidden")
+        self.assertEqual(kv(user, "GET", "/certificates/rb/").status, 200)
+        self.assertEqual(kv(user, "GET", "/secrets/rb/").status, 200)
+        self.assertEqual(kv(user, "GET", "/keys/rb/").status, 200)
+        self.assertAzureError(kv(user, "POST", "/certificates/u/create", body={"policy": POLICY}), 403, "Forbidden")
+        self.assertAzureError(kv(user, "DELETE", "/certificates/rb"), 403, "Forbidden")
+        self.assertEqual(kv(reader, "GET", "/certificates/rb/").status, 200)
+        self.assertEqual(kv(reader, "GET", "/certificates/rb/policy").status, 200)
+        self.assertEqual(kv(reader, "GET", "/certificates/issuers").status, 200)
+        self.assertAzureError(kv(reader, "GET", "/secrets/rb/"), 403, "Forbidden")
+        self.assertAzureError(kv(reader, "PATCH", "/certificates/rb/", body={"tags": {}}), 403, "Forbidden")
+        self.assertAzureError(kv(reader, "POST", "/certificates/rb/backup"), 403, "Forbidden")
+
     def test_rbac(self):
         e = self.env
         vm = e.vm("vm2")
@@ -343,10 +373,12 @@ class CertificateRenewalTest(MivaultTest):
         for name, pol in (("pct", pct), ("days", days), ("mail", mail)):
             self.assertEqual(kv("POST", "/certificates/%s/create" % name, body={"policy": pol}).status, 202)
         first = {n: kv("GET", "/certificates/%s/" % n).json() for n in ("pct", "days", "mail")}
-        # now + 200 days: past 50 % of a year, not yet 30 days before expiry
+        # now + 200 days: past 50 % of a year, not yet 30 days before expiry; two servers on the
+        # store, each with its scheduler: each due certificate is renewed once
         os.environ["MIVAULT_TEST_CLOCK_OFFSET_SECS"] = str(200 * 86400)
         try:
             e.stop(e.server)
+            e.start_server(listen_port=free_port())
             e.start_server()
         finally:
             del os.environ["MIVAULT_TEST_CLOCK_OFFSET_SECS"]
@@ -364,6 +396,7 @@ class CertificateRenewalTest(MivaultTest):
         v = new["id"].rsplit("/", 1)[1]
         self.assertEqual(kv("GET", "/secrets/pct/").json()["id"].rsplit("/", 1)[1], v)
         self.assertEqual(kv("GET", "/keys/pct/").json()["key"]["kid"].rsplit("/", 1)[1], v)
+        self.assertNotIn("renewed_from", new["policy"])
         # now + 340 days: 30 days before the first version's expiry
         os.environ["MIVAULT_TEST_CLOCK_OFFSET_SECS"] = str(340 * 86400)
         try:
