@@ -230,7 +230,7 @@ static mv_rc handle(struct authority_loop *w, http_req *req, struct token_ctx *c
                       "Identity selectors are not allowed for this client.");
         c->subject = c->client->principal; /* public_key_pem is NULL in the cache */
     }
-    CHECK(authority_issue_with(w->srv, authority_signer(w), &c->subject, c->resource, token, exp));
+    CHECK(authority_issue_with(w->srv, authority_signer(w, gen), &c->subject, c->resource, token, exp));
 out:
     return rc;
 }

@@ -68,6 +68,19 @@ int cli_config_from_flags(const struct cli *c, struct mv_config *cfg);
 /* --listen ADDR:PORT of `server` and `up` (NULL if absent); 0 or an error already printed. */
 int cli_listen_flag(const struct cli *c, const char **listen);
 
+/* --metrics-listen ADDR:PORT (metrics.c): the flag (NULL if absent; 0 or an error printed), and
+ * the listener of GET /metrics and GET /healthz (db: the store /healthz probes, NULL for the
+ * agent's). Started before the process drops root, so a privileged port works too. */
+struct cli_metrics {
+    struct http_server *srv;
+    struct metrics_arg {
+        char db[PATH_MAX];
+    } arg;
+};
+int cli_metrics_flag(const struct cli *c, const char **listen);
+MV_MUST_CHECK mv_rc cli_metrics_start(const char *listen, const char *db, struct cli_metrics **out);
+void cli_metrics_stop(struct cli_metrics *m);
+
 /* Verbs: each returns the process exit status. */
 typedef int (*cli_verb_fn)(struct cli *c);
 int verb_init(struct cli *c);
@@ -105,6 +118,13 @@ int verb_secret_backup(struct cli *c);
 int verb_secret_restore(struct cli *c);
 int verb_audit_verify(struct cli *c);
 int verb_store_migrate(struct cli *c);
+/* opscmd.c, backupcmd.c: keys, backup and restore (docs/operations.md) */
+int verb_authority_key_list(struct cli *c);
+int verb_authority_key_rotate(struct cli *c);
+int verb_authority_key_retire(struct cli *c);
+int verb_master_key_rotate(struct cli *c);
+int verb_backup(struct cli *c);
+int verb_restore(struct cli *c);
 int verb_token_mint(struct cli *c);
 
 #endif

@@ -32,6 +32,7 @@ struct worker_slot {
     struct mv_worker w; /* first: req->worker points at it and at the slot alike */
     struct event *purge_timer;
     struct event *rotation_timer;
+    struct event *rotate_timer; /* the signing-key schedule (loop 0, when configured) */
     struct health_cache health;
 };
 
@@ -40,19 +41,25 @@ static void route(http_req *req)
     struct mv_worker *w = req->worker;
     char vault[MV_VAULT_NAME_MAX + 1];
     if (strcmp(req->path, HEALTH_PATH) == 0) { /* any Host: the balancer's probe (health.h) */
+        req->m_plane = "health";
+        req->m_route = HEALTH_PATH;
         store_snapshot_leave(w->snap);
         health_handle(req, w->st, &((struct worker_slot *)(void *)w)->health);
         return;
     }
     if (vault_host_match(&w->srv->vault, req->host, vault, sizeof vault)) {
+        req->m_plane = "vault";
         vault_handle(&w->vault, req, vault);
         return;
     }
     store_snapshot_leave(w->snap); /* the control plane and the authority may write */
-    if (arm_owns_path(req->path))
+    if (arm_owns_path(req->path)) {
+        req->m_plane = "arm";
         arm_handle(&w->arm, req);
-    else
+    } else {
+        req->m_plane = "authority";
         authority_handle(&w->authority, req);
+    }
 }
 
 /* The body cap of a request before its body is read: route()'s choice of plane, on the raw
@@ -93,6 +100,28 @@ static void rotation_tick(evutil_socket_t fd, short what, void *arg)
     store_snapshot_leave(w->snap);
     vault_key_rotation_tick(&w->srv->vault, w->st, mv_now());
     vault_cert_renewal_tick(&w->srv->vault, w->st, mv_now());
+}
+
+/* The signing-key schedule (signingKeyRotationDays): every server checks ROTATE_FIRST_SECS
+ * after it starts and then every ROTATE_INTERVAL_SECS; authority_rotate re-checks the key's
+ * age under the store's lock, so of N servers one rotates. Making the key (RSA-2048) holds
+ * loop 0 for a moment, once per period. */
+#define ROTATE_FIRST_SECS 1
+#define ROTATE_INTERVAL_SECS 60
+static void rotate_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker_slot *s = arg;
+    struct mv_worker *w = &s->w;
+    int days = w->srv->cfg.signing_key_rotation_days, rotated = 0;
+    store_snapshot_leave(w->snap);
+    if (authority_rotate(w->st, w->srv->data_key, days, &rotated) != MV_OK)
+        LOG_WARN("scheduled signing-key rotation failed: %s", mv_last_detail());
+    else if (rotated)
+        LOG_INFO("signing key rotated on schedule (every %d days)", days);
+    struct timeval tv = {ROTATE_INTERVAL_SECS, 0};
+    event_add(s->rotate_timer, &tv);
 }
 
 /* The planes' views of this loop: its store connection, snapshot and loop, and a token
@@ -151,6 +180,12 @@ static void *worker_init(int idx, struct event_base *base, void *arg)
         struct timeval rtv = {VAULT_ROTATION_TICK_SECS, 0};
         if (s->rotation_timer)
             event_add(s->rotation_timer, &rtv);
+        if (srv->cfg.signing_key_rotation_days > 0) {
+            struct timeval first = {ROTATE_FIRST_SECS, 0};
+            s->rotate_timer = event_new(base, -1, 0, rotate_tick, s);
+            if (s->rotate_timer)
+                event_add(s->rotate_timer, &first);
+        }
     }
     return &s->w;
 }
@@ -164,6 +199,8 @@ static void worker_free(void *p)
         event_free(s->purge_timer);
     if (s->rotation_timer)
         event_free(s->rotation_timer);
+    if (s->rotate_timer)
+        event_free(s->rotate_timer);
     audit_loop_detach(s->w.srv->audit);
     vault_worker_free(&s->w.vault);
     authority_worker_free(&s->w.authority);

@@ -172,6 +172,7 @@ MV_MUST_CHECK mv_rc pg_principal_get(struct pg_store *pg, const char *id, struct
 MV_MUST_CHECK mv_rc pg_principal_by_client(struct pg_store *pg, const char *client_id, struct st_principal *out);
 MV_MUST_CHECK mv_rc pg_principal_delete(struct pg_store *pg, const char *id);
 MV_MUST_CHECK mv_rc pg_signing_key_put(struct pg_store *pg, const struct st_signing_key *k);
+MV_MUST_CHECK mv_rc pg_signing_key_delete(struct pg_store *pg, const char *kid);
 MV_MUST_CHECK mv_rc pg_signing_keys(struct pg_store *pg, struct st_signing_key **out, size_t *n);
 MV_MUST_CHECK mv_rc pg_vm_put(struct pg_store *pg, const struct st_vm *vm);
 MV_MUST_CHECK mv_rc pg_vm_get(struct pg_store *pg, const char *name, struct st_vm *out);

@@ -232,7 +232,14 @@ static const char *const v6[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6};
+/* v7: signing keys move the generation too, so a key rotated or retired by another process
+ * (`mivault authority key`) reaches every loop's signer, JWKS and validators (docs/operations.md). */
+static const char *const v7[] = {
+    GEN_TRIGGERS("signing_keys"),
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 static mv_rc user_version(struct store *st, int64_t *out)

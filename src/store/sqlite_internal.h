@@ -41,6 +41,7 @@ enum st_q {
     ST_Q_PRINCIPAL_DELETE,
     ST_Q_KEY_PUT,
     ST_Q_KEY_LIST,
+    ST_Q_KEY_DELETE,
     ST_Q_VM_PUT,
     ST_Q_VM_GET,
     ST_Q_VM_LIST,
@@ -154,6 +155,7 @@ MV_MUST_CHECK mv_rc sq_principal_get(struct store *st, const char *id, struct st
 MV_MUST_CHECK mv_rc sq_principal_by_client(struct store *st, const char *client_id, struct st_principal *out);
 MV_MUST_CHECK mv_rc sq_principal_delete(struct store *st, const char *id);
 MV_MUST_CHECK mv_rc sq_signing_key_put(struct store *st, const struct st_signing_key *k);
+MV_MUST_CHECK mv_rc sq_signing_key_delete(struct store *st, const char *kid);
 MV_MUST_CHECK mv_rc sq_signing_keys(struct store *st, struct st_signing_key **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_vm_put(struct store *st, const struct st_vm *vm);
 MV_MUST_CHECK mv_rc sq_vm_get(struct store *st, const char *name, struct st_vm *out);

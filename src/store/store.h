@@ -69,6 +69,12 @@ MV_MUST_CHECK mv_rc store_health(struct store *st);
  * SQLite, whose supported shape is one process (`mivault up` or one `mivault server`). */
 int store_shared(const struct store *st);
 
+/* Inside store_begin/commit: waits for and holds, until the transaction ends, a lock named
+ * `name` that every server of the store shares (PostgreSQL: an advisory transaction lock on
+ * the name's hash; SQLite: nothing to do, BEGIN IMMEDIATE already excludes other writers). For
+ * jobs one server at a time must do (the signing-key schedule, the master-key rewrap). */
+MV_MUST_CHECK mv_rc store_xact_lock(struct store *st, const char *name);
+
 /* Small key/value settings (tenant id, subscription id, wrapped data key, ...). */
 MV_MUST_CHECK mv_rc store_meta_get(struct store *st, const char *key, mv_buf *out);
 MV_MUST_CHECK mv_rc store_meta_set(struct store *st, const char *key, const char *value);
@@ -102,6 +108,10 @@ struct st_signing_key {
 MV_MUST_CHECK mv_rc store_signing_key_put(struct store *st, const struct st_signing_key *k);
 /* All keys, newest first. */
 MV_MUST_CHECK mv_rc store_signing_keys(struct store *st, struct st_signing_key **out, size_t *n);
+/* Removes a key for good (`mivault authority key retire`): it leaves the JWKS and every
+ * validator (through the change generation), and its sealed private key is gone.
+ * MV_ERR_NOT_FOUND if there is no such kid. */
+MV_MUST_CHECK mv_rc store_signing_key_delete(struct store *st, const char *kid);
 void st_signing_keys_free(struct st_signing_key *k, size_t n);
 
 /* ---- VMs ---- */

@@ -6,12 +6,84 @@
  * an expired key still decrypts, unwraps and verifies, pitfall 8), then the algorithm against
  * the key and the digest length (400 BadParameter). The private key is opened for the one
  * operation and freed; results are base64url without padding. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/b64.h"
 #include "common/util.h"
 #include "vault/keys.h"
 #include "vault/vault_internal.h"
+
+/* The parsed private keys of recent operations, per loop thread. Opening a sealed key (AES-GCM,
+ * the PKCS#8 decoder) and its first use (an RSA key's Montgomery contexts and blinding) cost
+ * several times the signature itself; the material of a version never changes, so the parsed
+ * key is kept, keyed by the exact sealed bytes of the row (a random nonce makes them unique to
+ * one version of one key: a row that changed, moved or was restored elsewhere misses). Only
+ * the parse is cached: every operation still reads the row (deleted, disabled, key_ops,
+ * nbf/exp are checked each time). Entries live KEYCACHE_TTL_SECS at most. */
+#define KEYCACHE_SLOTS 64
+#define KEYCACHE_TTL_SECS 300
+
+struct keycache_entry {
+    unsigned char *sealed;
+    size_t len;
+    EVP_PKEY *pkey;
+    int64_t at;
+};
+
+struct vault_keycache {
+    struct keycache_entry e[KEYCACHE_SLOTS];
+};
+
+static void entry_clear(struct keycache_entry *e)
+{
+    free(e->sealed);
+    EVP_PKEY_free(e->pkey);
+    memset(e, 0, sizeof *e);
+}
+
+void vault_keycache_free(struct vault_loop *w)
+{
+    if (!w->keycache)
+        return;
+    for (size_t i = 0; i < KEYCACHE_SLOTS; i++)
+        entry_clear(&w->keycache->e[i]);
+    free(w->keycache);
+    w->keycache = NULL;
+}
+
+/* The parsed private key of row k (a reference of the caller's own: EVP_PKEY_free it). */
+static mv_rc open_key(struct vault_loop *w, const struct st_key *k, EVP_PKEY **out)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a over the sealed bytes */
+    for (size_t i = 0; i < k->sealed.len; i++) {
+        h ^= (unsigned char)k->sealed.p[i];
+        h *= 1099511628211ULL;
+    }
+    int64_t now = mv_now();
+    if (!w->keycache)
+        w->keycache = calloc(1, sizeof *w->keycache);
+    struct keycache_entry *e = w->keycache ? &w->keycache->e[h % KEYCACHE_SLOTS] : NULL;
+    if (e && e->pkey && e->len == k->sealed.len && now - e->at < KEYCACHE_TTL_SECS &&
+        memcmp(e->sealed, k->sealed.p, e->len) == 0 && EVP_PKEY_up_ref(e->pkey) == 1) {
+        *out = e->pkey;
+        return MV_OK;
+    }
+    mv_rc rc = vault_key_open(w->srv->data_key, k, out);
+    if (rc != MV_OK || !e)
+        return rc;
+    entry_clear(e);
+    if ((e->sealed = malloc(k->sealed.len ? k->sealed.len : 1)) && EVP_PKEY_up_ref(*out) == 1) {
+        memcpy(e->sealed, k->sealed.p, k->sealed.len);
+        e->len = k->sealed.len;
+        e->pkey = *out;
+        e->at = now;
+    } else {
+        free(e->sealed);
+        e->sealed = NULL;
+    }
+    return MV_OK;
+}
 
 enum key_op { OP_SIGN, OP_VERIFY, OP_ENCRYPT, OP_DECRYPT, OP_WRAP, OP_UNWRAP };
 
@@ -143,7 +215,7 @@ static void key_op(struct vault_ctx *c, enum key_op op)
         }
     }
     CHECK(vault_cat(kid, sizeof kid, c->url, "/keys/", k.name, "/", k.version, (char *)NULL));
-    CHECK(vault_key_open(c->w->srv->data_key, &k, &pkey));
+    CHECK(open_key(c->w, &k, &pkey));
     const unsigned char *v = (const unsigned char *)(in.value.p ? in.value.p : "");
     switch (op) {
     case OP_SIGN:

@@ -23,7 +23,7 @@ int64_t vault_iso_duration(const char *s)
         return -1;
     s++;
     int64_t total = 0;
-    int in_time = 0, any = 0;
+    int in_time = 0, any = 0, any_time = 0;
     while (*s) {
         if (*s == 'T') {
             if (in_time)
@@ -56,8 +56,9 @@ int64_t vault_iso_duration(const char *s)
         s++;
         total += n * unit;
         any = 1;
+        any_time |= in_time;
     }
-    return any ? total : -1;
+    return any && (!in_time || any_time) ? total : -1;
 }
 
 /* ---- the policy document ---- */

@@ -266,18 +266,7 @@ void vault_key_conflict_deleted(struct vault_ctx *c, const char *name)
 
 /* ---- request bodies ---- */
 
-struct key_input {
-    json_t *root;
-    const char *kty, *crv;
-    int key_size;
-    const json_t *key_ops; /* array, or NULL */
-    const json_t *key;     /* import: the JWK */
-    char *tags_json;
-    int has_tags, has_enabled, enabled, has_nbf, has_exp;
-    int64_t nbf, exp;
-};
-
-static void key_input_free(struct key_input *in)
+void vault_key_input_free(struct vault_key_input *in)
 {
     if (in->root) {
         vault_json_wipe(in->root);
@@ -297,8 +286,8 @@ static int time_ok(const json_t *t, int64_t *out)
     return 1;
 }
 
-/* Parses a KeyCreateParameters / KeyImportParameters / KeyUpdateParameters body. */
-static mv_rc parse_key_body(const char *body, size_t len, struct key_input *in, const char **why)
+mv_rc vault_parse_key_body(const char *body, size_t len, struct vault_key_input *in,
+                           const char **why)
 {
     json_error_t jerr;
     memset(in, 0, sizeof *in);
@@ -416,14 +405,14 @@ static void add_and_reply(struct vault_ctx *c, struct st_key *k)
 static void create_or_import(struct vault_ctx *c, int import)
 {
     mv_rc rc = MV_OK;
-    struct key_input in;
+    struct vault_key_input in;
     const char *why = NULL;
     EVP_PKEY *pkey = NULL;
     struct st_key k;
     char version[MV_VERSION_LEN + 1];
     char kty[16];
     memset(&k, 0, sizeof k);
-    if (parse_key_body(c->req->body.p, c->req->body.len, &in, &why) != MV_OK) {
+    if (vault_parse_key_body(c->req->body.p, c->req->body.len, &in, &why) != MV_OK) {
         vault_bad_parameter(c, why);
         goto out;
     }
@@ -515,7 +504,7 @@ out:
         vault_rc_error(c, rc);
     EVP_PKEY_free(pkey);
     st_key_clear(&k);
-    key_input_free(&in);
+    vault_key_input_free(&in);
 }
 
 void vault_op_key_create(struct vault_ctx *c) { create_or_import(c, 0); }
@@ -541,13 +530,13 @@ void vault_op_key_get(struct vault_ctx *c)
 void vault_op_key_update(struct vault_ctx *c)
 {
     mv_rc rc = MV_OK;
-    struct key_input in;
+    struct vault_key_input in;
     struct st_key k;
     const char *why = NULL;
     json_t *jwk = NULL;
     json_error_t jerr;
     memset(&k, 0, sizeof k);
-    if (parse_key_body(c->req->body.p, c->req->body.len, &in, &why) != MV_OK) {
+    if (vault_parse_key_body(c->req->body.p, c->req->body.len, &in, &why) != MV_OK) {
         vault_bad_parameter(c, why);
         goto out;
     }
@@ -605,7 +594,7 @@ out:
         vault_rc_error(c, rc);
     json_decref(jwk);
     st_key_clear(&k);
-    key_input_free(&in);
+    vault_key_input_free(&in);
 }
 
 static void reply_key_page(struct vault_ctx *c, struct st_key *rows, size_t n, size_t limit,

@@ -43,6 +43,7 @@ struct vault_loop {
     struct event_base *base;       /* the loop: where deferred writes complete */
     struct token_verifier *tv;     /* over the loop's key set, accepting the audiences above */
     struct vault_state *vault_state; /* caches (state.c), made by vault_worker_init */
+    struct vault_keycache *keycache; /* parsed private keys (keyops.c), made on first use */
 };
 
 /* If host is NAME.{suffix}, copies NAME into name (lower-case) and returns 1. */

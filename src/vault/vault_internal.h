@@ -162,6 +162,23 @@ MV_MUST_CHECK mv_rc vkey_crypt(EVP_PKEY *k, const char *alg, int decrypt,
                                const unsigned char *in, size_t len, mv_buf *out, char *msg,
                                size_t msglen);
 
+/* keys.c: a KeyCreateParameters / KeyImportParameters / KeyUpdateParameters body. Pure
+ * (tests/fuzz/fuzz_keyjwk.c): the pointers point into root; free with vault_key_input_free in
+ * every case (it wipes the document: an import body holds a private key). */
+struct vault_key_input {
+    json_t *root;
+    const char *kty, *crv;
+    int key_size;
+    const json_t *key_ops; /* array of known op names, or NULL */
+    const json_t *key;     /* import: the JWK object */
+    char *tags_json;
+    int has_tags, has_enabled, enabled, has_nbf, has_exp;
+    int64_t nbf, exp;
+};
+MV_MUST_CHECK mv_rc vault_parse_key_body(const char *body, size_t len,
+                                         struct vault_key_input *in, const char **why);
+void vault_key_input_free(struct vault_key_input *in);
+
 /* keyops.c: an operation body {"alg", "value"} (+ "digest" when verify). Pure
  * (tests/fuzz/fuzz_keyjwk.c); free with vault_key_op_input_free in every case. */
 struct vault_key_op_input {
@@ -172,6 +189,8 @@ struct vault_key_op_input {
 MV_MUST_CHECK mv_rc vault_parse_key_op(const char *body, size_t len, int verify,
                                        struct vault_key_op_input *in, const char **why);
 void vault_key_op_input_free(struct vault_key_op_input *in);
+/* Frees w's cache of parsed private keys (keyops.c). */
+void vault_keycache_free(struct vault_loop *w);
 /* ---- certpolicy.c: CertificatePolicy documents (pure) ---- */
 struct certs_spec;
 struct certs_desc;

@@ -243,6 +243,19 @@ class KeysTest(MivaultTest):
         self.assertEqual(r.json()["error"]["innererror"]["code"], "KeyOperationForbidden")
         del ek
 
+    def test_path_words_case_insensitive(self):
+        """lowkey-vault and some SDKs send wrapKey, unwrapKey, rotationPolicy, deletedKeys (pitfall 21)."""
+        self.create("cs", kty="RSA")
+        w = self.op("cs", "", "wrapKey", {"alg": "RSA-OAEP", "value": b64u(b"k" * 16)})
+        self.assertEqual(unb64u(self.op("cs", "", "unwrapKey", {"alg": "RSA-OAEP", "value": w["value"]})["value"]),
+                         b"k" * 16)
+        self.assertEqual(self.kv("GET", "/keys/cs/rotationPolicy").status, 200)
+        self.assertEqual(self.kv("GET", "/Keys/CS/").status, 200)
+        self.kv("DELETE", "/keys/cs")
+        self.assertEqual(self.kv("GET", "/deletedKeys/cs").status, 200)
+        self.assertAzureError(self.kv("GET", "/keys/cs/x/y/z"), 404, "NotFound")
+        self.assertAzureError(self.kv("PUT", "/keys/cs/rotate", body={}), 405, "MethodNotAllowed")
+
     def test_key_ops_disabled_and_dates(self):
         self.create("lim", kty="RSA", key_ops=["sign", "verify"])
         r = self.kv("POST", "/keys/lim//decrypt", body={"alg": "RSA-OAEP", "value": b64u(b"x" * 256)})

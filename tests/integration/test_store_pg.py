@@ -28,6 +28,7 @@ class PostgresStoreTest(unittest.TestCase):
         e.vault(vault)
         v = e.vm(vm, uai=uai)
         e.grant(v["identity"]["principalId"], "Key Vault Secrets Officer", e.vault_scope(vault))
+        e.grant(v["identity"]["principalId"], "Key Vault Crypto Officer", e.vault_scope(vault))
         _, port = e.start_agent(vm, join=v["joinToken"])
         return port, e.token(port, e.vault_resource())
 
@@ -71,6 +72,10 @@ class PostgresStoreTest(unittest.TestCase):
             r = e.kv("PUT", "dev", "/secrets/%s" % name, token=tok, body={"value": value})
             self.assertEqual(r.status, 200, r.body)
         self.assertEqual(e.kv("DELETE", "dev", "/secrets/gone", token=tok).status, 200)
+        key = e.kv("POST", "dev", "/keys/k1/create", token=tok, body={"kty": "EC"}).json()
+        r = e.kv("PUT", "dev", "/keys/k1/rotationpolicy", token=tok,
+                 body={"lifetimeActions": [{"trigger": {"timeAfterCreate": "P90D"}, "action": {"type": "Rotate"}}]})
+        self.assertEqual(r.status, 200, r.body)
         # a certificate (its objects, secret and managed key come along)
         e.grant(e.cli("vm", "show", "--name", "vm1")["identity"]["principalId"], "Key Vault Administrator",
                 e.vault_scope("dev"))
@@ -93,6 +98,8 @@ class PostgresStoreTest(unittest.TestCase):
         self.assertEqual(out["to"], "postgresql")
         self.assertEqual(out["rows"]["secrets"], 5)  # 4 set, 1 the certificate's
         self.assertEqual(out["rows"]["vm_uai"], 1)
+        self.assertEqual(out["rows"]["vault_keys"], 2)  # k1 and the certificate's
+        self.assertEqual(out["rows"]["key_policies"], 1)
         self.assertEqual(out["rows"]["cert_objects"], 3)  # version, policy, pending operation
         self.assertEqual(config(e)["store"], url)
 
@@ -106,6 +113,12 @@ class PostgresStoreTest(unittest.TestCase):
         r = e.kv("POST", "dev", "/deletedsecrets/gone/recover", token=tok, body=b"")
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(e.kv("GET", "dev", "/secrets/gone/", token=tok).json()["value"], "g")
+        # the key came along, sealed private key included: it still signs
+        self.assertEqual(e.kv("GET", "dev", "/keys/k1/", token=tok).json()["key"]["kid"], key["key"]["kid"])
+        r = e.kv("POST", "dev", "/keys/k1//sign", token=tok, body={"alg": "ES256", "value": "A" * 43})
+        self.assertEqual(r.status, 200, r.body)
+        r = e.kv("GET", "dev", "/keys/k1/rotationpolicy", token=tok)
+        self.assertEqual(r.json()["lifetimeActions"][0]["action"]["type"], "Rotate")
         self.assertEqual(e.cli("vm", "show", "--name", "vm1"), before["vm"])
         self.assertEqual(e.cli("identity", "list"), before["identities"])
         self.assertEqual(e.cli("role", "assignment", "list"), before["roles"])

@@ -207,7 +207,7 @@ static void check_sqlite_file(struct fx *f)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 6);
+    assert_int_equal(sqlite3_column_int(s, 0), 7);
     sqlite3_finalize(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -407,6 +407,18 @@ static void test_signing_keys_newest_first(void **state)
 
     struct st_signing_key bad = {.kid = "k"};
     RC(store_signing_key_put(f->st, &bad), MV_ERR_BAD_REQUEST);
+
+    /* retire: the row is gone, and the generation moved (validators and signers follow it) */
+    int64_t g0 = 0, g1 = 0;
+    OK(store_generation(f->st, &g0));
+    OK(store_signing_key_delete(f->st, "kid-old"));
+    OK(store_generation(f->st, &g1));
+    assert_true(g1 != g0);
+    RC(store_signing_key_delete(f->st, "kid-old"), MV_ERR_NOT_FOUND);
+    OK(store_signing_keys(f->st, &keys, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(keys[0].kid, "kid-new");
+    st_signing_keys_free(keys, n);
 }
 
 /* ---- VMs, identities, nodes, join tokens ---- */
@@ -1523,6 +1535,128 @@ static void test_pg_unreachable_host_is_named(void **state)
     RC(store_open("postgresql://[bad", &st), MV_ERR_BAD_REQUEST);
 }
 
+
+/* ---- Key Vault keys (st_vkeys.c / pg_vkeys.c) ---- */
+
+static void add_key(struct store *st, const char *vault, const char *name, const char *version,
+                    const char *sealed, int64_t created, int managed)
+{
+    struct st_key k = {.enabled = 1, .created = created, .updated = created, .managed = managed};
+    snprintf(k.vault, sizeof k.vault, "%s", vault);
+    snprintf(k.name, sizeof k.name, "%s", name);
+    snprintf(k.version, sizeof k.version, "%s", version);
+    mv_buf_init(&k.sealed, 1024);
+    OK(mv_buf_adds(&k.sealed, sealed));
+    k.jwk_json = "{\"kty\":\"EC\",\"key_ops\":[\"sign\"]}";
+    OK(store_key_add(st, &k));
+    mv_buf_free(&k.sealed);
+}
+
+static void test_key_versions_delete_recover_purge(void **state)
+{
+    struct fx *f = *state;
+    put_vault(f->st, "dev");
+    add_key(f->st, "dev", "Cert1", "v1", "sealed-1", 100, 1);
+    add_key(f->st, "dev", "cert1", "v2", "sealed-2", 200, 0);
+    add_key(f->st, "dev", "other", "w1", "sealed-3", 150, 0);
+    struct st_key k, d;
+    OK(store_key_get(f->st, "dev", "CERT1", NULL, &k));
+    assert_string_equal(k.version, "v2");
+    assert_string_equal(k.name, "Cert1"); /* the first spelling */
+    assert_memory_equal(k.sealed.p, "sealed-2", 8);
+    assert_string_equal(k.jwk_json, "{\"kty\":\"EC\",\"key_ops\":[\"sign\"]}");
+    assert_int_equal(k.managed, 0);
+    st_key_clear(&k);
+    OK(store_key_get(f->st, "dev", "cert1", "V1", &k));
+    assert_int_equal(k.managed, 1);
+    k.enabled = 0;
+    k.exp = 999;
+    free(k.jwk_json);
+    k.jwk_json = strdup("{\"kty\":\"EC\",\"key_ops\":[]}");
+    OK(store_key_update(f->st, &k));
+    st_key_clear(&k);
+    OK(store_key_get(f->st, "dev", "cert1", "v1", &k));
+    assert_int_equal(k.enabled, 0);
+    assert_int_equal(k.exp, 999);
+    assert_string_equal(k.jwk_json, "{\"kty\":\"EC\",\"key_ops\":[]}");
+    st_key_clear(&k);
+    struct st_key *l = NULL;
+    size_t n = 0;
+    OK(store_key_list(f->st, "dev", NULL, 25, &l, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(l[0].version, "v2");
+    assert_string_equal(l[1].name, "other");
+    assert_int_equal(l[0].sealed.len, 0); /* lists never read the private key */
+    st_keys_free(l, n);
+    OK(store_key_versions(f->st, "dev", "cert1", "v1", 25, &l, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(l[0].version, "v2");
+    st_keys_free(l, n);
+    /* secrets and keys of one name are independent */
+    RC(store_secret_get(f->st, "dev", "cert1", NULL, &(struct st_secret){0}), MV_ERR_NOT_FOUND);
+
+    OK(store_key_delete(f->st, "dev", "cert1", 1000, 7, &d));
+    assert_string_equal(d.version, "v2");
+    assert_int_equal(d.purge_at, 1000 + 7 * 86400);
+    st_key_clear(&d);
+    RC(store_key_get(f->st, "dev", "cert1", "v1", &k), MV_ERR_NOT_FOUND);
+    struct st_key again = {.vault = "dev", .name = "CERT1", .version = "v3", .enabled = 1};
+    mv_buf_init(&again.sealed, 16);
+    OK(mv_buf_adds(&again.sealed, "x"));
+    again.jwk_json = "{}";
+    RC(store_key_add(f->st, &again), MV_ERR_CONFLICT);
+    OK(store_key_list_deleted(f->st, "dev", NULL, 25, &l, &n));
+    assert_int_equal(n, 1);
+    st_keys_free(l, n);
+    OK(store_key_recover(f->st, "dev", "cert1"));
+    OK(store_key_get(f->st, "dev", "cert1", "v1", &k));
+    st_key_clear(&k);
+    OK(store_key_delete(f->st, "dev", "cert1", 2000, 7, &d));
+    st_key_clear(&d);
+    OK(store_key_purge_expired(f->st, 2000 + 7 * 86400 - 1));
+    OK(store_key_get_deleted(f->st, "dev", "cert1", &k));
+    st_key_clear(&k);
+    OK(store_key_purge_expired(f->st, 2000 + 7 * 86400));
+    RC(store_key_get_deleted(f->st, "dev", "cert1", &k), MV_ERR_NOT_FOUND);
+    OK(store_key_add(f->st, &again)); /* the name is free again */
+    mv_buf_free(&again.sealed);
+    OK(store_key_delete(f->st, "dev", "other", 3000, 7, &d));
+    st_key_clear(&d);
+    OK(store_key_purge(f->st, "dev", "OTHER"));
+    RC(store_key_purge(f->st, "dev", "other"), MV_ERR_NOT_FOUND);
+}
+
+static void test_key_policy_put_get_claim(void **state)
+{
+    struct fx *f = *state;
+    put_vault(f->st, "dev");
+    struct st_key_policy p = {.vault = "dev", .name = "Rot", .created = 10, .updated = 10};
+    p.policy_json = "{\"lifetimeActions\":[]}";
+    OK(store_key_policy_put(f->st, &p));
+    p.policy_json = "{\"lifetimeActions\":[1]}";
+    p.created = p.updated = 20;
+    snprintf(p.name, sizeof p.name, "rot");
+    OK(store_key_policy_put(f->st, &p));
+    struct st_key_policy got;
+    OK(store_key_policy_get(f->st, "dev", "ROT", &got));
+    assert_string_equal(got.policy_json, "{\"lifetimeActions\":[1]}");
+    assert_int_equal(got.created, 10); /* kept on replace */
+    assert_int_equal(got.updated, 20);
+    assert_string_equal(got.claimed, "");
+    free(got.policy_json);
+    RC(store_key_policy_get(f->st, "dev", "none", &got), MV_ERR_NOT_FOUND);
+    /* one claim per version: the second caller (another server) loses */
+    OK(store_key_policy_claim(f->st, "dev", "rot", "v1"));
+    RC(store_key_policy_claim(f->st, "dev", "rot", "v1"), MV_ERR_CONFLICT);
+    OK(store_key_policy_claim(f->st, "dev", "rot", "v2"));
+    struct st_key_policy *l = NULL;
+    size_t n = 0;
+    OK(store_key_policy_list(f->st, &l, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(l[0].claimed, "v2");
+    st_key_policies_free(l, n);
+}
+
 /* ---- audit checkpoints ---- */
 
 #define W1 "11111111-1111-4111-8111-111111111111"
@@ -1730,7 +1864,7 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
     /* The store is turned back into a faithful v3 (PostgreSQL) / v2 (SQLite) database: what
      * quota_leases' migration and every later one (assertion_jti: PostgreSQL v5, SQLite v4;
      * vault_keys and key_policies: PostgreSQL v6, SQLite v5; cert_objects: PostgreSQL v7,
-     * SQLite v6) created is dropped, so store_open runs those migrations exactly as on a real
+     * SQLite v6; the signing-key triggers: SQLite v7) created is dropped, so store_open runs those migrations exactly as on a real
      * upgrade.
      * Migrations stay plain CREATEs (no IF NOT EXISTS): a version number that does not match the
      * objects present is a broken store and must fail loudly, not be papered over. */
@@ -1749,6 +1883,8 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
                                       "DROP TABLE quota_leases; DROP TABLE assertion_jti;"
                                       " DROP INDEX join_tokens_expires; DROP TABLE vault_keys;"
                                       " DROP TABLE key_policies; DROP TABLE cert_objects;"
+                                      " DROP TRIGGER signing_keys_gen_ins; DROP TRIGGER signing_keys_gen_upd;"
+                                      " DROP TRIGGER signing_keys_gen_del;"
                                       " PRAGMA user_version = 2",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
@@ -1799,6 +1935,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_role_assignments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_versions_and_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_versions_delete_recover_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_policy_put_get_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_list_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_soft_delete_recover_purge, setup, teardown),
