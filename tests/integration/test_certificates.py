@@ -112,6 +112,24 @@ class CertificatesTest(MivaultTest):
         self.assertAzureError(self.kv("POST", "/keys/web/%s/encrypt" % v,
                                       body={"alg": "RSA-OAEP", "value": b64url_nopad(b"x")}), 403)
 
+    def test_not_exportable_secret_holds_no_key(self):
+        for ct in ("application/x-pkcs12", "application/x-pem-file"):
+            name = "nx" + ct[-3:]
+            self.create(name, dict(POLICY, key_props={"exportable": False}, secret_props={"contentType": ct}))
+            v = self.kv("GET", "/secrets/%s/" % name).json()["value"]
+            if ct.endswith("pkcs12"):
+                key, leaf, extra = pkcs12.load_key_and_certificates(base64.b64decode(v), None)
+                self.assertIsNone(key)
+                self.assertEqual(len(([leaf] if leaf else []) + extra), 1)  # the certificate only
+            else:
+                self.assertNotIn("PRIVATE KEY", v)
+                self.assertIn("-----BEGIN CERTIFICATE-----", v)
+            # the key still signs in the vault
+            k = self.kv("GET", "/keys/%s/" % name).json()["key"]["kid"]
+            r = self.kv("POST", "/keys/%s/%s/sign" % (name, k.rsplit("/", 1)[1]),
+                        body={"alg": "RS256", "value": b64url_nopad(hashlib.sha256(b"x").digest())})
+            self.assertEqual(r.status, 200, r.body)
+
     def test_unknown_issuer_merge(self):
         pol = dict(POLICY, issuer={"name": "Unknown"}, key_props={"kty": "EC", "crv": "P-256"},
                    secret_props={"contentType": "application/x-pem-file"})
