@@ -95,6 +95,25 @@ int mv_secret_backup(struct mv_secret_client *sc, const char *name, char **json)
 /* POST /secrets/restore with backup_json as returned by mv_secret_backup: SecretBundle. */
 int mv_secret_restore(struct mv_secret_client *sc, const char *backup_json, char **json);
 
+/* ---- Key Vault keys (on the same vault client) ---- */
+
+/* POST /keys/{name}/create: kty "RSA" (NULL), "RSA-HSM", "EC", "EC-HSM"; size 0 for the default
+ * (RSA 2048); curve NULL for the default (P-256). Reply: KeyBundle (public JWK only). */
+int mv_key_create(struct mv_secret_client *sc, const char *name, const char *kty, int size,
+                  const char *curve, char **json);
+/* GET /keys/{name}/{version}; version NULL or "" for the latest. */
+int mv_key_get(struct mv_secret_client *sc, const char *name, const char *version, char **json);
+/* GET /keys, following nextLink: one JSON array of every KeyItem. */
+int mv_key_list(struct mv_secret_client *sc, char **json);
+/* DELETE /keys/{name}: DeletedKeyBundle. */
+int mv_key_delete(struct mv_secret_client *sc, const char *name, char **json);
+/* POST /keys/{name}/{version}/{op}: op "sign" (value = the digest), "verify" (digest and value =
+ * the signature), "encrypt", "decrypt", "wrapkey", "unwrapkey"; alg as Key Vault names them
+ * (RS256, PS256, ES256, RSA-OAEP-256, ...); value and digest base64url; version NULL or "" for
+ * the latest. Reply: {"kid","value"} or, for verify, {"value": true|false}. */
+int mv_key_op(struct mv_secret_client *sc, const char *name, const char *version, const char *op,
+              const char *alg, const char *value, const char *digest, char **json);
+
 #ifdef __cplusplus
 }
 #endif

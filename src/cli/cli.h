@@ -116,6 +116,14 @@ int verb_secret_recover(struct cli *c);
 int verb_secret_purge(struct cli *c);
 int verb_secret_backup(struct cli *c);
 int verb_secret_restore(struct cli *c);
+int verb_key_create(struct cli *c);
+int verb_key_show(struct cli *c);
+int verb_key_list(struct cli *c);
+int verb_key_delete(struct cli *c);
+int verb_key_sign(struct cli *c);
+int verb_key_verify(struct cli *c);
+int verb_key_encrypt(struct cli *c);
+int verb_key_decrypt(struct cli *c);
 int verb_audit_verify(struct cli *c);
 int verb_store_migrate(struct cli *c);
 /* opscmd.c, backupcmd.c: keys, backup and restore (docs/operations.md) */

@@ -278,7 +278,8 @@ int verb_keyvault_delete(struct cli *c) { return delete_named(c, T_KV); }
 
 /* ---- role ---- */
 
-/* Scope shortcuts: "/", a full ARM id, or "vault:NAME" / "secret:VAULT/NAME" for convenience. */
+/* Scope shortcuts: "/", a full ARM id, or "vault:NAME" / "secret:VAULT/NAME" / "key:VAULT/NAME"
+ * for convenience. */
 static int scope_path(struct arm_client *a, const char *scope, char *out, size_t len)
 {
     const struct mv_tenant *t = arm_client_tenant(a);
@@ -286,16 +287,18 @@ static int scope_path(struct arm_client *a, const char *scope, char *out, size_t
         return snprintf(out, len, "%s", "") >= (int)len;
     if (strncmp(scope, "vault:", 6) == 0)
         return arm_provider_path(a, T_KV, scope + 6, out, len) != MV_OK;
-    if (strncmp(scope, "secret:", 7) == 0) {
+    int is_key = strncmp(scope, "key:", 4) == 0;
+    if (is_key || strncmp(scope, "secret:", 7) == 0) {
+        const char *rest = scope + (is_key ? 4 : 7);
         char v[128];
-        const char *slash = strchr(scope + 7, '/');
-        if (!slash || (size_t)(slash - scope - 7) >= sizeof v)
+        const char *slash = strchr(rest, '/');
+        if (!slash || (size_t)(slash - rest) >= sizeof v)
             return 1;
-        snprintf(v, sizeof v, "%.*s", (int)(slash - scope - 7), scope + 7);
+        snprintf(v, sizeof v, "%.*s", (int)(slash - rest), rest);
         char vp[1024];
         if (arm_provider_path(a, T_KV, v, vp, sizeof vp) != MV_OK)
             return 1;
-        return snprintf(out, len, "%s/secrets/%s", vp, slash + 1) >= (int)len;
+        return snprintf(out, len, "%s/%s/%s", vp, is_key ? "keys" : "secrets", slash + 1) >= (int)len;
     }
     if (strcmp(scope, "subscription") == 0)
         return snprintf(out, len, "/subscriptions/%s", t->subscription_id) >= (int)len;

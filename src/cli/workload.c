@@ -367,3 +367,135 @@ int verb_secret_restore(struct cli *c)
     free(text);
     return status;
 }
+
+/* ---- keyvault key (docs/keys.md) ---- */
+
+static const char *const KEY_COLS[] = {"name", "key.kty", "key.crv", "attributes.enabled", "attributes.updated", NULL};
+static const char *const KEY_ITEM_COLS[] = {"name", "attributes.enabled", "attributes.updated", NULL};
+static const char *const KEY_DELETED_COLS[] = {"name", "recoveryId", "deletedDate", "scheduledPurgeDate", NULL};
+static const char *const KEY_OP_COLS[] = {"kid", "value", NULL};
+
+/* "name" from a KeyBundle's key.kid or a KeyItem's kid (https://host/keys/NAME[/VERSION]). */
+static void add_key_name(json_t *o)
+{
+    const char *kid = json_string_value(json_object_get(json_object_get(o, "key"), "kid"));
+    if (!kid)
+        kid = json_string_value(json_object_get(o, "kid"));
+    const char *p = kid ? strstr(kid, "/keys/") : NULL;
+    if (!p)
+        return;
+    p += 6;
+    size_t n = strcspn(p, "/?");
+    if (n > 0 && n <= MV_SECRET_MAX_NAME)
+        json_object_set_new(o, "name", json_stringn(p, n));
+}
+
+static int print_key_reply(const struct cli *c, char *text, const char *const *cols)
+{
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    mv_free(text);
+    if (!j)
+        return cli_error("%s: the vault's reply is not JSON", c->verb);
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *it;
+        json_array_foreach(j, i, it) add_key_name(it);
+    } else {
+        add_key_name(j);
+    }
+    cli_print(c, j, cols);
+    return 0;
+}
+
+int verb_key_create(struct cli *c)
+{
+    const char *name, *kty = cli_get(c, "kty"), *size = cli_get(c, "size"), *curve = cli_get(c, "curve");
+    int64_t bits = 0;
+    struct secret_session s;
+    char *out = NULL;
+    if (cli_require(c, "name", &name) != MV_OK)
+        return EXIT_USAGE;
+    if (size && (mv_parse_i64(size, &bits) != MV_OK || bits <= 0 || bits > 16384)) {
+        cli_error("%s: --size is a number of bits (2048, 3072, 4096)", c->verb);
+        return EXIT_USAGE;
+    }
+    int status = session_open(c, &s);
+    if (status)
+        return status;
+    int st = mv_key_create(s.sc, name, kty, (int)bits, curve, &out);
+    status = st == MV_STATUS_OK ? print_key_reply(c, out, KEY_COLS) : report(st);
+    session_close(&s);
+    return status;
+}
+
+int verb_key_show(struct cli *c)
+{
+    const char *name, *version = cli_get(c, "version");
+    struct secret_session s;
+    char *out = NULL;
+    if (cli_require(c, "name", &name) != MV_OK)
+        return EXIT_USAGE;
+    int status = session_open(c, &s);
+    if (status)
+        return status;
+    int st = mv_key_get(s.sc, name, version, &out);
+    status = st == MV_STATUS_OK ? print_key_reply(c, out, KEY_COLS) : report(st);
+    session_close(&s);
+    return status;
+}
+
+int verb_key_list(struct cli *c)
+{
+    struct secret_session s;
+    char *out = NULL;
+    int status = session_open(c, &s);
+    if (status)
+        return status;
+    int st = mv_key_list(s.sc, &out);
+    status = st == MV_STATUS_OK ? print_key_reply(c, out, KEY_ITEM_COLS) : report(st);
+    session_close(&s);
+    return status;
+}
+
+int verb_key_delete(struct cli *c)
+{
+    const char *name;
+    struct secret_session s;
+    char *out = NULL;
+    if (cli_require(c, "name", &name) != MV_OK)
+        return EXIT_USAGE;
+    int status = session_open(c, &s);
+    if (status)
+        return status;
+    int st = mv_key_delete(s.sc, name, &out);
+    status = st == MV_STATUS_OK ? print_key_reply(c, out, KEY_DELETED_COLS) : report(st);
+    session_close(&s);
+    return status;
+}
+
+/* keyvault key sign|verify|encrypt|decrypt: the op is the verb's last word. */
+static int key_op_verb(struct cli *c, const char *op)
+{
+    const char *name, *alg, *value, *digest = cli_get(c, "digest"), *version = cli_get(c, "version");
+    struct secret_session s;
+    char *out = NULL;
+    if (cli_require(c, "name", &name) != MV_OK || cli_require(c, "alg", &alg) != MV_OK ||
+        cli_require(c, "value", &value) != MV_OK)
+        return EXIT_USAGE;
+    if ((strcmp(op, "verify") == 0) != (digest != NULL)) {
+        cli_error("%s: --digest goes with verify (and only with verify)", c->verb);
+        return EXIT_USAGE;
+    }
+    int status = session_open(c, &s);
+    if (status)
+        return status;
+    int st = mv_key_op(s.sc, name, version, op, alg, value, digest, &out);
+    status = st == MV_STATUS_OK ? print_reply(c, out, KEY_OP_COLS) : report(st);
+    session_close(&s);
+    return status;
+}
+
+int verb_key_sign(struct cli *c) { return key_op_verb(c, "sign"); }
+int verb_key_verify(struct cli *c) { return key_op_verb(c, "verify"); }
+int verb_key_encrypt(struct cli *c) { return key_op_verb(c, "encrypt"); }
+int verb_key_decrypt(struct cli *c) { return key_op_verb(c, "decrypt"); }

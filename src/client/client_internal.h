@@ -88,4 +88,8 @@ MV_MUST_CHECK mv_rc client_kv_call(struct mv_secret_client *sc, const char *meth
 /* The vault URL, without trailing slash. */
 const char *client_kv_url(const struct mv_secret_client *sc);
 
+/* GET first (a path under the vault), then every nextLink: one JSON array of all the pages'
+ * "value" items in *json (NULL: not kept). secrets.c; used by keys.c too. */
+MV_MUST_CHECK mv_rc client_list(struct mv_secret_client *sc, const char *first, char **json);
+
 #endif

@@ -153,13 +153,20 @@ out:
 int mv_secret_list(struct mv_secret_client *sc, char **json)
 {
     mv_rc rc = begin_call(sc, json);
+    if (rc == MV_OK)
+        rc = client_list(sc, "/secrets?maxresults=25", json);
+    return client_end(rc);
+}
+
+mv_rc client_list(struct mv_secret_client *sc, const char *first, char **json)
+{
+    mv_rc rc = MV_OK;
     json_t *all = json_array();
-    char next[4 * MV_MAX_URL] = "/secrets?maxresults=25";
+    char next[4 * MV_MAX_URL];
     size_t total = 0;
     mv_buf page;
     mv_buf_init(&page, 0);
-    if (rc != MV_OK)
-        goto out;
+    CHECK(mv_copy(next, sizeof next, first));
     ENSURE_MSG(all != NULL, MV_ERR_INTERNAL, "out of memory");
     /* Reference §4.2: follow nextLink (absolute, same origin, carries api-version) until null. */
     for (int pages = 0, more = 1; more; pages++) {
@@ -179,7 +186,7 @@ int mv_secret_list(struct mv_secret_client *sc, char **json)
 out:
     mv_buf_free(&page);
     json_decref(all);
-    return client_end(rc);
+    return rc;
 }
 
 int mv_secret_delete(struct mv_secret_client *sc, const char *name, char **json)

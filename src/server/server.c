@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -353,6 +354,16 @@ mv_rc server_run(const char *state_dir, const char *listen, const struct mv_user
 {
     mv_rc rc = MV_OK;
     struct server_handle *h = NULL;
+    /* Before any thread exists (server_start starts the store writer, the checkpointer and the
+     * change feed before http_server_start blocks these in its own thread): every thread
+     * inherits the mask, so SIGINT/SIGTERM reach only http_server_wait's signalfd and the stop
+     * is clean (queued writes run, the last audit checkpoint is written). Without it the
+     * kernel delivered them to one of those threads and the process died on the spot. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     CHECK(server_start(state_dir, listen, &h));
     if (run_as && run_as->set) {
         CHECK(mv_state_handover(h->srv->paths.dir, run_as)); /* the store's -wal, audit.log... */

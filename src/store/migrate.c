@@ -93,6 +93,19 @@ static const struct copy TABLES[] = {
      "INSERT INTO cert_objects (vault, vault_key, kind, name, version, doc, sealed, created,"
      " deleted, purge_at) VALUES ($1, lower($1), $2, $3, $4, $5, $6, $7, $8, $9)",
      5},
+    /* the audit checkpoint chain (docs/audit.md) as it is: seq, hashes and all, so `audit
+     * verify` still anchors the records written before the move and the next checkpoint
+     * continues the chain */
+    {"audit_checkpoints",
+     "SELECT seq, writer, records, head_hash, at, prev_hash, hash FROM audit_checkpoints ORDER BY seq",
+     "INSERT INTO audit_checkpoints (seq, writer, records, head_hash, at, prev_hash, hash)"
+     " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+     -1},
+    /* client assertion ids still within their keep window stay one-time across the move;
+     * 'migrated' is a nonce no call writes (pg_assertions.c writes random hex ids) */
+    {"assertion_jti", "SELECT client_id, jti, keep_until FROM assertion_jti ORDER BY client_id, jti",
+     "INSERT INTO assertion_jti (client_id, jti, keep_until, nonce) VALUES (lower($1), $2, $3, 'migrated')",
+     -1},
 };
 
 static mv_rc copy_table(struct store *from, struct pg_store *to, const struct copy *c, int64_t *rows)
@@ -245,6 +258,10 @@ static const char *const PG_SELECT[] = {
     " ORDER BY created, vault_key, lower(name)",
     "SELECT vault, kind, name, version, doc, sealed, created, deleted, purge_at FROM cert_objects"
     " ORDER BY seq",
+    /* Not in a backup (NULL): audit checkpoints and assertion ids only matter to the servers
+     * that wrote them, and a restored state is a new server (docs/operations.md). */
+    NULL,
+    NULL,
 };
 /* A table added to one list and not the other does not build (backup once read a NULL query). */
 _Static_assert(sizeof TABLES / sizeof TABLES[0] == STORE_MIGRATE_TABLES, "TABLES is complete");
@@ -283,6 +300,8 @@ static mv_rc pg_copy_table(struct pg_store *from, struct store *to, size_t t, in
     char sql[1024];
     mv_buf_init(&blob, 64 * 1024 * 1024);
     *rows = 0;
+    if (!PG_SELECT[t])
+        goto out;
     CHECK(sqlite_insert_for(&TABLES[t], sql, sizeof sql));
     CHECK(pg_exec(from, PG_SELECT[t], NULL, &r, NULL));
     int src = sqlite3_prepare_v2(to->db, sql, -1, &s, NULL);

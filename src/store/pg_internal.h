@@ -14,7 +14,8 @@
  *   re-run with pg->replay set: every write is written so that re-running it converges to the
  *   state of one run (docs/store.md lists how, per write).
  * - Inside a caller's transaction (store_begin, the writer's batches) a call runs in a
- *   savepoint and is not retried: a lost connection marks the transaction broken and the
+ *   savepoint (not in a lean batch, pg_batch_lean: the writer rolls all of it back and runs
+ *   it again with savepoints if a call fails) and is not retried: a lost connection marks the transaction broken and the
  *   caller's store_commit fails with MV_ERR_UNAVAILABLE (the writer re-runs its batch).
  * - A COMMIT is never cancelled (no PQcancel anywhere). A notice "canceling wait for
  *   synchronous replication" on COMMIT makes its outcome unknown, as a lost connection does.
@@ -55,6 +56,7 @@ struct pg_store {
     int in_commit;                 /* a COMMIT is in flight (for the notice receiver) */
     int sql_error;                 /* a statement failed since the flag was cleared */
     int replay;                    /* this attempt re-runs a call whose commit is unknown */
+    int lean;                      /* writer: calls in the transaction take no savepoint */
     int batch_attempt;             /* writer: how often the current batch was re-run */
     int64_t batch_deadline_ms;
     int64_t quota_pruned;          /* window_start of the last prune of quota_leases */
@@ -219,7 +221,7 @@ MV_MUST_CHECK mv_rc pg_cert_list(struct pg_store *pg, const char *vault, int kin
 MV_MUST_CHECK mv_rc pg_cert_mark(struct pg_store *pg, const char *vault, const char *name, int64_t deleted, int64_t purge_at);
 MV_MUST_CHECK mv_rc pg_cert_claim(struct pg_store *pg, const char *vault, const char *name, const char *old_doc, const char *new_doc);
 MV_MUST_CHECK mv_rc pg_cert_remove(struct pg_store *pg, const char *vault, int kind, const char *name, const char *version);
-MV_MUST_CHECK mv_rc pg_secret_add(struct pg_store *pg, const struct st_secret *s);
+MV_MUST_CHECK mv_rc pg_secret_add(struct pg_store *pg, struct st_secret *s);
 MV_MUST_CHECK mv_rc pg_secret_get(struct pg_store *pg, const char *vault, const char *name, const char *version, struct st_secret *out);
 MV_MUST_CHECK mv_rc pg_secret_update(struct pg_store *pg, const struct st_secret *s);
 MV_MUST_CHECK mv_rc pg_secret_list(struct pg_store *pg, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n);
@@ -238,6 +240,7 @@ MV_MUST_CHECK mv_rc pg_savepoint_release(struct pg_store *pg);
 void pg_savepoint_rollback(struct pg_store *pg);
 /* writer: whether the batch that just failed should be re-run (sleeps the backoff first). */
 int pg_batch_retry(struct pg_store *pg);
+void pg_batch_lean(struct pg_store *pg, int on);
 void pg_batch_done(struct pg_store *pg);
 int pg_tx_alive(const struct pg_store *pg);
 

@@ -283,7 +283,36 @@ static const char *const v7[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7};
+/* v8: a secret version's whole write in one round trip (pg_secrets.c add_fn): the per-name
+ * advisory lock, the stored spelling and soft-delete state, the insert and, when the version id
+ * exists, whether it holds our sealed bytes. Expected outcomes are returned, never raised, so a
+ * conflict does not abort the writer's batch: rc 0 = written (or already ours: a re-run after
+ * an unknown commit), 1 = the name is soft-deleted, 2 = the version id is taken; stored = the
+ * name as stored. An unknown vault still raises 23503 from the foreign key. */
+static const char *const v8[] = {
+    "CREATE FUNCTION mv_secret_add(p_vault text, p_name text, p_version text, p_sealed bytea,"
+    " p_content_type text, p_tags_json text, p_enabled integer, p_nbf bigint, p_exp bigint,"
+    " p_created bigint, p_updated bigint, OUT rc integer, OUT stored text)"
+    " LANGUAGE plpgsql AS $f$ DECLARE del bigint; n bigint; BEGIN"
+    " PERFORM pg_advisory_xact_lock(hashtextextended(lower(p_vault) || '/' || lower(p_name), 0));"
+    " SELECT s.name, s.deleted INTO stored, del FROM secrets s"
+    "  WHERE s.vault_key = lower(p_vault) AND lower(s.name) = lower(p_name) LIMIT 1;"
+    " IF NOT FOUND THEN stored := p_name;"
+    " ELSIF del <> 0 THEN rc := 1; RETURN; END IF;"
+    " INSERT INTO secrets (vault, vault_key, name, version, sealed, content_type, tags_json,"
+    "  enabled, nbf, exp, created, updated) VALUES (p_vault, lower(p_vault), stored, p_version,"
+    "  p_sealed, p_content_type, p_tags_json, p_enabled, p_nbf, p_exp, p_created, p_updated)"
+    "  ON CONFLICT (vault_key, lower(name), lower(version)) DO NOTHING;"
+    " GET DIAGNOSTICS n = ROW_COUNT;"
+    " rc := 0;"
+    " IF n = 0 AND NOT EXISTS (SELECT 1 FROM secrets s WHERE s.vault_key = lower(p_vault)"
+    "  AND lower(s.name) = lower(p_name) AND lower(s.version) = lower(p_version)"
+    "  AND s.sealed = p_sealed) THEN rc := 2; END IF;"
+    " END $f$",
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 /* meta itself is the one table every version has: created first, outside the list. */

@@ -44,6 +44,7 @@ struct pg_secret_cache {
     uint64_t tick;
     struct scache_entry e[SCACHE_SETS][SCACHE_WAYS];
 };
+/* The same lock as mv_secret_add's (pg_schema.c v6). */
 #define NAME_LOCK "SELECT pg_advisory_xact_lock(hashtextextended(lower($1) || '/' || lower($2), 0))"
 
 mv_rc pg_secret_row(const PGresult *r, int row, int with_sealed, struct st_secret *out)
@@ -111,27 +112,11 @@ static mv_rc add_fn(struct pg_store *pg, void *arg)
 {
     pg->touched_secrets = 1; /* the secrets generation moves at commit (cache above) */
     mv_rc rc = MV_OK;
-    const struct st_secret *v = arg;
+    struct st_secret *v = arg;
     struct pg_params pp = {0};
     PGresult *r = NULL;
-    int64_t changes = 0;
     pp_text(&pp, v->vault);
     pp_text(&pp, v->name);
-    CHECK(pg_exec(pg, NAME_LOCK, &pp, NULL, NULL));
-    /* The stored spelling of the name, and whether the secret is soft-deleted. */
-    CHECK(pg_exec(pg,
-                  "SELECT name, deleted FROM secrets"
-                  " WHERE vault_key = lower($1) AND lower(name) = lower($2) LIMIT 1",
-                  &pp, &r, NULL));
-    const char *name = v->name;
-    if (PQntuples(r) == 1) {
-        name = PQgetvalue(r, 0, 0);
-        /* Reference §4.2 "Set secret": 409 if the name is soft-deleted. */
-        ENSURE_MSG(pg_col_i64(r, 0, 1) == 0, MV_ERR_CONFLICT, "store: secret is soft-deleted");
-    }
-    pp.n = 0;
-    pp_text(&pp, v->vault);
-    pp_text(&pp, name);
     pp_text(&pp, v->version);
     pp_bytea(&pp, v->sealed.p, v->sealed.len);
     pp_text(&pp, v->content_type);
@@ -141,40 +126,31 @@ static mv_rc add_fn(struct pg_store *pg, void *arg)
     pp_i64(&pp, v->exp);
     pp_i64(&pp, v->created);
     pp_i64(&pp, v->updated);
-    /* An unknown vault fails the foreign key (NOT_FOUND). */
+    /* One round trip (pg_schema.c v6): lock, state, insert, ownership of an existing version.
+     * An unknown vault fails the foreign key (NOT_FOUND). */
     CHECK(pg_exec(pg,
-                  "INSERT INTO secrets (vault, vault_key, name, version, sealed, content_type,"
-                  " tags_json, enabled, nbf, exp, created, updated)"
-                  " VALUES ($1, lower($1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                  " ON CONFLICT (vault_key, lower(name), lower(version)) DO NOTHING",
-                  &pp, NULL, &changes));
-    if (changes == 0) {
-        /* The version id exists: ours from an attempt whose commit we did not see, or taken. */
-        PQclear(r);
-        r = NULL;
-        pp.n = 0;
-        pp_text(&pp, v->vault);
-        pp_text(&pp, v->name);
-        pp_text(&pp, v->version);
-        pp_bytea(&pp, v->sealed.p, v->sealed.len);
-        CHECK(pg_exec(pg,
-                      "SELECT 1 FROM secrets WHERE vault_key = lower($1) AND lower(name) = lower($2)"
-                      " AND lower(version) = lower($3) AND sealed = $4",
-                      &pp, &r, NULL));
-        ENSURE_MSG(PQntuples(r) == 1, MV_ERR_CONFLICT, "store: secret version exists");
-    }
+                  "SELECT rc, stored FROM mv_secret_add($1, $2, $3, $4, $5, $6, $7::integer,"
+                  " $8::bigint, $9::bigint, $10::bigint, $11::bigint)",
+                  &pp, &r, NULL));
+    ENSURE_MSG(PQntuples(r) == 1, MV_ERR_INTERNAL, "store: mv_secret_add returned no row");
+    int64_t out = pg_col_i64(r, 0, 0);
+    /* Reference §4.2 "Set secret": 409 if the name is soft-deleted. */
+    ENSURE_MSG(out != 1, MV_ERR_CONFLICT, "store: secret is soft-deleted");
+    /* The version id exists and is not ours from an attempt whose commit we did not see. */
+    ENSURE_MSG(out == 0, MV_ERR_CONFLICT, "store: secret version exists");
+    CHECK(pg_col_text(r, 0, 1, v->name, sizeof v->name)); /* the stored spelling */
 out:
     PQclear(r);
     return rc;
 }
 
-mv_rc pg_secret_add(struct pg_store *pg, const struct st_secret *s)
+mv_rc pg_secret_add(struct pg_store *pg, struct st_secret *s)
 {
     if (!s->vault[0] || !s->name[0] || !s->version[0]) {
         mv_fail(MV_ERR_BAD_REQUEST, "store: incomplete secret");
         return MV_ERR_BAD_REQUEST;
     }
-    return pg_run(pg, PG_WRITE, add_fn, (void *)s);
+    return pg_run(pg, PG_WRITE, add_fn, s);
 }
 
 /* ---- get, update, list ---- */

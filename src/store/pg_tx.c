@@ -86,7 +86,8 @@ static void rollback_quietly(struct pg_store *pg)
 }
 
 /* Inside the caller's transaction: a savepoint per write, so a failed statement (a CONFLICT,
- * say) does not abort the caller's whole transaction, as it would not on SQLite. */
+ * say) does not abort the caller's whole transaction, as it would not on SQLite. In a lean
+ * batch (pg_batch_lean) no savepoint: the writer rolls the whole batch back if a call fails. */
 static mv_rc run_in_tx(struct pg_store *pg, enum pg_mode mode, pg_fn fn, void *arg)
 {
     mv_rc rc = MV_OK;
@@ -95,11 +96,12 @@ static mv_rc run_in_tx(struct pg_store *pg, enum pg_mode mode, pg_fn fn, void *a
         return MV_ERR_UNAVAILABLE;
     }
     pg->sql_error = 0;
-    if (mode != PG_READ)
+    int savepoint = mode != PG_READ && !pg->lean;
+    if (savepoint)
         rc = pg_simple(pg, "SAVEPOINT mv_op");
     if (rc == MV_OK)
         rc = fn(pg, arg);
-    if (mode != PG_READ && pg->retry == PG_RETRY_NONE && pg->conn) {
+    if (savepoint && pg->retry == PG_RETRY_NONE && pg->conn) {
         /* undo a failed call's partial writes; the caller's transaction goes on */
         mv_rc r2 = rc == MV_OK ? MV_OK : pg_simple(pg, "ROLLBACK TO mv_op");
         if (r2 == MV_OK)
@@ -293,6 +295,8 @@ int pg_batch_retry(struct pg_store *pg)
     pg->retry = PG_RETRY_NONE;
     return 1;
 }
+
+void pg_batch_lean(struct pg_store *pg, int on) { pg->lean = on; }
 
 void pg_batch_done(struct pg_store *pg)
 {

@@ -122,7 +122,7 @@ out:
     return rc;
 }
 
-mv_rc sq_secret_add(struct store *st, const struct st_secret *v)
+mv_rc sq_secret_add(struct store *st, struct st_secret *v)
 {
     mv_rc rc = MV_OK;
     struct st_tx tx = {0};
@@ -141,6 +141,7 @@ mv_rc sq_secret_add(struct store *st, const struct st_secret *v)
     ENSURE_MSG(!deleted, MV_ERR_CONFLICT, "store: secret is soft-deleted");
     CHECK(insert_version(st, v, name));
     CHECK(st_tx_commit(st, &tx));
+    CHECK(mv_copy(v->name, sizeof v->name, name));
 out:
     st_tx_end(st, &tx);
     return rc;

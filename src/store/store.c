@@ -94,6 +94,14 @@ int store_tx_alive(struct store *st)
 
 int store_batch_retry(struct store *st) { return st->pg ? pg_batch_retry(st->pg) : 0; }
 
+int store_batch_lean(struct store *st, int on)
+{
+    if (!st->pg)
+        return 0;
+    pg_batch_lean(st->pg, on);
+    return 1;
+}
+
 void store_batch_done(struct store *st)
 {
     if (st->pg)
@@ -311,7 +319,7 @@ mv_rc store_role_assignment_delete(struct store *st, const char *id)
     return st->pg ? pg_role_assignment_delete(st->pg, id) : sq_role_assignment_delete(st, id);
 }
 
-mv_rc store_secret_add(struct store *st, const struct st_secret *s)
+mv_rc store_secret_add(struct store *st, struct st_secret *s)
 {
     return st->pg ? pg_secret_add(st->pg, s) : sq_secret_add(st, s);
 }

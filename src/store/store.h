@@ -225,8 +225,9 @@ struct st_secret {
 void st_secret_clear(struct st_secret *s);
 void st_secrets_free(struct st_secret *s, size_t n);
 
-/* Adds a version. CONFLICT if the name is soft-deleted in this vault. */
-MV_MUST_CHECK mv_rc store_secret_add(struct store *st, const struct st_secret *s);
+/* Adds a version. CONFLICT if the name is soft-deleted in this vault. On success s->name holds
+ * the name as stored: an existing secret keeps the spelling it was created with. */
+MV_MUST_CHECK mv_rc store_secret_add(struct store *st, struct st_secret *s);
 /* version NULL or "" = latest (most recently created) version. Excludes deleted secrets. */
 MV_MUST_CHECK mv_rc store_secret_get(struct store *st, const char *vault, const char *name,
                                      const char *version, struct st_secret *out);

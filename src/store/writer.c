@@ -7,9 +7,13 @@
  * runs on both backends; on PostgreSQL one transaction per batch, whose COMMIT the server's
  * own group commit makes durable.
  *
+ * On PostgreSQL a batch is first run lean: no savepoint per job (two to four round trips each),
+ * and a job that fails sends the batch round again with savepoints (run_batch), so per-job
+ * failure isolation costs round trips only when a job fails.
+ *
  * SQLite has one writer at a time, so there is one writer thread. On PostgreSQL a job costs a
  * few network round trips and a COMMIT waits for the synchronous standby, so one thread would
- * leave the database idle most of the time: WRITER_PG_THREADS threads, each with its own
+ * leave the database idle most of the time: STORE_WRITER_PG_THREADS threads, each with its own
  * connection, take batches from the same queue. Jobs of concurrent requests have no order to
  * keep; two batches that lock the same secret names in opposite orders deadlock, PostgreSQL
  * aborts one (40P01) and that batch runs again (its jobs are idempotent). */
@@ -23,7 +27,6 @@
 #include "common/log.h"
 
 #define WRITER_MAX_BATCH 512
-#define WRITER_PG_THREADS 4
 
 struct job {
     struct job *next;
@@ -42,7 +45,7 @@ struct writer_thread {
 };
 
 struct store_writer {
-    struct writer_thread t[WRITER_PG_THREADS];
+    struct writer_thread t[STORE_WRITER_PG_THREADS];
     int n;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -59,13 +62,21 @@ static void finish(evutil_socket_t fd, short what, void *arg)
     free(j);
 }
 
-/* One attempt at the batch: MV_OK when it committed. */
-static mv_rc run_once(struct writer_thread *w, struct job *batch)
+/* One attempt at the batch: MV_OK when it committed. Lean (no savepoints): the first job that
+ * fails voids the attempt, *failed = its result. */
+static mv_rc run_once(struct writer_thread *w, struct job *batch, int lean, mv_rc *failed)
 {
     mv_rc rc = store_begin(w->st);
+    *failed = MV_OK;
     for (struct job *j = batch; j; j = j->next) {
         if (rc != MV_OK) {
             j->rc = rc;
+            continue;
+        }
+        if (lean) {
+            j->rc = j->fn(w->st, j->arg);
+            if (j->rc != MV_OK)
+                rc = *failed = j->rc;
             continue;
         }
         j->rc = store_savepoint(w->st);
@@ -92,14 +103,29 @@ static mv_rc run_once(struct writer_thread *w, struct job *batch)
 static void run_batch(struct writer_thread *w, struct job *batch)
 {
     /* PostgreSQL: after a lost connection or an unknown commit outcome the whole batch runs
-     * again; its jobs are idempotent (secret versions are keyed by ids chosen up front). */
+     * again; its jobs are idempotent (secret versions are keyed by ids chosen up front). The
+     * first attempt is lean; if a job fails in it (a conflict, an unknown vault), everything
+     * was rolled back and the batch runs again with a savepoint per job, so only that job
+     * fails. A job that failed because the database is unreachable fails the batch as is. */
     int64_t t0 = mv_metrics_now_ns();
+    int lean = store_batch_lean(w->st, 1);
     mv_rc rc;
-    while ((rc = run_once(w, batch)) != MV_OK && store_batch_retry(w->st)) {
-        mv_metric_inc(MV_M_STORE_ERRORS, "write_batch_retry", NULL);
+    for (;;) {
+        mv_rc failed = MV_OK;
+        if ((rc = run_once(w, batch, lean, &failed)) == MV_OK)
+            break;
+        if (store_batch_retry(w->st)) {
+            mv_metric_inc(MV_M_STORE_ERRORS, "write_batch_retry", NULL); /* the same mode again */
+        } else if (lean && failed != MV_OK && failed != MV_ERR_UNAVAILABLE) {
+            store_batch_lean(w->st, 0);
+            lean = 0;
+        } else {
+            break;
+        }
         for (struct job *j = batch; j; j = j->next)
             j->rc = MV_OK;
     }
+    store_batch_lean(w->st, 0);
     mv_metric_observe(MV_M_STORE_SECONDS, "write_batch", mv_metrics_now_ns() - t0);
     if (rc != MV_OK)
         mv_metric_inc(MV_M_STORE_ERRORS, "write_batch", NULL);
@@ -164,7 +190,7 @@ mv_rc store_writer_start(const char *db_path, struct store_writer **out)
     ENSURE(w != NULL, MV_ERR_INTERNAL);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    w->n = store_is_url(db_path) ? WRITER_PG_THREADS : 1;
+    w->n = store_is_url(db_path) ? STORE_WRITER_PG_THREADS : 1;
     for (int i = 0; i < w->n; i++) {
         w->t[i].w = w;
         CHECK(store_open(db_path, &w->t[i].st));

@@ -429,11 +429,23 @@ static void create_or_import(struct vault_ctx *c, int import)
         const char *t = json_string_value(json_object_get(in.key, "kty"));
         int hsm = json_is_true(json_object_get(in.root, "Hsm")) || strcasestr(t, "-HSM") != NULL;
         CHECK(mv_copy(kty, sizeof kty, rsa ? (hsm ? "RSA-HSM" : "RSA") : (hsm ? "EC-HSM" : "EC")));
-        if (!in.key_ops)
-            in.key_ops = json_object_get(in.key, "key_ops");
-        if (in.key_ops && !json_is_array(in.key_ops)) {
-            vault_bad_parameter(c, "The value of 'key_ops' is invalid.");
-            goto out;
+        if (!in.key_ops) {
+            /* the JWK's own key_ops, held to the rules of the body's (vault_parse_key_body) */
+            const json_t *jops = json_object_get(in.key, "key_ops");
+            size_t i;
+            json_t *op;
+            int ok = !jops || json_is_null(jops) || (json_is_array(jops) && json_array_size(jops) <= 8);
+            json_array_foreach(jops, i, op) {
+                if (!json_is_string(op) || !in_list(ALL_OPS, json_string_value(op)))
+                    ok = 0;
+            }
+            if (!ok) {
+                vault_bad_parameter(c, "The value of 'key_ops' is invalid: supported values are "
+                                       "encrypt, decrypt, sign, verify, wrapKey, unwrapKey, import, "
+                                       "export.");
+                goto out;
+            }
+            in.key_ops = json_is_array(jops) ? jops : NULL;
         }
     } else {
         if (!in.kty) {

@@ -76,19 +76,12 @@ static void set_job_free(struct set_job *j)
     free(j);
 }
 
-/* Writer thread: a new version of an existing secret keeps the name's first spelling. */
+/* Writer thread. store_secret_add leaves the stored spelling of the name in j->s.name, which
+ * the reply shows (an existing secret keeps its first spelling). */
 static mv_rc set_job_run(struct store *st, void *arg)
 {
     struct set_job *j = arg;
-    struct st_secret prev;
-    memset(&prev, 0, sizeof prev);
-    mv_rc rc = store_secret_get(st, j->s.vault, j->s.name, NULL, &prev);
-    if (rc == MV_OK)
-        rc = mv_copy(j->s.name, sizeof j->s.name, prev.name);
-    else if (rc == MV_ERR_NOT_FOUND)
-        rc = MV_OK;
-    st_secret_clear(&prev);
-    return rc == MV_OK ? store_secret_add(st, &j->s) : rc;
+    return store_secret_add(st, &j->s);
 }
 
 /* Loop thread, after the batch committed or failed. */

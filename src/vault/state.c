@@ -13,18 +13,17 @@
  * - Vault rows, valid while store_generation() is unchanged (the store bumps it on every change
  *   to vaults, principals and role assignments, from any connection or process), so a revoked
  *   assignment takes effect on the next request.
- * - Role assignments per principal, under the same generation rule: the principal's
- *   assignments are read once (scope, and the role definition resolved once), and a decision
- *   is an in-memory scan of them with rbac_scope_covers / rbac_role_allows, whatever the
- *   secret. This is rbac_check's rule exactly (rbac/rbac.h; data actions, no role-assignment
- *   condition involved), minus the query. 32 sets of 4 principals; a principal with more than
- *   PRIN_MAX_ASSIGN assignments is decided by rbac_check every time. */
+ * - RBAC decisions on data actions: the per-principal cache of rbac/cache.h, cleared under the
+ *   same generation rule. (It lives next to rbac_check, whose rule it must keep; the vault only
+ *   decides when it is stale.)
+ */
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "common/util.h"
+#include "rbac/cache.h"
 #include "rbac/rbac.h"
 #include "common/metrics.h"
 #include "vault/vault_internal.h"
@@ -32,9 +31,6 @@
 #define TOK_SETS 256
 #define TOK_WAYS 4
 #define VAULT_SLOTS 64
-#define PRIN_SETS 32
-#define PRIN_WAYS 4
-#define PRIN_MAX_ASSIGN 64
 
 struct tok_entry {
     uint64_t key;  /* keyed hash of the token */
@@ -49,18 +45,6 @@ struct vault_entry {
     struct st_vault v;
 };
 
-struct prin_assign {
-    const struct role_def *role; /* NULL: unknown role id, allows nothing */
-    char *scope;                 /* malloc'd */
-};
-
-struct prin_entry {
-    uint64_t born;   /* 0 = empty */
-    char oid[ST_ID]; /* lower-case */
-    size_t n;
-    struct prin_assign *as;
-};
-
 struct vault_state {
     uint64_t seed;
     uint64_t tick;
@@ -68,7 +52,7 @@ struct vault_state {
     int64_t gen;
     int gen_valid;
     struct vault_entry vaults[VAULT_SLOTS];
-    struct prin_entry prins[PRIN_SETS][PRIN_WAYS];
+    struct rbac_cache *rbac;
 };
 
 mv_rc vault_worker_init(struct vault_loop *w)
@@ -78,7 +62,7 @@ mv_rc vault_worker_init(struct vault_loop *w)
         mv_fail(MV_ERR_INTERNAL, "vault state: out of memory");
         return MV_ERR_INTERNAL;
     }
-    if (mv_random(&s->seed, sizeof s->seed) != MV_OK) {
+    if (mv_random(&s->seed, sizeof s->seed) != MV_OK || rbac_cache_new(&s->rbac) != MV_OK) {
         free(s);
         return MV_ERR_INTERNAL;
     }
@@ -95,22 +79,6 @@ static void tok_clear(struct tok_entry *e)
     memset(e, 0, sizeof *e);
 }
 
-static void prin_clear(struct prin_entry *e)
-{
-    for (size_t i = 0; i < e->n; i++)
-        free(e->as[i].scope);
-    free(e->as);
-    memset(e, 0, sizeof *e);
-}
-
-static void prins_clear(struct vault_state *s)
-{
-    for (size_t i = 0; i < PRIN_SETS; i++)
-        for (size_t j = 0; j < PRIN_WAYS; j++)
-            if (s->prins[i][j].born)
-                prin_clear(&s->prins[i][j]);
-}
-
 void vault_worker_free(struct vault_loop *w)
 {
     if (w)
@@ -121,7 +89,7 @@ void vault_worker_free(struct vault_loop *w)
     for (size_t i = 0; i < TOK_SETS; i++)
         for (size_t j = 0; j < TOK_WAYS; j++)
             tok_clear(&s->tokens[i][j]);
-    prins_clear(s);
+    rbac_cache_free(s->rbac);
     /* Token infos are not secrets, but the cache is what lets a token in: wipe it anyway. */
     OPENSSL_cleanse(s, sizeof *s);
     free(s);
@@ -259,7 +227,7 @@ static void sync_generation(struct vault_state *s, struct store *st)
     }
     if (!s->gen_valid || gen != s->gen || gen < 0) {
         memset(s->vaults, 0, sizeof s->vaults);
-        prins_clear(s);
+        rbac_cache_clear(s->rbac);
         s->gen = gen;
         s->gen_valid = gen >= 0;
     }
@@ -284,77 +252,16 @@ mv_rc vault_state_vault(struct vault_loop *w, const char *name, struct st_vault 
     return rc;
 }
 
-static int prin_allows(const struct prin_entry *e, const char *action, const char *resource)
-{
-    for (size_t i = 0; i < e->n; i++)
-        if (e->as[i].role && rbac_scope_covers(e->as[i].scope, resource) &&
-            rbac_role_allows(e->as[i].role, action, 1))
-            return 1;
-    return 0;
-}
-
-/* Fills e with the assignments of oid (lower-case). MV_ERR_LIMIT: too many to cache. */
-static mv_rc prin_load(struct store *st, const char *oid, struct prin_entry *e)
-{
-    mv_rc rc = MV_OK;
-    struct st_role_assignment *as = NULL;
-    size_t n = 0;
-    CHECK(store_role_assignment_list(st, oid, NULL, &as, &n));
-    ENSURE(n <= PRIN_MAX_ASSIGN, MV_ERR_LIMIT);
-    if (n) {
-        e->as = calloc(n, sizeof *e->as);
-        ENSURE(e->as != NULL, MV_ERR_INTERNAL);
-    }
-    for (size_t i = 0; i < n; i++) {
-        e->as[i].scope = strdup(as[i].scope);
-        ENSURE(e->as[i].scope != NULL, MV_ERR_INTERNAL);
-        e->as[i].role = rbac_role_find(as[i].role_id);
-        e->n = i + 1;
-    }
-    memcpy(e->oid, oid, strlen(oid) + 1);
-out:
-    free(as);
-    return rc;
-}
-
 mv_rc vault_state_rbac(struct vault_loop *w, const char *oid, const char *action,
                        const char *resource, int *allowed)
 {
     struct vault_state *s = w->vault_state;
-    char key[ST_ID];
-    *allowed = 0;
-    if (!oid || !*oid) /* no principal, no assignment, no access (as rbac_check) */
-        return MV_OK;
     /* Called after vault_state_vault in the same request: the generation is current. */
-    if (!s || !s->gen_valid || mv_copy(key, sizeof key, oid) != MV_OK)
-        return rbac_check(w->st, oid, action, 1, resource, allowed);
-    mv_lower(key); /* principal ids compare case-insensitively (the store's COLLATE NOCASE) */
-    struct prin_entry *set = s->prins[fnv(key, 2166136261u) % PRIN_SETS];
-    struct prin_entry *victim = &set[0];
-    for (int i = 0; i < PRIN_WAYS; i++) {
-        struct prin_entry *e = &set[i];
-        if (e->born && strcmp(e->oid, key) == 0) {
-            *allowed = prin_allows(e, action, resource);
-            mv_metric_inc(MV_M_CACHE_HITS, "vault_rbac", NULL);
+    if (!s || !s->gen_valid) {
+        *allowed = 0;
+        if (!oid || !*oid) /* no principal, no assignment, no access (as rbac_check) */
             return MV_OK;
-        }
-        if (!e->born) {
-            victim = e;
-            break;
-        }
-        if (e->born < victim->born)
-            victim = e;
+        return rbac_check(w->st, oid, action, 1, resource, allowed);
     }
-    mv_metric_inc(MV_M_CACHE_MISSES, "vault_rbac", NULL);
-    prin_clear(victim);
-    mv_rc rc = prin_load(w->st, key, victim);
-    if (rc != MV_OK) {
-        prin_clear(victim);
-        if (rc == MV_ERR_LIMIT) /* too many assignments to keep: decide from the store */
-            return rbac_check(w->st, oid, action, 1, resource, allowed);
-        return rc;
-    }
-    victim->born = ++s->tick;
-    *allowed = prin_allows(victim, action, resource);
-    return MV_OK;
+    return rbac_cache_check(s->rbac, w->st, oid, action, resource, allowed);
 }

@@ -51,4 +51,8 @@ class JsKeysTest(test_js_sdk.JsTest):
         self.rest_error(c, "create.over.deleted", 409, "Conflict", "ObjectIsDeletedButRecoverable")
         self.assertEqual(self.ok(c, "recover"), p + "ecP384")
         self.assertEqual(self.ok(c, "purge"), [])
+        self.assertEqual(self.ok(c, "backup.restore"), {"name": p + "bk", "same": True, "version": True})
+        self.assertEqual(self.ok(c, "policy"), {"empty": 0, "actions": ["Rotate", "Notify"], "expiresIn": "P1Y",
+                                                "created": True})
+        self.assertEqual(self.ok(c, "rotate"), {"new": True, "crv": "P-256", "days": 365})
         self.assertEqual(self.ok(c, "wire"), ["2025-07-01"])

@@ -60,6 +60,12 @@ class PythonKeysTest(CompatTest):
         principal = up.cli("vm", "show", "--name", "localvm")["identity"]["principalId"]
         up.cli("role", "assignment", "create", "--assignee", principal, "--role", "Key Vault Crypto Officer",
                "--scope", "vault:dev")
+        # a second identity of localvm with only Crypto Service Encryption User (read, wrap, unwrap)
+        ident = up.cli("identity", "create", "--name", "pycse")
+        up.cli("vm", "identity", "assign", "--name", "localvm", "--user-assigned", "pycse")
+        up.cli("role", "assignment", "create", "--assignee", ident["properties"]["principalId"], "--role",
+               "Key Vault Crypto Service Encryption User", "--scope", "vault:dev")
+        cls.cse_client_id = ident["properties"]["clientId"]
 
     def client_program(self, code):
         return self.py_json(KEYS_PRELUDE + code, env=self.up.env, timeout=300)
@@ -78,7 +84,7 @@ out["by_version"] = str(kc.get_key("pyec", e.properties.version).key.crv)
 out["case"] = kc.get_key("PYEC").name
 for i in range(3):
     kc.create_ec_key("page%d" % i)
-out["names"] = sorted(p.name for p in kc.list_properties_of_keys(max_page_size=2) if not p.name.startswith("cr-"))
+out["names"] = sorted(p.name for p in kc.list_properties_of_keys(max_page_size=2) if p.name.startswith(("page", "pyec", "pyrsa")))
 out["versions"] = len(list(kc.list_properties_of_key_versions("pyec", max_page_size=1)))
 u = kc.update_key_properties("pyrsa", enabled=False, tags={"x": "y"}, key_operations=["sign", "verify"])
 out["update"] = {"enabled": u.properties.enabled, "tags": u.properties.tags,
@@ -187,3 +193,69 @@ out["paths"] = sorted({w["url"].split("?")[0].rsplit("/", 1)[1] for w in wire if
         self.assertEqual(out["digest"]["code"], "BadParameter")
         for op in ("sign", "decrypt", "unwrapkey", "create"):
             self.assertIn(op, out["paths"])
+
+    def test_backup_restore_rotate_and_policy(self):
+        out = self.client_program('''
+from azure.keyvault.keys import KeyRotationLifetimeAction, KeyRotationPolicy, KeyRotationPolicyAction
+k = kc.create_ec_key("pybk", curve="P-256")
+blob = kc.backup_key("pybk")
+out["blob"] = isinstance(blob, bytes) and len(blob) > 100
+kc.begin_delete_key("pybk").result()
+kc.purge_deleted_key("pybk")
+r = kc.restore_key_backup(blob)
+out["restored"] = {"name": r.name, "same": r.key.x == k.key.x, "version": r.properties.version == k.properties.version}
+p = kc.get_key_rotation_policy("pybk")
+out["empty_policy"] = {"actions": len(p.lifetime_actions or []), "id": p.id}
+pol = kc.update_key_rotation_policy("pybk", KeyRotationPolicy(), lifetime_actions=[
+    KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P90D"),
+    KeyRotationLifetimeAction(KeyRotationPolicyAction.notify, time_before_expiry="P30D")], expires_in="P1Y")
+out["policy"] = {"actions": sorted((str(a.action), a.time_after_create, a.time_before_expiry) for a in pol.lifetime_actions),
+                 "expires_in": pol.expires_in, "created": pol.created_on is not None}
+got = kc.get_key_rotation_policy("pybk")
+out["policy_again"] = got.expires_in
+n = kc.rotate_key("pybk")
+out["rotated"] = {"new": n.properties.version != k.properties.version, "crv": str(n.key.crv),
+                  "exp_days": round((n.properties.expires_on - n.properties.created_on).days)}
+''')
+        self.assertEqual(out["blob"], True)
+        self.assertEqual(out["restored"], {"name": "pybk", "same": True, "version": True})
+        self.assertEqual(out["empty_policy"]["actions"], 0)
+        self.assertTrue(out["empty_policy"]["id"].endswith("/keys/pybk/rotationpolicy"))
+        acts = out["policy"]["actions"]
+        self.assertEqual([a[1:] for a in acts], [["P90D", None], [None, "P30D"]] if "otate" in acts[0][0] else
+                         [[None, "P30D"], ["P90D", None]])
+        self.assertEqual(out["policy"]["expires_in"], "P1Y")
+        self.assertTrue(out["policy"]["created"])
+        self.assertEqual(out["policy_again"], "P1Y")
+        self.assertEqual(out["rotated"], {"new": True, "crv": "P-256", "exp_days": 365})
+
+    def test_crypto_service_encryption_user(self):
+        """Pitfall 22: this role reads the key (so Python wraps locally) and unwraps remotely; any
+        other remote operation is 403 ForbiddenByRbac."""
+        out = self.client_program('''
+k = kc.create_rsa_key("pycse-k")
+import logging
+class _H(logging.Handler):
+    def emit(self, rec):
+        out.setdefault("log", []).append(rec.getMessage())
+logging.getLogger("azure.keyvault.keys").addHandler(_H())
+cse = ManagedIdentityCredential(client_id=CSE)
+cc = CryptographyClient(k.id, cse, raw_response_hook=hook)
+before = len(wire)
+w = cc.wrap_key(KeyWrapAlgorithm.rsa_oaep, b"k" * 32)
+out["wrap_remote"] = any(x["url"].split("?")[0].endswith("/wrapkey") for x in wire[before:])
+out["wire"] = [(x["method"], x["url"].split("?")[0].split("/keys/")[-1], x["status"]) for x in wire[before:]]
+out["unwrap"] = cc.unwrap_key(KeyWrapAlgorithm.rsa_oaep, w.encrypted_key).key == b"k" * 32
+try:
+    cc.sign(SignatureAlgorithm.rs256, b"x" * 32)
+except HttpResponseError as ex:
+    out["sign"] = err(ex)
+try:
+    cc.decrypt(EncryptionAlgorithm.rsa_oaep, w.encrypted_key)
+except HttpResponseError as ex:
+    out["decrypt"] = err(ex)
+'''.replace("CSE", repr(self.cse_client_id)))
+        self.assertFalse(out["wrap_remote"], (out["wire"], out.get("log")))  # done locally with the public JWK it could read
+        self.assertTrue(out["unwrap"])
+        for op in ("sign", "decrypt"):
+            self.assertEqual((out[op]["status"], out[op]["code"], out[op]["inner"]), (403, "Forbidden", "ForbiddenByRbac"))

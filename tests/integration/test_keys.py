@@ -178,6 +178,10 @@ class KeysTest(MivaultTest):
                 "d": b64u(small.d.to_bytes(128, "big"))}
         self.assertAzureError(self.kv("PUT", "/keys/bad", body={"key": sjwk}), 400, "BadParameter")
         self.assertAzureError(self.kv("PUT", "/keys/bad", body={"key": {"kty": "oct", "k": "AAAA"}}), 400, "BadParameter")
+        for ops in ([1], ["fly"], "sign", [None]):
+            self.assertAzureError(self.kv("PUT", "/keys/bad", body={"key": dict(ejwk, key_ops=ops)}), 400, "BadParameter")
+        k = self.kv("PUT", "/keys/impops", body={"key": dict(ejwk, key_ops=["verify"])}).json()
+        self.assertEqual(k["key"]["key_ops"], ["verify"])
         self.assertAzureError(self.kv("GET", "/keys/bad"), 404, "KeyNotFound")
 
     def test_sign_verify_every_algorithm(self):
@@ -349,7 +353,7 @@ class KeysRbacTest(MivaultTest):
         e.grant(self.vms["user"][0], "Key Vault Crypto User", scope)
         e.grant(self.vms["cse"][0], "Key Vault Crypto Service Encryption User", scope)
         e.grant(self.vms["reader"][0], "Key Vault Reader", scope)
-        e.grant(self.vms["scoped"][0], "Key Vault Crypto User", scope + "/keys/mine")
+        e.grant(self.vms["scoped"][0], "Key Vault Crypto User", "key:dev/mine")  # = scope + "/keys/mine"
         self.tok = {vm: e.token(port, e.vault_resource()) for vm, (_, port) in self.vms.items()}
 
     def kv(self, who, method, path, **kw):
@@ -502,3 +506,67 @@ class KeysBackupRotationTest(MivaultTest):
         latest = self.kv("GET", "/keys/auto/").json()
         self.assertEqual(latest["key"]["kid"].rsplit("/", 1)[1], v[1][1])
         self.assertAlmostEqual(latest["attributes"]["exp"], v[1][0] + 30 * 86400, delta=1)
+
+
+class KeysCliTest(MivaultTest):
+    """`mivault keyvault key ...` as a workload (libmivault's key client: mv_key_*)."""
+
+    def test_cli_verbs(self):
+        import json as _json
+        import subprocess
+        from harness import BIN
+        e = self.env
+        e.vault("dev")
+        vm = e.vm("vm1")
+        e.grant(vm["identity"]["principalId"], "Key Vault Crypto Officer", e.vault_scope("dev"))
+        e.grant(vm["identity"]["principalId"], "Key Vault Secrets Officer", e.vault_scope("dev"))
+        _, port = e.start_agent("vm1", join=vm["joinToken"])
+        env = dict(os.environ, AZURE_POD_IDENTITY_AUTHORITY_HOST="http://127.0.0.1:%d" % port)
+
+        def run(*a):
+            return subprocess.run([BIN, "keyvault", "key"] + list(a) + ["--vault-name", "dev", "--state", e.dir],
+                                  capture_output=True, text=True, env=env, timeout=60)
+
+        r = run("create", "--name", "ck", "--kty", "EC", "--curve", "P-384")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        k = _json.loads(r.stdout)
+        self.assertEqual((k["name"], k["key"]["crv"]), ("ck", "P-384"))
+        self.assertNotIn("d", k["key"])
+        r = run("create", "--name", "cr", "--size", "3072")
+        self.assertEqual(len(unb64u(_json.loads(r.stdout)["key"]["n"])), 384)
+        r = run("show", "--name", "ck")
+        self.assertEqual(_json.loads(r.stdout)["key"]["kid"], k["key"]["kid"])
+        r = run("list", "-o", "table")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("ck", r.stdout)
+        self.assertIn("cr", r.stdout)
+        digest = b64u(hashlib.sha384(b"cli").digest())
+        r = run("sign", "--name", "ck", "--alg", "ES384", "--value", digest)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        sig = _json.loads(r.stdout)
+        self.assertEqual(sig["kid"], k["key"]["kid"])
+        verify_local(k["key"], "ES384", unb64u(digest), unb64u(sig["value"]))
+        r = run("verify", "--name", "ck", "--alg", "ES384", "--digest", digest, "--value", sig["value"])
+        self.assertIs(_json.loads(r.stdout)["value"], True)
+        ct = _json.loads(run("encrypt", "--name", "cr", "--alg", "RSA-OAEP-256", "--value", b64u(b"hello")).stdout)
+        pt = _json.loads(run("decrypt", "--name", "cr", "--alg", "RSA-OAEP-256", "--value", ct["value"]).stdout)
+        self.assertEqual(unb64u(pt["value"]), b"hello")
+        r = run("sign", "--name", "ck", "--alg", "ES256", "--value", digest)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("BadParameter", r.stderr)
+        r = run("delete", "--name", "ck")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(_json.loads(r.stdout)["recoveryId"].endswith("/deletedkeys/ck"))
+        r = run("show", "--name", "ck")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("KeyNotFound", r.stderr)
+        r = run("show", "--name", "bad_name")
+        self.assertNotEqual(r.returncode, 0)
+        # the secret list shares the pager with the key list (client_list)
+        tok = e.token(port, e.vault_resource())
+        for i in range(30):
+            self.assertEqual(e.kv("PUT", "dev", "/secrets/s%02d" % i, token=tok, body={"value": "v"}).status, 200)
+        r = subprocess.run([BIN, "keyvault", "secret", "list", "--vault-name", "dev", "--state", e.dir],
+                           capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(_json.loads(r.stdout)), 30)

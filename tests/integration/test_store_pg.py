@@ -4,6 +4,7 @@ MIVAULT_TEST_PG_URL (scripts/test.sh starts a throw-away PostgreSQL); skipped wi
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import time
 import unittest
@@ -90,7 +91,13 @@ class PostgresStoreTest(unittest.TestCase):
             "roles": e.cli("role", "assignment", "list"),
             "vaults": e.cli("keyvault", "list"),
         }
-        e.stop(e.server)
+        e.stop(e.server)  # a clean stop pins the audit chain's head in a checkpoint
+        sq = sqlite3.connect(os.path.join(e.dir, "mivault.db"))
+        checkpoints = sq.execute("SELECT seq, writer, records, head_hash, at, prev_hash, hash"
+                                 " FROM audit_checkpoints ORDER BY seq").fetchall()
+        jtis = sq.execute("SELECT count(*) FROM assertion_jti").fetchone()[0]
+        sq.close()
+        self.assertGreaterEqual(len(checkpoints), 1)
 
         db, url = pg_new_db()
         self.addCleanup(pg_drop_db, db)
@@ -101,7 +108,17 @@ class PostgresStoreTest(unittest.TestCase):
         self.assertEqual(out["rows"]["vault_keys"], 2)  # k1 and the certificate's
         self.assertEqual(out["rows"]["key_policies"], 1)
         self.assertEqual(out["rows"]["cert_objects"], 3)  # version, policy, pending operation
+        self.assertEqual(out["rows"]["audit_checkpoints"], len(checkpoints))
+        self.assertEqual(out["rows"]["assertion_jti"], jtis)
         self.assertEqual(config(e)["store"], url)
+        # the checkpoint chain came along row for row, and still anchors the log
+        rows = pg_sql(url, "SELECT string_agg(concat_ws('|', seq, writer, records, head_hash, at, prev_hash,"
+                           " hash), E'\\n' ORDER BY seq) FROM audit_checkpoints")
+        self.assertEqual(rows, "\n".join("|".join(str(c) for c in row) for row in checkpoints))
+        v = e.cli("audit", "verify")
+        self.assertTrue(v["intact"], v)
+        self.assertEqual(v["checkpointChain"]["length"], len(checkpoints))
+        self.assertEqual(v["writers"][0]["checkedCheckpoints"], len(checkpoints))
 
         e.start_server()
         tok = e.token(port, e.vault_resource())  # the agent's enrollment came along
@@ -129,6 +146,10 @@ class PostgresStoreTest(unittest.TestCase):
         r = e.kv("PUT", "dev", "/secrets/three", token=tok, body={"value": "new"})
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(pg_sql(url, "SELECT count(*) FROM secrets WHERE name = 'three'"), "1")
+        e.stop(e.server)  # the chain goes on after the migrated checkpoints
+        v = e.cli("audit", "verify")
+        self.assertTrue(v["intact"], v)
+        self.assertGreater(v["checkpointChain"]["length"], len(checkpoints))
 
         # a second installation cannot be migrated into a database that holds a tenant
         other = self.env(pg=False)

@@ -29,6 +29,10 @@
 #include "common/log.h"
 #include "store/sqlite_internal.h"
 #include "store/store.h"
+#include "store/writer.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
 
 struct fx {
     char dir[64];
@@ -216,19 +220,22 @@ static void check_sqlite_file(struct fx *f)
     sqlite3_close(db);
 }
 
-/* PostgreSQL: schema_version 7 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
- * v4: quota leases; v5: assertion_jti; v6: vault_keys, key_policies; v7: cert_objects), the
- * tables there. */
+/* PostgreSQL: schema_version 8 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
+ * v4: quota leases; v5: assertion_jti; v6: vault_keys, key_policies; v7: cert_objects; v8: the
+ * function mv_secret_add), the tables there. */
 static void check_pg_schema(struct fx *f)
 {
     PGconn *c = PQconnectdb(f->path);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
     assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "7");
+    assert_string_equal(PQgetvalue(r, 0, 0), "8");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
     assert_string_equal(PQgetvalue(r, 0, 0), "18");
+    PQclear(r);
+    r = PQexec(c, "SELECT count(*) FROM pg_proc WHERE proname = 'mv_secret_add'");
+    assert_string_equal(PQgetvalue(r, 0, 0), "1");
     PQclear(r);
     PQfinish(c);
 }
@@ -857,6 +864,145 @@ static void test_cert_objects(void **state)
     RC(store_cert_put(f->st, &g), MV_ERR_NOT_FOUND);
     OK(store_vault_delete(f->st, "dev"));
     RC(store_cert_get(f->st, "dev", ST_CERT_VERSION, "api", NULL, 0, &o), MV_ERR_NOT_FOUND);
+}
+
+/* ---- the group-commit writer ---- */
+
+/* A writer job: a secret add (or, with block set, a job that holds its writer thread until
+ * released, so the jobs queued meanwhile make one batch). */
+struct wjob {
+    struct st_secret s;
+    int block;
+    mv_rc rc;
+    int done;
+};
+
+struct wjobs {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started, released, left;
+    struct event_base *base;
+    struct wjob j[STORE_WRITER_PG_THREADS + 6];
+};
+
+static struct wjobs *wj_all;
+
+static mv_rc wjob_run(struct store *st, void *arg)
+{
+    struct wjob *j = arg;
+    if (!j->block)
+        return store_secret_add(st, &j->s);
+    pthread_mutex_lock(&wj_all->mu);
+    wj_all->started++;
+    pthread_cond_broadcast(&wj_all->cv);
+    while (!wj_all->released)
+        pthread_cond_wait(&wj_all->cv, &wj_all->mu);
+    pthread_mutex_unlock(&wj_all->mu);
+    return MV_OK;
+}
+
+static void wjob_done(void *arg, mv_rc rc)
+{
+    struct wjob *j = arg;
+    j->rc = rc;
+    j->done = 1;
+    if (--wj_all->left == 0)
+        event_base_loopbreak(wj_all->base);
+}
+
+static void wjob_secret(struct wjob *j, const char *vault, const char *name, const char *version,
+                        const char *value)
+{
+    memset(j, 0, sizeof *j);
+    j->s.enabled = 1;
+    j->s.created = j->s.updated = 100;
+    snprintf(j->s.vault, sizeof j->s.vault, "%s", vault);
+    snprintf(j->s.name, sizeof j->s.name, "%s", name);
+    snprintf(j->s.version, sizeof j->s.version, "%s", version);
+    mv_buf_init(&j->s.sealed, 64);
+    OK(mv_buf_adds(&j->s.sealed, value));
+}
+
+/* One failing job in a batch fails alone (PostgreSQL runs a batch first without savepoints,
+ * then again with one per job when a job failed), and the others commit; a new version of an
+ * existing secret reports the name as stored. */
+static void test_writer_batch_isolates_a_failing_job(void **state)
+{
+    struct fx *f = *state;
+    static struct wjobs all;
+    memset(&all, 0, sizeof all);
+    wj_all = &all;
+    pthread_mutex_init(&all.mu, NULL);
+    pthread_cond_init(&all.cv, NULL);
+    assert_int_equal(evthread_use_pthreads(), 0);
+    all.base = event_base_new();
+    assert_non_null(all.base);
+    put_vault(f->st, "dev");
+    add_secret(f->st, "dev", "Taken", "v1", "theirs", 1);
+    add_secret(f->st, "dev", "Gone", "v1", "g", 1);
+    struct st_secret del;
+    OK(store_secret_delete(f->st, "dev", "gone", 50, 90, &del));
+    st_secret_clear(&del);
+
+    struct store_writer *w = NULL;
+    OK(store_writer_start(f->path, &w));
+    /* every writer thread busy, then the jobs queue as one batch */
+    int threads = store_shared(f->st) ? STORE_WRITER_PG_THREADS : 1, n = 0;
+    for (int i = 0; i < threads; i++) {
+        memset(&all.j[n], 0, sizeof all.j[n]);
+        all.j[n].block = 1;
+        OK(store_writer_submit(w, all.base, wjob_run, wjob_done, &all.j[n++]));
+        pthread_mutex_lock(&all.mu);
+        while (all.started < i + 1)
+            pthread_cond_wait(&all.cv, &all.mu);
+        pthread_mutex_unlock(&all.mu);
+    }
+    int first = n;
+    wjob_secret(&all.j[n++], "dev", "a", "v1", "A");
+    wjob_secret(&all.j[n++], "dev", "taken", "v1", "mine");  /* the version id is someone else's */
+    wjob_secret(&all.j[n++], "dev", "TAKEN", "v2", "mine2"); /* a new version: stored spelling */
+    wjob_secret(&all.j[n++], "ghost", "b", "v1", "B");      /* no such vault */
+    wjob_secret(&all.j[n++], "dev", "gone", "v2", "G");     /* soft-deleted */
+    wjob_secret(&all.j[n++], "dev", "c", "v1", "C");
+    for (int i = first; i < n; i++)
+        OK(store_writer_submit(w, all.base, wjob_run, wjob_done, &all.j[i]));
+    all.left = n;
+    pthread_mutex_lock(&all.mu);
+    all.released = 1;
+    pthread_cond_broadcast(&all.cv);
+    pthread_mutex_unlock(&all.mu);
+    assert_int_equal(event_base_loop(all.base, EVLOOP_NO_EXIT_ON_EMPTY), 0);
+    store_writer_stop(w);
+
+    for (int i = 0; i < first; i++)
+        OK(all.j[i].rc);
+    struct wjob *j = &all.j[first];
+    OK(j[0].rc);
+    RC(j[1].rc, MV_ERR_CONFLICT);
+    OK(j[2].rc);
+    assert_string_equal(j[2].s.name, "Taken");
+    RC(j[3].rc, MV_ERR_NOT_FOUND);
+    RC(j[4].rc, MV_ERR_CONFLICT);
+    OK(j[5].rc);
+    struct st_secret s;
+    OK(store_secret_get(f->st, "dev", "a", NULL, &s));
+    assert_memory_equal(s.sealed.p, "A", 1);
+    st_secret_clear(&s);
+    OK(store_secret_get(f->st, "dev", "c", NULL, &s));
+    st_secret_clear(&s);
+    OK(store_secret_get(f->st, "dev", "taken", "v1", &s));
+    assert_memory_equal(s.sealed.p, "theirs", 6);
+    st_secret_clear(&s);
+    OK(store_secret_get(f->st, "dev", "taken", NULL, &s));
+    assert_string_equal(s.version, "v2");
+    assert_string_equal(s.name, "Taken");
+    st_secret_clear(&s);
+    RC(store_secret_get(f->st, "ghost", "b", NULL, &s), MV_ERR_NOT_FOUND);
+    for (int i = first; i < n; i++)
+        mv_buf_free(&all.j[i].s.sealed);
+    event_base_free(all.base);
+    pthread_cond_destroy(&all.cv);
+    pthread_mutex_destroy(&all.mu);
 }
 
 static void test_secret_versions_and_get(void **state)
@@ -1864,7 +2010,7 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
     /* The store is turned back into a faithful v3 (PostgreSQL) / v2 (SQLite) database: what
      * quota_leases' migration and every later one (assertion_jti: PostgreSQL v5, SQLite v4;
      * vault_keys and key_policies: PostgreSQL v6, SQLite v5; cert_objects: PostgreSQL v7,
-     * SQLite v6; the signing-key triggers: SQLite v7) created is dropped, so store_open runs those migrations exactly as on a real
+     * SQLite v6; the signing-key triggers: SQLite v7; mv_secret_add: PostgreSQL v8) created is dropped, so store_open runs those migrations exactly as on a real
      * upgrade.
      * Migrations stay plain CREATEs (no IF NOT EXISTS): a version number that does not match the
      * objects present is a broken store and must fail loudly, not be papered over. */
@@ -1875,6 +2021,7 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
         pg_admin(f->path, "DROP INDEX join_tokens_expires");
         pg_admin(f->path, "DROP TABLE vault_keys");
         pg_admin(f->path, "DROP TABLE key_policies");
+        pg_admin(f->path, "DROP FUNCTION mv_secret_add");
         pg_admin(f->path, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
     } else {
         sqlite3 *db = NULL;
@@ -1938,6 +2085,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_versions_delete_recover_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_policy_put_get_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_batch_isolates_a_failing_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_list_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_soft_delete_recover_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_delete_days_zero_removes, setup, teardown),

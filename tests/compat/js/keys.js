@@ -157,6 +157,32 @@ async function main() {
     for await (const k of client.listDeletedKeys()) names.push(k.name);
     return names.filter((n) => n.startsWith(p));
   });
+  // backup/restore, rotation policy, rotate
+  await lib.check("backup.restore", async () => {
+    const k = await client.createEcKey(p + "bk", { curve: "P-256" });
+    const blob = await client.backupKey(p + "bk");
+    await (await client.beginDeleteKey(p + "bk", POLL)).pollUntilDone();
+    await client.purgeDeletedKey(p + "bk");
+    const r = await client.restoreKeyBackup(blob);
+    return { name: r.name, same: Buffer.compare(Buffer.from(r.key.x), Buffer.from(k.key.x)) === 0,
+             version: r.properties.version === k.properties.version };
+  });
+  await lib.check("policy", async () => {
+    const empty = await client.getKeyRotationPolicy(p + "bk");
+    const pol = await client.updateKeyRotationPolicy(p + "bk", {
+      lifetimeActions: [{ action: "Rotate", timeAfterCreate: "P90D" }, { action: "Notify", timeBeforeExpiry: "P30D" }],
+      expiresIn: "P1Y",
+    });
+    const again = await client.getKeyRotationPolicy(p + "bk");
+    return { empty: (empty.lifetimeActions || []).length, actions: pol.lifetimeActions.map((a) => a.action),
+             expiresIn: again.expiresIn, created: pol.createdOn instanceof Date };
+  });
+  await lib.check("rotate", async () => {
+    const before = await client.getKey(p + "bk");
+    const n = await client.rotateKey(p + "bk");
+    return { new: n.properties.version !== before.properties.version, crv: n.key.crv,
+             days: Math.round((n.properties.expiresOn - n.properties.createdOn) / 86400000) };
+  });
   await lib.check("wire", async () => [...new Set(log.map((e) => e.url.split("?")[1]).filter(Boolean)
     .map((q) => new URLSearchParams(q).get("api-version")))]);
   lib.done();
