@@ -27,6 +27,8 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -331,6 +333,14 @@ mv_rc agent_run(const struct agent_opts *o)
 {
     mv_rc rc = MV_OK;
     struct agent_handle *h = NULL;
+    /* SIGINT/SIGTERM blocked before agent_start's first thread (the token fetchers) so that
+     * every thread inherits the mask and only http_server_wait's signalfd takes them: else the
+     * kernel may pick a fetcher thread, whose default action ends the process (exit -15). */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     rc = agent_start(o, &h);
     if (rc != MV_OK)
         goto out;

@@ -219,6 +219,7 @@ MV_MUST_CHECK mv_rc pg_cert_put(struct pg_store *pg, const struct st_certobj *o)
 MV_MUST_CHECK mv_rc pg_cert_get(struct pg_store *pg, const char *vault, int kind, const char *name, const char *version, int deleted, struct st_certobj *out);
 MV_MUST_CHECK mv_rc pg_cert_list(struct pg_store *pg, const char *vault, int kind, const char *name, const char *after, size_t limit, int deleted, struct st_certobj **out, size_t *n);
 MV_MUST_CHECK mv_rc pg_cert_mark(struct pg_store *pg, const char *vault, const char *name, int64_t deleted, int64_t purge_at);
+MV_MUST_CHECK mv_rc pg_cert_claim(struct pg_store *pg, const char *vault, const char *name, const char *old_doc, const char *new_doc);
 MV_MUST_CHECK mv_rc pg_cert_remove(struct pg_store *pg, const char *vault, int kind, const char *name, const char *version);
 MV_MUST_CHECK mv_rc pg_secret_add(struct pg_store *pg, struct st_secret *s);
 MV_MUST_CHECK mv_rc pg_secret_get(struct pg_store *pg, const char *vault, const char *name, const char *version, struct st_secret *out);

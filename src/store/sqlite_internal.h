@@ -122,6 +122,7 @@ enum st_q {
     ST_Q_CERT_LIST_VERSIONS,
     ST_Q_CERT_MARK,
     ST_Q_CERT_REMOVE,
+    ST_Q_CERT_CLAIM,
     ST_Q_COUNT
 };
 
@@ -212,6 +213,7 @@ MV_MUST_CHECK mv_rc sq_cert_put(struct store *st, const struct st_certobj *o);
 MV_MUST_CHECK mv_rc sq_cert_get(struct store *st, const char *vault, int kind, const char *name, const char *version, int deleted, struct st_certobj *out);
 MV_MUST_CHECK mv_rc sq_cert_list(struct store *st, const char *vault, int kind, const char *name, const char *after, size_t limit, int deleted, struct st_certobj **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_cert_mark(struct store *st, const char *vault, const char *name, int64_t deleted, int64_t purge_at);
+MV_MUST_CHECK mv_rc sq_cert_claim(struct store *st, const char *vault, const char *name, const char *old_doc, const char *new_doc);
 MV_MUST_CHECK mv_rc sq_cert_remove(struct store *st, const char *vault, int kind, const char *name, const char *version);
 MV_MUST_CHECK mv_rc sq_checkpoint_add(struct store *st, const char *writer, int64_t records, const char *head_hash, int64_t at, struct st_checkpoint *out);
 MV_MUST_CHECK mv_rc sq_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n);

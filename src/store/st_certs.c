@@ -197,3 +197,24 @@ out:
     st_done(s);
     return rc;
 }
+
+mv_rc sq_cert_claim(struct store *st, const char *vault, const char *name, const char *old_doc,
+                    const char *new_doc)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    int64_t changes = 0;
+    CHECK(st_prep(st, ST_Q_CERT_CLAIM,
+                  "UPDATE cert_objects SET doc = ?4 WHERE vault = ?1 AND kind = 2 AND name = ?2"
+                  " AND version = '' AND deleted = 0 AND doc = ?3",
+                  &s));
+    st_bind_text(st, s, 1, vault);
+    st_bind_text(st, s, 2, name);
+    st_bind_text(st, s, 3, old_doc);
+    st_bind_text(st, s, 4, new_doc);
+    CHECK(st_run(st, s, &changes));
+    ENSURE(changes == 1, MV_ERR_CONFLICT);
+out:
+    st_done(s);
+    return rc;
+}

@@ -498,3 +498,8 @@ mv_rc store_cert_remove(struct store *st, const char *vault, int kind, const cha
 {
     return st->pg ? pg_cert_remove(st->pg, vault, kind, name, version) : sq_cert_remove(st, vault, kind, name, version);
 }
+
+mv_rc store_cert_claim(struct store *st, const char *vault, const char *name, const char *old_doc, const char *new_doc)
+{
+    return st->pg ? pg_cert_claim(st->pg, vault, name, old_doc, new_doc) : sq_cert_claim(st, vault, name, old_doc, new_doc);
+}

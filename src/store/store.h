@@ -361,6 +361,11 @@ MV_MUST_CHECK mv_rc store_cert_list(struct store *st, const char *vault, int kin
  * deleted = when; recover: 0, 0). NOT_FOUND if there is none. */
 MV_MUST_CHECK mv_rc store_cert_mark(struct store *st, const char *vault, const char *name,
                                     int64_t deleted, int64_t purge_at);
+/* Replaces the doc of the live POLICY row of name only if it is still old_doc (a compare and
+ * swap: with several servers on one store, one of them claims a renewal). CONFLICT if the doc
+ * changed (or the row is gone). */
+MV_MUST_CHECK mv_rc store_cert_claim(struct store *st, const char *vault, const char *name,
+                                     const char *old_doc, const char *new_doc);
 /* Deletes the rows of (kind, name) (kind 0: of every kind but ISSUER and CONTACTS), one
  * version or all (version NULL). NOT_FOUND if it removed nothing. */
 MV_MUST_CHECK mv_rc store_cert_remove(struct store *st, const char *vault, int kind,

@@ -14,6 +14,7 @@
  *   it, reference pitfalls 10-11); with issuer Self the certificate exists already and the
  *   first GET of the pending operation says "completed". With issuer Unknown the operation
  *   holds the CSR and stays "inProgress" until merge or cancel. */
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stdlib.h>
@@ -184,6 +185,7 @@ static mv_rc policy_json(const struct vault_ctx *c, const char *name, const char
     json_t *id = NULL;
     *out = json_loads(doc, 0, NULL);
     ENSURE(*out != NULL, MV_ERR_INTERNAL);
+    json_object_del(*out, "renewed_from"); /* the scheduler's claim, not Azure's */
     CHECK(url_of(c, "certificates", name, NULL, "/policy", &id));
     ENSURE(set(*out, "id", id), MV_ERR_INTERNAL);
 out:
@@ -504,7 +506,7 @@ static void busy_error(struct vault_ctx *c)
 void vault_op_cert_create(struct vault_ctx *c)
 {
     mv_rc rc = MV_OK;
-    json_t *body = NULL, *policy = NULL, *pdoc = NULL, *op = NULL;
+    json_t *body = NULL, *policy = NULL, *pdoc = NULL, *op = NULL, *vdoc = NULL;
     const char *why = NULL;
     EVP_PKEY *key = NULL;
     X509 *x = NULL;
@@ -609,6 +611,16 @@ void vault_op_cert_create(struct vault_ctx *c)
         ENSURE(set(pdoc, "status_details", json_string("")), MV_ERR_INTERNAL);
     } else {
         CHECK(seal_key(c, c->name, PENDING_VERSION, key, &sealed));
+        /* the version exists while pending, without a certificate (JavaScript's operation
+         * poller reads GET /certificates/{name}/ first); merge fills it in */
+        vdoc = json_pack("{s:b,s:b,s:I,s:I}", "pending", 1, "enabled",
+                         json_is_object(attrs) && json_is_false(json_object_get(attrs, "enabled"))
+                             ? 0
+                             : 1,
+                         "created", (json_int_t)now, "updated", (json_int_t)now);
+        ENSURE(vdoc != NULL, MV_ERR_INTERNAL);
+        if (json_is_object(tags))
+            ENSURE(set(vdoc, "tags", json_deep_copy(tags)), MV_ERR_INTERNAL);
     }
     CHECK(store_begin(c->w->st));
     began = 1;
@@ -616,6 +628,8 @@ void vault_op_cert_create(struct vault_ctx *c)
     CHECK(put_doc(c, ST_CERT_PENDING, c->name, "", pdoc, self ? NULL : &sealed, now));
     if (self)
         CHECK(write_version(c, &nv));
+    else
+        CHECK(put_doc(c, ST_CERT_VERSION, c->name, version, vdoc, NULL, now));
     CHECK(store_commit(c->w->st));
     began = 0;
     CHECK(operation_json(c, c->name, pdoc, "inProgress", &op));
@@ -639,6 +653,7 @@ out:
     json_decref(policy);
     json_decref(pdoc);
     json_decref(op);
+    json_decref(vdoc);
     EVP_PKEY_free(key);
     X509_free(x);
     sk_X509_pop_free(chain, X509_free);
@@ -752,6 +767,17 @@ void vault_op_cert_pending_delete(struct vault_ctx *c)
         rc = operation_json(c, o.name, doc, NULL, &op);
     if (rc == MV_OK)
         rc = store_cert_remove(c->w->st, c->vault.name, ST_CERT_PENDING, c->name, NULL);
+    if (rc == MV_OK) {
+        /* a version still waiting for its certificate goes with its operation */
+        const char *pv = json_string_value(json_object_get(doc, "version"));
+        struct st_certobj v;
+        memset(&v, 0, sizeof v);
+        if (pv && store_cert_get(c->w->st, c->vault.name, ST_CERT_VERSION, c->name, pv, 0, &v) ==
+                      MV_OK &&
+            v.doc && strstr(v.doc, "\"pending\":true"))
+            rc = store_cert_remove(c->w->st, c->vault.name, ST_CERT_VERSION, c->name, pv);
+        st_certobj_clear(&v);
+    }
     if (rc != MV_OK)
         vault_rc_error(c, rc);
     else {
@@ -1142,8 +1168,12 @@ static void reply_list(struct vault_ctx *c, const char *name, int deleted, const
     items = json_array();
     ENSURE(items != NULL, MV_ERR_INTERNAL);
     size_t shown = n > limit ? limit : n;
+    const char *inc = c->req->query_ok ? kv_get_ci(&c->req->query, "includePending") : NULL;
+    int with_pending = inc && strcasecmp(inc, "true") == 0;
     for (size_t i = 0; i < shown; i++) {
         json_t *item = NULL;
+        if (!with_pending && rows[i].doc && strstr(rows[i].doc, "\"pending\":true"))
+            continue;
         CHECK(bundle_json(c, &rows[i], NULL,
                           (name ? B_ITEM_VERSION : B_ITEM) | (deleted ? B_DELETED : 0), &item));
         ENSURE(json_array_append_new(items, item) == 0, MV_ERR_INTERNAL);
@@ -1784,7 +1814,14 @@ static void renew_vault(const struct vault_plane *srv, struct store *st, const s
                 int64_t nbf = (int64_t)json_integer_value(json_object_get(doc, "nbf"));
                 int64_t exp = (int64_t)json_integer_value(json_object_get(doc, "exp"));
                 char version[MV_VERSION_LEN + 1];
-                if (doc && renewal_due(policy, nbf, exp, now)) {
+                const char *claimed = json_string_value(json_object_get(policy, "renewed_from"));
+                char *claim = NULL;
+                /* one server of many renews a version: it claims it in the policy row first */
+                if (doc && renewal_due(policy, nbf, exp, now) &&
+                    !(claimed && strcmp(claimed, latest.version) == 0) &&
+                    json_object_set_new(policy, "renewed_from", json_string(latest.version)) == 0 &&
+                    (claim = json_dumps(policy, JSON_COMPACT)) != NULL &&
+                    store_cert_claim(st, v->name, ps[i].name, ps[i].doc, claim) == MV_OK) {
                     if (renew_one(&c, &latest, policy, now, version) == MV_OK)
                         LOG_INFO("certificate renewal: %s/%s renewed as version %s", v->name,
                                  ps[i].name, version);
@@ -1792,6 +1829,7 @@ static void renew_vault(const struct vault_plane *srv, struct store *st, const s
                         LOG_WARN("certificate renewal: %s/%s failed: %s", v->name, ps[i].name,
                                  mv_last_detail());
                 }
+                free(claim);
                 json_decref(doc);
             }
             st_certobj_clear(&latest);
@@ -1816,4 +1854,290 @@ void vault_cert_renewal_tick(const struct vault_plane *srv, struct store *st, in
     for (size_t i = 0; i < n; i++)
         renew_vault(srv, st, &vs[i], now);
     free(vs);
+}
+
+/* ---- backup and restore ----
+ * A backup is {"format":"mivault-certificate-backup","v":1,"name","policy":{...},"versions":
+ * [{"version","created","doc":{...},"key": base64url PKCS#8 DER}]} sealed with AES-256-GCM under
+ * the data key (AAD "certificate-backup:v1") and sent base64url, as key and secret backups are:
+ * only this installation opens it. Restore takes a free name and rebuilds every version with its
+ * secret and key in one transaction. Versions still pending are not backed up. */
+
+#define CERT_BACKUP_FORMAT "mivault-certificate-backup"
+#define CERT_BACKUP_AAD "certificate-backup:v1"
+#define CERT_BACKUP_MAX_PLAIN (VAULT_BACKUP_MAX_B64 / 4 * 3 - AEAD_OVERHEAD)
+#define CERT_BACKUP_MAX_VERSIONS 100
+
+static const char CERT_BAD_BLOB[] = "Backup blob is invalid or corrupted";
+
+static mv_rc backup_doc(struct vault_ctx *c, json_t **out)
+{
+    mv_rc rc = MV_OK;
+    struct st_certobj pol, *rows = NULL;
+    size_t n = 0;
+    json_t *doc = NULL, *versions = json_array();
+    memset(&pol, 0, sizeof pol);
+    ENSURE(versions != NULL, MV_ERR_INTERNAL);
+    CHECK(store_cert_get(c->w->st, c->vault.name, ST_CERT_POLICY, c->name, NULL, 0, &pol));
+    CHECK(store_cert_list(c->w->st, c->vault.name, ST_CERT_VERSION, c->name, NULL,
+                          CERT_BACKUP_MAX_VERSIONS + 1, 0, &rows, &n));
+    ENSURE(n >= 1, MV_ERR_NOT_FOUND);
+    ENSURE(n <= CERT_BACKUP_MAX_VERSIONS, MV_ERR_LIMIT);
+    for (size_t i = 0; i < n; i++) {
+        struct st_certobj full;
+        EVP_PKEY *key = NULL;
+        mv_buf der, b64;
+        memset(&full, 0, sizeof full);
+        mv_buf_init(&der, 64 * 1024);
+        mv_buf_init(&b64, 128 * 1024);
+        json_t *vd = NULL;
+        rc = store_cert_get(c->w->st, c->vault.name, ST_CERT_VERSION, c->name, rows[i].version, 0,
+                            &full);
+        if (rc == MV_OK && full.sealed.len > 0 && !strstr(full.doc, "\"pending\":true")) {
+            rc = open_key(c, full.name, full.version, &full.sealed, &key);
+            if (rc == MV_OK)
+                rc = certs_key_der(key, &der);
+            if (rc == MV_OK)
+                rc = b64url_encode(&b64, der.p, der.len);
+            if (rc == MV_OK) {
+                vd = json_pack("{s:s,s:I,s:o,s:s}", "version", full.version, "created",
+                               (json_int_t)full.created, "doc", json_loads(full.doc, 0, NULL),
+                               "key", b64.p);
+                if (!vd || json_array_append_new(versions, vd) != 0)
+                    rc = MV_ERR_INTERNAL;
+            }
+        }
+        EVP_PKEY_free(key);
+        mv_buf_free_secret(&der);
+        mv_buf_free_secret(&b64);
+        st_certobj_clear(&full);
+        CHECK(rc);
+    }
+    ENSURE(json_array_size(versions) >= 1, MV_ERR_NOT_FOUND);
+    {
+        /* restore adds versions in this order: by created, the latest one last, so that the
+         * restored latest is the same even when versions share a second */
+        struct st_certobj latest;
+        memset(&latest, 0, sizeof latest);
+        CHECK(store_cert_get(c->w->st, c->vault.name, ST_CERT_VERSION, c->name, NULL, 0,
+                             &latest));
+        size_t m = json_array_size(versions);
+        for (size_t a = 1; a < m; a++) /* insertion sort by created (stable) */
+            for (size_t b = a; b > 0; b--) {
+                json_t *x = json_array_get(versions, b - 1), *y = json_array_get(versions, b);
+                if (json_integer_value(json_object_get(x, "created")) <=
+                    json_integer_value(json_object_get(y, "created")))
+                    break;
+                json_incref(x);
+                json_array_remove(versions, b - 1);
+                json_array_insert_new(versions, b, x);
+            }
+        for (size_t a = 0; a < m; a++) {
+            json_t *x = json_array_get(versions, a);
+            if (strcmp(json_string_value(json_object_get(x, "version")), latest.version) == 0) {
+                json_incref(x);
+                json_array_remove(versions, a);
+                json_array_append_new(versions, x);
+                break;
+            }
+        }
+        st_certobj_clear(&latest);
+    }
+    doc = json_pack("{s:s,s:i,s:s,s:o,s:o}", "format", CERT_BACKUP_FORMAT, "v", 1, "name", pol.name,
+                    "policy", json_loads(pol.doc, 0, NULL), "versions", versions);
+    versions = NULL; /* the pack took it, or released it on failure */
+    ENSURE(doc != NULL, MV_ERR_INTERNAL);
+    *out = doc;
+    doc = NULL;
+out:
+    if (versions)
+        vault_json_wipe(versions);
+    json_decref(versions);
+    json_decref(doc);
+    st_certobj_clear(&pol);
+    st_certobjs_free(rows, n);
+    return rc;
+}
+
+void vault_op_cert_backup(struct vault_ctx *c)
+{
+    mv_rc rc = MV_OK;
+    json_t *doc = NULL;
+    char *plain = NULL;
+    mv_buf sealed, b64;
+    mv_buf_init(&sealed, CERT_BACKUP_MAX_PLAIN + AEAD_OVERHEAD);
+    mv_buf_init(&b64, VAULT_BACKUP_MAX_B64);
+    rc = backup_doc(c, &doc);
+    if (rc == MV_ERR_NOT_FOUND) {
+        rc = MV_OK;
+        cert_not_found(c, NULL);
+        goto out;
+    }
+    if (rc == MV_ERR_LIMIT) {
+        rc = MV_OK;
+        vault_bad_parameter(c, "The certificate has too many versions to back up.");
+        goto out;
+    }
+    CHECK(rc);
+    plain = json_dumps(doc, JSON_COMPACT);
+    ENSURE(plain != NULL, MV_ERR_INTERNAL);
+    size_t plen = strlen(plain);
+    if (plen > CERT_BACKUP_MAX_PLAIN) {
+        vault_bad_parameter(c, "The certificate is too large to back up.");
+        goto out;
+    }
+    CHECK(aead_seal(c->w->srv->data_key, CERT_BACKUP_AAD, plain, plen, &sealed));
+    CHECK(b64url_encode(&b64, sealed.p, sealed.len));
+    json_t *j = json_pack("{s:s}", "value", b64.p);
+    ENSURE(j != NULL, MV_ERR_INTERNAL);
+    vault_reply_json(c, 200, j);
+out:
+    if (rc != MV_OK)
+        vault_rc_error(c, rc);
+    if (plain) {
+        OPENSSL_cleanse(plain, strlen(plain));
+        free(plain);
+    }
+    if (doc)
+        vault_json_wipe(doc);
+    json_decref(doc);
+    mv_buf_free(&sealed);
+    mv_buf_free(&b64);
+}
+
+mv_rc vault_cert_backup_open(const unsigned char *key, const char *body, size_t len, json_t **out)
+{
+    mv_rc rc = MV_OK;
+    json_t *req = NULL, *doc = NULL;
+    mv_buf raw, plain;
+    mv_buf_init(&raw, VAULT_BACKUP_MAX_B64 / 4 * 3 + 3);
+    mv_buf_init(&plain, VAULT_BACKUP_MAX_B64);
+    *out = NULL;
+    ENSURE(body && len > 0 && vault_json_depth_ok(body, len, 16), MV_ERR_BAD_REQUEST);
+    req = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    const json_t *val = json_object_get(req, "value");
+    ENSURE(json_is_object(req) && json_is_string(val), MV_ERR_BAD_REQUEST);
+    ENSURE(json_string_length(val) <= VAULT_BACKUP_MAX_B64, MV_ERR_BAD_REQUEST);
+    CHECK(b64url_decode(&raw, json_string_value(val), json_string_length(val)));
+    rc = aead_open(key, CERT_BACKUP_AAD, raw.p, raw.len, &plain);
+    ENSURE_MSG(rc == MV_OK, MV_ERR_BAD_REQUEST, "certificate backup blob does not open");
+    ENSURE(vault_json_depth_ok(plain.p, plain.len, 16), MV_ERR_BAD_REQUEST);
+    doc = json_loadb(plain.p, plain.len, JSON_REJECT_DUPLICATES, NULL);
+    const json_t *vs = json_object_get(doc, "versions");
+    ENSURE(doc && json_is_object(json_object_get(doc, "policy")) && json_is_array(vs) &&
+               json_array_size(vs) >= 1 && json_array_size(vs) <= CERT_BACKUP_MAX_VERSIONS &&
+               vault_name_ok(json_string_value(json_object_get(doc, "name"))) &&
+               json_is_string(json_object_get(doc, "format")) &&
+               strcmp(json_string_value(json_object_get(doc, "format")), CERT_BACKUP_FORMAT) == 0,
+           MV_ERR_BAD_REQUEST);
+    *out = doc;
+    doc = NULL;
+out:
+    json_decref(req);
+    mv_buf_free(&raw);
+    mv_buf_free_secret(&plain);
+    if (doc)
+        vault_json_wipe(doc);
+    json_decref(doc);
+    return rc;
+}
+
+static mv_rc restore_version(struct vault_ctx *c, const char *name, const json_t *policy,
+                             const json_t *v)
+{
+    mv_rc rc = MV_OK;
+    EVP_PKEY *key = NULL;
+    STACK_OF(X509) *chain = NULL;
+    struct new_version nv;
+    json_t *attrs = NULL;
+    mv_buf der;
+    mv_buf_init(&der, 64 * 1024);
+    memset(&nv, 0, sizeof nv);
+    const char *version = json_string_value(json_object_get(v, "version"));
+    const char *k = json_string_value(json_object_get(v, "key"));
+    const json_t *doc = json_object_get(v, "doc");
+    const char *pem = json_string_value(json_object_get(doc, "chain"));
+    const json_t *created = json_object_get(v, "created");
+    ENSURE(version && vault_version_ok(version) && version[0] && k && pem &&
+               json_is_integer(created),
+           MV_ERR_BAD_REQUEST);
+    CHECK(b64url_decode(&der, k, strlen(k)));
+    CHECK(certs_key_from_der((const unsigned char *)der.p, der.len, &key));
+    CHECK(certs_chain_from_pem(pem, strlen(pem), &chain));
+    ENSURE(certs_key_matches(sk_X509_value(chain, 0), key), MV_ERR_BAD_REQUEST);
+    attrs = json_pack("{s:b}", "enabled", !json_is_false(json_object_get(doc, "enabled")));
+    ENSURE(attrs != NULL, MV_ERR_INTERNAL);
+    CHECK(make_version(c, name, version, policy, key, chain, attrs, json_object_get(doc, "tags"),
+                       (int64_t)json_integer_value(created), &nv));
+    CHECK(write_version(c, &nv));
+out:
+    EVP_PKEY_free(key);
+    sk_X509_pop_free(chain, X509_free);
+    new_version_free(&nv);
+    json_decref(attrs);
+    mv_buf_free_secret(&der);
+    return rc;
+}
+
+void vault_op_cert_restore(struct vault_ctx *c)
+{
+    mv_rc rc = MV_OK;
+    json_t *doc = NULL, *policy = NULL;
+    struct st_certobj o;
+    const char *why = NULL;
+    int began = 0;
+    memset(&o, 0, sizeof o);
+    rc = vault_cert_backup_open(c->w->srv->data_key, c->req->body.p, c->req->body.len, &doc);
+    if (rc == MV_ERR_BAD_REQUEST || rc == MV_ERR_LIMIT) {
+        vault_bad_parameter(c, CERT_BAD_BLOB);
+        return;
+    }
+    if (rc != MV_OK) {
+        vault_rc_error(c, rc);
+        return;
+    }
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    CHECK(mv_copy(c->name, sizeof c->name, name));
+    if (store_cert_get(c->w->st, c->vault.name, ST_CERT_VERSION, name, NULL, 0, &o) == MV_OK ||
+        is_deleted_name(c)) {
+        char msg[256];
+        if (mv_fmt(msg, sizeof msg, "There is already a certificate named %s in this vault.",
+                   name) != MV_OK)
+            msg[0] = '\0';
+        vault_error(c, 409, "Conflict", msg, NULL);
+        goto done;
+    }
+    rc = vault_cert_policy_normalize(json_object_get(doc, "policy"), NULL, mv_now(), &policy, &why);
+    if (rc == MV_ERR_BAD_REQUEST) {
+        rc = MV_OK;
+        vault_bad_parameter(c, CERT_BAD_BLOB);
+        goto done;
+    }
+    CHECK(rc);
+    CHECK(store_begin(c->w->st));
+    began = 1;
+    CHECK(put_doc(c, ST_CERT_POLICY, name, "", policy, NULL, mv_now()));
+    size_t i;
+    const json_t *v;
+    json_array_foreach(json_object_get(doc, "versions"), i, v)
+    CHECK(restore_version(c, name, policy, v));
+    CHECK(store_commit(c->w->st));
+    began = 0;
+    st_certobj_clear(&o);
+    CHECK(store_cert_get(c->w->st, c->vault.name, ST_CERT_VERSION, name, NULL, 0, &o));
+    reply_bundle(c, 200, &o, B_POLICY);
+out:
+    if (began)
+        store_rollback(c->w->st);
+    if (rc == MV_ERR_BAD_REQUEST)
+        vault_bad_parameter(c, CERT_BAD_BLOB);
+    else if (rc == MV_ERR_CONFLICT)
+        vault_error(c, 409, "Conflict", "The certificate's secret or key name is taken.", NULL);
+    else if (rc != MV_OK)
+        vault_rc_error(c, rc);
+done:
+    vault_json_wipe(doc);
+    json_decref(doc);
+    json_decref(policy);
+    st_certobj_clear(&o);
 }

@@ -100,6 +100,10 @@ static const struct vault_route ROUTES[] = {
      vault_op_cert_issuer_put},
     {HTTP_DELETE, "certificates/issuers/{n}", KV("certificatecas/delete"), 0, 0,
      vault_op_cert_issuer_delete},
+    {HTTP_POST, "certificates/restore", KV("certificates/restore/action"), 1, RESTORE_BODY,
+     vault_op_cert_restore},
+    {HTTP_POST, "certificates/{n}/backup", KV("certificates/backup/action"), 0, 0,
+     vault_op_cert_backup},
     {HTTP_POST, "certificates/{n}/create", CERT_CREATE, 1, CERT_BODY, vault_op_cert_create},
     {HTTP_POST, "certificates/{n}/import", KV("certificates/import/action"), 1, CERT_BODY,
      vault_op_cert_import},
@@ -131,8 +135,11 @@ static const struct vault_route ROUTES[] = {
 size_t vault_body_cap(enum http_method m, const char *target)
 {
     size_t n = strcspn(target, "?");
-    static const char restore[] = "/secrets/restore", krestore[] = "/keys/restore";
-    size_t rn = sizeof restore - 1, kn = sizeof krestore - 1;
+    static const char restore[] = "/secrets/restore", krestore[] = "/keys/restore",
+                      crestore[] = "/certificates/restore";
+    size_t rn = sizeof restore - 1, kn = sizeof krestore - 1, cn = sizeof crestore - 1;
+    if (m == HTTP_POST && n >= cn && strncasecmp(target + n - cn, crestore, cn) == 0)
+        return RESTORE_BODY;
     if (m == HTTP_POST && n >= rn && strncasecmp(target + n - rn, restore, rn) == 0)
         return RESTORE_BODY;
     if (m == HTTP_POST && n >= kn && strncasecmp(target + n - kn, krestore, kn) == 0)

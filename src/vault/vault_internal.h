@@ -241,6 +241,12 @@ void vault_op_cert_issuer_list(struct vault_ctx *c);
 void vault_op_cert_contacts_get(struct vault_ctx *c);
 void vault_op_cert_contacts_put(struct vault_ctx *c);
 void vault_op_cert_contacts_delete(struct vault_ctx *c);
+void vault_op_cert_backup(struct vault_ctx *c);
+void vault_op_cert_restore(struct vault_ctx *c);
+/* Opens a certificate restore body into the checked backup document (wipe and free it);
+ * MV_ERR_BAD_REQUEST for anything that does not open or is not a backup. */
+MV_MUST_CHECK mv_rc vault_cert_backup_open(const unsigned char *key, const char *body, size_t len,
+                                           json_t **out);
 
 /* ---- request context ---- */
 struct vault_ctx;

@@ -250,6 +250,12 @@ out["pem"] = [c2.cer == xe.public_bytes(serialization.Encoding.DER), str(c2.poli
               str(c2.policy.key_type)]
 s = sc.get_secret("imppem")
 out["pem_secret"] = [s.properties.content_type, s.value.startswith("-----BEGIN PRIVATE KEY-----")]
+blob = cc.backup_certificate("imppem")
+cc.begin_delete_certificate("imppem").result()
+cc.purge_deleted_certificate("imppem")
+r = cc.restore_certificate_backup(blob)
+out["restored"] = [r.name, r.cer == c2.cer, r.properties.version == c2.properties.version,
+                   sc.get_secret("imppem").properties.content_type]
 out["garbage"] = capture(lambda: cc.import_certificate("bad", b"not a certificate"))
 out["cert_only"] = capture(lambda: cc.import_certificate("bad", xe.public_bytes(serialization.Encoding.PEM)))
 ''')
@@ -259,6 +265,7 @@ out["cert_only"] = capture(lambda: cc.import_certificate("bad", xe.public_bytes(
         self.assertTrue(out["pfx_nopw"])
         self.assertEqual(out["pem"], [True, "CertificateContentType.pem", "KeyType.ec"])
         self.assertEqual(out["pem_secret"], ["application/x-pem-file", True])
+        self.assertEqual(out["restored"], ["imppem", True, True, "application/x-pem-file"])
         self.assertEqual(out["garbage"]["error"]["status"], 400)
         self.assertEqual(out["cert_only"]["error"]["status"], 400)
 

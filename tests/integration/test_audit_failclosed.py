@@ -8,12 +8,14 @@ a short write is truncated back, so once space comes back requests are served ag
 Point 13: an unauthenticated ARM request with a ~3,900-character path still gets its record (the
 path is cut, with a marker) and the log verifies.
 """
+import http.client
 import json
 import os
+import re
 import subprocess
 import unittest
 
-from harness import Env, MivaultTest
+from harness import Env, MivaultTest, free_port
 
 SECRET = "s3cr3t-value-never-unaudited"
 
@@ -66,9 +68,21 @@ class AuditDiskFullTest(unittest.TestCase):
             finally:
                 os.close(fd)
 
+    def audit_failures(self):
+        """mivault_audit_write_failures_total from the server's /metrics."""
+        c = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=10)
+        c.request("GET", "/metrics")
+        body = c.getresponse().read().decode()
+        c.close()
+        m = re.search(r"^mivault_audit_write_failures_total (\d+)$", body, re.M)
+        self.assertIsNotNone(m, "no audit write failure counter in /metrics")
+        return int(m.group(1))
+
     def test_disk_full_refuses_data_plane_then_recovers_and_verifies(self):
         e = self.env
-        e.start_server()
+        self.metrics_port = free_port()
+        e.server = e.spawn("server", "server", "--metrics-listen", "127.0.0.1:%d" % self.metrics_port,
+                           port=e.server_port)
         e.vault("dev")
         vm = e.vm("vm1")
         e.grant(vm["identity"]["principalId"], "Key Vault Secrets Officer", e.vault_scope("dev"))
@@ -97,6 +111,7 @@ class AuditDiskFullTest(unittest.TestCase):
             self.assertIsNotNone(r.header("x-ms-request-id"))
             refused += 1
         self.assertGreaterEqual(refused, 40)
+        self.assertGreaterEqual(self.audit_failures(), refused)  # each refusal counted for operators
         before += served  # each one served has its record
         # refusals too: nothing of the data plane is answered unaudited
         r = e.kv("GET", "dev", "/secrets/nope/", token=tok)

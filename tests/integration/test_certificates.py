@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
-from harness import MivaultTest
+from harness import MivaultTest, free_port
 
 POLICY = {"issuer": {"name": "Self"}, "x509_props": {"subject": "CN=it.test", "sans": {"dns_names": ["it.test"]}}}
 
@@ -112,12 +112,35 @@ class CertificatesTest(MivaultTest):
         self.assertAzureError(self.kv("POST", "/keys/web/%s/encrypt" % v,
                                       body={"alg": "RSA-OAEP", "value": b64url_nopad(b"x")}), 403)
 
+    def test_not_exportable_secret_holds_no_key(self):
+        for ct in ("application/x-pkcs12", "application/x-pem-file"):
+            name = "nx" + ct[-3:]
+            self.create(name, dict(POLICY, key_props={"exportable": False}, secret_props={"contentType": ct}))
+            v = self.kv("GET", "/secrets/%s/" % name).json()["value"]
+            if ct.endswith("pkcs12"):
+                key, leaf, extra = pkcs12.load_key_and_certificates(base64.b64decode(v), None)
+                self.assertIsNone(key)
+                self.assertEqual(len(([leaf] if leaf else []) + extra), 1)  # the certificate only
+            else:
+                self.assertNotIn("PRIVATE KEY", v)
+                self.assertIn("-----BEGIN CERTIFICATE-----", v)
+            # the key still signs in the vault
+            k = self.kv("GET", "/keys/%s/" % name).json()["key"]["kid"]
+            r = self.kv("POST", "/keys/%s/%s/sign" % (name, k.rsplit("/", 1)[1]),
+                        body={"alg": "RS256", "value": b64url_nopad(hashlib.sha256(b"x").digest())})
+            self.assertEqual(r.status, 200, r.body)
+
     def test_unknown_issuer_merge(self):
         pol = dict(POLICY, issuer={"name": "Unknown"}, key_props={"kty": "EC", "crv": "P-256"},
                    secret_props={"contentType": "application/x-pem-file"})
         op = self.create("ext", pol).json()
         self.assertEqual(self.kv("GET", "/certificates/ext/pending").json()["status"], "inProgress")
-        self.assertAzureError(self.kv("GET", "/certificates/ext/"), 404, "CertificateNotFound")
+        # while pending, the version exists without a certificate (JS's operation poller reads it)
+        pv = self.kv("GET", "/certificates/ext/").json()
+        self.assertNotIn("cer", pv)
+        self.assertEqual(pv["policy"]["issuer"], {"name": "Unknown"})
+        self.assertEqual(self.kv("GET", "/certificates").json()["value"], [])
+        self.assertEqual(len(self.kv("GET", "/certificates?includePending=true").json()["value"]), 1)
         # a second create or an import while in progress: 409
         self.assertAzureError(self.kv("POST", "/certificates/ext/create", body={"policy": pol}), 409, "Forbidden")
         csr = x509.load_der_x509_csr(base64.b64decode(op["csr"]))
@@ -137,6 +160,7 @@ class CertificatesTest(MivaultTest):
         self.assertAzureError(self.kv("POST", "/certificates/ext/pending/merge", body={"x5c": []}), 400)
         r = self.kv("POST", "/certificates/ext/pending/merge", body={"x5c": [d(ca), d(leaf)]})
         self.assertEqual(r.status, 201, r.body)
+        self.assertEqual(r.json()["id"], pv["id"])  # the pending version, now with its certificate
         self.assertEqual(r.json()["cer"], d(leaf))
         self.assertEqual(self.kv("GET", "/certificates/ext/pending").json()["status"], "completed")
         self.assertAzureError(self.kv("POST", "/certificates/ext/pending/merge", body={"x5c": [d(leaf)]}), 403,
@@ -259,6 +283,35 @@ class CertificatesTest(MivaultTest):
         self.assertAzureError(self.kv("GET", "/deletedkeys/p1"), 404)
         self.create("p1")
 
+    def test_backup_restore(self):
+        self.create("bk", tags={"k": "v"})
+        self.assertEqual(self.kv("POST", "/certificates/bk/create", body={}).status, 202)
+        before = self.kv("GET", "/certificates/bk/").json()
+        secret = self.kv("GET", "/secrets/bk/").json()["value"]
+        blob = self.kv("POST", "/certificates/bk/backup").json()["value"]
+        self.assertRegex(blob, "^[A-Za-z0-9_-]+$")
+        r = self.kv("POST", "/certificates/restore", body={"value": blob})
+        self.assertAzureError(r, 409, "Conflict")
+        self.kv("DELETE", "/certificates/bk")
+        self.assertAzureError(self.kv("POST", "/certificates/restore", body={"value": blob}), 409, "Conflict")
+        self.assertEqual(self.kv("DELETE", "/deletedcertificates/bk").status, 204)
+        r = self.kv("POST", "/certificates/restore", body={"value": blob})
+        self.assertEqual(r.status, 200, r.body)
+        after = r.json()
+        for k in ("id", "kid", "sid", "x5t", "cer", "tags"):
+            self.assertEqual(after.get(k), before.get(k), k)
+        self.assertEqual(after["policy"]["x509_props"], before["policy"]["x509_props"])
+        self.assertEqual(len(self.kv("GET", "/certificates/bk/versions").json()["value"]), 2)
+        def opened(v):  # the PFX is made anew (its MAC salt is random): compare what it holds
+            k, c, _ = pkcs12.load_key_and_certificates(base64.b64decode(v), None)
+            return (k.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()), c.public_bytes(serialization.Encoding.DER))
+        self.assertEqual(opened(self.kv("GET", "/secrets/bk/").json()["value"]), opened(secret))
+        self.assertTrue(self.kv("GET", "/keys/bk/").json()["managed"])
+        for bad in ({"value": blob[:-8]}, {"value": "AAAA"}, {"value": 5}, {}):
+            self.assertAzureError(self.kv("POST", "/certificates/restore", body=bad), 400, "BadParameter")
+        self.assertAzureError(self.kv("POST", "/certificates/none/backup"), 404, "CertificateNotFound")
+
     def test_issuers_contacts(self):
         self.assertAzureError(self.kv("GET", "/certificates/contacts"), 404, "ContactsNotFound")
         r = self.kv("PUT", "/certificates/contacts", body={"contacts": [{"email": "a@x.test"}]}).json()
@@ -273,6 +326,36 @@ class CertificatesTest(MivaultTest):
                          [{"id": self.base + "/certificates/issuers/ca1", "provider": "Test"}])
         self.assertEqual(self.kv("DELETE", "/certificates/issuers/ca1").status, 200)
         self.assertAzureError(self.kv("GET", "/certificates/issuers/ca1"), 404)
+
+    def test_builtin_roles(self):
+        """Certificates Officer: every certificate action, not the secret's value; Certificate User:
+        read the certificate, its secret and key, create nothing; Reader: metadata only."""
+        e = self.env
+        self.create("rb")
+        toks = {}
+        for i, role in enumerate(("Key Vault Certificates Officer", "Key Vault Certificate User", "Key Vault Reader")):
+            vm = e.vm("r%d" % i)
+            e.grant(vm["identity"]["principalId"], role, e.vault_scope("dev"))
+            _, port = e.start_agent("r%d" % i, join=vm["joinToken"])
+            toks[role.split()[-2] if role != "Key Vault Reader" else "Reader"] = e.token(port, e.vault_resource())
+        off, user, reader = toks["Certificates"], toks["Certificate"], toks["Reader"]
+        kv = lambda t, m, p, **kw: e.kv(m, "dev", p, token=t, **kw)  # noqa: E731
+        self.assertEqual(kv(off, "POST", "/certificates/off/create", body={"policy": POLICY}).status, 202)
+        self.assertEqual(kv(off, "PATCH", "/certificates/off/policy", body={}).status, 200)
+        self.assertEqual(kv(off, "PUT", "/certificates/issuers/i1", body={"provider": "Test"}).status, 200)
+        self.assertEqual(kv(off, "PUT", "/certificates/contacts", body={"contacts": []}).status, 200)
+        self.assertAzureError(kv(off, "GET", "/secrets/off/"), 403, "Forbidden")
+        self.assertEqual(kv(user, "GET", "/certificates/rb/").status, 200)
+        self.assertEqual(kv(user, "GET", "/secrets/rb/").status, 200)
+        self.assertEqual(kv(user, "GET", "/keys/rb/").status, 200)
+        self.assertAzureError(kv(user, "POST", "/certificates/u/create", body={"policy": POLICY}), 403, "Forbidden")
+        self.assertAzureError(kv(user, "DELETE", "/certificates/rb"), 403, "Forbidden")
+        self.assertEqual(kv(reader, "GET", "/certificates/rb/").status, 200)
+        self.assertEqual(kv(reader, "GET", "/certificates/rb/policy").status, 200)
+        self.assertEqual(kv(reader, "GET", "/certificates/issuers").status, 200)
+        self.assertAzureError(kv(reader, "GET", "/secrets/rb/"), 403, "Forbidden")
+        self.assertAzureError(kv(reader, "PATCH", "/certificates/rb/", body={"tags": {}}), 403, "Forbidden")
+        self.assertAzureError(kv(reader, "POST", "/certificates/rb/backup"), 403, "Forbidden")
 
     def test_rbac(self):
         e = self.env
@@ -308,10 +391,12 @@ class CertificateRenewalTest(MivaultTest):
         for name, pol in (("pct", pct), ("days", days), ("mail", mail)):
             self.assertEqual(kv("POST", "/certificates/%s/create" % name, body={"policy": pol}).status, 202)
         first = {n: kv("GET", "/certificates/%s/" % n).json() for n in ("pct", "days", "mail")}
-        # now + 200 days: past 50 % of a year, not yet 30 days before expiry
+        # now + 200 days: past 50 % of a year, not yet 30 days before expiry; two servers on the
+        # store, each with its scheduler: each due certificate is renewed once
         os.environ["MIVAULT_TEST_CLOCK_OFFSET_SECS"] = str(200 * 86400)
         try:
             e.stop(e.server)
+            e.start_server(listen_port=free_port())
             e.start_server()
         finally:
             del os.environ["MIVAULT_TEST_CLOCK_OFFSET_SECS"]
@@ -329,6 +414,7 @@ class CertificateRenewalTest(MivaultTest):
         v = new["id"].rsplit("/", 1)[1]
         self.assertEqual(kv("GET", "/secrets/pct/").json()["id"].rsplit("/", 1)[1], v)
         self.assertEqual(kv("GET", "/keys/pct/").json()["key"]["kid"].rsplit("/", 1)[1], v)
+        self.assertNotIn("renewed_from", new["policy"])
         # now + 340 days: 30 days before the first version's expiry
         os.environ["MIVAULT_TEST_CLOCK_OFFSET_SECS"] = str(340 * 86400)
         try:

@@ -77,6 +77,14 @@ class PostgresStoreTest(unittest.TestCase):
         r = e.kv("PUT", "dev", "/keys/k1/rotationpolicy", token=tok,
                  body={"lifetimeActions": [{"trigger": {"timeAfterCreate": "P90D"}, "action": {"type": "Rotate"}}]})
         self.assertEqual(r.status, 200, r.body)
+        # a certificate (its objects, secret and managed key come along)
+        e.grant(e.cli("vm", "show", "--name", "vm1")["identity"]["principalId"], "Key Vault Administrator",
+                e.vault_scope("dev"))
+        tok = e.token(port, e.vault_resource())
+        r = e.kv("POST", "dev", "/certificates/cert1/create", token=tok,
+                 body={"policy": {"issuer": {"name": "Self"}, "x509_props": {"subject": "CN=m"}}})
+        self.assertEqual(r.status, 202, r.body)
+        cert = e.kv("GET", "dev", "/certificates/cert1/", token=tok).json()
         before = {
             "vm": e.cli("vm", "show", "--name", "vm1"),
             "identities": e.cli("identity", "list"),
@@ -95,10 +103,11 @@ class PostgresStoreTest(unittest.TestCase):
         self.addCleanup(pg_drop_db, db)
         out = e.cli("store", "migrate", "--to", url)
         self.assertEqual(out["to"], "postgresql")
-        self.assertEqual(out["rows"]["secrets"], 4)
+        self.assertEqual(out["rows"]["secrets"], 5)  # 4 set, 1 the certificate's
         self.assertEqual(out["rows"]["vm_uai"], 1)
-        self.assertEqual(out["rows"]["vault_keys"], 1)
+        self.assertEqual(out["rows"]["vault_keys"], 2)  # k1 and the certificate's
         self.assertEqual(out["rows"]["key_policies"], 1)
+        self.assertEqual(out["rows"]["cert_objects"], 3)  # version, policy, pending operation
         self.assertEqual(out["rows"]["audit_checkpoints"], len(checkpoints))
         self.assertEqual(out["rows"]["assertion_jti"], jtis)
         self.assertEqual(config(e)["store"], url)
@@ -134,6 +143,9 @@ class PostgresStoreTest(unittest.TestCase):
         self.assertEqual(e.cli("identity", "list"), before["identities"])
         self.assertEqual(e.cli("role", "assignment", "list"), before["roles"])
         self.assertEqual(e.cli("keyvault", "list"), before["vaults"])
+        self.assertEqual(e.kv("GET", "dev", "/certificates/cert1/", token=tok).json(), cert)
+        self.assertEqual(e.kv("GET", "dev", "/secrets/cert1/", token=tok).json()["contentType"], "application/x-pkcs12")
+        self.assertTrue(e.kv("GET", "dev", "/keys/cert1/", token=tok).json()["managed"])
         r = e.kv("PUT", "dev", "/secrets/three", token=tok, body={"value": "new"})
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(pg_sql(url, "SELECT count(*) FROM secrets WHERE name = 'three'"), "1")

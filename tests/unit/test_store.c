@@ -814,6 +814,15 @@ static void test_cert_objects(void **state)
     assert_string_equal(rows[0].version, "b2");
     st_certobjs_free(rows, n);
 
+    /* claim: a compare and swap on the policy's doc; the second of two claims loses */
+    OK(store_cert_claim(f->st, "dev", "WEBCERT", "{\"p\":2}", "{\"p\":2,\"c\":1}"));
+    RC(store_cert_claim(f->st, "dev", "webcert", "{\"p\":2}", "{\"p\":2,\"c\":2}"), MV_ERR_CONFLICT);
+    RC(store_cert_claim(f->st, "dev", "nothing", "{}", "{}"), MV_ERR_CONFLICT);
+    OK(store_cert_get(f->st, "dev", ST_CERT_POLICY, "webcert", NULL, 0, &o));
+    assert_string_equal(o.doc, "{\"p\":2,\"c\":1}");
+    assert_int_equal(o.created, 100);
+    st_certobj_clear(&o);
+
     /* soft delete: versions and policy leave the live views, come back on recover */
     OK(store_cert_mark(f->st, "dev", "webcert", 1000, 2000));
     RC(store_cert_get(f->st, "dev", ST_CERT_VERSION, "webcert", NULL, 0, &o), MV_ERR_NOT_FOUND);
