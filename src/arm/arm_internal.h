@@ -158,5 +158,10 @@ void arm_ra_delete(struct arm_req *ar);
 void arm_ra_list(struct arm_req *ar);
 void arm_rd_list(struct arm_req *ar);
 void arm_rd_get(struct arm_req *ar);
+void arm_sp_create(struct arm_req *ar);
+void arm_sp_list(struct arm_req *ar);
+void arm_sp_get(struct arm_req *ar);
+void arm_sp_delete(struct arm_req *ar);
+void arm_sp_add_credential(struct arm_req *ar);
 
 #endif

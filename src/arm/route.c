@@ -39,6 +39,7 @@ struct arm_route {
 #define RA "**/providers/Microsoft.Authorization/roleAssignments"
 #define RD "**/providers/Microsoft.Authorization/roleDefinitions"
 #define SR (R_SUB | R_RG)
+#define SP "providers/Microsoft.Mivault/servicePrincipals"
 
 static const struct arm_route ROUTES[] = {
     {HTTP_GET, "metadata/endpoints", R_PUBLIC, NULL, arm_metadata_endpoints},
@@ -73,6 +74,12 @@ static const struct arm_route ROUTES[] = {
     {HTTP_DELETE, RA "/{}", R_SCOPE, NULL, arm_ra_delete},
     {HTTP_GET, RD, R_SCOPE, NULL, arm_rd_list},
     {HTTP_GET, RD "/{}", R_SCOPE, NULL, arm_rd_get},
+
+    {HTTP_POST, SP, 0, NULL, arm_sp_create},
+    {HTTP_GET, SP, 0, NULL, arm_sp_list},
+    {HTTP_GET, SP "/{}", 0, NULL, arm_sp_get},
+    {HTTP_DELETE, SP "/{}", 0, NULL, arm_sp_delete},
+    {HTTP_POST, SP "/{}/addCredential", 0, NULL, arm_sp_add_credential},
 };
 
 /* The request path split into segments (NUL-terminated, in buf) with their offsets in the

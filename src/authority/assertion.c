@@ -122,3 +122,12 @@ out:
         rc = MV_ERR_UNAUTHENTICATED;
     return rc;
 }
+
+mv_rc authority_check_assertion_claims(const struct authority_plane *srv, const http_req *req,
+                                       const jwt *t, const char *client_id, int64_t now)
+{
+    mv_rc rc = check_claims(srv, req, t, client_id, now);
+    if (rc != MV_OK && rc != MV_ERR_INTERNAL)
+        rc = MV_ERR_UNAUTHENTICATED;
+    return rc;
+}

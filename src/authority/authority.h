@@ -57,6 +57,12 @@ void authority_free_keys(struct authority_plane *srv);
 /* Creates and stores a new RS256 signing key (used by init and by rotation). */
 MV_MUST_CHECK mv_rc authority_new_signing_key(struct store *st, const unsigned char data_key[32]);
 
+/* Workload identity federation (federation.c): an extra CA file (PEM) trusted, besides the
+ * system store, when fetching external issuers' discovery documents and keys (--trust-ca).
+ * Call before the server starts. authority_federation_reset forgets them and the cached keys. */
+MV_MUST_CHECK mv_rc authority_trust_ca_add(const char *file);
+void authority_federation_reset(void);
+
 /* Frees the loop's authority caches (w->authority_state, made on first use); the server
  * calls it when a loop exits. */
 void authority_worker_free(struct authority_loop *w);

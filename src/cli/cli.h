@@ -106,5 +106,14 @@ int verb_secret_restore(struct cli *c);
 int verb_audit_verify(struct cli *c);
 int verb_store_migrate(struct cli *c);
 int verb_token_mint(struct cli *c);
+int verb_sp_create(struct cli *c);
+int verb_sp_list(struct cli *c);
+int verb_sp_show(struct cli *c);
+int verb_sp_delete(struct cli *c);
+int verb_sp_credential_reset(struct cli *c);
+int verb_fic_create(struct cli *c);
+int verb_fic_list(struct cli *c);
+int verb_fic_show(struct cli *c);
+int verb_fic_delete(struct cli *c);
 
 #endif
