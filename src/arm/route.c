@@ -61,6 +61,10 @@ static const struct arm_route ROUTES[] = {
     {HTTP_PUT, RG_P UAI "/{}", SR, UAI, arm_uai_put},
     {HTTP_GET, RG_P UAI "/{}", SR, UAI, arm_uai_get},
     {HTTP_DELETE, RG_P UAI "/{}", SR, UAI, arm_uai_delete},
+    {HTTP_GET, RG_P UAI "/{}/federatedIdentityCredentials", SR, UAI, arm_fic_list},
+    {HTTP_PUT, RG_P UAI "/{}/federatedIdentityCredentials/{}", SR, UAI, arm_fic_put},
+    {HTTP_GET, RG_P UAI "/{}/federatedIdentityCredentials/{}", SR, UAI, arm_fic_get},
+    {HTTP_DELETE, RG_P UAI "/{}/federatedIdentityCredentials/{}", SR, UAI, arm_fic_delete},
 
     {HTTP_GET, SUB_P KV, R_SUB, NULL, arm_vault_list},
     {HTTP_GET, RG_P KV, SR, NULL, arm_vault_list},

@@ -7,8 +7,9 @@
  * ES256 with AADSTS5002738).
  *
  * Cache: one JWKS document per issuer, shared by every loop of the process under one mutex,
- * kept FED_TTL_SECS; a kid the cached document does not hold re-fetches it once, at most every
- * FED_REFETCH_SECS per issuer (a flood of tokens with made-up kids costs one fetch each 10 s).
+ * kept FED_TTL_SECS; a kid the cached document does not hold re-fetches it once, such re-fetches
+ * at most every FED_REFETCH_SECS per issuer (a flood of tokens with made-up kids costs one fetch
+ * each 10 s); a failed fetch is not retried for FED_REFETCH_SECS either.
  * At most FED_MAX_ISSUERS issuers are cached (the least recently fetched gives way); issuers
  * are only ever fetched for a token whose issuer a stored federated credential names.
  *
@@ -38,10 +39,11 @@ struct fed_entry {
     char *issuer;
     char *jwks; /* the JWKS document as fetched */
     int64_t fetched;
+    int64_t kid_refetched; /* when an unknown kid last made it fetch again */
 };
 
 static pthread_mutex_t fed_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *trust_files[FED_MAX_TRUST];
+static mv_buf trust_pem; /* the --trust-ca files' PEM text, read when given (before privileges drop) */
 static size_t n_trust;
 static struct fed_entry cache[FED_MAX_ISSUERS];
 
@@ -53,11 +55,13 @@ mv_rc authority_trust_ca_add(const char *file)
     pthread_mutex_lock(&fed_lock);
     ENSURE_MSG(n_trust < FED_MAX_TRUST, MV_ERR_BAD_REQUEST, "at most %d --trust-ca files",
                FED_MAX_TRUST);
-    CHECK(mv_read_file(file, 4 * 1024 * 1024, &pem, &len));
+    CHECK(mv_read_file(file, 1024 * 1024, &pem, &len));
     ENSURE_MSG(strstr(pem, "-----BEGIN CERTIFICATE-----") != NULL, MV_ERR_BAD_REQUEST,
                "%s holds no PEM certificate", file);
-    trust_files[n_trust] = strdup(file);
-    ENSURE(trust_files[n_trust] != NULL, MV_ERR_INTERNAL);
+    if (n_trust == 0)
+        mv_buf_init(&trust_pem, FED_MAX_TRUST * (1024 * 1024 + 1));
+    CHECK(mv_buf_add(&trust_pem, pem, len));
+    CHECK(mv_buf_add(&trust_pem, "\n", 1));
     n_trust++;
 out:
     pthread_mutex_unlock(&fed_lock);
@@ -73,8 +77,8 @@ void authority_federation_reset(void)
         free(cache[i].jwks);
         memset(&cache[i], 0, sizeof cache[i]);
     }
-    for (size_t i = 0; i < n_trust; i++)
-        free(trust_files[i]);
+    if (n_trust)
+        mv_buf_free(&trust_pem);
     n_trust = 0;
     pthread_mutex_unlock(&fed_lock);
 }
@@ -163,7 +167,7 @@ static mv_rc fetch_jwks(const char *issuer, char **jwks)
     while (n > 0 && issuer[n - 1] == '/')
         n--;
     CHECK(mv_fmt(url, sizeof url, "%.*s/.well-known/openid-configuration", (int)n, issuer));
-    CHECK(http_client_new_trusting((const char *const *)trust_files, n_trust, &h));
+    CHECK(http_client_new_trusting(n_trust ? trust_pem.p : NULL, n_trust ? trust_pem.len : 0, &h));
     http_client_set_timeouts(h, FED_CONNECT_MS, FED_TOTAL_MS);
     CHECK(get(h, url, &doc));
     rc = authority_fed_discovery_parse(doc, strlen(doc), issuer, jwks_uri);
@@ -236,7 +240,8 @@ mv_rc authority_federation_key(const char *issuer, const char *kid, int64_t now,
         rc = MV_OK; /* a stale document still serves while its issuer is unreachable */
     }
     rc = authority_fed_jwks_key(e->jwks, strlen(e->jwks), kid, out);
-    if (rc == MV_ERR_NOT_FOUND && now - e->fetched >= FED_REFETCH_SECS) {
+    if (rc == MV_ERR_NOT_FOUND && now - e->kid_refetched >= FED_REFETCH_SECS) {
+        e->kid_refetched = now;
         CHECK(refresh(e, issuer, now)); /* a key rotated in since: fetch once more */
         rc = authority_fed_jwks_key(e->jwks, strlen(e->jwks), kid, out);
     }

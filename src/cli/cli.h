@@ -67,6 +67,9 @@ MV_MUST_CHECK mv_rc arm_provider_path(struct arm_client *a, const char *type, co
 int cli_config_from_flags(const struct cli *c, struct mv_config *cfg);
 /* --listen ADDR:PORT of `server` and `up` (NULL if absent); 0 or an error already printed. */
 int cli_listen_flag(const struct cli *c, const char **listen);
+/* --trust-ca FILE (repeatable) of `server` and `up`: extra CAs for reaching external OIDC
+ * issuers (workload identity federation); 0 or an error already printed. */
+int cli_trust_ca_flags(const struct cli *c);
 
 /* Verbs: each returns the process exit status. */
 typedef int (*cli_verb_fn)(struct cli *c);

@@ -31,8 +31,10 @@ static const struct verb VERBS[] = {
      "store in PostgreSQL (docs/store.md). Every config.json key: docs/config.md. As root, the\n"
      "state dir goes to --user NAME (default: system user mivault, created if missing), whom\n"
      "server, agent and up then run as (docs/operations.md)."},
-    {"server", verb_server, "[--listen ADDR:PORT] [--user NAME]", "",
-     "Run the authority, control plane and vault (HTTPS); GET /healthz for load balancers."},
+    {"server", verb_server, "[--listen ADDR:PORT] [--user NAME] [--trust-ca FILE ...]", "",
+     "Run the authority, control plane and vault (HTTPS); GET /healthz for load balancers.\n"
+     "--trust-ca (repeatable): CAs trusted besides the system store when fetching external\n"
+     "OIDC issuers' keys (workload identity federation, docs/identities.md)."},
     {"agent", verb_agent,
      "--vm NAME [--join TOKEN|- | --join-file FILE] [--server URL] [--listen ADDR:PORT]\n"
      "       [--imds-address ADDR] [--user NAME]",
@@ -40,7 +42,7 @@ static const struct verb VERBS[] = {
     {"up", verb_up,
      "[--public-url https://HOST[:PORT]] [--listen ADDR:PORT] [--server-port N] [--agent-port N]\n"
      "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N] [--imds-address ADDR]\n"
-     "       [--user NAME]",
+     "       [--user NAME] [--trust-ca FILE ...]",
      "",
      "Init if needed, then run a server and the agent of VM 'localvm' with vault 'dev'."},
     {"demo", verb_demo, "", "", "Run the six steps of the managed identity flow and print them."},

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "audit/audit.h"
+#include "authority/authority.h"
 #include "cli/cli.h"
 #include "cli/launch.h"
 #include "common/privs.h"
@@ -130,10 +131,20 @@ int cli_listen_flag(const struct cli *c, const char **listen)
     return 0;
 }
 
+int cli_trust_ca_flags(const struct cli *c)
+{
+    const char *files[16];
+    int n = cli_get_all(c, "trust-ca", files, 16);
+    for (int i = 0; i < n; i++)
+        if (authority_trust_ca_add(files[i]) != MV_OK)
+            return cli_error("--trust-ca %s: %s", files[i], cli_detail()) + 1;
+    return 0;
+}
+
 int verb_server(struct cli *c)
 {
     const char *listen = NULL;
-    if (cli_listen_flag(c, &listen))
+    if (cli_listen_flag(c, &listen) || cli_trust_ca_flags(c))
         return 2;
     if (mv_protect_daemon() != MV_OK)
         return cli_error("%s", cli_detail());

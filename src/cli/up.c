@@ -130,7 +130,7 @@ int verb_up(struct cli *c)
     sigprocmask(SIG_BLOCK, &sigs, NULL);
 
     const char *listen = NULL;
-    if (cli_config_from_flags(c, &cfg) || cli_listen_flag(c, &listen))
+    if (cli_config_from_flags(c, &cfg) || cli_listen_flag(c, &listen) || cli_trust_ca_flags(c))
         return 2;
     if (mv_protect_daemon() != MV_OK)
         return cli_error("%s", cli_detail());
