@@ -94,10 +94,13 @@ static mv_rc check_time(const jwt *t, int64_t now, struct authority_refusal *ref
     mv_rc rc = MV_OK;
     json_t *jexp = json_object_get(t->claims, "exp"), *jnbf = json_object_get(t->claims, "nbf");
     char a[40], b[40], c[40];
-    int64_t exp = json_is_integer(jexp) ? (int64_t)json_integer_value(jexp) : 0;
-    int64_t nbf = json_is_integer(jnbf) ? (int64_t)json_integer_value(jnbf) : 0;
-    if (json_is_integer(jexp) && (!jnbf || json_is_integer(jnbf)) && exp > now - MV_CLOCK_SKEW_SECS &&
-        nbf <= now + MV_CLOCK_SKEW_SECS)
+    /* NumericDate (RFC 7519 §2) may be non-integer: MSAL Python sends time.time() + 600 */
+    int ok_exp = json_is_number(jexp) && json_number_value(jexp) > -1e15 && json_number_value(jexp) < 1e15;
+    int ok_nbf = !jnbf || (json_is_number(jnbf) && json_number_value(jnbf) > -1e15 &&
+                           json_number_value(jnbf) < 1e15);
+    int64_t exp = ok_exp ? (int64_t)json_number_value(jexp) : 0;
+    int64_t nbf = ok_nbf && jnbf ? (int64_t)json_number_value(jnbf) : 0;
+    if (ok_exp && ok_nbf && exp > now - MV_CLOCK_SKEW_SECS && nbf <= now + MV_CLOCK_SKEW_SECS)
         return MV_OK;
     iso(now, a);
     iso(nbf, b);

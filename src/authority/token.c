@@ -112,6 +112,7 @@ struct token_ctx {
     char client_id[ST_ID];
     struct authority_refusal ref;
     const char *jti;        /* verified, still to be recorded through the writer; else NULL */
+    char jti_key[512 + RESOURCE_MAX]; /* a service principal's: "<jti>\n<resource>" */
     int64_t jti_keep_until; /* exp + skew */
 };
 
@@ -171,8 +172,19 @@ static mv_rc remember_jti(struct authority_loop *w, struct token_ctx *c, int64_t
     mv_rc rc = MV_OK;
     struct authority_refusal *ref = &c->ref;
     long long exp = 0;
-    CHECK(jwt_claim_int(&c->assertion, "exp", &exp)); /* checked by assertion.c */
+    json_t *jexp = json_object_get(c->assertion.claims, "exp");
+    if (json_is_real(jexp)) /* a service principal's MSAL Python (checked by assertion.c) */
+        exp = (long long)json_real_value(jexp);
+    else
+        CHECK(jwt_claim_int(&c->assertion, "exp", &exp)); /* checked by assertion.c */
     c->jti = jwt_claim_str(&c->assertion, "jti");
+    /* A service principal's certificate assertion is good for one token per resource: MSAL
+     * (Python and Node alike) reuses one assertion for up to 10 minutes, for every resource its
+     * application asks a token for. A node's or the admin's is good for one token. */
+    if (!c->client->is_node && c->client->principal.kind == ST_PRINCIPAL_APP) {
+        CHECK(mv_fmt(c->jti_key, sizeof c->jti_key, "%s\n%s", c->jti, c->resource));
+        c->jti = c->jti_key;
+    }
     c->jti_keep_until = (int64_t)exp + MV_CLOCK_SKEW_SECS;
     if (w->srv->writer && w->base)
         goto out; /* authority_token records it through the writer */

@@ -176,8 +176,21 @@ class ServicePrincipals(MivaultTest):
             self.assertEqual(r.status, 200, (alg, r.body))
             c = jwt_parts(r.json()["access_token"])[1]
             self.assertEqual(c["appid"], sp["appId"])
-            # an assertion is good for one token
+            # an assertion is good for one token per resource (MSAL reuses one for 10 minutes
+            # across resources)
             self.assertEqual(self.token(form(a)).status, 401)
+            other = dict(form(a), scope="https://management.core.windows.net//.default")
+            self.assertEqual(self.token(other).status, 200, r.body)
+            self.assertEqual(self.token(other).status, 401)
+        # MSAL Python's NumericDates are reals (time.time() + 600)
+        now = time.time()
+        hdr = {"alg": "RS256", "typ": "JWT",
+               "x5t": b64url(hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).digest())}
+        claims = {"aud": self.endpoint, "iss": sp["appId"], "sub": sp["appId"], "iat": now,
+                  "exp": now + 600, "jti": str(uuid.uuid4())}
+        h, p = b64url(json.dumps(hdr).encode()), b64url(json.dumps(claims).encode())
+        sig = key.sign((h + "." + p).encode(), padding.PKCS1v15(), hashes.SHA256())
+        self.assertEqual(self.token(form(h + "." + p + "." + b64url(sig))).status, 200)
         # x5t#S256 with RS256 is fine too
         self.assertEqual(self.token(form(cert_assertion(key, cert, sp["appId"], self.endpoint, thumb="s256"))).status, 200)
         # refusals
