@@ -71,6 +71,19 @@ static const struct copy TABLES[STORE_MIGRATE_TABLES] = {
      " enabled, nbf, exp, created, updated, deleted, purge_at)"
      " VALUES ($1, lower($1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
      3},
+    {"app_credentials",
+     "SELECT key_id, client_id, kind, hint, secret_sha256, thumb_sha1, thumb_sha256, cert_pem,"
+     " created, expires FROM app_credentials ORDER BY rowid",
+     "INSERT INTO app_credentials (key_id, client_id, kind, hint, secret_sha256, thumb_sha1,"
+     " thumb_sha256, cert_pem, created, expires)"
+     " VALUES (lower($1), lower($2), $3, $4, $5, $6, $7, $8, $9, $10)",
+     -1},
+    {"federated_credentials",
+     "SELECT identity, name, issuer, subject, audience, created FROM federated_credentials"
+     " ORDER BY rowid",
+     "INSERT INTO federated_credentials (identity_key, name_key, identity, name, issuer, subject,"
+     " audience, created) VALUES (lower($1), lower($2), $1, $2, $3, $4, $5, $6)",
+     -1},
 };
 
 static mv_rc copy_table(struct store *from, struct pg_store *to, const struct copy *c, int64_t *rows)

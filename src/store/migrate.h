@@ -4,7 +4,7 @@
 
 #include "store/store.h"
 
-#define STORE_MIGRATE_TABLES 11
+#define STORE_MIGRATE_TABLES 13
 
 struct store_migrate_count {
     const char *table;

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.parse
 import unittest
 
 from harness import BIN, PG_URL, Env, free_port, pg_new_db, pg_drop_db, pg_sql, wait_port
@@ -71,6 +72,9 @@ class PostgresStoreTest(unittest.TestCase):
             r = e.kv("PUT", "dev", "/secrets/%s" % name, token=tok, body={"value": value})
             self.assertEqual(r.status, 200, r.body)
         self.assertEqual(e.kv("DELETE", "dev", "/secrets/gone", token=tok).status, 200)
+        sp = e.cli("sp", "create", "--name", "ci")  # service principals and federated
+        e.cli("identity", "federated-credential", "create", "--identity", "app-id", "--name", "k8s",
+              "--issuer", "https://issuer.example", "--subject", "system:serviceaccount:a:b")
         before = {
             "vm": e.cli("vm", "show", "--name", "vm1"),
             "identities": e.cli("identity", "list"),
@@ -101,6 +105,15 @@ class PostgresStoreTest(unittest.TestCase):
         self.assertEqual(e.cli("identity", "list"), before["identities"])
         self.assertEqual(e.cli("role", "assignment", "list"), before["roles"])
         self.assertEqual(e.cli("keyvault", "list"), before["vaults"])
+        self.assertEqual(out["rows"]["app_credentials"], 1)
+        self.assertEqual(out["rows"]["federated_credentials"], 1)
+        form = {"client_id": sp["appId"], "grant_type": "client_credentials",
+                "client_secret": sp["password"], "scope": "https://vault.azure.net/.default"}
+        r = e.https("POST", "/%s/oauth2/v2.0/token" % e.tenant, body=urllib.parse.urlencode(form),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(r.status, 200, r.body)  # the secret's hash came along
+        fic = e.cli("identity", "federated-credential", "show", "--identity", "app-id", "--name", "k8s")
+        self.assertEqual(fic["properties"]["subject"], "system:serviceaccount:a:b")
         r = e.kv("PUT", "dev", "/secrets/three", token=tok, body={"value": "new"})
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(pg_sql(url, "SELECT count(*) FROM secrets WHERE name = 'three'"), "1")
