@@ -100,10 +100,13 @@ class ServicePrincipals(MivaultTest):
         self.assertEqual(shown["passwordCredentials"][0]["hint"], sp["password"][:3])
         self.assertEqual([s["appId"] for s in e.cli("sp", "list")], [sp["appId"]])
         # only the hash of the secret is stored
-        db = os.path.join(e.dir, "store.db")
-        if os.path.exists(db):
-            with open(db, "rb") as f:
-                raw = f.read()
+        db = os.path.join(e.dir, "mivault.db")
+        if not e.store_url:
+            raw = b""
+            for path in (db, db + "-wal"):
+                if os.path.exists(path):
+                    with open(path, "rb") as f:
+                        raw += f.read()
             self.assertNotIn(sp["password"].encode(), raw)
             self.assertIn(hashlib.sha256(sp["password"].encode()).hexdigest().encode(), raw)
 
@@ -152,6 +155,22 @@ class ServicePrincipals(MivaultTest):
         self.env.cli("sp", "delete", "--id", sp["appId"])
         self.assertAad(self.token(self.secret_form(second)), 400, "unauthorized_client", 700016)
         self.assertEqual(self.env.cli("sp", "list"), [])
+
+    def test_expired_secret(self):
+        e, sp = self.env, self.sp
+        if e.store_url:
+            from harness import pg_sql
+            pg_sql(e.store_url, "UPDATE app_credentials SET expires = 1")
+        else:
+            import sqlite3
+            db = sqlite3.connect(os.path.join(e.dir, "mivault.db"))
+            db.execute("UPDATE app_credentials SET expires = 1")
+            db.commit()
+            db.close()
+        j = self.assertAad(self.token(self.secret_form(sp["password"])), 401, "invalid_client", 7000222)
+        self.assertIn("expired", j["error_description"])
+        # a wrong secret is still 7000215
+        self.assertAad(self.token(self.secret_form("y" * 40)), 401, "invalid_client", 7000215)
 
     def test_certificate_rs256_and_ps256(self):
         e, sp = self.env, self.sp
