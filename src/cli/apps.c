@@ -16,6 +16,8 @@
 #define CERT_FILE_MAX 16384
 
 static const char *const SP_COLS[] = {"displayName", "appId", "id", NULL};
+/* create and credential reset: the secret is shown this once, in a table too */
+static const char *const SP_NEW_COLS[] = {"displayName", "appId", "id", "tenant", "password", NULL};
 static const char *const FIC_COLS[] = {"name", "properties.issuer", "properties.subject", NULL};
 
 /* One call; prints the reply (its "value" array for a listing). */
@@ -58,7 +60,7 @@ int verb_sp_create(struct cli *c)
     const char *name;
     if (cli_require(c, "name", &name) != MV_OK)
         return 2;
-    return call(c, "POST", SP_PATH, json_pack("{s:s}", "displayName", name), SP_COLS);
+    return call(c, "POST", SP_PATH, json_pack("{s:s}", "displayName", name), SP_NEW_COLS);
 }
 
 int verb_sp_list(struct cli *c) { return call(c, "GET", SP_PATH, NULL, SP_COLS); }
@@ -95,7 +97,7 @@ int verb_sp_credential_reset(struct cli *c)
         json_object_set_new(body, "certificate", json_stringn(pem, len));
         free(pem);
     }
-    return call(c, "POST", path, body, SP_COLS);
+    return call(c, "POST", path, body, SP_NEW_COLS);
 }
 
 /* …/userAssignedIdentities/{identity}/federatedIdentityCredentials[/{name}]?api-version=… */
