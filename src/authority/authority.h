@@ -57,6 +57,25 @@ void authority_free_keys(struct authority_plane *srv);
 /* Creates and stores a new RS256 signing key (used by init and by rotation). */
 MV_MUST_CHECK mv_rc authority_new_signing_key(struct store *st, const unsigned char data_key[32]);
 
+/* Rotation and retirement (docs/operations.md, "Rotating the token-signing key").
+ *
+ * authority_rotate: a new current key in one transaction under the store's "signing-key" lock,
+ * the previous one rotated out (still published, its tokens still valid until they expire).
+ * With days > 0 only if the current key is at least that many days old (the schedule:
+ * signingKeyRotationDays; every server tries, the lock and the re-check inside it make one of
+ * them do it). *rotated: 1 if a key was made.
+ *
+ * authority_retire_key: removes kid for good (the row and its sealed private key): every
+ * server's JWKS, validators and cached tokens drop it within TOKEN_KEYSET_CHECK_MS plus the
+ * change feed's delay. Refused with MV_ERR_CONFLICT for the current key (rotate first), and,
+ * unless force, while a token it signed may still be unexpired: until rotated-out time + the
+ * token lifetime + MV_CLOCK_SKEW_SECS (the latest expiry any server could have issued with it,
+ * see token_key_published). NOT_FOUND for an unknown kid. */
+MV_MUST_CHECK mv_rc authority_rotate(struct store *st, const unsigned char data_key[32], int days,
+                                     int *rotated);
+MV_MUST_CHECK mv_rc authority_retire_key(struct store *st, const char *kid, int token_lifetime,
+                                         int force);
+
 /* Workload identity federation (federation.c): an extra CA file (PEM) trusted, besides the
  * system store, when fetching external issuers' discovery documents and keys (--trust-ca).
  * Call before the server starts. authority_federation_reset forgets them and the cached keys. */

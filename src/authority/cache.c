@@ -51,7 +51,12 @@ struct subject_entry {
 
 struct authority_state {
     uint64_t tick;
-    jws_signer *signer; /* for srv->sign_key: it holds a reference, so the pointer is unique */
+    jws_signer *signer; /* for srv->sign_key, or own_key once a rotation was seen */
+    EVP_PKEY *own_key;  /* the current key when it is no longer srv->sign_key */
+    char own_kid[32];
+    int64_t key_gen;    /* generation the current key was checked at */
+    int key_checked;    /* key_gen is set */
+    int64_t key_checked_ms; /* when the store's current key was last read */
     struct client_entry clients[CLIENT_SETS][CLIENT_WAYS];
     struct subject_entry subjects[SUBJECT_SETS][SUBJECT_WAYS];
     char *jwks;         /* this loop's JWKS document, for jwks_gen (NULL: the start-up one) */
@@ -91,6 +96,7 @@ void authority_worker_free(struct authority_loop *w)
         for (size_t j = 0; j < CLIENT_WAYS; j++)
             client_forget(&s->clients[i][j]);
     jws_signer_free(s->signer);
+    EVP_PKEY_free(s->own_key);
     free(s->jwks);
     OPENSSL_cleanse(s, sizeof *s);
     free(s);
@@ -282,11 +288,65 @@ out:
     return rc;
 }
 
-jws_signer *authority_signer(struct authority_loop *w)
+/* A rotation (`mivault authority key rotate`, or the schedule on any server) shows as a new
+ * current key in the store: when the generation moved, the loop reads which key is current and
+ * switches to it. A key that cannot be read or unsealed leaves the loop on the key it has. */
+#define AUTHORITY_KEY_RECHECK_MS 60000
+
+static void follow_rotation(struct authority_loop *w, struct authority_state *s, int64_t gen)
+{
+    EVP_PKEY *key = NULL;
+    char kid[32];
+    int64_t now_ms = mv_now_ms();
+    /* Also every AUTHORITY_KEY_RECHECK_MS whatever the generation says: a loop whose change
+     * feed stalled still stops signing with a rotated-out key within that time, well inside
+     * the MV_CLOCK_SKEW_SECS margin retire allows for (authority_retire_key). */
+    if (s->key_checked && (gen < 0 || gen == s->key_gen) &&
+        now_ms - s->key_checked_ms < AUTHORITY_KEY_RECHECK_MS)
+        return;
+    s->key_gen = gen;
+    s->key_checked = 1;
+    s->key_checked_ms = now_ms;
+    const char *have = s->own_key ? s->own_kid : w->srv->sign_kid;
+    struct st_signing_key *keys = NULL;
+    size_t n = 0;
+    if (store_signing_keys(w->st, &keys, &n) != MV_OK) {
+        LOG_WARN("token: cannot read the signing keys (%s); signing with %s", mv_last_detail(), have);
+        s->key_checked = 0;
+        return;
+    }
+    int same = 0;
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].retired == 0) {
+            same = strcmp(keys[i].kid, have) == 0;
+            break;
+        }
+    st_signing_keys_free(keys, n);
+    if (same)
+        return;
+    if (authority_current_key(w->srv, w->st, &key, kid) != MV_OK) {
+        LOG_WARN("token: cannot load the current signing key (%s); signing with %s",
+                 mv_last_detail(), have);
+        s->key_checked = 0;
+        return;
+    }
+    jws_signer_free(s->signer);
+    s->signer = NULL;
+    EVP_PKEY_free(s->own_key);
+    s->own_key = key;
+    memcpy(s->own_kid, kid, sizeof s->own_kid);
+    LOG_INFO("token: now signing with key %s", kid);
+}
+
+jws_signer *authority_signer(struct authority_loop *w, int64_t gen)
 {
     struct authority_state *s = state(w);
-    EVP_PKEY *key = w->srv->sign_key;
-    if (!s || !key)
+    if (!s)
+        return NULL;
+    follow_rotation(w, s, gen);
+    EVP_PKEY *key = s->own_key ? s->own_key : w->srv->sign_key;
+    const char *kid = s->own_key ? s->own_kid : w->srv->sign_kid;
+    if (!key)
         return NULL;
     /* The signer holds a reference to the key it was made for, so while it lives no other key
      * can have that address: comparing pointers tells whether the key changed. */
@@ -294,7 +354,7 @@ jws_signer *authority_signer(struct authority_loop *w)
         return s->signer;
     jws_signer_free(s->signer);
     s->signer = NULL;
-    if (jws_signer_new(key, JWS_RS256, w->srv->sign_kid, &s->signer) != MV_OK)
+    if (jws_signer_new(key, JWS_RS256, kid, &s->signer) != MV_OK)
         s->signer = NULL;
     return s->signer;
 }

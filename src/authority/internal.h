@@ -143,8 +143,13 @@ MV_MUST_CHECK mv_rc authority_json_str(mv_buf *b, const char *s);
 MV_MUST_CHECK mv_rc authority_issue_with(const struct authority_plane *srv, jws_signer *signer,
                                          const struct st_principal *p, const char *resource,
                                          mv_buf *out, int64_t *exp_out);
-/* cache.c: this worker's signer for srv's current signing key; NULL if it cannot be made. */
-jws_signer *authority_signer(struct authority_loop *w);
+/* cache.c: this worker's signer for the current signing key; NULL if it cannot be made. When
+ * the store generation gen (-1: unknown) moved, the store's current key is read again, and a
+ * key rotated in by another process or server replaces the loop's own (unsealed once). */
+jws_signer *authority_signer(struct authority_loop *w, int64_t gen);
+/* keys.c: the store's current signing key (unsealed) and its kid. NOT_FOUND if none signs. */
+MV_MUST_CHECK mv_rc authority_current_key(const struct authority_plane *srv, struct store *st,
+                                          EVP_PKEY **key, char kid[32]);
 
 /* keys.c: the JWKS document of the signing keys in the store now (caller frees *out). */
 MV_MUST_CHECK mv_rc authority_jwks_build(const struct authority_plane *srv, struct store *st, char **out);

@@ -95,6 +95,71 @@ out:
     return rc;
 }
 
+#define ROTATE_LOCK "mivault:signing-key"
+
+mv_rc authority_rotate(struct store *st, const unsigned char data_key[32], int days, int *rotated)
+{
+    mv_rc rc = MV_OK;
+    struct st_signing_key *keys = NULL;
+    size_t n = 0;
+    int in_tx = 0;
+    *rotated = 0;
+    CHECK(store_begin(st));
+    in_tx = 1;
+    CHECK(store_xact_lock(st, ROTATE_LOCK));
+    if (days > 0) { /* the schedule: re-checked under the lock, so one server rotates */
+        CHECK(store_signing_keys(st, &keys, &n));
+        int64_t newest = 0;
+        for (size_t i = 0; i < n; i++)
+            if (keys[i].retired == 0 && keys[i].created > newest)
+                newest = keys[i].created;
+        if (newest != 0 && mv_now() - newest < (int64_t)days * 86400)
+            goto out; /* not due (rolled back below: nothing was written) */
+    }
+    CHECK(authority_new_signing_key(st, data_key));
+    CHECK(store_commit(st));
+    in_tx = 0;
+    *rotated = 1;
+out:
+    if (in_tx)
+        store_rollback(st);
+    st_signing_keys_free(keys, n);
+    return rc;
+}
+
+mv_rc authority_retire_key(struct store *st, const char *kid, int token_lifetime, int force)
+{
+    mv_rc rc = MV_OK;
+    struct st_signing_key *keys = NULL;
+    size_t n = 0;
+    int in_tx = 0;
+    const struct st_signing_key *k = NULL;
+    CHECK(store_begin(st));
+    in_tx = 1;
+    CHECK(store_xact_lock(st, ROTATE_LOCK));
+    CHECK(store_signing_keys(st, &keys, &n));
+    for (size_t i = 0; i < n && !k; i++)
+        if (strcmp(keys[i].kid, kid) == 0)
+            k = &keys[i];
+    ENSURE_MSG(k != NULL, MV_ERR_NOT_FOUND, "no signing key %s", kid);
+    ENSURE_MSG(k->retired != 0, MV_ERR_CONFLICT,
+               "%s is the current signing key: `mivault authority key rotate` first", kid);
+    int64_t lifetime = token_lifetime > 0 ? token_lifetime : MV_TOKEN_LIFETIME_SECS;
+    ENSURE_MSG(force || !token_key_published(k->retired, mv_now(), lifetime), MV_ERR_CONFLICT,
+               "tokens signed by %s may be valid until %lld (Unix time): retire it then, or "
+               "pass --force to refuse them now",
+               kid, (long long)(k->retired + lifetime + MV_CLOCK_SKEW_SECS));
+    CHECK(store_signing_key_delete(st, kid));
+    CHECK(store_commit(st));
+    in_tx = 0;
+    LOG_INFO("authority: signing key %s retired%s", kid, force ? " (forced)" : "");
+out:
+    if (in_tx)
+        store_rollback(st);
+    st_signing_keys_free(keys, n);
+    return rc;
+}
+
 /* The private key of k, unsealed with the data key. */
 static mv_rc unseal(const struct st_signing_key *k, const unsigned char data_key[32],
                     EVP_PKEY **out)
@@ -193,6 +258,23 @@ mv_rc authority_jwks_build(const struct authority_plane *srv, struct store *st, 
     *out = NULL;
     CHECK(store_signing_keys(st, &keys, &n));
     CHECK(jwks_doc(srv, keys, n, out, NULL));
+out:
+    st_signing_keys_free(keys, n);
+    return rc;
+}
+
+mv_rc authority_current_key(const struct authority_plane *srv, struct store *st, EVP_PKEY **key,
+                            char kid[32])
+{
+    mv_rc rc = MV_OK;
+    struct st_signing_key *keys = NULL;
+    size_t n = 0;
+    *key = NULL;
+    CHECK(store_signing_keys(st, &keys, &n));
+    const struct st_signing_key *cur = current(keys, n);
+    ENSURE(cur != NULL, MV_ERR_NOT_FOUND);
+    CHECK(unseal(cur, srv->data_key, key));
+    memcpy(kid, cur->kid, sizeof cur->kid);
 out:
     st_signing_keys_free(keys, n);
     return rc;

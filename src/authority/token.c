@@ -320,7 +320,7 @@ static mv_rc handle(struct authority_loop *w, http_req *req, struct token_ctx *c
         c->subject = c->client->principal; /* public_key_pem is NULL in the cache */
     }
 issue:
-    CHECK(authority_issue_with(w->srv, authority_signer(w), &c->subject, c->resource, token, exp));
+    CHECK(authority_issue_with(w->srv, authority_signer(w, gen), &c->subject, c->resource, token, exp));
 out:
     return rc;
 }

@@ -108,6 +108,13 @@ int verb_secret_backup(struct cli *c);
 int verb_secret_restore(struct cli *c);
 int verb_audit_verify(struct cli *c);
 int verb_store_migrate(struct cli *c);
+/* opscmd.c, backupcmd.c: keys, backup and restore (docs/operations.md) */
+int verb_authority_key_list(struct cli *c);
+int verb_authority_key_rotate(struct cli *c);
+int verb_authority_key_retire(struct cli *c);
+int verb_master_key_rotate(struct cli *c);
+int verb_backup(struct cli *c);
+int verb_restore(struct cli *c);
 int verb_token_mint(struct cli *c);
 int verb_sp_create(struct cli *c);
 int verb_sp_list(struct cli *c);

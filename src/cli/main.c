@@ -110,6 +110,24 @@ static const struct verb VERBS[] = {
     {"store migrate", verb_store_migrate, "--to URL", "",
      "Copy the state dir's SQLite store into PostgreSQL (URL: an empty database), then point\n"
      "config.json at it. Stop the server first."},
+    {"authority key list", verb_authority_key_list, "", "",
+     "The token-signing keys: the one signing, and those rotated out whose tokens may be alive."},
+    {"authority key rotate", verb_authority_key_rotate, "", "",
+     "A new token-signing key signs from now on (every server within a second); the old one\n"
+     "stays published, so its tokens keep working until they expire (docs/operations.md)."},
+    {"authority key retire", verb_authority_key_retire, "--kid KID [--force]", "force",
+     "Remove a rotated-out signing key: its tokens are refused everywhere within seconds.\n"
+     "Refused while tokens it signed may be unexpired, unless --force."},
+    {"master-key rotate", verb_master_key_rotate, "[--stage --new-key FILE | --commit]", "stage commit",
+     "Re-wrap the data key with a new master key, online. Alone: in one step for this state dir.\n"
+     "Several servers: --stage (both keys work), copy FILE to every server's master.key, --commit\n"
+     "(then only the new key opens the store). docs/operations.md."},
+    {"backup", verb_backup, "--out FILE", "",
+     "A consistent online backup of this installation (store with its keys sealed as at rest,\n"
+     "config.json; never the master key) in one file. docs/operations.md."},
+    {"restore", verb_restore, "--in FILE --state DIR [--master-key FILE] [--store URL]", "",
+     "Rebuild a state dir (a new DIR) from a backup: SQLite in DIR, or the empty PostgreSQL\n"
+     "database URL. Needs the installation's master key (--master-key or MIVAULT_MASTER_KEY)."},
 };
 
 #define NVERBS (sizeof VERBS / sizeof VERBS[0])

@@ -31,6 +31,8 @@
 struct worker_slot {
     struct mv_worker w; /* first: req->worker points at it and at the slot alike */
     struct event *purge_timer;
+    struct event *rotation_timer;
+    struct event *rotate_timer; /* the signing-key schedule (loop 0, when configured) */
     struct health_cache health;
 };
 
@@ -78,6 +80,42 @@ static void purge_tick(evutil_socket_t fd, short what, void *arg)
     store_snapshot_leave(w->snap);
     if (store_secret_purge_expired(w->st, mv_now()) != MV_OK)
         LOG_WARN("purge of expired deleted secrets failed: %s", mv_last_detail());
+    if (store_key_purge_expired(w->st, mv_now()) != MV_OK)
+        LOG_WARN("purge of expired deleted keys failed: %s", mv_last_detail());
+}
+
+/* Due key rotations and certificate renewals (vault_key_rotation_tick, vault_cert_renewal_tick),
+ * by loop 0 only. */
+static void rotation_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mv_worker *w = arg;
+    store_snapshot_leave(w->snap);
+    vault_key_rotation_tick(&w->srv->vault, w->st, mv_now());
+    vault_cert_renewal_tick(&w->srv->vault, w->st, mv_now());
+}
+
+/* The signing-key schedule (signingKeyRotationDays): every server checks ROTATE_FIRST_SECS
+ * after it starts and then every ROTATE_INTERVAL_SECS; authority_rotate re-checks the key's
+ * age under the store's lock, so of N servers one rotates. Making the key (RSA-2048) holds
+ * loop 0 for a moment, once per period. */
+#define ROTATE_FIRST_SECS 1
+#define ROTATE_INTERVAL_SECS 60
+static void rotate_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker_slot *s = arg;
+    struct mv_worker *w = &s->w;
+    int days = w->srv->cfg.signing_key_rotation_days, rotated = 0;
+    store_snapshot_leave(w->snap);
+    if (authority_rotate(w->st, w->srv->data_key, days, &rotated) != MV_OK)
+        LOG_WARN("scheduled signing-key rotation failed: %s", mv_last_detail());
+    else if (rotated)
+        LOG_INFO("signing key rotated on schedule (every %d days)", days);
+    struct timeval tv = {ROTATE_INTERVAL_SECS, 0};
+    event_add(s->rotate_timer, &tv);
 }
 
 /* The planes' views of this loop: its store connection, snapshot and loop, and a token
@@ -132,6 +170,16 @@ static void *worker_init(int idx, struct event_base *base, void *arg)
         struct timeval tv = {PURGE_INTERVAL_SECS, 0};
         if (s->purge_timer)
             event_add(s->purge_timer, &tv);
+        s->rotation_timer = event_new(base, -1, EV_PERSIST, rotation_tick, &s->w);
+        struct timeval rtv = {VAULT_ROTATION_TICK_SECS, 0};
+        if (s->rotation_timer)
+            event_add(s->rotation_timer, &rtv);
+        if (srv->cfg.signing_key_rotation_days > 0) {
+            struct timeval first = {ROTATE_FIRST_SECS, 0};
+            s->rotate_timer = event_new(base, -1, 0, rotate_tick, s);
+            if (s->rotate_timer)
+                event_add(s->rotate_timer, &first);
+        }
     }
     return &s->w;
 }
@@ -143,6 +191,10 @@ static void worker_free(void *p)
         return;
     if (s->purge_timer)
         event_free(s->purge_timer);
+    if (s->rotation_timer)
+        event_free(s->rotation_timer);
+    if (s->rotate_timer)
+        event_free(s->rotate_timer);
     audit_loop_detach(s->w.srv->audit);
     vault_worker_free(&s->w.vault);
     authority_worker_free(&s->w.authority);

@@ -212,6 +212,7 @@ mv_rc state_config_load(const struct mv_paths *p, struct mv_config *c)
     CHECK(get_int(o, "headerTimeoutSecs", &c->header_timeout_secs, 1, 3600));
     CHECK(get_int(o, "bodyMinRate", &c->body_min_rate, 1, 1000000000));
     CHECK(get_int(o, "auditCheckpointSecs", &c->audit_checkpoint_secs, 1, 86400));
+    CHECK(get_int(o, "signingKeyRotationDays", &c->signing_key_rotation_days, 0, 3650));
     rc = state_config_public_url(c, url[0] ? url : NULL);
     ENSURE_MSG(rc == MV_OK, rc, "config: publicUrl: %s", mv_last_detail());
 out:
@@ -269,14 +270,19 @@ out:
 }
 
 /* The data key, unwrapped with master; MV_ERR_FORBIDDEN if master does not open it. */
-static mv_rc unwrap_data_key(struct store *st, const unsigned char master[32], unsigned char key[32])
+/* The data key as wrapped in meta `which` ("data_key", or "data_key_next" while a master-key
+ * rotation is staged: "" when none is), unwrapped with master. MV_ERR_FORBIDDEN if master does
+ * not open it, MV_ERR_NOT_FOUND if that wrapping is absent. */
+static mv_rc unwrap_one(struct store *st, const char *which, const unsigned char master[32],
+                        unsigned char key[32])
 {
     mv_rc rc = MV_OK;
     mv_buf wrapped_b64, wrapped, dk;
     mv_buf_init(&wrapped_b64, 4096);
     mv_buf_init(&wrapped, 4096);
     mv_buf_init(&dk, 64);
-    CHECK(store_meta_get(st, "data_key", &wrapped_b64));
+    CHECK(store_meta_get(st, which, &wrapped_b64));
+    ENSURE(wrapped_b64.len > 0, MV_ERR_NOT_FOUND);
     CHECK(b64_decode(&wrapped, wrapped_b64.p, wrapped_b64.len));
     rc = aead_open(master, "data-key", wrapped.p, wrapped.len, &dk);
     ENSURE_MSG(rc == MV_OK && dk.len == 32, MV_ERR_FORBIDDEN,
@@ -287,6 +293,119 @@ out:
     mv_buf_free(&wrapped);
     mv_buf_free_secret(&dk);
     return rc;
+}
+
+#define META_DATA_KEY "data_key"
+#define META_DATA_KEY_NEXT "data_key_next" /* a staged master-key rotation; "" when none */
+
+/* The data key with master: the current wrapping, else (a rotation staged and this server
+ * already given the new master key) the staged one. */
+static mv_rc unwrap_data_key(struct store *st, const unsigned char master[32], unsigned char key[32])
+{
+    mv_rc rc = unwrap_one(st, META_DATA_KEY, master, key);
+    if (rc == MV_ERR_FORBIDDEN) {
+        mv_rc next = unwrap_one(st, META_DATA_KEY_NEXT, master, key);
+        if (next == MV_OK)
+            return MV_OK;
+        mv_fail(MV_ERR_FORBIDDEN, "cannot unwrap the data key: wrong master key?");
+    }
+    return rc;
+}
+
+/* ---- master-key rotation (docs/operations.md) ----
+ *
+ * The master key wraps one thing: the data key (meta data_key). Everything sealed at rest
+ * (secrets, signing keys, CA key, admin key) is sealed with the data key, so rotating the
+ * master key re-wraps the data key and nothing else, and a running server, which holds the
+ * data key in memory, never notices. Staged: data_key_next holds the data key wrapped with the
+ * new master key, and either key opens the store (a server restarted in between starts with
+ * whichever it has); commit makes the new wrapping the only one. */
+#define ROTATE_MK_LOCK "mivault:master-key"
+
+mv_rc state_master_key_stage(const struct mv_paths *p, const unsigned char new_mk[32])
+{
+    mv_rc rc = MV_OK;
+    struct store *st = NULL;
+    unsigned char mk[32], dk[32];
+    mv_buf sealed, b64;
+    int in_tx = 0;
+    mv_buf_init(&sealed, 4096);
+    mv_buf_init(&b64, 4096);
+    CHECK(state_master_key(p, mk));
+    CHECK(store_open(p->db, &st));
+    CHECK(store_begin(st));
+    in_tx = 1;
+    CHECK(store_xact_lock(st, ROTATE_MK_LOCK));
+    rc = unwrap_one(st, META_DATA_KEY, mk, dk);
+    ENSURE_MSG(rc == MV_OK, MV_ERR_FORBIDDEN,
+               "%s does not open the store's data key (is a rotation staged already? then "
+               "`mivault master-key rotate --commit` with the new key in place)", p->master_key);
+    ENSURE_MSG(!mv_ct_eq(mk, 32, new_mk, 32), MV_ERR_BAD_REQUEST,
+               "the new master key is the current one");
+    CHECK(aead_seal(new_mk, "data-key", dk, sizeof dk, &sealed));
+    CHECK(b64_encode(&b64, sealed.p, sealed.len));
+    CHECK(store_meta_set(st, META_DATA_KEY_NEXT, b64.p));
+    CHECK(store_commit(st));
+    in_tx = 0;
+    LOG_INFO("master key: rotation staged (both keys open the store)");
+out:
+    if (in_tx)
+        store_rollback(st);
+    OPENSSL_cleanse(mk, sizeof mk);
+    OPENSSL_cleanse(dk, sizeof dk);
+    mv_buf_free(&sealed);
+    mv_buf_free(&b64);
+    store_close(st);
+    return rc;
+}
+
+mv_rc state_master_key_commit(const struct mv_paths *p)
+{
+    mv_rc rc = MV_OK;
+    struct store *st = NULL;
+    unsigned char mk[32], dk[32];
+    mv_buf next;
+    int in_tx = 0;
+    mv_buf_init(&next, 4096);
+    CHECK(state_master_key(p, mk));
+    CHECK(store_open(p->db, &st));
+    CHECK(store_begin(st));
+    in_tx = 1;
+    CHECK(store_xact_lock(st, ROTATE_MK_LOCK));
+    rc = unwrap_one(st, META_DATA_KEY_NEXT, mk, dk);
+    if (rc == MV_ERR_NOT_FOUND || rc == MV_ERR_FORBIDDEN) {
+        /* Nothing staged, or staged for another key: fine only if this key is the current one
+         * (a commit that already happened). */
+        mv_rc cur = unwrap_one(st, META_DATA_KEY, mk, dk);
+        ENSURE_MSG(cur == MV_OK, MV_ERR_CONFLICT,
+                   "%s is not the staged new master key: install it first", p->master_key);
+        ENSURE_MSG(rc == MV_ERR_NOT_FOUND, MV_ERR_CONFLICT,
+                   "a rotation to another master key is staged; this one (%s) is current",
+                   p->master_key);
+        rc = MV_OK;
+        goto commit;
+    }
+    CHECK(rc);
+    CHECK(store_meta_get(st, META_DATA_KEY_NEXT, &next));
+    CHECK(store_meta_set(st, META_DATA_KEY, next.p));
+    CHECK(store_meta_set(st, META_DATA_KEY_NEXT, ""));
+commit:
+    CHECK(store_commit(st));
+    in_tx = 0;
+    LOG_INFO("master key: rotation committed (only the new key opens the store)");
+out:
+    if (in_tx)
+        store_rollback(st);
+    OPENSSL_cleanse(mk, sizeof mk);
+    OPENSSL_cleanse(dk, sizeof dk);
+    mv_buf_free(&next);
+    store_close(st);
+    return rc;
+}
+
+mv_rc state_master_key_install(const struct mv_paths *p, const unsigned char mk[32])
+{
+    return write_durable(p->master_key, mk, 32, 0600);
 }
 
 mv_rc state_data_key(const struct mv_paths *p, struct store *st, unsigned char key[32])

@@ -67,6 +67,8 @@ struct mv_config {
     int header_timeout_secs;      /* a request head complete within (headerTimeoutSecs) */
     int body_min_rate;            /* body bytes/s after that (bodyMinRate) */
     int audit_checkpoint_secs;    /* audit checkpoint interval (auditCheckpointSecs) */
+    int signing_key_rotation_days; /* rotate the token-signing key this often; 0 = never
+                                    * (signingKeyRotationDays, docs/operations.md) */
 };
 
 /* Tenant-level facts created at init, stored in the store's meta table. */
@@ -110,6 +112,15 @@ MV_MUST_CHECK mv_rc state_init(const struct mv_paths *p, const struct mv_config 
  * it is missing. */
 MV_MUST_CHECK mv_rc state_server_id(const struct mv_paths *p, int create, char out[ST_ID]);
 MV_MUST_CHECK mv_rc state_master_key(const struct mv_paths *p, unsigned char key[32]);
+/* Master-key rotation (docs/operations.md, "Rotating the master key"). stage: the store's
+ * data key is wrapped with new_mk too (meta data_key_next), under p's current master key, so
+ * either key opens the store. install: new_mk becomes p's master.key (durably). commit: p's
+ * master key must be the staged one; its wrapping becomes the only one, and the old master key
+ * opens nothing in the store any more (idempotent once done). Running servers are not touched:
+ * they hold the data key, which does not change. */
+MV_MUST_CHECK mv_rc state_master_key_stage(const struct mv_paths *p, const unsigned char new_mk[32]);
+MV_MUST_CHECK mv_rc state_master_key_install(const struct mv_paths *p, const unsigned char mk[32]);
+MV_MUST_CHECK mv_rc state_master_key_commit(const struct mv_paths *p);
 /* Unwraps the data key that seals secrets and private keys. */
 MV_MUST_CHECK mv_rc state_data_key(const struct mv_paths *p, struct store *st, unsigned char key[32]);
 MV_MUST_CHECK mv_rc state_tenant(struct store *st, struct mv_tenant *out);

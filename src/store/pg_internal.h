@@ -149,6 +149,10 @@ void pg_secret_cache_free(struct pg_store *pg);
 #define PG_SECRET_COLS                                                                             \
     "vault, name, version, content_type, tags_json, enabled, nbf, exp, created, updated, "        \
     "deleted, purge_at"
+#define PG_KEY_COLS                                                                                \
+    "vault, name, version, jwk_json, tags_json, enabled, nbf, exp, created, updated, "            \
+    "deleted, purge_at, managed"
+MV_MUST_CHECK mv_rc pg_key_row(const PGresult *r, int row, int with_sealed, struct st_key *out);
 MV_MUST_CHECK mv_rc pg_secret_row(const PGresult *r, int row, int with_sealed, struct st_secret *out);
 
 /* The PostgreSQL backend of every store.h function (store.c dispatches here). */
@@ -176,6 +180,7 @@ MV_MUST_CHECK mv_rc pg_fic_get(struct pg_store *pg, const char *identity, const 
 MV_MUST_CHECK mv_rc pg_fic_list(struct pg_store *pg, const char *identity, struct st_fic **out, size_t *n);
 MV_MUST_CHECK mv_rc pg_fic_delete(struct pg_store *pg, const char *identity, const char *name);
 MV_MUST_CHECK mv_rc pg_signing_key_put(struct pg_store *pg, const struct st_signing_key *k);
+MV_MUST_CHECK mv_rc pg_signing_key_delete(struct pg_store *pg, const char *kid);
 MV_MUST_CHECK mv_rc pg_signing_keys(struct pg_store *pg, struct st_signing_key **out, size_t *n);
 MV_MUST_CHECK mv_rc pg_vm_put(struct pg_store *pg, const struct st_vm *vm);
 MV_MUST_CHECK mv_rc pg_vm_get(struct pg_store *pg, const char *name, struct st_vm *out);
@@ -201,6 +206,26 @@ MV_MUST_CHECK mv_rc pg_role_assignment_put(struct pg_store *pg, const struct st_
 MV_MUST_CHECK mv_rc pg_role_assignment_get(struct pg_store *pg, const char *id, struct st_role_assignment *out);
 MV_MUST_CHECK mv_rc pg_role_assignment_list(struct pg_store *pg, const char *principal_id, const char *scope, struct st_role_assignment **out, size_t *n);
 MV_MUST_CHECK mv_rc pg_role_assignment_delete(struct pg_store *pg, const char *id);
+MV_MUST_CHECK mv_rc pg_key_add(struct pg_store *pg, const struct st_key *k);
+MV_MUST_CHECK mv_rc pg_key_get(struct pg_store *pg, const char *vault, const char *name, const char *version, struct st_key *out);
+MV_MUST_CHECK mv_rc pg_key_update(struct pg_store *pg, const struct st_key *k);
+MV_MUST_CHECK mv_rc pg_key_list(struct pg_store *pg, const char *vault, const char *after, size_t limit, struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc pg_key_versions(struct pg_store *pg, const char *vault, const char *name, const char *after_version, size_t limit, struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc pg_key_delete(struct pg_store *pg, const char *vault, const char *name, int64_t now, int days, struct st_key *out);
+MV_MUST_CHECK mv_rc pg_key_get_deleted(struct pg_store *pg, const char *vault, const char *name, struct st_key *out);
+MV_MUST_CHECK mv_rc pg_key_list_deleted(struct pg_store *pg, const char *vault, const char *after, size_t limit, struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc pg_key_recover(struct pg_store *pg, const char *vault, const char *name);
+MV_MUST_CHECK mv_rc pg_key_purge(struct pg_store *pg, const char *vault, const char *name);
+MV_MUST_CHECK mv_rc pg_key_purge_expired(struct pg_store *pg, int64_t now);
+MV_MUST_CHECK mv_rc pg_key_policy_put(struct pg_store *pg, const struct st_key_policy *p);
+MV_MUST_CHECK mv_rc pg_key_policy_get(struct pg_store *pg, const char *vault, const char *name, struct st_key_policy *out);
+MV_MUST_CHECK mv_rc pg_key_policy_list(struct pg_store *pg, struct st_key_policy **out, size_t *n);
+MV_MUST_CHECK mv_rc pg_key_policy_claim(struct pg_store *pg, const char *vault, const char *name, const char *version);
+MV_MUST_CHECK mv_rc pg_cert_put(struct pg_store *pg, const struct st_certobj *o);
+MV_MUST_CHECK mv_rc pg_cert_get(struct pg_store *pg, const char *vault, int kind, const char *name, const char *version, int deleted, struct st_certobj *out);
+MV_MUST_CHECK mv_rc pg_cert_list(struct pg_store *pg, const char *vault, int kind, const char *name, const char *after, size_t limit, int deleted, struct st_certobj **out, size_t *n);
+MV_MUST_CHECK mv_rc pg_cert_mark(struct pg_store *pg, const char *vault, const char *name, int64_t deleted, int64_t purge_at);
+MV_MUST_CHECK mv_rc pg_cert_remove(struct pg_store *pg, const char *vault, int kind, const char *name, const char *version);
 MV_MUST_CHECK mv_rc pg_secret_add(struct pg_store *pg, const struct st_secret *s);
 MV_MUST_CHECK mv_rc pg_secret_get(struct pg_store *pg, const char *vault, const char *name, const char *version, struct st_secret *out);
 MV_MUST_CHECK mv_rc pg_secret_update(struct pg_store *pg, const struct st_secret *s);

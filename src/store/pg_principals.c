@@ -93,6 +93,11 @@ mv_rc pg_signing_key_put(struct pg_store *pg, const struct st_signing_key *k)
                         &pp, 1);
 }
 
+mv_rc pg_signing_key_delete(struct pg_store *pg, const char *kid)
+{
+    return pg_delete_by_key(pg, "DELETE FROM signing_keys WHERE kid = $1", kid, 1);
+}
+
 static mv_rc key_row(const PGresult *r, int row, void *item)
 {
     mv_rc rc = MV_OK;

@@ -220,10 +220,73 @@ static const char *const v5[] = {
     NULL,
 };
 
-/* v6: service principals (principal kind 4), their credentials (pg_apps.c; client_id stored
+/* v6: Key Vault keys (pg_vkeys.c), one row per version like secrets: sealed holds the private
+ * key, jwk_json the public JWK with kty and key_ops; managed marks a certificate's key. And
+ * their rotation policies: claimed is the version the last scheduled rotation started from (the
+ * conditional update that lets one server of many rotate a key once). No cache reads keys, so
+ * they feed no change log. */
+static const char *const v6[] = {
+    "CREATE TABLE vault_keys ("
+    " seq bigserial,"
+    " vault text COLLATE \"C\" NOT NULL,"
+    " vault_key text COLLATE \"C\" NOT NULL REFERENCES vaults (k) ON DELETE CASCADE,"
+    " name text COLLATE \"C\" NOT NULL,"
+    " version text COLLATE \"C\" NOT NULL,"
+    " sealed bytea NOT NULL,"
+    " jwk_json text COLLATE \"C\" NOT NULL,"
+    " tags_json text COLLATE \"C\","
+    " enabled integer NOT NULL,"
+    " nbf bigint NOT NULL DEFAULT 0,"
+    " exp bigint NOT NULL DEFAULT 0,"
+    " created bigint NOT NULL,"
+    " updated bigint NOT NULL,"
+    " deleted bigint NOT NULL DEFAULT 0,"
+    " purge_at bigint NOT NULL DEFAULT 0,"
+    " managed integer NOT NULL DEFAULT 0)",
+    "CREATE UNIQUE INDEX vault_keys_version ON vault_keys (vault_key, lower(name), lower(version))",
+    "CREATE INDEX vault_keys_live ON vault_keys (vault_key, lower(name), created DESC, seq DESC)"
+    " WHERE deleted = 0",
+    "CREATE INDEX vault_keys_deleted ON vault_keys (vault_key, lower(name), created DESC, seq DESC)"
+    " WHERE deleted <> 0",
+    "CREATE INDEX vault_keys_purge ON vault_keys (purge_at) WHERE deleted <> 0",
+    "CREATE TABLE key_policies ("
+    " vault text COLLATE \"C\" NOT NULL,"
+    " vault_key text COLLATE \"C\" NOT NULL REFERENCES vaults (k) ON DELETE CASCADE,"
+    " name text COLLATE \"C\" NOT NULL,"
+    " policy_json text COLLATE \"C\" NOT NULL,"
+    " created bigint NOT NULL,"
+    " updated bigint NOT NULL,"
+    " claimed text COLLATE \"C\" NOT NULL DEFAULT '')",
+    "CREATE UNIQUE INDEX key_policies_name ON key_policies (vault_key, lower(name))",
+    NULL,
+};
+
+/* v7: Key Vault certificates (pg_certs.c): versions, policies, pending operations, issuers and
+ * contacts, one table of objects; see store.h "certificates". */
+static const char *const v7[] = {
+    "CREATE TABLE cert_objects ("
+    " seq bigserial,"
+    " vault text COLLATE \"C\" NOT NULL,"
+    " vault_key text COLLATE \"C\" NOT NULL REFERENCES vaults (k) ON DELETE CASCADE,"
+    " kind integer NOT NULL CHECK (kind BETWEEN 1 AND 5),"
+    " name text COLLATE \"C\" NOT NULL,"
+    " version text COLLATE \"C\" NOT NULL,"
+    " doc text COLLATE \"C\" NOT NULL,"
+    " sealed bytea NOT NULL,"
+    " created bigint NOT NULL,"
+    " deleted bigint NOT NULL DEFAULT 0,"
+    " purge_at bigint NOT NULL DEFAULT 0)",
+    "CREATE UNIQUE INDEX cert_objects_key ON cert_objects"
+    " (vault_key, kind, lower(name), lower(version))",
+    "CREATE INDEX cert_objects_latest ON cert_objects"
+    " (vault_key, kind, lower(name), created DESC, seq DESC)",
+    NULL,
+};
+
+/* v8: service principals (principal kind 4), their credentials (pg_apps.c; client_id stored
  * lowered) and the federated identity credentials of user-assigned identities (identity_key
  * references identities.k; name_key is the lowered name). Self-contained: one step. */
-static const char *const v6[] = {
+static const char *const v8[] = {
     "ALTER TABLE principals DROP CONSTRAINT principals_kind_check",
     "ALTER TABLE principals ADD CONSTRAINT principals_kind_check CHECK (kind BETWEEN 1 AND 4)",
     "CREATE TABLE app_credentials ("
@@ -255,7 +318,7 @@ static const char *const v6[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6};
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 /* meta itself is the one table every version has: created first, outside the list. */

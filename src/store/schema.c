@@ -179,21 +179,81 @@ static const char *const v4[] = {
     NULL,
 };
 
-/* v5: service principals (principal kind 4: the kind CHECK is widened by rebuilding the table,
+/* v5: Key Vault keys (st_vkeys.c), one row per version like secrets: sealed holds the private
+ * key, jwk_json the public JWK with kty and key_ops; managed marks a certificate's key. And
+ * their rotation policies: claimed is the version the last scheduled rotation started from (the
+ * conditional update that lets one server of many rotate a key once). */
+static const char *const v5[] = {
+    "CREATE TABLE vault_keys ("
+    " vault TEXT NOT NULL COLLATE NOCASE REFERENCES vaults (name) ON DELETE CASCADE,"
+    " name TEXT NOT NULL COLLATE NOCASE,"
+    " version TEXT NOT NULL COLLATE NOCASE,"
+    " sealed BLOB NOT NULL,"
+    " jwk_json TEXT NOT NULL,"
+    " tags_json TEXT,"
+    " enabled INTEGER NOT NULL,"
+    " nbf INTEGER NOT NULL DEFAULT 0,"
+    " exp INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL,"
+    " deleted INTEGER NOT NULL DEFAULT 0,"
+    " purge_at INTEGER NOT NULL DEFAULT 0,"
+    " managed INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (vault, name, version));"
+    "CREATE INDEX vault_keys_live ON vault_keys (vault, name, created) WHERE deleted = 0;"
+    "CREATE INDEX vault_keys_deleted ON vault_keys (vault, name, created) WHERE deleted <> 0;"
+    "CREATE INDEX vault_keys_purge ON vault_keys (purge_at) WHERE deleted <> 0;",
+    "CREATE TABLE key_policies ("
+    " vault TEXT NOT NULL COLLATE NOCASE REFERENCES vaults (name) ON DELETE CASCADE,"
+    " name TEXT NOT NULL COLLATE NOCASE,"
+    " policy_json TEXT NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL,"
+    " claimed TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY (vault, name));",
+    NULL,
+};
+
+/* v6: Key Vault certificates (st_certs.c): versions, policies, pending operations, issuers
+ * and contacts, one table of objects; see store.h "certificates". */
+static const char *const v6[] = {
+    "CREATE TABLE cert_objects ("
+    " vault TEXT NOT NULL COLLATE NOCASE REFERENCES vaults (name) ON DELETE CASCADE,"
+    " kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 5),"
+    " name TEXT NOT NULL COLLATE NOCASE,"
+    " version TEXT NOT NULL COLLATE NOCASE,"
+    " doc TEXT NOT NULL,"
+    " sealed BLOB NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " deleted INTEGER NOT NULL DEFAULT 0,"
+    " purge_at INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (vault, kind, name, version));"
+    "CREATE INDEX cert_objects_latest ON cert_objects (vault, kind, name, created);",
+    NULL,
+};
+
+/* v7: signing keys move the generation too, so a key rotated or retired by another process
+ * (`mivault authority key`) reaches every loop's signer, JWKS and validators (docs/operations.md). */
+static const char *const v7[] = {
+    GEN_TRIGGERS("signing_keys"),
+    NULL,
+};
+
+/* v8: service principals (principal kind 4: the kind CHECK is widened by rebuilding the table,
  * SQLite cannot alter a CHECK), their credentials (st_apps.c) and the federated identity
  * credentials of user-assigned identities. Self-contained: one step. */
-static const char *const v5[] = {
-    "CREATE TABLE principals_v5 ("
+static const char *const v8[] = {
+    "CREATE TABLE principals_v8 ("
     " id TEXT PRIMARY KEY COLLATE NOCASE,"
     " client_id TEXT NOT NULL UNIQUE COLLATE NOCASE,"
     " kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 4),"
     " name TEXT NOT NULL,"
     " resource_id TEXT NOT NULL COLLATE NOCASE,"
     " public_key_pem TEXT);"
-    "INSERT INTO principals_v5 (id, client_id, kind, name, resource_id, public_key_pem)"
+    "INSERT INTO principals_v8 (id, client_id, kind, name, resource_id, public_key_pem)"
     " SELECT id, client_id, kind, name, resource_id, public_key_pem FROM principals;"
     "DROP TABLE principals;"
-    "ALTER TABLE principals_v5 RENAME TO principals;",
+    "ALTER TABLE principals_v8 RENAME TO principals;",
     GEN_TRIGGERS("principals"),
     "CREATE TABLE app_credentials ("
     " key_id TEXT PRIMARY KEY COLLATE NOCASE,"
@@ -221,7 +281,7 @@ static const char *const v5[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5};
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 static mv_rc user_version(struct store *st, int64_t *out)

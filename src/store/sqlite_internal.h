@@ -49,6 +49,7 @@ enum st_q {
     ST_Q_FIC_DELETE,
     ST_Q_KEY_PUT,
     ST_Q_KEY_LIST,
+    ST_Q_KEY_DELETE,
     ST_Q_VM_PUT,
     ST_Q_VM_GET,
     ST_Q_VM_LIST,
@@ -101,6 +102,32 @@ enum st_q {
     ST_Q_CHECKPOINT_LIST,
     ST_Q_QUOTA_LEASE,
     ST_Q_QUOTA_PRUNE,
+    ST_Q_VKEY_STATE,
+    ST_Q_VKEY_ADD,
+    ST_Q_VKEY_GET_LATEST,
+    ST_Q_VKEY_GET_VERSION,
+    ST_Q_VKEY_UPDATE,
+    ST_Q_VKEY_LIST,
+    ST_Q_VKEY_VERSIONS_FIRST,
+    ST_Q_VKEY_VERSIONS_AFTER,
+    ST_Q_VKEY_SOFT_DELETE,
+    ST_Q_VKEY_HARD_DELETE,
+    ST_Q_VKEY_GET_DELETED,
+    ST_Q_VKEY_LIST_DELETED,
+    ST_Q_VKEY_RECOVER,
+    ST_Q_VKEY_PURGE,
+    ST_Q_VKEY_PURGE_EXPIRED,
+    ST_Q_VKEY_POLICY_PUT,
+    ST_Q_VKEY_POLICY_GET,
+    ST_Q_VKEY_POLICY_LIST,
+    ST_Q_VKEY_POLICY_CLAIM,
+    ST_Q_CERT_PUT,
+    ST_Q_CERT_GET_LATEST,
+    ST_Q_CERT_GET_VERSION,
+    ST_Q_CERT_LIST_NAMES,
+    ST_Q_CERT_LIST_VERSIONS,
+    ST_Q_CERT_MARK,
+    ST_Q_CERT_REMOVE,
     ST_Q_COUNT
 };
 
@@ -143,6 +170,7 @@ MV_MUST_CHECK mv_rc sq_fic_get(struct store *st, const char *identity, const cha
 MV_MUST_CHECK mv_rc sq_fic_list(struct store *st, const char *identity, struct st_fic **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_fic_delete(struct store *st, const char *identity, const char *name);
 MV_MUST_CHECK mv_rc sq_signing_key_put(struct store *st, const struct st_signing_key *k);
+MV_MUST_CHECK mv_rc sq_signing_key_delete(struct store *st, const char *kid);
 MV_MUST_CHECK mv_rc sq_signing_keys(struct store *st, struct st_signing_key **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_vm_put(struct store *st, const struct st_vm *vm);
 MV_MUST_CHECK mv_rc sq_vm_get(struct store *st, const char *name, struct st_vm *out);
@@ -168,6 +196,21 @@ MV_MUST_CHECK mv_rc sq_role_assignment_put(struct store *st, const struct st_rol
 MV_MUST_CHECK mv_rc sq_role_assignment_get(struct store *st, const char *id, struct st_role_assignment *out);
 MV_MUST_CHECK mv_rc sq_role_assignment_list(struct store *st, const char *principal_id, const char *scope, struct st_role_assignment **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_role_assignment_delete(struct store *st, const char *id);
+MV_MUST_CHECK mv_rc sq_key_add(struct store *st, const struct st_key *k);
+MV_MUST_CHECK mv_rc sq_key_get(struct store *st, const char *vault, const char *name, const char *version, struct st_key *out);
+MV_MUST_CHECK mv_rc sq_key_update(struct store *st, const struct st_key *k);
+MV_MUST_CHECK mv_rc sq_key_list(struct store *st, const char *vault, const char *after, size_t limit, struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_key_versions(struct store *st, const char *vault, const char *name, const char *after_version, size_t limit, struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_key_delete(struct store *st, const char *vault, const char *name, int64_t now, int days, struct st_key *out);
+MV_MUST_CHECK mv_rc sq_key_get_deleted(struct store *st, const char *vault, const char *name, struct st_key *out);
+MV_MUST_CHECK mv_rc sq_key_list_deleted(struct store *st, const char *vault, const char *after, size_t limit, struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_key_recover(struct store *st, const char *vault, const char *name);
+MV_MUST_CHECK mv_rc sq_key_purge(struct store *st, const char *vault, const char *name);
+MV_MUST_CHECK mv_rc sq_key_purge_expired(struct store *st, int64_t now);
+MV_MUST_CHECK mv_rc sq_key_policy_put(struct store *st, const struct st_key_policy *p);
+MV_MUST_CHECK mv_rc sq_key_policy_get(struct store *st, const char *vault, const char *name, struct st_key_policy *out);
+MV_MUST_CHECK mv_rc sq_key_policy_list(struct store *st, struct st_key_policy **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_key_policy_claim(struct store *st, const char *vault, const char *name, const char *version);
 MV_MUST_CHECK mv_rc sq_secret_add(struct store *st, const struct st_secret *s);
 MV_MUST_CHECK mv_rc sq_secret_get(struct store *st, const char *vault, const char *name, const char *version, struct st_secret *out);
 MV_MUST_CHECK mv_rc sq_secret_update(struct store *st, const struct st_secret *s);
@@ -179,6 +222,11 @@ MV_MUST_CHECK mv_rc sq_secret_list_deleted(struct store *st, const char *vault, 
 MV_MUST_CHECK mv_rc sq_secret_recover(struct store *st, const char *vault, const char *name);
 MV_MUST_CHECK mv_rc sq_secret_purge(struct store *st, const char *vault, const char *name);
 MV_MUST_CHECK mv_rc sq_secret_purge_expired(struct store *st, int64_t now);
+MV_MUST_CHECK mv_rc sq_cert_put(struct store *st, const struct st_certobj *o);
+MV_MUST_CHECK mv_rc sq_cert_get(struct store *st, const char *vault, int kind, const char *name, const char *version, int deleted, struct st_certobj *out);
+MV_MUST_CHECK mv_rc sq_cert_list(struct store *st, const char *vault, int kind, const char *name, const char *after, size_t limit, int deleted, struct st_certobj **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_cert_mark(struct store *st, const char *vault, const char *name, int64_t deleted, int64_t purge_at);
+MV_MUST_CHECK mv_rc sq_cert_remove(struct store *st, const char *vault, int kind, const char *name, const char *version);
 MV_MUST_CHECK mv_rc sq_checkpoint_add(struct store *st, const char *writer, int64_t records, const char *head_hash, int64_t at, struct st_checkpoint *out);
 MV_MUST_CHECK mv_rc sq_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_quota_lease(struct store *st, const char *vault, int64_t window_start, enum st_quota_kind kind, int64_t want, int64_t limit, int64_t *granted);
@@ -265,6 +313,12 @@ MV_MUST_CHECK mv_rc st_secret_row(sqlite3_stmt *s, int with_sealed, struct st_se
 /* Runs a prepared and bound statement returning ST_SECRET_COLS rows into a new array. */
 MV_MUST_CHECK mv_rc st_secret_rows(struct store *st, sqlite3_stmt *s, struct st_secret **out,
                                    size_t *n);
+/* Keys (st_vkeys.c): ST_KEY_COLS, then (if with_sealed) the sealed blob. */
+#define ST_KEY_COLS                                                                                \
+    "vault, name, version, jwk_json, tags_json, enabled, nbf, exp, created, updated, "            \
+    "deleted, purge_at, managed"
+MV_MUST_CHECK mv_rc st_key_row(sqlite3_stmt *s, int with_sealed, struct st_key *out);
+MV_MUST_CHECK mv_rc st_key_rows(struct store *st, sqlite3_stmt *s, struct st_key **out, size_t *n);
 /* SQLite LIMIT value for a size_t page size. */
 int64_t st_limit(size_t limit);
 

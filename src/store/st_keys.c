@@ -33,6 +33,20 @@ out:
     return rc;
 }
 
+mv_rc sq_signing_key_delete(struct store *st, const char *kid)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    int64_t changes = 0;
+    CHECK(st_prep(st, ST_Q_KEY_DELETE, "DELETE FROM signing_keys WHERE kid = ?1", &s));
+    st_bind_text(st, s, 1, kid);
+    CHECK(st_run(st, s, &changes));
+    ENSURE(changes > 0, MV_ERR_NOT_FOUND);
+out:
+    st_done(s);
+    return rc;
+}
+
 static void key_clear(struct st_signing_key *k)
 {
     if (k->sealed_private_b64) {

@@ -33,6 +33,15 @@ out:
 
 int store_shared(const struct store *st) { return st && st->pg; }
 
+mv_rc store_xact_lock(struct store *st, const char *name)
+{
+    if (!st->pg)
+        return MV_OK;
+    struct pg_params pp = {0};
+    pp_text(&pp, name);
+    return pg_exec(st->pg, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &pp, NULL, NULL);
+}
+
 void store_close(struct store *st)
 {
     if (!st)
@@ -208,6 +217,11 @@ mv_rc store_fic_delete(struct store *st, const char *identity, const char *name)
 mv_rc store_signing_key_put(struct store *st, const struct st_signing_key *k)
 {
     return st->pg ? pg_signing_key_put(st->pg, k) : sq_signing_key_put(st, k);
+}
+
+mv_rc store_signing_key_delete(struct store *st, const char *kid)
+{
+    return st->pg ? pg_signing_key_delete(st->pg, kid) : sq_signing_key_delete(st, kid);
 }
 
 mv_rc store_signing_keys(struct store *st, struct st_signing_key **out, size_t *n)
@@ -392,6 +406,81 @@ mv_rc store_secret_purge_expired(struct store *st, int64_t now)
     return st->pg ? pg_secret_purge_expired(st->pg, now) : sq_secret_purge_expired(st, now);
 }
 
+mv_rc store_key_add(struct store *st, const struct st_key *k)
+{
+    return st->pg ? pg_key_add(st->pg, k) : sq_key_add(st, k);
+}
+
+mv_rc store_key_get(struct store *st, const char *vault, const char *name, const char *version, struct st_key *out)
+{
+    return st->pg ? pg_key_get(st->pg, vault, name, version, out) : sq_key_get(st, vault, name, version, out);
+}
+
+mv_rc store_key_update(struct store *st, const struct st_key *k)
+{
+    return st->pg ? pg_key_update(st->pg, k) : sq_key_update(st, k);
+}
+
+mv_rc store_key_list(struct store *st, const char *vault, const char *after, size_t limit, struct st_key **out, size_t *n)
+{
+    return st->pg ? pg_key_list(st->pg, vault, after, limit, out, n) : sq_key_list(st, vault, after, limit, out, n);
+}
+
+mv_rc store_key_versions(struct store *st, const char *vault, const char *name, const char *after_version, size_t limit, struct st_key **out, size_t *n)
+{
+    return st->pg ? pg_key_versions(st->pg, vault, name, after_version, limit, out, n) : sq_key_versions(st, vault, name, after_version, limit, out, n);
+}
+
+mv_rc store_key_delete(struct store *st, const char *vault, const char *name, int64_t now, int days, struct st_key *out)
+{
+    return st->pg ? pg_key_delete(st->pg, vault, name, now, days, out) : sq_key_delete(st, vault, name, now, days, out);
+}
+
+mv_rc store_key_get_deleted(struct store *st, const char *vault, const char *name, struct st_key *out)
+{
+    return st->pg ? pg_key_get_deleted(st->pg, vault, name, out) : sq_key_get_deleted(st, vault, name, out);
+}
+
+mv_rc store_key_list_deleted(struct store *st, const char *vault, const char *after, size_t limit, struct st_key **out, size_t *n)
+{
+    return st->pg ? pg_key_list_deleted(st->pg, vault, after, limit, out, n) : sq_key_list_deleted(st, vault, after, limit, out, n);
+}
+
+mv_rc store_key_recover(struct store *st, const char *vault, const char *name)
+{
+    return st->pg ? pg_key_recover(st->pg, vault, name) : sq_key_recover(st, vault, name);
+}
+
+mv_rc store_key_purge(struct store *st, const char *vault, const char *name)
+{
+    return st->pg ? pg_key_purge(st->pg, vault, name) : sq_key_purge(st, vault, name);
+}
+
+mv_rc store_key_purge_expired(struct store *st, int64_t now)
+{
+    return st->pg ? pg_key_purge_expired(st->pg, now) : sq_key_purge_expired(st, now);
+}
+
+mv_rc store_key_policy_put(struct store *st, const struct st_key_policy *p)
+{
+    return st->pg ? pg_key_policy_put(st->pg, p) : sq_key_policy_put(st, p);
+}
+
+mv_rc store_key_policy_get(struct store *st, const char *vault, const char *name, struct st_key_policy *out)
+{
+    return st->pg ? pg_key_policy_get(st->pg, vault, name, out) : sq_key_policy_get(st, vault, name, out);
+}
+
+mv_rc store_key_policy_list(struct store *st, struct st_key_policy **out, size_t *n)
+{
+    return st->pg ? pg_key_policy_list(st->pg, out, n) : sq_key_policy_list(st, out, n);
+}
+
+mv_rc store_key_policy_claim(struct store *st, const char *vault, const char *name, const char *version)
+{
+    return st->pg ? pg_key_policy_claim(st->pg, vault, name, version) : sq_key_policy_claim(st, vault, name, version);
+}
+
 mv_rc store_checkpoint_add(struct store *st, const char *writer, int64_t records, const char *head_hash, int64_t at, struct st_checkpoint *out)
 {
     return st->pg ? pg_checkpoint_add(st->pg, writer, records, head_hash, at, out) : sq_checkpoint_add(st, writer, records, head_hash, at, out);
@@ -405,4 +494,29 @@ mv_rc store_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t
 mv_rc store_quota_lease(struct store *st, const char *vault, int64_t window_start, enum st_quota_kind kind, int64_t want, int64_t limit, int64_t *granted)
 {
     return st->pg ? pg_quota_lease(st->pg, vault, window_start, kind, want, limit, granted) : sq_quota_lease(st, vault, window_start, kind, want, limit, granted);
+}
+
+mv_rc store_cert_put(struct store *st, const struct st_certobj *o)
+{
+    return st->pg ? pg_cert_put(st->pg, o) : sq_cert_put(st, o);
+}
+
+mv_rc store_cert_get(struct store *st, const char *vault, int kind, const char *name, const char *version, int deleted, struct st_certobj *out)
+{
+    return st->pg ? pg_cert_get(st->pg, vault, kind, name, version, deleted, out) : sq_cert_get(st, vault, kind, name, version, deleted, out);
+}
+
+mv_rc store_cert_list(struct store *st, const char *vault, int kind, const char *name, const char *after, size_t limit, int deleted, struct st_certobj **out, size_t *n)
+{
+    return st->pg ? pg_cert_list(st->pg, vault, kind, name, after, limit, deleted, out, n) : sq_cert_list(st, vault, kind, name, after, limit, deleted, out, n);
+}
+
+mv_rc store_cert_mark(struct store *st, const char *vault, const char *name, int64_t deleted, int64_t purge_at)
+{
+    return st->pg ? pg_cert_mark(st->pg, vault, name, deleted, purge_at) : sq_cert_mark(st, vault, name, deleted, purge_at);
+}
+
+mv_rc store_cert_remove(struct store *st, const char *vault, int kind, const char *name, const char *version)
+{
+    return st->pg ? pg_cert_remove(st->pg, vault, kind, name, version) : sq_cert_remove(st, vault, kind, name, version);
 }

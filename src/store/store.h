@@ -69,6 +69,12 @@ MV_MUST_CHECK mv_rc store_health(struct store *st);
  * SQLite, whose supported shape is one process (`mivault up` or one `mivault server`). */
 int store_shared(const struct store *st);
 
+/* Inside store_begin/commit: waits for and holds, until the transaction ends, a lock named
+ * `name` that every server of the store shares (PostgreSQL: an advisory transaction lock on
+ * the name's hash; SQLite: nothing to do, BEGIN IMMEDIATE already excludes other writers). For
+ * jobs one server at a time must do (the signing-key schedule, the master-key rewrap). */
+MV_MUST_CHECK mv_rc store_xact_lock(struct store *st, const char *name);
+
 /* Small key/value settings (tenant id, subscription id, wrapped data key, ...). */
 MV_MUST_CHECK mv_rc store_meta_get(struct store *st, const char *key, mv_buf *out);
 MV_MUST_CHECK mv_rc store_meta_set(struct store *st, const char *key, const char *value);
@@ -157,6 +163,10 @@ struct st_signing_key {
 MV_MUST_CHECK mv_rc store_signing_key_put(struct store *st, const struct st_signing_key *k);
 /* All keys, newest first. */
 MV_MUST_CHECK mv_rc store_signing_keys(struct store *st, struct st_signing_key **out, size_t *n);
+/* Removes a key for good (`mivault authority key retire`): it leaves the JWKS and every
+ * validator (through the change generation), and its sealed private key is gone.
+ * MV_ERR_NOT_FOUND if there is no such kid. */
+MV_MUST_CHECK mv_rc store_signing_key_delete(struct store *st, const char *kid);
 void st_signing_keys_free(struct st_signing_key *k, size_t n);
 
 /* ---- VMs ---- */
@@ -299,6 +309,116 @@ MV_MUST_CHECK mv_rc store_secret_recover(struct store *st, const char *vault, co
 MV_MUST_CHECK mv_rc store_secret_purge(struct store *st, const char *vault, const char *name);
 /* Removes soft-deleted secrets whose purge date has passed. */
 MV_MUST_CHECK mv_rc store_secret_purge_expired(struct store *st, int64_t now);
+
+/* ---- Key Vault keys (one row per version; the rules of secrets above) ----
+ * sealed: the private key (PKCS#8 DER) sealed by the vault (vault/keys.c); jwk_json: the public
+ * JWK without kid (kty, key_ops, n/e or crv/x/y); managed: the key of a certificate. */
+struct st_key {
+    char vault[ST_NAME];
+    char name[MV_SECRET_MAX_NAME + 1];   /* as first created (case preserved) */
+    char version[MV_VERSION_LEN + 1];
+    mv_buf sealed;
+    char *jwk_json;
+    char *tags_json;                     /* JSON object text, NULL if none */
+    int enabled;
+    int64_t nbf, exp;                    /* 0 = unset */
+    int64_t created, updated;
+    int64_t deleted;                     /* 0 unless soft-deleted */
+    int64_t purge_at;
+    int managed;
+};
+void st_key_clear(struct st_key *k);
+void st_keys_free(struct st_key *k, size_t n);
+/* Adds a version. CONFLICT if the name is soft-deleted in this vault (or the version exists). */
+MV_MUST_CHECK mv_rc store_key_add(struct store *st, const struct st_key *k);
+/* version NULL or "" = latest. Excludes deleted keys. */
+MV_MUST_CHECK mv_rc store_key_get(struct store *st, const char *vault, const char *name,
+                                  const char *version, struct st_key *out);
+/* Updates jwk_json, tags_json, enabled, nbf, exp, updated of one version. */
+MV_MUST_CHECK mv_rc store_key_update(struct store *st, const struct st_key *k);
+MV_MUST_CHECK mv_rc store_key_list(struct store *st, const char *vault, const char *after,
+                                   size_t limit, struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc store_key_versions(struct store *st, const char *vault, const char *name,
+                                       const char *after_version, size_t limit,
+                                       struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc store_key_delete(struct store *st, const char *vault, const char *name,
+                                     int64_t now, int days, struct st_key *out);
+MV_MUST_CHECK mv_rc store_key_get_deleted(struct store *st, const char *vault, const char *name,
+                                          struct st_key *out);
+MV_MUST_CHECK mv_rc store_key_list_deleted(struct store *st, const char *vault, const char *after,
+                                           size_t limit, struct st_key **out, size_t *n);
+MV_MUST_CHECK mv_rc store_key_recover(struct store *st, const char *vault, const char *name);
+MV_MUST_CHECK mv_rc store_key_purge(struct store *st, const char *vault, const char *name);
+MV_MUST_CHECK mv_rc store_key_purge_expired(struct store *st, int64_t now);
+
+/* Rotation policies, one per key name. claimed: the version the last scheduled rotation
+ * started from. */
+struct st_key_policy {
+    char vault[ST_NAME];
+    char name[MV_SECRET_MAX_NAME + 1];
+    char *policy_json;
+    int64_t created, updated;
+    char claimed[MV_VERSION_LEN + 1];
+};
+void st_key_policies_free(struct st_key_policy *p, size_t n);
+/* Insert or replace the policy text (created kept on replace). */
+MV_MUST_CHECK mv_rc store_key_policy_put(struct store *st, const struct st_key_policy *p);
+MV_MUST_CHECK mv_rc store_key_policy_get(struct store *st, const char *vault, const char *name,
+                                         struct st_key_policy *out);
+/* Every policy of every vault (the rotation scheduler). */
+MV_MUST_CHECK mv_rc store_key_policy_list(struct store *st, struct st_key_policy **out, size_t *n);
+/* Sets claimed = version unless it already is: MV_OK if this call claimed it, CONFLICT if some
+ * other call (maybe another server) did. */
+MV_MUST_CHECK mv_rc store_key_policy_claim(struct store *st, const char *vault, const char *name,
+                                           const char *version);
+/* ---- certificates (docs/certificates.md) ----
+ * Everything of a Key Vault certificate lives in one table of objects keyed by (vault, kind,
+ * name, version), names and versions compared case-insensitively: the versions of each
+ * certificate (kind CERT, its private key sealed), its policy and pending operation (version
+ * ""), the vault's issuers (name = issuer) and its contacts (name "", version ""). doc is the
+ * JSON text the vault layer owns; the store never parses it. */
+enum st_cert_kind {
+    ST_CERT_VERSION = 1,
+    ST_CERT_POLICY = 2,
+    ST_CERT_PENDING = 3,
+    ST_CERT_ISSUER = 4,
+    ST_CERT_CONTACTS = 5,
+};
+struct st_certobj {
+    char vault[ST_NAME];
+    int kind;                            /* enum st_cert_kind */
+    char name[MV_SECRET_MAX_NAME + 1];   /* as the row was put (callers keep the first spelling) */
+    char version[MV_VERSION_LEN + 1];    /* "" for the one-per-name kinds */
+    char *doc;                           /* JSON text */
+    mv_buf sealed;                       /* aead-sealed private key; may be empty */
+    int64_t created;                     /* orders versions: latest = greatest, then insert order */
+    int64_t deleted;                     /* 0 unless soft-deleted */
+    int64_t purge_at;
+};
+void st_certobj_clear(struct st_certobj *o);
+void st_certobjs_free(struct st_certobj *o, size_t n);
+/* Insert, or replace doc, sealed, deleted and purge_at of the row with the same key (created
+ * and the row's name spelling stay). NOT_FOUND if the vault does not exist. */
+MV_MUST_CHECK mv_rc store_cert_put(struct store *st, const struct st_certobj *o);
+/* One row: version "" or NULL = the latest of (kind, name). deleted = 0: live rows only; 1:
+ * soft-deleted rows only. */
+MV_MUST_CHECK mv_rc store_cert_get(struct store *st, const char *vault, int kind,
+                                   const char *name, const char *version, int deleted,
+                                   struct st_certobj *out);
+/* name NULL: the latest row of each name of kind, names > after (NULL = from the start), by
+ * name; name given: the versions of that name, versions > after, by version. At most limit;
+ * live (deleted = 0) or soft-deleted (1) rows. sealed is not loaded. */
+MV_MUST_CHECK mv_rc store_cert_list(struct store *st, const char *vault, int kind,
+                                    const char *name, const char *after, size_t limit,
+                                    int deleted, struct st_certobj **out, size_t *n);
+/* Sets deleted/purge_at on every row of name of the kinds VERSION and POLICY (soft delete:
+ * deleted = when; recover: 0, 0). NOT_FOUND if there is none. */
+MV_MUST_CHECK mv_rc store_cert_mark(struct store *st, const char *vault, const char *name,
+                                    int64_t deleted, int64_t purge_at);
+/* Deletes the rows of (kind, name) (kind 0: of every kind but ISSUER and CONTACTS), one
+ * version or all (version NULL). NOT_FOUND if it removed nothing. */
+MV_MUST_CHECK mv_rc store_cert_remove(struct store *st, const char *vault, int kind,
+                                      const char *name, const char *version);
 
 /* ---- audit checkpoints (docs/audit.md) ----
  * Each server keeps its own hash-chained audit log; now and then it pins its chain head here.

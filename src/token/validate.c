@@ -2,8 +2,11 @@
  * validate.h for the order of the checks.
  *
  * Trust: the signing keys of the store that are still published, parsed into the loop's key
- * set on first use and reloaded on an unknown kid at most once per KEYSET_RELOAD_INTERVAL_MS,
- * so a flood of tokens with random kids costs no store read and no parsing. Only RS256 is
+ * set on first use, reloaded when the store's change generation moved (a key rotated in or
+ * retired anywhere: compared at most once per TOKEN_KEYSET_CHECK_MS, or KEYSET_MISS_CHECK_MS on
+ * an unknown kid) or when older than KEYSET_MAX_AGE_MS (whatever the feed says), and on an
+ * unknown kid at most once per KEYSET_RELOAD_INTERVAL_MS, so a flood of tokens with random kids
+ * costs at most a generation read per KEYSET_MISS_CHECK_MS. Only RS256 is
  * accepted (RFC 8725 §3.1: "none" and HS* are never in the allowlist; jwt_parse refuses them),
  * a kid is required, and the key is found by kid — never by what else the header says. Times
  * use MV_CLOCK_SKEW_SECS. One loop's key set is touched by its own thread only. */
@@ -21,6 +24,8 @@
 #include "crypto/keys.h"
 
 #define KEYSET_RELOAD_INTERVAL_MS 5000
+#define KEYSET_MISS_CHECK_MS 100
+#define KEYSET_MAX_AGE_MS 30000
 
 void token_keyset_free(struct token_keyset *ks)
 {
@@ -45,9 +50,13 @@ mv_rc token_keyset_reload(struct token_keyset *ks, struct store *st, int64_t tok
     struct st_signing_key *rows = NULL;
     size_t n = 0;
     int64_t now = mv_now(), now_ms = mv_now_ms();
+    int64_t gen = -1;
     struct token_keyset fresh;
     memset(&fresh, 0, sizeof fresh);
     ks->loaded_ms = now_ms > 0 ? now_ms : 1; /* 0 means "never loaded" */
+    ks->checked_ms = ks->loaded_ms;
+    if (store_generation(st, &gen) != MV_OK)
+        gen = -1; /* compared again at the next check */
     CHECK(store_signing_keys(st, &rows, &n));
     for (size_t i = 0; i < n; i++) {
         EVP_PKEY *k = NULL;
@@ -69,6 +78,8 @@ mv_rc token_keyset_reload(struct token_keyset *ks, struct store *st, int64_t tok
         v->key = k;
     }
     fresh.loaded_ms = ks->loaded_ms;
+    fresh.checked_ms = ks->checked_ms;
+    fresh.gen = gen;
     token_keyset_free(ks);
     *ks = fresh;
 out:
@@ -84,11 +95,44 @@ static EVP_PKEY *find_key(const struct token_keyset *ks, const char *kid)
     return NULL;
 }
 
-/* The key for kid: loads lazily; on a miss reloads, rate-limited. NULL if unknown. */
+/* Reloads ks when the store's generation moved since it was loaded (a key rotated in or retired
+ * by any process or server), comparing at most once per TOKEN_KEYSET_CHECK_MS. */
+static void follow_generation(struct token_verifier *tv, int64_t every_ms)
+{
+    struct token_keyset *ks = tv->keys;
+    int64_t now_ms = mv_now_ms(), gen = -1;
+    if (ks->loaded_ms == 0 || now_ms - ks->checked_ms < every_ms)
+        return;
+    ks->checked_ms = now_ms;
+    /* Unchanged generation: nothing to do, unless the set is KEYSET_MAX_AGE_MS old (a stalled
+     * change feed must not keep a retired key accepted for long). */
+    if (store_generation(tv->st, &gen) == MV_OK && gen == ks->gen && gen >= 0 &&
+        now_ms - ks->loaded_ms < KEYSET_MAX_AGE_MS)
+        return;
+    if (token_keyset_reload(ks, tv->st, tv->token_lifetime) != MV_OK)
+        LOG_WARN("validate: cannot reload the signing keys (%s); keeping the old set",
+                 mv_last_detail());
+}
+
+int token_keyset_knows(struct token_verifier *tv, const char *kid)
+{
+    follow_generation(tv, TOKEN_KEYSET_CHECK_MS);
+    return find_key(tv->keys, kid) != NULL;
+}
+
+/* The key for kid: loads lazily; follows the generation; on a miss reloads, rate-limited. NULL
+ * if unknown. */
 static mv_rc key_for(struct token_verifier *tv, const char *kid, EVP_PKEY **out)
 {
     mv_rc rc = MV_OK;
     struct token_keyset *ks = tv->keys;
+    follow_generation(tv, TOKEN_KEYSET_CHECK_MS);
+    *out = find_key(ks, kid);
+    if (*out)
+        goto out;
+    /* An unknown kid may be a key just rotated in: look at the generation sooner (a flood of
+     * random kids still costs at most one generation read per KEYSET_MISS_CHECK_MS). */
+    follow_generation(tv, KEYSET_MISS_CHECK_MS);
     *out = find_key(ks, kid);
     if (*out)
         goto out;
@@ -188,6 +232,8 @@ mv_rc token_validate(struct token_verifier *tv, const char *token, size_t len,
     ENSURE_MSG(rc == MV_OK, MV_ERR_UNAUTHENTICATED, "token is not an RS256 JWS");
     parsed = 1;
     ENSURE_MSG(t.kid && *t.kid, MV_ERR_UNAUTHENTICATED, "token without kid");
+    ENSURE_MSG(strlen(t.kid) < sizeof info->kid, MV_ERR_UNAUTHENTICATED, "token kid too long");
+    memcpy(info->kid, t.kid, strlen(t.kid) + 1);
 
     CHECK(key_for(tv, t.kid, &key));
     *why = TOKEN_BAD_SIGNATURE;

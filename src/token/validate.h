@@ -37,6 +37,7 @@ struct token_info {
     char aud[256];
     char iss[320];
     int64_t exp;
+    char kid[32];      /* the key that signed it */
     char hash[65];     /* hex SHA-256 of the token: for caches and the audit log */
 };
 
@@ -52,6 +53,8 @@ struct token_keyset {
     struct token_key keys[TOKEN_MAX_KEYS];
     size_t n;
     int64_t loaded_ms; /* when last (re)loaded; 0 = never */
+    int64_t gen;       /* store generation it was loaded at (-1: unknown) */
+    int64_t checked_ms; /* when the generation was last compared */
 };
 
 /* What one plane accepts, over one loop's key set. Every pointer is borrowed: the strings live
@@ -71,6 +74,13 @@ struct token_verifier {
  * down. If the store cannot be read, ks keeps its keys. Either way ks->loaded_ms is now. */
 MV_MUST_CHECK mv_rc token_keyset_reload(struct token_keyset *ks, struct store *st,
                                         int64_t token_lifetime);
+/* 1 if kid is still in tv's key set. At most once per TOKEN_KEYSET_CHECK_MS the store's change
+ * generation is compared and the set reloaded when it moved: a key retired on any server (a
+ * deleted row) leaves every loop's set within about that long (plus the PostgreSQL feed's
+ * delay; and, should the feed stall, once the set is 30 s old). For caches of verified tokens
+ * (the vault's), whose hits skip token_validate. */
+#define TOKEN_KEYSET_CHECK_MS 1000
+int token_keyset_knows(struct token_verifier *tv, const char *kid);
 /* Frees the keys; ks is empty again (and loads again on next use). */
 void token_keyset_free(struct token_keyset *ks);
 /* 1 if a signing key retired at `retired` (0: still signing) may have signed a token that has

@@ -204,6 +204,16 @@ mv_rc vault_bundle_json(const struct st_secret *s, const struct vault_view *v, u
         CHECK(add_lit(out, ",\"contentType\":"));
         CHECK(add_str(out, s->content_type));
     }
+    if (flags & VJ_MANAGED) {
+        /* a certificate's secret: its key of the same name and version (docs/certificates.md) */
+        CHECK(add_lit(out, ",\"kid\":\""));
+        CHECK(add_escaped(out, v->url));
+        CHECK(add_lit(out, "/keys/"));
+        CHECK(add_escaped(out, s->name));
+        CHECK(add_lit(out, "/"));
+        CHECK(add_escaped(out, s->version));
+        CHECK(add_lit(out, "\",\"managed\":true"));
+    }
     CHECK(add_lit(out, s->enabled ? ",\"attributes\":{\"enabled\":true"
                                   : ",\"attributes\":{\"enabled\":false"));
     if (s->nbf) {

@@ -83,3 +83,29 @@ out:
     if (rc != MV_OK)
         vault_rc_error(c, rc);
 }
+
+void vault_reply_items(struct vault_ctx *c, json_t *items, const char *last_key, size_t limit,
+                       const char *link_path)
+{
+    mv_rc rc = MV_OK;
+    json_t *page = json_object();
+    json_t *link = NULL;
+    ENSURE(page && items, MV_ERR_INTERNAL);
+    if (last_key)
+        CHECK(next_link(c, link_path, last_key, limit, &link));
+    else
+        link = json_null();
+    int bad = json_object_set_new(page, "value", items);
+    items = NULL;
+    bad |= json_object_set_new(page, "nextLink", link);
+    link = NULL;
+    ENSURE(bad == 0, MV_ERR_INTERNAL);
+    vault_reply_json(c, 200, page);
+    page = NULL;
+out:
+    json_decref(page);
+    json_decref(items);
+    json_decref(link);
+    if (rc != MV_OK)
+        vault_rc_error(c, rc);
+}

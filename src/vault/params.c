@@ -13,7 +13,9 @@
  * Python client still lists; the two previews are sent by pinned SDK builds. */
 static const char *const API_VERSIONS[] = {
     "2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01",
-    "7.6-preview.2", "7.5-preview.1", NULL,
+    "7.6-preview.2", "7.5-preview.1",
+    "7.4-preview.1", /* Debian's azure-keyvault-keys 4.8.0b3 (reference §5.6) */
+    NULL,
 };
 
 int vault_api_version_ok(const char *v)

@@ -24,9 +24,16 @@
 #include "vault/vault_internal.h"
 
 #define A(x) VAULT_ACTION_PREFIX x
+#define KV(x) "Microsoft.KeyVault/vaults/" x
+#define CERT_READ KV("certificates/read")
+#define CERT_UPDATE KV("certificates/update/action")
+#define CERT_CREATE KV("certificates/create/action")
+#define CERT_BODY MV_VAULT_BODY_BYTES
 #define READ_META A("readMetadata/action")
 #define RESTORE_BODY (VAULT_BACKUP_MAX_B64 + 4096)
 #define MAX_SEGS 6
+#define K(x) "Microsoft.KeyVault/vaults/keys/" x
+#define KEY_BODY (64 * 1024)
 
 /* First match wins: literals before captures ("secrets/restore", ".../versions"). */
 static const struct vault_route ROUTES[] = {
@@ -46,15 +53,89 @@ static const struct vault_route ROUTES[] = {
     {HTTP_GET, "deletedsecrets/{n}", READ_META, 0, 0, vault_op_get_deleted},
     {HTTP_DELETE, "deletedsecrets/{n}", A("purge/action"), 0, 0, vault_op_purge},
     {HTTP_POST, "deletedsecrets/{n}/recover", A("recover/action"), 0, 0, vault_op_recover},
+    /* keys (docs/keys.md); "{v}" may be empty: /keys/k/ and /keys/k//sign are the latest */
+    {HTTP_GET, "keys", K("read"), 0, 0, vault_op_key_list},
+    {HTTP_GET, "keys/", K("read"), 0, 0, vault_op_key_list},
+    {HTTP_POST, "keys/restore", K("restore/action"), 1, RESTORE_BODY, vault_op_key_restore},
+    {HTTP_POST, "keys/{n}/create", K("create/action"), 1, KEY_BODY, vault_op_key_create},
+    {HTTP_POST, "keys/{n}/backup", K("backup/action"), 0, 0, vault_op_key_backup},
+    {HTTP_POST, "keys/{n}/rotate", K("rotate/action"), 1, 0, vault_op_key_rotate},
+    {HTTP_GET, "keys/{n}/rotationpolicy", "Microsoft.KeyVault/vaults/keyrotationpolicies/read", 0, 0,
+     vault_op_key_policy_get},
+    {HTTP_PUT, "keys/{n}/rotationpolicy", "Microsoft.KeyVault/vaults/keyrotationpolicies/write", 0,
+     KEY_BODY, vault_op_key_policy_put},
+    {HTTP_PUT, "keys/{n}", K("import/action"), 1, KEY_BODY, vault_op_key_import},
+    {HTTP_GET, "keys/{n}", K("read"), 0, 0, vault_op_key_get},
+    {HTTP_PATCH, "keys/{n}", K("update/action"), 0, KEY_BODY, vault_op_key_update},
+    {HTTP_DELETE, "keys/{n}", K("delete"), 0, 0, vault_op_key_delete},
+    {HTTP_GET, "keys/{n}/versions", K("read"), 0, 0, vault_op_key_versions},
+    {HTTP_GET, "keys/{n}/{v}", K("read"), 0, 0, vault_op_key_get},
+    {HTTP_PATCH, "keys/{n}/{v}", K("update/action"), 0, KEY_BODY, vault_op_key_update},
+    {HTTP_POST, "keys/{n}/{v}/sign", K("sign/action"), 0, KEY_BODY, vault_op_key_sign},
+    {HTTP_POST, "keys/{n}/{v}/verify", K("verify/action"), 0, KEY_BODY, vault_op_key_verify},
+    {HTTP_POST, "keys/{n}/{v}/encrypt", K("encrypt/action"), 0, KEY_BODY, vault_op_key_encrypt},
+    {HTTP_POST, "keys/{n}/{v}/decrypt", K("decrypt/action"), 0, KEY_BODY, vault_op_key_decrypt},
+    {HTTP_POST, "keys/{n}/{v}/wrapkey", K("wrap/action"), 0, KEY_BODY, vault_op_key_wrap},
+    {HTTP_POST, "keys/{n}/{v}/unwrapkey", K("unwrap/action"), 0, KEY_BODY, vault_op_key_unwrap},
+    {HTTP_GET, "deletedkeys", K("read"), 0, 0, vault_op_key_list_deleted},
+    {HTTP_GET, "deletedkeys/", K("read"), 0, 0, vault_op_key_list_deleted},
+    {HTTP_GET, "deletedkeys/{n}", K("read"), 0, 0, vault_op_key_get_deleted},
+    {HTTP_DELETE, "deletedkeys/{n}", K("purge/action"), 0, 0, vault_op_key_purge},
+    {HTTP_POST, "deletedkeys/{n}/recover", K("recover/action"), 0, 0, vault_op_key_recover},
+    /* certificates: literals first (contacts, issuers, restore collide with {n}) */
+    {HTTP_GET, "certificates", CERT_READ, 0, 0, vault_op_cert_list},
+    {HTTP_GET, "certificates/", CERT_READ, 0, 0, vault_op_cert_list},
+    {HTTP_GET, "certificates/contacts", KV("certificatecontacts/write"), 0, 0,
+     vault_op_cert_contacts_get},
+    {HTTP_PUT, "certificates/contacts", KV("certificatecontacts/write"), 0, CERT_BODY,
+     vault_op_cert_contacts_put},
+    {HTTP_DELETE, "certificates/contacts", KV("certificatecontacts/write"), 0, 0,
+     vault_op_cert_contacts_delete},
+    {HTTP_GET, "certificates/issuers", KV("certificatecas/read"), 0, 0, vault_op_cert_issuer_list},
+    {HTTP_GET, "certificates/issuers/{n}", KV("certificatecas/read"), 0, 0,
+     vault_op_cert_issuer_get},
+    {HTTP_PUT, "certificates/issuers/{n}", KV("certificatecas/write"), 0, CERT_BODY,
+     vault_op_cert_issuer_put},
+    {HTTP_PATCH, "certificates/issuers/{n}", KV("certificatecas/write"), 0, CERT_BODY,
+     vault_op_cert_issuer_put},
+    {HTTP_DELETE, "certificates/issuers/{n}", KV("certificatecas/delete"), 0, 0,
+     vault_op_cert_issuer_delete},
+    {HTTP_POST, "certificates/{n}/create", CERT_CREATE, 1, CERT_BODY, vault_op_cert_create},
+    {HTTP_POST, "certificates/{n}/import", KV("certificates/import/action"), 1, CERT_BODY,
+     vault_op_cert_import},
+    {HTTP_GET, "certificates/{n}/pending", CERT_READ, 0, 0, vault_op_cert_pending_get},
+    {HTTP_PATCH, "certificates/{n}/pending", CERT_UPDATE, 0, CERT_BODY,
+     vault_op_cert_pending_cancel},
+    {HTTP_DELETE, "certificates/{n}/pending", CERT_UPDATE, 0, 0, vault_op_cert_pending_delete},
+    {HTTP_POST, "certificates/{n}/pending/merge", CERT_CREATE, 1, CERT_BODY,
+     vault_op_cert_merge},
+    {HTTP_GET, "certificates/{n}/policy", CERT_READ, 0, 0, vault_op_cert_policy_get},
+    {HTTP_PATCH, "certificates/{n}/policy", CERT_UPDATE, 0, CERT_BODY,
+     vault_op_cert_policy_update},
+    {HTTP_GET, "certificates/{n}/versions", CERT_READ, 0, 0, vault_op_cert_versions},
+    {HTTP_GET, "certificates/{n}", CERT_READ, 0, 0, vault_op_cert_get},
+    {HTTP_PATCH, "certificates/{n}", CERT_UPDATE, 0, CERT_BODY, vault_op_cert_update},
+    {HTTP_DELETE, "certificates/{n}", KV("certificates/delete"), 0, 0, vault_op_cert_delete},
+    {HTTP_GET, "certificates/{n}/{v}", CERT_READ, 0, 0, vault_op_cert_get},
+    {HTTP_PATCH, "certificates/{n}/{v}", CERT_UPDATE, 0, CERT_BODY, vault_op_cert_update},
+    {HTTP_GET, "deletedcertificates", CERT_READ, 0, 0, vault_op_cert_list_deleted},
+    {HTTP_GET, "deletedcertificates/", CERT_READ, 0, 0, vault_op_cert_list_deleted},
+    {HTTP_GET, "deletedcertificates/{n}", CERT_READ, 0, 0, vault_op_cert_get_deleted},
+    {HTTP_DELETE, "deletedcertificates/{n}", KV("certificates/purge/action"), 0, 0,
+     vault_op_cert_purge},
+    {HTTP_POST, "deletedcertificates/{n}/recover", KV("certificates/recover/action"), 0, 0,
+     vault_op_cert_recover},
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
 size_t vault_body_cap(enum http_method m, const char *target)
 {
     size_t n = strcspn(target, "?");
-    static const char restore[] = "/secrets/restore";
-    size_t rn = sizeof restore - 1;
+    static const char restore[] = "/secrets/restore", krestore[] = "/keys/restore";
+    size_t rn = sizeof restore - 1, kn = sizeof krestore - 1;
     if (m == HTTP_POST && n >= rn && strncasecmp(target + n - rn, restore, rn) == 0)
+        return RESTORE_BODY;
+    if (m == HTTP_POST && n >= kn && strncasecmp(target + n - kn, krestore, kn) == 0)
         return RESTORE_BODY;
     return MV_VAULT_BODY_BYTES;
 }
@@ -247,15 +328,25 @@ static int check_route(struct vault_ctx *c)
     return 1;
 }
 
-/* Reference §6.3: the vault's ARM id, plus /secrets/<name> for single-secret operations
- * (the vault's id alone is also what the audit records for requests refused before). */
+/* Reference §6.3: the vault's ARM id, plus /secrets/<name> (or /keys/<name>) for
+ * single-object operations (the vault's id alone is also what the audit records for requests
+ * refused before). */
 static int build_resource(struct vault_ctx *c, int with_secret)
 {
     const struct vault_plane *srv = c->w->srv;
+    const char *kind = "/secrets/";
+    if (with_secret && c->route &&
+        (strncmp(c->route->pattern, "keys/", 5) == 0 ||
+         strncmp(c->route->pattern, "deletedkeys/", 12) == 0))
+        kind = "/keys/";
+    else if (with_secret && c->route && strstr(c->route->pattern, "certificates/issuers/"))
+        kind = "/certificates/issuers/";
+    else if (with_secret && c->route && strstr(c->route->pattern, "certificates"))
+        kind = "/certificates/";
     mv_rc rc = vault_cat(c->resource, sizeof c->resource, "/subscriptions/",
                          srv->tenant.subscription_id, "/resourceGroups/", c->vault.rg,
                          "/providers/Microsoft.KeyVault/vaults/", c->vault.name,
-                         with_secret ? "/secrets/" : "", with_secret ? c->name : "", (char *)NULL);
+                         with_secret ? kind : "", with_secret ? c->name : "", (char *)NULL);
     if (rc != MV_OK) {
         c->resource[0] = '\0';
         vault_rc_error(c, MV_ERR_INTERNAL);

@@ -26,6 +26,19 @@ static void conflict_deleted(struct vault_ctx *c, const char *name)
     vault_error(c, 409, "Conflict", msg, "ObjectIsDeletedButRecoverable");
 }
 
+/* Whether s is the secret of a certificate version (docs/certificates.md): only secrets with a
+ * certificate's content type cost the lookup, so the GET of any other secret is unchanged. */
+static int is_managed(struct vault_ctx *c, const struct st_secret *s)
+{
+    if (!s->content_type || (strcmp(s->content_type, "application/x-pkcs12") != 0 &&
+                             strcmp(s->content_type, "application/x-pem-file") != 0))
+        return 0;
+    struct st_certobj o;
+    mv_rc rc = store_cert_get(c->w->st, c->vault.name, ST_CERT_VERSION, s->name, s->version, 0, &o);
+    st_certobj_clear(&o);
+    return rc == MV_OK;
+}
+
 /* Replies 200 with the bundle of s and its value pt. */
 static void reply_with_value(struct vault_ctx *c, const struct st_secret *s, const char *pt,
                              size_t len)
@@ -34,7 +47,8 @@ static void reply_with_value(struct vault_ctx *c, const struct st_secret *s, con
     struct vault_view v = vault_view_of(c);
     mv_buf body;
     mv_buf_init(&body, BUNDLE_MAX);
-    CHECK(vault_bundle_json(s, &v, VJ_ID_VERSION, pt, len, &body));
+    CHECK(vault_bundle_json(s, &v, VJ_ID_VERSION | (is_managed(c, s) ? VJ_MANAGED : 0), pt, len,
+                            &body));
     vault_reply_body(c, 200, body.p, body.len);
 out:
     mv_buf_free_secret(&body);

@@ -6,7 +6,9 @@
  *   validations are cached. An entry holds a copy of the token itself and a hit is an exact
  *   match of every byte (compared without an early exit), so a hit means "this very token
  *   was verified"; the set is chosen by a 64-bit hash of the token keyed with a per-worker
- *   random seed, so a client cannot aim its tokens at another client's set. (This replaced a
+ *   random seed, so a client cannot aim its tokens at another client's set. A hit whose
+ *   signing key left the loop's key set (retired: token_keyset_knows) is dropped and the token
+ *   validated afresh, so a retired key's tokens stop working here too. (This replaced a
  *   SHA-256 of the token per request: the token is ~1.3 kB and a hit needs no digest.)
  * - Vault rows, valid while store_generation() is unchanged (the store bumps it on every change
  *   to vaults, principals and role assignments, from any connection or process), so a revoked
@@ -110,6 +112,8 @@ static void prins_clear(struct vault_state *s)
 
 void vault_worker_free(struct vault_loop *w)
 {
+    if (w)
+        vault_keycache_free(w);
     if (!w || !w->vault_state)
         return;
     struct vault_state *s = w->vault_state;
@@ -198,8 +202,8 @@ int vault_state_token_get(struct vault_loop *w, const char *token, size_t len, i
     for (int i = 0; i < TOK_WAYS; i++) {
         struct tok_entry *e = &set[i];
         if (e->born && e->key == key && e->len == len && ct_equal(e->token, token, len)) {
-            if (e->info.exp <= now) {
-                tok_clear(e); /* expired: forget it, validate afresh */
+            if (e->info.exp <= now || (w->tv && !token_keyset_knows(w->tv, e->info.kid))) {
+                tok_clear(e); /* expired, or its key retired: forget it, validate afresh */
                 return 0;
             }
             *out = e->info;

@@ -43,6 +43,7 @@ struct vault_loop {
     struct event_base *base;       /* the loop: where deferred writes complete */
     struct token_verifier *tv;     /* over the loop's key set, accepting the audiences above */
     struct vault_state *vault_state; /* caches (state.c), made by vault_worker_init */
+    struct vault_keycache *keycache; /* parsed private keys (keyops.c), made on first use */
 };
 
 /* If host is NAME.{suffix}, copies NAME into name (lower-case) and returns 1. */
@@ -54,5 +55,13 @@ size_t vault_body_cap(enum http_method m, const char *target);
 /* Per-loop state (token cache, vault rows, RBAC), in w->vault_state. */
 MV_MUST_CHECK mv_rc vault_worker_init(struct vault_loop *w);
 void vault_worker_free(struct vault_loop *w);
+/* Performs the due Rotate actions of every key rotation policy (keyrot.c); one loop of each
+ * server calls it every VAULT_ROTATION_TICK_SECS. With several servers on one store, each due
+ * rotation happens once (claimed in the store first). */
+#define VAULT_ROTATION_TICK_SECS 5
+void vault_key_rotation_tick(const struct vault_plane *srv, struct store *st, int64_t now);
+/* Renews the certificates whose policy (issuer Self) has a due AutoRenew lifetime action
+ * (certs.c; docs/certificates.md "Auto-renewal"): called with the rotation tick. */
+void vault_cert_renewal_tick(const struct vault_plane *srv, struct store *st, int64_t now);
 
 #endif

@@ -81,6 +81,8 @@ struct vault_view {
 enum {
     VJ_ID_VERSION = 1, /* id ends with /<version> (bundles, version lists) */
     VJ_DELETED = 2,    /* add recoveryId, deletedDate, scheduledPurgeDate */
+    VJ_ITEM = 4,       /* keys: the KeyItem shape (kid, no key material) */
+    VJ_MANAGED = 8,    /* a certificate's secret: add kid and managed: true (bundle only) */
 };
 const char *vault_recovery_level(int days, int purge_protection);
 /* SecretBundle / SecretItem / Deleted* without "value". */
@@ -123,6 +125,114 @@ int vault_throttle_block(int limit);
  * MV_ERR_LIMIT). Pure (tests/fuzz/fuzz_backup.c). */
 MV_MUST_CHECK mv_rc vault_backup_open(const unsigned char *key, const char *body, size_t len,
                                       json_t **out);
+
+/* ---- keymat.c: key material (pure; OpenSSL 3 EVP) ---- */
+#include <openssl/evp.h>
+int vkey_is_rsa(EVP_PKEY *k);
+/* "P-256", "P-384", "P-521", "P-256K", or NULL (RSA, other curves). */
+const char *vkey_curve(EVP_PKEY *k);
+/* RSA: size 0 (2048), 2048, 3072, 4096; EC: crv NULL (P-256) or one of vkey_curve's names. */
+MV_MUST_CHECK mv_rc vkey_generate(int rsa, int size, const char *crv, EVP_PKEY **out,
+                                  const char **why);
+/* {"kty", "key_ops" (a copy of key_ops, or []), n/e or crv/x/y}: public members only. */
+MV_MUST_CHECK mv_rc vkey_public_jwk(EVP_PKEY *k, const char *kty, const json_t *key_ops,
+                                    json_t **out);
+/* A private RSA or EC JWK (kty RSA/RSA-HSM/EC/EC-HSM); *rsa says which. The private parts must
+ * match the public ones. MV_ERR_BAD_REQUEST with *why. */
+MV_MUST_CHECK mv_rc vkey_import_jwk(const json_t *jwk, int *rsa, EVP_PKEY **out,
+                                    const char **why);
+/* base64url (padded or not) member of an object into out (init'd here; a secret). NOT_FOUND if
+ * absent, BAD_REQUEST if not base64url. */
+MV_MUST_CHECK mv_rc vkey_b64_member(const json_t *o, const char *name, mv_buf *out);
+/* PKCS#8 DER (a secret: free_secret) and back. */
+MV_MUST_CHECK mv_rc vkey_to_der(EVP_PKEY *k, mv_buf *out);
+MV_MUST_CHECK mv_rc vkey_from_der(const void *p, size_t n, EVP_PKEY **out);
+/* Sign / verify a digest (RS*, PS* with salt = digest length, ES* as raw r||s). BAD_REQUEST
+ * with msg (the 400 text) for an unknown alg, an alg that does not fit the key, or a digest of
+ * the wrong length. A signature that does not verify is *valid = 0, MV_OK. sig is init'd. */
+MV_MUST_CHECK mv_rc vkey_sign(EVP_PKEY *k, const char *kid, const char *alg,
+                              const unsigned char *digest, size_t dlen, mv_buf *sig, char *msg,
+                              size_t msglen);
+MV_MUST_CHECK mv_rc vkey_verify(EVP_PKEY *k, const char *kid, const char *alg,
+                                const unsigned char *digest, size_t dlen,
+                                const unsigned char *sig, size_t siglen, int *valid, char *msg,
+                                size_t msglen);
+/* RSA1_5, RSA-OAEP, RSA-OAEP-256 encrypt (decrypt = 0) or decrypt. out must be init'd. */
+MV_MUST_CHECK mv_rc vkey_crypt(EVP_PKEY *k, const char *alg, int decrypt,
+                               const unsigned char *in, size_t len, mv_buf *out, char *msg,
+                               size_t msglen);
+
+/* keys.c: a KeyCreateParameters / KeyImportParameters / KeyUpdateParameters body. Pure
+ * (tests/fuzz/fuzz_keyjwk.c): the pointers point into root; free with vault_key_input_free in
+ * every case (it wipes the document: an import body holds a private key). */
+struct vault_key_input {
+    json_t *root;
+    const char *kty, *crv;
+    int key_size;
+    const json_t *key_ops; /* array of known op names, or NULL */
+    const json_t *key;     /* import: the JWK object */
+    char *tags_json;
+    int has_tags, has_enabled, enabled, has_nbf, has_exp;
+    int64_t nbf, exp;
+};
+MV_MUST_CHECK mv_rc vault_parse_key_body(const char *body, size_t len,
+                                         struct vault_key_input *in, const char **why);
+void vault_key_input_free(struct vault_key_input *in);
+
+/* keyops.c: an operation body {"alg", "value"} (+ "digest" when verify). Pure
+ * (tests/fuzz/fuzz_keyjwk.c); free with vault_key_op_input_free in every case. */
+struct vault_key_op_input {
+    json_t *root;
+    const char *alg;
+    mv_buf value, digest; /* decoded base64url */
+};
+MV_MUST_CHECK mv_rc vault_parse_key_op(const char *body, size_t len, int verify,
+                                       struct vault_key_op_input *in, const char **why);
+void vault_key_op_input_free(struct vault_key_op_input *in);
+/* Frees w's cache of parsed private keys (keyops.c). */
+void vault_keycache_free(struct vault_loop *w);
+/* ---- certpolicy.c: CertificatePolicy documents (pure) ---- */
+struct certs_spec;
+struct certs_desc;
+/* The policy in (may be NULL) over base (the stored policy for a PATCH, else NULL), validated
+ * and with Key Vault's defaults filled in; attributes.updated = now. MV_ERR_BAD_REQUEST with a
+ * fixed message in *why. */
+MV_MUST_CHECK mv_rc vault_cert_policy_normalize(const json_t *in, const json_t *base, int64_t now,
+                                                json_t **out, const char **why);
+/* The certs_spec a normalised policy asks for (pointers into policy). */
+MV_MUST_CHECK mv_rc vault_cert_policy_spec(const json_t *policy, struct certs_spec *spec);
+/* The policy of an imported certificate: its own subject, SANs, EKUs, key usage, validity and
+ * key over the given policy (may be NULL), with content_type. */
+MV_MUST_CHECK mv_rc vault_cert_policy_from_cert(const struct certs_desc *d, const json_t *given,
+                                                const char *content_type, int64_t now,
+                                                json_t **out, const char **why);
+
+/* ---- certs.c: the certificate operations ---- */
+struct vault_ctx;
+void vault_op_cert_create(struct vault_ctx *c);
+void vault_op_cert_import(struct vault_ctx *c);
+void vault_op_cert_get(struct vault_ctx *c);
+void vault_op_cert_update(struct vault_ctx *c);
+void vault_op_cert_list(struct vault_ctx *c);
+void vault_op_cert_versions(struct vault_ctx *c);
+void vault_op_cert_pending_get(struct vault_ctx *c);
+void vault_op_cert_pending_cancel(struct vault_ctx *c);
+void vault_op_cert_pending_delete(struct vault_ctx *c);
+void vault_op_cert_merge(struct vault_ctx *c);
+void vault_op_cert_policy_get(struct vault_ctx *c);
+void vault_op_cert_policy_update(struct vault_ctx *c);
+void vault_op_cert_delete(struct vault_ctx *c);
+void vault_op_cert_get_deleted(struct vault_ctx *c);
+void vault_op_cert_list_deleted(struct vault_ctx *c);
+void vault_op_cert_recover(struct vault_ctx *c);
+void vault_op_cert_purge(struct vault_ctx *c);
+void vault_op_cert_issuer_get(struct vault_ctx *c);
+void vault_op_cert_issuer_put(struct vault_ctx *c);
+void vault_op_cert_issuer_delete(struct vault_ctx *c);
+void vault_op_cert_issuer_list(struct vault_ctx *c);
+void vault_op_cert_contacts_get(struct vault_ctx *c);
+void vault_op_cert_contacts_put(struct vault_ctx *c);
+void vault_op_cert_contacts_delete(struct vault_ctx *c);
 
 /* ---- request context ---- */
 struct vault_ctx;
@@ -215,6 +325,58 @@ void vault_op_recover(struct vault_ctx *c);
 void vault_op_purge(struct vault_ctx *c);
 void vault_op_backup(struct vault_ctx *c);
 void vault_op_restore(struct vault_ctx *c);
+/* keys.c, keyops.c, keyrot.c: the keys API (docs/keys.md) */
+void vault_op_key_create(struct vault_ctx *c);
+void vault_op_key_import(struct vault_ctx *c);
+void vault_op_key_get(struct vault_ctx *c);
+void vault_op_key_update(struct vault_ctx *c);
+void vault_op_key_list(struct vault_ctx *c);
+void vault_op_key_versions(struct vault_ctx *c);
+void vault_op_key_delete(struct vault_ctx *c);
+void vault_op_key_get_deleted(struct vault_ctx *c);
+void vault_op_key_list_deleted(struct vault_ctx *c);
+void vault_op_key_recover(struct vault_ctx *c);
+void vault_op_key_purge(struct vault_ctx *c);
+void vault_op_key_backup(struct vault_ctx *c);
+void vault_op_key_restore(struct vault_ctx *c);
+void vault_op_key_sign(struct vault_ctx *c);
+void vault_op_key_verify(struct vault_ctx *c);
+void vault_op_key_encrypt(struct vault_ctx *c);
+void vault_op_key_decrypt(struct vault_ctx *c);
+void vault_op_key_wrap(struct vault_ctx *c);
+void vault_op_key_unwrap(struct vault_ctx *c);
+void vault_op_key_rotate(struct vault_ctx *c);
+void vault_op_key_policy_get(struct vault_ctx *c);
+void vault_op_key_policy_put(struct vault_ctx *c);
+/* keys.c: a new key version's row with key_ops given as a JSON array (vault_key_row's rules). */
+#include "vault/keys.h"
+MV_MUST_CHECK mv_rc vault_key_row_ops(const unsigned char *data_key, const char *vault,
+                                      const char *name, const char *version, EVP_PKEY *pkey,
+                                      const char *kty, const json_t *ops,
+                                      const struct vault_key_attrs *a, int64_t now,
+                                      struct st_key *out);
+void vault_reply_key(struct vault_ctx *c, const struct st_key *k, unsigned flags);
+/* 409 Conflict / ObjectIsDeletedButRecoverable for the key name. */
+void vault_key_conflict_deleted(struct vault_ctx *c, const char *name);
+/* keyrot.c: a new version of vault/name made like its latest one (kty, size or curve, key_ops,
+ * tags), exp = now + the rotation policy's expiryTime if it has one; the new row in *out. */
+MV_MUST_CHECK mv_rc vault_key_rotate(const struct vault_plane *srv, struct store *st,
+                                     const char *vault, const char *name, int64_t now,
+                                     struct st_key *out);
+/* keybackup.c: opens a key restore body (vault_backup_open's rules; pure). */
+MV_MUST_CHECK mv_rc vault_key_backup_open(const unsigned char *key, const char *body, size_t len,
+                                          json_t **out);
+/* ISO-8601 duration (PnYnMnDTnHnMnS, PnW; Y = 365 d, M = 30 d) in seconds; -1 if invalid. */
+int64_t vault_iso_duration(const char *s);
+/* 404 KeyNotFound naming <name> or <name>/<version>. */
+void vault_key_not_found(struct vault_ctx *c, const char *name, const char *version);
+/* The KeyBundle / KeyItem / Deleted* of k (flags: VJ_*; VJ_ITEM = item shape: kid, no key). */
+MV_MUST_CHECK mv_rc vault_key_json(const struct st_key *k, const struct vault_view *v,
+                                   unsigned flags, json_t **out);
+/* list.c: one page of ready items (items stolen); last_key NULL = the last page. */
+void vault_reply_items(struct vault_ctx *c, json_t *items, const char *last_key, size_t limit,
+                       const char *link_path);
+
 /* list.c: one page {"value":[...],"nextLink":...} of rows fetched with limit + 1. */
 void vault_reply_page(struct vault_ctx *c, struct st_secret *rows, size_t n, size_t limit,
                       unsigned flags, const char *link_path, int key_is_version);

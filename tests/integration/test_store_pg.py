@@ -29,6 +29,7 @@ class PostgresStoreTest(unittest.TestCase):
         e.vault(vault)
         v = e.vm(vm, uai=uai)
         e.grant(v["identity"]["principalId"], "Key Vault Secrets Officer", e.vault_scope(vault))
+        e.grant(v["identity"]["principalId"], "Key Vault Crypto Officer", e.vault_scope(vault))
         _, port = e.start_agent(vm, join=v["joinToken"])
         return port, e.token(port, e.vault_resource())
 
@@ -72,6 +73,11 @@ class PostgresStoreTest(unittest.TestCase):
             r = e.kv("PUT", "dev", "/secrets/%s" % name, token=tok, body={"value": value})
             self.assertEqual(r.status, 200, r.body)
         self.assertEqual(e.kv("DELETE", "dev", "/secrets/gone", token=tok).status, 200)
+        key = e.kv("POST", "dev", "/keys/k1/create", token=tok, body={"kty": "EC"}).json()
+        r = e.kv("PUT", "dev", "/keys/k1/rotationpolicy", token=tok,
+                 body={"lifetimeActions": [{"trigger": {"timeAfterCreate": "P90D"}, "action": {"type": "Rotate"}}]})
+        self.assertEqual(r.status, 200, r.body)
+
         sp = e.cli("sp", "create", "--name", "ci")  # service principals and federated
         e.cli("identity", "federated-credential", "create", "--identity", "app-id", "--name", "k8s",
               "--issuer", "https://issuer.example", "--subject", "system:serviceaccount:a:b")
@@ -89,6 +95,8 @@ class PostgresStoreTest(unittest.TestCase):
         self.assertEqual(out["to"], "postgresql")
         self.assertEqual(out["rows"]["secrets"], 4)
         self.assertEqual(out["rows"]["vm_uai"], 1)
+        self.assertEqual(out["rows"]["vault_keys"], 1)
+        self.assertEqual(out["rows"]["key_policies"], 1)
         self.assertEqual(config(e)["store"], url)
 
         e.start_server()
@@ -101,6 +109,12 @@ class PostgresStoreTest(unittest.TestCase):
         r = e.kv("POST", "dev", "/deletedsecrets/gone/recover", token=tok, body=b"")
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(e.kv("GET", "dev", "/secrets/gone/", token=tok).json()["value"], "g")
+        # the key came along, sealed private key included: it still signs
+        self.assertEqual(e.kv("GET", "dev", "/keys/k1/", token=tok).json()["key"]["kid"], key["key"]["kid"])
+        r = e.kv("POST", "dev", "/keys/k1//sign", token=tok, body={"alg": "ES256", "value": "A" * 43})
+        self.assertEqual(r.status, 200, r.body)
+        r = e.kv("GET", "dev", "/keys/k1/rotationpolicy", token=tok)
+        self.assertEqual(r.json()["lifetimeActions"][0]["action"]["type"], "Rotate")
         self.assertEqual(e.cli("vm", "show", "--name", "vm1"), before["vm"])
         self.assertEqual(e.cli("identity", "list"), before["identities"])
         self.assertEqual(e.cli("role", "assignment", "list"), before["roles"])

@@ -921,6 +921,44 @@ static void test_key_rotation(void **state)
     json_decref(issued_claims("https://vault.azure.net"));
 }
 
+/* The schedule (signingKeyRotationDays): a key younger than the period stays; an older one is
+ * replaced once. Retire: never the current key; a rotated-out one only after its tokens expired
+ * unless forced; then it is gone from the store. */
+static void test_rotation_schedule_and_retire(void **state)
+{
+    (void)state;
+    int rotated = -1;
+    struct st_signing_key *keys = NULL;
+    size_t n = 0;
+    assert_int_equal(authority_rotate(F->w.st, F->data_key, 30, &rotated), MV_OK);
+    assert_int_equal(rotated, 0);
+    assert_int_equal(store_signing_keys(F->w.st, &keys, &n), MV_OK);
+    char cur[32];
+    snprintf(cur, sizeof cur, "%s", keys[0].kid);
+    keys[0].created = mv_now() - 31 * 86400;
+    assert_int_equal(store_signing_key_put(F->w.st, &keys[0]), MV_OK);
+    st_signing_keys_free(keys, n);
+    assert_int_equal(authority_rotate(F->w.st, F->data_key, 30, &rotated), MV_OK);
+    assert_int_equal(rotated, 1);
+    assert_int_equal(authority_rotate(F->w.st, F->data_key, 30, &rotated), MV_OK);
+    assert_int_equal(rotated, 0); /* another server's check right after: not due */
+    assert_int_equal(store_signing_keys(F->w.st, &keys, &n), MV_OK);
+    assert_string_not_equal(keys[0].kid, cur);
+    assert_int_equal(keys[0].retired, 0);
+    char now_kid[32];
+    snprintf(now_kid, sizeof now_kid, "%s", keys[0].kid);
+    st_signing_keys_free(keys, n);
+
+    assert_int_equal(authority_retire_key(F->w.st, now_kid, F->srv.token_lifetime, 1), MV_ERR_CONFLICT);
+    assert_int_equal(authority_retire_key(F->w.st, cur, F->srv.token_lifetime, 0), MV_ERR_CONFLICT);
+    assert_int_equal(authority_retire_key(F->w.st, cur, F->srv.token_lifetime, 1), MV_OK);
+    assert_int_equal(authority_retire_key(F->w.st, cur, F->srv.token_lifetime, 1), MV_ERR_NOT_FOUND);
+    assert_int_equal(authority_load_keys(&F->srv, F->w.st), MV_OK);
+    assert_string_equal(F->srv.sign_kid, now_kid);
+    assert_null(strstr(F->srv.jwks_json, cur));
+    token_keyset_free(&F->keys);
+}
+
 /* The claims and the reply are written without a JSON tree (issue.c, token.c, json_out.c):
  * every member, in order, with its type, and strings that need escaping. */
 static void test_token_documents(void **state)
@@ -1076,6 +1114,7 @@ int main(void)
         cmocka_unit_test(test_token_admin),
         cmocka_unit_test(test_token_refusals),
         cmocka_unit_test(test_key_rotation),
+        cmocka_unit_test(test_rotation_schedule_and_retire),
         cmocka_unit_test(test_token_documents),
         cmocka_unit_test(test_token_cache_follows_store),
     };

@@ -207,7 +207,7 @@ static void check_sqlite_file(struct fx *f)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 5);
+    assert_int_equal(sqlite3_column_int(s, 0), 8);
     sqlite3_finalize(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -216,8 +216,9 @@ static void check_sqlite_file(struct fx *f)
     sqlite3_close(db);
 }
 
-/* PostgreSQL: schema_version 6 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
- * v4: quota leases; v5: assertion_jti; v6: app credentials, federated credentials), the
+/* PostgreSQL: schema_version 8 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
+ * v4: quota leases; v5: assertion_jti; v6: vault_keys, key_policies; v7: cert_objects; v8: app
+ * credentials, federated credentials), the
  * tables there. */
 static void check_pg_schema(struct fx *f)
 {
@@ -225,10 +226,10 @@ static void check_pg_schema(struct fx *f)
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
     assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "6");
+    assert_string_equal(PQgetvalue(r, 0, 0), "8");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
-    assert_string_equal(PQgetvalue(r, 0, 0), "17");
+    assert_string_equal(PQgetvalue(r, 0, 0), "20");
     PQclear(r);
     PQfinish(c);
 }
@@ -407,6 +408,18 @@ static void test_signing_keys_newest_first(void **state)
 
     struct st_signing_key bad = {.kid = "k"};
     RC(store_signing_key_put(f->st, &bad), MV_ERR_BAD_REQUEST);
+
+    /* retire: the row is gone, and the generation moved (validators and signers follow it) */
+    int64_t g0 = 0, g1 = 0;
+    OK(store_generation(f->st, &g0));
+    OK(store_signing_key_delete(f->st, "kid-old"));
+    OK(store_generation(f->st, &g1));
+    assert_true(g1 != g0);
+    RC(store_signing_key_delete(f->st, "kid-old"), MV_ERR_NOT_FOUND);
+    OK(store_signing_keys(f->st, &keys, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(keys[0].kid, "kid-new");
+    st_signing_keys_free(keys, n);
 }
 
 /* ---- VMs, identities, nodes, join tokens ---- */
@@ -799,6 +812,125 @@ static void test_role_assignments(void **state)
 }
 
 /* ---- secrets ---- */
+
+/* ---- certificate objects (st_certs.c / pg_certs.c) ---- */
+
+static void put_cert(struct store *st, const char *vault, int kind, const char *name,
+                     const char *version, const char *doc, const char *sealed, int64_t created)
+{
+    struct st_certobj o;
+    memset(&o, 0, sizeof o);
+    snprintf(o.vault, sizeof o.vault, "%s", vault);
+    o.kind = kind;
+    snprintf(o.name, sizeof o.name, "%s", name);
+    snprintf(o.version, sizeof o.version, "%s", version);
+    o.doc = (char *)doc;
+    mv_buf_init(&o.sealed, 64);
+    OK(mv_buf_adds(&o.sealed, sealed));
+    o.created = created;
+    OK(store_cert_put(st, &o));
+    mv_buf_free(&o.sealed);
+}
+
+static void test_cert_objects(void **state)
+{
+    struct fx *f = *state;
+    struct st_certobj o;
+    struct st_certobj *rows = NULL;
+    size_t n = 0;
+    put_vault(f->st, "dev");
+    put_cert(f->st, "dev", ST_CERT_VERSION, "WebCert", "a1", "{\"v\":1}", "key1", 100);
+    put_cert(f->st, "dev", ST_CERT_VERSION, "WebCert", "b2", "{\"v\":2}", "key2", 200);
+    put_cert(f->st, "dev", ST_CERT_VERSION, "WebCert", "a0", "{\"v\":3}", "key3", 200);
+    put_cert(f->st, "dev", ST_CERT_POLICY, "webcert", "", "{\"p\":1}", "", 100);
+    put_cert(f->st, "dev", ST_CERT_VERSION, "Api", "c1", "{}", "k", 50);
+    put_cert(f->st, "dev", ST_CERT_ISSUER, "MyCA", "", "{\"provider\":\"x\"}", "", 10);
+
+    /* latest = greatest created, then insert order; name as first stored */
+    OK(store_cert_get(f->st, "DEV", ST_CERT_VERSION, "webCERT", NULL, 0, &o));
+    assert_string_equal(o.version, "a0");
+    assert_string_equal(o.name, "WebCert");
+    assert_string_equal(o.doc, "{\"v\":3}");
+    assert_memory_equal(o.sealed.p, "key3", 4);
+    st_certobj_clear(&o);
+    OK(store_cert_get(f->st, "dev", ST_CERT_VERSION, "webcert", "A1", 0, &o));
+    assert_string_equal(o.doc, "{\"v\":1}");
+    st_certobj_clear(&o);
+    RC(store_cert_get(f->st, "dev", ST_CERT_VERSION, "webcert", "zz", 0, &o), MV_ERR_NOT_FOUND);
+    RC(store_cert_get(f->st, "dev", ST_CERT_PENDING, "webcert", "", 0, &o), MV_ERR_NOT_FOUND);
+    OK(store_cert_get(f->st, "dev", ST_CERT_POLICY, "webcert", "", 0, &o));
+    assert_int_equal(o.sealed.len, 0);
+    st_certobj_clear(&o);
+
+    /* a put on the same key replaces doc and keeps created */
+    put_cert(f->st, "dev", ST_CERT_POLICY, "WEBCERT", "", "{\"p\":2}", "", 999);
+    OK(store_cert_get(f->st, "dev", ST_CERT_POLICY, "webcert", NULL, 0, &o));
+    assert_string_equal(o.doc, "{\"p\":2}");
+    assert_int_equal(o.created, 100);
+    st_certobj_clear(&o);
+
+    /* names: latest of each, paged; versions of one name, paged */
+    OK(store_cert_list(f->st, "dev", ST_CERT_VERSION, NULL, NULL, 1, 0, &rows, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].name, "Api");
+    st_certobjs_free(rows, n);
+    OK(store_cert_list(f->st, "dev", ST_CERT_VERSION, NULL, "api", 10, 0, &rows, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].version, "a0");
+    assert_null(rows[0].sealed.p);
+    st_certobjs_free(rows, n);
+    OK(store_cert_list(f->st, "dev", ST_CERT_VERSION, "WebCert", NULL, 2, 0, &rows, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[0].version, "a0");
+    assert_string_equal(rows[1].version, "a1");
+    st_certobjs_free(rows, n);
+    OK(store_cert_list(f->st, "dev", ST_CERT_VERSION, "WebCert", "a1", 2, 0, &rows, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].version, "b2");
+    st_certobjs_free(rows, n);
+
+    /* soft delete: versions and policy leave the live views, come back on recover */
+    OK(store_cert_mark(f->st, "dev", "webcert", 1000, 2000));
+    RC(store_cert_get(f->st, "dev", ST_CERT_VERSION, "webcert", NULL, 0, &o), MV_ERR_NOT_FOUND);
+    OK(store_cert_get(f->st, "dev", ST_CERT_VERSION, "webcert", NULL, 1, &o));
+    assert_int_equal(o.deleted, 1000);
+    assert_int_equal(o.purge_at, 2000);
+    st_certobj_clear(&o);
+    OK(store_cert_list(f->st, "dev", ST_CERT_VERSION, NULL, NULL, 10, 0, &rows, &n));
+    assert_int_equal(n, 1);
+    st_certobjs_free(rows, n);
+    OK(store_cert_list(f->st, "dev", ST_CERT_VERSION, NULL, NULL, 10, 1, &rows, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].name, "WebCert");
+    st_certobjs_free(rows, n);
+    OK(store_cert_mark(f->st, "dev", "webcert", 0, 0));
+    OK(store_cert_get(f->st, "dev", ST_CERT_POLICY, "webcert", NULL, 0, &o));
+    st_certobj_clear(&o);
+    RC(store_cert_mark(f->st, "dev", "nothing", 1, 1), MV_ERR_NOT_FOUND);
+
+    /* remove: one version, then everything of the name but issuers */
+    OK(store_cert_remove(f->st, "dev", ST_CERT_VERSION, "webcert", "A0"));
+    OK(store_cert_get(f->st, "dev", ST_CERT_VERSION, "webcert", NULL, 0, &o));
+    assert_string_equal(o.version, "b2");
+    st_certobj_clear(&o);
+    OK(store_cert_remove(f->st, "dev", 0, "webcert", NULL));
+    RC(store_cert_get(f->st, "dev", ST_CERT_POLICY, "webcert", NULL, 0, &o), MV_ERR_NOT_FOUND);
+    RC(store_cert_remove(f->st, "dev", 0, "webcert", NULL), MV_ERR_NOT_FOUND);
+    OK(store_cert_get(f->st, "dev", ST_CERT_ISSUER, "myca", NULL, 0, &o));
+    st_certobj_clear(&o);
+
+    /* an unknown vault is not found; deleting the vault takes its certificates */
+    struct st_certobj g;
+    memset(&g, 0, sizeof g);
+    snprintf(g.vault, sizeof g.vault, "ghost");
+    g.kind = ST_CERT_VERSION;
+    snprintf(g.name, sizeof g.name, "x");
+    snprintf(g.version, sizeof g.version, "v");
+    g.doc = (char *)"{}";
+    RC(store_cert_put(f->st, &g), MV_ERR_NOT_FOUND);
+    OK(store_vault_delete(f->st, "dev"));
+    RC(store_cert_get(f->st, "dev", ST_CERT_VERSION, "api", NULL, 0, &o), MV_ERR_NOT_FOUND);
+}
 
 static void test_secret_versions_and_get(void **state)
 {
@@ -1476,6 +1608,128 @@ static void test_pg_unreachable_host_is_named(void **state)
     RC(store_open("postgresql://[bad", &st), MV_ERR_BAD_REQUEST);
 }
 
+
+/* ---- Key Vault keys (st_vkeys.c / pg_vkeys.c) ---- */
+
+static void add_key(struct store *st, const char *vault, const char *name, const char *version,
+                    const char *sealed, int64_t created, int managed)
+{
+    struct st_key k = {.enabled = 1, .created = created, .updated = created, .managed = managed};
+    snprintf(k.vault, sizeof k.vault, "%s", vault);
+    snprintf(k.name, sizeof k.name, "%s", name);
+    snprintf(k.version, sizeof k.version, "%s", version);
+    mv_buf_init(&k.sealed, 1024);
+    OK(mv_buf_adds(&k.sealed, sealed));
+    k.jwk_json = "{\"kty\":\"EC\",\"key_ops\":[\"sign\"]}";
+    OK(store_key_add(st, &k));
+    mv_buf_free(&k.sealed);
+}
+
+static void test_key_versions_delete_recover_purge(void **state)
+{
+    struct fx *f = *state;
+    put_vault(f->st, "dev");
+    add_key(f->st, "dev", "Cert1", "v1", "sealed-1", 100, 1);
+    add_key(f->st, "dev", "cert1", "v2", "sealed-2", 200, 0);
+    add_key(f->st, "dev", "other", "w1", "sealed-3", 150, 0);
+    struct st_key k, d;
+    OK(store_key_get(f->st, "dev", "CERT1", NULL, &k));
+    assert_string_equal(k.version, "v2");
+    assert_string_equal(k.name, "Cert1"); /* the first spelling */
+    assert_memory_equal(k.sealed.p, "sealed-2", 8);
+    assert_string_equal(k.jwk_json, "{\"kty\":\"EC\",\"key_ops\":[\"sign\"]}");
+    assert_int_equal(k.managed, 0);
+    st_key_clear(&k);
+    OK(store_key_get(f->st, "dev", "cert1", "V1", &k));
+    assert_int_equal(k.managed, 1);
+    k.enabled = 0;
+    k.exp = 999;
+    free(k.jwk_json);
+    k.jwk_json = strdup("{\"kty\":\"EC\",\"key_ops\":[]}");
+    OK(store_key_update(f->st, &k));
+    st_key_clear(&k);
+    OK(store_key_get(f->st, "dev", "cert1", "v1", &k));
+    assert_int_equal(k.enabled, 0);
+    assert_int_equal(k.exp, 999);
+    assert_string_equal(k.jwk_json, "{\"kty\":\"EC\",\"key_ops\":[]}");
+    st_key_clear(&k);
+    struct st_key *l = NULL;
+    size_t n = 0;
+    OK(store_key_list(f->st, "dev", NULL, 25, &l, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(l[0].version, "v2");
+    assert_string_equal(l[1].name, "other");
+    assert_int_equal(l[0].sealed.len, 0); /* lists never read the private key */
+    st_keys_free(l, n);
+    OK(store_key_versions(f->st, "dev", "cert1", "v1", 25, &l, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(l[0].version, "v2");
+    st_keys_free(l, n);
+    /* secrets and keys of one name are independent */
+    RC(store_secret_get(f->st, "dev", "cert1", NULL, &(struct st_secret){0}), MV_ERR_NOT_FOUND);
+
+    OK(store_key_delete(f->st, "dev", "cert1", 1000, 7, &d));
+    assert_string_equal(d.version, "v2");
+    assert_int_equal(d.purge_at, 1000 + 7 * 86400);
+    st_key_clear(&d);
+    RC(store_key_get(f->st, "dev", "cert1", "v1", &k), MV_ERR_NOT_FOUND);
+    struct st_key again = {.vault = "dev", .name = "CERT1", .version = "v3", .enabled = 1};
+    mv_buf_init(&again.sealed, 16);
+    OK(mv_buf_adds(&again.sealed, "x"));
+    again.jwk_json = "{}";
+    RC(store_key_add(f->st, &again), MV_ERR_CONFLICT);
+    OK(store_key_list_deleted(f->st, "dev", NULL, 25, &l, &n));
+    assert_int_equal(n, 1);
+    st_keys_free(l, n);
+    OK(store_key_recover(f->st, "dev", "cert1"));
+    OK(store_key_get(f->st, "dev", "cert1", "v1", &k));
+    st_key_clear(&k);
+    OK(store_key_delete(f->st, "dev", "cert1", 2000, 7, &d));
+    st_key_clear(&d);
+    OK(store_key_purge_expired(f->st, 2000 + 7 * 86400 - 1));
+    OK(store_key_get_deleted(f->st, "dev", "cert1", &k));
+    st_key_clear(&k);
+    OK(store_key_purge_expired(f->st, 2000 + 7 * 86400));
+    RC(store_key_get_deleted(f->st, "dev", "cert1", &k), MV_ERR_NOT_FOUND);
+    OK(store_key_add(f->st, &again)); /* the name is free again */
+    mv_buf_free(&again.sealed);
+    OK(store_key_delete(f->st, "dev", "other", 3000, 7, &d));
+    st_key_clear(&d);
+    OK(store_key_purge(f->st, "dev", "OTHER"));
+    RC(store_key_purge(f->st, "dev", "other"), MV_ERR_NOT_FOUND);
+}
+
+static void test_key_policy_put_get_claim(void **state)
+{
+    struct fx *f = *state;
+    put_vault(f->st, "dev");
+    struct st_key_policy p = {.vault = "dev", .name = "Rot", .created = 10, .updated = 10};
+    p.policy_json = "{\"lifetimeActions\":[]}";
+    OK(store_key_policy_put(f->st, &p));
+    p.policy_json = "{\"lifetimeActions\":[1]}";
+    p.created = p.updated = 20;
+    snprintf(p.name, sizeof p.name, "rot");
+    OK(store_key_policy_put(f->st, &p));
+    struct st_key_policy got;
+    OK(store_key_policy_get(f->st, "dev", "ROT", &got));
+    assert_string_equal(got.policy_json, "{\"lifetimeActions\":[1]}");
+    assert_int_equal(got.created, 10); /* kept on replace */
+    assert_int_equal(got.updated, 20);
+    assert_string_equal(got.claimed, "");
+    free(got.policy_json);
+    RC(store_key_policy_get(f->st, "dev", "none", &got), MV_ERR_NOT_FOUND);
+    /* one claim per version: the second caller (another server) loses */
+    OK(store_key_policy_claim(f->st, "dev", "rot", "v1"));
+    RC(store_key_policy_claim(f->st, "dev", "rot", "v1"), MV_ERR_CONFLICT);
+    OK(store_key_policy_claim(f->st, "dev", "rot", "v2"));
+    struct st_key_policy *l = NULL;
+    size_t n = 0;
+    OK(store_key_policy_list(f->st, &l, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(l[0].claimed, "v2");
+    st_key_policies_free(l, n);
+}
+
 /* ---- audit checkpoints ---- */
 
 #define W1 "11111111-1111-4111-8111-111111111111"
@@ -1681,8 +1935,11 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
     store_close(f->st);
     f->st = NULL;
     /* The store is turned back into a faithful v3 (PostgreSQL) / v2 (SQLite) database: what
-     * quota_leases' migration and every later one (assertion_jti: PostgreSQL v5, SQLite v4)
-     * created, and the app and federated credentials (PostgreSQL v6, SQLite v5), is dropped, so store_open runs those migrations exactly as on a real upgrade.
+     * quota_leases' migration and every later one (assertion_jti: PostgreSQL v5, SQLite v4;
+     * vault_keys and key_policies: PostgreSQL v6, SQLite v5; cert_objects: PostgreSQL v7,
+     * SQLite v6; the signing-key triggers: SQLite v7; app and federated credentials and the
+     * principal kind 4: PostgreSQL v8, SQLite v8) created is dropped, so store_open runs those
+     * migrations exactly as on a real upgrade.
      * Migrations stay plain CREATEs (no IF NOT EXISTS): a version number that does not match the
      * objects present is a broken store and must fail loudly, not be papered over. */
     if (pg_base) {
@@ -1693,7 +1950,10 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
                           " CHECK (kind BETWEEN 1 AND 3)");
         pg_admin(f->path, "DROP TABLE quota_leases");
         pg_admin(f->path, "DROP TABLE assertion_jti");
+        pg_admin(f->path, "DROP TABLE cert_objects");
         pg_admin(f->path, "DROP INDEX join_tokens_expires");
+        pg_admin(f->path, "DROP TABLE vault_keys");
+        pg_admin(f->path, "DROP TABLE key_policies");
         pg_admin(f->path, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
     } else {
         sqlite3 *db = NULL;
@@ -1702,7 +1962,11 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
                                       "DROP TABLE federated_credentials;"
                                       " DROP TABLE app_credentials;"
                                       " DROP TABLE quota_leases; DROP TABLE assertion_jti;"
-                                      " DROP INDEX join_tokens_expires; PRAGMA user_version = 2",
+                                      " DROP INDEX join_tokens_expires; DROP TABLE vault_keys;"
+                                      " DROP TABLE key_policies; DROP TABLE cert_objects;"
+                                      " DROP TRIGGER signing_keys_gen_ins; DROP TRIGGER signing_keys_gen_upd;"
+                                      " DROP TRIGGER signing_keys_gen_del;"
+                                      " PRAGMA user_version = 2",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
         sqlite3_close(db);
@@ -1751,7 +2015,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_role_assignments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cert_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_versions_and_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_versions_delete_recover_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_policy_put_get_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_list_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_soft_delete_recover_purge, setup, teardown),

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "common/b64.h"
+#include "crypto/aead.h"
 #include "vault/vault_internal.h"
 
 /* Copies a literal into a fixed field (tests only use short literals). */
@@ -22,7 +23,8 @@ static void test_api_versions(void **state)
 {
     (void)state;
     const char *good[] = {"2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5",
-                          "7.6", "2025-07-01", "7.6-preview.2", "7.5-preview.1"};
+                          "7.6", "2025-07-01", "7.6-preview.2", "7.5-preview.1",
+                          "7.4-preview.1"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         assert_true(vault_api_version_ok(good[i]));
     const char *bad[] = {"", "7", "7.7", "8.0", "7.3 ", " 7.3", "2025-07-02", "7.6-preview.1",
@@ -710,6 +712,93 @@ static void test_throttle(void **state)
     assert_int_equal(vault_throttle_block(1), 1);
 }
 
+
+/* ---- keys (keymat.c, keys.c, keyrot.c) ---- */
+
+static void test_iso_duration(void **state)
+{
+    (void)state;
+    assert_int_equal(vault_iso_duration("P90D"), 90 * 86400);
+    assert_int_equal(vault_iso_duration("P2Y"), 2 * 365 * 86400);
+    assert_int_equal(vault_iso_duration("P1M"), 30 * 86400);
+    assert_int_equal(vault_iso_duration("PT1M"), 60);
+    assert_int_equal(vault_iso_duration("P1DT2H3M4S"), 86400 + 7200 + 180 + 4);
+    assert_int_equal(vault_iso_duration("P2W"), 14 * 86400);
+    const char *bad[] = {"", "P", "PT", "90D", "P1H", "PT1D", "P-1D", "P1.5D", "P1DT", "PT1S2",
+                         "P1234567890D", "P1D1", "PTT1S"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(vault_iso_duration(bad[i]), -1);
+}
+
+/* vault_key_row seals the private key under the key's own AAD, and keeps the public JWK only. */
+static void test_key_row_managed(void **state)
+{
+    (void)state;
+    unsigned char dk[AEAD_KEY_LEN];
+    memset(dk, 7, sizeof dk);
+    EVP_PKEY *k = NULL, *back = NULL;
+    const char *why = NULL;
+    assert_int_equal(vkey_generate(0, 0, "P-521", &k, &why), MV_OK);
+    static const char *const ops[] = {"sign", "verify", NULL};
+    struct vault_key_attrs a = {.enabled = 1, .exp = 99, .managed = 1, .tags_json = "{\"a\":\"b\"}"};
+    struct st_key row;
+    assert_int_equal(vault_key_row(dk, "dev", "Cert", "0123abcd", k, NULL, ops, &a, 5, &row), MV_OK);
+    assert_int_equal(row.managed, 1);
+    assert_int_equal(row.exp, 99);
+    assert_int_equal(row.created, 5);
+    assert_string_equal(row.tags_json, "{\"a\":\"b\"}");
+    assert_non_null(strstr(row.jwk_json, "\"crv\":\"P-521\""));
+    assert_non_null(strstr(row.jwk_json, "\"key_ops\":[\"sign\",\"verify\"]"));
+    assert_null(strstr(row.jwk_json, "\"d\""));
+    assert_int_equal(vault_key_open(dk, &row, &back), MV_OK);
+    assert_int_equal(EVP_PKEY_eq(k, back), 1);
+    EVP_PKEY_free(back);
+    /* the row moved to another name does not open */
+    set(row.name, sizeof row.name, "Other");
+    assert_int_not_equal(vault_key_open(dk, &row, &back), MV_OK);
+    st_key_clear(&row);
+    static const char *const bad_ops[] = {"fly", NULL};
+    assert_int_equal(vault_key_row(dk, "dev", "Cert", "0123abcd", k, NULL, bad_ops, &a, 5, &row),
+                     MV_ERR_BAD_REQUEST);
+    EVP_PKEY_free(k);
+}
+
+/* Signatures: raw r||s of the curve's width, digest length and curve checked. */
+static void test_key_sign_rules(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = NULL;
+    const char *why = NULL;
+    char msg[512];
+    unsigned char digest[64];
+    memset(digest, 1, sizeof digest);
+    assert_int_equal(vkey_generate(0, 0, "P-384", &k, &why), MV_OK);
+    mv_buf sig;
+    assert_int_equal(vkey_sign(k, "kid", "ES384", digest, 48, &sig, msg, sizeof msg), MV_OK);
+    assert_int_equal(sig.len, 96);
+    int valid = 0;
+    assert_int_equal(vkey_verify(k, "kid", "ES384", digest, 48, (unsigned char *)sig.p, sig.len,
+                                 &valid, msg, sizeof msg), MV_OK);
+    assert_int_equal(valid, 1);
+    assert_int_equal(vkey_verify(k, "kid", "ES384", digest, 48, (unsigned char *)sig.p, 95,
+                                 &valid, msg, sizeof msg), MV_OK);
+    assert_int_equal(valid, 0);
+    mv_buf_free(&sig);
+    assert_int_equal(vkey_sign(k, "kid", "ES384", digest, 32, &sig, msg, sizeof msg),
+                     MV_ERR_BAD_REQUEST);
+    assert_string_equal(msg, "Invalid length of 'value': 32 bytes. ES384 requires 48 bytes, encoded "
+                             "with base64url.");
+    assert_int_equal(vkey_sign(k, "kid", "ES256", digest, 32, &sig, msg, sizeof msg),
+                     MV_ERR_BAD_REQUEST);
+    assert_non_null(strstr(msg, "uses curve 'P-384', and algorithm 'ES256' can only be used with "
+                                "curve 'P-256'"));
+    assert_int_equal(vkey_sign(k, "kid", "RS256", digest, 32, &sig, msg, sizeof msg),
+                     MV_ERR_BAD_REQUEST);
+    EVP_PKEY_free(k);
+    assert_int_equal(vkey_generate(1, 1024, NULL, &k, &why), MV_ERR_BAD_REQUEST);
+    assert_null(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -737,6 +826,9 @@ int main(void)
         cmocka_unit_test(test_host_match),
         cmocka_unit_test(test_request_url),
         cmocka_unit_test(test_throttle),
+        cmocka_unit_test(test_iso_duration),
+        cmocka_unit_test(test_key_row_managed),
+        cmocka_unit_test(test_key_sign_rules),
     };
     return cmocka_run_group_tests_name("vault_parse", tests, NULL, NULL);
 }
