@@ -37,7 +37,11 @@ OBJS := $(LIBSRCS:%.c=$(B)/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 
-all: $(B)/mivault
+# The version, from one place (VERSION); the shared library's ABI major is SOVERSION.
+VERSION := $(shell cat VERSION)
+SOVERSION := 1
+
+all: $(B)/mivault $(B)/libmivault.so $(B)/libmivault.a
 
 $(B)/libmivault-internal.a: $(OBJS)
 	@mkdir -p $(@D)
@@ -50,11 +54,108 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+$(B)/src/cli/main.o: CFLAGS += -DMV_VERSION='"$(VERSION)"'
+$(B)/src/cli/main.o: VERSION
+
+# ---- libmivault (include/mivault/mivault.h): the C client, as a shared and a static library ----
+# The client layer and the layers under it that it can use, compiled again as PIC. The shared
+# library takes every client object and pulls the rest from an archive of the others, so only
+# what the client reaches is linked in; src/client/libmivault.map exports the functions of
+# mivault.h and nothing else (tests/integration/test_install.py compares the two).
+LIB_DIRS := src/common src/crypto src/http src/client
+LIB_SRCS := $(sort $(wildcard $(addsuffix /*.c,$(LIB_DIRS))))
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/pic/%.o)
+LIB_CLIENT_OBJS := $(filter $(B)/pic/src/client/%,$(LIB_OBJS))
+LIB_MAP := src/client/libmivault.map
+PIC_CFLAGS := $(filter-out -fPIE,$(CFLAGS)) -fPIC
+
+$(B)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(PIC_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/pic/libdeps.a: $(filter-out $(LIB_CLIENT_OBJS),$(LIB_OBJS))
+	@mkdir -p $(@D)
+	ar rcs $@ $^
+
+$(B)/libmivault.so.$(VERSION): $(LIB_CLIENT_OBJS) $(B)/pic/libdeps.a $(LIB_MAP)
+	$(CC) -shared $(filter-out -pie,$(LDFLAGS)) -Wl,-soname,libmivault.so.$(SOVERSION) \
+	  -Wl,--version-script=$(LIB_MAP) -Wl,--as-needed -o $@ \
+	  $(LIB_CLIENT_OBJS) $(B)/pic/libdeps.a $(LDLIBS)
+
+$(B)/libmivault.so: $(B)/libmivault.so.$(VERSION)
+	ln -sf libmivault.so.$(VERSION) $(B)/libmivault.so.$(SOVERSION)
+	ln -sf libmivault.so.$(SOVERSION) $@
+
+# The static library: the same objects (a program linking it takes what it uses).
+$(B)/libmivault.a: $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
 $(B)/tests/%: tests/unit/%.c $(B)/libmivault-internal.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< $(B)/libmivault-internal.a $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BINS)
+
+# ---- install and package (docs/operations.md) ----
+#   make install PREFIX=/usr/local DESTDIR=DIR
+#   make deb          build/mivault_$(VERSION)_$(DEB_ARCH).deb
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR ?= $(PREFIX)/share/man
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+          -e 's|@VERSION@|$(VERSION)|g'
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/mivault \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(B)/mivault $(DESTDIR)$(BINDIR)/mivault
+	install -m 0644 $(B)/libmivault.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmivault.so.$(VERSION)
+	ln -sf libmivault.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmivault.so.$(SOVERSION)
+	ln -sf libmivault.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libmivault.so
+	install -m 0644 $(B)/libmivault.a $(DESTDIR)$(LIBDIR)/libmivault.a
+	install -m 0644 include/mivault/mivault.h $(DESTDIR)$(INCLUDEDIR)/mivault/mivault.h
+	$(SUBST) dist/mivault.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/mivault.pc
+	$(SUBST) dist/systemd/mivault-server.service.in > $(DESTDIR)$(UNITDIR)/mivault-server.service
+	$(SUBST) dist/systemd/mivault-agent@.service.in > $(DESTDIR)$(UNITDIR)/mivault-agent@.service
+	chmod 0644 $(DESTDIR)$(LIBDIR)/pkgconfig/mivault.pc $(DESTDIR)$(UNITDIR)/mivault-*.service
+	install -m 0644 dist/mivault.1 $(DESTDIR)$(MANDIR)/man1/mivault.1
+
+# The Debian package: /usr, the units in /lib/systemd/system, binaries stripped, the man page
+# gzipped, Depends from dpkg-shlibdeps, a postinst that creates the system user `mivault`.
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_ROOT := build/deb/root
+DEB_FILE := build/mivault_$(VERSION)_$(DEB_ARCH).deb
+
+deb: all
+	rm -rf build/deb
+	$(MAKE) --no-print-directory install MODE=release DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr \
+	  UNITDIR=/lib/systemd/system
+	strip --strip-unneeded --remove-section=.comment --remove-section=.note \
+	  $(DEB_ROOT)/usr/bin/mivault $(DEB_ROOT)/usr/lib/libmivault.so.$(VERSION)
+	strip --strip-debug $(DEB_ROOT)/usr/lib/libmivault.a
+	gzip -9n $(DEB_ROOT)/usr/share/man/man1/mivault.1
+	install -d $(DEB_ROOT)/usr/share/doc/mivault $(DEB_ROOT)/DEBIAN
+	install -m 0644 dist/debian/copyright $(DEB_ROOT)/usr/share/doc/mivault/copyright
+	install -m 0755 dist/debian/postinst dist/debian/postrm $(DEB_ROOT)/DEBIAN/
+	install -m 0644 dist/debian/triggers $(DEB_ROOT)/DEBIAN/
+	printf 'mivault (%s) unstable; urgency=medium\n\n  * Release %s (docs/operations.md, "Upgrade").\n\n -- %s  %s\n' \
+	  "$(VERSION)" "$(VERSION)" "$$(sed -n 's/^Maintainer: //p' dist/debian/control.in)" \
+	  "$$(git log -1 --format=%aD 2>/dev/null || date -R)" | gzip -9n > $(DEB_ROOT)/usr/share/doc/mivault/changelog.gz
+	mkdir -p build/deb/debian && printf 'Source: mivault\n\nPackage: mivault\nArchitecture: any\n' \
+	  > build/deb/debian/control
+	cd build/deb && dpkg-shlibdeps -O -e root/usr/bin/mivault -e root/usr/lib/libmivault.so.$(VERSION) \
+	  -l$(CURDIR)/$(DEB_ROOT)/usr/lib > debian/substvars
+	$(SUBST) -e "s|@DEPENDS@|$$(sed -n 's/^shlibs:Depends=//p' build/deb/debian/substvars)|" \
+	  -e "s|@ARCH@|$(DEB_ARCH)|" -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)|" \
+	  dist/debian/control.in > $(DEB_ROOT)/DEBIAN/control
+	echo "libmivault $(SOVERSION) mivault (>= $(VERSION))" > $(DEB_ROOT)/DEBIAN/shlibs
+	cd $(DEB_ROOT) && find usr lib -type f -exec md5sum {} + > DEBIAN/md5sums
+	fakeroot dpkg-deb --build -Zxz $(DEB_ROOT) $(DEB_FILE)
 
 test:
 	bash scripts/test.sh
@@ -102,9 +203,9 @@ fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
 	FUZZ_RUNS=$(FUZZ_RUNS) bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
--include $(OBJS:.o=.d) $(B)/src/cli/main.d
+-include $(OBJS:.o=.d) $(B)/src/cli/main.d $(LIB_OBJS:.o=.d)
 -include $(FUZZ_OBJS:.o=.d)
-.PHONY: all unit test bench check-style clean fuzz fuzz-build
+.PHONY: all unit test bench check-style clean fuzz fuzz-build install deb
 
 print-cflags:
 	@echo $(CFLAGS)

@@ -755,6 +755,7 @@ def main():
     small_n = 1000
     t_start = time.time()
     work = tempfile.mkdtemp(prefix="mivault-bench.")
+    os.chmod(work, 0o711)  # as root the server drops to the mivault user, which must reach its state
     binary = os.path.join(work, "mivault")
     shutil.copy2(o.bin, binary)  # the tree may be rebuilt while we run
     log("work dir %s, %d cores, %d round(s) of %d s" % (work, os.cpu_count(), o.rounds, o.duration))

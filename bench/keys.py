@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(bench.ROOT, "build", "release", "mivault"))
     o = ap.parse_args()
     work = tempfile.mkdtemp(prefix="mivault-bench-keys.")
+    os.chmod(work, 0o711)  # as root the server drops to the mivault user, which must reach its state
     binary = os.path.join(work, "mivault")
     shutil.copy2(o.bin, binary)
     R = {"cores": os.cpu_count(), "rounds": o.rounds, "duration": o.duration, "conns": o.conns,

@@ -138,6 +138,7 @@ def main():
     paths = o.paths.split(",")
     os.makedirs(OUT, exist_ok=True)
     work = tempfile.mkdtemp(prefix="mivault-profile.")
+    os.chmod(work, 0o711)  # as root the server drops to the mivault user, which must reach its state
     binary = os.path.join(work, "mivault")
     shutil.copy2(o.bin, binary)
     try:

@@ -7,7 +7,8 @@ pkgs=(build-essential pkg-config libssl-dev libevent-dev libjansson-dev libcurl4
       libsqlite3-dev libpq-dev openssl ca-certificates curl)
 case "$kind" in
   test)  pkgs+=(libcmocka-dev python3 python3-azure python3-cryptography azure-cli nodejs iproute2 libclang-rt-14-dev clang
-               postgresql-15 postgresql-15-auto-failover pg-auto-failover-cli haproxy) ;;
+               postgresql-15 postgresql-15-auto-failover pg-auto-failover-cli haproxy
+               prometheus systemd dpkg-dev fakeroot man-db lintian) ;;
   bench) pkgs+=(nginx-light wrk linux-perf valgrind nodejs python3 python3-cryptography
                postgresql-15 postgresql-contrib postgresql-15-auto-failover pg-auto-failover-cli) ;;
 esac

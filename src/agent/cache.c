@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "agent/agent_internal.h"
+#include "common/metrics.h"
 #include "common/util.h"
 
 void agent_token_free(struct agent_token *t)
@@ -87,15 +88,20 @@ enum tcache_state tcache_lookup(struct tcache *c, enum agent_sel sel, const char
 {
     *out = NULL;
     long i = find(c, sel, sel_value, resource);
-    if (i < 0)
+    if (i < 0) {
+        mv_metric_inc(MV_M_CACHE_MISSES, "imds_token", NULL);
         return TCACHE_MISS;
+    }
     struct tcache_entry *e = &c->e[i];
     if (now >= e->tok.exp) {
         drop_at(c, (size_t)i);
+        mv_metric_inc(MV_M_CACHE_MISSES, "imds_token", NULL);
         return TCACHE_MISS;
     }
     e->used = ++c->tick;
     *out = e;
+    /* a stale entry counts as a hit: it is served unless its refresh succeeds */
+    mv_metric_inc(MV_M_CACHE_HITS, "imds_token", NULL);
     return tcache_entry_fresh(e, now) ? TCACHE_FRESH : TCACHE_STALE;
 }
 

@@ -36,6 +36,8 @@ const char *agent_proxy_header(const http_req *req)
 void agent_route(http_req *req)
 {
     const struct agent *a = ((const struct agent_loop *)req->worker)->a;
+    req->m_plane = "imds"; /* the metrics' labels (http/server.h) */
+    req->m_route = "unmatched";
     /* Before any route (reference §1.1 says nothing of Host; this is DNS rebinding). */
     if (!imds_host_ok(req->host, req->host_port, a->listen_host,
                       __atomic_load_n(&a->port, __ATOMIC_ACQUIRE))) {
@@ -46,6 +48,8 @@ void agent_route(http_req *req)
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (req->path && strcmp(req->path, routes[i].path) == 0) {
+            req->m_route = routes[i].path;
+            req->m_token = routes[i].handler == imds_handle_token || routes[i].handler == appsvc_handle_token;
             routes[i].handler(req);
             return;
         }

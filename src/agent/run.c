@@ -349,7 +349,7 @@ mv_rc agent_run(const struct agent_opts *o)
     http_server_wait(h->srv);
 out:
     if (rc != MV_OK)
-        fprintf(stderr, "mivault agent: %s\n", mv_last_detail());
+        LOG_ERROR("agent: %s", mv_last_detail());
     agent_stop(h);
     return rc;
 }

@@ -223,6 +223,7 @@ static void dispatch(struct arm_req *ar, const struct arm_path *path)
         if (ROUTES[i].method == ar->req->method)
             r = &ROUTES[i];
     }
+    ar->req->m_route = r ? r->pattern : "unmatched"; /* the metrics' label (http/server.h) */
     if (!r || !(r->flags & R_PUBLIC)) {
         if (!ar->req->query_ok) {
             (void)arm_fail(ar, 400, "InvalidQueryParameterValue", "The query string is not valid.");

@@ -44,6 +44,7 @@
 #include "common/buf.h"
 #include "common/jsonw.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/util.h"
 
 #define AUDIT_MAX_LINE 4096
@@ -211,6 +212,7 @@ static void flush_locked(struct audit *a)
          * file stays a valid chain (unless the write was cut short, which verify reports). */
         LOG_ERROR("audit: write of %zu records' bytes failed (%zd): %s", a->queue_len, n,
                   n < 0 ? strerror(errno) : "short write");
+        mv_metric_add(MV_M_AUDIT_FAILURES, NULL, NULL, (uint64_t)(a->seq - a->written_seq));
         memcpy(a->prev, a->written, sizeof a->prev);
         a->seq = a->written_seq;
     }
@@ -369,6 +371,7 @@ out:
     if (rc != MV_OK) {
         mv_buf_free(&l);
         LOG_ERROR("audit: cannot format a record");
+        mv_metric_inc(MV_M_AUDIT_FAILURES, NULL, NULL);
         return;
     }
     memcpy(buf, l.p, l.len);

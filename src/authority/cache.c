@@ -22,6 +22,7 @@
 
 #include "authority/internal.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "crypto/keys.h"
 
 #define CLIENT_SETS 64
@@ -207,8 +208,10 @@ mv_rc authority_client_get(struct authority_loop *w, int64_t gen, const char *cl
     if (found && gen >= 0 && e->gen == gen) {
         e->used = ++s->tick;
         *out = &e->c;
+        mv_metric_inc(MV_M_CACHE_HITS, "authority_client", NULL);
         goto out;
     }
+    mv_metric_inc(MV_M_CACHE_MISSES, "authority_client", NULL);
     rc = client_read(w->st, client_id, &fresh, &pem);
     if (rc != MV_OK) {
         if (found && rc == MV_ERR_NOT_FOUND)

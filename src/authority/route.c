@@ -104,6 +104,7 @@ void authority_handle(struct authority_loop *w, http_req *req)
     char tenant[TENANT_SEG_MAX + 1];
     const struct route *other_method = NULL;
     const char *path = req->path ? req->path : "";
+    req->m_route = "unmatched";
     for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
         const struct route *r = &ROUTES[i];
         if (!match(r->pattern, path, tenant))
@@ -112,6 +113,8 @@ void authority_handle(struct authority_loop *w, http_req *req)
             other_method = r;
             continue;
         }
+        req->m_route = r->pattern; /* the metrics' labels (http/server.h) */
+        req->m_token = r->fn == authority_token;
         if (!tenant_allowed(w->srv, r->tenant, tenant)) {
             reply_oauth_error(req, 400, "invalid_request", "Tenant not found");
             return;

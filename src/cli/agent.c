@@ -63,6 +63,8 @@ static int join_token(const struct cli *c, char *buf, size_t len)
 int verb_agent(struct cli *c)
 {
     char join[JOIN_INPUT_MAX];
+    const char *metrics_at = NULL;
+    struct cli_metrics *metrics = NULL;
     struct agent_opts o = {
         .state_dir = c->state_dir,
         .vm = cli_get(c, "vm"),
@@ -72,6 +74,8 @@ int verb_agent(struct cli *c)
     };
     if (!o.vm || !*o.vm)
         return cli_error("agent: --vm is required") + 1;
+    if (cli_metrics_flag(c, &metrics_at))
+        return 2;
     if (mv_protect_daemon() != MV_OK)
         return cli_error("%s", cli_detail());
     if (join_token(c, join, sizeof join))
@@ -88,7 +92,12 @@ int verb_agent(struct cli *c)
     }
     o.run_as = &u;
     o.join_token = join[0] ? join : NULL;
+    if (metrics_at && cli_metrics_start(metrics_at, NULL, &metrics) != MV_OK) {
+        OPENSSL_cleanse(join, sizeof join);
+        return 1;
+    }
     mv_rc rc = agent_run(&o);
+    cli_metrics_stop(metrics);
     OPENSSL_cleanse(join, sizeof join);
     return rc == MV_OK ? 0 : 1;
 }

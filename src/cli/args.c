@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "common/log.h"
@@ -58,6 +59,13 @@ int cli_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    if (mv_log_json()) { /* --log-format json: stderr holds JSON lines only */
+        char msg[1024];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        mv_log(MV_LOG_ERROR, "%s", msg);
+        return 1;
+    }
     fputs("mivault: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -82,8 +90,44 @@ static json_t *dotted(json_t *o, const char *path)
     return o;
 }
 
-static void cell(json_t *v, char *out, size_t len)
+/* Columns that hold Unix seconds (Key Vault attributes, token expiry): -o table shows them in
+ * ISO 8601 UTC; JSON output keeps the numbers the API returns. */
+static int time_column(const char *col)
 {
+    static const char *const TIMES[] = {"created", "updated", "expiresOn", "joinTokenExpiresOn", "deletedDate",
+                                        "scheduledPurgeDate", "exp", "nbf", "iat", "notBefore", "expires", NULL};
+    const char *last = strrchr(col, '.');
+    last = last ? last + 1 : col;
+    for (int i = 0; TIMES[i]; i++)
+        if (strcmp(TIMES[i], last) == 0)
+            return 1;
+    return 0;
+}
+
+/* v as seconds since the epoch (an integer, or a string of digits as IMDS gives expires_on). */
+static int epoch_seconds(json_t *v, long long *out)
+{
+    if (json_is_integer(v)) {
+        *out = (long long)json_integer_value(v);
+        return 1;
+    }
+    const char *s = json_string_value(v);
+    if (!s || !*s || strlen(s) > 12 || strspn(s, "0123456789") != strlen(s))
+        return 0;
+    *out = strtoll(s, NULL, 10);
+    return 1;
+}
+
+static void cell(json_t *v, const char *col, char *out, size_t len)
+{
+    long long secs;
+    if (v && time_column(col) && epoch_seconds(v, &secs) && secs >= 0 && secs < 253402300800LL) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        if (strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
+            return;
+    }
     if (!v || json_is_null(v))
         snprintf(out, len, "-");
     else if (json_is_string(v))
@@ -115,7 +159,7 @@ static void print_table(json_t *rows, const char *const *cols)
     json_array_foreach(rows, i, row)
     {
         for (size_t c = 0; c < ncol; c++) {
-            cell(dotted(row, cols[c]), buf, sizeof buf);
+            cell(dotted(row, cols[c]), cols[c], buf, sizeof buf);
             if (strlen(buf) > width[c])
                 width[c] = strlen(buf);
         }
@@ -134,7 +178,7 @@ static void print_table(json_t *rows, const char *const *cols)
     json_array_foreach(rows, i, row)
     {
         for (size_t c = 0; c < ncol; c++) {
-            cell(dotted(row, cols[c]), buf, sizeof buf);
+            cell(dotted(row, cols[c]), cols[c], buf, sizeof buf);
             printf("%-*s  ", (int)width[c], buf);
         }
         printf("\n");

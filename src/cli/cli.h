@@ -71,6 +71,19 @@ int cli_listen_flag(const struct cli *c, const char **listen);
  * issuers (workload identity federation); 0 or an error already printed. */
 int cli_trust_ca_flags(const struct cli *c);
 
+/* --metrics-listen ADDR:PORT (metrics.c): the flag (NULL if absent; 0 or an error printed), and
+ * the listener of GET /metrics and GET /healthz (db: the store /healthz probes, NULL for the
+ * agent's). Started before the process drops root, so a privileged port works too. */
+struct cli_metrics {
+    struct http_server *srv;
+    struct metrics_arg {
+        char db[PATH_MAX];
+    } arg;
+};
+int cli_metrics_flag(const struct cli *c, const char **listen);
+MV_MUST_CHECK mv_rc cli_metrics_start(const char *listen, const char *db, struct cli_metrics **out);
+void cli_metrics_stop(struct cli_metrics *m);
+
 /* Verbs: each returns the process exit status. */
 typedef int (*cli_verb_fn)(struct cli *c);
 int verb_init(struct cli *c);

@@ -170,7 +170,7 @@ static int run(struct cli *c, struct demo *d, pid_t *server, pid_t *agent, pid_t
     cfg.server_port = launch_free_port();
     cfg.agent_port = launch_free_port();
     cfg.threads = 1;
-    if (state_config_public_url(&cfg, NULL) != MV_OK || launch_init(c, &cfg, &created) != MV_OK)
+    if (state_config_public_url(&cfg, NULL) != MV_OK || launch_init(c, &cfg, &created, NULL) != MV_OK)
         goto done;
     char *server_argv[] = {"mivault", "server", "--state", c->paths.dir, NULL};
     if (launch_child(server_argv, 1, server) != MV_OK ||

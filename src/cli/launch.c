@@ -2,6 +2,7 @@
 #include "cli/launch.h"
 
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -20,7 +21,74 @@
 #include "common/util.h"
 #include <openssl/crypto.h>
 
-mv_rc launch_init(struct cli *c, const struct mv_config *cfg, enum state_init_outcome *outcome)
+/* 1 if the files hold the same bytes (the --master-key given and the state dir's). */
+static int same_file(const char *a, const char *b)
+{
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int same = mv_read_file(a, 4096, &x, &nx) == MV_OK && mv_read_file(b, 4096, &y, &ny) == MV_OK && nx == ny &&
+               memcmp(x, y, nx) == 0;
+    if (x)
+        OPENSSL_cleanse(x, nx);
+    if (y)
+        OPENSSL_cleanse(y, ny);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* An existing state dir and the flags of init/up (docs/operations.md, "Flags on an existing
+ * state"): a run-time flag that differs from config.json is written there and applies from this
+ * start on; an init-only flag is refused, naming it, unless it repeats what the state holds.
+ * flags: the config the flags made (cli_config_from_flags). 0 or an error already printed. */
+static int existing_flags(struct cli *c, const struct mv_config *flags)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } RUNTIME[] = {
+        {"throttle-ops", offsetof(struct mv_config, throttle_ops)},
+        {"throttle-creates", offsetof(struct mv_config, throttle_creates)},
+        {"imds-rate-limit", offsetof(struct mv_config, imds_rate_limit)},
+        {"threads", offsetof(struct mv_config, threads)},
+    };
+    const char *why = NULL, *bad = NULL;
+    if (cli_get(c, "server-port") && flags->server_port != c->cfg.server_port)
+        bad = "server-port", why = "the public URL and the issuer derive from it; use --listen to serve elsewhere";
+    else if (cli_get(c, "agent-port") && flags->agent_port != c->cfg.agent_port)
+        bad = "agent-port", why = "agents and env.sh were set up with it";
+    else if (cli_get(c, "vault-suffix") && strcmp(flags->vault_suffix, c->cfg.vault_suffix) != 0)
+        bad = "vault-suffix", why = "vault URLs and token audiences derive from it";
+    else if ((cli_get(c, "store") || cli_get(c, "sqlite-file")) && strcmp(flags->store, c->cfg.store) != 0)
+        bad = cli_get(c, "store") ? "store" : "sqlite-file", why = "use `mivault store migrate` to move the store";
+    else if (cli_get(c, "public-url") && strcmp(flags->public_url, c->cfg.public_url) != 0)
+        bad = "public-url", why = "it is the issuer of every token";
+    else if (cli_get(c, "master-key") && !same_file(cli_get(c, "master-key"), c->paths.master_key))
+        bad = "master-key", why = "the state dir has its master key";
+    if (bad) {
+        cli_error("%s: --%s cannot change on the existing state %s (%s); it is an init-only option",
+                  c->verb, bad, c->paths.dir, why);
+        return 2;
+    }
+    int changed = 0;
+    for (size_t i = 0; i < sizeof RUNTIME / sizeof RUNTIME[0]; i++) {
+        int *now = (int *)(void *)((char *)&c->cfg + RUNTIME[i].off);
+        const int *want = (const int *)(const void *)((const char *)flags + RUNTIME[i].off);
+        if (!cli_get(c, RUNTIME[i].name) || *now == *want)
+            continue;
+        LOG_INFO("%s: --%s %d applies to the existing state (config.json had %d)", c->verb, RUNTIME[i].name, *want,
+                 *now);
+        *now = *want;
+        changed = 1;
+    }
+    if (changed && state_config_save(&c->paths, &c->cfg) != MV_OK) {
+        cli_error("%s: cannot update %s: %s", c->verb, c->paths.config, cli_detail());
+        return 1;
+    }
+    return 0;
+}
+
+mv_rc launch_init(struct cli *c, const struct mv_config *cfg, enum state_init_outcome *outcome, int *usage)
 {
     mv_rc rc = MV_OK;
     struct store *st = NULL;
@@ -38,6 +106,14 @@ mv_rc launch_init(struct cli *c, const struct mv_config *cfg, enum state_init_ou
     }
     CHECK(state_paths(c->state_dir, &c->paths)); /* again: config.json may name a store URL now */
     CHECK(state_config_load(&c->paths, &c->cfg));
+    int bad = *outcome == STATE_EXISTING ? existing_flags(c, cfg) : 0;
+    if (bad) {
+        if (usage)
+            *usage = bad == 2;
+        reported = 1;
+        rc = MV_ERR_BAD_REQUEST;
+        goto out;
+    }
     /* The first RS256 signing key is made here, so a fresh state is complete before serving. */
     CHECK(state_store_location(&c->paths, &c->cfg, db, sizeof db));
     CHECK(store_open(db, &st));

@@ -8,9 +8,10 @@
 #include "cli/cli.h"
 
 /* Init (idempotent; joins with --master-key, see state_init) with cfg for a new state; then
- * loads paths/config into c. Prints errors. */
+ * loads paths/config into c. On an existing state, applies the run-time flags to config.json and
+ * refuses a changed init-only flag (*usage set: exit 2). Prints errors. usage may be NULL. */
 MV_MUST_CHECK mv_rc launch_init(struct cli *c, const struct mv_config *cfg,
-                                enum state_init_outcome *outcome);
+                                enum state_init_outcome *outcome, int *usage);
 /* fork + exec of this binary with argv (NULL-terminated, argv[0] ignored); quiet: child's
  * stderr to /dev/null unless MIVAULT_VERBOSE is set. */
 MV_MUST_CHECK mv_rc launch_child(char *const argv[], int quiet, pid_t *pid);

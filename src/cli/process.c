@@ -99,8 +99,9 @@ int verb_init(struct cli *c)
     if (mk && !*mk)
         return cli_error("--master-key wants a file: a copy of the first server's master.key") + 1;
     umask(077);
-    if (launch_init(c, &cfg, &outcome) != MV_OK)
-        return 1;
+    int usage = 0;
+    if (launch_init(c, &cfg, &outcome, &usage) != MV_OK)
+        return usage ? 2 : 1;
     struct mv_user u;
     if (cli_state_user(c, c->paths.dir, &u) != MV_OK)
         return cli_error("%s", cli_detail());
@@ -143,8 +144,10 @@ int cli_trust_ca_flags(const struct cli *c)
 
 int verb_server(struct cli *c)
 {
-    const char *listen = NULL;
-    if (cli_listen_flag(c, &listen) || cli_trust_ca_flags(c))
+    const char *listen = NULL, *metrics_at = NULL;
+    struct cli_metrics *metrics = NULL;
+    char db[PATH_MAX];
+    if (cli_listen_flag(c, &listen) || cli_metrics_flag(c, &metrics_at) || cli_trust_ca_flags(c))
         return 2;
     if (mv_protect_daemon() != MV_OK)
         return cli_error("%s", cli_detail());
@@ -154,7 +157,12 @@ int verb_server(struct cli *c)
     struct mv_user u;
     if (cli_state_user(c, c->paths.dir, &u) != MV_OK)
         return cli_error("%s", cli_detail());
-    return server_run(c->paths.dir, listen, &u) == MV_OK ? 0 : 1;
+    if (metrics_at && (state_store_location(&c->paths, &c->cfg, db, sizeof db) != MV_OK ||
+                       cli_metrics_start(metrics_at, db, &metrics) != MV_OK))
+        return 1;
+    int status = server_run(c->paths.dir, listen, &u) == MV_OK ? 0 : 1;
+    cli_metrics_stop(metrics);
+    return status;
 }
 
 /* --logs values: a state dir (its audit.log, and its server.id as the expected writer) or an

@@ -95,8 +95,13 @@ static mv_rc start_agent(struct cli *c, const char *imds, const char *join, char
         };
         return agent_start(&o, agent);
     }
-    char *argv[11] = {"mivault", "agent", "--vm", UP_VM, "--state", state_arg};
+    char *argv[13] = {"mivault", "agent", "--vm", UP_VM, "--state", state_arg};
     int n = 6;
+    const char *log_format = cli_get(c, "log-format");
+    if (log_format) { /* the child logs as up does */
+        argv[n++] = "--log-format";
+        argv[n++] = (char *)log_format;
+    }
     if (join[0]) {
         argv[n++] = "--join";
         argv[n++] = (char *)join;
@@ -129,8 +134,10 @@ int verb_up(struct cli *c)
     sigaddset(&sigs, SIGCHLD);
     sigprocmask(SIG_BLOCK, &sigs, NULL);
 
-    const char *listen = NULL;
-    if (cli_config_from_flags(c, &cfg) || cli_listen_flag(c, &listen) || cli_trust_ca_flags(c))
+    const char *listen = NULL, *metrics_at = NULL;
+    struct cli_metrics *metrics = NULL;
+    if (cli_config_from_flags(c, &cfg) || cli_listen_flag(c, &listen) || cli_metrics_flag(c, &metrics_at) ||
+        cli_trust_ca_flags(c))
         return 2;
     if (mv_protect_daemon() != MV_OK)
         return cli_error("%s", cli_detail());
@@ -139,8 +146,9 @@ int verb_up(struct cli *c)
         return 2;
     }
     umask(077);
-    if (launch_init(c, &cfg, &created) != MV_OK)
-        return 1;
+    int usage = 0;
+    if (launch_init(c, &cfg, &created, &usage) != MV_OK)
+        return usage ? 2 : 1;
     struct mv_user run_as;
     if (cli_state_user(c, c->paths.dir, &run_as) != MV_OK) {
         cli_error("%s", cli_detail());
@@ -157,6 +165,10 @@ int verb_up(struct cli *c)
         cli_error("the server did not start on %s (port in use? see the messages above)", listen_at);
         goto done;
     }
+    char db[PATH_MAX];
+    if (metrics_at && (state_store_location(&c->paths, &c->cfg, db, sizeof db) != MV_OK ||
+                       cli_metrics_start(metrics_at, db, &metrics) != MV_OK))
+        goto done;
     if (arm_client_new(c, &a) != MV_OK || launch_ensure_vault(a, UP_VAULT) != MV_OK ||
         launch_ensure_vm(a, UP_VM, 1, principal, sizeof principal) != MV_OK ||
         launch_grant(a, principal, ROLE_SECRETS_OFFICER, UP_VAULT) != MV_OK)
@@ -226,6 +238,7 @@ done:
     arm_client_free(a);
     agent_stop(agent);
     launch_stop(agent_pid);
+    cli_metrics_stop(metrics);
     server_stop(server);
     return status;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/result.h"
 
@@ -19,6 +20,7 @@
 #define MV_LOG_SLOTS 32
 
 static enum mv_log_level g_level = MV_LOG_INFO; /* set once at start-up, read-only after */
+static int g_json;                              /* likewise: --log-format json */
 static _Thread_local char t_detail[256];
 
 struct log_slot {
@@ -28,6 +30,8 @@ struct log_slot {
 };
 static _Thread_local struct log_slot t_slots[MV_LOG_SLOTS];
 
+/* One event, one line: in text, control characters (a newline in a message would start a
+ * forged line) become spaces; in JSON they are escaped, as are '"' and '\\'. */
 static void emit(enum mv_log_level lvl, const char *line)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
@@ -35,8 +39,30 @@ static void emit(enum mv_log_level lvl, const char *line)
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02dZ mivault %s: %s\n", tm.tm_year + 1900,
-            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, names[lvl], line);
+    char msg[1024 * 6 + 1];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)line; *p && o + 7 < sizeof msg; p++) {
+        if (!g_json) {
+            msg[o++] = *p < 0x20 || *p == 0x7f ? ' ' : (char)*p;
+        } else if (*p == '"' || *p == '\\') {
+            msg[o++] = '\\';
+            msg[o++] = (char)*p;
+        } else if (*p < 0x20 || *p >= 0x7f) { /* controls; and non-ASCII, so the line stays valid UTF-8 */
+            o += (size_t)snprintf(msg + o, sizeof msg - o, "\\u%04X", *p);
+        } else {
+            msg[o++] = (char)*p;
+        }
+    }
+    msg[o] = '\0';
+    if (g_json)
+        fprintf(stderr,
+                "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"pid\":%ld,"
+                "\"msg\":\"%s\"}\n",
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                ts.tv_nsec / 1000000, names[lvl], (long)getpid(), msg);
+    else
+        fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02dZ mivault %s: %s\n", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, names[lvl], msg);
 }
 
 /* 1 if this line may be written; reports what an earlier second suppressed. */
@@ -65,6 +91,8 @@ static int log_admit(enum mv_log_level lvl, const char *fmt)
 }
 
 void mv_log_set_level(enum mv_log_level lvl) { g_level = lvl; }
+void mv_log_set_json(int on) { g_json = on; }
+int mv_log_json(void) { return g_json; }
 
 void mv_log(enum mv_log_level lvl, const char *fmt, ...)
 {

@@ -6,6 +6,10 @@
  * (mv_fail), never in the reply. */
 #include "http/reply.h"
 
+#include <string.h>
+
+#include "common/metrics.h"
+
 #include <jansson.h>
 
 #include "common/log.h"
@@ -25,8 +29,25 @@ void reply_azure_error(http_req *req, int status, const char *code, const char *
     http_reply_json(req, status, body);
 }
 
+/* The OAuth error as a label with the process's lifetime (metrics.h): the codes of RFC 6749
+ * §5.2 and IMDS's, else "other". */
+static const char *refusal_reason(const char *error)
+{
+    static const char *const KNOWN[] = {"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+                                        "unsupported_grant_type", "invalid_scope", "invalid_resource",
+                                        "unknown_error", "temporarily_unavailable", "server_error",
+                                        "too_many_requests", "not_found", "bad_request", "access_denied",
+                                        "method_not_allowed", "bad_request_102", NULL};
+    for (int i = 0; error && KNOWN[i]; i++)
+        if (strcmp(KNOWN[i], error) == 0)
+            return KNOWN[i];
+    return "other";
+}
+
 void reply_oauth_error(http_req *req, int status, const char *error, const char *description)
 {
+    if (req->m_token)
+        mv_metric_inc(MV_M_TOKENS_REFUSED, req->m_plane ? req->m_plane : "http", refusal_reason(error));
     json_t *body = json_pack("{s:s, s:s}", "error", error, "error_description", description);
     if (!body)
         LOG_ERROR("could not build OAuth error body for status %d", status);

@@ -19,6 +19,7 @@
 
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/util.h"
 #include "http/head.h"
 #include "http/internal.h"
@@ -226,6 +227,7 @@ void http_dispatch(struct evhttp_request *ev, void *arg)
     http_req req;
     memset(&req, 0, sizeof req);
     req.ev = ev;
+    req.start_ns = mv_metrics_now_ns();
     req.worker = ctx->worker;
     req.method = method_of(evhttp_request_get_command(ev));
     if (request_id(req.request_id) != MV_OK) {
@@ -368,6 +370,20 @@ static const char *reason(int status)
     return status < 300 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
 }
 
+/* The reply in the metrics: the request by plane, route and status with its latency; a token
+ * route's 200 as a token issued; the agent's 429s. */
+static void count(const http_req *req, int status)
+{
+    const char *plane = req->m_plane ? req->m_plane : "http";
+    static const char *const METHODS[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OTHER"};
+    mv_metric_request(plane, req->m_route ? req->m_route : "unrouted", METHODS[req->method], status,
+                      mv_metrics_now_ns() - req->start_ns);
+    if (req->m_token && status == 200)
+        mv_metric_inc(MV_M_TOKENS_ISSUED, plane, NULL);
+    if (status == 429 && req->m_plane && strcmp(req->m_plane, "imds") == 0)
+        mv_metric_inc(MV_M_IMDS_THROTTLED, NULL, NULL);
+}
+
 void http_reply(http_req *req, int status, const char *content_type, const char *body, size_t len)
 {
     if (req->replied) {
@@ -415,6 +431,7 @@ void http_reply(http_req *req, int status, const char *content_type, const char 
     evhttp_send_reply(req->ev, status, reason(status), b);
     if (b)
         evbuffer_free(b);
+    count(req, status);
     if (bev) {
         struct evbuffer *out = bufferevent_get_output(bev);
         if (evbuffer_get_length(out) <= HTTP_TLS_RECORD_BYTES)

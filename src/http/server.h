@@ -13,6 +13,7 @@
 
 #include <openssl/ssl.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/buf.h"
 #include <jansson.h>
@@ -37,6 +38,13 @@ typedef struct http_req {
     mv_slice body;            /* the whole body (buffered by evhttp, within limits) */
     char request_id[37];      /* x-ms-request-id sent with the reply */
     int replied;
+    /* Metrics (common/metrics.h), set by the router: the labels the reply is counted under
+     * (string literals; NULL: "http"/"unrouted", a refusal before routing), whether the route
+     * issues tokens (its 200s count as issued, its OAuth errors as refused), and the dispatch
+     * time. */
+    const char *m_plane, *m_route;
+    int m_token;
+    int64_t start_ns;
 } http_req;
 
 typedef void (*http_handler)(http_req *req);

@@ -41,19 +41,25 @@ static void route(http_req *req)
     struct mv_worker *w = req->worker;
     char vault[MV_VAULT_NAME_MAX + 1];
     if (strcmp(req->path, HEALTH_PATH) == 0) { /* any Host: the balancer's probe (health.h) */
+        req->m_plane = "health";
+        req->m_route = HEALTH_PATH;
         store_snapshot_leave(w->snap);
         health_handle(req, w->st, &((struct worker_slot *)(void *)w)->health);
         return;
     }
     if (vault_host_match(&w->srv->vault, req->host, vault, sizeof vault)) {
+        req->m_plane = "vault";
         vault_handle(&w->vault, req, vault);
         return;
     }
     store_snapshot_leave(w->snap); /* the control plane and the authority may write */
-    if (arm_owns_path(req->path))
+    if (arm_owns_path(req->path)) {
+        req->m_plane = "arm";
         arm_handle(&w->arm, req);
-    else
+    } else {
+        req->m_plane = "authority";
         authority_handle(&w->authority, req);
+    }
 }
 
 /* The body cap of a request before its body is read: route()'s choice of plane, on the raw

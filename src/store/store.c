@@ -9,6 +9,20 @@
 #include "store/sqlite_internal.h"
 #include "store/writer.h"
 
+#include "common/metrics.h"
+
+/* The store reads of the request paths, timed and counted (metrics.h): op is the label.
+ * "Not found" is an answer, not an error. */
+#define TIMED(op, call)                                                                          \
+    do {                                                                                         \
+        int64_t t0_ = mv_metrics_now_ns();                                                       \
+        mv_rc rc_ = (call);                                                                      \
+        mv_metric_observe(MV_M_STORE_SECONDS, op, mv_metrics_now_ns() - t0_);                    \
+        if (rc_ != MV_OK && rc_ != MV_ERR_NOT_FOUND)                                             \
+            mv_metric_inc(MV_M_STORE_ERRORS, op, NULL);                                          \
+        return rc_;                                                                              \
+    } while (0)
+
 int store_is_url(const char *s)
 {
     return s && (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0);
@@ -147,12 +161,12 @@ mv_rc store_principal_put(struct store *st, const struct st_principal *p)
 
 mv_rc store_principal_get(struct store *st, const char *id, struct st_principal *out)
 {
-    return st->pg ? pg_principal_get(st->pg, id, out) : sq_principal_get(st, id, out);
+    TIMED("principal_get", st->pg ? pg_principal_get(st->pg, id, out) : sq_principal_get(st, id, out));
 }
 
 mv_rc store_principal_by_client(struct store *st, const char *client_id, struct st_principal *out)
 {
-    return st->pg ? pg_principal_by_client(st->pg, client_id, out) : sq_principal_by_client(st, client_id, out);
+    TIMED("principal_by_client", st->pg ? pg_principal_by_client(st->pg, client_id, out) : sq_principal_by_client(st, client_id, out));
 }
 
 mv_rc store_principal_delete(struct store *st, const char *id)
@@ -286,7 +300,7 @@ mv_rc store_node_put(struct store *st, const struct st_node *n)
 
 mv_rc store_node_get(struct store *st, const char *client_id, struct st_node *out)
 {
-    return st->pg ? pg_node_get(st->pg, client_id, out) : sq_node_get(st, client_id, out);
+    TIMED("node_get", st->pg ? pg_node_get(st->pg, client_id, out) : sq_node_get(st, client_id, out));
 }
 
 mv_rc store_join_put(struct store *st, const char *token_hash, const char *vm, int64_t expires)
@@ -307,8 +321,8 @@ mv_rc store_node_revoke_vm(struct store *st, const char *vm, int64_t now)
 mv_rc store_assertion_use(struct store *st, const char *client_id, const char *jti,
                           int64_t keep_until, int64_t now)
 {
-    return st->pg ? pg_assertion_use(st->pg, client_id, jti, keep_until, now)
-                  : sq_assertion_use(st, client_id, jti, keep_until, now);
+    TIMED("assertion_use", st->pg ? pg_assertion_use(st->pg, client_id, jti, keep_until, now)
+                  : sq_assertion_use(st, client_id, jti, keep_until, now));
 }
 
 mv_rc store_vault_put(struct store *st, const struct st_vault *v)
@@ -318,7 +332,7 @@ mv_rc store_vault_put(struct store *st, const struct st_vault *v)
 
 mv_rc store_vault_get(struct store *st, const char *name, struct st_vault *out)
 {
-    return st->pg ? pg_vault_get(st->pg, name, out) : sq_vault_get(st, name, out);
+    TIMED("vault_get", st->pg ? pg_vault_get(st->pg, name, out) : sq_vault_get(st, name, out));
 }
 
 mv_rc store_vault_list(struct store *st, struct st_vault **out, size_t *n)
@@ -343,7 +357,7 @@ mv_rc store_role_assignment_get(struct store *st, const char *id, struct st_role
 
 mv_rc store_role_assignment_list(struct store *st, const char *principal_id, const char *scope, struct st_role_assignment **out, size_t *n)
 {
-    return st->pg ? pg_role_assignment_list(st->pg, principal_id, scope, out, n) : sq_role_assignment_list(st, principal_id, scope, out, n);
+    TIMED("role_assignment_list", st->pg ? pg_role_assignment_list(st->pg, principal_id, scope, out, n) : sq_role_assignment_list(st, principal_id, scope, out, n));
 }
 
 mv_rc store_role_assignment_delete(struct store *st, const char *id)
@@ -358,7 +372,7 @@ mv_rc store_secret_add(struct store *st, const struct st_secret *s)
 
 mv_rc store_secret_get(struct store *st, const char *vault, const char *name, const char *version, struct st_secret *out)
 {
-    return st->pg ? pg_secret_get(st->pg, vault, name, version, out) : sq_secret_get(st, vault, name, version, out);
+    TIMED("secret_get", st->pg ? pg_secret_get(st->pg, vault, name, version, out) : sq_secret_get(st, vault, name, version, out));
 }
 
 mv_rc store_secret_update(struct store *st, const struct st_secret *s)
@@ -368,7 +382,7 @@ mv_rc store_secret_update(struct store *st, const struct st_secret *s)
 
 mv_rc store_secret_list(struct store *st, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n)
 {
-    return st->pg ? pg_secret_list(st->pg, vault, after, limit, out, n) : sq_secret_list(st, vault, after, limit, out, n);
+    TIMED("secret_list", st->pg ? pg_secret_list(st->pg, vault, after, limit, out, n) : sq_secret_list(st, vault, after, limit, out, n));
 }
 
 mv_rc store_secret_versions(struct store *st, const char *vault, const char *name, const char *after_version, size_t limit, struct st_secret **out, size_t *n)
@@ -493,7 +507,7 @@ mv_rc store_checkpoint_list(struct store *st, struct st_checkpoint **out, size_t
 
 mv_rc store_quota_lease(struct store *st, const char *vault, int64_t window_start, enum st_quota_kind kind, int64_t want, int64_t limit, int64_t *granted)
 {
-    return st->pg ? pg_quota_lease(st->pg, vault, window_start, kind, want, limit, granted) : sq_quota_lease(st, vault, window_start, kind, want, limit, granted);
+    TIMED("quota_lease", st->pg ? pg_quota_lease(st->pg, vault, window_start, kind, want, limit, granted) : sq_quota_lease(st, vault, window_start, kind, want, limit, granted));
 }
 
 mv_rc store_cert_put(struct store *st, const struct st_certobj *o)

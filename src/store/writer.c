@@ -13,6 +13,7 @@
  * connection, take batches from the same queue. Jobs of concurrent requests have no order to
  * keep; two batches that lock the same secret names in opposite orders deadlock, PostgreSQL
  * aborts one (40P01) and that batch runs again (its jobs are idempotent). */
+#include "common/metrics.h"
 #include "store/writer.h"
 
 #include <event2/event.h>
@@ -92,9 +93,16 @@ static void run_batch(struct writer_thread *w, struct job *batch)
 {
     /* PostgreSQL: after a lost connection or an unknown commit outcome the whole batch runs
      * again; its jobs are idempotent (secret versions are keyed by ids chosen up front). */
-    while (run_once(w, batch) != MV_OK && store_batch_retry(w->st))
+    int64_t t0 = mv_metrics_now_ns();
+    mv_rc rc;
+    while ((rc = run_once(w, batch)) != MV_OK && store_batch_retry(w->st)) {
+        mv_metric_inc(MV_M_STORE_ERRORS, "write_batch_retry", NULL);
         for (struct job *j = batch; j; j = j->next)
             j->rc = MV_OK;
+    }
+    mv_metric_observe(MV_M_STORE_SECONDS, "write_batch", mv_metrics_now_ns() - t0);
+    if (rc != MV_OK)
+        mv_metric_inc(MV_M_STORE_ERRORS, "write_batch", NULL);
     store_batch_done(w->st);
     struct timeval now = {0, 0};
     for (struct job *j = batch, *next; j; j = next) {

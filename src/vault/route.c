@@ -223,6 +223,7 @@ static void find_route(struct vault_ctx *c)
         if (ROUTES[i].method == c->req->method) {
             match(ROUTES[i].pattern, segs, n, c);
             c->route = &ROUTES[i];
+            c->req->m_route = ROUTES[i].pattern; /* the metrics' label (http/server.h) */
             return;
         }
     }
@@ -383,6 +384,7 @@ void vault_audit(struct vault_ctx *c)
 
 void vault_handle(struct vault_loop *w, http_req *req, const char *vault_name)
 {
+    req->m_route = "unmatched"; /* until a route matches (metrics) */
     struct vault_ctx c;
     memset(&c, 0, sizeof c);
     c.req = req;

@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "rbac/rbac.h"
+#include "common/metrics.h"
 #include "vault/vault_internal.h"
 
 #define TOK_SETS 256
@@ -204,12 +205,15 @@ int vault_state_token_get(struct vault_loop *w, const char *token, size_t len, i
         if (e->born && e->key == key && e->len == len && ct_equal(e->token, token, len)) {
             if (e->info.exp <= now || (w->tv && !token_keyset_knows(w->tv, e->info.kid))) {
                 tok_clear(e); /* expired, or its key retired: forget it, validate afresh */
+                mv_metric_inc(MV_M_CACHE_MISSES, "vault_token", NULL);
                 return 0;
             }
             *out = e->info;
+            mv_metric_inc(MV_M_CACHE_HITS, "vault_token", NULL);
             return 1;
         }
     }
+    mv_metric_inc(MV_M_CACHE_MISSES, "vault_token", NULL);
     return 0;
 }
 
@@ -331,6 +335,7 @@ mv_rc vault_state_rbac(struct vault_loop *w, const char *oid, const char *action
         struct prin_entry *e = &set[i];
         if (e->born && strcmp(e->oid, key) == 0) {
             *allowed = prin_allows(e, action, resource);
+            mv_metric_inc(MV_M_CACHE_HITS, "vault_rbac", NULL);
             return MV_OK;
         }
         if (!e->born) {
@@ -340,6 +345,7 @@ mv_rc vault_state_rbac(struct vault_loop *w, const char *oid, const char *action
         if (e->born < victim->born)
             victim = e;
     }
+    mv_metric_inc(MV_M_CACHE_MISSES, "vault_rbac", NULL);
     prin_clear(victim);
     mv_rc rc = prin_load(w->st, key, victim);
     if (rc != MV_OK) {

@@ -312,10 +312,14 @@ class JoinTest(unittest.TestCase):
             self.assertNotEqual(a.read(), b.read())  # its own certificate, same CA
         self.assertEqual(os.stat(os.path.join(self.dir2, "ca.key")).st_mode & 0o777, 0o600)
         self.assertEqual(os.stat(os.path.join(self.dir2, "master.key")).st_mode & 0o777, 0o600)
-        # Running init again on either dir changes nothing and is not a join.
-        r = self.join()
+        # Running init again on either dir changes nothing and is not a join; an init-only flag
+        # that differs from the state is refused, naming it (docs/operations.md).
+        r = subprocess.run([BIN, "init", "--state", self.dir2], capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertFalse(json.loads(r.stdout)["joined"])
+        r = self.join()
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--server-port cannot change on the existing state", r.stderr)
 
     def test_two_servers_behind_a_balancer(self):
         """The whole flow through the balancer, alternating between the two servers."""
