@@ -158,5 +158,16 @@ void arm_ra_delete(struct arm_req *ar);
 void arm_ra_list(struct arm_req *ar);
 void arm_rd_list(struct arm_req *ar);
 void arm_rd_get(struct arm_req *ar);
+void arm_fic_put(struct arm_req *ar);
+void arm_fic_get(struct arm_req *ar);
+void arm_fic_list(struct arm_req *ar);
+void arm_fic_delete(struct arm_req *ar);
+/* fic.c: ^[a-zA-Z0-9][a-zA-Z0-9-_]{2,119}$ (Entra's federated credential names). */
+int arm_fic_name_ok(const char *name);
+void arm_sp_create(struct arm_req *ar);
+void arm_sp_list(struct arm_req *ar);
+void arm_sp_get(struct arm_req *ar);
+void arm_sp_delete(struct arm_req *ar);
+void arm_sp_add_credential(struct arm_req *ar);
 
 #endif

@@ -39,6 +39,7 @@ struct arm_route {
 #define RA "**/providers/Microsoft.Authorization/roleAssignments"
 #define RD "**/providers/Microsoft.Authorization/roleDefinitions"
 #define SR (R_SUB | R_RG)
+#define SP "providers/Microsoft.Mivault/servicePrincipals"
 
 static const struct arm_route ROUTES[] = {
     {HTTP_GET, "metadata/endpoints", R_PUBLIC, NULL, arm_metadata_endpoints},
@@ -60,6 +61,10 @@ static const struct arm_route ROUTES[] = {
     {HTTP_PUT, RG_P UAI "/{}", SR, UAI, arm_uai_put},
     {HTTP_GET, RG_P UAI "/{}", SR, UAI, arm_uai_get},
     {HTTP_DELETE, RG_P UAI "/{}", SR, UAI, arm_uai_delete},
+    {HTTP_GET, RG_P UAI "/{}/federatedIdentityCredentials", SR, UAI, arm_fic_list},
+    {HTTP_PUT, RG_P UAI "/{}/federatedIdentityCredentials/{}", SR, UAI, arm_fic_put},
+    {HTTP_GET, RG_P UAI "/{}/federatedIdentityCredentials/{}", SR, UAI, arm_fic_get},
+    {HTTP_DELETE, RG_P UAI "/{}/federatedIdentityCredentials/{}", SR, UAI, arm_fic_delete},
 
     {HTTP_GET, SUB_P KV, R_SUB, NULL, arm_vault_list},
     {HTTP_GET, RG_P KV, SR, NULL, arm_vault_list},
@@ -73,6 +78,12 @@ static const struct arm_route ROUTES[] = {
     {HTTP_DELETE, RA "/{}", R_SCOPE, NULL, arm_ra_delete},
     {HTTP_GET, RD, R_SCOPE, NULL, arm_rd_list},
     {HTTP_GET, RD "/{}", R_SCOPE, NULL, arm_rd_get},
+
+    {HTTP_POST, SP, 0, NULL, arm_sp_create},
+    {HTTP_GET, SP, 0, NULL, arm_sp_list},
+    {HTTP_GET, SP "/{}", 0, NULL, arm_sp_get},
+    {HTTP_DELETE, SP "/{}", 0, NULL, arm_sp_delete},
+    {HTTP_POST, SP "/{}/addCredential", 0, NULL, arm_sp_add_credential},
 };
 
 /* The request path split into segments (NUL-terminated, in buf) with their offsets in the

@@ -20,8 +20,10 @@
 /* A jti is stored per use (token.c): cap it so an assertion cannot park a large row. */
 #define ASSERTION_MAX_JTI 256
 
-/* NumericDate claim (RFC 7519 §2): *present = 0 if absent; non-integer is an error. */
-static mv_rc int_claim(const jwt *t, const char *name, int *present, int64_t *v)
+/* NumericDate claim (RFC 7519 §2): *present = 0 if absent. Our own clients (nodes, the admin)
+ * send integers, and anything else from them is an error; real (RFC 7519 allows non-integer
+ * values; MSAL Python sends time.time() + 600) is accepted, truncated, when allow_real. */
+static mv_rc int_claim(const jwt *t, const char *name, int allow_real, int *present, int64_t *v)
 {
     mv_rc rc = MV_OK;
     json_t *c = json_object_get(t->claims, name);
@@ -29,6 +31,12 @@ static mv_rc int_claim(const jwt *t, const char *name, int *present, int64_t *v)
     *v = 0;
     if (!c)
         goto out;
+    if (allow_real && json_is_real(c)) {
+        double d = json_real_value(c);
+        ENSURE_MSG(d > -1e15 && d < 1e15, MV_ERR_UNAUTHENTICATED, "assertion %s out of range", name);
+        *v = (int64_t)d;
+        goto out;
+    }
     ENSURE_MSG(json_is_integer(c), MV_ERR_UNAUTHENTICATED, "assertion %s is not an integer", name);
     *v = (int64_t)json_integer_value(c);
 out:
@@ -71,7 +79,7 @@ static int aud_ok(const struct authority_plane *srv, const http_req *req, const 
 }
 
 static mv_rc check_claims(const struct authority_plane *srv, const http_req *req, const jwt *t,
-                          const char *client_id, int64_t now)
+                          const char *client_id, int64_t now, int allow_real)
 {
     mv_rc rc = MV_OK;
     const char *iss = jwt_claim_str(t, "iss");
@@ -88,16 +96,16 @@ static mv_rc check_claims(const struct authority_plane *srv, const http_req *req
 
     /* §3 item 4: "The JWT MUST contain an "exp" (expiration time) claim that limits the time
      * window during which the JWT can be used." We also bound the window from above. */
-    CHECK(int_claim(t, "exp", &has_exp, &exp));
+    CHECK(int_claim(t, "exp", allow_real, &has_exp, &exp));
     ENSURE_MSG(has_exp, MV_ERR_UNAUTHENTICATED, "assertion without exp");
     ENSURE_MSG(exp > now - MV_CLOCK_SKEW_SECS, MV_ERR_UNAUTHENTICATED, "assertion expired");
     ENSURE_MSG(exp <= now + MV_ASSERTION_MAX_LIFETIME_SECS + MV_CLOCK_SKEW_SECS,
                MV_ERR_UNAUTHENTICATED, "assertion lifetime too long");
     /* §3 items 5 and 6: nbf and iat, when present, are not in the future. */
-    CHECK(int_claim(t, "nbf", &has_nbf, &nbf));
+    CHECK(int_claim(t, "nbf", allow_real, &has_nbf, &nbf));
     ENSURE_MSG(!has_nbf || nbf <= now + MV_CLOCK_SKEW_SECS, MV_ERR_UNAUTHENTICATED,
                "assertion not yet valid");
-    CHECK(int_claim(t, "iat", &has_iat, &iat));
+    CHECK(int_claim(t, "iat", allow_real, &has_iat, &iat));
     ENSURE_MSG(!has_iat || iat <= now + MV_CLOCK_SKEW_SECS, MV_ERR_UNAUTHENTICATED,
                "assertion issued in the future");
     /* §3 item 7: jti (we require it; see the file comment on replay). */
@@ -116,8 +124,17 @@ mv_rc authority_check_assertion(const struct authority_plane *srv, const http_re
     /* RFC 7523 §3 item 9: the JWT MUST be digitally signed; verify before trusting a claim. */
     rc = jwt_verify_with(t, key);
     ENSURE_MSG(rc == MV_OK, MV_ERR_UNAUTHENTICATED, "assertion signature does not verify");
-    CHECK(check_claims(srv, req, t, client_id, now));
+    CHECK(check_claims(srv, req, t, client_id, now, 0));
 out:
+    if (rc != MV_OK && rc != MV_ERR_INTERNAL)
+        rc = MV_ERR_UNAUTHENTICATED;
+    return rc;
+}
+
+mv_rc authority_check_assertion_claims(const struct authority_plane *srv, const http_req *req,
+                                       const jwt *t, const char *client_id, int64_t now)
+{
+    mv_rc rc = check_claims(srv, req, t, client_id, now, 1);
     if (rc != MV_OK && rc != MV_ERR_INTERNAL)
         rc = MV_ERR_UNAUTHENTICATED;
     return rc;

@@ -76,6 +76,12 @@ MV_MUST_CHECK mv_rc authority_rotate(struct store *st, const unsigned char data_
 MV_MUST_CHECK mv_rc authority_retire_key(struct store *st, const char *kid, int token_lifetime,
                                          int force);
 
+/* Workload identity federation (federation.c): an extra CA file (PEM) trusted, besides the
+ * system store, when fetching external issuers' discovery documents and keys (--trust-ca).
+ * Call before the server starts. authority_federation_reset forgets them and the cached keys. */
+MV_MUST_CHECK mv_rc authority_trust_ca_add(const char *file);
+void authority_federation_reset(void);
+
 /* Frees the loop's authority caches (w->authority_state, made on first use); the server
  * calls it when a loop exits. */
 void authority_worker_free(struct authority_loop *w);

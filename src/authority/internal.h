@@ -10,6 +10,7 @@
 
 #include "authority/authority.h"
 #include "crypto/jws.h"
+#include "common/limits.h"
 #include "http/kv.h"
 
 /* What the router captured from the path. */
@@ -31,12 +32,25 @@ void authority_enroll(http_req *req, const struct authority_route_args *a);
 /* ca.c: GET /mivault/ca.pem, the CA certificate join tokens pin. */
 void authority_ca_pem(http_req *req, const struct authority_route_args *a);
 
-/* An OAuth refusal to send: status + RFC 6749 §5.2 error code + a fixed description. */
+/* An OAuth refusal to send: status + RFC 6749 §5.2 error code + a fixed description; or, when
+ * code is set, Entra's shape (AADSTS code, text: the description after "AADSTSnnnn: "). */
+#define AUTHORITY_REFUSAL_TEXT 2048
 struct authority_refusal {
     int status;
     const char *error;
     const char *description;
+    int code;
+    char text[AUTHORITY_REFUSAL_TEXT];
 };
+
+/* An Entra-shaped refusal (AADSTS code, description from fmt); returns the mv_rc of status. */
+MV_MUST_CHECK mv_rc authority_refuse_aad(struct authority_refusal *r, int status, const char *error,
+                                         int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Replies Entra's error body: {"error","error_description":"AADSTSnnnn: text\r\nTrace ID: …\r\n
+ * Correlation ID: …\r\nTimestamp: …","error_codes":[n],"timestamp","trace_id","correlation_id",
+ * "error_uri"}. The correlation id is the client's client-request-id when it sent a GUID. */
+void authority_reply_aad(http_req *req, const struct authority_refusal *r);
 
 /* Records the refusal (the log gets `detail`, the client only the fixed description) and
  * returns the mv_rc category matching status (400 → BAD_REQUEST, 401 → UNAUTHENTICATED). */
@@ -59,6 +73,41 @@ MV_MUST_CHECK mv_rc authority_refuse(struct authority_refusal *r, int status, co
 MV_MUST_CHECK mv_rc authority_check_assertion(const struct authority_plane *srv, const http_req *req,
                                               const jwt *t, const char *client_id,
                                               jws_verifier *key, int64_t now);
+
+/* The RFC 7523 §3 claim checks of assertion.c alone, for an assertion whose signature the
+ * caller verified (a service principal's certificate). */
+MV_MUST_CHECK mv_rc authority_check_assertion_claims(const struct authority_plane *srv,
+                                                     const http_req *req, const jwt *t,
+                                                     const char *client_id, int64_t now);
+
+/* federation.c: external OIDC issuers' keys. Pure parsers (fuzzed): the discovery document
+ * (its issuer must equal issuer; jwks_uri https) and a JWKS (the RSA key with kid; without a
+ * kid the only RSA key; MV_ERR_NOT_FOUND if none). */
+MV_MUST_CHECK mv_rc authority_fed_discovery_parse(const char *body, size_t len, const char *issuer,
+                                                  char jwks_uri[MV_MAX_URL]);
+MV_MUST_CHECK mv_rc authority_fed_jwks_key(const char *body, size_t len, const char *kid,
+                                           EVP_PKEY **out);
+/* The key kid of issuer (cached; fetched over HTTPS when needed): MV_ERR_NOT_FOUND if the
+ * issuer has no such key, MV_ERR_UNAVAILABLE if it cannot be fetched. */
+MV_MUST_CHECK mv_rc authority_federation_key(const char *issuer, const char *kid, int64_t now,
+                                             EVP_PKEY **out);
+
+/* clients.c: service principals and federated identities (refusals in Entra's shape, *ref).
+ * unknown_client: 700016. sp_secret: client_secret against the app's secrets. sp_assertion: a
+ * certificate assertion (signature, time, RFC 7523 claims; the caller records the jti).
+ * federated_assertion: an external issuer's token for identity (a user-assigned identity's
+ * principal) against its federated credentials. */
+MV_MUST_CHECK mv_rc authority_unknown_client(const struct authority_plane *srv, const char *client_id,
+                                             struct authority_refusal *ref);
+MV_MUST_CHECK mv_rc authority_sp_secret(struct authority_loop *w, const char *client_id,
+                                        const char *secret, int64_t now,
+                                        struct authority_refusal *ref);
+MV_MUST_CHECK mv_rc authority_sp_assertion(struct authority_loop *w, const http_req *req,
+                                           const jwt *t, const char *client_id, int64_t now,
+                                           struct authority_refusal *ref);
+MV_MUST_CHECK mv_rc authority_federated_assertion(struct authority_loop *w, const jwt *t,
+                                                  const struct st_principal *identity, int64_t now,
+                                                  struct authority_refusal *ref);
 
 /* cache.c: per-worker caches, valid for one store generation (gen: store_generation() read
  * once per request; gen < 0 bypasses them). What is known about a client: */

@@ -45,8 +45,8 @@ static json_t *str_array(const char *const *items)
 }
 
 static const char *const ALG_RS256[] = {"RS256", NULL};
-static const char *const AUTH_METHODS[] = {"private_key_jwt", NULL};
-static const char *const ASSERTION_ALGS[] = {"ES256", "RS256", NULL};
+static const char *const AUTH_METHODS[] = {"private_key_jwt", "client_secret_post", NULL};
+static const char *const ASSERTION_ALGS[] = {"ES256", "RS256", "PS256", NULL};
 static const char *const RESPONSE_TYPES[] = {"token", NULL};
 static const char *const GRANT_TYPES[] = {"client_credentials", NULL};
 static const char *const SUBJECT_TYPES[] = {"pairwise", NULL};

@@ -135,7 +135,7 @@ mv_rc authority_refuse(struct authority_refusal *r, int status, const char *erro
                        const char *description, const char *detail)
 {
     mv_rc rc = status == 401 ? MV_ERR_UNAUTHENTICATED : MV_ERR_BAD_REQUEST;
-    *r = (struct authority_refusal){status, error, description};
+    *r = (struct authority_refusal){.status = status, .error = error, .description = description};
     mv_fail(rc, "refused (%s): %s", error, detail);
     return rc;
 }

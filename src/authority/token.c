@@ -112,19 +112,36 @@ struct token_ctx {
     char client_id[ST_ID];
     struct authority_refusal ref;
     const char *jti;        /* verified, still to be recorded through the writer; else NULL */
+    char jti_key[512 + RESOURCE_MAX]; /* a service principal's: "<jti>\n<resource>" */
     int64_t jti_keep_until; /* exp + skew */
 };
 
-/* Finds the client (a node or the admin) and its key. Unknown → 401 invalid_client. */
-static mv_rc find_client(struct authority_loop *w, int64_t gen, struct token_ctx *c)
+/* Finds the client and its key. A node or the admin authenticate with their own key (an
+ * unknown self-asserted client is refused as before: 401 invalid_client); a service principal
+ * with a secret or a certificate, a user-assigned identity with an external issuer's token
+ * (clients.c). *kind gets which. */
+enum client_path { PATH_KEY, PATH_APP, PATH_FEDERATED };
+
+static mv_rc find_client(struct authority_loop *w, int64_t gen, struct token_ctx *c, int self,
+                         enum client_path *path)
 {
     mv_rc rc = authority_client_get(w, gen, c->client_id, &c->client);
+    if (rc == MV_ERR_NOT_FOUND && !self) {
+        rc = authority_unknown_client(w->srv, c->client_id, &c->ref);
+        goto out;
+    }
     REFUSE_UNLESS(rc != MV_ERR_NOT_FOUND, &c->ref, 401, "invalid_client", BAD_CLIENT);
     CHECK(rc);
-    /* Only the admin principal authenticates with a key of its own; managed identities never
-     * do (their tokens come through their VM's node). */
-    REFUSE_UNLESS(c->client->is_node || c->client->principal.kind == ST_PRINCIPAL_ADMIN, &c->ref,
-                  401, "invalid_client", BAD_CLIENT);
+    *path = PATH_KEY;
+    if (!c->client->is_node && c->client->principal.kind == ST_PRINCIPAL_APP)
+        *path = PATH_APP;
+    else if (!c->client->is_node && c->client->principal.kind == ST_PRINCIPAL_USER && !self)
+        *path = PATH_FEDERATED;
+    /* Managed identities never authenticate with a key of their own (their tokens come
+     * through their VM's node or a federated credential). */
+    REFUSE_UNLESS(*path != PATH_KEY || c->client->is_node ||
+                      c->client->principal.kind == ST_PRINCIPAL_ADMIN,
+                  &c->ref, 401, "invalid_client", BAD_CLIENT);
 out:
     return rc;
 }
@@ -155,8 +172,19 @@ static mv_rc remember_jti(struct authority_loop *w, struct token_ctx *c, int64_t
     mv_rc rc = MV_OK;
     struct authority_refusal *ref = &c->ref;
     long long exp = 0;
-    CHECK(jwt_claim_int(&c->assertion, "exp", &exp)); /* checked by assertion.c */
+    json_t *jexp = json_object_get(c->assertion.claims, "exp");
+    if (json_is_real(jexp)) /* a service principal's MSAL Python (checked by assertion.c) */
+        exp = (long long)json_real_value(jexp);
+    else
+        CHECK(jwt_claim_int(&c->assertion, "exp", &exp)); /* checked by assertion.c */
     c->jti = jwt_claim_str(&c->assertion, "jti");
+    /* A service principal's certificate assertion is good for one token per resource: MSAL
+     * (Python and Node alike) reuses one assertion for up to 10 minutes, for every resource its
+     * application asks a token for. A node's or the admin's is good for one token. */
+    if (!c->client->is_node && c->client->principal.kind == ST_PRINCIPAL_APP) {
+        CHECK(mv_fmt(c->jti_key, sizeof c->jti_key, "%s\n%s", c->jti, c->resource));
+        c->jti = c->jti_key;
+    }
     c->jti_keep_until = (int64_t)exp + MV_CLOCK_SKEW_SECS;
     if (w->srv->writer && w->base)
         goto out; /* authority_token records it through the writer */
@@ -190,20 +218,65 @@ static mv_rc handle(struct authority_loop *w, http_req *req, struct token_ctx *c
     REFUSE_UNLESS(strcmp(grant, "client_credentials") == 0, ref, 400, "unsupported_grant_type",
                   "Only the client_credentials grant is supported.");
 
-    /* RFC 7521 §4.2 / RFC 7523 §2.2: client_assertion_type + client_assertion. A client must
-     * not use more than one authentication method (RFC 6749 §2.3). */
+    /* RFC 7521 §4.2 / RFC 7523 §2.2: client_assertion_type + client_assertion, or a service
+     * principal's client_secret. A client must not use more than one authentication method
+     * (RFC 6749 §2.3). MSAL's extra fields (client_info, claims, x-client-*,
+     * client-request-id) are ignored. */
     const char *atype = kv_get(&c->form, "client_assertion_type");
     const char *assertion = kv_get(&c->form, "client_assertion");
+    const char *secret = kv_get(&c->form, "client_secret");
+    int64_t gen;
+    enum client_path path = PATH_KEY;
+    if (secret) {
+        REFUSE_UNLESS(!atype && !assertion, ref, 400, "invalid_request",
+                      "Only one client authentication method may be used.");
+        CHECK(pick_resource(&c->form, c->resource, ref));
+        const char *sid = kv_get(&c->form, "client_id");
+        if (!sid || !*sid) {
+            rc = authority_refuse_aad(ref, 400, "invalid_request", 900144,
+                                      "The request body must contain the following parameter: "
+                                      "'client_id'.");
+            goto out;
+        }
+        if (!mv_is_uuid(sid)) {
+            rc = authority_unknown_client(w->srv, "", ref);
+            goto out;
+        }
+        CHECK(mv_copy(c->client_id, sizeof c->client_id, sid));
+        gen = generation(w);
+        CHECK(find_client(w, gen, c, 0, &path));
+        if (path != PATH_APP) {
+            rc = authority_refuse_aad(ref, 401, "invalid_client", 7000215,
+                                      "Invalid client secret provided. Ensure the secret being "
+                                      "sent in the request is the client secret value, not the "
+                                      "client secret ID, for a secret added to app '%s'.",
+                                      c->client_id);
+            goto out;
+        }
+        CHECK(authority_sp_secret(w, c->client_id, secret, now, ref));
+        REFUSE_UNLESS(!authority_has_selector(&c->form), ref, 400, "invalid_request",
+                      "Identity selectors are not allowed for this client.");
+        c->subject = c->client->principal;
+        goto issue;
+    }
     REFUSE_UNLESS(atype && assertion && *assertion, ref, 400, "invalid_request",
                   "client_assertion_type and client_assertion are required.");
     REFUSE_UNLESS(strcmp(atype, ASSERTION_TYPE_JWT) == 0, ref, 401, "invalid_client",
                   "The client assertion type is not supported.");
-    REFUSE_UNLESS(!kv_get(&c->form, "client_secret"), ref, 400, "invalid_request",
-                  "Only one client authentication method may be used.");
     CHECK(pick_resource(&c->form, c->resource, ref));
 
-    rc = jwt_parse(assertion, strlen(assertion), JWS_ALLOW(JWS_ES256) | JWS_ALLOW(JWS_RS256),
+    rc = jwt_parse(assertion, strlen(assertion), JWS_ALLOW(JWS_ES256) | JWS_ALLOW_RSA,
                    &c->assertion);
+    if (rc != MV_OK && kv_get(&c->form, "client_id") && strlen(assertion) > 0) {
+        rc = authority_refuse_aad(ref, 401, "invalid_client", 50027,
+                                  "JWT token is invalid or malformed.");
+        /* self-asserting clients (nodes, the admin) keep the fixed refusal */
+        const char *cid0 = kv_get(&c->form, "client_id");
+        if (!mv_is_uuid(cid0) || authority_client_get(w, generation(w), cid0, &c->client) != MV_OK ||
+            c->client->is_node || c->client->principal.kind == ST_PRINCIPAL_ADMIN)
+            rc = authority_refuse(ref, 401, "invalid_client", BAD_CLIENT, "assertion unparsable");
+        goto out;
+    }
     REFUSE_UNLESS(rc == MV_OK, ref, 401, "invalid_client", BAD_CLIENT);
     /* RFC 7521 §4.2: client_id is optional (the assertion's subject names the client); if
      * present it "MUST identify the same client" (checked against iss/sub below). */
@@ -213,14 +286,30 @@ static mv_rc handle(struct authority_loop *w, http_req *req, struct token_ctx *c
     /* Our client ids are UUIDs: anything else is unknown (and never reaches the log). */
     REFUSE_UNLESS(cid && mv_is_uuid(cid), ref, 401, "invalid_client", BAD_CLIENT);
     CHECK(mv_copy(c->client_id, sizeof c->client_id, cid));
+    const char *aiss = jwt_claim_str(&c->assertion, "iss");
+    int self = aiss && strcmp(aiss, c->client_id) == 0;
 
-    int64_t gen = generation(w);
-    CHECK(find_client(w, gen, c));
-    rc = authority_check_assertion(w->srv, req, &c->assertion, c->client_id, c->client->key, now);
-    if (rc == MV_ERR_UNAUTHENTICATED)
-        LOG_INFO("token: client %s refused: %s", c->client_id, mv_last_detail());
-    REFUSE_UNLESS(rc != MV_ERR_UNAUTHENTICATED, ref, 401, "invalid_client", BAD_CLIENT);
-    CHECK(rc);
+    gen = generation(w);
+    CHECK(find_client(w, gen, c, self, &path));
+    if (path == PATH_FEDERATED) {
+        CHECK(authority_federated_assertion(w, &c->assertion, &c->client->principal, now, ref));
+        REFUSE_UNLESS(!authority_has_selector(&c->form), ref, 400, "invalid_request",
+                      "Identity selectors are not allowed for this client.");
+        c->subject = c->client->principal;
+        goto issue;
+    }
+    if (path == PATH_APP) {
+        CHECK(authority_sp_assertion(w, req, &c->assertion, c->client_id, now, ref));
+    } else {
+        REFUSE_UNLESS(c->assertion.alg == JWS_ES256 || c->assertion.alg == JWS_RS256, ref, 401,
+                      "invalid_client", BAD_CLIENT);
+        rc = authority_check_assertion(w->srv, req, &c->assertion, c->client_id, c->client->key,
+                                       now);
+        if (rc == MV_ERR_UNAUTHENTICATED)
+            LOG_INFO("token: client %s refused: %s", c->client_id, mv_last_detail());
+        REFUSE_UNLESS(rc != MV_ERR_UNAUTHENTICATED, ref, 401, "invalid_client", BAD_CLIENT);
+        CHECK(rc);
+    }
     CHECK(remember_jti(w, c, now));
 
     if (c->client->is_node) {
@@ -230,6 +319,7 @@ static mv_rc handle(struct authority_loop *w, http_req *req, struct token_ctx *c
                       "Identity selectors are not allowed for this client.");
         c->subject = c->client->principal; /* public_key_pem is NULL in the cache */
     }
+issue:
     CHECK(authority_issue_with(w->srv, authority_signer(w, gen), &c->subject, c->resource, token, exp));
 out:
     return rc;
@@ -257,6 +347,9 @@ static void finish(struct token_out *o)
         rc = reply_token(req, o->token.p, o->exp, o->now, o->resource, o->subject_client_id);
     if (rc == MV_OK) {
         status = 200;
+    } else if (o->ref.status && o->ref.code) {
+        status = o->ref.status;
+        authority_reply_aad(req, &o->ref);
     } else if (o->ref.status) {
         status = o->ref.status;
         reply_oauth_error(req, status, o->ref.error, o->ref.description);
@@ -301,10 +394,10 @@ static void jti_done(void *arg, mv_rc rc)
     if (rc == MV_ERR_CONFLICT) {
         LOG_INFO("token: client %s refused: assertion replayed", j->client_id);
         j->out.rc = MV_ERR_UNAUTHENTICATED;
-        j->out.ref = (struct authority_refusal){401, "invalid_client", BAD_CLIENT};
+        j->out.ref = (struct authority_refusal){.status = 401, .error = "invalid_client", .description = BAD_CLIENT};
     } else if (rc != MV_OK) {
         j->out.rc = rc;
-        j->out.ref = (struct authority_refusal){0, NULL, NULL};
+        j->out.ref = (struct authority_refusal){.status = 0};
     }
     finish(&j->out);
     jti_job_free(j);
@@ -329,7 +422,7 @@ static mv_rc submit_jti(const struct authority_loop *w, const struct token_ctx *
     rc = store_writer_submit(w->srv->writer, w->base, jti_job_run, jti_done, j);
     if (rc != MV_OK) { /* answered here, from the deferred copy */
         j->out.rc = rc;
-        j->out.ref = (struct authority_refusal){0, NULL, NULL};
+        j->out.ref = (struct authority_refusal){.status = 0};
         finish(&j->out);
         jti_job_free(j);
     }
@@ -370,7 +463,7 @@ void authority_token(http_req *req, const struct authority_route_args *a)
     mv_rc rc = c.jti ? submit_jti(w, &c, &o) : MV_ERR_NOT_FOUND;
     if (rc == MV_ERR_INTERNAL) {
         o.rc = rc;
-        o.ref = (struct authority_refusal){0, NULL, NULL};
+        o.ref = (struct authority_refusal){.status = 0};
     }
     if (!c.jti || rc != MV_OK)
         finish(&o);

@@ -178,8 +178,11 @@ mv_rc arm_call(struct arm_client *a, const char *method, const char *path, json_
     struct http_client_resp resp;
     memset(&resp, 0, sizeof resp);
     *out = NULL;
-    CHECK(mv_fmt(url, sizeof url, "%s%s%sapi-version=%s", a->server, path, strchr(path, '?') ? "&" : "?",
-                 ARM_API_VERSION));
+    if (strstr(path, "api-version=")) /* the resource's own (federated credentials) */
+        CHECK(mv_fmt(url, sizeof url, "%s%s", a->server, path));
+    else
+        CHECK(mv_fmt(url, sizeof url, "%s%s%sapi-version=%s", a->server, path,
+                     strchr(path, '?') ? "&" : "?", ARM_API_VERSION));
     if (body)
         bodys = json_dumps(body, JSON_COMPACT);
     const char *hdrs[] = {a->bearer, "Content-Type: application/json", "Accept: application/json", NULL};

@@ -67,6 +67,9 @@ MV_MUST_CHECK mv_rc arm_provider_path(struct arm_client *a, const char *type, co
 int cli_config_from_flags(const struct cli *c, struct mv_config *cfg);
 /* --listen ADDR:PORT of `server` and `up` (NULL if absent); 0 or an error already printed. */
 int cli_listen_flag(const struct cli *c, const char **listen);
+/* --trust-ca FILE (repeatable) of `server` and `up`: extra CAs for reaching external OIDC
+ * issuers (workload identity federation); 0 or an error already printed. */
+int cli_trust_ca_flags(const struct cli *c);
 
 /* --metrics-listen ADDR:PORT (metrics.c): the flag (NULL if absent; 0 or an error printed), and
  * the listener of GET /metrics and GET /healthz (db: the store /healthz probes, NULL for the
@@ -198,5 +201,14 @@ int verb_cert_download(struct cli *c);
 int verb_cert_pending_show(struct cli *c);
 int verb_cert_pending_delete(struct cli *c);
 int verb_cert_pending_merge(struct cli *c);
+int verb_sp_create(struct cli *c);
+int verb_sp_list(struct cli *c);
+int verb_sp_show(struct cli *c);
+int verb_sp_delete(struct cli *c);
+int verb_sp_credential_reset(struct cli *c);
+int verb_fic_create(struct cli *c);
+int verb_fic_list(struct cli *c);
+int verb_fic_show(struct cli *c);
+int verb_fic_delete(struct cli *c);
 
 #endif

@@ -35,10 +35,14 @@ static const struct verb VERBS[] = {
      "store in PostgreSQL (docs/store.md). Every config.json key: docs/config.md. As root, the\n"
      "state dir goes to --user NAME (default: system user mivault, created if missing), whom\n"
      "server, agent and up then run as (docs/operations.md)."},
-    {"server", verb_server, "[--listen ADDR:PORT] [--metrics-listen ADDR:PORT] [--user NAME] [--log-format text|json]", "",
+    {"server", verb_server,
+     "[--listen ADDR:PORT] [--metrics-listen ADDR:PORT] [--user NAME] [--log-format text|json]\n"
+     "       [--trust-ca FILE ...]",
+     "",
      "Run the authority, control plane and vault (HTTPS); GET /healthz for load balancers.\n"
      "--metrics-listen serves GET /metrics (Prometheus) and GET /healthz over plain HTTP\n"
-     "(docs/operations.md)."},
+     "(docs/operations.md). --trust-ca (repeatable): CAs trusted besides the system store when\n"
+     "fetching external OIDC issuers' keys (workload identity federation, docs/identities.md)."},
     {"agent", verb_agent,
      "--vm NAME [--join TOKEN|- | --join-file FILE] [--server URL] [--listen ADDR:PORT]\n"
      "       [--imds-address ADDR] [--metrics-listen ADDR:PORT] [--user NAME] [--log-format text|json]",
@@ -47,7 +51,8 @@ static const struct verb VERBS[] = {
      "[--public-url https://HOST[:PORT]] [--listen ADDR:PORT] [--server-port N] [--agent-port N]\n"
      "       [--throttle-ops N] [--throttle-creates N] [--imds-rate-limit N] [--imds-address ADDR]\n"
      "       [--threads N] [--vault-suffix S] [--store URL] [--master-key FILE]\n"
-     "       [--metrics-listen ADDR:PORT] [--user NAME] [--log-format text|json]",
+     "       [--metrics-listen ADDR:PORT] [--user NAME] [--log-format text|json]\n"
+     "       [--trust-ca FILE ...]",
      "",
      "Init if needed, then run a server and the agent of VM 'localvm' with vault 'dev'.\n"
      "On an existing state dir, --throttle-ops, --throttle-creates, --imds-rate-limit and\n"
@@ -69,6 +74,25 @@ static const struct verb VERBS[] = {
     {"identity show", verb_identity_show, "--name NAME", "", "Show a user-assigned identity."},
     {"identity list", verb_identity_list, "", "", "List user-assigned identities."},
     {"identity delete", verb_identity_delete, "--name NAME", "", "Delete a user-assigned identity."},
+    {"identity federated-credential create", verb_fic_create,
+     "--identity UAI --name FIC --issuer URL --subject SUB [--audience AUD]", "",
+     "Trust tokens of an external OIDC issuer (Kubernetes, CI) for a user-assigned identity;\n"
+     "AUD defaults to api://AzureADTokenExchange (docs/identities.md)."},
+    {"identity federated-credential list", verb_fic_list, "--identity UAI", "",
+     "List an identity's federated credentials."},
+    {"identity federated-credential show", verb_fic_show, "--identity UAI --name FIC", "",
+     "Show a federated credential."},
+    {"identity federated-credential delete", verb_fic_delete, "--identity UAI --name FIC", "",
+     "Delete a federated credential."},
+    {"sp create", verb_sp_create, "--name NAME", "",
+     "Create a service principal; the output has its appId, tenant and a client secret\n"
+     "(password) shown only this once (docs/identities.md)."},
+    {"sp credential reset", verb_sp_credential_reset, "--id APPID [--cert-file PEM]", "",
+     "Add a client secret (shown once), or register a certificate (RSA, 2048 bits or more)."},
+    {"sp list", verb_sp_list, "", "", "List service principals."},
+    {"sp show", verb_sp_show, "--id APPID", "", "Show a service principal and its credentials."},
+    {"sp delete", verb_sp_delete, "--id APPID", "",
+     "Delete a service principal, its credentials and its role assignments."},
     {"keyvault create", verb_keyvault_create, "--name NAME [--retention-days 7-90] [--enable-purge-protection]",
      "enable-purge-protection", "Create a vault."},
     {"keyvault show", verb_keyvault_show, "--name NAME", "", "Show a vault."},

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "audit/audit.h"
+#include "authority/authority.h"
 #include "cli/cli.h"
 #include "cli/launch.h"
 #include "common/privs.h"
@@ -132,12 +133,22 @@ int cli_listen_flag(const struct cli *c, const char **listen)
     return 0;
 }
 
+int cli_trust_ca_flags(const struct cli *c)
+{
+    const char *files[16];
+    int n = cli_get_all(c, "trust-ca", files, 16);
+    for (int i = 0; i < n; i++)
+        if (authority_trust_ca_add(files[i]) != MV_OK)
+            return cli_error("--trust-ca %s: %s", files[i], cli_detail()) + 1;
+    return 0;
+}
+
 int verb_server(struct cli *c)
 {
     const char *listen = NULL, *metrics_at = NULL;
     struct cli_metrics *metrics = NULL;
     char db[PATH_MAX];
-    if (cli_listen_flag(c, &listen) || cli_metrics_flag(c, &metrics_at))
+    if (cli_listen_flag(c, &listen) || cli_metrics_flag(c, &metrics_at) || cli_trust_ca_flags(c))
         return 2;
     if (mv_protect_daemon() != MV_OK)
         return cli_error("%s", cli_detail());

@@ -136,7 +136,8 @@ int verb_up(struct cli *c)
 
     const char *listen = NULL, *metrics_at = NULL;
     struct cli_metrics *metrics = NULL;
-    if (cli_config_from_flags(c, &cfg) || cli_listen_flag(c, &listen) || cli_metrics_flag(c, &metrics_at))
+    if (cli_config_from_flags(c, &cfg) || cli_listen_flag(c, &listen) || cli_metrics_flag(c, &metrics_at) ||
+        cli_trust_ca_flags(c))
         return 2;
     if (mv_protect_daemon() != MV_OK)
         return cli_error("%s", cli_detail());

@@ -22,14 +22,40 @@
 #define JWS_P256_SCALAR 32
 #define JWS_MIN_RSA_BITS 2048
 #define JWS_MAX_SIG 1024      /* RSA-8192; a P-256 DER signature is at most 72 */
-#define JWS_KNOWN_ALGS (JWS_ALLOW(JWS_RS256) | JWS_ALLOW(JWS_ES256))
+#define JWS_KNOWN_ALGS (JWS_ALLOW_RSA | JWS_ALLOW(JWS_ES256))
 
 static const char *alg_name(enum jws_alg alg)
 {
     switch (alg) {
     case JWS_RS256: return "RS256";
     case JWS_ES256: return "ES256";
+    case JWS_PS256: return "PS256";
+    case JWS_RS384: return "RS384";
+    case JWS_RS512: return "RS512";
+    case JWS_PS384: return "PS384";
+    case JWS_PS512: return "PS512";
     default: return NULL;
+    }
+}
+
+static int alg_is_rsa(enum jws_alg alg)
+{
+    return alg != JWS_ALG_NONE_ACCEPTED && alg != JWS_ES256 && alg_name(alg) != NULL;
+}
+
+static int alg_is_pss(enum jws_alg alg)
+{
+    return alg == JWS_PS256 || alg == JWS_PS384 || alg == JWS_PS512;
+}
+
+static const EVP_MD *alg_md(enum jws_alg alg)
+{
+    switch (alg) {
+    case JWS_RS384:
+    case JWS_PS384: return EVP_sha384();
+    case JWS_RS512:
+    case JWS_PS512: return EVP_sha512();
+    default: return EVP_sha256();
     }
 }
 
@@ -37,7 +63,7 @@ static const char *alg_name(enum jws_alg alg)
  * used with these algorithms"; §3.4: ES256 is ECDSA using P-256). */
 static int key_fits(EVP_PKEY *k, enum jws_alg alg)
 {
-    if (alg == JWS_RS256)
+    if (alg_is_rsa(alg))
         return keys_is_rsa(k) && EVP_PKEY_get_bits(k) >= JWS_MIN_RSA_BITS;
     if (alg == JWS_ES256)
         return keys_is_ec_p256(k);
@@ -114,7 +140,8 @@ mv_rc jws_sign(EVP_PKEY *key, enum jws_alg alg, const char *kid, const json_t *c
     mv_buf_init(&input, MV_MAX_TOKEN_BYTES);
     mv_buf_init(&sig, MV_MAX_TOKEN_BYTES);
     size_t start = out->len;
-    ENSURE_MSG(key_fits(key, alg), MV_ERR_INTERNAL, "jws_sign: key does not fit alg");
+    ENSURE_MSG((alg == JWS_RS256 || alg == JWS_ES256) && key_fits(key, alg), MV_ERR_INTERNAL,
+               "jws_sign: key does not fit alg");
     ENSURE(json_is_object(claims), MV_ERR_INTERNAL);
     /* RFC 7515 §4.1.1 alg; RFC 7519 §5.1 typ "JWT"; kid and, for our RS256 tokens, x5t equal to
      * it as Entra's v1 tokens carry (reference §3.1). */
@@ -182,7 +209,9 @@ mv_rc jws_signer_new(EVP_PKEY *key, enum jws_alg alg, const char *kid, jws_signe
     *out = NULL;
     ENSURE(s != NULL, MV_ERR_INTERNAL);
     mv_buf_init(&s->head, MV_MAX_TOKEN_BYTES);
-    ENSURE_MSG(key_fits(key, alg) && EVP_PKEY_get_size(key) <= JWS_MAX_SIG, MV_ERR_INTERNAL,
+    ENSURE_MSG((alg == JWS_RS256 || alg == JWS_ES256) && key_fits(key, alg) &&
+                   EVP_PKEY_get_size(key) <= JWS_MAX_SIG,
+               MV_ERR_INTERNAL,
                "jws_signer: key does not fit alg");
     ENSURE(EVP_PKEY_up_ref(key) == 1, MV_ERR_INTERNAL);
     s->key = key;
@@ -331,10 +360,9 @@ out:
 
 static enum jws_alg alg_from_name(const char *s)
 {
-    if (strcmp(s, "RS256") == 0)
-        return JWS_RS256;
-    if (strcmp(s, "ES256") == 0)
-        return JWS_ES256;
+    for (int a = JWS_RS256; a <= JWS_PS512; a++)
+        if (strcmp(s, alg_name((enum jws_alg)a)) == 0)
+            return (enum jws_alg)a;
     return JWS_ALG_NONE_ACCEPTED;
 }
 
@@ -440,9 +468,16 @@ mv_rc jwt_verify(const jwt *t, EVP_PKEY *key)
     }
     md = EVP_MD_CTX_new();
     ENSURE(md != NULL, MV_ERR_INTERNAL);
-    ENSURE(EVP_DigestVerifyInit(md, &pctx, EVP_sha256(), NULL, key) == 1, MV_ERR_INTERNAL);
-    if (t->alg == JWS_RS256)
+    ENSURE(EVP_DigestVerifyInit(md, &pctx, alg_md(t->alg), NULL, key) == 1, MV_ERR_INTERNAL);
+    if (alg_is_pss(t->alg)) {
+        /* RFC 7518 §3.5: MGF1 with the same hash, salt length = hash length */
+        ENSURE(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+                   EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1 &&
+                   EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, alg_md(t->alg)) == 1,
+               MV_ERR_INTERNAL);
+    } else if (alg_is_rsa(t->alg)) {
         ENSURE(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1, MV_ERR_INTERNAL);
+    }
     ENSURE_MSG(EVP_DigestVerify(md, sig, siglen, (const unsigned char *)t->signing_input.p,
                                 t->signing_input.len) == 1,
                MV_ERR_UNAUTHENTICATED, "jwt: bad signature");

@@ -11,7 +11,24 @@
 
 #include "common/buf.h"
 
-enum jws_alg { JWS_ALG_NONE_ACCEPTED = 0, JWS_RS256 = 1, JWS_ES256 = 2 };
+/* PS256 (RSASSA-PSS, RFC 7518 §3.5: MGF1 with the same hash, salt as long as the hash) is what
+ * Node's MSAL signs certificate assertions with; RS384/RS512/PS384/PS512 are accepted from
+ * external OIDC issuers (Entra takes every RSA algorithm there). These verify with jwt_verify
+ * only; jws_sign and the reusable signer/verifier stay RS256/ES256. */
+enum jws_alg {
+    JWS_ALG_NONE_ACCEPTED = 0,
+    JWS_RS256 = 1,
+    JWS_ES256 = 2,
+    JWS_PS256 = 3,
+    JWS_RS384 = 4,
+    JWS_RS512 = 5,
+    JWS_PS384 = 6,
+    JWS_PS512 = 7,
+};
+/* Every RSA algorithm above. */
+#define JWS_ALLOW_RSA                                                                              \
+    (JWS_ALLOW(JWS_RS256) | JWS_ALLOW(JWS_PS256) | JWS_ALLOW(JWS_RS384) | JWS_ALLOW(JWS_RS512) |  \
+     JWS_ALLOW(JWS_PS384) | JWS_ALLOW(JWS_PS512))
 
 /* The allowlist bitmask for jwt_parse: one bit per algorithm, bit (1u << alg). Always build it
  * with this macro, e.g. JWS_ALLOW(JWS_RS256) | JWS_ALLOW(JWS_ES256); a mask with bit 0 set (as

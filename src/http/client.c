@@ -73,6 +73,40 @@ out:
     return rc;
 }
 
+mv_rc http_client_new_trusting(const char *extra_pem, size_t len, struct http_client **out)
+{
+    mv_rc rc = MV_OK;
+    mv_buf pem;
+    char *part = NULL;
+    size_t plen = 0;
+    mv_buf_init(&pem, 2 * CLIENT_MAX_CA_BYTES);
+    CHECK(http_client_new(NULL, out));
+    if (!extra_pem || len == 0)
+        goto out;
+    /* The system store first (libcurl's default bundle), then the extra CAs. */
+    const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
+    const char *sys = vi && vi->cainfo ? vi->cainfo : "/etc/ssl/certs/ca-certificates.crt";
+    if (mv_read_file(sys, CLIENT_MAX_CA_BYTES, &part, &plen) == MV_OK) {
+        CHECK(mv_buf_add(&pem, part, plen));
+        CHECK(mv_buf_add(&pem, "\n", 1));
+    }
+    CHECK(mv_buf_add(&pem, extra_pem, len));
+    (*out)->ca_pem = malloc(pem.len + 1);
+    ENSURE((*out)->ca_pem != NULL, MV_ERR_INTERNAL);
+    memcpy((*out)->ca_pem, pem.p, pem.len);
+    (*out)->ca_pem[pem.len] = '\0';
+    (*out)->ca_len = pem.len;
+    CHECK(mv_copy((*out)->ca_path, sizeof (*out)->ca_path, "the system store and --trust-ca"));
+out:
+    if (rc != MV_OK) {
+        http_client_free(*out);
+        *out = NULL;
+    }
+    free(part);
+    mv_buf_free(&pem);
+    return rc;
+}
+
 void http_client_set_timeouts(struct http_client *c, long connect_ms, long total_ms)
 {
     c->connect_ms = connect_ms;

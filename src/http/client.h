@@ -15,6 +15,10 @@ MV_MUST_CHECK mv_rc http_client_new(const char *ca_file, struct http_client **ou
  * public CA certificate whose key the caller then checks against a pin it already holds (the
  * agent's first join, docs/internal-protocol.md "Join tokens"). Never send a secret on it. */
 MV_MUST_CHECK mv_rc http_client_new_unverified(struct http_client **out);
+/* A client trusting the system store and, in addition, the CA certificates of extra_pem
+ * (PEM text; NULL or empty: the system store only, as http_client_new(NULL)). */
+MV_MUST_CHECK mv_rc http_client_new_trusting(const char *extra_pem, size_t len,
+                                             struct http_client **out);
 void http_client_free(struct http_client *c);
 /* Connect (TCP + TLS) and whole-request timeouts for later requests (defaults 5 s and 30 s). */
 void http_client_set_timeouts(struct http_client *c, long connect_ms, long total_ms);

@@ -110,6 +110,19 @@ static const struct copy TABLES[] = {
     {"audit_heads", "SELECT " ST_AUDIT_HEAD_COLS " FROM audit_heads ORDER BY writer",
      "INSERT INTO audit_heads (" ST_AUDIT_HEAD_COLS ") VALUES ($1, $2::bigint, $3, $4, $5::bigint)",
      -1},
+    {"app_credentials",
+     "SELECT key_id, client_id, kind, hint, secret_sha256, thumb_sha1, thumb_sha256, cert_pem,"
+     " created, expires FROM app_credentials ORDER BY rowid",
+     "INSERT INTO app_credentials (key_id, client_id, kind, hint, secret_sha256, thumb_sha1,"
+     " thumb_sha256, cert_pem, created, expires)"
+     " VALUES (lower($1), lower($2), $3, $4, $5, $6, $7, $8, $9, $10)",
+     -1},
+    {"federated_credentials",
+     "SELECT identity, name, issuer, subject, audience, created FROM federated_credentials"
+     " ORDER BY rowid",
+     "INSERT INTO federated_credentials (identity_key, name_key, identity, name, issuer, subject,"
+     " audience, created) VALUES (lower($1), lower($2), $1, $2, $3, $4, $5, $6)",
+     -1},
 };
 
 static mv_rc copy_table(struct store *from, struct pg_store *to, const struct copy *c, int64_t *rows)
@@ -267,6 +280,10 @@ static const char *const PG_SELECT[] = {
     NULL,
     NULL,
     NULL, /* audit_heads: likewise */
+    "SELECT key_id, client_id, kind, hint, secret_sha256, thumb_sha1, thumb_sha256, cert_pem,"
+    " created, expires FROM app_credentials ORDER BY seq",
+    "SELECT identity, name, issuer, subject, audience, created FROM federated_credentials"
+    " ORDER BY identity_key, name_key",
 };
 /* A table added to one list and not the other does not build (backup once read a NULL query). */
 _Static_assert(sizeof TABLES / sizeof TABLES[0] == STORE_MIGRATE_TABLES, "TABLES is complete");

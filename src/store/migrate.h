@@ -4,7 +4,7 @@
 
 #include "store/store.h"
 
-#define STORE_MIGRATE_TABLES 17
+#define STORE_MIGRATE_TABLES 19
 
 struct store_migrate_count {
     const char *table;
@@ -15,8 +15,9 @@ struct store_migrate_count {
  * and the wrapped data key, principals, signing keys, VMs and their user-assigned links,
  * identities, nodes, join tokens, vaults, role assignments, every secret, key and certificate
  * object version including soft-deleted ones, key rotation policies, sealed values as they are;
- * the audit checkpoint chain; the client assertion ids still remembered) into the PostgreSQL
- * database at url, in one
+ * the audit checkpoint chain and heads; the client assertion ids still remembered; service
+ * principals' credentials and federated identity credentials) into the PostgreSQL database at
+ * url, in one
  * transaction. CONFLICT if the target already holds a tenant. counts[i] gets each table's
  * row count. The source is only read. */
 MV_MUST_CHECK mv_rc store_migrate_sqlite_to_pg(const char *db_path, const char *url,

@@ -173,6 +173,14 @@ MV_MUST_CHECK mv_rc pg_principal_put(struct pg_store *pg, const struct st_princi
 MV_MUST_CHECK mv_rc pg_principal_get(struct pg_store *pg, const char *id, struct st_principal *out);
 MV_MUST_CHECK mv_rc pg_principal_by_client(struct pg_store *pg, const char *client_id, struct st_principal *out);
 MV_MUST_CHECK mv_rc pg_principal_delete(struct pg_store *pg, const char *id);
+MV_MUST_CHECK mv_rc pg_principal_list(struct pg_store *pg, enum st_principal_kind kind, struct st_principal **out, size_t *n);
+MV_MUST_CHECK mv_rc pg_app_credential_add(struct pg_store *pg, const struct st_app_credential *c);
+MV_MUST_CHECK mv_rc pg_app_credentials(struct pg_store *pg, const char *client_id, struct st_app_credential **out, size_t *n);
+MV_MUST_CHECK mv_rc pg_app_credentials_delete(struct pg_store *pg, const char *client_id);
+MV_MUST_CHECK mv_rc pg_fic_put(struct pg_store *pg, const struct st_fic *f);
+MV_MUST_CHECK mv_rc pg_fic_get(struct pg_store *pg, const char *identity, const char *name, struct st_fic *out);
+MV_MUST_CHECK mv_rc pg_fic_list(struct pg_store *pg, const char *identity, struct st_fic **out, size_t *n);
+MV_MUST_CHECK mv_rc pg_fic_delete(struct pg_store *pg, const char *identity, const char *name);
 MV_MUST_CHECK mv_rc pg_signing_key_put(struct pg_store *pg, const struct st_signing_key *k);
 MV_MUST_CHECK mv_rc pg_signing_key_delete(struct pg_store *pg, const char *kid);
 MV_MUST_CHECK mv_rc pg_signing_keys(struct pg_store *pg, struct st_signing_key **out, size_t *n);

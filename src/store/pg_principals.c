@@ -12,7 +12,7 @@
 mv_rc pg_principal_put(struct pg_store *pg, const struct st_principal *p)
 {
     struct pg_params pp = {0};
-    if (p->kind < ST_PRINCIPAL_ADMIN || p->kind > ST_PRINCIPAL_USER) {
+    if (p->kind < ST_PRINCIPAL_ADMIN || p->kind > ST_PRINCIPAL_APP) {
         mv_fail(MV_ERR_BAD_REQUEST, "store: principal kind");
         return MV_ERR_BAD_REQUEST;
     }
@@ -37,7 +37,7 @@ static mv_rc principal_row(const PGresult *r, int row, void *item)
     CHECK(pg_col_text(r, row, 0, out->id, sizeof out->id));
     CHECK(pg_col_text(r, row, 1, out->client_id, sizeof out->client_id));
     int64_t kind = pg_col_i64(r, row, 2);
-    ENSURE_MSG(kind >= ST_PRINCIPAL_ADMIN && kind <= ST_PRINCIPAL_USER, MV_ERR_INTERNAL,
+    ENSURE_MSG(kind >= ST_PRINCIPAL_ADMIN && kind <= ST_PRINCIPAL_APP, MV_ERR_INTERNAL,
                "store: principal kind %lld", (long long)kind);
     out->kind = (enum st_principal_kind)kind;
     CHECK(pg_col_text(r, row, 3, out->name, sizeof out->name));

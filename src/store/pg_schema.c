@@ -324,7 +324,42 @@ static const char *const v9[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9};
+/* v10: service principals (principal kind 4), their credentials (pg_apps.c; client_id stored
+ * lowered) and the federated identity credentials of user-assigned identities (identity_key
+ * references identities.k; name_key is the lowered name). Self-contained: one step. */
+static const char *const v10[] = {
+    "ALTER TABLE principals DROP CONSTRAINT principals_kind_check",
+    "ALTER TABLE principals ADD CONSTRAINT principals_kind_check CHECK (kind BETWEEN 1 AND 4)",
+    "CREATE TABLE app_credentials ("
+    " key_id text COLLATE \"C\" PRIMARY KEY,"
+    " client_id text COLLATE \"C\" NOT NULL,"
+    " kind integer NOT NULL CHECK (kind BETWEEN 1 AND 2),"
+    " hint text COLLATE \"C\" NOT NULL,"
+    " secret_sha256 text COLLATE \"C\" NOT NULL,"
+    " thumb_sha1 text COLLATE \"C\" NOT NULL,"
+    " thumb_sha256 text COLLATE \"C\" NOT NULL,"
+    " cert_pem text COLLATE \"C\","
+    " created bigint NOT NULL,"
+    " expires bigint NOT NULL,"
+    " seq bigserial)",
+    "CREATE INDEX app_credentials_client ON app_credentials (client_id)",
+    FEED_TRIGGER("app_credentials", "client_id"),
+    "CREATE TABLE federated_credentials ("
+    " identity_key text COLLATE \"C\" NOT NULL REFERENCES identities (k) ON DELETE CASCADE,"
+    " name_key text COLLATE \"C\" NOT NULL,"
+    " identity text COLLATE \"C\" NOT NULL,"
+    " name text COLLATE \"C\" NOT NULL,"
+    " issuer text COLLATE \"C\" NOT NULL,"
+    " subject text COLLATE \"C\" NOT NULL,"
+    " audience text COLLATE \"C\" NOT NULL,"
+    " created bigint NOT NULL,"
+    " PRIMARY KEY (identity_key, name_key),"
+    " UNIQUE (identity_key, issuer, subject))",
+    FEED_TRIGGER("federated_credentials", "identity_key"),
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9, v10};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 /* meta itself is the one table every version has: created first, outside the list. */

@@ -251,7 +251,49 @@ static const char *const v8[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8};
+/* v9: service principals (principal kind 4: the kind CHECK is widened by rebuilding the table,
+ * SQLite cannot alter a CHECK), their credentials (st_apps.c) and the federated identity
+ * credentials of user-assigned identities. Self-contained: one step. */
+static const char *const v9[] = {
+    "CREATE TABLE principals_v8 ("
+    " id TEXT PRIMARY KEY COLLATE NOCASE,"
+    " client_id TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+    " kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 4),"
+    " name TEXT NOT NULL,"
+    " resource_id TEXT NOT NULL COLLATE NOCASE,"
+    " public_key_pem TEXT);"
+    "INSERT INTO principals_v8 (id, client_id, kind, name, resource_id, public_key_pem)"
+    " SELECT id, client_id, kind, name, resource_id, public_key_pem FROM principals;"
+    "DROP TABLE principals;"
+    "ALTER TABLE principals_v8 RENAME TO principals;",
+    GEN_TRIGGERS("principals"),
+    "CREATE TABLE app_credentials ("
+    " key_id TEXT PRIMARY KEY COLLATE NOCASE,"
+    " client_id TEXT NOT NULL COLLATE NOCASE,"
+    " kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 2),"
+    " hint TEXT NOT NULL,"
+    " secret_sha256 TEXT NOT NULL,"
+    " thumb_sha1 TEXT NOT NULL,"
+    " thumb_sha256 TEXT NOT NULL,"
+    " cert_pem TEXT,"
+    " created INTEGER NOT NULL,"
+    " expires INTEGER NOT NULL);"
+    "CREATE INDEX app_credentials_client ON app_credentials (client_id);",
+    GEN_TRIGGERS("app_credentials"),
+    "CREATE TABLE federated_credentials ("
+    " identity TEXT NOT NULL COLLATE NOCASE REFERENCES identities (name) ON DELETE CASCADE,"
+    " name TEXT NOT NULL COLLATE NOCASE,"
+    " issuer TEXT NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " audience TEXT NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " PRIMARY KEY (identity, name),"
+    " UNIQUE (identity, issuer, subject));",
+    GEN_TRIGGERS("federated_credentials"),
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 static mv_rc user_version(struct store *st, int64_t *out)

@@ -39,6 +39,14 @@ enum st_q {
     ST_Q_PRINCIPAL_GET,
     ST_Q_PRINCIPAL_BY_CLIENT,
     ST_Q_PRINCIPAL_DELETE,
+    ST_Q_PRINCIPAL_LIST,
+    ST_Q_CRED_ADD,
+    ST_Q_CRED_LIST,
+    ST_Q_CRED_DELETE,
+    ST_Q_FIC_PUT,
+    ST_Q_FIC_GET,
+    ST_Q_FIC_LIST,
+    ST_Q_FIC_DELETE,
     ST_Q_KEY_PUT,
     ST_Q_KEY_LIST,
     ST_Q_KEY_DELETE,
@@ -156,6 +164,14 @@ MV_MUST_CHECK mv_rc sq_principal_put(struct store *st, const struct st_principal
 MV_MUST_CHECK mv_rc sq_principal_get(struct store *st, const char *id, struct st_principal *out);
 MV_MUST_CHECK mv_rc sq_principal_by_client(struct store *st, const char *client_id, struct st_principal *out);
 MV_MUST_CHECK mv_rc sq_principal_delete(struct store *st, const char *id);
+MV_MUST_CHECK mv_rc sq_principal_list(struct store *st, enum st_principal_kind kind, struct st_principal **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_app_credential_add(struct store *st, const struct st_app_credential *c);
+MV_MUST_CHECK mv_rc sq_app_credentials(struct store *st, const char *client_id, struct st_app_credential **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_app_credentials_delete(struct store *st, const char *client_id);
+MV_MUST_CHECK mv_rc sq_fic_put(struct store *st, const struct st_fic *f);
+MV_MUST_CHECK mv_rc sq_fic_get(struct store *st, const char *identity, const char *name, struct st_fic *out);
+MV_MUST_CHECK mv_rc sq_fic_list(struct store *st, const char *identity, struct st_fic **out, size_t *n);
+MV_MUST_CHECK mv_rc sq_fic_delete(struct store *st, const char *identity, const char *name);
 MV_MUST_CHECK mv_rc sq_signing_key_put(struct store *st, const struct st_signing_key *k);
 MV_MUST_CHECK mv_rc sq_signing_key_delete(struct store *st, const char *kid);
 MV_MUST_CHECK mv_rc sq_signing_keys(struct store *st, struct st_signing_key **out, size_t *n);

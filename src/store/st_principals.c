@@ -19,7 +19,7 @@ mv_rc sq_principal_put(struct store *st, const struct st_principal *p)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
-    ENSURE(p->kind >= ST_PRINCIPAL_ADMIN && p->kind <= ST_PRINCIPAL_USER, MV_ERR_BAD_REQUEST);
+    ENSURE(p->kind >= ST_PRINCIPAL_ADMIN && p->kind <= ST_PRINCIPAL_APP, MV_ERR_BAD_REQUEST);
     CHECK(st_prep(st, ST_Q_PRINCIPAL_PUT,
                   "INSERT INTO principals (" PRINCIPAL_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
                   " ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id,"
@@ -44,7 +44,7 @@ static mv_rc read_row(sqlite3_stmt *s, struct st_principal *out)
     CHECK(st_col_text(s, 0, out->id, sizeof out->id));
     CHECK(st_col_text(s, 1, out->client_id, sizeof out->client_id));
     int64_t kind = (int64_t)sqlite3_column_int64(s, 2);
-    ENSURE_MSG(kind >= ST_PRINCIPAL_ADMIN && kind <= ST_PRINCIPAL_USER, MV_ERR_INTERNAL,
+    ENSURE_MSG(kind >= ST_PRINCIPAL_ADMIN && kind <= ST_PRINCIPAL_APP, MV_ERR_INTERNAL,
                "store: principal kind %lld", (long long)kind);
     out->kind = (enum st_principal_kind)kind;
     CHECK(st_col_text(s, 3, out->name, sizeof out->name));

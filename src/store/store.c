@@ -182,6 +182,60 @@ mv_rc store_principal_delete(struct store *st, const char *id)
     return st->pg ? pg_principal_delete(st->pg, id) : sq_principal_delete(st, id);
 }
 
+mv_rc store_principal_list(struct store *st, enum st_principal_kind kind, struct st_principal **out, size_t *n)
+{
+    return st->pg ? pg_principal_list(st->pg, kind, out, n) : sq_principal_list(st, kind, out, n);
+}
+
+void st_principals_free(struct st_principal *p, size_t n)
+{
+    for (size_t i = 0; p && i < n; i++)
+        st_principal_clear(&p[i]);
+    free(p);
+}
+
+mv_rc store_app_credential_add(struct store *st, const struct st_app_credential *c)
+{
+    return st->pg ? pg_app_credential_add(st->pg, c) : sq_app_credential_add(st, c);
+}
+
+mv_rc store_app_credentials(struct store *st, const char *client_id, struct st_app_credential **out, size_t *n)
+{
+    return st->pg ? pg_app_credentials(st->pg, client_id, out, n) : sq_app_credentials(st, client_id, out, n);
+}
+
+mv_rc store_app_credentials_delete(struct store *st, const char *client_id)
+{
+    return st->pg ? pg_app_credentials_delete(st->pg, client_id) : sq_app_credentials_delete(st, client_id);
+}
+
+void st_app_credentials_free(struct st_app_credential *c, size_t n)
+{
+    for (size_t i = 0; c && i < n; i++)
+        free(c[i].cert_pem);
+    free(c);
+}
+
+mv_rc store_fic_put(struct store *st, const struct st_fic *f)
+{
+    return st->pg ? pg_fic_put(st->pg, f) : sq_fic_put(st, f);
+}
+
+mv_rc store_fic_get(struct store *st, const char *identity, const char *name, struct st_fic *out)
+{
+    return st->pg ? pg_fic_get(st->pg, identity, name, out) : sq_fic_get(st, identity, name, out);
+}
+
+mv_rc store_fic_list(struct store *st, const char *identity, struct st_fic **out, size_t *n)
+{
+    return st->pg ? pg_fic_list(st->pg, identity, out, n) : sq_fic_list(st, identity, out, n);
+}
+
+mv_rc store_fic_delete(struct store *st, const char *identity, const char *name)
+{
+    return st->pg ? pg_fic_delete(st->pg, identity, name) : sq_fic_delete(st, identity, name);
+}
+
 mv_rc store_signing_key_put(struct store *st, const struct st_signing_key *k)
 {
     return st->pg ? pg_signing_key_put(st->pg, k) : sq_signing_key_put(st, k);

@@ -80,7 +80,12 @@ MV_MUST_CHECK mv_rc store_meta_get(struct store *st, const char *key, mv_buf *ou
 MV_MUST_CHECK mv_rc store_meta_set(struct store *st, const char *key, const char *value);
 
 /* ---- principals (service principals: admin, system- and user-assigned identities) ---- */
-enum st_principal_kind { ST_PRINCIPAL_ADMIN = 1, ST_PRINCIPAL_SYSTEM = 2, ST_PRINCIPAL_USER = 3 };
+enum st_principal_kind {
+    ST_PRINCIPAL_ADMIN = 1,
+    ST_PRINCIPAL_SYSTEM = 2,
+    ST_PRINCIPAL_USER = 3,
+    ST_PRINCIPAL_APP = 4, /* a service principal (app registration): secrets and certificates */
+};
 struct st_principal {
     char id[ST_ID];                /* object id (oid/sub) */
     char client_id[ST_ID];         /* appid */
@@ -95,6 +100,56 @@ MV_MUST_CHECK mv_rc store_principal_by_client(struct store *st, const char *clie
                                               struct st_principal *out);
 MV_MUST_CHECK mv_rc store_principal_delete(struct store *st, const char *id);
 void st_principal_clear(struct st_principal *p); /* frees public_key_pem */
+/* Every principal of one kind, by name then id (free each with st_principal_clear, then free()). */
+MV_MUST_CHECK mv_rc store_principal_list(struct store *st, enum st_principal_kind kind,
+                                         struct st_principal **out, size_t *n);
+void st_principals_free(struct st_principal *p, size_t n);
+
+/* ---- a service principal's credentials (client secrets and certificates) ----
+ * A secret is kept only as the SHA-256 of its text (it is 40 random characters: no salt or
+ * stretching needed); a certificate by its PEM and its SHA-1 and SHA-256 thumbprints (x5t and
+ * x5t#S256 of client assertions, lower-case hex). Removed with their principal. */
+enum st_cred_kind { ST_CRED_SECRET = 1, ST_CRED_CERT = 2 };
+struct st_app_credential {
+    char key_id[ST_ID];            /* GUID */
+    char client_id[ST_ID];         /* the app id it belongs to */
+    enum st_cred_kind kind;
+    char hint[4];                  /* secret: its first 3 characters (Entra's hint) */
+    char secret_sha256[65];        /* secret: hex SHA-256; "" for a certificate */
+    char thumb_sha1[41];           /* certificate: hex SHA-1 of the DER */
+    char thumb_sha256[65];         /* certificate: hex SHA-256 of the DER */
+    char *cert_pem;                /* certificate: PEM; NULL for a secret */
+    int64_t created, expires;      /* expires 0 = never */
+};
+MV_MUST_CHECK mv_rc store_app_credential_add(struct store *st, const struct st_app_credential *c);
+/* A client's credentials, oldest first. */
+MV_MUST_CHECK mv_rc store_app_credentials(struct store *st, const char *client_id,
+                                          struct st_app_credential **out, size_t *n);
+/* Removes every credential of client_id (MV_OK also when it had none). */
+MV_MUST_CHECK mv_rc store_app_credentials_delete(struct store *st, const char *client_id);
+void st_app_credentials_free(struct st_app_credential *c, size_t n);
+
+/* ---- federated identity credentials of a user-assigned identity ----
+ * Unique per (identity, name) (names case-insensitive) and per (identity, issuer, subject)
+ * (byte-exact): put is CONFLICT when another credential of the identity has that pair. Removed
+ * with their identity. */
+#define ST_FIC_TEXT 601 /* issuer, subject, audience: at most 600 characters (Entra) */
+#define ST_FIC_MAX 20   /* per identity (Entra) */
+struct st_fic {
+    char identity[ST_NAME];
+    char name[ST_NAME + 64]; /* Entra allows 3..120 characters */
+    char issuer[ST_FIC_TEXT];
+    char subject[ST_FIC_TEXT];
+    char audience[ST_FIC_TEXT];
+    int64_t created;
+};
+MV_MUST_CHECK mv_rc store_fic_put(struct store *st, const struct st_fic *f); /* upsert on name */
+MV_MUST_CHECK mv_rc store_fic_get(struct store *st, const char *identity, const char *name,
+                                  struct st_fic *out);
+/* An identity's credentials by name (free with free()). */
+MV_MUST_CHECK mv_rc store_fic_list(struct store *st, const char *identity, struct st_fic **out,
+                                   size_t *n);
+MV_MUST_CHECK mv_rc store_fic_delete(struct store *st, const char *identity, const char *name);
 
 /* ---- token signing keys ---- */
 struct st_signing_key {

@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
+import urllib.parse
 import unittest
 
 from harness import BIN, PG_URL, Env, free_port, pg_new_db, pg_drop_db, pg_sql, wait_port
@@ -85,6 +86,10 @@ class PostgresStoreTest(unittest.TestCase):
                  body={"policy": {"issuer": {"name": "Self"}, "x509_props": {"subject": "CN=m"}}})
         self.assertEqual(r.status, 202, r.body)
         cert = e.kv("GET", "dev", "/certificates/cert1/", token=tok).json()
+
+        sp = e.cli("sp", "create", "--name", "ci")  # service principals and federated
+        e.cli("identity", "federated-credential", "create", "--identity", "app-id", "--name", "k8s",
+              "--issuer", "https://issuer.example", "--subject", "system:serviceaccount:a:b")
         before = {
             "vm": e.cli("vm", "show", "--name", "vm1"),
             "identities": e.cli("identity", "list"),
@@ -146,6 +151,15 @@ class PostgresStoreTest(unittest.TestCase):
         self.assertEqual(e.kv("GET", "dev", "/certificates/cert1/", token=tok).json(), cert)
         self.assertEqual(e.kv("GET", "dev", "/secrets/cert1/", token=tok).json()["contentType"], "application/x-pkcs12")
         self.assertTrue(e.kv("GET", "dev", "/keys/cert1/", token=tok).json()["managed"])
+        self.assertEqual(out["rows"]["app_credentials"], 1)
+        self.assertEqual(out["rows"]["federated_credentials"], 1)
+        form = {"client_id": sp["appId"], "grant_type": "client_credentials",
+                "client_secret": sp["password"], "scope": "https://vault.azure.net/.default"}
+        r = e.https("POST", "/%s/oauth2/v2.0/token" % e.tenant, body=urllib.parse.urlencode(form),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(r.status, 200, r.body)  # the secret's hash came along
+        fic = e.cli("identity", "federated-credential", "show", "--identity", "app-id", "--name", "k8s")
+        self.assertEqual(fic["properties"]["subject"], "system:serviceaccount:a:b")
         r = e.kv("PUT", "dev", "/secrets/three", token=tok, body={"value": "new"})
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(pg_sql(url, "SELECT count(*) FROM secrets WHERE name = 'three'"), "1")

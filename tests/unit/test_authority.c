@@ -446,7 +446,7 @@ static void test_discovery(void **state)
     json_t *am = json_object_get(cap.json, "token_endpoint_auth_methods_supported");
     assert_string_equal(json_string_value(json_array_get(am, 0)), "private_key_jwt");
     json_t *aa = json_object_get(cap.json, "token_endpoint_auth_signing_alg_values_supported");
-    assert_int_equal(json_array_size(aa), 2);
+    assert_int_equal(json_array_size(aa), 3); /* ES256, RS256, PS256 (Node's MSAL) */
     json_t *gt = json_object_get(cap.json, "grant_types_supported");
     assert_string_equal(json_string_value(json_array_get(gt, 0)), "client_credentials");
     json_t *st = json_object_get(cap.json, "subject_types_supported");
@@ -843,7 +843,6 @@ static void test_token_refusals(void **state)
         {F->n1.key, cid, TOKEN_V2, "sub", json_string(F->n2.client_id)},
         {F->n1.key, cid, TOKEN_V2, "sub", NULL},
         {F->n1.key, F->n2.client_id, TOKEN_V2, NULL, NULL},           /* client_id ≠ iss/sub */
-        {F->n1.key, "00000000-0000-4000-8000-000000000000", TOKEN_V2, NULL, NULL}, /* unknown */
         {F->n1.key, "not-a-uuid", TOKEN_V2, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -852,6 +851,19 @@ static void test_token_refusals(void **state)
         assert_string_equal(str("error_description"), "The client could not be authenticated.");
         free(a);
     }
+    /* an unknown client named by client_id: Entra's AADSTS700016 */
+    a = assertion(F->n1.key, JWS_ES256, cid, TOKEN_V2, NULL, NULL);
+    expect_error(token_req(path, "00000000-0000-4000-8000-000000000000", a, res), 400,
+                 "unauthorized_client");
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(cap.json, "error_codes"), 0)),
+                     700016);
+    assert_non_null(strstr(str("error_description"), "AADSTS700016: Application with identifier "
+                                                     "'00000000-0000-4000-8000-000000000000' was "
+                                                     "not found in the directory"));
+    assert_non_null(str("trace_id"));
+    assert_non_null(str("correlation_id"));
+    assert_non_null(str("timestamp"));
+    free(a);
     /* alg none, and garbage assertions */
     const char *junk[] = {"eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJpc3MiOiJ4In0.", "x.y.z", "abc"};
     for (size_t i = 0; i < 3; i++)

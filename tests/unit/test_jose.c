@@ -599,6 +599,90 @@ static void check_truncations(EVP_PKEY *k, enum jws_alg alg)
     free(tok);
 }
 
+/* Signs header.payload with key using OpenSSL directly (RSASSA-PSS with salt = hash length, or
+ * PKCS#1 v1.5), as an external issuer or msal-node would; returns the compact JWS. */
+static char *sign_external(EVP_PKEY *key, const char *alg, const EVP_MD *md, int pss)
+{
+    char hdr[64];
+    snprintf(hdr, sizeof hdr, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
+    char *h = b64url_str(hdr, strlen(hdr));
+    char *p = b64url_str("{\"sub\":\"x\"}", 11);
+    mv_buf in;
+    mv_buf_init(&in, 4096);
+    assert_int_equal(mv_buf_addf(&in, "%s.%s", h, p), MV_OK);
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pc = NULL;
+    unsigned char sig[512];
+    size_t sl = sizeof sig;
+    assert_int_equal(EVP_DigestSignInit(m, &pc, md, NULL, key), 1);
+    if (pss) {
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, RSA_PSS_SALTLEN_DIGEST), 1);
+    }
+    assert_int_equal(EVP_DigestSign(m, sig, &sl, (const unsigned char *)in.p, in.len), 1);
+    char *s = b64url_str(sig, sl);
+    char *tok = malloc(in.len + strlen(s) + 2);
+    memcpy(tok, in.p, in.len);
+    tok[in.len] = '.';
+    memcpy(tok + in.len + 1, s, strlen(s) + 1);
+    EVP_MD_CTX_free(m);
+    mv_buf_free(&in);
+    free(h);
+    free(p);
+    free(s);
+    return tok;
+}
+
+/* PS256 (msal-node's certificate assertions) and RS/PS 384/512 (external issuers) verify with
+ * jwt_verify; each only under its own name and only when allowed; a PS256 signature relabelled
+ * RS256 (or the reverse) fails; the reusable verifier stays RS256/ES256; signing stays too. */
+static void test_rsa_pss_and_sha2_variants(void **state)
+{
+    (void)state;
+    struct {
+        const char *alg;
+        const EVP_MD *(*md)(void);
+        int pss;
+        enum jws_alg id;
+    } v[] = {{"PS256", EVP_sha256, 1, JWS_PS256}, {"PS384", EVP_sha384, 1, JWS_PS384},
+             {"PS512", EVP_sha512, 1, JWS_PS512}, {"RS384", EVP_sha384, 0, JWS_RS384},
+             {"RS512", EVP_sha512, 0, JWS_RS512}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char *tok = sign_external(rsa, v[i].alg, v[i].md(), v[i].pss);
+        jwt t;
+        assert_int_equal(jwt_parse(tok, strlen(tok), ALLOW_BOTH, &t), MV_ERR_UNAUTHENTICATED);
+        assert_int_equal(jwt_parse(tok, strlen(tok), JWS_ALLOW_RSA, &t), MV_OK);
+        assert_int_equal(t.alg, v[i].id);
+        assert_int_equal(jwt_verify(&t, rsa), MV_OK);
+        assert_int_equal(jwt_verify(&t, rsa2), MV_ERR_UNAUTHENTICATED);
+        assert_int_equal(jwt_verify(&t, ec), MV_ERR_UNAUTHENTICATED);
+        assert_int_equal(jwt_verify_with(&t, verifier_of(rsa)), MV_ERR_UNAUTHENTICATED);
+        jwt_free(&t);
+        free(tok);
+    }
+    /* relabelled: a PKCS#1 v1.5 signature under "PS256" */
+    char *rs = sign_external(rsa, "PS256", EVP_sha256(), 0);
+    jwt t;
+    assert_int_equal(jwt_parse(rs, strlen(rs), JWS_ALLOW_RSA, &t), MV_OK);
+    assert_int_equal(jwt_verify(&t, rsa), MV_ERR_UNAUTHENTICATED);
+    jwt_free(&t);
+    free(rs);
+    char *ps = sign_external(rsa, "RS256", EVP_sha256(), 1);
+    assert_int_equal(jwt_parse(ps, strlen(ps), JWS_ALLOW_RSA, &t), MV_OK);
+    assert_int_equal(jwt_verify(&t, rsa), MV_ERR_UNAUTHENTICATED);
+    jwt_free(&t);
+    free(ps);
+    /* never signed with */
+    json_t *c = claims_sample();
+    mv_buf out;
+    mv_buf_init(&out, 8192);
+    assert_int_equal(jws_sign(rsa, JWS_PS256, NULL, c, &out), MV_ERR_INTERNAL);
+    jws_signer *sg = NULL;
+    assert_int_equal(jws_signer_new(rsa, JWS_PS256, NULL, &sg), MV_ERR_INTERNAL);
+    mv_buf_free(&out);
+    json_decref(c);
+}
+
 static void test_reject_truncated(void **state)
 {
     (void)state;
@@ -1124,6 +1208,7 @@ int main(void)
         cmocka_unit_test(test_reject_tampered_payload),
         cmocka_unit_test(test_reject_tampered_signature),
         cmocka_unit_test(test_reject_wrong_key),
+        cmocka_unit_test(test_rsa_pss_and_sha2_variants),
         cmocka_unit_test(test_reject_key_type_mismatch),
         cmocka_unit_test(test_reject_truncated),
         cmocka_unit_test(test_reject_bad_compact_forms),

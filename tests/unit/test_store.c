@@ -211,7 +211,7 @@ static void check_sqlite_file(struct fx *f)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 8);
+    assert_int_equal(sqlite3_column_int(s, 0), 9);
     sqlite3_finalize(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -220,19 +220,20 @@ static void check_sqlite_file(struct fx *f)
     sqlite3_close(db);
 }
 
-/* PostgreSQL: schema_version 9 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
+/* PostgreSQL: schema_version 10 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
  * v4: quota leases; v5: assertion_jti; v6: vault_keys, key_policies; v7: cert_objects; v8: the
- * function mv_secret_add; v9: audit heads), the tables there. */
+ * function mv_secret_add; v9: audit heads; v10: app credentials, federated credentials), the
+ * tables there. */
 static void check_pg_schema(struct fx *f)
 {
     PGconn *c = PQconnectdb(f->path);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
     assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "9");
+    assert_string_equal(PQgetvalue(r, 0, 0), "10");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
-    assert_string_equal(PQgetvalue(r, 0, 0), "19");
+    assert_string_equal(PQgetvalue(r, 0, 0), "21");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_proc WHERE proname = 'mv_secret_add'");
     assert_string_equal(PQgetvalue(r, 0, 0), "1");
@@ -585,6 +586,87 @@ static void test_identity_delete_removes_links(void **state)
     assert_int_equal(n, 1);
     assert_string_equal(names[0], "id2");
     free(names);
+}
+
+/* Service principals (kind 4), their credentials, and federated identity credentials with
+ * Entra's uniqueness rules; both go with their owner. */
+static void test_apps_and_federated_credentials(void **state)
+{
+    struct fx *f = *state;
+    struct st_principal sp = {.id = "d0000000-0000-4000-8000-000000000000",
+                              .client_id = "e0000000-0000-4000-8000-000000000000",
+                              .kind = ST_PRINCIPAL_APP, .name = "ci"};
+    OK(store_principal_put(f->st, &sp));
+    struct st_principal got;
+    OK(store_principal_by_client(f->st, "E0000000-0000-4000-8000-000000000000", &got));
+    assert_int_equal(got.kind, ST_PRINCIPAL_APP);
+    assert_string_equal(got.resource_id, "");
+    st_principal_clear(&got);
+    struct st_principal *ps = NULL;
+    size_t n = 0;
+    OK(store_principal_list(f->st, ST_PRINCIPAL_APP, &ps, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(ps[0].name, "ci");
+    st_principals_free(ps, n);
+
+    struct st_app_credential c1 = {.key_id = "f1000000-0000-4000-8000-000000000000",
+                                   .client_id = "e0000000-0000-4000-8000-000000000000",
+                                   .kind = ST_CRED_SECRET, .hint = "abc",
+                                   .secret_sha256 = "00ff", .created = 1};
+    struct st_app_credential c2 = {.key_id = "f2000000-0000-4000-8000-000000000000",
+                                   .client_id = "e0000000-0000-4000-8000-000000000000",
+                                   .kind = ST_CRED_CERT, .thumb_sha1 = "aa", .thumb_sha256 = "bb",
+                                   .cert_pem = "pem", .created = 2};
+    OK(store_app_credential_add(f->st, &c1));
+    OK(store_app_credential_add(f->st, &c2));
+    struct st_app_credential cc = c2;
+    cc.cert_pem = NULL;
+    RC(store_app_credential_add(f->st, &cc), MV_ERR_BAD_REQUEST);
+    struct st_app_credential *cs = NULL;
+    OK(store_app_credentials(f->st, "E0000000-0000-4000-8000-000000000000", &cs, &n));
+    assert_int_equal(n, 2);
+    assert_int_equal(cs[0].kind, ST_CRED_SECRET);
+    assert_string_equal(cs[0].secret_sha256, "00ff");
+    assert_null(cs[0].cert_pem);
+    assert_string_equal(cs[1].cert_pem, "pem");
+    assert_string_equal(cs[1].thumb_sha256, "bb");
+    st_app_credentials_free(cs, n);
+    OK(store_app_credentials_delete(f->st, "e0000000-0000-4000-8000-000000000000"));
+    OK(store_app_credentials(f->st, "e0000000-0000-4000-8000-000000000000", &cs, &n));
+    assert_int_equal(n, 0);
+    st_app_credentials_free(cs, n);
+
+    struct st_fic fic = {.identity = "id1", .name = "k8s", .issuer = "https://issuer.example",
+                         .subject = "system:serviceaccount:ns:sa",
+                         .audience = "api://AzureADTokenExchange", .created = 7};
+    RC(store_fic_put(f->st, &fic), MV_ERR_NOT_FOUND); /* no such identity */
+    put_identity(f->st, "id1", "a0000000-0000-4000-8000-000000000000");
+    OK(store_fic_put(f->st, &fic));
+    struct st_fic other = fic;
+    snprintf(other.name, sizeof other.name, "other");
+    RC(store_fic_put(f->st, &other), MV_ERR_CONFLICT); /* (issuer, subject) taken */
+    snprintf(other.subject, sizeof other.subject, "System:serviceaccount:ns:sa"); /* exact */
+    OK(store_fic_put(f->st, &other));
+    snprintf(fic.audience, sizeof fic.audience, "aud2");
+    OK(store_fic_put(f->st, &fic)); /* update in place */
+    struct st_fic g;
+    OK(store_fic_get(f->st, "ID1", "K8S", &g));
+    assert_string_equal(g.name, "k8s");
+    assert_string_equal(g.audience, "aud2");
+    assert_int_equal(g.created, 7);
+    struct st_fic *fl = NULL;
+    OK(store_fic_list(f->st, "id1", &fl, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(fl[0].name, "k8s");
+    assert_string_equal(fl[1].name, "other");
+    free(fl);
+    OK(store_fic_delete(f->st, "id1", "other"));
+    RC(store_fic_delete(f->st, "id1", "other"), MV_ERR_NOT_FOUND);
+    RC(store_fic_get(f->st, "id1", "other", &g), MV_ERR_NOT_FOUND);
+    OK(store_identity_delete(f->st, "id1")); /* takes its credentials along */
+    OK(store_fic_list(f->st, "id1", &fl, &n));
+    assert_int_equal(n, 0);
+    free(fl);
 }
 
 static void test_nodes(void **state)
@@ -2045,11 +2127,16 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
     /* The store is turned back into a faithful v3 (PostgreSQL) / v2 (SQLite) database: what
      * quota_leases' migration and every later one (assertion_jti: PostgreSQL v5, SQLite v4;
      * vault_keys and key_policies: PostgreSQL v6, SQLite v5; cert_objects: PostgreSQL v7,
-     * SQLite v6; the signing-key triggers: SQLite v7; mv_secret_add: PostgreSQL v8; audit_heads: PostgreSQL v9, SQLite v8) created is dropped, so store_open runs those migrations exactly as on a real
+     * SQLite v6; the signing-key triggers: SQLite v7; mv_secret_add: PostgreSQL v8; audit_heads: PostgreSQL v9, SQLite v8; app and federated credentials and the principal kind 4: PostgreSQL v10, SQLite v9) created is dropped, so store_open runs those migrations exactly as on a real
      * upgrade.
      * Migrations stay plain CREATEs (no IF NOT EXISTS): a version number that does not match the
      * objects present is a broken store and must fail loudly, not be papered over. */
     if (pg_base) {
+        pg_admin(f->path, "DROP TABLE federated_credentials");
+        pg_admin(f->path, "DROP TABLE app_credentials");
+        pg_admin(f->path, "ALTER TABLE principals DROP CONSTRAINT principals_kind_check");
+        pg_admin(f->path, "ALTER TABLE principals ADD CONSTRAINT principals_kind_check"
+                          " CHECK (kind BETWEEN 1 AND 3)");
         pg_admin(f->path, "DROP TABLE quota_leases");
         pg_admin(f->path, "DROP TABLE assertion_jti");
         pg_admin(f->path, "DROP TABLE cert_objects");
@@ -2063,7 +2150,9 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
         sqlite3 *db = NULL;
         assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db,
-                                      "DROP TABLE quota_leases; DROP TABLE assertion_jti;"
+                                      "DROP TABLE federated_credentials;"
+                                      " DROP TABLE app_credentials;"
+                                      " DROP TABLE quota_leases; DROP TABLE assertion_jti;"
                                       " DROP INDEX join_tokens_expires; DROP TABLE vault_keys;"
                                       " DROP TABLE key_policies; DROP TABLE cert_objects;"
                                       " DROP TRIGGER signing_keys_gen_ins; DROP TRIGGER signing_keys_gen_upd;"
@@ -2114,6 +2203,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_vm_delete_cascades, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_delete_removes_links, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apps_and_federated_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_role_assignments, setup, teardown),
