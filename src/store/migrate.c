@@ -338,7 +338,7 @@ static mv_rc pg_copy_table(struct pg_store *from, struct store *to, size_t t, in
             if (PQgetisnull(r, row, col)) {
                 sqlite3_bind_null(s, col + 1);
             } else if (col == TABLES[t].blob_col) {
-                mv_buf_reset(&blob);
+                mv_buf_free(&blob); /* pg_col_bytea initialises it afresh */
                 CHECK(pg_col_bytea(r, row, col, &blob));
                 sqlite3_bind_blob(s, col + 1, blob.p ? blob.p : "", (int)blob.len, SQLITE_TRANSIENT);
             } else {
