@@ -431,3 +431,84 @@ int verb_cert_pending_merge(struct cli *c)
     cli_kv_close(&s);
     return status;
 }
+
+/* az keyvault certificate set-attributes: PATCH /certificates/{name}/{version} with
+ * attributes.enabled, tags and, if given, the policy. */
+int verb_cert_set_attributes(struct cli *c)
+{
+    const char *name, *enabled = cli_get(c, "enabled");
+    json_t *policy = NULL;
+    int status = cli_kv_need_name(c, &name);
+    if (status || (status = policy_option(c, &policy)) != 0)
+        return status;
+    json_t *body = json_object();
+    if (!body) {
+        json_decref(policy);
+        return cli_error("%s: out of memory", c->verb);
+    }
+    if (policy)
+        json_object_set_new(body, "policy", policy);
+    if ((status = cli_attrs_tags(c, body, 0)) != 0) {
+        json_decref(body);
+        return status;
+    }
+    if (enabled) {
+        if (strcmp(enabled, "true") != 0 && strcmp(enabled, "false") != 0) {
+            json_decref(body);
+            cli_error("%s: --enabled takes true or false", c->verb);
+            return EXIT_USAGE;
+        }
+        json_t *attrs = json_object_get(body, "attributes");
+        if (!attrs) {
+            attrs = json_object();
+            json_object_set_new(body, "attributes", attrs);
+        }
+        json_object_set_new(attrs, "enabled", json_boolean(strcmp(enabled, "true") == 0));
+    }
+    const char *ver = cli_get(c, "version");
+    char path[MV_SECRET_MAX_NAME + CLIENT_MAX_VERSION + 32];
+    struct cli_kv s;
+    if (mv_fmt(path, sizeof path, "/certificates/%s/%s", name, ver ? ver : "") != MV_OK) {
+        json_decref(body);
+        return cli_error("%s: name too long", c->verb);
+    }
+    if ((status = cli_kv_open(c, &s)) != 0) {
+        json_decref(body);
+        return status;
+    }
+    status = cli_kv_send(c, &s, "PATCH", path, body, 200, CERT_COLS);
+    cli_kv_close(&s);
+    return status;
+}
+
+int verb_cert_policy_show(struct cli *c)
+{
+    return cli_kv_named(c, "GET", "/certificates/%s/policy", 200, NULL, 0);
+}
+
+/* az keyvault certificate set-attributes --policy's sibling: PATCH /certificates/{name}/policy. */
+int verb_cert_policy_update(struct cli *c)
+{
+    const char *name;
+    json_t *policy = NULL;
+    int status = cli_kv_need_name(c, &name);
+    if (status || (status = policy_option(c, &policy)) != 0)
+        return status;
+    if (!policy) {
+        cli_error("%s: --policy is required", c->verb);
+        return EXIT_USAGE;
+    }
+    char path[MV_SECRET_MAX_NAME + 32];
+    struct cli_kv s;
+    if (mv_fmt(path, sizeof path, "/certificates/%s/policy", name) != MV_OK) {
+        json_decref(policy);
+        return cli_error("%s: name too long", c->verb);
+    }
+    if ((status = cli_kv_open(c, &s)) != 0) {
+        json_decref(policy);
+        return status;
+    }
+    status = cli_kv_send(c, &s, "PATCH", path, policy, 200, NULL);
+    cli_kv_close(&s);
+    return status;
+}

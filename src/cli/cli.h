@@ -185,6 +185,7 @@ int verb_key_decrypt(struct cli *c);
 int verb_key_wrap(struct cli *c);
 int verb_key_unwrap(struct cli *c);
 int verb_key_set_attributes(struct cli *c);
+int verb_key_import(struct cli *c);
 /* certscmd.c: keyvault certificate ... (docs/cli.md) */
 int verb_cert_default_policy(struct cli *c);
 int verb_cert_create(struct cli *c);
@@ -201,6 +202,9 @@ int verb_cert_download(struct cli *c);
 int verb_cert_pending_show(struct cli *c);
 int verb_cert_pending_delete(struct cli *c);
 int verb_cert_pending_merge(struct cli *c);
+int verb_cert_set_attributes(struct cli *c);
+int verb_cert_policy_show(struct cli *c);
+int verb_cert_policy_update(struct cli *c);
 int verb_sp_create(struct cli *c);
 int verb_sp_list(struct cli *c);
 int verb_sp_show(struct cli *c);

@@ -5,6 +5,7 @@
  *
  * Bytes on the command line are base64 (standard or base64url); -o table shows times in ISO 8601. */
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +259,104 @@ int verb_key_set_attributes(struct cli *c)
     }
     status = cli_kv_send(c, &s, "PATCH", path, body, 200, KEY_COLS);
     cli_kv_close(&s);
+    return status;
+}
+
+/* Zeroes every string value of a JWK document before it is freed (its private members). */
+static void wipe_json(json_t *j)
+{
+    const char *k;
+    json_t *v;
+    size_t i;
+    if (json_is_string(j)) {
+        /* jansson owns this buffer; zeroing it before json_decref is the only way to wipe it. */
+        OPENSSL_cleanse((char *)json_string_value(j), json_string_length(j));
+    } else if (json_is_object(j)) {
+        json_object_foreach(j, k, v) wipe_json(v);
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) wipe_json(v);
+    }
+}
+
+/* az keyvault key import, JWK form: --file holds the JWK (a JSON object with kty and the private
+ * members, or {"key": JWK}); PUT /keys/{name} with it. Every copy of the file's bytes and of
+ * the request text is wiped. */
+int verb_key_import(struct cli *c)
+{
+    const char *name, *file, *prot = cli_get(c, "protection");
+    char *data = NULL, *text = NULL, *out = NULL;
+    size_t len = 0;
+    json_t *jwk = NULL, *body = NULL;
+    struct cli_kv s;
+    int opened = 0;
+    int status = cli_kv_need_name(c, &name);
+    if (status)
+        return status;
+    if (cli_require(c, "file", &file) != MV_OK)
+        return EXIT_USAGE;
+    if (prot && strcmp(prot, "software") != 0 && strcmp(prot, "hsm") != 0) {
+        cli_error("%s: --protection takes software or hsm", c->verb);
+        return EXIT_USAGE;
+    }
+    if (mv_read_file(file, KEY_MAX_BYTES, &data, &len) != MV_OK)
+        return cli_error("%s: cannot read %s (or it is over %d bytes)", c->verb, file, KEY_MAX_BYTES);
+    json_error_t err;
+    jwk = json_loadb(data, len, 0, &err);
+    OPENSSL_cleanse(data, len);
+    free(data);
+    if (json_is_object(jwk) && json_is_object(json_object_get(jwk, "key"))) {
+        json_t *inner = json_incref(json_object_get(jwk, "key"));
+        json_object_del(jwk, "key");
+        wipe_json(jwk);
+        json_decref(jwk);
+        jwk = inner;
+    }
+    if (!json_is_object(jwk) || !json_is_string(json_object_get(jwk, "kty"))) {
+        status = EXIT_USAGE;
+        cli_error("%s: --file holds a JWK: a JSON object with \"kty\" and the key's members", c->verb);
+        goto done;
+    }
+    const char *ops[CLI_MAX_OPTS];
+    int nops = cli_get_all(c, "ops", ops, CLI_MAX_OPTS);
+    if (nops > 0) {
+        json_t *a = json_array();
+        for (int i = 0; i < nops; i++)
+            json_array_append_new(a, json_string(ops[i]));
+        json_object_set_new(jwk, "key_ops", a);
+    }
+    body = json_pack("{s:O}", "key", jwk);
+    if (!body) {
+        status = cli_error("%s: out of memory", c->verb);
+        goto done;
+    }
+    if (prot)
+        json_object_set_new(body, "hsm", json_boolean(strcmp(prot, "hsm") == 0));
+    if ((status = cli_attrs_tags(c, body, 1)) != 0)
+        goto done;
+    char path[MV_SECRET_MAX_NAME + 32];
+    if (mv_fmt(path, sizeof path, "/keys/%s", name) != MV_OK) {
+        status = cli_error("%s: name too long", c->verb);
+        goto done;
+    }
+    if (!(text = json_dumps(body, JSON_COMPACT))) {
+        status = cli_error("%s: out of memory", c->verb);
+        goto done;
+    }
+    if ((status = cli_kv_open(c, &s)) != 0)
+        goto done;
+    opened = 1;
+    if ((status = cli_kv_request(&s, "PUT", path, text, 200, &out)) == 0 && out)
+        status = cli_kv_print(c, out, KEY_COLS);
+done:
+    if (opened)
+        cli_kv_close(&s);
+    if (text) {
+        OPENSSL_cleanse(text, strlen(text));
+        free(text);
+    }
+    wipe_json(jwk);
+    json_decref(jwk);
+    json_decref(body);
     return status;
 }
 

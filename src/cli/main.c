@@ -120,6 +120,10 @@ static const struct verb VERBS[] = {
      "       [--curve P-256|P-384|P-521|P-256K] [--ops OP ...] [--protection software|hsm] [--disabled]\n"
      "       [--expires TIME] [--not-before TIME] [--tags K=V ...]",
      "disabled", "Create a key, or a new version of it (TIME: ISO 8601 or Unix seconds)."},
+    {"keyvault key import", verb_key_import,
+     "--vault-name V --name N --file JWK.json [--protection software|hsm] [--ops OP ...] [--disabled]\n"
+     "       [--expires TIME] [--not-before TIME] [--tags K=V ...]",
+     "disabled", "Import a private key from a JWK file (a new version if the key exists)."},
     {"keyvault key show", verb_key_show, "--vault-name V --name N [--version VER]", "",
      "Show a key: its public JWK and attributes."},
     {"keyvault key set-attributes", verb_key_set_attributes,
@@ -163,6 +167,15 @@ static const struct verb VERBS[] = {
      "with its CSR)."},
     {"keyvault certificate show", verb_cert_show, "--vault-name V --name N [--version VER]", "",
      "Show a certificate (the latest with its policy)."},
+    {"keyvault certificate set-attributes", verb_cert_set_attributes,
+     "--vault-name V --name N [--version VER] [--enabled true|false] [--tags K=V ...]\n"
+     "       [--policy @FILE|JSON]",
+     "", "Update a certificate version's enabled flag or tags (and, with --policy, its policy)."},
+    {"keyvault certificate policy show", verb_cert_policy_show, "--vault-name V --name N", "",
+     "Show a certificate's policy."},
+    {"keyvault certificate policy update", verb_cert_policy_update,
+     "--vault-name V --name N --policy @FILE|JSON", "",
+     "Update a certificate's policy: the given members replace, the others stay."},
     {"keyvault certificate list", verb_cert_list, "--vault-name V", "", "List certificates."},
     {"keyvault certificate list-versions", verb_cert_list_versions, "--vault-name V --name N", "",
      "List a certificate's versions."},

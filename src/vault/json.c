@@ -82,6 +82,15 @@ mv_rc vault_secret_json(const struct st_secret *s, const struct vault_view *v, u
     CHECK(set_new(o, "id", json_string(id.p)));
     if (s->content_type)
         CHECK(set_new(o, "contentType", json_string(s->content_type)));
+    if (flags & VJ_MANAGED) {
+        /* a certificate's secret (docs/certificates.md): bundles name its key, items do not */
+        if (!(flags & VJ_ITEM)) {
+            mv_buf_reset(&id);
+            CHECK(mv_buf_addf(&id, "%s/keys/%s/%s", v->url, s->name, s->version));
+            CHECK(set_new(o, "kid", json_string(id.p)));
+        }
+        CHECK(set_new(o, "managed", json_true()));
+    }
     CHECK(attributes(s, v, &a));
     rc = set_new(o, "attributes", a); /* steals a, even on failure */
     a = NULL;

@@ -293,7 +293,16 @@ out:
 void vault_op_key_rotate(struct vault_ctx *c)
 {
     struct st_key k;
-    mv_rc rc = vault_key_rotate(c->w->srv, c->w->st, c->vault.name, c->name, mv_now(), &k);
+    memset(&k, 0, sizeof k);
+    mv_rc rc = store_key_get(c->w->st, c->vault.name, c->name, NULL, &k);
+    int managed = rc == MV_OK && k.managed;
+    st_key_clear(&k);
+    if (managed) {
+        vault_managed_forbidden(c, "Key", c->name);
+        return;
+    }
+    memset(&k, 0, sizeof k);
+    rc = vault_key_rotate(c->w->srv, c->w->st, c->vault.name, c->name, mv_now(), &k);
     if (rc == MV_ERR_NOT_FOUND)
         vault_key_not_found(c, c->name, NULL);
     else if (rc != MV_OK)

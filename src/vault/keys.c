@@ -387,6 +387,11 @@ static void add_and_reply(struct vault_ctx *c, struct st_key *k)
 {
     struct st_key prev;
     mv_rc rc = store_key_get(c->w->st, k->vault, k->name, NULL, &prev);
+    if (rc == MV_OK && prev.managed) { /* a certificate's key takes versions from it only */
+        vault_managed_forbidden(c, "Key", prev.name);
+        st_key_clear(&prev);
+        return;
+    }
     if (rc == MV_OK) /* a new version keeps the first spelling of the name */
         rc = mv_copy(k->name, sizeof k->name, prev.name);
     else if (rc == MV_ERR_NOT_FOUND)
@@ -559,6 +564,10 @@ void vault_op_key_update(struct vault_ctx *c)
         goto out;
     }
     CHECK(rc);
+    if (k.managed) {
+        vault_managed_forbidden(c, "Key", k.name);
+        goto out;
+    }
     if (in.key_ops) {
         jwk = json_loads(k.jwk_json, 0, &jerr);
         ENSURE(json_is_object(jwk), MV_ERR_INTERNAL);
@@ -677,8 +686,17 @@ void vault_op_key_versions(struct vault_ctx *c)
 void vault_op_key_delete(struct vault_ctx *c)
 {
     struct st_key k;
-    mv_rc rc = store_key_delete(c->w->st, c->vault.name, c->name, mv_now(),
-                                c->vault.soft_delete_days, &k);
+    memset(&k, 0, sizeof k);
+    mv_rc rc = store_key_get(c->w->st, c->vault.name, c->name, NULL, &k);
+    if (rc == MV_OK && k.managed) {
+        vault_managed_forbidden(c, "Key", k.name);
+        st_key_clear(&k);
+        return;
+    }
+    st_key_clear(&k);
+    memset(&k, 0, sizeof k);
+    rc = store_key_delete(c->w->st, c->vault.name, c->name, mv_now(), c->vault.soft_delete_days,
+                          &k);
     if (rc == MV_ERR_NOT_FOUND)
         vault_key_not_found(c, c->name, NULL);
     else if (rc != MV_OK)

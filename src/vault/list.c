@@ -59,7 +59,9 @@ void vault_reply_page(struct vault_ctx *c, struct st_secret *rows, size_t n, siz
     ENSURE(page && items, MV_ERR_INTERNAL);
     for (size_t i = 0; i < shown; i++) {
         json_t *item = NULL;
-        CHECK(vault_secret_json(&rows[i], &v, flags, &item));
+        /* SecretItem carries managed (no kid) for a certificate's secret */
+        unsigned f = flags | (vault_secret_is_managed(c, &rows[i]) ? VJ_MANAGED | VJ_ITEM : 0);
+        CHECK(vault_secret_json(&rows[i], &v, f, &item));
         ENSURE(json_array_append_new(items, item) == 0, MV_ERR_INTERNAL);
     }
     if (n > limit && shown > 0) {

@@ -104,6 +104,8 @@ void vault_reply_secret(struct vault_ctx *c, const struct st_secret *s, unsigned
 {
     struct vault_view v = vault_view_of(c);
     json_t *j = NULL;
+    if (vault_secret_is_managed(c, s))
+        flags |= VJ_MANAGED; /* a certificate's secret: kid and managed (docs/certificates.md) */
     mv_rc rc = vault_secret_json(s, &v, flags, &j);
     if (rc != MV_OK) {
         vault_rc_error(c, rc);

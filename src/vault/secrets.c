@@ -27,14 +27,17 @@ static void conflict_deleted(struct vault_ctx *c, const char *name)
 }
 
 /* Whether s is the secret of a certificate version (docs/certificates.md): only secrets with a
- * certificate's content type cost the lookup, so the GET of any other secret is unchanged. */
-static int is_managed(struct vault_ctx *c, const struct st_secret *s)
+ * certificate's content type cost the lookup, so the GET of any other secret is unchanged. A
+ * soft-deleted secret is looked up among the soft-deleted certificates. */
+int vault_secret_is_managed(struct vault_ctx *c, const struct st_secret *s)
 {
     if (!s->content_type || (strcmp(s->content_type, "application/x-pkcs12") != 0 &&
                              strcmp(s->content_type, "application/x-pem-file") != 0))
         return 0;
     struct st_certobj o;
-    mv_rc rc = store_cert_get(c->w->st, c->vault.name, ST_CERT_VERSION, s->name, s->version, 0, &o);
+    memset(&o, 0, sizeof o);
+    mv_rc rc = store_cert_get(c->w->st, c->vault.name, ST_CERT_VERSION, s->name, s->version,
+                              s->deleted != 0, &o);
     st_certobj_clear(&o);
     return rc == MV_OK;
 }
@@ -47,7 +50,7 @@ static void reply_with_value(struct vault_ctx *c, const struct st_secret *s, con
     struct vault_view v = vault_view_of(c);
     mv_buf body;
     mv_buf_init(&body, BUNDLE_MAX);
-    CHECK(vault_bundle_json(s, &v, VJ_ID_VERSION | (is_managed(c, s) ? VJ_MANAGED : 0), pt, len,
+    CHECK(vault_bundle_json(s, &v, VJ_ID_VERSION | (vault_secret_is_managed(c, s) ? VJ_MANAGED : 0), pt, len,
                             &body));
     vault_reply_body(c, 200, body.p, body.len);
 out:
@@ -116,8 +119,14 @@ void vault_op_set(struct vault_ctx *c)
     struct set_job *j = NULL;
     memset(&in, 0, sizeof in);
 
+    int owned = 0;
     if (vault_parse_secret_body(c->req->body.p, c->req->body.len, 1, &in, &why) != MV_OK) {
         vault_bad_parameter(c, why);
+        goto out;
+    }
+    CHECK(vault_cert_owns(c, c->name, &owned));
+    if (owned) {
+        vault_managed_forbidden(c, "Secret", c->name);
         goto out;
     }
     j = calloc(1, sizeof *j);
@@ -203,6 +212,10 @@ void vault_op_update(struct vault_ctx *c)
         goto out;
     }
     CHECK(rc);
+    if (vault_secret_is_managed(c, &s)) {
+        vault_managed_forbidden(c, "Secret", s.name);
+        goto out;
+    }
     /* Merge: given fields replace, absent ones stay (tags replace as a whole). */
     if (in.content_type) {
         char *ct = strdup(in.content_type);
@@ -279,10 +292,19 @@ void vault_op_versions(struct vault_ctx *c)
 void vault_op_delete(struct vault_ctx *c)
 {
     struct st_secret s;
+    int owned = 0;
     memset(&s, 0, sizeof s);
+    mv_rc rc = vault_cert_owns(c, c->name, &owned);
+    if (rc != MV_OK || owned) {
+        if (rc != MV_OK)
+            vault_rc_error(c, rc);
+        else
+            vault_managed_forbidden(c, "Secret", c->name);
+        return;
+    }
     /* Reference §4.2: the secret is at once gone from /secrets and visible at /deletedsecrets
      * (days == 0: soft delete off, deleted at once and the reply has no recoveryId). */
-    mv_rc rc = store_secret_delete(c->w->st, c->vault.name, c->name, mv_now(),
+    rc = store_secret_delete(c->w->st, c->vault.name, c->name, mv_now(),
                                    c->vault.soft_delete_days, &s);
     if (rc == MV_ERR_NOT_FOUND)
         vault_secret_not_found(c, c->name, NULL);

@@ -82,7 +82,7 @@ enum {
     VJ_ID_VERSION = 1, /* id ends with /<version> (bundles, version lists) */
     VJ_DELETED = 2,    /* add recoveryId, deletedDate, scheduledPurgeDate */
     VJ_ITEM = 4,       /* keys: the KeyItem shape (kid, no key material) */
-    VJ_MANAGED = 8,    /* a certificate's secret: add kid and managed: true (bundle only) */
+    VJ_MANAGED = 8,    /* a certificate's secret: managed: true, and kid unless VJ_ITEM */
 };
 const char *vault_recovery_level(int days, int purge_protection);
 /* SecretBundle / SecretItem / Deleted* without "value". */
@@ -306,6 +306,13 @@ void vault_secret_not_found(struct vault_ctx *c, const char *name, const char *v
 void vault_reply_json(struct vault_ctx *c, int status, json_t *body); /* steals body */
 void vault_reply_body(struct vault_ctx *c, int status, const char *body, size_t len);
 struct vault_view vault_view_of(const struct vault_ctx *c);
+/* *owned = whether a live certificate named name exists: its secret and key of that name are
+ * managed by it and refused to the plain secrets/keys writes (docs/certificates.md). */
+MV_MUST_CHECK mv_rc vault_cert_owns(struct vault_ctx *c, const char *name, int *owned);
+/* 403 Forbidden: what ("Secret" or "Key") name is managed by the certificate of that name. */
+void vault_managed_forbidden(struct vault_ctx *c, const char *what, const char *name);
+/* Whether s is the secret of a certificate version (secrets.c). */
+int vault_secret_is_managed(struct vault_ctx *c, const struct st_secret *s);
 /* Replies with the bundle of s (no value). */
 void vault_reply_secret(struct vault_ctx *c, const struct st_secret *s, unsigned flags);
 

@@ -2,7 +2,7 @@
 the certificates API of `mivault up` (js/certificates.js): the create poller with issuer Self
 (PKCS#12 and PEM, RSA and EC), the certificate's secret read with SecretClient and checked with
 node:crypto, policy and properties, pages, versions, delete / recover / purge, issuers and
-contacts; issuer Unknown with a CSR this driver signs (with the `cryptography` package) and the
+contacts, cancel and delete of a pending operation, backup / purge / restore; issuer Unknown with a CSR this driver signs (with the `cryptography` package) and the
 merge; import of a PFX with password and of PEM text."""
 import base64
 import datetime
@@ -74,6 +74,18 @@ class JsCertificatesTest(test_js_sdk.JsTest):
         # with Azure's own ids; and deleteContacts resolves to no contacts)
         self.assertEqual(self.ok(c, "issuers.contacts")[1:5], ["Test", "Test", ["js@example.test"],
                                                                ["js@example.test"]])
+        # cancel through the operation poller (PATCH pending), then delete the operation
+        self.assertEqual(self.ok(c, "cancel.delete"), {"status": "cancelled", "cancellationRequested": True,
+                                                       "deleted": "cancelled"})
+        # (4.10.3's operation poller GETs the certificate before the operation: its 404 is the one seen)
+        self.rest_error(c, "cancel.gone", 404, "CertificateNotFound")
+        self.rest_error(c, "cancel.nocert", 404, "CertificateNotFound")
+        # backup, delete + purge, restore: the same certificate and version; its secret is listed
+        # as managed (SecretItem.managed)
+        self.assertEqual(self.ok(c, "backup.restore"), {"bytes": True, "gone": True, "name": "jsc-rsa",
+                                                        "sameCer": True, "sameVersion": True,
+                                                        "policy": "CN=changed.js.test", "secretManaged": [True]})
+        self.rest_error(c, "restore.garbage", 400, "BadParameter")
         u = self.ok(c, "unknown.create")
         self.assertEqual((u["done"], u["status"], u["issuer"]), (False, "inProgress", "Unknown"))
 

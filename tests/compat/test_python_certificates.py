@@ -107,6 +107,16 @@ x.public_key().verify(sig, digest, padding.PKCS1v15(), utils.Prehashed(hashes.SH
 out["signed"] = True
 out["paths"] = [(w["method"], w["url"].split("?")[0].split("/", 3)[3], w["status"]) for w in wire
                 if w["status"] != 401][:4]
+# the secret and the key belong to the certificate: the plain clients cannot change them
+kc = KeyClient(VAULT, cred)
+refused = [capture(lambda: sc.set_secret("selfcert", "x")),
+           capture(lambda: sc.update_secret_properties("selfcert", enabled=False)),
+           capture(lambda: sc.begin_delete_secret("selfcert")),
+           capture(lambda: kc.update_key_properties("selfcert", enabled=False)),
+           capture(lambda: kc.begin_delete_key("selfcert"))]
+out["refused"] = [(r["error"]["status"], r["error"]["code"]) if "error" in r else r for r in refused]
+out["listed_managed"] = [p.managed for p in sc.list_properties_of_secrets() if p.name == "selfcert"]
+out["key_listed_managed"] = [p.managed for p in kc.list_properties_of_keys() if p.name == "selfcert"]
 ''')
         self.assertEqual(out["type"], "KeyVaultCertificate")
         v = out["version"]
@@ -132,6 +142,9 @@ out["paths"] = [(w["method"], w["url"].split("?")[0].split("/", 3)[3], w["status
         self.assertEqual(out["secret"], {"ct": "application/x-pkcs12", "id": base + "/secrets/selfcert/" + v,
                                          "kid": base + "/keys/selfcert/" + v, "managed": True})
         self.assertEqual(out["plain_secret"], [None, None])
+        self.assertEqual(out["refused"], [[403, "Forbidden"]] * 5)
+        self.assertEqual(out["listed_managed"], [True])
+        self.assertEqual(out["key_listed_managed"], [True])
         self.assertTrue(out["pfx_key_matches"])
         self.assertTrue(out["pfx_leaf_is_cer"])
         self.assertTrue(out["pfx_empty_password"])

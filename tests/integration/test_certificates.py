@@ -112,6 +112,61 @@ class CertificatesTest(MivaultTest):
         self.assertAzureError(self.kv("POST", "/keys/web/%s/encrypt" % v,
                                       body={"alg": "RSA-OAEP", "value": b64url_nopad(b"x")}), 403)
 
+    def test_managed_secret_and_key_refuse_plain_writes(self):
+        self.create("mg")
+        b = self.kv("GET", "/certificates/mg/").json()
+        v = b["id"].rsplit("/", 1)[1]
+        kid = self.base + "/keys/mg/" + v
+        before_s = self.kv("GET", "/secrets/mg/").json()
+        before_k = self.kv("GET", "/keys/mg/").json()
+        refusals = [
+            self.kv("PUT", "/secrets/mg", body={"value": "x"}),
+            self.kv("PUT", "/secrets/MG", body={"value": "x"}),
+            self.kv("PATCH", "/secrets/mg/" + v, body={"contentType": "text/plain"}),
+            self.kv("PATCH", "/secrets/mg/", body={"attributes": {"enabled": False}}),
+            self.kv("DELETE", "/secrets/mg"),
+            self.kv("PATCH", "/keys/mg/" + v, body={"attributes": {"enabled": False}}),
+            self.kv("PATCH", "/keys/mg/", body={"key_ops": ["sign"]}),
+            self.kv("DELETE", "/keys/mg"),
+            self.kv("POST", "/keys/mg/create", body={"kty": "EC"}),
+            self.kv("POST", "/keys/mg/rotate"),
+        ]
+        for r in refusals:
+            self.assertAzureError(r, 403, "Forbidden")
+            self.assertIn("is managed by a certificate", r.json()["error"]["message"])
+        # nothing changed: same versions, same attributes
+        self.assertEqual(self.kv("GET", "/secrets/mg/").json(), before_s)
+        self.assertEqual(self.kv("GET", "/keys/mg/").json(), before_k)
+        self.assertEqual(len(self.kv("GET", "/secrets/mg/versions").json()["value"]), 1)
+        self.assertEqual(len(self.kv("GET", "/keys/mg/versions").json()["value"]), 1)
+
+        # managed (and, on bundles, kid) everywhere the certificate's secret shows
+        self.kv("PUT", "/secrets/plain", body={"value": "p", "contentType": "application/x-pkcs12"})
+        items = {i["id"].rsplit("/", 1)[1]: i for i in self.kv("GET", "/secrets").json()["value"]}
+        self.assertIs(items["mg"]["managed"], True)
+        self.assertNotIn("kid", items["mg"])
+        self.assertNotIn("managed", items["plain"])
+        ver = self.kv("GET", "/secrets/mg/versions").json()["value"]
+        self.assertEqual(ver[0]["id"], self.base + "/secrets/mg/" + v)
+        self.assertIs(ver[0]["managed"], True)
+        self.assertNotIn("managed", self.kv("GET", "/secrets/plain/versions").json()["value"][0])
+        kitems = {i["kid"].rsplit("/", 1)[1]: i for i in self.kv("GET", "/keys").json()["value"]}
+        self.assertIs(kitems["mg"]["managed"], True)
+        self.assertIs(self.kv("GET", "/keys/mg/versions").json()["value"][0]["managed"], True)
+
+        # deleting the certificate still takes both; the deleted secret says managed too
+        self.assertEqual(self.kv("DELETE", "/certificates/mg").status, 200)
+        ds = self.kv("GET", "/deletedsecrets/mg").json()
+        self.assertIs(ds["managed"], True)
+        self.assertEqual(ds["kid"], kid)
+        self.assertIs(self.kv("GET", "/deletedsecrets").json()["value"][0]["managed"], True)
+        self.assertTrue(self.kv("GET", "/deletedkeys/mg").json()["managed"])
+        self.assertAzureError(self.kv("GET", "/secrets/mg/"), 404, "SecretNotFound")
+        self.assertAzureError(self.kv("GET", "/keys/mg/"), 404, "KeyNotFound")
+        # a plain secret / key of a name no certificate holds is still writable and deletable
+        self.assertEqual(self.kv("PATCH", "/secrets/plain/", body={"tags": {"t": "1"}}).status, 200)
+        self.assertEqual(self.kv("DELETE", "/secrets/plain").status, 200)
+
     def test_not_exportable_secret_holds_no_key(self):
         for ct in ("application/x-pkcs12", "application/x-pem-file"):
             name = "nx" + ct[-3:]

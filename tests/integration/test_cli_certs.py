@@ -196,6 +196,48 @@ class CliCertsTest(MivaultTest):
                          "--file", self.path("i.pfx"), "--password", "wrong")
         self.assertEqual(r.returncode, 1)
 
+    def test_set_attributes_and_policy(self):
+        c = self.kv("certificate", "create", "--vault-name", "dev", "--name", "sa")
+        ver = c["id"].rsplit("/", 1)[1]
+        u = self.kv("certificate", "set-attributes", "--vault-name", "dev", "--name", "sa", "--enabled", "false",
+                    "--tags", "env=prod")
+        self.assertFalse(u["attributes"]["enabled"])
+        self.assertEqual(u["tags"], {"env": "prod"})
+        u = self.kv("certificate", "set-attributes", "--vault-name", "dev", "--name", "sa", "--version", ver,
+                    "--enabled", "true")
+        self.assertTrue(u["attributes"]["enabled"])
+        self.assertEqual(u["tags"], {"env": "prod"})
+        p = self.kv("certificate", "policy", "show", "--vault-name", "dev", "--name", "sa")
+        self.assertTrue(p["id"].endswith("/certificates/sa/policy"), p["id"])
+        self.assertEqual(p["x509_props"]["subject"], "CN=CLIGetDefaultPolicy")
+        with open(self.path("pol.json"), "w") as f:
+            json.dump({"x509_props": {"subject": "CN=updated.test", "validity_months": 6}}, f)
+        p2 = self.kv("certificate", "policy", "update", "--vault-name", "dev", "--name", "sa",
+                     "--policy", "@" + self.path("pol.json"))
+        self.assertEqual(p2["x509_props"]["subject"], "CN=updated.test")
+        self.assertEqual(p2["x509_props"]["validity_months"], 6)
+        self.assertEqual(p2["key_props"], p["key_props"])  # absent members stay
+        self.assertEqual(self.kv("certificate", "policy", "show", "--vault-name", "dev", "--name", "sa"), p2)
+        # set-attributes --policy updates the policy too
+        u = self.kv("certificate", "set-attributes", "--vault-name", "dev", "--name", "sa",
+                    "--policy", '{"x509_props": {"subject": "CN=third.test"}}')
+        self.assertEqual(u["policy"]["x509_props"]["subject"], "CN=third.test")
+        # errors: unknown certificate exit 1; usage exit 2 (and nothing changed)
+        r = self.run_cli("keyvault", "certificate", "policy", "show", "--vault-name", "dev", "--name", "nope")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("CertificateNotFound", r.stderr)
+        for args in (["set-attributes", "--vault-name", "dev", "--name", "sa", "--enabled", "maybe"],
+                     ["set-attributes", "--vault-name", "dev", "--name", "sa", "--bogus", "1"],
+                     ["set-attributes", "--vault-name", "dev", "--name", "sa", "--policy", "[]"],
+                     ["policy", "update", "--vault-name", "dev", "--name", "sa"],
+                     ["policy", "update", "--vault-name", "dev", "--name", "sa", "--policy", "nope"],
+                     ["policy", "show", "--vault-name", "dev", "--name", "sa", "--version", "x"]):
+            with self.subTest(args=args):
+                r = self.run_cli("keyvault", "certificate", *args)
+                self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(self.kv("certificate", "show", "--vault-name", "dev", "--name", "sa")["attributes"]["enabled"],
+                         True)
+
     def test_usage_errors(self):
         for args in (["create", "--vault-name", "dev", "--name", "x", "--policy", "not json"],
                      ["create", "--vault-name", "dev", "--name", "x", "--kty", "RSA"],

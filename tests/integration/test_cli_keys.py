@@ -182,6 +182,57 @@ class CliKeysTest(MivaultTest):
                          "--enabled", "maybe")
         self.assertEqual(r.returncode, 2)
 
+    def test_import_jwk_file(self):
+        import tempfile
+        tmp = tempfile.mkdtemp(prefix="mivault-keys.")
+        priv = ec.generate_private_key(ec.SECP256R1())
+        n = priv.private_numbers()
+
+        def b64u(i, size=32):
+            return base64.urlsafe_b64encode(i.to_bytes(size, "big")).rstrip(b"=").decode()
+
+        jwk = {"kty": "EC", "crv": "P-256", "x": b64u(n.public_numbers.x), "y": b64u(n.public_numbers.y),
+               "d": b64u(n.private_value)}
+        path = os.path.join(tmp, "k.json")
+        with open(path, "w") as f:
+            json.dump(jwk, f)
+        k = self.key("import", "--vault-name", "dev", "--name", "imp", "--file", path, "--tags", "src=jwk",
+                     "--ops", "sign", "verify")
+        self.assertEqual(k["name"], "imp")
+        self.assertEqual(k["key"]["x"], jwk["x"])
+        self.assertNotIn("d", k["key"])
+        self.assertEqual(k["tags"], {"src": "jwk"})
+        self.assertEqual(sorted(k["key"]["key_ops"]), ["sign", "verify"])
+        # the vault signs with the imported private key: the local public key verifies it
+        digest = hashlib.sha256(b"imported").digest()
+        sig = self.key("sign", "--vault-name", "dev", "--name", "imp", "--algorithm", "ES256",
+                       "--digest", base64.b64encode(digest).decode())
+        raw = base64.b64decode(sig["result"])
+        from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+        priv.public_key().verify(encode_dss_signature(int.from_bytes(raw[:32], "big"),
+                                                      int.from_bytes(raw[32:], "big")),
+                                 digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        # {"key": JWK} works too, and makes a new version; --disabled
+        with open(path, "w") as f:
+            json.dump({"key": jwk}, f)
+        k2 = self.key("import", "--vault-name", "dev", "--name", "imp", "--file", path, "--disabled")
+        self.assertNotEqual(k2["key"]["kid"], k["key"]["kid"])
+        self.assertFalse(k2["attributes"]["enabled"])
+        # a bad JWK: the vault's BadParameter, exit 1; not a JWK / no file / unknown option: exit 2
+        with open(path, "w") as f:
+            json.dump({"kty": "EC", "crv": "P-256", "x": jwk["x"]}, f)
+        r = self.run_cli("keyvault", "key", "import", "--vault-name", "dev", "--name", "imp", "--file", path)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("BadParameter", r.stderr)
+        with open(path, "w") as f:
+            f.write("[1]")
+        for args in (["--file", path], ["--file", os.path.join(tmp, "missing.json")], [],
+                     ["--file", path, "--pem-file", path], ["--file", path, "--protection", "cloud"]):
+            with self.subTest(args=args):
+                r = self.run_cli("keyvault", "key", "import", "--vault-name", "dev", "--name", "imp", *args)
+                self.assertIn(r.returncode, (1, 2) if "missing.json" in str(args) else (2,), r.stderr)
+        self.assertEqual(len(self.key("list-versions", "--vault-name", "dev", "--name", "imp")), 2)
+
     def test_errors_and_usage(self):
         self.key("create", "--vault-name", "dev", "--name", "so", "--kty", "RSA", "--ops", "sign")
         r = self.run_cli("keyvault", "key", "encrypt", "--vault-name", "dev", "--name", "so", "--algorithm",

@@ -2,8 +2,8 @@
 // system-assigned identity. Phase 1: create with issuer Self through the create poller (PKCS#12
 // and PEM, RSA and EC), get latest / by version, policy get and update, properties update,
 // list pages, versions, the certificate's secret through SecretClient (checked with node:crypto),
-// delete / recover pollers, purge, issuers and contacts, errors; and an issuer-Unknown create
-// whose CSR it returns. Phase 2 (argv x5c: the chain the driver signed; pfx/pem: files the
+// delete / recover pollers, purge, issuers and contacts, errors; an issuer-Unknown create
+// whose CSR it returns; cancel and delete of a pending operation; backup, purge and restore. Phase 2 (argv x5c: the chain the driver signed; pfx/pem: files the
 // driver made): merge, and import of a PFX with password and of PEM text.
 // argv[2]: {"phase": 1|2, "prefix": "...", "x5c": [b64...], "pfx": b64, "pem": b64}
 "use strict";
@@ -134,6 +134,39 @@ async function phase1(client, secrets, p, log) {
     return { done: state.isCompleted === true, status: o.status, issuer: o.issuerName,
              csr: Buffer.from(o.csr).toString("base64") };
   });
+  // cancel an issuer-Unknown operation through the operation poller, then delete it
+  await lib.check("cancel.delete", async () => {
+    const created = await client.beginCreateCertificate(p + "cancelme", { issuerName: "Unknown", subject: "CN=cancel.js.test" }, POLL);
+    await created.poll();
+    created.stopPolling();
+    const op = await client.getCertificateOperation(p + "cancelme", POLL);
+    await op.cancelOperation();
+    const o = op.getOperationState().certificateOperation;
+    const d = await client.deleteCertificateOperation(p + "cancelme");
+    return { status: o.status, cancellationRequested: o.cancellationRequested, deleted: d.status };
+  });
+  await lib.checkThrows("cancel.gone", () => client.getCertificateOperation(p + "cancelme"));
+  await lib.checkThrows("cancel.nocert", () => client.getCertificate(p + "cancelme"));
+  // backup, delete and purge, restore: the same certificate, version, key and secret come back
+  await lib.check("backup.restore", async () => {
+    const before = await client.getCertificate(p + "rsa");
+    const blob = await client.backupCertificate(p + "rsa");
+    await (await client.beginDeleteCertificate(p + "rsa", POLL)).pollUntilDone();
+    await client.purgeDeletedCertificate(p + "rsa");
+    let gone = false;
+    try {
+      await client.getCertificate(p + "rsa");
+    } catch (e) {
+      gone = e.statusCode === 404;
+    }
+    const r = await client.restoreCertificateBackup(blob);
+    const listed = [];
+    for await (const sp of secrets.listPropertiesOfSecrets()) if (sp.name === p + "rsa") listed.push(sp.managed);
+    return { bytes: blob.length > 0, gone, name: r.name, sameCer: Buffer.from(r.cer).equals(Buffer.from(before.cer)),
+             sameVersion: r.properties.version === before.properties.version, policy: r.policy ? r.policy.subject : null,
+             secretManaged: listed };
+  });
+  await lib.checkThrows("restore.garbage", () => client.restoreCertificateBackup(Buffer.from("not a backup")));
 }
 
 async function phase2(client, secrets, p, a) {
