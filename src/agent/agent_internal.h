@@ -365,6 +365,30 @@ void agent_reply_error(http_req *req, int status, const char *error, const char 
 /* Maps agent_get_token's failure to the IMDS reply (Identity not found, 429, 500). */
 void agent_reply_token_rc(http_req *req, mv_rc rc);
 
+/* peer.c: the local caller of a TCP connection (identd's way: the kernel's socket tables). */
+struct agent_conn {
+    int v6;                    /* else the first 4 bytes of the addresses are used */
+    unsigned char local[16];   /* the agent's end (getsockname), network order */
+    unsigned char peer[16];    /* the caller's end (getpeername) */
+    int local_port, peer_port; /* host order */
+};
+/* Pure: finds, in a /proc/net/tcp or tcp6 text, the caller's end of k (local = k's peer,
+ * remote = k's local): MV_OK with its owner uid and socket inode, else MV_ERR_NOT_FOUND. */
+MV_MUST_CHECK mv_rc agent_proc_tcp_find(const char *text, size_t len, const struct agent_conn *k,
+                                        uint32_t *uid, uint64_t *inode);
+struct agent_caller {
+    int local;      /* the caller's socket was found in this network namespace's tables */
+    uint32_t uid;
+    uint64_t inode;
+};
+/* For an accepted TCP socket: MV_OK (out->local = 1) if the caller is on this host in this
+ * network namespace; MV_ERR_NOT_FOUND if not (a remote caller); MV_ERR_UNAVAILABLE if /proc
+ * cannot be read. */
+MV_MUST_CHECK mv_rc agent_peer_uid(int fd, struct agent_caller *out);
+/* The cgroup v2 path of a process holding c's socket (scans /proc/PID/fd; processes the agent
+ * cannot read, e.g. under hidepid, are not found): MV_OK, MV_ERR_NOT_FOUND, MV_ERR_UNAVAILABLE. */
+MV_MUST_CHECK mv_rc agent_peer_cgroup(const struct agent_caller *c, char *out, size_t outlen);
+
 #define AGENT_SERVER_HEADER "IMDS/150.870.65.1325"
 
 #endif
