@@ -2,19 +2,27 @@
  * connection's four-tuple is looked up in the kernel's socket table (/proc/net/tcp or
  * /proc/net/tcp6), where the caller's end of the connection is the line whose local address is
  * the request's peer and whose remote address is the agent's end. That line gives the socket's
- * owner uid and inode; the process holding the inode (found by scanning /proc/PID/fd) gives the
- * cgroup (the "0::" line of /proc/PID/cgroup, cgroup v2).
+ * owner uid and inode. The cgroup is the cgroup v2 the caller's socket was created in: its id
+ * from the kernel's socket diagnostics (sock_diag, INET_DIAG_CGROUP_ID, Linux 5.7+; no
+ * privilege needed), mapped to a path by finding the cgroup2 directory with that inode number;
+ * else (older kernels) the "0::" line of /proc/PID/cgroup of a process holding the socket, found
+ * by scanning /proc/PID/fd (which needs the right to inspect the caller's processes).
  *
  * The table parser (agent_proc_tcp_find) is pure and sees bytes from the kernel, which are
  * trusted but still parsed as if they were not: tests/fuzz/fuzz_proc_tcp.c. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/agent_internal.h"
@@ -259,9 +267,136 @@ mv_rc agent_peer_uid(int fd, struct agent_caller *out)
         k4.v6 = 0;
         rc = table_find("/proc/net/tcp", &k4, &out->uid, &out->inode);
     }
-    if (rc == MV_OK)
+    if (rc == MV_OK) {
         out->local = 1;
+        out->conn = k;
+    }
     return rc;
+}
+
+static mv_rc proc_cgroup(const struct agent_caller *c, char *out, size_t outlen);
+
+/* ---- the cgroup, from sock_diag ---- */
+
+/* The cgroup v2 id of the caller's end of c->conn: MV_OK, or MV_ERR_UNAVAILABLE. */
+static mv_rc diag_cgroup_id(const struct agent_caller *c, uint64_t *id)
+{
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 r;
+    } req;
+    memset(&req, 0, sizeof req);
+    req.nlh.nlmsg_len = sizeof req;
+    req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.nlh.nlmsg_flags = NLM_F_REQUEST;
+    req.r.sdiag_family = c->conn.v6 ? AF_INET6 : AF_INET;
+    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.idiag_states = ~0u;
+    req.r.id.idiag_sport = htons((uint16_t)c->conn.peer_port); /* the caller's end */
+    req.r.id.idiag_dport = htons((uint16_t)c->conn.local_port);
+    memcpy(req.r.id.idiag_src, c->conn.peer, c->conn.v6 ? 16 : 4);
+    memcpy(req.r.id.idiag_dst, c->conn.local, c->conn.v6 ? 16 : 4);
+    req.r.id.idiag_cookie[0] = req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0)
+        return MV_ERR_UNAVAILABLE;
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+    mv_rc rc = MV_ERR_UNAVAILABLE;
+    long buf[2048]; /* aligned for the netlink headers */
+    struct timeval tv = {1, 0};
+    (void)setsockopt(nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (sendto(nl, &req, sizeof req, 0, (struct sockaddr *)&sa, sizeof sa) != (ssize_t)sizeof req)
+        goto out;
+    ssize_t n = recv(nl, buf, sizeof buf, 0);
+    if (n <= 0)
+        goto out;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n);
+         h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+            h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+            break;
+        struct inet_diag_msg *m = NLMSG_DATA(h);
+        unsigned int alen = (unsigned int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
+        for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+            if (a->rta_type == INET_DIAG_CGROUP_ID && RTA_PAYLOAD(a) >= sizeof(uint64_t)) {
+                memcpy(id, RTA_DATA(a), sizeof *id);
+                rc = MV_OK;
+            }
+        }
+        break;
+    }
+out:
+    close(nl);
+    return rc;
+}
+
+/* Where cgroup2 is mounted ("" if it is not). */
+static void cgroup2_mount(char *out, size_t len)
+{
+    size_t n = 0;
+    char *t = slurp("/proc/self/mounts", &n);
+    out[0] = '\0';
+    for (char *line = t; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        /* "cgroup2 /sys/fs/cgroup cgroup2 rw,..." (no spaces in our mount points) */
+        char *sp1 = strchr(line, ' ');
+        char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+        if (sp2 && strncmp(sp2 + 1, "cgroup2 ", 8) == 0 && (size_t)(sp2 - sp1 - 1) < len) {
+            memcpy(out, sp1 + 1, (size_t)(sp2 - sp1 - 1));
+            out[sp2 - sp1 - 1] = '\0';
+            break;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    free(t);
+}
+
+/* Depth-first search of dir (path of length plen in path[]) for the directory with inode id. */
+static int find_ino(char *path, size_t plen, size_t cap, uint64_t id, int depth)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    int found = 0;
+    while (!found && (de = readdir(d)) != NULL) {
+        if (de->d_type != DT_DIR || de->d_name[0] == '.')
+            continue;
+        size_t nl = strlen(de->d_name);
+        if (plen + 1 + nl + 1 > cap)
+            continue;
+        path[plen] = '/';
+        memcpy(path + plen + 1, de->d_name, nl + 1);
+        if ((uint64_t)de->d_ino == id)
+            found = 1;
+        else if (depth < 32)
+            found = find_ino(path, plen + 1 + nl, cap, id, depth + 1);
+        if (!found)
+            path[plen] = '\0';
+    }
+    closedir(d);
+    return found;
+}
+
+static mv_rc diag_cgroup(const struct agent_caller *c, char *out, size_t outlen)
+{
+    uint64_t id = 0;
+    char mnt[256], path[4096];
+    struct stat sb;
+    if (diag_cgroup_id(c, &id) != MV_OK)
+        return MV_ERR_UNAVAILABLE;
+    cgroup2_mount(mnt, sizeof mnt);
+    if (!mnt[0] || stat(mnt, &sb) != 0)
+        return MV_ERR_UNAVAILABLE;
+    size_t ml = strlen(mnt);
+    if ((uint64_t)sb.st_ino == id)
+        return mv_copy(out, outlen, "/") == MV_OK ? MV_OK : MV_ERR_UNAVAILABLE;
+    memcpy(path, mnt, ml + 1);
+    if (!find_ino(path, ml, sizeof path, id, 0))
+        return MV_ERR_NOT_FOUND;
+    return mv_copy(out, outlen, path + ml) == MV_OK ? MV_OK : MV_ERR_UNAVAILABLE;
 }
 
 /* The cgroup v2 path ("0::/path") of a /proc/PID/cgroup text. */
@@ -286,6 +421,14 @@ static int cgroup_v2(const char *t, char *out, size_t outlen)
 }
 
 mv_rc agent_peer_cgroup(const struct agent_caller *c, char *out, size_t outlen)
+{
+    if (c->local && diag_cgroup(c, out, outlen) == MV_OK)
+        return MV_OK;
+    return proc_cgroup(c, out, outlen);
+}
+
+/* The older way: a process holding the socket, and its /proc/PID/cgroup. */
+static mv_rc proc_cgroup(const struct agent_caller *c, char *out, size_t outlen)
 {
     char want[64], path[128], link[64];
     int wn = snprintf(want, sizeof want, "socket:[%llu]", (unsigned long long)c->inode);

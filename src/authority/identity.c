@@ -114,3 +114,55 @@ out:
     free(names);
     return rc;
 }
+
+/* A cgroup binding covers its path and everything below it. */
+static int cgroup_under(const char *path, const char *bound)
+{
+    size_t n = strlen(bound);
+    if (n == 1 && bound[0] == '/')
+        return path[0] == '/';
+    while (n > 1 && bound[n - 1] == '/')
+        n--;
+    return strncmp(path, bound, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+mv_rc authority_binding_check(struct store *st, const char *vm_name,
+                              const struct st_principal *subject, const kv_list *form, int *bound,
+                              struct authority_refusal *ref)
+{
+    mv_rc rc = MV_OK;
+    struct st_binding *b = NULL;
+    size_t n = 0;
+    int allowed = 0;
+    const char *uid = kv_get(form, "mi_caller_uid");
+    const char *cgroup = kv_get(form, "mi_caller_cgroup");
+    char last[ST_NAME] = "";
+    int last_is_subject = 0;
+    *bound = 0;
+    CHECK(store_binding_list(st, vm_name, &b, &n));
+    for (size_t i = 0; i < n && !allowed; i++) {
+        if (strcmp(b[i].identity, last) != 0) { /* the list is ordered by identity */
+            struct st_identity id;
+            CHECK(mv_copy(last, sizeof last, b[i].identity));
+            rc = store_identity_get(st, b[i].identity, &id);
+            if (rc == MV_ERR_NOT_FOUND) {
+                rc = MV_OK;
+                last_is_subject = 0;
+                continue;
+            }
+            CHECK(rc);
+            last_is_subject = mv_streq_ci(id.principal_id, subject->id);
+        }
+        if (!last_is_subject)
+            continue;
+        *bound = 1;
+        if (b[i].kind == ST_BIND_UID)
+            allowed = uid && strcmp(uid, b[i].value) == 0;
+        else if (b[i].kind == ST_BIND_CGROUP)
+            allowed = cgroup && cgroup_under(cgroup, b[i].value);
+    }
+    REFUSE_UNLESS(!*bound || allowed, ref, 400, "invalid_request", AUTHORITY_BOUND_REFUSAL);
+out:
+    free(b);
+    return rc;
+}
