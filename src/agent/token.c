@@ -249,6 +249,8 @@ int agent_token_cached(struct agent_loop *lp, const struct imds_token_req *r, ag
     pthread_mutex_lock(&a->mu);
     enum tcache_state st =
         tcache_lookup_o(&a->cache, r->sel, r->sel_value, r->resource, r->owner, now, &e);
+    if (st == TCACHE_MISS && r->owner && *r->owner) /* landed unbound meanwhile: any caller's */
+        st = tcache_lookup(&a->cache, r->sel, r->sel_value, r->resource, now, &e);
     if (st != TCACHE_MISS) {
         *rc = use(e, now, ctx);
         served = 1;
