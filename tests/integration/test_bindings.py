@@ -143,27 +143,39 @@ class BindingsTest(MivaultTest):
             self.skipTest("no cgroup v2 hierarchy")
         rel = mine[0].rstrip("/") + "/mvpp-%d" % os.getpid()
         path = root + rel
+        made = []
         try:
-            os.mkdir(path)
+            for p in (path, path + "/inner", path + "x"):
+                os.mkdir(p)
+                made.append(p)
         except OSError as err:
+            for p in reversed(made):
+                os.rmdir(p)
             self.skipTest("cgroup v2 not writable here: %s" % err)
+
+        def ask_in(cg):
+            # a shell moves itself into cg, then runs the client as alice
+            r = subprocess.run(
+                ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec /usr/sbin/runuser -u "$1" -- '
+                 '/usr/bin/python3 -c "$2" "$3" "$4"', cg, alice, CLIENT, str(self.port), self.bound],
+                capture_output=True, text=True, timeout=60)
+            if r.returncode != 0 and "Permission denied" in r.stderr:
+                self.skipTest("cannot move a process into the cgroup: " + r.stderr)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return json.loads(r.stdout)
+
         try:
             e.cli("vm", "identity", "bind", "--name", "ppvm", "--identity", "bound1", "--cgroup", rel)
-            # in the cgroup: a shell moves itself in, then runs the client as alice
-            inside = subprocess.run(
-                ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec /usr/sbin/runuser -u "$1" -- '
-                 '/usr/bin/python3 -c "$2" "$3" "$4"', path, alice, CLIENT, str(self.port), self.bound],
-                capture_output=True, text=True, timeout=60)
-            if inside.returncode != 0 and "Permission denied" in inside.stderr:
-                self.skipTest("cannot move a process into the cgroup: " + inside.stderr)
-            self.assertEqual(inside.returncode, 0, inside.stderr)
-            self.assertToken(json.loads(inside.stdout), self.bound)
-            self.assertRefused(self.ask(alice, self.bound))
+            self.assertToken(ask_in(path), self.bound)
+            self.assertToken(ask_in(path + "/inner"), self.bound)  # below the bound cgroup
+            self.assertRefused(ask_in(path + "x"))  # a name that only starts the same
+            self.assertRefused(self.ask(alice, self.bound))  # the same user outside it
         finally:
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass
+            for p in reversed(made):
+                try:
+                    os.rmdir(p)
+                except OSError:
+                    pass
 
 
 if __name__ == "__main__":
