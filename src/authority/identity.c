@@ -126,7 +126,33 @@ static int cgroup_under(const char *path, const char *bound)
     return strncmp(path, bound, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
-mv_rc authority_binding_check(struct store *st, const char *vm_name,
+/* VMs seen without bindings, per thread (each loop has its own), valid for one store
+ * generation: most VMs have none, and their token requests then cost no extra read. */
+#define UNBOUND_MEMO 16
+static _Thread_local struct {
+    char vm[ST_NAME];
+    int64_t gen;
+} unbound_memo[UNBOUND_MEMO];
+static _Thread_local unsigned unbound_next;
+
+static int memo_unbound(const char *vm, int64_t gen)
+{
+    for (size_t i = 0; gen >= 0 && i < UNBOUND_MEMO; i++)
+        if (unbound_memo[i].gen == gen && mv_streq_ci(unbound_memo[i].vm, vm))
+            return 1;
+    return 0;
+}
+
+static void memo_remember(const char *vm, int64_t gen)
+{
+    if (gen < 0 || strlen(vm) >= ST_NAME)
+        return;
+    size_t i = unbound_next++ % UNBOUND_MEMO;
+    memcpy(unbound_memo[i].vm, vm, strlen(vm) + 1);
+    unbound_memo[i].gen = gen;
+}
+
+mv_rc authority_binding_check(struct store *st, int64_t gen, const char *vm_name,
                               const struct st_principal *subject, const kv_list *form, int *bound,
                               struct authority_refusal *ref)
 {
@@ -139,7 +165,11 @@ mv_rc authority_binding_check(struct store *st, const char *vm_name,
     char last[ST_NAME] = "";
     int last_is_subject = 0;
     *bound = 0;
+    if (memo_unbound(vm_name, gen))
+        return MV_OK;
     CHECK(store_binding_list(st, vm_name, &b, &n));
+    if (n == 0)
+        memo_remember(vm_name, gen);
     for (size_t i = 0; i < n && !allowed; i++) {
         if (strcmp(b[i].identity, last) != 0) { /* the list is ordered by identity */
             struct st_identity id;

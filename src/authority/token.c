@@ -319,8 +319,8 @@ static mv_rc handle(struct authority_loop *w, http_req *req, struct token_ctx *c
 
     if (c->client->is_node) {
         CHECK(authority_subject_get(w, gen, c->client->vm, &c->form, &c->subject, ref));
-        CHECK(authority_binding_check(w->st, c->client->vm, &c->subject, &c->form, &c->bound,
-                                      ref));
+        CHECK(authority_binding_check(w->st, gen, c->client->vm, &c->subject, &c->form,
+                                      &c->bound, ref));
     } else {
         REFUSE_UNLESS(!authority_has_selector(&c->form), ref, 400, "invalid_request",
                       "Identity selectors are not allowed for this client.");
