@@ -119,6 +119,18 @@ class BindingsTest(MivaultTest):
         self.port = port
         self.assertToken(self.ask(bob, None), only)
         self.assertRefused(self.ask(alice, None))
+        # with a system-assigned identity the default request is that one's, bindings or not
+        e.cli("identity", "create", "--name", "only2")
+        only2 = e.cli("identity", "show", "--name", "only2")["properties"]["clientId"]
+        vm = e.vm("withsys", system=True, uai=["only2"])
+        _, self.port = e.start_agent("withsys", join=vm["joinToken"])
+        e.cli("vm", "identity", "bind", "--name", "withsys", "--identity", "only2",
+              "--uid", str(self.uid[bob]))
+        out = self.ask(alice, None)
+        self.assertEqual(out["status"], 200, out)
+        self.assertNotEqual(out["body"]["client_id"], only2)
+        self.assertRefused(self.ask(alice, only2))
+        self.assertToken(self.ask(bob, only2), only2)
 
     def test_bind_refusals(self):
         e = self.env
