@@ -57,6 +57,8 @@ struct imds_token_req {
     const char *resource;  /* percent-decoded, verbatim otherwise (echoed back) */
     enum agent_sel sel;
     const char *sel_value; /* NULL for SEL_NONE */
+    const char *owner;     /* the local caller a bound identity's token is for ("uid:cgroup"),
+                            * NULL or "" for a token any caller may have (docs/agent.md) */
 };
 
 struct imds_check_in {
@@ -114,6 +116,7 @@ struct agent_token {
     int64_t nbf;       /* JWT nbf, or iat, or 0 */
     char client_id[64];
     char mirid[MV_MAX_SCOPE]; /* xms_mirid claim, "" if absent */
+    int bound;                /* the authority's mi_bound: only for the caller it was asked for */
 };
 void agent_token_free(struct agent_token *t);
 
@@ -134,6 +137,7 @@ struct tcache_entry {
     enum agent_sel sel;
     char *sel_value;   /* lower-cased; "" for SEL_NONE */
     char *resource;    /* exact */
+    char *owner;       /* "" (any caller), else the local caller of a bound identity */
     struct agent_token tok;
     int64_t fetched;   /* when the token was obtained (half-life base) */
     uint64_t used;     /* LRU tick */
@@ -167,6 +171,18 @@ MV_MUST_CHECK mv_rc tcache_put(struct tcache *c, enum agent_sel sel, const char 
                                const struct tcache_entry **out);
 void tcache_remove(struct tcache *c, enum agent_sel sel, const char *sel_value,
                    const char *resource);
+/* The same, for the entries of one owner (NULL = ""); the functions above use "". */
+enum tcache_state tcache_lookup_o(struct tcache *c, enum agent_sel sel, const char *sel_value,
+                                  const char *resource, const char *owner, int64_t now,
+                                  const struct tcache_entry **out);
+MV_MUST_CHECK mv_rc tcache_put_o(struct tcache *c, enum agent_sel sel, const char *sel_value,
+                                 const char *resource, const char *owner,
+                                 const struct agent_token *t, int64_t now,
+                                 const struct tcache_entry **out);
+void tcache_remove_o(struct tcache *c, enum agent_sel sel, const char *sel_value,
+                     const char *resource, const char *owner);
+void tcache_backoff_o(struct tcache *c, enum agent_sel sel, const char *sel_value,
+                      const char *resource, const char *owner, int64_t now, int64_t max_secs);
 /* FRESH (serve without refreshing) rather than STALE. */
 int tcache_entry_fresh(const struct tcache_entry *e, int64_t now);
 /* A refresh of the entry failed: no new attempt for 1, 2, 4, ... up to max_secs seconds. */
@@ -320,7 +336,11 @@ MV_MUST_CHECK mv_rc agent_env_write(const struct agent_env *e);
  * or 5xx. */
 MV_MUST_CHECK mv_rc agent_authority_token(const struct agent *a, struct http_client *http,
                                           enum agent_sel sel, const char *sel_value,
-                                          const char *resource, struct agent_token *out);
+                                          const char *resource, const char *owner,
+                                          struct agent_token *out);
+/* The authority's refusal of a bound identity to another caller (its description; also the
+ * IMDS reply's, status 400 invalid_request): MV_ERR_FORBIDDEN in the agent. */
+#define AGENT_BOUND_REFUSAL "Identity not found: it is bound to other local callers on this VM"
 
 /* The authority's reply as agent_authority_token reads it (pure; tests/fuzz/fuzz_agent_reply.c):
  * status 200 fills out (free with agent_token_free), any other status maps as above. */
@@ -364,6 +384,35 @@ const char *agent_proxy_header(const http_req *req);
 void agent_reply_error(http_req *req, int status, const char *error, const char *description);
 /* Maps agent_get_token's failure to the IMDS reply (Identity not found, 429, 500). */
 void agent_reply_token_rc(http_req *req, mv_rc rc);
+
+/* peer.c: the local caller of a TCP connection (identd's way: the kernel's socket tables). */
+#define ST_BIND_CGROUP_MAX 1024 /* a cgroup path the agent reports (the store's ST_BIND_VALUE) */
+struct agent_conn {
+    int v6;                    /* else the first 4 bytes of the addresses are used */
+    unsigned char local[16];   /* the agent's end (getsockname), network order */
+    unsigned char peer[16];    /* the caller's end (getpeername) */
+    int local_port, peer_port; /* host order */
+};
+/* Pure: finds, in a /proc/net/tcp or tcp6 text, the caller's end of k (local = k's peer,
+ * remote = k's local): MV_OK with its owner uid and socket inode, else MV_ERR_NOT_FOUND. */
+MV_MUST_CHECK mv_rc agent_proc_tcp_find(const char *text, size_t len, const struct agent_conn *k,
+                                        uint32_t *uid, uint64_t *inode);
+struct agent_caller {
+    int local;      /* the caller's socket was found in this network namespace's tables */
+    uint32_t uid;
+    uint64_t inode;
+    struct agent_conn conn; /* the connection, as found */
+};
+/* For an accepted TCP socket: MV_OK (out->local = 1) if the caller is on this host in this
+ * network namespace; MV_ERR_NOT_FOUND if not (a remote caller); MV_ERR_UNAVAILABLE if /proc
+ * cannot be read. */
+MV_MUST_CHECK mv_rc agent_peer_uid(int fd, struct agent_caller *out);
+/* The cgroup v2 path the caller's socket belongs to (the cgroup it was created in): from
+ * sock_diag's cgroup id and the cgroup2 mount's directories; else from /proc/PID/cgroup of a
+ * process holding the socket (scans /proc/PID/fd, which finds only processes the agent may
+ * inspect: hidepid, other users without CAP_SYS_PTRACE). MV_OK, MV_ERR_NOT_FOUND,
+ * MV_ERR_UNAVAILABLE. */
+MV_MUST_CHECK mv_rc agent_peer_cgroup(const struct agent_caller *c, char *out, size_t outlen);
 
 #define AGENT_SERVER_HEADER "IMDS/150.870.65.1325"
 

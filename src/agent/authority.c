@@ -78,7 +78,7 @@ static const char *sel_param(enum agent_sel sel)
 }
 
 static mv_rc make_form(const struct agent *a, enum agent_sel sel, const char *sel_value,
-                       const char *resource, mv_buf *form)
+                       const char *resource, const char *owner, mv_buf *form)
 {
     mv_rc rc = MV_OK;
     mv_buf assertion;
@@ -92,6 +92,19 @@ static mv_rc make_form(const struct agent *a, enum agent_sel sel, const char *se
     CHECK(add_param(form, "resource", resource));
     if (sel != SEL_NONE)
         CHECK(add_param(form, sel_param(sel), sel_value));
+    if (owner && *owner) {
+        /* The local caller the agent observed, "uid:cgroup" (peer.c): the authority issues a
+         * bound identity only to a caller that matches its bindings. */
+        char uid[16];
+        const char *colon = strchr(owner, ':');
+        size_t n = colon ? (size_t)(colon - owner) : strlen(owner);
+        ENSURE(n > 0 && n < sizeof uid, MV_ERR_INTERNAL);
+        memcpy(uid, owner, n);
+        uid[n] = '\0';
+        CHECK(add_param(form, "mi_caller_uid", uid));
+        if (colon && colon[1])
+            CHECK(add_param(form, "mi_caller_cgroup", colon + 1));
+    }
 out:
     mv_buf_free_secret(&assertion);
     return rc;
@@ -137,6 +150,7 @@ static mv_rc parse_success(const json_t *o, struct agent_token *out)
         if (!cid)
             cid = jwt_claim_str(&t, "appid");
     }
+    out->bound = json_is_true(json_object_get(o, "mi_bound"));
     ENSURE_MSG(out->exp > 0, MV_ERR_INTERNAL, "authority reply without an expiry");
     if (cid && mv_copy(out->client_id, sizeof out->client_id, cid) != MV_OK)
         out->client_id[0] = '\0';
@@ -156,7 +170,8 @@ static mv_rc map_error(long status, const json_t *o)
     LOG_WARN("agent: authority answered %ld %s%s%.200s", status, err, desc ? ": " : "",
              desc ? desc : "");
     if (status == 400 && strcmp(err, "invalid_request") == 0)
-        return MV_ERR_NOT_FOUND;
+        return desc && strcmp(desc, AGENT_BOUND_REFUSAL) == 0 ? MV_ERR_FORBIDDEN
+                                                               : MV_ERR_NOT_FOUND;
     if (status == 401 || status == 403) {
         /* RFC 6749 §5.2 invalid_client: our node credential is refused, e.g. the VM (and its
          * node) was deleted. For the workload this is "Identity not found". */
@@ -191,14 +206,15 @@ out:
 }
 
 mv_rc agent_authority_token(const struct agent *a, struct http_client *http, enum agent_sel sel,
-                            const char *sel_value, const char *resource, struct agent_token *out)
+                            const char *sel_value, const char *resource, const char *owner,
+                            struct agent_token *out)
 {
     mv_rc rc = MV_OK;
     mv_buf form;
     struct http_client_resp r = {0};
     mv_buf_init(&form, TOKEN_FORM_MAX);
     *out = (struct agent_token){0};
-    CHECK(make_form(a, sel, sel_value, resource, &form));
+    CHECK(make_form(a, sel, sel_value, resource, owner, &form));
     rc = http_client_do(http, "POST", a->token_url, token_headers, form.p, form.len,
                         TOKEN_RESP_MAX, &r);
     if (rc != MV_OK) {

@@ -40,6 +40,7 @@ static void entry_free(struct tcache_entry *e)
 {
     free(e->sel_value);
     free(e->resource);
+    free(e->owner);
     agent_token_free(&e->tok);
     imds_body_tmpl_free(&e->body);
 }
@@ -67,11 +68,13 @@ static int sel_eq(const char *stored, const char *v)
 }
 
 static long find(const struct tcache *c, enum agent_sel sel, const char *sel_value,
-                 const char *resource)
+                 const char *resource, const char *owner)
 {
+    owner = owner ? owner : "";
     for (size_t i = 0; i < c->n; i++) {
         const struct tcache_entry *e = &c->e[i];
-        if (e->sel == sel && strcmp(e->resource, resource) == 0 && sel_eq(e->sel_value, sel_value))
+        if (e->sel == sel && strcmp(e->resource, resource) == 0 && sel_eq(e->sel_value, sel_value) &&
+            strcmp(e->owner ? e->owner : "", owner) == 0)
             return (long)i;
     }
     return -1;
@@ -86,8 +89,15 @@ int tcache_entry_fresh(const struct tcache_entry *e, int64_t now)
 enum tcache_state tcache_lookup(struct tcache *c, enum agent_sel sel, const char *sel_value,
                                 const char *resource, int64_t now, const struct tcache_entry **out)
 {
+    return tcache_lookup_o(c, sel, sel_value, resource, NULL, now, out);
+}
+
+enum tcache_state tcache_lookup_o(struct tcache *c, enum agent_sel sel, const char *sel_value,
+                                  const char *resource, const char *owner, int64_t now,
+                                  const struct tcache_entry **out)
+{
     *out = NULL;
-    long i = find(c, sel, sel_value, resource);
+    long i = find(c, sel, sel_value, resource, owner);
     if (i < 0) {
         mv_metric_inc(MV_M_CACHE_MISSES, "imds_token", NULL);
         return TCACHE_MISS;
@@ -108,7 +118,13 @@ enum tcache_state tcache_lookup(struct tcache *c, enum agent_sel sel, const char
 void tcache_remove(struct tcache *c, enum agent_sel sel, const char *sel_value,
                    const char *resource)
 {
-    long i = find(c, sel, sel_value, resource);
+    tcache_remove_o(c, sel, sel_value, resource, NULL);
+}
+
+void tcache_remove_o(struct tcache *c, enum agent_sel sel, const char *sel_value,
+                     const char *resource, const char *owner)
+{
+    long i = find(c, sel, sel_value, resource, owner);
     if (i >= 0)
         drop_at(c, (size_t)i);
 }
@@ -116,7 +132,13 @@ void tcache_remove(struct tcache *c, enum agent_sel sel, const char *sel_value,
 void tcache_backoff(struct tcache *c, enum agent_sel sel, const char *sel_value,
                     const char *resource, int64_t now, int64_t max_secs)
 {
-    long i = find(c, sel, sel_value, resource);
+    tcache_backoff_o(c, sel, sel_value, resource, NULL, now, max_secs);
+}
+
+void tcache_backoff_o(struct tcache *c, enum agent_sel sel, const char *sel_value,
+                      const char *resource, const char *owner, int64_t now, int64_t max_secs)
+{
+    long i = find(c, sel, sel_value, resource, owner);
     if (i < 0)
         return;
     struct tcache_entry *e = &c->e[i];
@@ -152,12 +174,19 @@ static char *dup_str(const char *s)
 mv_rc tcache_put(struct tcache *c, enum agent_sel sel, const char *sel_value, const char *resource,
                  const struct agent_token *t, int64_t now, const struct tcache_entry **out)
 {
+    return tcache_put_o(c, sel, sel_value, resource, NULL, t, now, out);
+}
+
+mv_rc tcache_put_o(struct tcache *c, enum agent_sel sel, const char *sel_value,
+                   const char *resource, const char *owner, const struct agent_token *t,
+                   int64_t now, const struct tcache_entry **out)
+{
     mv_rc rc = MV_OK;
     struct tcache_entry ne = {0};
     if (out)
         *out = NULL;
     ENSURE(t->access_token && resource, MV_ERR_INTERNAL);
-    tcache_remove(c, sel, sel_value, resource);
+    tcache_remove_o(c, sel, sel_value, resource, owner);
     if (!c->e) {
         c->e = calloc(c->max, sizeof *c->e);
         ENSURE(c->e, MV_ERR_INTERNAL);
@@ -167,9 +196,10 @@ mv_rc tcache_put(struct tcache *c, enum agent_sel sel, const char *sel_value, co
     ne.sel = sel;
     ne.sel_value = dup_str(sel == SEL_NONE || !sel_value ? "" : sel_value);
     ne.resource = dup_str(resource);
+    ne.owner = dup_str(owner ? owner : "");
     ne.tok = *t;
     ne.tok.access_token = dup_str(t->access_token);
-    ENSURE(ne.sel_value && ne.resource && ne.tok.access_token, MV_ERR_INTERNAL);
+    ENSURE(ne.sel_value && ne.resource && ne.owner && ne.tok.access_token, MV_ERR_INTERNAL);
     mv_lower(ne.sel_value);
     ne.fetched = now;
     ENSURE_MSG(imds_body_tmpl_make(ne.resource, &ne.tok, now, &ne.body) == MV_OK, MV_ERR_INTERNAL,

@@ -111,7 +111,7 @@ static enum imds_outcome check_query(const kv_list *p, int ok)
 
 enum imds_outcome imds_check_token(const struct imds_check_in *in, struct imds_token_req *out)
 {
-    *out = (struct imds_token_req){NULL, SEL_NONE, NULL};
+    *out = (struct imds_token_req){NULL, SEL_NONE, NULL, NULL};
     enum imds_outcome o = imds_check_headers(in->proxy, in->metadata, in->metadata_n);
     if (o != IMDS_OK)
         return o;
@@ -129,13 +129,13 @@ enum imds_outcome imds_check_token(const struct imds_check_in *in, struct imds_t
     }
     o = check_params(in->params, imds_sels, out);
     if (o != IMDS_OK)
-        *out = (struct imds_token_req){NULL, SEL_NONE, NULL};
+        *out = (struct imds_token_req){NULL, SEL_NONE, NULL, NULL};
     return o;
 }
 
 enum imds_outcome appsvc_check_token(const struct appsvc_check_in *in, struct imds_token_req *out)
 {
-    *out = (struct imds_token_req){NULL, SEL_NONE, NULL};
+    *out = (struct imds_token_req){NULL, SEL_NONE, NULL, NULL};
     if (in->proxy)
         return IMDS_ERR_XFF;
     /* DOC-APPSVC: X-IDENTITY-HEADER must carry IDENTITY_HEADER. Compared in constant time. */
@@ -153,7 +153,7 @@ enum imds_outcome appsvc_check_token(const struct appsvc_check_in *in, struct im
         return IMDS_ERR_API_VERSION;
     o = check_params(in->params, appsvc_sels, out);
     if (o != IMDS_OK)
-        *out = (struct imds_token_req){NULL, SEL_NONE, NULL};
+        *out = (struct imds_token_req){NULL, SEL_NONE, NULL, NULL};
     return o;
 }
 

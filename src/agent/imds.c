@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <stdio.h>
+
 #include "agent/agent_internal.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -30,6 +34,12 @@ void agent_reply_token_rc(http_req *req, mv_rc rc)
         /* Reference §1.3, §9 item 3: exactly this body, status 400 "Bad Request" (never 404:
          * SDKs retry 404 for tens of seconds; az sniffs 400 + reason phrase). */
         agent_reply_error(req, 400, "invalid_request", "Identity not found");
+        return;
+    case MV_ERR_FORBIDDEN:
+        /* A bound identity asked for by another local caller (docs/agent.md): the same status
+         * and error as an identity the VM does not have, so every SDK treats it the same way
+         * (no retry), with a description that says why. */
+        agent_reply_error(req, 400, "invalid_request", AGENT_BOUND_REFUSAL);
         return;
     case MV_ERR_BAD_REQUEST:
         agent_reply_error(req, 400, "invalid_resource",
@@ -121,6 +131,26 @@ static void send_token(http_req *req, mv_rc rc, struct imds_reply *reply)
     http_reply(req, 200, "application/json; charset=utf-8", reply->p, reply->len);
 }
 
+/* The local caller of req as "uid:cgroup" (docs/agent.md "Per-process identities"), "" if the
+ * caller is not on this host in this network namespace or cannot be told: such a caller gets
+ * only identities that are not bound. Costs a read of the socket table and, for the cgroup, a
+ * scan of /proc: only done when the token is not one any caller may have. */
+static void request_owner(http_req *req, char *out, size_t len)
+{
+    struct agent_caller who;
+    char cg[ST_BIND_CGROUP_MAX];
+    out[0] = '\0';
+    struct evhttp_connection *con = evhttp_request_get_connection(req->ev);
+    struct bufferevent *bev = con ? evhttp_connection_get_bufferevent(con) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0 || agent_peer_uid((int)fd, &who) != MV_OK)
+        return;
+    if (agent_peer_cgroup(&who, cg, sizeof cg) != MV_OK)
+        cg[0] = '\0';
+    if (mv_fmt(out, len, "%u:%s", (unsigned)who.uid, cg) != MV_OK)
+        out[0] = '\0';
+}
+
 /* agent_token_done for a deferred request. */
 static void pending_done(http_req *req, mv_rc rc, void *ctx)
 {
@@ -176,7 +206,15 @@ void imds_handle_token(http_req *req)
         goto out;
     }
     rc = selector_echo(&r, &tail);
-    if (rc == MV_OK && !agent_token_cached(w, &r, render_reply, &reply, &rc)) {
+    char owner[ST_BIND_CGROUP_MAX + 16];
+    int served = rc == MV_OK && agent_token_cached(w, &r, render_reply, &reply, &rc);
+    if (rc == MV_OK && !served) {
+        /* Not a token any caller may have: who is asking? */
+        request_owner(req, owner, sizeof owner);
+        r.owner = owner;
+        served = owner[0] && agent_token_cached(w, &r, render_reply, &reply, &rc);
+    }
+    if (rc == MV_OK && !served) {
         /* A miss: answered later, on this loop, when the authority has answered. */
         struct imds_pending *p = malloc(sizeof *p);
         if (!p) {

@@ -47,7 +47,7 @@ struct agent_wait {
 };
 
 struct agent_flight {
-    struct imds_token_req key; /* sel_value and resource are owned copies */
+    struct imds_token_req key; /* sel_value, resource and owner are owned copies */
     struct agent_wait *waiters;
     struct agent_flight *next; /* in agent.flights */
     struct agent_flight *qnext; /* in agent.queue, until a fetcher takes it */
@@ -90,10 +90,11 @@ static void learn_vm_id(struct agent *a, const struct imds_token_req *r, const c
 
 /* The cache's key equality: kind, selector case-insensitively, resource exactly. Under mu. */
 static struct agent_flight *flight_find(struct agent *a, enum agent_sel sel, const char *sel_value,
-                                        const char *resource)
+                                        const char *resource, const char *owner)
 {
     for (struct agent_flight *f = a->flights; f; f = f->next) {
-        if (f->key.sel != sel || strcmp(f->key.resource, resource) != 0)
+        if (f->key.sel != sel || strcmp(f->key.resource, resource) != 0 ||
+            strcmp(f->key.owner, owner ? owner : "") != 0)
             continue;
         if (mv_streq_ci(f->key.sel_value ? f->key.sel_value : "", sel_value ? sel_value : ""))
             return f;
@@ -107,12 +108,14 @@ static void flight_free(struct agent_flight *f)
         return;
     free((char *)f->key.sel_value);
     free((char *)f->key.resource);
+    free((char *)f->key.owner);
     free(f);
 }
 
 /* A new flight for the key, linked and queued; a fetcher is woken. Under mu. */
 static struct agent_flight *flight_start(struct agent *a, enum agent_sel sel,
-                                         const char *sel_value, const char *resource)
+                                         const char *sel_value, const char *resource,
+                                         const char *owner)
 {
     struct agent_flight *f = calloc(1, sizeof *f);
     if (!f)
@@ -120,7 +123,8 @@ static struct agent_flight *flight_start(struct agent *a, enum agent_sel sel,
     f->key.sel = sel;
     f->key.resource = strdup(resource);
     f->key.sel_value = sel_value ? strdup(sel_value) : NULL;
-    if (!f->key.resource || (sel_value && !f->key.sel_value)) {
+    f->key.owner = strdup(owner ? owner : "");
+    if (!f->key.resource || !f->key.owner || (sel_value && !f->key.sel_value)) {
         flight_free(f);
         return NULL;
     }
@@ -169,9 +173,12 @@ static mv_rc settle(struct agent *a, const struct imds_token_req *r, mv_rc rc, i
                     agent_token_use use, void *ctx)
 {
     const struct tcache_entry *e = NULL;
-    if (rc == MV_ERR_NOT_FOUND || rc == MV_ERR_BAD_REQUEST)
+    if (rc == MV_ERR_NOT_FOUND || rc == MV_ERR_BAD_REQUEST || rc == MV_ERR_FORBIDDEN)
         return rc;
-    enum tcache_state st = tcache_lookup(&a->cache, r->sel, r->sel_value, r->resource, now, &e);
+    enum tcache_state st =
+        tcache_lookup_o(&a->cache, r->sel, r->sel_value, r->resource, r->owner, now, &e);
+    if (st == TCACHE_MISS && r->owner && *r->owner) /* unbound: kept for any caller (land) */
+        st = tcache_lookup(&a->cache, r->sel, r->sel_value, r->resource, now, &e);
     if (st == TCACHE_MISS)
         return rc == MV_OK ? MV_ERR_UNAVAILABLE : rc; /* OK: evicted meanwhile (256 newer keys) */
     if (rc != MV_OK) {
@@ -240,14 +247,17 @@ int agent_token_cached(struct agent_loop *lp, const struct imds_token_req *r, ag
     int64_t now = mv_now();
     int served = 0;
     pthread_mutex_lock(&a->mu);
-    enum tcache_state st = tcache_lookup(&a->cache, r->sel, r->sel_value, r->resource, now, &e);
+    enum tcache_state st =
+        tcache_lookup_o(&a->cache, r->sel, r->sel_value, r->resource, r->owner, now, &e);
+    if (st == TCACHE_MISS && r->owner && *r->owner) /* landed unbound meanwhile: any caller's */
+        st = tcache_lookup(&a->cache, r->sel, r->sel_value, r->resource, now, &e);
     if (st != TCACHE_MISS) {
         *rc = use(e, now, ctx);
         served = 1;
         /* STALE: refresh ahead, in the background (unless already under way or backing off). */
         if (st == TCACHE_STALE && e->retry_at <= now &&
-            !flight_find(a, r->sel, r->sel_value, r->resource))
-            (void)flight_start(a, r->sel, r->sel_value, r->resource);
+            !flight_find(a, r->sel, r->sel_value, r->resource, e->owner))
+            (void)flight_start(a, r->sel, r->sel_value, r->resource, e->owner);
     }
     pthread_mutex_unlock(&a->mu);
     return served;
@@ -299,9 +309,9 @@ void agent_token_defer(struct agent_loop *lp, http_req *req, const struct imds_t
     }
     *w = (struct agent_wait){lp, d, use, done, ctx, timer, NULL, 0, 0, MV_OK, NULL, NULL};
     pthread_mutex_lock(&a->mu);
-    struct agent_flight *f = flight_find(a, r->sel, r->sel_value, r->resource);
+    struct agent_flight *f = flight_find(a, r->sel, r->sel_value, r->resource, r->owner);
     if (!f)
-        f = flight_start(a, r->sel, r->sel_value, r->resource);
+        f = flight_start(a, r->sel, r->sel_value, r->resource, r->owner);
     if (f) {
         w->f = f;
         w->next = f->waiters;
@@ -325,8 +335,8 @@ static void scan_stale(struct agent *a, int64_t now)
         if (now >= e->tok.exp || tcache_entry_fresh(e, now) || e->retry_at > now)
             continue;
         const char *sv = e->sel == SEL_NONE ? NULL : e->sel_value;
-        if (!flight_find(a, e->sel, sv, e->resource))
-            (void)flight_start(a, e->sel, sv, e->resource);
+        if (!flight_find(a, e->sel, sv, e->resource, e->owner))
+            (void)flight_start(a, e->sel, sv, e->resource, e->owner);
     }
 }
 
@@ -337,11 +347,17 @@ static void land(struct agent *a, struct agent_flight *f, mv_rc rc, struct agent
     int64_t now = mv_now();
     if (rc == MV_OK) {
         learn_vm_id(a, k, t->mirid);
-        rc = tcache_put(&a->cache, k->sel, k->sel_value, k->resource, t, now, NULL);
-    } else if (rc == MV_ERR_NOT_FOUND || rc == MV_ERR_BAD_REQUEST) {
-        tcache_remove(&a->cache, k->sel, k->sel_value, k->resource);
+        /* An unbound identity's token is any local caller's (kept under ""); a bound one's is
+         * only for the caller it was asked for. */
+        if (!t->bound && k->owner[0])
+            tcache_remove_o(&a->cache, k->sel, k->sel_value, k->resource, k->owner);
+        rc = tcache_put_o(&a->cache, k->sel, k->sel_value, k->resource, t->bound ? k->owner : "",
+                          t, now, NULL);
+    } else if (rc == MV_ERR_NOT_FOUND || rc == MV_ERR_BAD_REQUEST || rc == MV_ERR_FORBIDDEN) {
+        tcache_remove_o(&a->cache, k->sel, k->sel_value, k->resource, k->owner);
     } else {
-        tcache_backoff(&a->cache, k->sel, k->sel_value, k->resource, now, AGENT_BACKOFF_MAX_SECS);
+        tcache_backoff_o(&a->cache, k->sel, k->sel_value, k->resource, k->owner, now,
+                         AGENT_BACKOFF_MAX_SECS);
     }
     flight_unlink(a, f);
     struct timeval zero = {0, 0};
@@ -384,7 +400,7 @@ static void *fetcher_main(void *arg)
 
         struct agent_token t = {0};
         mv_rc rc = agent_authority_token(a, fe->http, f->key.sel, f->key.sel_value,
-                                         f->key.resource, &t);
+                                         f->key.resource, f->key.owner, &t);
 
         pthread_mutex_lock(&a->mu);
         land(a, f, rc, &t);

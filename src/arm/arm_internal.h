@@ -144,6 +144,10 @@ void arm_vm_get(struct arm_req *ar);
 void arm_vm_list(struct arm_req *ar);
 void arm_vm_delete(struct arm_req *ar);
 void arm_vm_join_token(struct arm_req *ar);
+/* bindings.c: per-process identity bindings (docs/agent.md). */
+void arm_vm_bind(struct arm_req *ar);
+void arm_vm_unbind(struct arm_req *ar);
+void arm_vm_bindings(struct arm_req *ar);
 void arm_uai_put(struct arm_req *ar);
 void arm_uai_get(struct arm_req *ar);
 void arm_uai_list(struct arm_req *ar);

@@ -55,6 +55,9 @@ static const struct arm_route ROUTES[] = {
     {HTTP_GET, RG_P VM "/{}", SR, VM, arm_vm_get},
     {HTTP_DELETE, RG_P VM "/{}", SR, VM, arm_vm_delete},
     {HTTP_POST, RG_P VM "/{}/generateJoinToken", SR, VM, arm_vm_join_token},
+    {HTTP_GET, RG_P VM "/{}/identityBindings", SR, VM, arm_vm_bindings},
+    {HTTP_POST, RG_P VM "/{}/bindIdentity", SR, VM, arm_vm_bind},
+    {HTTP_POST, RG_P VM "/{}/unbindIdentity", SR, VM, arm_vm_unbind},
 
     {HTTP_GET, SUB_P UAI, R_SUB, NULL, arm_uai_list},
     {HTTP_GET, RG_P UAI, SR, NULL, arm_uai_list},

@@ -114,3 +114,85 @@ out:
     free(names);
     return rc;
 }
+
+/* A cgroup binding covers its path and everything below it. */
+static int cgroup_under(const char *path, const char *bound)
+{
+    size_t n = strlen(bound);
+    if (n == 1 && bound[0] == '/')
+        return path[0] == '/';
+    while (n > 1 && bound[n - 1] == '/')
+        n--;
+    return strncmp(path, bound, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* VMs seen without bindings, per thread (each loop has its own), valid for one store
+ * generation: most VMs have none, and their token requests then cost no extra read. */
+#define UNBOUND_MEMO 16
+static _Thread_local struct {
+    char vm[ST_NAME];
+    int64_t gen;
+} unbound_memo[UNBOUND_MEMO];
+static _Thread_local unsigned unbound_next;
+
+static int memo_unbound(const char *vm, int64_t gen)
+{
+    for (size_t i = 0; gen >= 0 && i < UNBOUND_MEMO; i++)
+        if (unbound_memo[i].gen == gen && mv_streq_ci(unbound_memo[i].vm, vm))
+            return 1;
+    return 0;
+}
+
+static void memo_remember(const char *vm, int64_t gen)
+{
+    if (gen < 0 || strlen(vm) >= ST_NAME)
+        return;
+    size_t i = unbound_next++ % UNBOUND_MEMO;
+    memcpy(unbound_memo[i].vm, vm, strlen(vm) + 1);
+    unbound_memo[i].gen = gen;
+}
+
+mv_rc authority_binding_check(struct store *st, int64_t gen, const char *vm_name,
+                              const struct st_principal *subject, const kv_list *form, int *bound,
+                              struct authority_refusal *ref)
+{
+    mv_rc rc = MV_OK;
+    struct st_binding *b = NULL;
+    size_t n = 0;
+    int allowed = 0;
+    const char *uid = kv_get(form, "mi_caller_uid");
+    const char *cgroup = kv_get(form, "mi_caller_cgroup");
+    char last[ST_NAME] = "";
+    int last_is_subject = 0;
+    *bound = 0;
+    if (memo_unbound(vm_name, gen))
+        return MV_OK;
+    CHECK(store_binding_list(st, vm_name, &b, &n));
+    if (n == 0)
+        memo_remember(vm_name, gen);
+    for (size_t i = 0; i < n && !allowed; i++) {
+        if (strcmp(b[i].identity, last) != 0) { /* the list is ordered by identity */
+            struct st_identity id;
+            CHECK(mv_copy(last, sizeof last, b[i].identity));
+            rc = store_identity_get(st, b[i].identity, &id);
+            if (rc == MV_ERR_NOT_FOUND) {
+                rc = MV_OK;
+                last_is_subject = 0;
+                continue;
+            }
+            CHECK(rc);
+            last_is_subject = mv_streq_ci(id.principal_id, subject->id);
+        }
+        if (!last_is_subject)
+            continue;
+        *bound = 1;
+        if (b[i].kind == ST_BIND_UID)
+            allowed = uid && strcmp(uid, b[i].value) == 0;
+        else if (b[i].kind == ST_BIND_CGROUP)
+            allowed = cgroup && cgroup_under(cgroup, b[i].value);
+    }
+    REFUSE_UNLESS(!*bound || allowed, ref, 400, "invalid_request", AUTHORITY_BOUND_REFUSAL);
+out:
+    free(b);
+    return rc;
+}

@@ -132,6 +132,16 @@ MV_MUST_CHECK mv_rc authority_subject_get(struct authority_loop *w, int64_t gen,
 MV_MUST_CHECK mv_rc authority_node_principal(struct store *st, const char *vm, const kv_list *form,
                                              struct st_principal *out,
                                              struct authority_refusal *ref);
+/* identity.c: per-process bindings (docs/agent.md). If the VM binds subject's identity to
+ * local callers, *bound = 1 and the caller the agent observed (form's mi_caller_uid and
+ * mi_caller_cgroup) must match one binding (a uid exactly, a cgroup by path prefix), else 400
+ * invalid_request AUTHORITY_BOUND_REFUSAL. Unbound identities: *bound = 0, any caller. A VM
+ * found without bindings at store generation gen (>= 0) is not read again until it moves. */
+#define AUTHORITY_BOUND_REFUSAL "Identity not found: it is bound to other local callers on this VM"
+MV_MUST_CHECK mv_rc authority_binding_check(struct store *st, int64_t gen, const char *vm_name,
+                                            const struct st_principal *subject,
+                                            const kv_list *form, int *bound,
+                                            struct authority_refusal *ref);
 /* 1 if form carries any identity selector (refused for admin clients). */
 int authority_has_selector(const kv_list *form);
 

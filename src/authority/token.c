@@ -80,7 +80,7 @@ static int form_content_type(const http_req *req)
 /* RFC 6749 §5.1 with Entra's v1 members, in Entra's order. Written directly (json_out.c says
  * why); the reply carries a bearer token, so its buffer is wiped. */
 static mv_rc reply_token(http_req *req, const char *access_token, int64_t exp, int64_t now,
-                         const char *resource, const char *client_id)
+                         const char *resource, const char *client_id, int bound)
 {
     mv_rc rc = MV_OK;
     mv_buf b;
@@ -93,6 +93,10 @@ static mv_rc reply_token(http_req *req, const char *access_token, int64_t exp, i
     CHECK(authority_json_str(&b, resource));
     CHECK(mv_buf_adds(&b, ",\"client_id\":"));
     CHECK(authority_json_str(&b, client_id));
+    /* mivault's own member, for its agent: the identity is bound to local callers, so the
+     * agent keeps this token for the caller it asked for only (docs/agent.md). */
+    if (bound)
+        CHECK(mv_buf_adds(&b, ",\"mi_bound\":true"));
     CHECK(mv_buf_add(&b, "}", 1));
     /* RFC 6749 §5.1: "Cache-Control: no-store" and "Pragma: no-cache" on token responses. */
     http_set_header(req, "Cache-Control", "no-store");
@@ -114,6 +118,7 @@ struct token_ctx {
     const char *jti;        /* verified, still to be recorded through the writer; else NULL */
     char jti_key[512 + RESOURCE_MAX]; /* a service principal's: "<jti>\n<resource>" */
     int64_t jti_keep_until; /* exp + skew */
+    int bound;              /* a node's identity bound to local callers (identity.c) */
 };
 
 /* Finds the client and its key. A node or the admin authenticate with their own key (an
@@ -314,6 +319,8 @@ static mv_rc handle(struct authority_loop *w, http_req *req, struct token_ctx *c
 
     if (c->client->is_node) {
         CHECK(authority_subject_get(w, gen, c->client->vm, &c->form, &c->subject, ref));
+        CHECK(authority_binding_check(w->st, gen, c->client->vm, &c->subject, &c->form,
+                                      &c->bound, ref));
     } else {
         REFUSE_UNLESS(!authority_has_selector(&c->form), ref, 400, "invalid_request",
                       "Identity selectors are not allowed for this client.");
@@ -335,6 +342,7 @@ struct token_out {
     int64_t exp, now;
     char resource[RESOURCE_MAX + 1];
     char subject_client_id[ST_ID];
+    int bound;
     char who[ST_ID]; /* for the audit record: the subject, else the client, else "" */
 };
 
@@ -344,7 +352,8 @@ static void finish(struct token_out *o)
     mv_rc rc = o->rc;
     int status;
     if (rc == MV_OK)
-        rc = reply_token(req, o->token.p, o->exp, o->now, o->resource, o->subject_client_id);
+        rc = reply_token(req, o->token.p, o->exp, o->now, o->resource, o->subject_client_id,
+                         o->bound);
     if (rc == MV_OK) {
         status = 200;
     } else if (o->ref.status && o->ref.code) {
@@ -451,6 +460,7 @@ void authority_token(http_req *req, const struct authority_route_args *a)
 
     o.rc = handle(w, req, &c, &o.token, &o.exp, o.now);
     o.ref = c.ref;
+    o.bound = c.bound;
     if (mv_copy(o.resource, sizeof o.resource, c.resource) != MV_OK ||
         mv_copy(o.subject_client_id, sizeof o.subject_client_id, c.subject.client_id) != MV_OK ||
         mv_copy(o.who, sizeof o.who, c.subject.id[0] ? c.subject.id : c.client_id) != MV_OK)

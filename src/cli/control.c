@@ -217,6 +217,60 @@ done:
     return status;
 }
 
+/* bind/unbind/bindings: per-process identities (docs/agent.md). */
+static int vm_binding(struct cli *c, const char *action)
+{
+    static const char *const COLS[] = {"identity", "uid", "cgroup", NULL};
+    const char *name, *ident = NULL, *uid = NULL, *cg = NULL;
+    if (cli_require(c, "name", &name) != MV_OK)
+        return 2;
+    json_t *body = NULL;
+    if (action) {
+        if (cli_require(c, "identity", &ident) != MV_OK)
+            return 2;
+        uid = cli_get(c, "uid");
+        cg = cli_get(c, "cgroup");
+        if ((uid != NULL) == (cg != NULL))
+            return cli_error("give exactly one of --uid N and --cgroup PATH") + 1;
+        int64_t u = 0;
+        if (uid && (mv_parse_i64(uid, &u) != MV_OK || u < 0))
+            return cli_error("--uid must be a user id (a number)") + 1;
+        body = uid ? json_pack("{s:s, s:I}", "identity", ident, "uid", (json_int_t)u)
+                   : json_pack("{s:s, s:s}", "identity", ident, "cgroup", cg);
+    }
+    struct arm_client *a = NULL;
+    json_t *out = NULL;
+    char path[1024];
+    long st = 0;
+    int status = 1;
+    if (session(c, &a) || arm_provider_path(a, T_VM, name, path, sizeof path) != MV_OK)
+        goto done;
+    size_t n = strlen(path);
+    snprintf(path + n, sizeof path - n, "/%s", action ? action : "identityBindings");
+    if (arm_call(a, action ? "POST" : "GET", path, body, &out, &st) != MV_OK)
+        goto done;
+    if (action && strcmp(action, "unbindIdentity") == 0) {
+        if (st == 204) {
+            cli_error("no such binding of '%s' on VM '%s'", ident, name);
+            goto done;
+        }
+    } else if (out && json_is_array(json_object_get(out, "value"))) {
+        cli_print(c, json_incref(json_object_get(out, "value")), COLS);
+    } else if (out) {
+        cli_print(c, json_incref(out), COLS);
+    }
+    status = 0;
+done:
+    json_decref(out);
+    json_decref(body);
+    arm_client_free(a);
+    return status;
+}
+
+int verb_vm_identity_bind(struct cli *c) { return vm_binding(c, "bindIdentity"); }
+int verb_vm_identity_unbind(struct cli *c) { return vm_binding(c, "unbindIdentity"); }
+int verb_vm_identity_bindings(struct cli *c) { return vm_binding(c, NULL); }
+
 int verb_vm_identity_assign(struct cli *c) { return vm_identity_change(c, 1); }
 int verb_vm_identity_remove(struct cli *c) { return vm_identity_change(c, 0); }
 int verb_vm_show(struct cli *c) { return named(c, "GET", T_VM, NULL, VM_COLS); }

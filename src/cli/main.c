@@ -70,6 +70,12 @@ static const struct verb VERBS[] = {
      "Enable the system-assigned identity and/or attach user-assigned identities."},
     {"vm identity remove", verb_vm_identity_remove, "--name VM [--system] [--user-assigned ID ...]", "system",
      "Disable the system-assigned identity and/or detach user-assigned identities."},
+    {"vm identity bind", verb_vm_identity_bind, "--name VM --identity UAI (--uid N | --cgroup PATH)", "",
+     "Issue a user-assigned identity on this VM only to local callers with that uid or in that\n"
+     "cgroup (v2 path, and below); see docs/agent.md \"Per-process identities\"."},
+    {"vm identity unbind", verb_vm_identity_unbind, "--name VM --identity UAI (--uid N | --cgroup PATH)", "",
+     "Remove one binding; an identity without bindings is any local caller's again."},
+    {"vm identity bindings", verb_vm_identity_bindings, "--name VM", "", "List the VM's identity bindings."},
     {"identity create", verb_identity_create, "--name NAME", "", "Create a user-assigned identity."},
     {"identity show", verb_identity_show, "--name NAME", "", "Show a user-assigned identity."},
     {"identity list", verb_identity_list, "", "", "List user-assigned identities."},

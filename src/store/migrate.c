@@ -123,6 +123,10 @@ static const struct copy TABLES[] = {
      "INSERT INTO federated_credentials (identity_key, name_key, identity, name, issuer, subject,"
      " audience, created) VALUES (lower($1), lower($2), $1, $2, $3, $4, $5, $6)",
      -1},
+    {"vm_bindings", "SELECT vm, identity, kind, value, created FROM vm_bindings ORDER BY rowid",
+     "INSERT INTO vm_bindings (vm, identity, kind, value, created)"
+     " VALUES (lower($1), lower($2), $3, $4, $5)",
+     -1},
 };
 
 static mv_rc copy_table(struct store *from, struct pg_store *to, const struct copy *c, int64_t *rows)
@@ -284,6 +288,7 @@ static const char *const PG_SELECT[] = {
     " created, expires FROM app_credentials ORDER BY seq",
     "SELECT identity, name, issuer, subject, audience, created FROM federated_credentials"
     " ORDER BY identity_key, name_key",
+    "SELECT vm, identity, kind, value, created FROM vm_bindings ORDER BY seq",
 };
 /* A table added to one list and not the other does not build (backup once read a NULL query). */
 _Static_assert(sizeof TABLES / sizeof TABLES[0] == STORE_MIGRATE_TABLES, "TABLES is complete");

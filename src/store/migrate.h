@@ -4,7 +4,7 @@
 
 #include "store/store.h"
 
-#define STORE_MIGRATE_TABLES 19
+#define STORE_MIGRATE_TABLES 20
 
 struct store_migrate_count {
     const char *table;

@@ -189,6 +189,10 @@ MV_MUST_CHECK mv_rc pg_vm_get(struct pg_store *pg, const char *name, struct st_v
 MV_MUST_CHECK mv_rc pg_vm_list(struct pg_store *pg, struct st_vm **out, size_t *n);
 MV_MUST_CHECK mv_rc pg_vm_delete(struct pg_store *pg, const char *name);
 MV_MUST_CHECK mv_rc pg_vm_uai_set(struct pg_store *pg, const char *vm, const char *const *names, size_t n);
+MV_MUST_CHECK mv_rc pg_binding_add(struct pg_store *pg, const struct st_binding *b);
+MV_MUST_CHECK mv_rc pg_binding_remove(struct pg_store *pg, const struct st_binding *b);
+MV_MUST_CHECK mv_rc pg_binding_list(struct pg_store *pg, const char *vm, struct st_binding **out,
+                                    size_t *n);
 MV_MUST_CHECK mv_rc pg_vm_uai_list(struct pg_store *pg, const char *vm, char (**names)[ST_NAME], size_t *n);
 MV_MUST_CHECK mv_rc pg_identity_put(struct pg_store *pg, const struct st_identity *id);
 MV_MUST_CHECK mv_rc pg_identity_get(struct pg_store *pg, const char *name, struct st_identity *out);

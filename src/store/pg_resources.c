@@ -373,3 +373,96 @@ mv_rc pg_role_assignment_delete(struct pg_store *pg, const char *id)
 {
     return pg_delete_by_key(pg, "DELETE FROM role_assignments WHERE lower(id) = lower($1)", id, 1);
 }
+
+/* ---- per-process identity bindings (vm and identity stored lowered, as in vm_uai) ---- */
+
+mv_rc pg_binding_add(struct pg_store *pg, const struct st_binding *b)
+{
+    struct pg_params pp = {0};
+    if (!b->vm[0] || !b->identity[0] || !b->value[0] ||
+        (b->kind != ST_BIND_UID && b->kind != ST_BIND_CGROUP))
+        return bad("incomplete identity binding");
+    pp_text(&pp, b->vm);
+    pp_text(&pp, b->identity);
+    pp_i64(&pp, b->kind);
+    pp_text(&pp, b->value);
+    pp_i64(&pp, b->created);
+    return pg_write_one(pg,
+                        "INSERT INTO vm_bindings (vm, identity, kind, value, created)"
+                        " VALUES (lower($1), lower($2), $3, $4, $5)"
+                        " ON CONFLICT (vm, identity, kind, value) DO NOTHING",
+                        &pp, 1);
+}
+
+static mv_rc binding_remove_fn(struct pg_store *pg, void *arg)
+{
+    mv_rc rc = MV_OK;
+    const struct st_binding *b = arg;
+    struct pg_params pp = {0};
+    int64_t changes = 0;
+    pp_text(&pp, b->vm);
+    pp_text(&pp, b->identity);
+    pp_i64(&pp, b->kind);
+    pp_text(&pp, b->value);
+    CHECK(pg_exec(pg,
+                  "DELETE FROM vm_bindings WHERE vm = lower($1) AND identity = lower($2)"
+                  " AND kind = $3 AND value = $4",
+                  &pp, NULL, &changes));
+    ENSURE(changes > 0 || pg->replay, MV_ERR_NOT_FOUND);
+    pg->touched = 1;
+out:
+    return rc;
+}
+
+mv_rc pg_binding_remove(struct pg_store *pg, const struct st_binding *b)
+{
+    return pg_run(pg, PG_WRITE1, binding_remove_fn, (void *)b);
+}
+
+static mv_rc binding_row(const PGresult *r, int row, void *item)
+{
+    mv_rc rc = MV_OK;
+    struct st_binding *b = item;
+    CHECK(pg_col_text(r, row, 0, b->vm, sizeof b->vm));
+    CHECK(pg_col_text(r, row, 1, b->identity, sizeof b->identity));
+    b->kind = (int)pg_col_i64(r, row, 2);
+    CHECK(pg_col_text(r, row, 3, b->value, sizeof b->value));
+    b->created = pg_col_i64(r, row, 4);
+out:
+    return rc;
+}
+
+struct binding_list {
+    const char *vm;
+    struct st_binding **out;
+    size_t *n;
+};
+
+static mv_rc binding_list_fn(struct pg_store *pg, void *arg)
+{
+    mv_rc rc = MV_OK;
+    struct binding_list *c = arg;
+    struct pg_params pp = {0};
+    PGresult *r = NULL;
+    void *arr = NULL;
+    pp_text(&pp, c->vm);
+    CHECK(pg_exec(pg,
+                  "SELECT vm, identity, kind, value, created FROM vm_bindings"
+                  " WHERE vm = lower($1) ORDER BY identity, kind, value",
+                  &pp, &r, NULL));
+    CHECK(pg_collect(r, sizeof **c->out, binding_row, NULL, &arr, c->n));
+    *c->out = arr;
+    arr = NULL;
+out:
+    free(arr);
+    PQclear(r);
+    return rc;
+}
+
+mv_rc pg_binding_list(struct pg_store *pg, const char *vm, struct st_binding **out, size_t *n)
+{
+    struct binding_list c = {vm, out, n};
+    *out = NULL;
+    *n = 0;
+    return pg_run(pg, PG_READ, binding_list_fn, &c);
+}

@@ -359,7 +359,23 @@ static const char *const v10[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9, v10};
+/* v11: per-process identity bindings (pg_resources.c; vm and identity hold the lowered keys).
+ * Self-contained: one step. */
+static const char *const v11[] = {
+    "CREATE TABLE vm_bindings ("
+    " vm text COLLATE \"C\" NOT NULL REFERENCES vms (k) ON DELETE CASCADE,"
+    " identity text COLLATE \"C\" NOT NULL REFERENCES identities (k) ON DELETE CASCADE,"
+    " kind integer NOT NULL CHECK (kind BETWEEN 1 AND 2),"
+    " value text COLLATE \"C\" NOT NULL,"
+    " created bigint NOT NULL,"
+    " seq bigserial,"
+    " PRIMARY KEY (vm, identity, kind, value))",
+    "CREATE INDEX vm_bindings_identity ON vm_bindings (identity)",
+    FEED_TRIGGER("vm_bindings", "vm"),
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 /* meta itself is the one table every version has: created first, outside the list. */

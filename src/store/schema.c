@@ -293,7 +293,21 @@ static const char *const v9[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9};
+/* v10: per-process identity bindings (st_vms.c). Self-contained: one step. */
+static const char *const v10[] = {
+    "CREATE TABLE vm_bindings ("
+    " vm TEXT NOT NULL COLLATE NOCASE REFERENCES vms (name) ON DELETE CASCADE,"
+    " identity TEXT NOT NULL COLLATE NOCASE REFERENCES identities (name) ON DELETE CASCADE,"
+    " kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 2),"
+    " value TEXT NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " PRIMARY KEY (vm, identity, kind, value));"
+    "CREATE INDEX vm_bindings_identity ON vm_bindings (identity);",
+    GEN_TRIGGERS("vm_bindings"),
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9, v10};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 static mv_rc user_version(struct store *st, int64_t *out)

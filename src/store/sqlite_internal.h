@@ -58,6 +58,9 @@ enum st_q {
     ST_Q_UAI_CLEAR,
     ST_Q_UAI_ADD,
     ST_Q_UAI_LIST,
+    ST_Q_BIND_ADD,
+    ST_Q_BIND_REMOVE,
+    ST_Q_BIND_LIST,
     ST_Q_IDENTITY_PUT,
     ST_Q_IDENTITY_GET,
     ST_Q_IDENTITY_LIST,
@@ -180,6 +183,10 @@ MV_MUST_CHECK mv_rc sq_vm_get(struct store *st, const char *name, struct st_vm *
 MV_MUST_CHECK mv_rc sq_vm_list(struct store *st, struct st_vm **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_vm_delete(struct store *st, const char *name);
 MV_MUST_CHECK mv_rc sq_vm_uai_set(struct store *st, const char *vm, const char *const *names, size_t n);
+MV_MUST_CHECK mv_rc sq_binding_add(struct store *st, const struct st_binding *b);
+MV_MUST_CHECK mv_rc sq_binding_remove(struct store *st, const struct st_binding *b);
+MV_MUST_CHECK mv_rc sq_binding_list(struct store *st, const char *vm, struct st_binding **out,
+                                    size_t *n);
 MV_MUST_CHECK mv_rc sq_vm_uai_list(struct store *st, const char *vm, char (**names)[ST_NAME], size_t *n);
 MV_MUST_CHECK mv_rc sq_identity_put(struct store *st, const struct st_identity *id);
 MV_MUST_CHECK mv_rc sq_identity_get(struct store *st, const char *name, struct st_identity *out);

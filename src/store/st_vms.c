@@ -150,3 +150,85 @@ out:
     st_done(s);
     return rc;
 }
+
+/* ---- per-process identity bindings ---- */
+
+#define BIND_COLS "vm, identity, kind, value, created"
+
+static int binding_ok(const struct st_binding *b)
+{
+    return b->vm[0] && b->identity[0] && b->value[0] &&
+           (b->kind == ST_BIND_UID || b->kind == ST_BIND_CGROUP);
+}
+
+mv_rc sq_binding_add(struct store *st, const struct st_binding *b)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    ENSURE(binding_ok(b), MV_ERR_BAD_REQUEST);
+    CHECK(st_prep(st, ST_Q_BIND_ADD,
+                  "INSERT INTO vm_bindings (" BIND_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)"
+                  " ON CONFLICT (vm, identity, kind, value) DO NOTHING",
+                  &s));
+    st_bind_text(st, s, 1, b->vm);
+    st_bind_text(st, s, 2, b->identity);
+    st_bind_i64(st, s, 3, b->kind);
+    st_bind_text(st, s, 4, b->value);
+    st_bind_i64(st, s, 5, b->created);
+    CHECK(st_run(st, s, NULL));
+out:
+    st_done(s);
+    return rc;
+}
+
+mv_rc sq_binding_remove(struct store *st, const struct st_binding *b)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    int64_t changes = 0;
+    CHECK(st_prep(st, ST_Q_BIND_REMOVE,
+                  "DELETE FROM vm_bindings WHERE vm = ?1 AND identity = ?2 AND kind = ?3"
+                  " AND value = ?4",
+                  &s));
+    st_bind_text(st, s, 1, b->vm);
+    st_bind_text(st, s, 2, b->identity);
+    st_bind_i64(st, s, 3, b->kind);
+    st_bind_text(st, s, 4, b->value);
+    CHECK(st_run(st, s, &changes));
+    ENSURE(changes > 0, MV_ERR_NOT_FOUND);
+out:
+    st_done(s);
+    return rc;
+}
+
+static mv_rc binding_row(sqlite3_stmt *s, void *item)
+{
+    mv_rc rc = MV_OK;
+    struct st_binding *b = item;
+    CHECK(st_col_text(s, 0, b->vm, sizeof b->vm));
+    CHECK(st_col_text(s, 1, b->identity, sizeof b->identity));
+    b->kind = (int)sqlite3_column_int64(s, 2);
+    CHECK(st_col_text(s, 3, b->value, sizeof b->value));
+    b->created = (int64_t)sqlite3_column_int64(s, 4);
+out:
+    return rc;
+}
+
+mv_rc sq_binding_list(struct store *st, const char *vm, struct st_binding **out, size_t *n)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    void *arr = NULL;
+    *out = NULL;
+    *n = 0;
+    CHECK(st_prep(st, ST_Q_BIND_LIST,
+                  "SELECT " BIND_COLS " FROM vm_bindings WHERE vm = ?1"
+                  " ORDER BY identity, kind, value",
+                  &s));
+    st_bind_text(st, s, 1, vm);
+    CHECK(st_collect(st, s, sizeof **out, binding_row, NULL, &arr, n));
+    *out = arr;
+out:
+    st_done(s);
+    return rc;
+}

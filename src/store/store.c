@@ -216,6 +216,21 @@ void st_app_credentials_free(struct st_app_credential *c, size_t n)
     free(c);
 }
 
+mv_rc store_binding_add(struct store *st, const struct st_binding *b)
+{
+    return st->pg ? pg_binding_add(st->pg, b) : sq_binding_add(st, b);
+}
+
+mv_rc store_binding_remove(struct store *st, const struct st_binding *b)
+{
+    return st->pg ? pg_binding_remove(st->pg, b) : sq_binding_remove(st, b);
+}
+
+mv_rc store_binding_list(struct store *st, const char *vm, struct st_binding **out, size_t *n)
+{
+    return st->pg ? pg_binding_list(st->pg, vm, out, n) : sq_binding_list(st, vm, out, n);
+}
+
 mv_rc store_fic_put(struct store *st, const struct st_fic *f)
 {
     return st->pg ? pg_fic_put(st->pg, f) : sq_fic_put(st, f);

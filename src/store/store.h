@@ -151,6 +151,27 @@ MV_MUST_CHECK mv_rc store_fic_list(struct store *st, const char *identity, struc
                                    size_t *n);
 MV_MUST_CHECK mv_rc store_fic_delete(struct store *st, const char *identity, const char *name);
 
+/* ---- per-process identity bindings (docs/agent.md "Per-process identities") ----
+ * A user-assigned identity of a VM bound to local callers: issued on that VM only to a caller
+ * with one of its uids or in one of its cgroups (path prefix). Unique per (vm, identity, kind,
+ * value); removed with their VM or identity. */
+enum st_binding_kind { ST_BIND_UID = 1, ST_BIND_CGROUP = 2 };
+#define ST_BIND_VALUE 1024 /* a cgroup path */
+struct st_binding {
+    char vm[ST_NAME];
+    char identity[ST_NAME];
+    int kind;
+    char value[ST_BIND_VALUE]; /* decimal uid, or an absolute cgroup v2 path */
+    int64_t created;
+};
+/* Idempotent. */
+MV_MUST_CHECK mv_rc store_binding_add(struct store *st, const struct st_binding *b);
+/* MV_ERR_NOT_FOUND if there was no such binding. */
+MV_MUST_CHECK mv_rc store_binding_remove(struct store *st, const struct st_binding *b);
+/* A VM's bindings by identity, kind, value (free with free()). */
+MV_MUST_CHECK mv_rc store_binding_list(struct store *st, const char *vm, struct st_binding **out,
+                                       size_t *n);
+
 /* ---- token signing keys ---- */
 struct st_signing_key {
     char kid[32];

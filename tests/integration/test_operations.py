@@ -274,6 +274,9 @@ class OperationsTest(MivaultTest):
             self.skipTest("MIVAULT_TEST_PG_URL is not set")
         bak = os.path.join(e.dir, "install.bak")
         self.add_key_and_certificate()
+        e.cli("identity", "create", "--name", "bk-uai")  # a per-process identity binding too
+        e.cli("vm", "identity", "assign", "--name", "vm1", "--user-assigned", "bk-uai")
+        e.cli("vm", "identity", "bind", "--name", "vm1", "--identity", "bk-uai", "--uid", "4242")
         e.cli("backup", "--out", bak)
         new = tempfile.mkdtemp(prefix="mivault-restore.")
         shutil.rmtree(new)
@@ -289,6 +292,8 @@ class OperationsTest(MivaultTest):
         self.assertEqual(json.loads(r.stdout)["store"], "sqlite" if e.store_url else "postgresql")
         self.serve_restored(new)
         self.check_key_and_certificate(self.t1)
+        self.assertEqual([(b["identity"].lower(), b["uid"]) for b in
+                          e.cli("vm", "identity", "bindings", "--name", "vm1")], [("bk-uai", 4242)])
 
     def test_restore_refuses_damaged_file_and_existing_state(self):
         e = self.env

@@ -90,6 +90,7 @@ class PostgresStoreTest(unittest.TestCase):
         sp = e.cli("sp", "create", "--name", "ci")  # service principals and federated
         e.cli("identity", "federated-credential", "create", "--identity", "app-id", "--name", "k8s",
               "--issuer", "https://issuer.example", "--subject", "system:serviceaccount:a:b")
+        e.cli("vm", "identity", "bind", "--name", "vm1", "--identity", "app-id", "--cgroup", "/app.slice")
         before = {
             "vm": e.cli("vm", "show", "--name", "vm1"),
             "identities": e.cli("identity", "list"),
@@ -153,6 +154,9 @@ class PostgresStoreTest(unittest.TestCase):
         self.assertTrue(e.kv("GET", "dev", "/keys/cert1/", token=tok).json()["managed"])
         self.assertEqual(out["rows"]["app_credentials"], 1)
         self.assertEqual(out["rows"]["federated_credentials"], 1)
+        self.assertEqual(out["rows"]["vm_bindings"], 1)
+        self.assertEqual(e.cli("vm", "identity", "bindings", "--name", "vm1"),
+                         [{"identity": "app-id", "cgroup": "/app.slice"}])
         form = {"client_id": sp["appId"], "grant_type": "client_credentials",
                 "client_secret": sp["password"], "scope": "https://vault.azure.net/.default"}
         r = e.https("POST", "/%s/oauth2/v2.0/token" % e.tenant, body=urllib.parse.urlencode(form),

@@ -785,6 +785,52 @@ static void test_authority_reply_expires_in_overflow(void **state)
     agent_token_free(&t);
 }
 
+/* Per-process identities: the authority's mi_bound and its refusal of another caller. */
+static void test_authority_reply_bound(void **state)
+{
+    (void)state;
+    struct agent_token t;
+    static const char bound[] = "{\"access_token\":\"t\",\"expires_in\":3600,\"mi_bound\":true}";
+    assert_int_equal(agent_authority_reply(200, bound, sizeof bound - 1, &t), MV_OK);
+    assert_int_equal(t.bound, 1);
+    agent_token_free(&t);
+    static const char unbound[] = "{\"access_token\":\"t\",\"expires_in\":3600}";
+    assert_int_equal(agent_authority_reply(200, unbound, sizeof unbound - 1, &t), MV_OK);
+    assert_int_equal(t.bound, 0);
+    agent_token_free(&t);
+    static const char refused[] = "{\"error\":\"invalid_request\",\"error_description\":\""
+                                  AGENT_BOUND_REFUSAL "\"}";
+    assert_int_equal(agent_authority_reply(400, refused, sizeof refused - 1, &t), MV_ERR_FORBIDDEN);
+    static const char missing[] =
+        "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}";
+    assert_int_equal(agent_authority_reply(400, missing, sizeof missing - 1, &t), MV_ERR_NOT_FOUND);
+}
+
+/* A bound identity's token is kept for its caller only; "" is every caller's. */
+static void test_cache_owner(void **state)
+{
+    (void)state;
+    struct tcache c;
+    const struct tcache_entry *e = NULL;
+    tcache_init(&c, 8);
+    struct agent_token t = tok("alice-token", T0 + 86400);
+    assert_int_equal(tcache_put_o(&c, SEL_NONE, NULL, "r", "1001:/a", &t, T0, NULL), MV_OK);
+    assert_int_equal(tcache_lookup_o(&c, SEL_NONE, NULL, "r", "1001:/a", T0, &e), TCACHE_FRESH);
+    assert_string_equal(e->tok.access_token, "alice-token");
+    assert_int_equal(tcache_lookup_o(&c, SEL_NONE, NULL, "r", "1002:/a", T0, &e), TCACHE_MISS);
+    assert_int_equal(tcache_lookup(&c, SEL_NONE, NULL, "r", T0, &e), TCACHE_MISS);
+    struct agent_token u = tok("shared", T0 + 86400);
+    assert_int_equal(tcache_put(&c, SEL_NONE, NULL, "r", &u, T0, NULL), MV_OK);
+    assert_int_equal(tcache_lookup(&c, SEL_NONE, NULL, "r", T0, &e), TCACHE_FRESH);
+    assert_string_equal(e->tok.access_token, "shared");
+    assert_int_equal(tcache_lookup_o(&c, SEL_NONE, NULL, "r", "1001:/a", T0, &e), TCACHE_FRESH);
+    assert_string_equal(e->tok.access_token, "alice-token"); /* two entries */
+    tcache_remove_o(&c, SEL_NONE, NULL, "r", "1001:/a");
+    assert_int_equal(tcache_lookup_o(&c, SEL_NONE, NULL, "r", "1001:/a", T0, &e), TCACHE_MISS);
+    assert_int_equal(tcache_lookup(&c, SEL_NONE, NULL, "r", T0, &e), TCACHE_FRESH);
+    tcache_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -815,6 +861,8 @@ int main(void)
         cmocka_unit_test(test_reply_render_matches_jansson),
         cmocka_unit_test(test_cache_entry_has_body),
         cmocka_unit_test(test_authority_reply_expires_in_overflow),
+        cmocka_unit_test(test_authority_reply_bound),
+        cmocka_unit_test(test_cache_owner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -211,7 +211,7 @@ static void check_sqlite_file(struct fx *f)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 9);
+    assert_int_equal(sqlite3_column_int(s, 0), 10);
     sqlite3_finalize(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -220,20 +220,20 @@ static void check_sqlite_file(struct fx *f)
     sqlite3_close(db);
 }
 
-/* PostgreSQL: schema_version 10 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
+/* PostgreSQL: schema_version 11 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
  * v4: quota leases; v5: assertion_jti; v6: vault_keys, key_policies; v7: cert_objects; v8: the
- * function mv_secret_add; v9: audit heads; v10: app credentials, federated credentials), the
- * tables there. */
+ * function mv_secret_add; v9: audit heads; v10: app credentials, federated credentials; v11: vm_bindings),
+ * the tables there. */
 static void check_pg_schema(struct fx *f)
 {
     PGconn *c = PQconnectdb(f->path);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
     assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "10");
+    assert_string_equal(PQgetvalue(r, 0, 0), "11");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
-    assert_string_equal(PQgetvalue(r, 0, 0), "21");
+    assert_string_equal(PQgetvalue(r, 0, 0), "22");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_proc WHERE proname = 'mv_secret_add'");
     assert_string_equal(PQgetvalue(r, 0, 0), "1");
@@ -586,6 +586,53 @@ static void test_identity_delete_removes_links(void **state)
     assert_int_equal(n, 1);
     assert_string_equal(names[0], "id2");
     free(names);
+}
+
+/* Per-process identity bindings: idempotent add, listing by identity/kind/value, remove
+ * (NOT_FOUND when absent), gone with the identity and with the VM. */
+static void test_identity_bindings(void **state)
+{
+    struct fx *f = *state;
+    put_vm(f->st, "BindVM");
+    put_identity(f->st, "id-a", "a0000000-0000-4000-8000-00000000000a");
+    put_identity(f->st, "id-b", "b0000000-0000-4000-8000-00000000000b");
+    struct st_binding b = {.vm = "BindVM", .identity = "id-a", .kind = ST_BIND_UID,
+                           .value = "1001", .created = 9};
+    OK(store_binding_add(f->st, &b));
+    OK(store_binding_add(f->st, &b)); /* idempotent */
+    struct st_binding c = {.vm = "bindvm", .identity = "ID-A", .kind = ST_BIND_CGROUP,
+                           .value = "/system.slice/app.service", .created = 9};
+    OK(store_binding_add(f->st, &c));
+    struct st_binding d = {.vm = "bindvm", .identity = "id-b", .kind = ST_BIND_UID,
+                           .value = "0", .created = 9};
+    OK(store_binding_add(f->st, &d));
+    struct st_binding bad = d;
+    bad.kind = 3;
+    RC(store_binding_add(f->st, &bad), MV_ERR_BAD_REQUEST);
+
+    struct st_binding *l = NULL;
+    size_t n = 0;
+    OK(store_binding_list(f->st, "BINDVM", &l, &n));
+    assert_int_equal(n, 3);
+    assert_int_equal(l[0].kind, ST_BIND_UID);
+    assert_string_equal(l[0].value, "1001");
+    assert_int_equal(l[1].kind, ST_BIND_CGROUP);
+    assert_string_equal(l[1].value, "/system.slice/app.service");
+    assert_int_equal(l[2].kind, ST_BIND_UID);
+    assert_string_equal(l[2].value, "0");
+    free(l);
+
+    OK(store_binding_remove(f->st, &b));
+    RC(store_binding_remove(f->st, &b), MV_ERR_NOT_FOUND);
+    OK(store_identity_delete(f->st, "id-b")); /* its bindings go with it */
+    OK(store_binding_list(f->st, "bindvm", &l, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(l[0].value, "/system.slice/app.service");
+    free(l);
+    OK(store_vm_delete(f->st, "bindvm")); /* and with the VM */
+    OK(store_binding_list(f->st, "bindvm", &l, &n));
+    assert_int_equal(n, 0);
+    free(l);
 }
 
 /* Service principals (kind 4), their credentials, and federated identity credentials with
@@ -2127,11 +2174,12 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
     /* The store is turned back into a faithful v3 (PostgreSQL) / v2 (SQLite) database: what
      * quota_leases' migration and every later one (assertion_jti: PostgreSQL v5, SQLite v4;
      * vault_keys and key_policies: PostgreSQL v6, SQLite v5; cert_objects: PostgreSQL v7,
-     * SQLite v6; the signing-key triggers: SQLite v7; mv_secret_add: PostgreSQL v8; audit_heads: PostgreSQL v9, SQLite v8; app and federated credentials and the principal kind 4: PostgreSQL v10, SQLite v9) created is dropped, so store_open runs those migrations exactly as on a real
+     * SQLite v6; the signing-key triggers: SQLite v7; mv_secret_add: PostgreSQL v8; audit_heads: PostgreSQL v9, SQLite v8; app and federated credentials and the principal kind 4: PostgreSQL v10, SQLite v9; vm_bindings: PostgreSQL v11, SQLite v10) created is dropped, so store_open runs those migrations exactly as on a real
      * upgrade.
      * Migrations stay plain CREATEs (no IF NOT EXISTS): a version number that does not match the
      * objects present is a broken store and must fail loudly, not be papered over. */
     if (pg_base) {
+        pg_admin(f->path, "DROP TABLE vm_bindings");
         pg_admin(f->path, "DROP TABLE federated_credentials");
         pg_admin(f->path, "DROP TABLE app_credentials");
         pg_admin(f->path, "ALTER TABLE principals DROP CONSTRAINT principals_kind_check");
@@ -2150,7 +2198,7 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
         sqlite3 *db = NULL;
         assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db,
-                                      "DROP TABLE federated_credentials;"
+                                      "DROP TABLE vm_bindings; DROP TABLE federated_credentials;"
                                       " DROP TABLE app_credentials;"
                                       " DROP TABLE quota_leases; DROP TABLE assertion_jti;"
                                       " DROP INDEX join_tokens_expires; DROP TABLE vault_keys;"
@@ -2204,6 +2252,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_identity_delete_removes_links, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apps_and_federated_credentials, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_bindings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_role_assignments, setup, teardown),
