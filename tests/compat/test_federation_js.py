@@ -69,15 +69,17 @@ class JsFederation(FederationFixture, JsTest):
         env = {k: v for k, v in self.up.env.items() if k not in MI_SOURCE_VARS}
         other = self.token_file(self.issuer.kubernetes("apps", "other"))
         old = self.token_file(self.issuer.kubernetes("apps", "web", now=int(time.time()) - 7200))
+        tampered = self.token_file(self.issuer.kubernetes("apps", "web", tamper=True))
         cid = self.uai["properties"]["clientId"]
         checks = self.node("federation.js", {"scope": self.scope, "cases": [
             self.case("nomatch", "wi", clientId=cid, tokenFile=other, expectError=True),
             self.case("expired", "wi", clientId=cid, tokenFile=old, expectError=True),
+            self.case("badsig", "wi", clientId=cid, tokenFile=tampered, expectError=True),
             self.case("unknown", "wi", clientId="00000000-0000-4000-8000-000000000001", tokenFile=other,
                       expectError=True),
             self.case("badsecret", "secret", clientId=self.sp["appId"], clientSecret="wrong", expectError=True),
         ]}, env=env)
-        for name, code in (("nomatch", 70021), ("expired", 700024), ("unknown", 700016),
-                           ("badsecret", 7000215)):
+        for name, code in (("nomatch", 70021), ("expired", 700024), ("badsig", 700027),
+                           ("unknown", 700016), ("badsecret", 7000215)):
             e = self.ok(checks, name + ".error")
             self.assertIn("AADSTS%d" % code, e["message"], (name, e))
