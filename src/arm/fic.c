@@ -234,6 +234,12 @@ void arm_fic_put(struct arm_req *ar)
     f.created = mv_now();
     CHECK(store_begin(ar->st));
     in_txn = 1;
+    /* One writer per identity across servers too (the count and the (issuer, subject) check
+     * below read then write): a transaction lock on the identity's lowered name. */
+    char lock[ST_NAME + 8];
+    CHECK(mv_fmt(lock, sizeof lock, "fic:%s", ident.name));
+    mv_lower(lock);
+    CHECK(store_xact_lock(ar->st, lock));
     rc = store_fic_get(ar->st, ident.name, ar->cap[3], &old);
     exists = rc == MV_OK;
     if (rc == MV_ERR_NOT_FOUND)
