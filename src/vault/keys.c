@@ -743,6 +743,8 @@ void vault_op_key_recover(struct vault_ctx *c)
 {
     struct st_key k;
     memset(&k, 0, sizeof k);
+    if (vault_deleted_managed_refused(c, "Key"))
+        return; /* recover the certificate instead */
     mv_rc rc = store_key_recover(c->w->st, c->vault.name, c->name);
     if (rc == MV_OK)
         rc = store_key_get(c->w->st, c->vault.name, c->name, NULL, &k);
@@ -765,6 +767,8 @@ void vault_op_key_purge(struct vault_ctx *c)
                     "PurgeProtected");
         return;
     }
+    if (vault_deleted_managed_refused(c, "Key"))
+        return; /* purge the certificate instead */
     mv_rc rc = store_key_purge(c->w->st, c->vault.name, c->name);
     if (rc == MV_ERR_NOT_FOUND)
         deleted_not_found(c);
