@@ -130,6 +130,8 @@ class CertificatesTest(MivaultTest):
             self.kv("DELETE", "/keys/mg"),
             self.kv("POST", "/keys/mg/create", body={"kty": "EC"}),
             self.kv("POST", "/keys/mg/rotate"),
+            self.kv("PUT", "/keys/mg/rotationpolicy", body={"lifetimeActions": [
+                {"trigger": {"timeAfterCreate": "P30D"}, "action": {"type": "Rotate"}}]}),
         ]
         for r in refusals:
             self.assertAzureError(r, 403, "Forbidden")
