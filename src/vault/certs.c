@@ -2159,6 +2159,16 @@ mv_rc vault_cert_owns_as(struct vault_ctx *c, const char *name, int deleted, int
     return rc == MV_ERR_NOT_FOUND ? MV_OK : rc;
 }
 
+int vault_managed_key(struct vault_ctx *c, int managed)
+{
+    int owned = 1; /* a store error refuses: the safe side */
+    if (!managed)
+        return 0;
+    if (vault_cert_owns(c, c->name, &owned) != MV_OK)
+        return 1;
+    return owned;
+}
+
 int vault_deleted_managed_refused(struct vault_ctx *c, const char *what)
 {
     int owned = 0;

@@ -228,7 +228,7 @@ void vault_op_key_policy_put(struct vault_ctx *c)
     int managed = 0;
     if (!key_exists_m(c, name, &managed))
         goto out;
-    if (managed) { /* a certificate's key renews with the certificate (docs/certificates.md) */
+    if (vault_managed_key(c, managed)) { /* a certificate's key renews with the certificate (docs/certificates.md) */
         vault_managed_forbidden(c, "Key", name);
         goto out;
     }
@@ -308,7 +308,7 @@ void vault_op_key_rotate(struct vault_ctx *c)
     struct st_key k;
     memset(&k, 0, sizeof k);
     mv_rc rc = store_key_get(c->w->st, c->vault.name, c->name, NULL, &k);
-    int managed = rc == MV_OK && k.managed;
+    int managed = rc == MV_OK && vault_managed_key(c, k.managed);
     st_key_clear(&k);
     if (managed) {
         vault_managed_forbidden(c, "Key", c->name);

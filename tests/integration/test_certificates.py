@@ -179,6 +179,14 @@ class CertificatesTest(MivaultTest):
         self.assertEqual(self.kv("DELETE", "/deletedcertificates/mg").status, 204)
         self.assertAzureError(self.kv("GET", "/deletedsecrets/mg"), 404)
         self.assertAzureError(self.kv("GET", "/deletedkeys/mg"), 404)
+        # a certificate's key restored from its backup without the certificate is an ordinary key
+        self.create("orph")
+        blob = self.kv("POST", "/keys/orph/backup").json()["value"]
+        self.kv("DELETE", "/certificates/orph")
+        self.assertEqual(self.kv("DELETE", "/deletedcertificates/orph").status, 204)
+        self.assertEqual(self.kv("POST", "/keys/restore", body={"value": blob}).status, 200)
+        self.assertEqual(self.kv("PATCH", "/keys/orph/", body={"tags": {"o": "1"}}).status, 200)
+        self.assertEqual(self.kv("DELETE", "/keys/orph").status, 200)
         # a plain secret / key of a name no certificate holds is still writable and deletable
         self.assertEqual(self.kv("PATCH", "/secrets/plain/", body={"tags": {"t": "1"}}).status, 200)
         self.assertEqual(self.kv("DELETE", "/secrets/plain").status, 200)
