@@ -12,13 +12,20 @@ counts are the hot path's own:
           IMDS rate limit, so every request is a real cached-token answer, no 429)
   get     `mivault server`, wrk -c8 GET /secrets/{name}/ over TLS, 64 distinct tokens
   token   `mivault server`, wrk -c8 client_credentials + private_key_jwt (ES256 assertion)
+  sign    `mivault server`, wrk -c8 POST /keys/ec//sign, ES256 with a P-256 key (bench/keys.py's
+          row; not in the default --paths: ask for it with --paths get,sign)
 Writes build/bench/profile-<path>.{out,txt}: the raw callgrind file and a summary with the
 instruction count per request, the top functions (self and inclusive) and the cost per shared
-object. Options: --seconds N (load per path, default 20), --paths agent,get,token.
+object. Options: --seconds N (load per path, default 20), --paths agent,get,token[,sign],
+--from-start (no callgrind_control: for when vgdb cannot reach the server, e.g. it blocks while the
+server idles in epoll_wait after dropping to the mivault user).
 """
 import argparse
+import base64
 import collections
+import hashlib
 import http.client
+import json
 import os
 import re
 import shutil
@@ -35,12 +42,25 @@ import bench  # noqa: E402
 OUT = os.path.join(bench.ROOT, "build", "bench")
 
 
+FROM_START = False  # --from-start: instrument everything, no callgrind_control
+
+
 def callgrind(args, out, logfile):
-    return bench.spawn(["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + out,
-                        "--separate-threads=no"] + args, logfile)
+    if os.geteuid() == 0:
+        # as root the server drops to the mivault user before callgrind writes its file at exit:
+        # give that user the file, or it stays empty
+        import pwd
+        open(out, "w").close()
+        os.chmod(out, 0o644)
+        u = pwd.getpwnam("mivault")
+        os.chown(out, u.pw_uid, u.pw_gid)
+    return bench.spawn(["valgrind", "--tool=callgrind", "--instr-atstart=" + ("yes" if FROM_START else "no"),
+                        "--callgrind-out-file=" + out, "--separate-threads=no"] + args, logfile)
 
 
 def collect(pid, on):
+    if FROM_START:
+        return
     subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(pid)], check=True, capture_output=True)
 
 
@@ -134,7 +154,12 @@ def main():
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--paths", default="agent,get,token")
     ap.add_argument("--bin", default=os.path.join(bench.ROOT, "build", "release", "mivault"))
+    ap.add_argument("--from-start", action="store_true",
+                    help="instrument from the start instead of callgrind_control -i on/off (the totals then "
+                         "include start-up: read the per-call inclusive counts of the handlers)")
     o = ap.parse_args()
+    global FROM_START
+    FROM_START = o.from_start
     paths = o.paths.split(",")
     os.makedirs(OUT, exist_ok=True)
     work = tempfile.mkdtemp(prefix="mivault-profile.")
@@ -148,7 +173,10 @@ def main():
         st.ensure_vault("dev")
         st.load("dev", 1000)
         tokens_file = os.path.join(work, "tokens")
-        st.tokens("dev", 8, 8, tokens_file)
+        if "sign" in paths:  # the identities also need the keys data actions
+            bench.OFFICER = "Key Vault Administrator"
+        toks = st.tokens("dev", 8, 8, tokens_file)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(b"bench").digest()).rstrip(b"=").decode()
         vm = st.cli("vm", "create", "--name", "pvm", "--assign-identity")
         join = vm.get("joinToken") if isinstance(vm, dict) else None
         if not join:
@@ -171,7 +199,7 @@ def main():
             bench.stop(st.server)
             summarize("agent", out, n)
 
-        for name in ("get", "token"):
+        for name in ("get", "token", "sign"):
             if name not in paths:
                 continue
             out = os.path.join(OUT, "profile-%s.out" % name)
@@ -181,6 +209,15 @@ def main():
             if name == "get":
                 args = [tokens_file, st.vault_host("dev"), 1000, "s", 1]
                 script = "vault_get.lua"
+            elif name == "sign":
+                host = st.vault_host("dev")
+                auth = {"Authorization": "Bearer " + toks[0], "Content-Type": "application/json"}
+                status, data, _ = st.https("POST", "/keys/ec/create?api-version=7.5", host, auth,
+                                           json.dumps({"kty": "EC", "crv": "P-256"}))
+                if status != 200:
+                    raise RuntimeError("create ec: %d %s" % (status, data[:300]))
+                args = [tokens_file, host, "ec", "ES256", digest, 1]
+                script = "vault_sign.lua"
             else:
                 signer = bench.AssertionSigner(os.path.join(st.dir, "admin.key"), st.admin_client)
                 pool = os.path.join(work, "pool")

@@ -2146,12 +2146,38 @@ done:
 
 mv_rc vault_cert_owns(struct vault_ctx *c, const char *name, int *owned)
 {
+    return vault_cert_owns_as(c, name, 0, owned);
+}
+
+mv_rc vault_cert_owns_as(struct vault_ctx *c, const char *name, int deleted, int *owned)
+{
     struct st_certobj o;
     memset(&o, 0, sizeof o);
-    mv_rc rc = store_cert_get(c->w->st, c->vault.name, ST_CERT_VERSION, name, NULL, 0, &o);
+    mv_rc rc = store_cert_get(c->w->st, c->vault.name, ST_CERT_VERSION, name, NULL, deleted, &o);
     st_certobj_clear(&o);
     *owned = rc == MV_OK;
     return rc == MV_ERR_NOT_FOUND ? MV_OK : rc;
+}
+
+int vault_managed_key(struct vault_ctx *c, int managed)
+{
+    int owned = 1; /* a store error refuses: the safe side */
+    if (!managed)
+        return 0;
+    if (vault_cert_owns(c, c->name, &owned) != MV_OK)
+        return 1;
+    return owned;
+}
+
+int vault_deleted_managed_refused(struct vault_ctx *c, const char *what)
+{
+    int owned = 0;
+    mv_rc rc = vault_cert_owns_as(c, c->name, 1, &owned);
+    if (rc != MV_OK)
+        vault_rc_error(c, rc);
+    else if (owned)
+        vault_managed_forbidden(c, what, c->name);
+    return rc != MV_OK || owned;
 }
 
 void vault_managed_forbidden(struct vault_ctx *c, const char *what, const char *name)

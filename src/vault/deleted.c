@@ -43,6 +43,8 @@ void vault_op_recover(struct vault_ctx *c)
 {
     struct st_secret s;
     memset(&s, 0, sizeof s);
+    if (vault_deleted_managed_refused(c, "Secret"))
+        return; /* recover the certificate instead */
     mv_rc rc = store_secret_recover(c->w->st, c->vault.name, c->name);
     if (rc == MV_OK)
         rc = store_secret_get(c->w->st, c->vault.name, c->name, NULL, &s);
@@ -65,6 +67,8 @@ void vault_op_purge(struct vault_ctx *c)
                     "PurgeProtected");
         return;
     }
+    if (vault_deleted_managed_refused(c, "Secret"))
+        return; /* purge the certificate instead */
     mv_rc rc = store_secret_purge(c->w->st, c->vault.name, c->name);
     if (rc == MV_ERR_NOT_FOUND)
         vault_secret_not_found(c, c->name, NULL);

@@ -424,9 +424,13 @@ static mv_rc check_sign(EVP_PKEY *k, const char *kid, const char *name, size_t d
 static mv_rc sign_ctx(EVP_PKEY *k, const struct alg *a, int verify, EVP_PKEY_CTX **out)
 {
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
-    EVP_MD *md = EVP_MD_fetch(NULL, a->md, NULL);
-    int ok = ctx && md && (verify ? EVP_PKEY_verify_init(ctx) : EVP_PKEY_sign_init(ctx)) == 1 &&
-             EVP_PKEY_CTX_set_signature_md(ctx, md) == 1;
+    /* ECDSA signs the digest as given (check_sign checked its length): no EVP_MD to fetch and
+     * set per request (docs/benchmarks.md "Keys"). RSA needs it: PKCS#1 v1.5 encodes the
+     * DigestInfo, PSS hashes with it. */
+    EVP_MD *md = a->rsa ? EVP_MD_fetch(NULL, a->md, NULL) : NULL;
+    int ok = ctx && (md || !a->rsa) &&
+             (verify ? EVP_PKEY_verify_init(ctx) : EVP_PKEY_sign_init(ctx)) == 1 &&
+             (!a->rsa || EVP_PKEY_CTX_set_signature_md(ctx, md) == 1);
     if (ok && a->rsa)
         ok = EVP_PKEY_CTX_set_rsa_padding(ctx, a->pss ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING) ==
              1;

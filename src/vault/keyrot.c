@@ -172,19 +172,27 @@ out:
         vault_rc_error(c, rc);
 }
 
-/* The stored name of a live key (NOT_FOUND: replied 404). */
-static int key_exists(struct vault_ctx *c, char name[MV_SECRET_MAX_NAME + 1])
+/* The stored name of a live key (NOT_FOUND: replied 404); *managed: a certificate's key. */
+static int key_exists_m(struct vault_ctx *c, char name[MV_SECRET_MAX_NAME + 1], int *managed)
 {
     struct st_key k;
     mv_rc rc = store_key_get(c->w->st, c->vault.name, c->name, NULL, &k);
-    if (rc == MV_OK)
+    if (rc == MV_OK) {
         rc = mv_copy(name, MV_SECRET_MAX_NAME + 1, k.name);
+        *managed = k.managed;
+    }
     st_key_clear(&k);
     if (rc == MV_ERR_NOT_FOUND)
         vault_key_not_found(c, c->name, NULL);
     else if (rc != MV_OK)
         vault_rc_error(c, rc);
     return rc == MV_OK;
+}
+
+static int key_exists(struct vault_ctx *c, char name[MV_SECRET_MAX_NAME + 1])
+{
+    int managed = 0;
+    return key_exists_m(c, name, &managed);
 }
 
 void vault_op_key_policy_get(struct vault_ctx *c)
@@ -217,8 +225,13 @@ void vault_op_key_policy_put(struct vault_ctx *c)
         vault_bad_parameter(c, why);
         goto out;
     }
-    if (!key_exists(c, name))
+    int managed = 0;
+    if (!key_exists_m(c, name, &managed))
         goto out;
+    if (vault_managed_key(c, managed)) { /* a certificate's key renews with the certificate (docs/certificates.md) */
+        vault_managed_forbidden(c, "Key", name);
+        goto out;
+    }
     CHECK(mv_copy(p.vault, sizeof p.vault, c->vault.name));
     CHECK(mv_copy(p.name, sizeof p.name, name));
     p.policy_json = json_dumps(doc, JSON_COMPACT);
@@ -295,7 +308,7 @@ void vault_op_key_rotate(struct vault_ctx *c)
     struct st_key k;
     memset(&k, 0, sizeof k);
     mv_rc rc = store_key_get(c->w->st, c->vault.name, c->name, NULL, &k);
-    int managed = rc == MV_OK && k.managed;
+    int managed = rc == MV_OK && vault_managed_key(c, k.managed);
     st_key_clear(&k);
     if (managed) {
         vault_managed_forbidden(c, "Key", c->name);
@@ -351,7 +364,7 @@ void vault_key_rotation_tick(const struct vault_plane *srv, struct store *st, in
         struct st_key k, made;
         if (store_key_get(st, ps[i].vault, ps[i].name, NULL, &k) != MV_OK)
             continue; /* deleted (or a store hiccup: next tick) */
-        if (rotation_due(ps[i].policy_json, &k, now) &&
+        if (!k.managed && rotation_due(ps[i].policy_json, &k, now) &&
             store_key_policy_claim(st, ps[i].vault, ps[i].name, k.version) == MV_OK) {
             if (vault_key_rotate(srv, st, ps[i].vault, ps[i].name, now, &made) == MV_OK)
                 LOG_INFO("key rotation: %s/%s rotated to version %s", ps[i].vault, ps[i].name,

@@ -387,7 +387,7 @@ static void add_and_reply(struct vault_ctx *c, struct st_key *k)
 {
     struct st_key prev;
     mv_rc rc = store_key_get(c->w->st, k->vault, k->name, NULL, &prev);
-    if (rc == MV_OK && prev.managed) { /* a certificate's key takes versions from it only */
+    if (rc == MV_OK && vault_managed_key(c, prev.managed)) { /* a certificate's key takes versions from it only */
         vault_managed_forbidden(c, "Key", prev.name);
         st_key_clear(&prev);
         return;
@@ -564,7 +564,7 @@ void vault_op_key_update(struct vault_ctx *c)
         goto out;
     }
     CHECK(rc);
-    if (k.managed) {
+    if (vault_managed_key(c, k.managed)) {
         vault_managed_forbidden(c, "Key", k.name);
         goto out;
     }
@@ -688,7 +688,7 @@ void vault_op_key_delete(struct vault_ctx *c)
     struct st_key k;
     memset(&k, 0, sizeof k);
     mv_rc rc = store_key_get(c->w->st, c->vault.name, c->name, NULL, &k);
-    if (rc == MV_OK && k.managed) {
+    if (rc == MV_OK && vault_managed_key(c, k.managed)) {
         vault_managed_forbidden(c, "Key", k.name);
         st_key_clear(&k);
         return;
@@ -743,6 +743,8 @@ void vault_op_key_recover(struct vault_ctx *c)
 {
     struct st_key k;
     memset(&k, 0, sizeof k);
+    if (vault_deleted_managed_refused(c, "Key"))
+        return; /* recover the certificate instead */
     mv_rc rc = store_key_recover(c->w->st, c->vault.name, c->name);
     if (rc == MV_OK)
         rc = store_key_get(c->w->st, c->vault.name, c->name, NULL, &k);
@@ -765,6 +767,8 @@ void vault_op_key_purge(struct vault_ctx *c)
                     "PurgeProtected");
         return;
     }
+    if (vault_deleted_managed_refused(c, "Key"))
+        return; /* purge the certificate instead */
     mv_rc rc = store_key_purge(c->w->st, c->vault.name, c->name);
     if (rc == MV_ERR_NOT_FOUND)
         deleted_not_found(c);

@@ -309,6 +309,15 @@ struct vault_view vault_view_of(const struct vault_ctx *c);
 /* *owned = whether a live certificate named name exists: its secret and key of that name are
  * managed by it and refused to the plain secrets/keys writes (docs/certificates.md). */
 MV_MUST_CHECK mv_rc vault_cert_owns(struct vault_ctx *c, const char *name, int *owned);
+/* Whether a key of name c->name whose row says managed still belongs to a live certificate (a
+ * managed key restored from a backup without its certificate is an ordinary key). */
+int vault_managed_key(struct vault_ctx *c, int managed);
+/* The same among the soft-deleted certificates (deleted = 1) or the live ones (0). */
+MV_MUST_CHECK mv_rc vault_cert_owns_as(struct vault_ctx *c, const char *name, int deleted,
+                                       int *owned);
+/* For recover and purge of a deleted secret or key: if it is a soft-deleted certificate's,
+ * replies 403 (what: "Secret" or "Key"), or the store's error, and returns 1; 0 to go on. */
+int vault_deleted_managed_refused(struct vault_ctx *c, const char *what);
 /* 403 Forbidden: what ("Secret" or "Key") name is managed by the certificate of that name. */
 void vault_managed_forbidden(struct vault_ctx *c, const char *what, const char *name);
 /* Whether s is the secret of a certificate version (secrets.c). */

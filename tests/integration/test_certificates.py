@@ -130,6 +130,8 @@ class CertificatesTest(MivaultTest):
             self.kv("DELETE", "/keys/mg"),
             self.kv("POST", "/keys/mg/create", body={"kty": "EC"}),
             self.kv("POST", "/keys/mg/rotate"),
+            self.kv("PUT", "/keys/mg/rotationpolicy", body={"lifetimeActions": [
+                {"trigger": {"timeAfterCreate": "P30D"}, "action": {"type": "Rotate"}}]}),
         ]
         for r in refusals:
             self.assertAzureError(r, 403, "Forbidden")
@@ -163,6 +165,28 @@ class CertificatesTest(MivaultTest):
         self.assertTrue(self.kv("GET", "/deletedkeys/mg").json()["managed"])
         self.assertAzureError(self.kv("GET", "/secrets/mg/"), 404, "SecretNotFound")
         self.assertAzureError(self.kv("GET", "/keys/mg/"), 404, "KeyNotFound")
+        # recover and purge go through the certificate too
+        for method, path in (("POST", "/deletedsecrets/mg/recover"), ("DELETE", "/deletedsecrets/mg"),
+                             ("POST", "/deletedkeys/mg/recover"), ("DELETE", "/deletedkeys/mg")):
+            r = self.kv(method, path)
+            self.assertAzureError(r, 403, "Forbidden")
+            self.assertIn("is managed by a certificate", r.json()["error"]["message"])
+        self.assertIs(self.kv("GET", "/deletedsecrets/mg").json()["managed"], True)
+        self.assertEqual(self.kv("POST", "/deletedcertificates/mg/recover").status, 200)
+        self.assertIs(self.kv("GET", "/secrets/mg/").json()["managed"], True)
+        self.assertIs(self.kv("GET", "/keys/mg/").json()["managed"], True)
+        self.kv("DELETE", "/certificates/mg")
+        self.assertEqual(self.kv("DELETE", "/deletedcertificates/mg").status, 204)
+        self.assertAzureError(self.kv("GET", "/deletedsecrets/mg"), 404)
+        self.assertAzureError(self.kv("GET", "/deletedkeys/mg"), 404)
+        # a certificate's key restored from its backup without the certificate is an ordinary key
+        self.create("orph")
+        blob = self.kv("POST", "/keys/orph/backup").json()["value"]
+        self.kv("DELETE", "/certificates/orph")
+        self.assertEqual(self.kv("DELETE", "/deletedcertificates/orph").status, 204)
+        self.assertEqual(self.kv("POST", "/keys/restore", body={"value": blob}).status, 200)
+        self.assertEqual(self.kv("PATCH", "/keys/orph/", body={"tags": {"o": "1"}}).status, 200)
+        self.assertEqual(self.kv("DELETE", "/keys/orph").status, 200)
         # a plain secret / key of a name no certificate holds is still writable and deletable
         self.assertEqual(self.kv("PATCH", "/secrets/plain/", body={"tags": {"t": "1"}}).status, 200)
         self.assertEqual(self.kv("DELETE", "/secrets/plain").status, 200)
