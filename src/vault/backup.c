@@ -96,13 +96,28 @@ out:
     return rc;
 }
 
+mv_rc vault_backup_reply(struct vault_ctx *c, const char *aad, const void *plain, size_t len)
+{
+    mv_rc rc = MV_OK;
+    mv_buf sealed, b64;
+    mv_buf_init(&sealed, len + AEAD_OVERHEAD);
+    mv_buf_init(&b64, VAULT_BACKUP_MAX_B64);
+    CHECK(aead_seal(c->w->srv->data_key, aad, plain, len, &sealed));
+    CHECK(b64url_encode(&b64, sealed.p, sealed.len));
+    json_t *j = json_pack("{s:s}", "value", b64.p);
+    ENSURE(j != NULL, MV_ERR_INTERNAL);
+    vault_reply_json(c, 200, j);
+out:
+    mv_buf_free(&sealed);
+    mv_buf_free(&b64);
+    return rc;
+}
+
 void vault_op_backup(struct vault_ctx *c)
 {
     mv_rc rc = MV_OK;
-    mv_buf plain, sealed, b64;
+    mv_buf plain;
     mv_buf_init(&plain, BACKUP_MAX_PLAIN);
-    mv_buf_init(&sealed, BACKUP_MAX_PLAIN + AEAD_OVERHEAD);
-    mv_buf_init(&b64, VAULT_BACKUP_MAX_B64);
     rc = write_versions(c, &plain);
     if (rc == MV_ERR_NOT_FOUND) {
         rc = MV_OK;
@@ -115,17 +130,11 @@ void vault_op_backup(struct vault_ctx *c)
         goto out;
     }
     CHECK(rc);
-    CHECK(aead_seal(c->w->srv->data_key, VAULT_BACKUP_AAD, plain.p, plain.len, &sealed));
-    CHECK(b64url_encode(&b64, sealed.p, sealed.len));
-    json_t *j = json_pack("{s:s}", "value", b64.p);
-    ENSURE(j != NULL, MV_ERR_INTERNAL);
-    vault_reply_json(c, 200, j);
+    CHECK(vault_backup_reply(c, VAULT_BACKUP_AAD, plain.p, plain.len));
 out:
     if (rc != MV_OK)
         vault_rc_error(c, rc);
     mv_buf_free_secret(&plain);
-    mv_buf_free(&sealed);
-    mv_buf_free(&b64);
 }
 
 /* ---- restore ---- */

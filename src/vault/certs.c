@@ -1964,9 +1964,6 @@ void vault_op_cert_backup(struct vault_ctx *c)
     mv_rc rc = MV_OK;
     json_t *doc = NULL;
     char *plain = NULL;
-    mv_buf sealed, b64;
-    mv_buf_init(&sealed, CERT_BACKUP_MAX_PLAIN + AEAD_OVERHEAD);
-    mv_buf_init(&b64, VAULT_BACKUP_MAX_B64);
     rc = backup_doc(c, &doc);
     if (rc == MV_ERR_NOT_FOUND) {
         rc = MV_OK;
@@ -1986,11 +1983,7 @@ void vault_op_cert_backup(struct vault_ctx *c)
         vault_bad_parameter(c, "The certificate is too large to back up.");
         goto out;
     }
-    CHECK(aead_seal(c->w->srv->data_key, CERT_BACKUP_AAD, plain, plen, &sealed));
-    CHECK(b64url_encode(&b64, sealed.p, sealed.len));
-    json_t *j = json_pack("{s:s}", "value", b64.p);
-    ENSURE(j != NULL, MV_ERR_INTERNAL);
-    vault_reply_json(c, 200, j);
+    CHECK(vault_backup_reply(c, CERT_BACKUP_AAD, plain, plen));
 out:
     if (rc != MV_OK)
         vault_rc_error(c, rc);
@@ -2001,8 +1994,6 @@ out:
     if (doc)
         vault_json_wipe(doc);
     json_decref(doc);
-    mv_buf_free(&sealed);
-    mv_buf_free(&b64);
 }
 
 mv_rc vault_cert_backup_open(const unsigned char *key, const char *body, size_t len, json_t **out)

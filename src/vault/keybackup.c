@@ -94,10 +94,8 @@ out:
 void vault_op_key_backup(struct vault_ctx *c)
 {
     mv_rc rc = MV_OK;
-    mv_buf plain, sealed, b64;
+    mv_buf plain;
     mv_buf_init(&plain, BACKUP_MAX_PLAIN);
-    mv_buf_init(&sealed, BACKUP_MAX_PLAIN + AEAD_OVERHEAD);
-    mv_buf_init(&b64, VAULT_BACKUP_MAX_B64);
     rc = write_versions(c, &plain);
     if (rc == MV_ERR_NOT_FOUND) {
         rc = MV_OK;
@@ -110,17 +108,11 @@ void vault_op_key_backup(struct vault_ctx *c)
         goto out;
     }
     CHECK(rc);
-    CHECK(aead_seal(c->w->srv->data_key, KEY_BACKUP_AAD, plain.p, plain.len, &sealed));
-    CHECK(b64url_encode(&b64, sealed.p, sealed.len));
-    json_t *j = json_pack("{s:s}", "value", b64.p);
-    ENSURE(j != NULL, MV_ERR_INTERNAL);
-    vault_reply_json(c, 200, j);
+    CHECK(vault_backup_reply(c, KEY_BACKUP_AAD, plain.p, plain.len));
 out:
     if (rc != MV_OK)
         vault_rc_error(c, rc);
     mv_buf_free_secret(&plain);
-    mv_buf_free(&sealed);
-    mv_buf_free(&b64);
 }
 
 /* ---- restore ---- */

@@ -133,6 +133,11 @@ int vault_refusals_count(const char *caller, int limit, int64_t now);
  * MV_ERR_LIMIT). Pure (tests/fuzz/fuzz_backup.c). */
 MV_MUST_CHECK mv_rc vault_backup_open(const unsigned char *key, const char *body, size_t len,
                                       json_t **out);
+struct vault_ctx;
+/* The reply of every backup operation (secrets, keys, certificates): plain sealed under aad
+ * with the data key, 200 {"value":"<base64url>"}. On an error nothing was sent. */
+MV_MUST_CHECK mv_rc vault_backup_reply(struct vault_ctx *c, const char *aad, const void *plain,
+                                       size_t len);
 
 /* ---- keymat.c: key material (pure; OpenSSL 3 EVP) ---- */
 #include <openssl/evp.h>
