@@ -67,6 +67,14 @@ start)
   as_pg PGDATA="$R/monitor" PGPORT=$base pg_autoctl create monitor --hostname localhost \
     --ssl-self-signed --auth trust --run >"$R/monitor.log" 2>&1 &
   echo $! >"$R/monitor.pid"
+  # `pg_autoctl show uri` creates the same state directories as `create` does at its start, and
+  # the two racing make `create` fail ("Failed to create state directory ...: File exists"):
+  # ask for the URI only once the monitor says it is initialised.
+  for _ in $(seq 1 240); do
+    grep -q "Monitor has been successfully initialized" "$R/monitor.log" 2>/dev/null && break
+    kill -0 "$(cat "$R/monitor.pid")" 2>/dev/null || break
+    sleep 0.5
+  done
   for _ in $(seq 1 240); do monitor_uri >"$R/monitor.uri" && [ -s "$R/monitor.uri" ] && break; sleep 0.5; done
   [ -s "$R/monitor.uri" ] || { echo "pg-formation: monitor did not start (see $R/monitor.log)" >&2; exit 1; }
   until mon_sql "select 1" >/dev/null 2>&1; do sleep 0.5; done
