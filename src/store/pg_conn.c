@@ -292,6 +292,67 @@ static mv_rc fail(struct pg_store *pg, PGresult *r, const char *what)
     return rc;
 }
 
+/* The writer's transactions open lazily (pg_begin in a lean batch): BEGIN and the first
+ * statement go out together in pipeline mode, one round trip instead of two. *r receives the
+ * statement's result; a failed BEGIN (or a lost connection) is reported as the statement's
+ * failure, with the same classification. */
+static mv_rc begin_and_exec(struct pg_store *pg, const char *name, const struct pg_params *pp,
+                            PGresult **r)
+{
+    mv_rc rc = MV_OK;
+    PGresult *x = NULL, *begin = NULL;
+    int synced = 0;
+    pg->begin_pending = 0;
+    *r = NULL;
+    if (!PQenterPipelineMode(pg->conn) ||
+        !PQsendQueryParams(pg->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
+        !PQsendQueryPrepared(pg->conn, name, pp->n, pp->v, pp->len, pp->fmt, 0) ||
+        !PQpipelineSync(pg->conn)) {
+        rc = fail(pg, NULL, "query");
+        goto out;
+    }
+    /* BEGIN's result, NULL, the statement's result, NULL, the sync; on a lost connection
+     * PQgetResult keeps returning NULL or error results: stop at the first such. */
+    for (int step = 0; step < 5 && !synced; step++) {
+        x = PQgetResult(pg->conn);
+        if (!x) {
+            if (PQstatus(pg->conn) == CONNECTION_BAD)
+                break;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(x);
+        if (st == PGRES_PIPELINE_SYNC) {
+            synced = 1;
+            PQclear(x);
+        } else if (!begin) {
+            begin = x;
+        } else if (!*r) {
+            *r = x;
+        } else {
+            PQclear(x);
+        }
+        x = NULL;
+    }
+    if (!synced) {
+        rc = fail(pg, NULL, "query"); /* the connection went away: retryable */
+        goto out;
+    }
+    if (PQresultStatus(begin) != PGRES_COMMAND_OK) {
+        rc = fail(pg, begin, "BEGIN");
+        goto out;
+    }
+    PQexitPipelineMode(pg->conn);
+out:
+    if (rc != MV_OK) {
+        PQclear(*r);
+        *r = NULL;
+        if (PQpipelineStatus(pg->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(pg->conn))
+            pg_disconnect(pg); /* results we could not drain: this connection is unusable */
+    }
+    PQclear(begin);
+    return rc;
+}
+
 mv_rc pg_exec(struct pg_store *pg, const char *sql, const struct pg_params *pp, PGresult **res,
               int64_t *changes)
 {
@@ -323,7 +384,12 @@ mv_rc pg_exec(struct pg_store *pg, const char *sql, const struct pg_params *pp, 
         pg->stmts[slot] = sql;
         pg->nstmts = slot + 1;
     }
-    r = PQexecPrepared(pg->conn, name, pp->n, pp->v, pp->len, pp->fmt, 0);
+    if (pg->begin_pending)
+        rc = begin_and_exec(pg, name, pp, &r);
+    else
+        r = PQexecPrepared(pg->conn, name, pp->n, pp->v, pp->len, pp->fmt, 0);
+    if (rc != MV_OK)
+        goto out;
     ExecStatusType est = PQresultStatus(r);
     if (est != PGRES_COMMAND_OK && est != PGRES_TUPLES_OK) {
         rc = fail(pg, r, "query");
@@ -352,7 +418,18 @@ mv_rc pg_simple(struct pg_store *pg, const char *sql)
         pg->retry = PG_RETRY_CONN;
         ENSURE_MSG(0, MV_ERR_UNAVAILABLE, "store: not connected to %s", pg->hosts);
     }
-    r = PQexec(pg->conn, sql); /* a constant: BEGIN, COMMIT, SAVEPOINT ... */
+    if (pg->begin_pending) {
+        pg->begin_pending = 0;
+        if (strcmp(sql, "COMMIT") == 0 || strcmp(sql, "ROLLBACK") == 0)
+            goto out; /* the transaction never started: nothing to end */
+        /* one message, one round trip; the result is the last statement's, and an error in
+         * BEGIN stops the string there and is returned */
+        char both[96];
+        CHECK(mv_fmt(both, sizeof both, "BEGIN; %s", sql));
+        r = PQexec(pg->conn, both);
+    } else {
+        r = PQexec(pg->conn, sql); /* a constant: BEGIN, COMMIT, SAVEPOINT ... */
+    }
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = fail(pg, r, sql);
         goto out;

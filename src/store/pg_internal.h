@@ -57,6 +57,7 @@ struct pg_store {
     int sql_error;                 /* a statement failed since the flag was cleared */
     int replay;                    /* this attempt re-runs a call whose commit is unknown */
     int lean;                      /* writer: calls in the transaction take no savepoint */
+    int begin_pending;             /* writer: BEGIN goes out with the first statement (pg_exec) */
     int batch_attempt;             /* writer: how often the current batch was re-run */
     int64_t batch_deadline_ms;
     int64_t quota_pruned;          /* window_start of the last prune of quota_leases */
@@ -233,7 +234,7 @@ MV_MUST_CHECK mv_rc pg_cert_list(struct pg_store *pg, const char *vault, int kin
 MV_MUST_CHECK mv_rc pg_cert_mark(struct pg_store *pg, const char *vault, const char *name, int64_t deleted, int64_t purge_at);
 MV_MUST_CHECK mv_rc pg_cert_claim(struct pg_store *pg, const char *vault, const char *name, const char *old_doc, const char *new_doc);
 MV_MUST_CHECK mv_rc pg_cert_remove(struct pg_store *pg, const char *vault, int kind, const char *name, const char *version);
-MV_MUST_CHECK mv_rc pg_secret_add(struct pg_store *pg, struct st_secret *s);
+MV_MUST_CHECK mv_rc pg_secret_add(struct pg_store *pg, struct st_secret *s, int unmanaged);
 MV_MUST_CHECK mv_rc pg_secret_get(struct pg_store *pg, const char *vault, const char *name, const char *version, struct st_secret *out);
 MV_MUST_CHECK mv_rc pg_secret_update(struct pg_store *pg, const struct st_secret *s);
 MV_MUST_CHECK mv_rc pg_secret_list(struct pg_store *pg, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n);

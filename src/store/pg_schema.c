@@ -375,7 +375,27 @@ static const char *const v11[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11};
+/* v12: a secret PUT's write with the certificate check in the same round trip and under the
+ * same per-name lock (pg_secrets.c set_fn): rc 3 = a live certificate owns the name (its
+ * managed secret, docs/certificates.md), nothing written; otherwise mv_secret_add's outcome.
+ * A certificate's own write takes that lock too (its secret goes through mv_secret_add), so a
+ * PUT racing a certificate create either lands first or sees the certificate. */
+static const char *const v12[] = {
+    "CREATE FUNCTION mv_secret_set(p_vault text, p_name text, p_version text, p_sealed bytea,"
+    " p_content_type text, p_tags_json text, p_enabled integer, p_nbf bigint, p_exp bigint,"
+    " p_created bigint, p_updated bigint, OUT rc integer, OUT stored text)"
+    " LANGUAGE plpgsql AS $f$ BEGIN"
+    " PERFORM pg_advisory_xact_lock(hashtextextended(lower(p_vault) || '/' || lower(p_name), 0));"
+    " IF EXISTS (SELECT 1 FROM cert_objects c WHERE c.vault_key = lower(p_vault) AND c.kind = 1"
+    "  AND lower(c.name) = lower(p_name) AND c.deleted = 0) THEN"
+    "  rc := 3; stored := p_name; RETURN; END IF;"
+    " SELECT a.rc, a.stored INTO rc, stored FROM mv_secret_add(p_vault, p_name, p_version,"
+    "  p_sealed, p_content_type, p_tags_json, p_enabled, p_nbf, p_exp, p_created, p_updated) a;"
+    " END $f$",
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 /* meta itself is the one table every version has: created first, outside the list. */

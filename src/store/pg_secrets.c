@@ -108,11 +108,17 @@ out:
 
 /* ---- add ---- */
 
+struct add_call {
+    struct st_secret *v;
+    int unmanaged; /* refuse a name a certificate owns (mv_secret_set) */
+};
+
 static mv_rc add_fn(struct pg_store *pg, void *arg)
 {
     pg->touched_secrets = 1; /* the secrets generation moves at commit (cache above) */
     mv_rc rc = MV_OK;
-    struct st_secret *v = arg;
+    const struct add_call *c = arg;
+    struct st_secret *v = c->v;
     struct pg_params pp = {0};
     PGresult *r = NULL;
     pp_text(&pp, v->vault);
@@ -128,12 +134,19 @@ static mv_rc add_fn(struct pg_store *pg, void *arg)
     pp_i64(&pp, v->updated);
     /* One round trip (pg_schema.c v6): lock, state, insert, ownership of an existing version.
      * An unknown vault fails the foreign key (NOT_FOUND). */
-    CHECK(pg_exec(pg,
-                  "SELECT rc, stored FROM mv_secret_add($1, $2, $3, $4, $5, $6, $7::integer,"
-                  " $8::bigint, $9::bigint, $10::bigint, $11::bigint)",
-                  &pp, &r, NULL));
+    if (c->unmanaged)
+        CHECK(pg_exec(pg,
+                      "SELECT rc, stored FROM mv_secret_set($1, $2, $3, $4, $5, $6, $7::integer,"
+                      " $8::bigint, $9::bigint, $10::bigint, $11::bigint)",
+                      &pp, &r, NULL));
+    else
+        CHECK(pg_exec(pg,
+                      "SELECT rc, stored FROM mv_secret_add($1, $2, $3, $4, $5, $6, $7::integer,"
+                      " $8::bigint, $9::bigint, $10::bigint, $11::bigint)",
+                      &pp, &r, NULL));
     ENSURE_MSG(PQntuples(r) == 1, MV_ERR_INTERNAL, "store: mv_secret_add returned no row");
     int64_t out = pg_col_i64(r, 0, 0);
+    ENSURE_MSG(out != 3, MV_ERR_FORBIDDEN, "store: a certificate owns secret %s", v->name);
     /* Reference §4.2 "Set secret": 409 if the name is soft-deleted. */
     ENSURE_MSG(out != 1, MV_ERR_CONFLICT, "store: secret is soft-deleted");
     /* The version id exists and is not ours from an attempt whose commit we did not see. */
@@ -144,13 +157,14 @@ out:
     return rc;
 }
 
-mv_rc pg_secret_add(struct pg_store *pg, struct st_secret *s)
+mv_rc pg_secret_add(struct pg_store *pg, struct st_secret *s, int unmanaged)
 {
+    struct add_call c = {.v = s, .unmanaged = unmanaged};
     if (!s->vault[0] || !s->name[0] || !s->version[0]) {
         mv_fail(MV_ERR_BAD_REQUEST, "store: incomplete secret");
         return MV_ERR_BAD_REQUEST;
     }
-    return pg_run(pg, PG_WRITE, add_fn, s);
+    return pg_run(pg, PG_WRITE, add_fn, &c);
 }
 
 /* ---- get, update, list ---- */

@@ -79,6 +79,10 @@ static mv_rc commit(struct pg_store *pg)
 
 static void rollback_quietly(struct pg_store *pg)
 {
+    if (pg->begin_pending) {
+        pg->begin_pending = 0; /* the transaction never started */
+        return;
+    }
     if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK)
         return;
     PGresult *r = PQexec(pg->conn, "ROLLBACK");
@@ -200,7 +204,9 @@ mv_rc pg_begin(struct pg_store *pg)
     for (int attempt = 0;; attempt++) {
         pg->retry = PG_RETRY_NONE;
         rc = ensure_conn(pg);
-        if (rc == MV_OK)
+        if (rc == MV_OK && pg->lean)
+            pg->begin_pending = 1; /* sent with the batch's first statement (pg_conn.c) */
+        else if (rc == MV_OK)
             rc = pg_simple(pg, "BEGIN");
         if (rc == MV_OK || pg->retry == PG_RETRY_NONE || !wait_retry(pg, attempt, deadline))
             break;

@@ -87,6 +87,7 @@ enum st_q {
     ST_Q_SECRET_STATE,
     ST_Q_SECRET_ADD,
     ST_Q_SECRET_GET_LATEST,
+    ST_Q_SECRET_CERT_OWNS,
     ST_Q_SECRET_GET_VERSION,
     ST_Q_SECRET_UPDATE,
     ST_Q_SECRET_LIST,
@@ -221,7 +222,7 @@ MV_MUST_CHECK mv_rc sq_key_policy_put(struct store *st, const struct st_key_poli
 MV_MUST_CHECK mv_rc sq_key_policy_get(struct store *st, const char *vault, const char *name, struct st_key_policy *out);
 MV_MUST_CHECK mv_rc sq_key_policy_list(struct store *st, struct st_key_policy **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_key_policy_claim(struct store *st, const char *vault, const char *name, const char *version);
-MV_MUST_CHECK mv_rc sq_secret_add(struct store *st, struct st_secret *s);
+MV_MUST_CHECK mv_rc sq_secret_add(struct store *st, struct st_secret *s, int unmanaged);
 MV_MUST_CHECK mv_rc sq_secret_get(struct store *st, const char *vault, const char *name, const char *version, struct st_secret *out);
 MV_MUST_CHECK mv_rc sq_secret_update(struct store *st, const struct st_secret *s);
 MV_MUST_CHECK mv_rc sq_secret_list(struct store *st, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n);

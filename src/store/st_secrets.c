@@ -122,7 +122,24 @@ out:
     return rc;
 }
 
-mv_rc sq_secret_add(struct store *st, struct st_secret *v)
+/* Whether a live certificate (ST_CERT_VERSION objects) owns the name in vault. */
+static mv_rc cert_owns(struct store *st, const char *vault, const char *name, int *owned)
+{
+    mv_rc rc = MV_OK;
+    sqlite3_stmt *s = NULL;
+    CHECK(st_prep(st, ST_Q_SECRET_CERT_OWNS,
+                  "SELECT 1 FROM cert_objects WHERE vault = ?1 AND kind = 1 AND name = ?2"
+                  " AND deleted = 0 LIMIT 1",
+                  &s));
+    st_bind_text(st, s, 1, vault);
+    st_bind_text(st, s, 2, name);
+    CHECK(st_step(st, s, owned));
+out:
+    st_done(s);
+    return rc;
+}
+
+mv_rc sq_secret_add(struct store *st, struct st_secret *v, int unmanaged)
 {
     mv_rc rc = MV_OK;
     struct st_tx tx = {0};
@@ -130,6 +147,11 @@ mv_rc sq_secret_add(struct store *st, struct st_secret *v)
     int deleted = 0;
     ENSURE(v->vault[0] && v->name[0] && v->version[0], MV_ERR_BAD_REQUEST);
     CHECK(st_tx_begin(st, &tx));
+    if (unmanaged) {
+        int owned = 0;
+        CHECK(cert_owns(st, v->vault, v->name, &owned));
+        ENSURE_MSG(!owned, MV_ERR_FORBIDDEN, "store: a certificate owns secret %s", v->name);
+    }
     rc = secret_state(st, v->vault, v->name, name, &deleted);
     if (rc == MV_ERR_NOT_FOUND) {
         CHECK(mv_copy(name, sizeof name, v->name));

@@ -390,7 +390,12 @@ mv_rc store_role_assignment_delete(struct store *st, const char *id)
 
 mv_rc store_secret_add(struct store *st, struct st_secret *s)
 {
-    return st->pg ? pg_secret_add(st->pg, s) : sq_secret_add(st, s);
+    return st->pg ? pg_secret_add(st->pg, s, 0) : sq_secret_add(st, s, 0);
+}
+
+mv_rc store_secret_set(struct store *st, struct st_secret *s)
+{
+    return st->pg ? pg_secret_add(st->pg, s, 1) : sq_secret_add(st, s, 1);
 }
 
 mv_rc store_secret_get(struct store *st, const char *vault, const char *name, const char *version, struct st_secret *out)

@@ -304,6 +304,9 @@ void st_secrets_free(struct st_secret *s, size_t n);
 /* Adds a version. CONFLICT if the name is soft-deleted in this vault. On success s->name holds
  * the name as stored: an existing secret keeps the spelling it was created with. */
 MV_MUST_CHECK mv_rc store_secret_add(struct store *st, struct st_secret *s);
+/* store_secret_add for a client's PUT: FORBIDDEN, nothing written, when a live certificate owns
+ * the name (its managed secret), checked in the same transaction as the write. */
+MV_MUST_CHECK mv_rc store_secret_set(struct store *st, struct st_secret *s);
 /* version NULL or "" = latest (most recently created) version. Excludes deleted secrets. */
 MV_MUST_CHECK mv_rc store_secret_get(struct store *st, const char *vault, const char *name,
                                      const char *version, struct st_secret *out);

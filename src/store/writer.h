@@ -16,10 +16,11 @@
 struct event_base;
 struct store_writer;
 
-/* Writer threads (each with its own connection) on PostgreSQL; SQLite has one. Eight, not
- * four: a batch's COMMIT waits for the synchronous standby, and more batches in flight share
- * that wait (measured in docs/benchmarks.md). */
-#define STORE_WRITER_PG_THREADS 8
+/* Writer threads (each with its own connection) on PostgreSQL; SQLite has one. Two: a batch's
+ * COMMIT waits for the synchronous standby while the next batch fills; with a PUT at one round
+ * trip, more threads only split the queue into smaller batches, i.e. more round trips and
+ * COMMITs per write (1, 2, 3, 4, 8 measured in docs/benchmarks.md, "PUT"). */
+#define STORE_WRITER_PG_THREADS 2
 
 typedef mv_rc (*store_job_fn)(struct store *st, void *arg);
 typedef void (*store_done_fn)(void *arg, mv_rc rc);

@@ -79,12 +79,13 @@ static void set_job_free(struct set_job *j)
     free(j);
 }
 
-/* Writer thread. store_secret_add leaves the stored spelling of the name in j->s.name, which
- * the reply shows (an existing secret keeps its first spelling). */
+/* Writer thread. store_secret_set leaves the stored spelling of the name in j->s.name, which
+ * the reply shows (an existing secret keeps its first spelling), and refuses (FORBIDDEN) a name
+ * a certificate owns: checked in the write's transaction, not by a read on the loop first. */
 static mv_rc set_job_run(struct store *st, void *arg)
 {
     struct set_job *j = arg;
-    return store_secret_add(st, &j->s);
+    return store_secret_set(st, &j->s);
 }
 
 /* Loop thread, after the batch committed or failed. */
@@ -93,6 +94,8 @@ static void set_done(void *arg, mv_rc rc)
     struct set_job *j = arg;
     if (rc == MV_ERR_CONFLICT)
         conflict_deleted(&j->c, j->c.name);
+    else if (rc == MV_ERR_FORBIDDEN)
+        vault_managed_forbidden(&j->c, "Secret", j->c.name);
     else if (rc != MV_OK)
         vault_rc_error(&j->c, rc);
     else
@@ -119,14 +122,8 @@ void vault_op_set(struct vault_ctx *c)
     struct set_job *j = NULL;
     memset(&in, 0, sizeof in);
 
-    int owned = 0;
     if (vault_parse_secret_body(c->req->body.p, c->req->body.len, 1, &in, &why) != MV_OK) {
         vault_bad_parameter(c, why);
-        goto out;
-    }
-    CHECK(vault_cert_owns(c, c->name, &owned));
-    if (owned) {
-        vault_managed_forbidden(c, "Secret", c->name);
         goto out;
     }
     j = calloc(1, sizeof *j);

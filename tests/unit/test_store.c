@@ -220,9 +220,9 @@ static void check_sqlite_file(struct fx *f)
     sqlite3_close(db);
 }
 
-/* PostgreSQL: schema_version 11 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
+/* PostgreSQL: schema_version 12 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
  * v4: quota leases; v5: assertion_jti; v6: vault_keys, key_policies; v7: cert_objects; v8: the
- * function mv_secret_add; v9: audit heads; v10: app credentials, federated credentials; v11: vm_bindings),
+ * function mv_secret_add; v9: audit heads; v10: app credentials, federated credentials; v11: vm_bindings; v12: mv_secret_set),
  * the tables there. */
 static void check_pg_schema(struct fx *f)
 {
@@ -230,12 +230,15 @@ static void check_pg_schema(struct fx *f)
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
     assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "11");
+    assert_string_equal(PQgetvalue(r, 0, 0), "12");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
     assert_string_equal(PQgetvalue(r, 0, 0), "22");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_proc WHERE proname = 'mv_secret_add'");
+    assert_string_equal(PQgetvalue(r, 0, 0), "1");
+    PQclear(r);
+    r = PQexec(c, "SELECT count(*) FROM pg_proc WHERE proname = 'mv_secret_set'");
     assert_string_equal(PQgetvalue(r, 0, 0), "1");
     PQclear(r);
     PQfinish(c);
@@ -993,6 +996,38 @@ static void test_cert_objects(void **state)
     RC(store_cert_put(f->st, &g), MV_ERR_NOT_FOUND);
     OK(store_vault_delete(f->st, "dev"));
     RC(store_cert_get(f->st, "dev", ST_CERT_VERSION, "api", NULL, 0, &o), MV_ERR_NOT_FOUND);
+}
+
+/* store_secret_set (a client's PUT) refuses a name a live certificate owns, in the write's own
+ * transaction; store_secret_add (the certificate's own write) does not; a soft-deleted
+ * certificate does not own the name for a PUT; and a refused set writes nothing. */
+static void test_secret_set_refuses_certificate_names(void **state)
+{
+    struct fx *f = *state;
+    struct st_secret s = {.enabled = 1, .created = 5, .updated = 5};
+    struct st_secret got;
+    memset(&got, 0, sizeof got);
+    put_vault(f->st, "dev");
+    put_cert(f->st, "dev", ST_CERT_VERSION, "WebCert", "c1", "{}", "k", 100);
+    snprintf(s.vault, sizeof s.vault, "dev");
+    snprintf(s.name, sizeof s.name, "webcert");
+    snprintf(s.version, sizeof s.version, "0123456789abcdef0123456789abcdef");
+    mv_buf_init(&s.sealed, 64);
+    OK(mv_buf_adds(&s.sealed, "plain"));
+    RC(store_secret_set(f->st, &s), MV_ERR_FORBIDDEN);
+    RC(store_secret_get(f->st, "dev", "webcert", NULL, &got), MV_ERR_NOT_FOUND);
+    OK(store_secret_add(f->st, &s)); /* the certificate's managed secret */
+    OK(store_secret_get(f->st, "dev", "WEBCERT", NULL, &got));
+    st_secret_clear(&got);
+    snprintf(s.name, sizeof s.name, "other");
+    OK(store_secret_set(f->st, &s)); /* a name no certificate owns */
+    assert_string_equal(s.name, "other");
+    OK(store_cert_mark(f->st, "dev", "webcert", 1000, 2000));
+    snprintf(s.name, sizeof s.name, "WebCert");
+    snprintf(s.version, sizeof s.version, "fedcba9876543210fedcba9876543210");
+    OK(store_secret_set(f->st, &s));
+    assert_string_equal(s.name, "webcert"); /* the stored spelling */
+    mv_buf_free(&s.sealed);
 }
 
 /* ---- the group-commit writer ---- */
@@ -1778,6 +1813,49 @@ static void test_pg_survives_terminated_backend(void **state)
     put_vault(f->st, "later");
 }
 
+/* The writer's lean batch sends BEGIN with its first statement (pg_conn.c begin_and_exec): when
+ * its connection was killed between batches, that pipelined exchange fails, the batch runs
+ * again on a new connection and the write lands once. Every writer thread's connection is
+ * killed, so whichever thread takes the job meets a dead one. */
+static void test_pg_writer_lean_batch_survives_terminated_backend(void **state)
+{
+    struct fx *f = *state;
+    static struct wjobs all;
+    if (!store_shared(f->st))
+        skip();
+    memset(&all, 0, sizeof all);
+    wj_all = &all;
+    assert_int_equal(evthread_use_pthreads(), 0);
+    all.base = event_base_new();
+    assert_non_null(all.base);
+    put_vault(f->st, "dev");
+    struct store_writer *w = NULL;
+    OK(store_writer_start(f->path, &w));
+    for (int round = 0; round < 2; round++) {
+        char name[16];
+        snprintf(name, sizeof name, "s%d", round);
+        wjob_secret(&all.j[round], "dev", name, "v1", "value");
+        all.left = 1;
+        OK(store_writer_submit(w, all.base, wjob_run, wjob_done, &all.j[round]));
+        assert_int_equal(event_base_loop(all.base, EVLOOP_NO_EXIT_ON_EMPTY), 0);
+        OK(all.j[round].rc);
+        terminate_backends(f); /* the writer's idle connections die */
+    }
+    store_writer_stop(w);
+    struct st_secret got;
+    OK(store_secret_get(f->st, "dev", "s1", NULL, &got));
+    assert_string_equal(got.version, "v1");
+    st_secret_clear(&got);
+    struct st_secret *rows = NULL;
+    size_t n = 0;
+    OK(store_secret_versions(f->st, "dev", "s1", NULL, 10, &rows, &n));
+    assert_int_equal(n, 1);
+    st_secrets_free(rows, n);
+    for (int i = 0; i < 2; i++)
+        mv_buf_free(&all.j[i].s.sealed);
+    event_base_free(all.base);
+}
+
 /* A change made through another server (another process: here another feed, i.e. another
  * URL string for the same database) shows in store_generation within about a second. */
 static void test_pg_change_feed_across_servers(void **state)
@@ -2174,7 +2252,7 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
     /* The store is turned back into a faithful v3 (PostgreSQL) / v2 (SQLite) database: what
      * quota_leases' migration and every later one (assertion_jti: PostgreSQL v5, SQLite v4;
      * vault_keys and key_policies: PostgreSQL v6, SQLite v5; cert_objects: PostgreSQL v7,
-     * SQLite v6; the signing-key triggers: SQLite v7; mv_secret_add: PostgreSQL v8; audit_heads: PostgreSQL v9, SQLite v8; app and federated credentials and the principal kind 4: PostgreSQL v10, SQLite v9; vm_bindings: PostgreSQL v11, SQLite v10) created is dropped, so store_open runs those migrations exactly as on a real
+     * SQLite v6; the signing-key triggers: SQLite v7; mv_secret_add: PostgreSQL v8; mv_secret_set: PostgreSQL v12; audit_heads: PostgreSQL v9, SQLite v8; app and federated credentials and the principal kind 4: PostgreSQL v10, SQLite v9; vm_bindings: PostgreSQL v11, SQLite v10) created is dropped, so store_open runs those migrations exactly as on a real
      * upgrade.
      * Migrations stay plain CREATEs (no IF NOT EXISTS): a version number that does not match the
      * objects present is a broken store and must fail loudly, not be papered over. */
@@ -2191,6 +2269,7 @@ static void test_quota_lease_after_upgrade_from_v1(void **state)
         pg_admin(f->path, "DROP INDEX join_tokens_expires");
         pg_admin(f->path, "DROP TABLE vault_keys");
         pg_admin(f->path, "DROP TABLE key_policies");
+        pg_admin(f->path, "DROP FUNCTION mv_secret_set");
         pg_admin(f->path, "DROP FUNCTION mv_secret_add");
         pg_admin(f->path, "DROP TABLE audit_heads");
         pg_admin(f->path, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
@@ -2257,6 +2336,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_vaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_role_assignments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_objects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_set_refuses_certificate_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_versions_and_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_versions_delete_recover_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_policy_put_get_claim, setup, teardown),
@@ -2283,6 +2363,7 @@ int main(void)
     const struct CMUnitTest pg_only[] = {
         cmocka_unit_test_setup_teardown(test_pg_retried_secret_add_makes_one_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_survives_terminated_backend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_writer_lean_batch_survives_terminated_backend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_commit_warning_is_unknown_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_multi_host_url_skips_a_dead_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_change_feed_across_servers, setup, teardown),
