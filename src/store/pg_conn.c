@@ -209,12 +209,32 @@ out:
     return rc;
 }
 
+/* Queued statements that will never be answered. */
+static void drop_queued(struct pg_store *pg, mv_rc rc)
+{
+    for (int i = 0; i < pg->nqueued; i++)
+        pg->queued[i].done(pg, NULL, rc, pg->queued[i].a, pg->queued[i].b);
+    pg->nqueued = 0;
+    pg->pipe_begin = 0;
+}
+
 void pg_disconnect(struct pg_store *pg)
 {
+    if (pg->nqueued || pg->pipe_begin) {
+        mv_fail(MV_ERR_UNAVAILABLE, "store: the connection to %s was closed", pg->hosts);
+        drop_queued(pg, MV_ERR_UNAVAILABLE);
+    }
     if (pg->conn)
         PQfinish(pg->conn);
     pg->conn = NULL;
     pg->nstmts = 0; /* prepared statements die with their session */
+}
+
+void pg_pipe_free(struct pg_store *pg)
+{
+    free(pg->queued);
+    pg->queued = NULL;
+    pg->cap_queued = 0;
 }
 
 void pp_text(struct pg_params *pp, const char *v)
@@ -370,6 +390,7 @@ mv_rc pg_exec(struct pg_store *pg, const char *sql, const struct pg_params *pp, 
         pg->retry = PG_RETRY_CONN;
         ENSURE_MSG(0, MV_ERR_UNAVAILABLE, "store: not connected to %s", pg->hosts);
     }
+    CHECK(pg_pipe_drain(pg, NULL)); /* a synchronous statement after queued ones */
     int known = stmt_slot(pg, sql, &slot);
     CHECK(mv_fmt(name, sizeof name, "mv%d", slot));
     if (!known) {
@@ -418,6 +439,11 @@ mv_rc pg_simple(struct pg_store *pg, const char *sql)
         pg->retry = PG_RETRY_CONN;
         ENSURE_MSG(0, MV_ERR_UNAVAILABLE, "store: not connected to %s", pg->hosts);
     }
+    if (strcmp(sql, "COMMIT") == 0 && (pg->nqueued || pg->pipe_begin)) {
+        rc = pg_pipe_drain(pg, "COMMIT"); /* the batch's one round trip */
+        goto out;
+    }
+    CHECK(pg_pipe_drain(pg, NULL));
     if (pg->begin_pending) {
         pg->begin_pending = 0;
         if (strcmp(sql, "COMMIT") == 0 || strcmp(sql, "ROLLBACK") == 0)
@@ -441,6 +467,157 @@ mv_rc pg_simple(struct pg_store *pg, const char *sql)
     }
 out:
     PQclear(r);
+    return rc;
+}
+
+/* ---- pipelined batches (pg_queue, pg_pipe_drain) ---- */
+
+mv_rc pg_queue(struct pg_store *pg, const char *sql, const struct pg_params *pp, pg_queued_fn done,
+               void *a, void *b)
+{
+    mv_rc rc = MV_OK;
+    char name[16];
+    int slot = 0;
+    if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK) {
+        pg->retry = PG_RETRY_CONN;
+        ENSURE_MSG(0, MV_ERR_UNAVAILABLE, "store: not connected to %s", pg->hosts);
+    }
+    ENSURE(pp->n < PG_MAX_PARAMS, MV_ERR_INTERNAL);
+    if (!stmt_slot(pg, sql, &slot)) {
+        /* prepared synchronously, once per connection: outside any pipeline */
+        PGresult *r = NULL;
+        CHECK(pg_pipe_drain(pg, NULL));
+        ENSURE(pg->conn && slot < PG_MAX_STMTS, MV_ERR_INTERNAL);
+        CHECK(mv_fmt(name, sizeof name, "mv%d", slot));
+        r = PQprepare(pg->conn, name, sql, 0, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            rc = fail(pg, r, "prepare");
+            PQclear(r);
+            goto out;
+        }
+        PQclear(r);
+        pg->stmts[slot] = sql;
+        pg->nstmts = slot + 1;
+    }
+    CHECK(mv_fmt(name, sizeof name, "mv%d", slot));
+    if (pg->nqueued == pg->cap_queued) {
+        int cap = pg->cap_queued ? 2 * pg->cap_queued : 64;
+        struct pg_queued *q = realloc(pg->queued, (size_t)cap * sizeof *q);
+        ENSURE(q != NULL, MV_ERR_INTERNAL);
+        pg->queued = q;
+        pg->cap_queued = cap;
+    }
+    if (PQpipelineStatus(pg->conn) == PQ_PIPELINE_OFF && !PQenterPipelineMode(pg->conn)) {
+        rc = fail(pg, NULL, "pipeline");
+        goto out;
+    }
+    if (pg->begin_pending) {
+        pg->begin_pending = 0;
+        pg->pipe_begin = 1;
+        if (!PQsendQueryParams(pg->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)) {
+            rc = fail(pg, NULL, "BEGIN");
+            pg_disconnect(pg);
+            goto out;
+        }
+    }
+    if (!PQsendQueryPrepared(pg->conn, name, pp->n, pp->v, pp->len, pp->fmt, 0)) {
+        rc = fail(pg, NULL, "query");
+        pg_disconnect(pg);
+        goto out;
+    }
+    pg->queued[pg->nqueued++] = (struct pg_queued){.done = done, .a = a, .b = b};
+out:
+    return rc;
+}
+
+/* The next statement's result in pipeline mode, after which libpq returns one NULL (not after
+ * the sync's result). NULL when nothing more can be read. */
+static PGresult *pipe_result(PGconn *c)
+{
+    PGresult *r = PQgetResult(c);
+    if (r && PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+        PGresult *end = PQgetResult(c);
+        PQclear(end);
+    }
+    return r;
+}
+
+mv_rc pg_pipe_drain(struct pg_store *pg, const char *final)
+{
+    mv_rc rc = MV_OK;
+    PGresult *r = NULL;
+    if (!pg->nqueued && !pg->pipe_begin)
+        return MV_OK;
+    int ok = (!final || PQsendQueryParams(pg->conn, final, 0, NULL, NULL, NULL, NULL, 0)) &&
+             PQpipelineSync(pg->conn);
+    if (ok && pg->pipe_begin) {
+        r = pipe_result(pg->conn);
+        if (!r)
+            ok = 0;
+        else if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = fail(pg, r, "BEGIN");
+        PQclear(r);
+    }
+    pg->pipe_begin = 0;
+    int i = 0;
+    for (; ok && i < pg->nqueued; i++) {
+        struct pg_queued *q = &pg->queued[i];
+        r = pipe_result(pg->conn);
+        ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+        if (!r) {
+            ok = 0;
+            break;
+        }
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+            q->done(pg, r, MV_OK, q->a, q->b);
+        } else {
+            /* the first error classifies; the statements after it were not run (aborted) */
+            mv_rc e = rc != MV_OK ? rc : fail(pg, r, "query");
+            q->done(pg, NULL, e, q->a, q->b);
+            rc = e;
+        }
+        PQclear(r);
+    }
+    if (ok && final) {
+        r = pipe_result(pg->conn);
+        if (!r) {
+            ok = 0;
+        } else if (PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+            /* a COMMIT of a transaction that had failed answers ROLLBACK */
+            if (rc == MV_OK) {
+                pg->retry = PG_RETRY_NONE;
+                rc = MV_ERR_INTERNAL;
+                mv_fail(rc, "store: postgresql rolled the transaction back");
+            }
+        } else if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == MV_OK) {
+            rc = fail(pg, r, final);
+        }
+        PQclear(r);
+    }
+    if (ok) {
+        r = PQgetResult(pg->conn);
+        ok = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+    }
+    if (ok)
+        ok = PQexitPipelineMode(pg->conn);
+    if (!ok) {
+        /* the connection went away mid-pipeline (or answered out of step): what was not read
+         * has an unknown outcome, which the writer's batch retry covers */
+        mv_rc lost = fail(pg, NULL, "pipeline");
+        for (int k = i; k < pg->nqueued; k++)
+            pg->queued[k].done(pg, NULL, lost, pg->queued[k].a, pg->queued[k].b);
+        pg->nqueued = 0;
+        pg_disconnect(pg);
+        return rc != MV_OK ? rc : lost;
+    }
+    pg->nqueued = 0;
+    if (final && PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
+        /* an error aborted the pipeline before its COMMIT ran: the transaction is still open,
+         * in the failed state; end it, or the connection's next BEGIN fails */
+        r = PQexec(pg->conn, "ROLLBACK");
+        PQclear(r);
+    }
     return rc;
 }
 

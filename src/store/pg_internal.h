@@ -39,6 +39,15 @@
 enum pg_retry { PG_RETRY_NONE = 0, PG_RETRY_CONN, PG_RETRY_TX };
 
 struct pg_feed;
+struct pg_store;
+
+/* A statement queued in a lean batch (pg_queue): called once its result is read, r NULL and
+ * rc set when it failed, was never answered, or the pipeline aborted before it. */
+typedef void (*pg_queued_fn)(struct pg_store *pg, const PGresult *r, mv_rc rc, void *a, void *b);
+struct pg_queued {
+    pg_queued_fn done;
+    void *a, *b;
+};
 
 struct pg_store {
     PGconn *conn;
@@ -58,6 +67,9 @@ struct pg_store {
     int replay;                    /* this attempt re-runs a call whose commit is unknown */
     int lean;                      /* writer: calls in the transaction take no savepoint */
     int begin_pending;             /* writer: BEGIN goes out with the first statement (pg_exec) */
+    int pipe_begin;                /* the open pipeline holds that BEGIN */
+    struct pg_queued *queued;      /* the open pipeline's statements (pg_queue), in order */
+    int nqueued, cap_queued;
     int batch_attempt;             /* writer: how often the current batch was re-run */
     int64_t batch_deadline_ms;
     int64_t quota_pruned;          /* window_start of the last prune of quota_leases */
@@ -85,6 +97,17 @@ MV_MUST_CHECK mv_rc pg_exec(struct pg_store *pg, const char *sql, const struct p
                             PGresult **res, int64_t *changes);
 /* A statement without parameters or result (BEGIN, SAVEPOINT ...). */
 MV_MUST_CHECK mv_rc pg_simple(struct pg_store *pg, const char *sql);
+/* In a lean batch's transaction: sends the prepared statement without waiting (libpq pipeline
+ * mode, with the pending BEGIN before it); done(pg, result, rc, a, b) runs when the result is
+ * read, which is at the COMMIT (pg_pipe_drain with "COMMIT": the whole batch is one round trip)
+ * or before the next synchronous statement. The caller's a and b must live until then. */
+MV_MUST_CHECK mv_rc pg_queue(struct pg_store *pg, const char *sql, const struct pg_params *pp,
+                             pg_queued_fn done, void *a, void *b);
+/* Ends the open pipeline: sends final (NULL or "COMMIT") and a sync, reads every result in
+ * order (each queued statement's done runs), leaves pipeline mode. MV_OK when BEGIN, every
+ * queued statement and final succeeded (a COMMIT answered ROLLBACK is INTERNAL); otherwise the
+ * first failure, classified as pg_exec does. Nothing to do (MV_OK) when no pipeline is open. */
+MV_MUST_CHECK mv_rc pg_pipe_drain(struct pg_store *pg, const char *final);
 
 /* Column readers on text-format results. */
 MV_MUST_CHECK mv_rc pg_col_text(const PGresult *r, int row, int col, char *dst, size_t dstlen);
@@ -126,6 +149,7 @@ MV_MUST_CHECK mv_rc pg_run(struct pg_store *pg, enum pg_mode mode, pg_fn fn, voi
 /* Connection (pg_conn.c). */
 MV_MUST_CHECK mv_rc pg_connect(struct pg_store *pg);
 void pg_disconnect(struct pg_store *pg);
+void pg_pipe_free(struct pg_store *pg); /* at close */
 /* libpq keyword/value arrays: the URL expanded plus our defaults; free with pg_conn_params_free. */
 MV_MUST_CHECK mv_rc pg_conn_params(const char *url, const char ***kw, const char ***val,
                                    char *hosts, size_t hostslen);
@@ -235,6 +259,7 @@ MV_MUST_CHECK mv_rc pg_cert_mark(struct pg_store *pg, const char *vault, const c
 MV_MUST_CHECK mv_rc pg_cert_claim(struct pg_store *pg, const char *vault, const char *name, const char *old_doc, const char *new_doc);
 MV_MUST_CHECK mv_rc pg_cert_remove(struct pg_store *pg, const char *vault, int kind, const char *name, const char *version);
 MV_MUST_CHECK mv_rc pg_secret_add(struct pg_store *pg, struct st_secret *s, int unmanaged);
+MV_MUST_CHECK mv_rc pg_secret_set_deferred(struct pg_store *pg, struct st_secret *s, mv_rc *out);
 MV_MUST_CHECK mv_rc pg_secret_get(struct pg_store *pg, const char *vault, const char *name, const char *version, struct st_secret *out);
 MV_MUST_CHECK mv_rc pg_secret_update(struct pg_store *pg, const struct st_secret *s);
 MV_MUST_CHECK mv_rc pg_secret_list(struct pg_store *pg, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n);

@@ -108,6 +108,46 @@ out:
 
 /* ---- add ---- */
 
+/* One round trip each (pg_schema.c v8, v12): lock, state, insert, ownership of an existing
+ * version; _set also refuses a name a certificate owns. An unknown vault still fails the
+ * foreign key (NOT_FOUND). */
+static const char ADD_SQL[] = "SELECT rc, stored FROM mv_secret_add($1, $2, $3, $4, $5, $6,"
+                              " $7::integer, $8::bigint, $9::bigint, $10::bigint, $11::bigint)";
+static const char SET_SQL[] = "SELECT rc, stored FROM mv_secret_set($1, $2, $3, $4, $5, $6,"
+                              " $7::integer, $8::bigint, $9::bigint, $10::bigint, $11::bigint)";
+
+static void add_params(struct pg_params *pp, const struct st_secret *v)
+{
+    pp_text(pp, v->vault);
+    pp_text(pp, v->name);
+    pp_text(pp, v->version);
+    pp_bytea(pp, v->sealed.p, v->sealed.len);
+    pp_text(pp, v->content_type);
+    pp_text(pp, v->tags_json);
+    pp_i64(pp, v->enabled ? 1 : 0);
+    pp_i64(pp, v->nbf);
+    pp_i64(pp, v->exp);
+    pp_i64(pp, v->created);
+    pp_i64(pp, v->updated);
+}
+
+/* The function's answer: rc 0 = written (or ours already: a re-run after an unknown commit),
+ * 1 = soft-deleted, 2 = the version id is someone else's, 3 = a certificate owns the name.
+ * v->name receives the stored spelling. */
+static mv_rc add_outcome(const PGresult *r, struct st_secret *v)
+{
+    mv_rc rc = MV_OK;
+    ENSURE_MSG(PQntuples(r) == 1, MV_ERR_INTERNAL, "store: mv_secret_add returned no row");
+    int64_t out = pg_col_i64(r, 0, 0);
+    ENSURE_MSG(out != 3, MV_ERR_FORBIDDEN, "store: a certificate owns secret %s", v->name);
+    /* Reference §4.2 "Set secret": 409 if the name is soft-deleted. */
+    ENSURE_MSG(out != 1, MV_ERR_CONFLICT, "store: secret is soft-deleted");
+    ENSURE_MSG(out == 0, MV_ERR_CONFLICT, "store: secret version exists");
+    CHECK(pg_col_text(r, 0, 1, v->name, sizeof v->name));
+out:
+    return rc;
+}
+
 struct add_call {
     struct st_secret *v;
     int unmanaged; /* refuse a name a certificate owns (mv_secret_set) */
@@ -118,53 +158,54 @@ static mv_rc add_fn(struct pg_store *pg, void *arg)
     pg->touched_secrets = 1; /* the secrets generation moves at commit (cache above) */
     mv_rc rc = MV_OK;
     const struct add_call *c = arg;
-    struct st_secret *v = c->v;
     struct pg_params pp = {0};
     PGresult *r = NULL;
-    pp_text(&pp, v->vault);
-    pp_text(&pp, v->name);
-    pp_text(&pp, v->version);
-    pp_bytea(&pp, v->sealed.p, v->sealed.len);
-    pp_text(&pp, v->content_type);
-    pp_text(&pp, v->tags_json);
-    pp_i64(&pp, v->enabled ? 1 : 0);
-    pp_i64(&pp, v->nbf);
-    pp_i64(&pp, v->exp);
-    pp_i64(&pp, v->created);
-    pp_i64(&pp, v->updated);
-    /* One round trip (pg_schema.c v6): lock, state, insert, ownership of an existing version.
-     * An unknown vault fails the foreign key (NOT_FOUND). */
-    if (c->unmanaged)
-        CHECK(pg_exec(pg,
-                      "SELECT rc, stored FROM mv_secret_set($1, $2, $3, $4, $5, $6, $7::integer,"
-                      " $8::bigint, $9::bigint, $10::bigint, $11::bigint)",
-                      &pp, &r, NULL));
-    else
-        CHECK(pg_exec(pg,
-                      "SELECT rc, stored FROM mv_secret_add($1, $2, $3, $4, $5, $6, $7::integer,"
-                      " $8::bigint, $9::bigint, $10::bigint, $11::bigint)",
-                      &pp, &r, NULL));
-    ENSURE_MSG(PQntuples(r) == 1, MV_ERR_INTERNAL, "store: mv_secret_add returned no row");
-    int64_t out = pg_col_i64(r, 0, 0);
-    ENSURE_MSG(out != 3, MV_ERR_FORBIDDEN, "store: a certificate owns secret %s", v->name);
-    /* Reference §4.2 "Set secret": 409 if the name is soft-deleted. */
-    ENSURE_MSG(out != 1, MV_ERR_CONFLICT, "store: secret is soft-deleted");
-    /* The version id exists and is not ours from an attempt whose commit we did not see. */
-    ENSURE_MSG(out == 0, MV_ERR_CONFLICT, "store: secret version exists");
-    CHECK(pg_col_text(r, 0, 1, v->name, sizeof v->name)); /* the stored spelling */
+    add_params(&pp, c->v);
+    CHECK(pg_exec(pg, c->unmanaged ? SET_SQL : ADD_SQL, &pp, &r, NULL));
+    CHECK(add_outcome(r, c->v));
 out:
     PQclear(r);
     return rc;
 }
 
+static int incomplete(const struct st_secret *s)
+{
+    if (s->vault[0] && s->name[0] && s->version[0])
+        return 0;
+    mv_fail(MV_ERR_BAD_REQUEST, "store: incomplete secret");
+    return 1;
+}
+
 mv_rc pg_secret_add(struct pg_store *pg, struct st_secret *s, int unmanaged)
 {
     struct add_call c = {.v = s, .unmanaged = unmanaged};
-    if (!s->vault[0] || !s->name[0] || !s->version[0]) {
-        mv_fail(MV_ERR_BAD_REQUEST, "store: incomplete secret");
+    if (incomplete(s))
         return MV_ERR_BAD_REQUEST;
-    }
     return pg_run(pg, PG_WRITE, add_fn, &c);
+}
+
+static void set_answered(struct pg_store *pg, const PGresult *r, mv_rc rc, void *a, void *b)
+{
+    (void)pg;
+    *(mv_rc *)b = rc == MV_OK ? add_outcome(r, a) : rc;
+}
+
+mv_rc pg_secret_set_deferred(struct pg_store *pg, struct st_secret *s, mv_rc *out)
+{
+    if (!pg->in_tx || !pg->lean || pg->tx_broken) /* one at a time: a savepoint each */
+        return *out = pg_secret_add(pg, s, 1);
+    if (incomplete(s))
+        return *out = MV_ERR_BAD_REQUEST;
+    struct pg_params pp = {0};
+    add_params(&pp, s);
+    pg->touched_secrets = 1;
+    *out = MV_ERR_UNAVAILABLE; /* until answered */
+    mv_rc rc = pg_queue(pg, SET_SQL, &pp, set_answered, s, out);
+    if (rc != MV_OK) {
+        pg->tx_broken = 1;
+        *out = rc;
+    }
+    return rc;
 }
 
 /* ---- get, update, list ---- */

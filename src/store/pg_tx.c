@@ -85,6 +85,8 @@ static void rollback_quietly(struct pg_store *pg)
     }
     if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK)
         return;
+    if (pg_pipe_drain(pg, NULL) != MV_OK && !pg->conn)
+        return; /* what was queued is answered (or failed with the connection) first */
     PGresult *r = PQexec(pg->conn, "ROLLBACK");
     PQclear(r);
 }
@@ -187,6 +189,7 @@ void pg_close(struct pg_store *pg)
     pg_secret_cache_free(pg);
     pg_feed_detach(pg->feed);
     pg_disconnect(pg);
+    pg_pipe_free(pg);
     free(pg->url);
     free(pg);
 }

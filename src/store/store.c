@@ -398,6 +398,13 @@ mv_rc store_secret_set(struct store *st, struct st_secret *s)
     return st->pg ? pg_secret_add(st->pg, s, 1) : sq_secret_add(st, s, 1);
 }
 
+mv_rc store_secret_set_deferred(struct store *st, struct st_secret *s, mv_rc *out)
+{
+    if (st->pg)
+        return pg_secret_set_deferred(st->pg, s, out);
+    return *out = sq_secret_add(st, s, 1);
+}
+
 mv_rc store_secret_get(struct store *st, const char *vault, const char *name, const char *version, struct st_secret *out)
 {
     TIMED("secret_get", st->pg ? pg_secret_get(st->pg, vault, name, version, out) : sq_secret_get(st, vault, name, version, out));

@@ -307,6 +307,11 @@ MV_MUST_CHECK mv_rc store_secret_add(struct store *st, struct st_secret *s);
 /* store_secret_add for a client's PUT: FORBIDDEN, nothing written, when a live certificate owns
  * the name (its managed secret), checked in the same transaction as the write. */
 MV_MUST_CHECK mv_rc store_secret_set(struct store *st, struct st_secret *s);
+/* store_secret_set for a job of the group-commit writer: the outcome goes to *out, and on
+ * PostgreSQL in a lean batch it is known only once store_commit returned (the statement is
+ * queued in the batch's pipeline: BEGIN, every job's statement and COMMIT in one round trip).
+ * The return value is MV_OK when queued; s and out must live until the batch is done. */
+MV_MUST_CHECK mv_rc store_secret_set_deferred(struct store *st, struct st_secret *s, mv_rc *out);
 /* version NULL or "" = latest (most recently created) version. Excludes deleted secrets. */
 MV_MUST_CHECK mv_rc store_secret_get(struct store *st, const char *vault, const char *name,
                                      const char *version, struct st_secret *out);

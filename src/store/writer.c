@@ -89,8 +89,13 @@ static mv_rc run_once(struct writer_thread *w, struct job *batch, int lean, mv_r
         if (!store_tx_alive(w->st)) /* the batch's transaction itself is gone */
             rc = j->rc != MV_OK ? j->rc : MV_ERR_INTERNAL;
     }
-    if (rc == MV_OK)
+    if (rc == MV_OK) {
         rc = store_commit(w->st);
+        /* a pipelined lean batch learns of a failed job only here (store_secret_set_deferred):
+         * unless the database is gone, the batch runs again a job at a time */
+        if (rc != MV_OK && lean)
+            *failed = rc;
+    }
     if (rc != MV_OK) {
         store_rollback(w->st);
         for (struct job *j = batch; j; j = j->next)

@@ -66,6 +66,7 @@ struct set_job {
     struct vault_ctx c;        /* c.req is the deferred request */
     char vault_name[MV_VAULT_NAME_MAX + 1];
     struct st_secret s;        /* owns sealed, content_type, tags_json */
+    mv_rc stored;              /* the write's outcome (store_secret_set_deferred) */
     mv_buf value;              /* plaintext for the reply: wiped */
 };
 
@@ -79,19 +80,21 @@ static void set_job_free(struct set_job *j)
     free(j);
 }
 
-/* Writer thread. store_secret_set leaves the stored spelling of the name in j->s.name, which
+/* Writer thread. store_secret_set(_deferred) leaves the stored spelling of the name in j->s.name, which
  * the reply shows (an existing secret keeps its first spelling), and refuses (FORBIDDEN) a name
  * a certificate owns: checked in the write's transaction, not by a read on the loop first. */
 static mv_rc set_job_run(struct store *st, void *arg)
 {
     struct set_job *j = arg;
-    return store_secret_set(st, &j->s);
+    return store_secret_set_deferred(st, &j->s, &j->stored);
 }
 
 /* Loop thread, after the batch committed or failed. */
 static void set_done(void *arg, mv_rc rc)
 {
     struct set_job *j = arg;
+    if (rc == MV_OK)
+        rc = j->stored; /* the batch committed; this job's own outcome */
     if (rc == MV_ERR_CONFLICT)
         conflict_deleted(&j->c, j->c.name);
     else if (rc == MV_ERR_FORBIDDEN)

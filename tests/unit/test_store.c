@@ -1039,6 +1039,8 @@ struct wjob {
     int block;
     mv_rc rc;
     int done;
+    int deferred; /* store_secret_set_deferred: pipelined on PostgreSQL */
+    mv_rc stored;
 };
 
 struct wjobs {
@@ -1054,6 +1056,8 @@ static struct wjobs *wj_all;
 static mv_rc wjob_run(struct store *st, void *arg)
 {
     struct wjob *j = arg;
+    if (!j->block && j->deferred)
+        return store_secret_set_deferred(st, &j->s, &j->stored);
     if (!j->block)
         return store_secret_add(st, &j->s);
     pthread_mutex_lock(&wj_all->mu);
@@ -1068,7 +1072,7 @@ static mv_rc wjob_run(struct store *st, void *arg)
 static void wjob_done(void *arg, mv_rc rc)
 {
     struct wjob *j = arg;
-    j->rc = rc;
+    j->rc = rc == MV_OK && j->deferred ? j->stored : rc;
     j->done = 1;
     if (--wj_all->left == 0)
         event_base_loopbreak(wj_all->base);
@@ -1089,10 +1093,11 @@ static void wjob_secret(struct wjob *j, const char *vault, const char *name, con
 
 /* One failing job in a batch fails alone (PostgreSQL runs a batch first without savepoints,
  * then again with one per job when a job failed), and the others commit; a new version of an
- * existing secret reports the name as stored. */
-static void test_writer_batch_isolates_a_failing_job(void **state)
+ * existing secret reports the name as stored. deferred: the jobs are the vault's PUTs
+ * (store_secret_set_deferred), which PostgreSQL pipelines, the whole batch in one round trip,
+ * learning of the failed job only at COMMIT. */
+static void isolates_a_failing_job(struct fx *f, int deferred)
 {
-    struct fx *f = *state;
     static struct wjobs all;
     memset(&all, 0, sizeof all);
     wj_all = &all;
@@ -1128,8 +1133,10 @@ static void test_writer_batch_isolates_a_failing_job(void **state)
     wjob_secret(&all.j[n++], "ghost", "b", "v1", "B");      /* no such vault */
     wjob_secret(&all.j[n++], "dev", "gone", "v2", "G");     /* soft-deleted */
     wjob_secret(&all.j[n++], "dev", "c", "v1", "C");
-    for (int i = first; i < n; i++)
+    for (int i = first; i < n; i++) {
+        all.j[i].deferred = deferred;
         OK(store_writer_submit(w, all.base, wjob_run, wjob_done, &all.j[i]));
+    }
     all.left = n;
     pthread_mutex_lock(&all.mu);
     all.released = 1;
@@ -1167,6 +1174,13 @@ static void test_writer_batch_isolates_a_failing_job(void **state)
     event_base_free(all.base);
     pthread_cond_destroy(&all.cv);
     pthread_mutex_destroy(&all.mu);
+}
+
+static void test_writer_batch_isolates_a_failing_job(void **state) { isolates_a_failing_job(*state, 0); }
+
+static void test_writer_pipelined_batch_isolates_a_failing_job(void **state)
+{
+    isolates_a_failing_job(*state, 1);
 }
 
 static void test_secret_versions_and_get(void **state)
@@ -1835,6 +1849,7 @@ static void test_pg_writer_lean_batch_survives_terminated_backend(void **state)
         char name[16];
         snprintf(name, sizeof name, "s%d", round);
         wjob_secret(&all.j[round], "dev", name, "v1", "value");
+        all.j[round].deferred = round; /* the second through the pipelined path */
         all.left = 1;
         OK(store_writer_submit(w, all.base, wjob_run, wjob_done, &all.j[round]));
         assert_int_equal(event_base_loop(all.base, EVLOOP_NO_EXIT_ON_EMPTY), 0);
@@ -2342,6 +2357,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_policy_put_get_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_batch_isolates_a_failing_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_pipelined_batch_isolates_a_failing_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_list_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_soft_delete_recover_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_delete_days_zero_removes, setup, teardown),
