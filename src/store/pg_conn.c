@@ -443,7 +443,10 @@ mv_rc pg_simple(struct pg_store *pg, const char *sql)
         rc = pg_pipe_drain(pg, "COMMIT"); /* the batch's one round trip */
         goto out;
     }
-    CHECK(pg_pipe_drain(pg, NULL));
+    rc = pg_pipe_drain(pg, NULL); /* what was queued is answered first */
+    if (rc != MV_OK && (!pg->conn || strncmp(sql, "ROLLBACK", 8) != 0))
+        goto out; /* a ROLLBACK still goes out after a failed statement */
+    rc = MV_OK;
     if (pg->begin_pending) {
         pg->begin_pending = 0;
         if (strcmp(sql, "COMMIT") == 0 || strcmp(sql, "ROLLBACK") == 0)

@@ -17,6 +17,10 @@
  *   savepoint (not in a lean batch, pg_batch_lean: the writer rolls all of it back and runs
  *   it again with savepoints if a call fails) and is not retried: a lost connection marks the transaction broken and the
  *   caller's store_commit fails with MV_ERR_UNAVAILABLE (the writer re-runs its batch).
+ * - A lean batch opens its transaction lazily: BEGIN goes out with the first statement, and
+ *   the vault's secret PUTs (pg_queue) are sent without waiting, their results read with the
+ *   COMMIT's (pg_pipe_drain): a batch of PUTs is one round trip. Any synchronous statement
+ *   first drains what was queued, so results are always read in the order sent.
  * - A COMMIT is never cancelled (no PQcancel anywhere). A notice "canceling wait for
  *   synchronous replication" on COMMIT makes its outcome unknown, as a lost connection does.
  * - Tables the caches depend on log every change into change_log (triggers, pg_schema.c); a

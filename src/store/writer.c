@@ -9,7 +9,10 @@
  *
  * On PostgreSQL a batch is first run lean: no savepoint per job (two to four round trips each),
  * and a job that fails sends the batch round again with savepoints (run_batch), so per-job
- * failure isolation costs round trips only when a job fails.
+ * failure isolation costs round trips only when a job fails. In a lean batch the vault's PUTs
+ * are pipelined (store_secret_set_deferred): BEGIN, every PUT and the COMMIT go out together,
+ * so a job's own outcome is known only after store_commit, and a failed one shows as a failed
+ * COMMIT, which also sends the batch round again, a job at a time.
  *
  * SQLite has one writer at a time, so there is one writer thread. On PostgreSQL a job costs a
  * few network round trips and a COMMIT waits for the synchronous standby, so one thread would
