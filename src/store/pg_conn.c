@@ -312,6 +312,18 @@ static mv_rc fail(struct pg_store *pg, PGresult *r, const char *what)
     return rc;
 }
 
+/* The next statement's result in pipeline mode, after which libpq returns one NULL (not after
+ * the sync's result). NULL when nothing more can be read. */
+static PGresult *pipe_result(PGconn *c)
+{
+    PGresult *r = PQgetResult(c);
+    if (r && PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+        PGresult *end = PQgetResult(c);
+        PQclear(end);
+    }
+    return r;
+}
+
 /* The writer's transactions open lazily (pg_begin in a lean batch): BEGIN and the first
  * statement go out together in pipeline mode, one round trip instead of two. *r receives the
  * statement's result; a failed BEGIN (or a lost connection) is reported as the statement's
@@ -320,56 +332,26 @@ static mv_rc begin_and_exec(struct pg_store *pg, const char *name, const struct 
                             PGresult **r)
 {
     mv_rc rc = MV_OK;
-    PGresult *x = NULL, *begin = NULL;
-    int synced = 0;
+    PGconn *c = pg->conn;
+    PGresult *begin = NULL, *sync = NULL;
     pg->begin_pending = 0;
-    *r = NULL;
-    if (!PQenterPipelineMode(pg->conn) ||
-        !PQsendQueryParams(pg->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
-        !PQsendQueryPrepared(pg->conn, name, pp->n, pp->v, pp->len, pp->fmt, 0) ||
-        !PQpipelineSync(pg->conn)) {
-        rc = fail(pg, NULL, "query");
-        goto out;
-    }
-    /* BEGIN's result, NULL, the statement's result, NULL, the sync; on a lost connection
-     * PQgetResult keeps returning NULL or error results: stop at the first such. */
-    for (int step = 0; step < 5 && !synced; step++) {
-        x = PQgetResult(pg->conn);
-        if (!x) {
-            if (PQstatus(pg->conn) == CONNECTION_BAD)
-                break;
-            continue;
-        }
-        ExecStatusType st = PQresultStatus(x);
-        if (st == PGRES_PIPELINE_SYNC) {
-            synced = 1;
-            PQclear(x);
-        } else if (!begin) {
-            begin = x;
-        } else if (!*r) {
-            *r = x;
-        } else {
-            PQclear(x);
-        }
-        x = NULL;
-    }
-    if (!synced) {
+    int ok = PQenterPipelineMode(c) && PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
+             PQsendQueryPrepared(c, name, pp->n, pp->v, pp->len, pp->fmt, 0) && PQpipelineSync(c);
+    ok = ok && (begin = pipe_result(c)) != NULL && (*r = pipe_result(c)) != NULL &&
+         (sync = PQgetResult(c)) != NULL && PQresultStatus(sync) == PGRES_PIPELINE_SYNC &&
+         PQexitPipelineMode(c);
+    if (!ok)
         rc = fail(pg, NULL, "query"); /* the connection went away: retryable */
-        goto out;
-    }
-    if (PQresultStatus(begin) != PGRES_COMMAND_OK) {
+    else if (PQresultStatus(begin) != PGRES_COMMAND_OK)
         rc = fail(pg, begin, "BEGIN");
-        goto out;
-    }
-    PQexitPipelineMode(pg->conn);
-out:
     if (rc != MV_OK) {
         PQclear(*r);
         *r = NULL;
-        if (PQpipelineStatus(pg->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(pg->conn))
-            pg_disconnect(pg); /* results we could not drain: this connection is unusable */
     }
+    if (!ok)
+        pg_disconnect(pg); /* results left unread: this connection is unusable */
     PQclear(begin);
+    PQclear(sync);
     return rc;
 }
 
@@ -531,18 +513,6 @@ mv_rc pg_queue(struct pg_store *pg, const char *sql, const struct pg_params *pp,
     pg->queued[pg->nqueued++] = (struct pg_queued){.done = done, .a = a, .b = b};
 out:
     return rc;
-}
-
-/* The next statement's result in pipeline mode, after which libpq returns one NULL (not after
- * the sync's result). NULL when nothing more can be read. */
-static PGresult *pipe_result(PGconn *c)
-{
-    PGresult *r = PQgetResult(c);
-    if (r && PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
-        PGresult *end = PQgetResult(c);
-        PQclear(end);
-    }
-    return r;
 }
 
 mv_rc pg_pipe_drain(struct pg_store *pg, const char *final)

@@ -1845,11 +1845,12 @@ static void test_pg_writer_lean_batch_survives_terminated_backend(void **state)
     put_vault(f->st, "dev");
     struct store_writer *w = NULL;
     OK(store_writer_start(f->path, &w));
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < 3; round++) {
         char name[16];
         snprintf(name, sizeof name, "s%d", round);
         wjob_secret(&all.j[round], "dev", name, "v1", "value");
-        all.j[round].deferred = round; /* the second through the pipelined path */
+        all.j[round].deferred = round == 2; /* round 1: BEGIN with a synchronous statement
+                                                 * (begin_and_exec); round 2: pg_queue */
         all.left = 1;
         OK(store_writer_submit(w, all.base, wjob_run, wjob_done, &all.j[round]));
         assert_int_equal(event_base_loop(all.base, EVLOOP_NO_EXIT_ON_EMPTY), 0);
@@ -1858,15 +1859,19 @@ static void test_pg_writer_lean_batch_survives_terminated_backend(void **state)
     }
     store_writer_stop(w);
     struct st_secret got;
-    OK(store_secret_get(f->st, "dev", "s1", NULL, &got));
-    assert_string_equal(got.version, "v1");
-    st_secret_clear(&got);
-    struct st_secret *rows = NULL;
-    size_t n = 0;
-    OK(store_secret_versions(f->st, "dev", "s1", NULL, 10, &rows, &n));
-    assert_int_equal(n, 1);
-    st_secrets_free(rows, n);
-    for (int i = 0; i < 2; i++)
+    for (int i = 1; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "s%d", i);
+        OK(store_secret_get(f->st, "dev", name, NULL, &got));
+        assert_string_equal(got.version, "v1");
+        st_secret_clear(&got);
+        struct st_secret *rows = NULL;
+        size_t n = 0;
+        OK(store_secret_versions(f->st, "dev", name, NULL, 10, &rows, &n));
+        assert_int_equal(n, 1);
+        st_secrets_free(rows, n);
+    }
+    for (int i = 0; i < 3; i++)
         mv_buf_free(&all.j[i].s.sealed);
     event_base_free(all.base);
 }
