@@ -395,7 +395,23 @@ static const char *const v12[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12};
+/* v13: the secrets feed row once per transaction, not once per statement. The feed only needs
+ * to learn that some secret changed (pg_feed.c moves the secrets generation, every server's
+ * secret cache starts over), and a writer batch of n PUTs ran n statements, so n rows with
+ * their index entries and WAL. A transaction-local setting remembers that this transaction
+ * wrote its row; a rolled-back savepoint takes back both the row and the setting. */
+static const char *const v13[] = {
+    "CREATE OR REPLACE FUNCTION mv_secrets_changed() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    " IF coalesce(current_setting('mivault.secrets_fed', true), '') <> '1' THEN"
+    "  INSERT INTO change_log (kind, key) VALUES ('secrets', NULL);"
+    "  PERFORM set_config('mivault.secrets_fed', '1', true);"
+    " END IF;"
+    " RETURN NULL; END $f$",
+    NULL,
+};
+
+static const char *const *const migrations[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13};
 #define LATEST ((int64_t)(sizeof migrations / sizeof migrations[0]))
 
 /* meta itself is the one table every version has: created first, outside the list. */

@@ -220,9 +220,9 @@ static void check_sqlite_file(struct fx *f)
     sqlite3_close(db);
 }
 
-/* PostgreSQL: schema_version 12 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
+/* PostgreSQL: schema_version 13 in meta (v2: the secrets feed trigger; v3: audit checkpoints;
  * v4: quota leases; v5: assertion_jti; v6: vault_keys, key_policies; v7: cert_objects; v8: the
- * function mv_secret_add; v9: audit heads; v10: app credentials, federated credentials; v11: vm_bindings; v12: mv_secret_set),
+ * function mv_secret_add; v9: audit heads; v10: app credentials, federated credentials; v11: vm_bindings; v12: mv_secret_set; v13: one secrets feed row per transaction),
  * the tables there. */
 static void check_pg_schema(struct fx *f)
 {
@@ -230,7 +230,7 @@ static void check_pg_schema(struct fx *f)
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SELECT value FROM meta WHERE key = 'schema_version'");
     assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "12");
+    assert_string_equal(PQgetvalue(r, 0, 0), "13");
     PQclear(r);
     r = PQexec(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
     assert_string_equal(PQgetvalue(r, 0, 0), "22");
@@ -1876,6 +1876,52 @@ static void test_pg_writer_lean_batch_survives_terminated_backend(void **state)
     event_base_free(all.base);
 }
 
+static long secrets_feed_rows(struct fx *f)
+{
+    PGconn *c = PQconnectdb(f->path);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, "SELECT count(*) FROM change_log WHERE kind = 'secrets'");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    long n = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return n;
+}
+
+/* Secret writes log one change-feed row per transaction (PostgreSQL v13), not one per write:
+ * three adds in one transaction, one row; a write on its own, one row; a transaction whose
+ * only secret write was rolled back to its savepoint, none, and a write after that rollback in
+ * the same transaction still logs its row. */
+static void test_pg_secrets_feed_one_row_per_transaction(void **state)
+{
+    struct fx *f = *state;
+    if (!store_shared(f->st))
+        skip();
+    put_vault(f->st, "dev");
+    long n0 = secrets_feed_rows(f);
+    OK(store_begin(f->st));
+    add_secret(f->st, "dev", "a", "v1", "A", 1);
+    add_secret(f->st, "dev", "b", "v1", "B", 1);
+    add_secret(f->st, "dev", "c", "v1", "C", 1);
+    OK(store_commit(f->st));
+    assert_int_equal(secrets_feed_rows(f), n0 + 1);
+    add_secret(f->st, "dev", "d", "v1", "D", 1);
+    assert_int_equal(secrets_feed_rows(f), n0 + 2);
+    OK(store_begin(f->st));
+    OK(store_savepoint(f->st));
+    add_secret(f->st, "dev", "e", "v1", "E", 1);
+    store_savepoint_rollback(f->st);
+    OK(store_commit(f->st));
+    assert_int_equal(secrets_feed_rows(f), n0 + 2);
+    OK(store_begin(f->st));
+    OK(store_savepoint(f->st));
+    add_secret(f->st, "dev", "e", "v1", "E", 1);
+    store_savepoint_rollback(f->st);
+    add_secret(f->st, "dev", "g", "v1", "G", 1);
+    OK(store_commit(f->st));
+    assert_int_equal(secrets_feed_rows(f), n0 + 3);
+}
+
 /* A change made through another server (another process: here another feed, i.e. another
  * URL string for the same database) shows in store_generation within about a second. */
 static void test_pg_change_feed_across_servers(void **state)
@@ -2385,6 +2431,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pg_retried_secret_add_makes_one_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_survives_terminated_backend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_writer_lean_batch_survives_terminated_backend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_secrets_feed_one_row_per_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_commit_warning_is_unknown_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_multi_host_url_skips_a_dead_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_change_feed_across_servers, setup, teardown),
