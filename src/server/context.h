@@ -9,6 +9,10 @@
 
 #include <pthread.h>
 
+/* Threads that generate keys for the vault (http/offload.h): two, so one RSA-4096 key does not
+ * hold up every other create, and no more: key creation is rare next to reads. */
+#define SERVER_OFFLOAD_THREADS 2
+
 #include "arm/arm.h"
 #include "authority/authority.h"
 #include "state/state.h"
@@ -31,6 +35,7 @@ struct mv_server {
     struct audit_checkpointer *checkpointer; /* pins the audit chain head in the store */
     char server_id[ST_ID];  /* STATE/server.id: the writer of this server's audit chain */
     struct store_writer *writer; /* group commit of durable writes (store/writer.h) */
+    struct http_offload *offload; /* key generation off the loops (http/offload.h) */
     /* What each plane sees of the above (and the authority's signing keys, which it owns). */
     struct authority_plane authority;
     struct arm_plane arm;

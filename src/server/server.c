@@ -25,6 +25,7 @@
 #include "server/health.h"
 #include "store/snapshot.h"
 #include "store/writer.h"
+#include "http/offload.h"
 #include "token/validate.h"
 #include "vault/vault.h"
 
@@ -294,6 +295,7 @@ void server_stop(struct server_handle *h)
     if (h->hs)
         http_server_halt(h->hs);
     if (h->srv) {
+        http_offload_stop(h->srv->offload);
         store_writer_stop(h->srv->writer);
         audit_checkpointer_stop(h->srv->checkpointer); /* the last checkpoint: after the loops */
     }
@@ -350,6 +352,8 @@ mv_rc server_start(const char *state_dir, const char *listen, struct server_hand
     CHECK(audit_checkpointer_start(srv->audit, srv->store, srv->server_id, srv->audit_key,
                                    srv->cfg.audit_checkpoint_secs, &srv->checkpointer));
     srv->vault.writer = srv->authority.writer = srv->writer;
+    CHECK(http_offload_start(SERVER_OFFLOAD_THREADS, &srv->offload));
+    srv->vault.offload = srv->offload;
     CHECK(http_server_start(&hc, &h->hs));
     LOG_INFO("server listening on %s port %d, public URL %s (tenant %s)", srv->cfg.server_host,
              http_server_port(h->hs), srv->server_url, srv->tenant.tenant_id);

@@ -26,6 +26,7 @@
 #include "common/util.h"
 #include "crypto/aead.h"
 #include "crypto/certs.h"
+#include "http/offload.h"
 #include "vault/keys.h"
 #include "vault/vault_internal.h"
 
@@ -503,75 +504,26 @@ static void busy_error(struct vault_ctx *c)
                 NULL);
 }
 
-void vault_op_cert_create(struct vault_ctx *c)
+/* The rest of a create once the certificate's key exists (generated off the loop when the
+ * server has an offload pool): the CSR, for Self the certificate and its version, the pending
+ * operation, the store writes and the 202. body, policy and key stay the caller's. */
+static void cert_create_finish(struct vault_ctx *c, const json_t *body, const json_t *policy,
+                               EVP_PKEY *key, int64_t now)
 {
     mv_rc rc = MV_OK;
-    json_t *body = NULL, *policy = NULL, *pdoc = NULL, *op = NULL, *vdoc = NULL;
-    const char *why = NULL;
-    EVP_PKEY *key = NULL;
+    json_t *pdoc = NULL, *op = NULL, *vdoc = NULL;
     X509 *x = NULL;
     STACK_OF(X509) *chain = NULL;
     struct new_version nv;
-    struct st_certobj stored;
     mv_buf csr, csr_b64, sealed;
     memset(&nv, 0, sizeof nv);
-    memset(&stored, 0, sizeof stored);
     mv_buf_init(&csr, 64 * 1024);
     mv_buf_init(&csr_b64, 128 * 1024);
     mv_buf_init(&sealed, 0);
-    int64_t now = mv_now();
     int began = 0;
     char version[MV_VERSION_LEN + 1], request_id[MV_VERSION_LEN + 1];
-
-    if (parse_body(c, &body, &why) != MV_OK) {
-        vault_bad_parameter(c, why);
-        goto out;
-    }
-    const json_t *given = json_object_get(body, "policy");
-    if (!given || json_is_null(given)) {
-        /* no policy: the stored one, else 400 */
-        if (store_cert_get(c->w->st, c->vault.name, ST_CERT_POLICY, c->name, NULL, 0, &stored) !=
-            MV_OK) {
-            vault_bad_parameter(c, "The certificate policy is required.");
-            goto out;
-        }
-        json_t *base = json_loads(stored.doc, 0, NULL);
-        rc = vault_cert_policy_normalize(NULL, base, now, &policy, &why);
-        json_decref(base);
-    } else {
-        rc = vault_cert_policy_normalize(given, NULL, now, &policy, &why);
-    }
-    if (rc == MV_ERR_BAD_REQUEST) {
-        rc = MV_OK;
-        vault_bad_parameter(c, why);
-        goto out;
-    }
-    CHECK(rc);
     const char *issuer = issuer_of(policy);
     int self = strcasecmp(issuer, "Self") == 0;
-    if (!self && strcasecmp(issuer, "Unknown") != 0) {
-        vault_bad_parameter(c, "Only the issuers Self and Unknown can issue certificates in this "
-                               "vault.");
-        goto out;
-    }
-    if (is_deleted_name(c)) {
-        conflict_deleted(c);
-        goto out;
-    }
-    if (pending_in_progress(c)) {
-        busy_error(c);
-        goto out;
-    }
-    const json_t *kp = json_object_get(policy, "key_props");
-    rc = certs_gen_key(json_string_value(json_object_get(kp, "kty")),
-                       (int)json_integer_value(json_object_get(kp, "key_size")),
-                       json_string_value(json_object_get(kp, "crv")), &key);
-    if (rc == MV_ERR_BAD_REQUEST) {
-        rc = MV_OK;
-        vault_bad_parameter(c, "The key properties of the policy are invalid.");
-        goto out;
-    }
-    CHECK(rc);
     struct certs_spec spec;
     CHECK(vault_cert_policy_spec(policy, &spec));
     CHECK(certs_csr(key, &spec, &csr));
@@ -649,19 +601,172 @@ out:
         conflict_deleted(c);
     else if (rc != MV_OK)
         vault_rc_error(c, rc);
-    json_decref(body);
-    json_decref(policy);
     json_decref(pdoc);
     json_decref(op);
     json_decref(vdoc);
-    EVP_PKEY_free(key);
     X509_free(x);
     sk_X509_pop_free(chain, X509_free);
     new_version_free(&nv);
-    st_certobj_clear(&stored);
     mv_buf_free(&csr);
     mv_buf_free(&csr_b64);
     mv_buf_free(&sealed);
+}
+
+
+/* A certificate create whose key is generated off the loop (http/offload.h): RSA-4096 takes
+ * about a second, which would stall every connection of this loop. */
+struct certgen_job {
+    struct vault_ctx c; /* c.req is the deferred request */
+    char vault_name[MV_VAULT_NAME_MAX + 1];
+    char api_version[32]; /* the Location header names it */
+    json_t *body, *policy;
+    char kty[16], crv[16];
+    int key_size;
+    int64_t now;
+    EVP_PKEY *key;
+    mv_rc rc;
+};
+
+static void certgen_free(struct certgen_job *j)
+{
+    json_decref(j->body);
+    json_decref(j->policy);
+    EVP_PKEY_free(j->key);
+    http_deferred_free(j->c.req);
+    free(j);
+}
+
+static void certgen_run(void *arg)
+{
+    struct certgen_job *j = arg;
+    j->rc = certs_gen_key(j->kty[0] ? j->kty : NULL, j->key_size, j->crv[0] ? j->crv : NULL,
+                          &j->key);
+}
+
+static void certgen_done(void *arg)
+{
+    struct certgen_job *j = arg;
+    if (j->rc == MV_ERR_BAD_REQUEST)
+        vault_bad_parameter(&j->c, "The key properties of the policy are invalid.");
+    else if (j->rc != MV_OK)
+        vault_rc_error(&j->c, j->rc);
+    else
+        cert_create_finish(&j->c, j->body, j->policy, j->key, j->now);
+    vault_audit(&j->c);
+    certgen_free(j);
+}
+
+/* Defers the request and generates its key off the loop; takes *body and *policy (set to
+ * NULL). MV_OK when the job answers; otherwise nothing was deferred and the caller answers. */
+static mv_rc cert_create_later(struct vault_ctx *c, json_t **body, json_t **policy, int64_t now)
+{
+    mv_rc rc = MV_OK;
+    struct certgen_job *j = calloc(1, sizeof *j);
+    ENSURE(j != NULL, MV_ERR_INTERNAL);
+    const json_t *kp = json_object_get(*policy, "key_props");
+    const char *kty = json_string_value(json_object_get(kp, "kty"));
+    const char *crv = json_string_value(json_object_get(kp, "crv"));
+    /* too long for the buffer is no key type or curve: "?" fails like any unknown one */
+    if (kty && mv_copy(j->kty, sizeof j->kty, kty) != MV_OK)
+        CHECK(mv_copy(j->kty, sizeof j->kty, "?"));
+    if (crv && mv_copy(j->crv, sizeof j->crv, crv) != MV_OK)
+        CHECK(mv_copy(j->crv, sizeof j->crv, "?"));
+    j->key_size = (int)json_integer_value(json_object_get(kp, "key_size"));
+    j->now = now;
+    CHECK(mv_copy(j->vault_name, sizeof j->vault_name, c->vault_name));
+    CHECK(mv_copy(j->api_version, sizeof j->api_version, c->api_version ? c->api_version : ""));
+    j->c = *c;
+    j->c.vault_name = j->vault_name;
+    j->c.api_version = j->api_version;
+    j->c.req = http_defer(c->req);
+    ENSURE(j->c.req != NULL, MV_ERR_INTERNAL);
+    j->body = *body;
+    j->policy = *policy;
+    *body = *policy = NULL;
+    c->deferred = 1; /* certgen_done replies and audits */
+    rc = http_offload_submit(c->w->srv->offload, c->w->base, certgen_run, certgen_done, j);
+    if (rc != MV_OK) {
+        vault_rc_error(&j->c, rc);
+        vault_audit(&j->c);
+        certgen_free(j);
+    }
+    return MV_OK;
+out:
+    free(j); /* nothing of it was taken yet */
+    return rc;
+}
+
+void vault_op_cert_create(struct vault_ctx *c)
+{
+    mv_rc rc = MV_OK;
+    json_t *body = NULL, *policy = NULL;
+    const char *why = NULL;
+    EVP_PKEY *key = NULL;
+    struct st_certobj stored;
+    memset(&stored, 0, sizeof stored);
+    int64_t now = mv_now();
+
+    if (parse_body(c, &body, &why) != MV_OK) {
+        vault_bad_parameter(c, why);
+        goto out;
+    }
+    const json_t *given = json_object_get(body, "policy");
+    if (!given || json_is_null(given)) {
+        /* no policy: the stored one, else 400 */
+        if (store_cert_get(c->w->st, c->vault.name, ST_CERT_POLICY, c->name, NULL, 0, &stored) !=
+            MV_OK) {
+            vault_bad_parameter(c, "The certificate policy is required.");
+            goto out;
+        }
+        json_t *base = json_loads(stored.doc, 0, NULL);
+        rc = vault_cert_policy_normalize(NULL, base, now, &policy, &why);
+        json_decref(base);
+    } else {
+        rc = vault_cert_policy_normalize(given, NULL, now, &policy, &why);
+    }
+    if (rc == MV_ERR_BAD_REQUEST) {
+        rc = MV_OK;
+        vault_bad_parameter(c, why);
+        goto out;
+    }
+    CHECK(rc);
+    const char *issuer = issuer_of(policy);
+    int self = strcasecmp(issuer, "Self") == 0;
+    if (!self && strcasecmp(issuer, "Unknown") != 0) {
+        vault_bad_parameter(c, "Only the issuers Self and Unknown can issue certificates in this "
+                               "vault.");
+        goto out;
+    }
+    if (is_deleted_name(c)) {
+        conflict_deleted(c);
+        goto out;
+    }
+    if (pending_in_progress(c)) {
+        busy_error(c);
+        goto out;
+    }
+    if (c->w->srv->offload) {
+        CHECK(cert_create_later(c, &body, &policy, now));
+        goto out;
+    }
+    const json_t *kp = json_object_get(policy, "key_props");
+    rc = certs_gen_key(json_string_value(json_object_get(kp, "kty")),
+                       (int)json_integer_value(json_object_get(kp, "key_size")),
+                       json_string_value(json_object_get(kp, "crv")), &key);
+    if (rc == MV_ERR_BAD_REQUEST) {
+        rc = MV_OK;
+        vault_bad_parameter(c, "The key properties of the policy are invalid.");
+        goto out;
+    }
+    CHECK(rc);
+    cert_create_finish(c, body, policy, key, now);
+out:
+    if (rc != MV_OK)
+        vault_rc_error(c, rc);
+    json_decref(body);
+    json_decref(policy);
+    EVP_PKEY_free(key);
+    st_certobj_clear(&stored);
 }
 
 static mv_rc load_pending(struct vault_ctx *c, struct st_certobj *o, json_t **doc)

@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "http/offload.h"
 #include "vault/vault_internal.h"
 
 int64_t vault_iso_duration(const char *s)
@@ -267,8 +268,43 @@ static int64_t policy_expiry(struct store *st, const char *vault, const char *na
     return secs;
 }
 
+/* Whether made is a key of old's kind (type, and size or curve): what a rotation of old makes. */
+static int same_kind(EVP_PKEY *made, EVP_PKEY *old)
+{
+    if (!made || vkey_is_rsa(made) != vkey_is_rsa(old))
+        return 0;
+    if (vkey_is_rsa(old))
+        return EVP_PKEY_get_bits(made) == EVP_PKEY_get_bits(old);
+    const char *a = vkey_curve(made), *b = vkey_curve(old);
+    return a && b && strcmp(a, b) == 0;
+}
+
+mv_rc vault_key_rotate_kind(const struct vault_plane *srv, struct store *st, const char *vault,
+                            const char *name, int *rsa, int *bits, char *crv, size_t crvlen)
+{
+    mv_rc rc = MV_OK;
+    struct st_key cur;
+    EVP_PKEY *old = NULL;
+    memset(&cur, 0, sizeof cur);
+    CHECK(store_key_get(st, vault, name, NULL, &cur));
+    CHECK(vault_key_open(srv->data_key, &cur, &old));
+    *rsa = vkey_is_rsa(old);
+    *bits = *rsa ? EVP_PKEY_get_bits(old) : 0;
+    CHECK(mv_copy(crv, crvlen, *rsa ? "" : vkey_curve(old)));
+out:
+    EVP_PKEY_free(old);
+    st_key_clear(&cur);
+    return rc;
+}
+
 mv_rc vault_key_rotate(const struct vault_plane *srv, struct store *st, const char *vault,
                        const char *name, int64_t now, struct st_key *out)
+{
+    return vault_key_rotate_made(srv, st, vault, name, now, NULL, out);
+}
+
+mv_rc vault_key_rotate_made(const struct vault_plane *srv, struct store *st, const char *vault,
+                            const char *name, int64_t now, EVP_PKEY *made, struct st_key *out)
 {
     mv_rc rc = MV_OK;
     struct st_key cur;
@@ -284,8 +320,14 @@ mv_rc vault_key_rotate(const struct vault_plane *srv, struct store *st, const ch
     const char *kty = json_string_value(json_object_get(jwk, "kty"));
     ENSURE(kty != NULL, MV_ERR_INTERNAL);
     int rsa = vkey_is_rsa(old);
-    CHECK(vkey_generate(rsa, rsa ? EVP_PKEY_get_bits(old) : 0, rsa ? NULL : vkey_curve(old), &pkey,
-                        &why));
+    if (same_kind(made, old)) {
+        ENSURE(EVP_PKEY_up_ref(made) == 1, MV_ERR_INTERNAL);
+        pkey = made; /* generated off the loop for this rotation */
+    } else {
+        /* none given, or the latest version changed kind meanwhile: made here */
+        CHECK(vkey_generate(rsa, rsa ? EVP_PKEY_get_bits(old) : 0, rsa ? NULL : vkey_curve(old),
+                            &pkey, &why));
+    }
     int64_t life = policy_expiry(st, vault, name);
     struct vault_key_attrs a = {.enabled = 1, .exp = life > 0 ? now + life : 0,
                                 .tags_json = cur.tags_json};
@@ -303,6 +345,88 @@ out:
     return rc;
 }
 
+/* Writes the new version (made: a key generated for it off the loop, or NULL) and replies. */
+static void rotate_and_reply(struct vault_ctx *c, EVP_PKEY *made)
+{
+    struct st_key k;
+    memset(&k, 0, sizeof k);
+    mv_rc rc = vault_key_rotate_made(c->w->srv, c->w->st, c->vault.name, c->name, mv_now(), made,
+                                     &k);
+    if (rc == MV_ERR_NOT_FOUND)
+        vault_key_not_found(c, c->name, NULL);
+    else if (rc != MV_OK)
+        vault_rc_error(c, rc);
+    else
+        vault_reply_key(c, &k, VJ_ID_VERSION);
+    st_key_clear(&k);
+}
+
+/* A rotation whose key is generated off the loop (http/offload.h), like a create's (keys.c). */
+struct rotgen_job {
+    struct vault_ctx c; /* c.req is the deferred request */
+    char vault_name[MV_VAULT_NAME_MAX + 1];
+    int rsa, bits;
+    char crv[16];
+    EVP_PKEY *pkey;
+    const char *why;
+};
+
+static void rotgen_free(struct rotgen_job *j)
+{
+    EVP_PKEY_free(j->pkey);
+    http_deferred_free(j->c.req);
+    free(j);
+}
+
+static void rotgen_run(void *arg)
+{
+    struct rotgen_job *j = arg;
+    if (vkey_generate(j->rsa, j->bits, j->rsa ? NULL : j->crv, &j->pkey, &j->why) != MV_OK) {
+        EVP_PKEY_free(j->pkey);
+        j->pkey = NULL; /* rotate_and_reply makes one then, and reports its failure */
+    }
+}
+
+static void rotgen_done(void *arg)
+{
+    struct rotgen_job *j = arg;
+    rotate_and_reply(&j->c, j->pkey);
+    vault_audit(&j->c);
+    rotgen_free(j);
+}
+
+static void rotate_later(struct vault_ctx *c)
+{
+    mv_rc rc = MV_OK;
+    struct rotgen_job *j = calloc(1, sizeof *j);
+    ENSURE(j != NULL, MV_ERR_INTERNAL);
+    rc = vault_key_rotate_kind(c->w->srv, c->w->st, c->vault.name, c->name, &j->rsa, &j->bits,
+                               j->crv, sizeof j->crv);
+    if (rc == MV_ERR_NOT_FOUND) {
+        rc = MV_OK;
+        vault_key_not_found(c, c->name, NULL);
+        goto out;
+    }
+    CHECK(rc);
+    CHECK(mv_copy(j->vault_name, sizeof j->vault_name, c->vault_name));
+    j->c = *c;
+    j->c.vault_name = j->vault_name;
+    j->c.api_version = NULL; /* points into the request's query, gone after this handler */
+    j->c.req = http_defer(c->req);
+    ENSURE(j->c.req != NULL, MV_ERR_INTERNAL);
+    c->deferred = 1; /* rotgen_done replies and audits */
+    if (http_offload_submit(c->w->srv->offload, c->w->base, rotgen_run, rotgen_done, j) != MV_OK) {
+        vault_rc_error(&j->c, MV_ERR_UNAVAILABLE);
+        vault_audit(&j->c);
+        rotgen_free(j);
+    }
+    return;
+out:
+    free(j);
+    if (rc != MV_OK)
+        vault_rc_error(c, rc);
+}
+
 void vault_op_key_rotate(struct vault_ctx *c)
 {
     struct st_key k;
@@ -314,15 +438,11 @@ void vault_op_key_rotate(struct vault_ctx *c)
         vault_managed_forbidden(c, "Key", c->name);
         return;
     }
-    memset(&k, 0, sizeof k);
-    rc = vault_key_rotate(c->w->srv, c->w->st, c->vault.name, c->name, mv_now(), &k);
-    if (rc == MV_ERR_NOT_FOUND)
-        vault_key_not_found(c, c->name, NULL);
-    else if (rc != MV_OK)
-        vault_rc_error(c, rc);
-    else
-        vault_reply_key(c, &k, VJ_ID_VERSION);
-    st_key_clear(&k);
+    if (c->w->srv->offload) {
+        rotate_later(c);
+        return;
+    }
+    rotate_and_reply(c, NULL);
 }
 
 /* Is the Rotate action of policy p due for key k at now? */

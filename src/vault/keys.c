@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "crypto/aead.h"
+#include "http/offload.h"
 #include "vault/keys.h"
 #include "vault/vault_internal.h"
 
@@ -407,16 +408,140 @@ static void add_and_reply(struct vault_ctx *c, struct st_key *k)
         vault_reply_key(c, k, VJ_ID_VERSION);
 }
 
+/* After the key material exists (imported or generated): its operations, the row, the write
+ * and the reply (errors as replies too). */
+static void create_finish(struct vault_ctx *c, const struct vault_key_input *in, int rsa,
+                          EVP_PKEY *pkey, const char *kty)
+{
+    mv_rc rc = MV_OK;
+    struct st_key k;
+    char version[MV_VERSION_LEN + 1];
+    json_t *ops = NULL;
+    memset(&k, 0, sizeof k);
+    if (in->key_ops) {
+        ops = json_deep_copy(in->key_ops);
+    } else {
+        CHECK(ops_array(pkey, NULL, &ops));
+    }
+    ENSURE(ops != NULL, MV_ERR_INTERNAL);
+    if (!rsa) {
+        size_t i;
+        json_t *op;
+        json_array_foreach(ops, i, op) {
+            const char *s = json_string_value(op);
+            if (strcmp(s, "sign") != 0 && strcmp(s, "verify") != 0) {
+                char msg[160];
+                if (mv_fmt(msg, sizeof msg,
+                           "Unsupported key operation(s): \"%s\". Supported values are \"sign\", "
+                           "\"verify\".",
+                           s) != MV_OK)
+                    msg[0] = '\0';
+                vault_bad_parameter(c, msg);
+                goto out;
+            }
+        }
+    }
+    struct vault_key_attrs a = {.enabled = in->has_enabled ? in->enabled : 1,
+                                .nbf = in->nbf,
+                                .exp = in->exp,
+                                .tags_json = in->tags_json};
+    CHECK(mv_hexid(version));
+    CHECK(row_with_ops(c->w->srv->data_key, c->vault.name, c->name, version, pkey, kty, ops, &a,
+                       mv_now(), &k));
+    add_and_reply(c, &k);
+out:
+    json_decref(ops);
+    if (rc != MV_OK)
+        vault_rc_error(c, rc);
+    st_key_clear(&k);
+}
+
+/* A key generated off the loop (http/offload.h): an RSA-4096 key takes about a second, which
+ * would stall every connection of this loop. The request is deferred; keygen_run runs on a pool
+ * thread with copies of what it needs, keygen_done back on this loop finishes the create. */
+struct keygen_job {
+    struct vault_ctx c; /* c.req is the deferred request */
+    char vault_name[MV_VAULT_NAME_MAX + 1];
+    struct vault_key_input in;
+    int rsa, size;
+    char crv[16];
+    char kty[16];
+    EVP_PKEY *pkey;
+    const char *why;
+    mv_rc rc;
+};
+
+static void keygen_free(struct keygen_job *j)
+{
+    EVP_PKEY_free(j->pkey);
+    vault_key_input_free(&j->in);
+    http_deferred_free(j->c.req);
+    free(j);
+}
+
+static void keygen_run(void *arg)
+{
+    struct keygen_job *j = arg;
+    j->rc = vkey_generate(j->rsa, j->size, j->crv[0] ? j->crv : NULL, &j->pkey, &j->why);
+}
+
+static void keygen_done(void *arg)
+{
+    struct keygen_job *j = arg;
+    if (j->rc == MV_OK)
+        create_finish(&j->c, &j->in, j->rsa, j->pkey, j->kty);
+    else if (!j->pkey && j->why)
+        vault_bad_parameter(&j->c, j->why);
+    else
+        vault_rc_error(&j->c, MV_ERR_INTERNAL);
+    vault_audit(&j->c);
+    keygen_free(j);
+}
+
+/* Takes over *in (zeroed here) and answers the request later, or now on failure. */
+static void generate_later(struct vault_ctx *c, struct vault_key_input *in, int rsa,
+                           const char *kty)
+{
+    mv_rc rc = MV_OK;
+    struct keygen_job *j = calloc(1, sizeof *j);
+    ENSURE(j != NULL, MV_ERR_INTERNAL);
+    j->in = *in;
+    memset(in, 0, sizeof *in);
+    j->rsa = rsa;
+    j->size = rsa ? j->in.key_size : 0;
+    /* a curve name too long for crv is no curve: "?" fails the lookup like any unknown one */
+    if (j->in.crv && mv_copy(j->crv, sizeof j->crv, j->in.crv) != MV_OK)
+        CHECK(mv_copy(j->crv, sizeof j->crv, "?"));
+    CHECK(mv_copy(j->kty, sizeof j->kty, kty));
+    CHECK(mv_copy(j->vault_name, sizeof j->vault_name, c->vault_name));
+    j->c = *c;
+    j->c.vault_name = j->vault_name;
+    j->c.api_version = NULL; /* points into the request's query, gone after this handler */
+    j->c.req = http_defer(c->req);
+    ENSURE(j->c.req != NULL, MV_ERR_INTERNAL);
+    c->deferred = 1; /* keygen_done replies and audits */
+    rc = http_offload_submit(c->w->srv->offload, c->w->base, keygen_run, keygen_done, j);
+    if (rc != MV_OK) {
+        vault_rc_error(&j->c, rc);
+        vault_audit(&j->c);
+        keygen_free(j);
+    }
+    return;
+out:
+    /* nothing deferred yet: the caller's context answers */
+    if (j)
+        keygen_free(j);
+    vault_rc_error(c, rc);
+}
+
 static void create_or_import(struct vault_ctx *c, int import)
 {
     mv_rc rc = MV_OK;
     struct vault_key_input in;
     const char *why = NULL;
     EVP_PKEY *pkey = NULL;
-    struct st_key k;
-    char version[MV_VERSION_LEN + 1];
     char kty[16];
-    memset(&k, 0, sizeof k);
+    memset(&in, 0, sizeof in);
     if (vault_parse_key_body(c->req->body.p, c->req->body.len, &in, &why) != MV_OK) {
         vault_bad_parameter(c, why);
         goto out;
@@ -471,6 +596,11 @@ static void create_or_import(struct vault_ctx *c, int import)
                                    "2048 bits.");
             goto out;
         }
+        CHECK(mv_copy(kty, sizeof kty, in.kty));
+        if (c->w->srv->offload) {
+            generate_later(c, &in, rsa, kty); /* owns in from here, replies and audits */
+            goto out;
+        }
         if (vkey_generate(rsa, rsa ? in.key_size : 0, in.crv, &pkey, &why) != MV_OK) {
             if (!pkey && why) {
                 vault_bad_parameter(c, why);
@@ -478,49 +608,12 @@ static void create_or_import(struct vault_ctx *c, int import)
             }
             CHECK(MV_ERR_INTERNAL);
         }
-        CHECK(mv_copy(kty, sizeof kty, in.kty));
     }
-    json_t *ops = NULL;
-    if (in.key_ops) {
-        ops = json_deep_copy(in.key_ops);
-    } else {
-        rc = ops_array(pkey, NULL, &ops);
-        CHECK(rc);
-    }
-    ENSURE(ops != NULL, MV_ERR_INTERNAL);
-    if (!rsa) {
-        size_t i;
-        json_t *op;
-        json_array_foreach(ops, i, op) {
-            const char *s = json_string_value(op);
-            if (strcmp(s, "sign") != 0 && strcmp(s, "verify") != 0) {
-                char msg[160];
-                if (mv_fmt(msg, sizeof msg,
-                           "Unsupported key operation(s): \"%s\". Supported values are \"sign\", "
-                           "\"verify\".",
-                           s) != MV_OK)
-                    msg[0] = '\0';
-                json_decref(ops);
-                vault_bad_parameter(c, msg);
-                goto out;
-            }
-        }
-    }
-    struct vault_key_attrs a = {.enabled = in.has_enabled ? in.enabled : 1,
-                                .nbf = in.nbf,
-                                .exp = in.exp,
-                                .tags_json = in.tags_json};
-    CHECK(mv_hexid(version));
-    rc = row_with_ops(c->w->srv->data_key, c->vault.name, c->name, version, pkey, kty, ops, &a,
-                      mv_now(), &k);
-    json_decref(ops);
-    CHECK(rc);
-    add_and_reply(c, &k);
+    create_finish(c, &in, rsa, pkey, kty);
 out:
     if (rc != MV_OK)
         vault_rc_error(c, rc);
     EVP_PKEY_free(pkey);
-    st_key_clear(&k);
     vault_key_input_free(&in);
 }
 

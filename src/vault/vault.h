@@ -17,6 +17,7 @@
 
 struct audit;
 struct event_base;
+struct http_offload;
 struct store_snapshot;
 struct store_writer;
 struct vault_state;
@@ -33,6 +34,7 @@ struct vault_plane {
     int refused_per_caller;        /* 401/403 per caller per 10 s, then 429; 0 = off */
     const unsigned char *data_key; /* 32 bytes: seals secret values and backups */
     struct store_writer *writer;   /* group commit of durable writes (store/writer.h) */
+    struct http_offload *offload;  /* key generation off the loops (http/offload.h); NULL: inline */
     struct audit *audit;           /* NULL: no audit log */
 };
 

@@ -408,6 +408,16 @@ void vault_key_conflict_deleted(struct vault_ctx *c, const char *name);
 MV_MUST_CHECK mv_rc vault_key_rotate(const struct vault_plane *srv, struct store *st,
                                      const char *vault, const char *name, int64_t now,
                                      struct st_key *out);
+/* vault_key_rotate with the new key already made (off the loop) when made is not NULL: used
+ * if it is still of the latest version's kind (else one is made here); made stays the
+ * caller's. */
+MV_MUST_CHECK mv_rc vault_key_rotate_made(const struct vault_plane *srv, struct store *st,
+                                          const char *vault, const char *name, int64_t now,
+                                          EVP_PKEY *made, struct st_key *out);
+/* What rotating vault/name's latest version makes: rsa and bits, or the curve (crv). */
+MV_MUST_CHECK mv_rc vault_key_rotate_kind(const struct vault_plane *srv, struct store *st,
+                                          const char *vault, const char *name, int *rsa,
+                                          int *bits, char *crv, size_t crvlen);
 /* keybackup.c: opens a key restore body (vault_backup_open's rules; pure). */
 MV_MUST_CHECK mv_rc vault_key_backup_open(const unsigned char *key, const char *body, size_t len,
                                           json_t **out);

@@ -518,8 +518,7 @@ class KeysCliTest(MivaultTest):
         e = self.env
         e.vault("dev")
         vm = e.vm("vm1")
-        e.grant(vm["identity"]["principalId"], "Key Vault Crypto Officer", e.vault_scope("dev"))
-        e.grant(vm["identity"]["principalId"], "Key Vault Secrets Officer", e.vault_scope("dev"))
+        e.grant(vm["identity"]["principalId"], "Key Vault Administrator", e.vault_scope("dev"))
         _, port = e.start_agent("vm1", join=vm["joinToken"])
         env = dict(os.environ, AZURE_POD_IDENTITY_AUTHORITY_HOST="http://127.0.0.1:%d" % port)
 
@@ -573,3 +572,75 @@ class KeysCliTest(MivaultTest):
                            capture_output=True, text=True, env=env, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(_json.loads(r.stdout)), 30)
+
+
+class KeyGenerationOffTheLoopTest(MivaultTest):
+    """Key generation runs on the server's offload threads (src/http/offload.c), not on the loop
+    that received the request: with one loop thread, requests keep being served while RSA-4096
+    keys (about a second each) are generated. Generated inline, every other request on that loop
+    waited for a whole generation: about one GET per key created got through."""
+    threads = 1
+
+    def setUp(self):
+        super().setUp()
+        e = self.env
+        e.vault("dev")
+        vm = e.vm("vm1")
+        e.grant(vm["identity"]["principalId"], "Key Vault Administrator", e.vault_scope("dev"))
+        _, port = e.start_agent("vm1", join=vm["joinToken"])
+        self.tok = e.token(port, e.vault_resource())
+
+    def served_while(self, calls):
+        """Runs calls (each returns an HTTP status) at once and GETs a secret until they are all
+        answered; returns their statuses and the number of GETs served meanwhile."""
+        import threading
+        e = self.env
+        r = e.kv("PUT", "dev", "/secrets/probe", token=self.tok, body={"value": "v"})
+        self.assertEqual(r.status, 200, r.body)
+        results = []
+        ts = [threading.Thread(target=lambda f=f: results.append(f())) for f in calls]
+        for t in ts:
+            t.start()
+        gets = 0
+        while any(t.is_alive() for t in ts):
+            r = e.kv("GET", "dev", "/secrets/probe", token=self.tok)
+            self.assertEqual(r.status, 200, r.body)
+            gets += 1
+        for t in ts:
+            t.join()
+        return results, gets
+
+    def post(self, path, body):
+        return self.env.kv("POST", "dev", path, token=self.tok, body=body).status
+
+    def test_other_requests_are_served_while_keys_are_generated(self):
+        n = 6
+        results, gets = self.served_while(
+            [lambda i=i: self.post("/keys/big%d/create" % i, {"kty": "RSA", "key_size": 4096}) for i in range(n)])
+        self.assertEqual(results, [200] * n)
+        # Inline: about one GET per key (each waits for the generation in progress). Off the
+        # loop: as many as the GETs' own speed allows while the keys are made.
+        self.assertGreaterEqual(gets, 4 * n, "%d GETs during %d RSA-4096 creates" % (gets, n))
+        # rotations make their keys off the loop too, each like its key's latest version
+        results, gets = self.served_while(
+            [lambda i=i: self.post("/keys/big%d/rotate" % i, {}) for i in range(n)])
+        self.assertEqual(results, [200] * n)
+        self.assertGreaterEqual(gets, 4 * n, "%d GETs during %d RSA-4096 rotations" % (gets, n))
+        for i in range(n):
+            r = self.env.kv("GET", "dev", "/keys/big%d/versions" % i, token=self.tok)
+            self.assertEqual(len(r.json()["value"]), 2, r.body)
+            self.assertEqual(len(unb64u(self.env.kv("GET", "dev", "/keys/big%d" % i, token=self.tok)
+                                        .json()["key"]["n"])), 512)
+
+    def test_other_requests_are_served_while_certificate_keys_are_generated(self):
+        n = 4
+        policy = {"issuer": {"name": "Self"}, "key_props": {"kty": "RSA", "key_size": 4096},
+                  "x509_props": {"subject": "CN=big.test"}}
+        results, gets = self.served_while(
+            [lambda i=i: self.post("/certificates/c%d/create" % i, {"policy": policy}) for i in range(n)])
+        self.assertEqual(results, [202] * n)
+        self.assertGreaterEqual(gets, 4 * n, "%d GETs during %d RSA-4096 certificate creates" % (gets, n))
+        for i in range(n):
+            r = self.env.kv("GET", "dev", "/certificates/c%d" % i, token=self.tok)
+            self.assertEqual(r.status, 200, r.body)
+            self.assertTrue(r.json()["cer"])
