@@ -616,9 +616,7 @@ out:
 /* A certificate create whose key is generated off the loop (http/offload.h): RSA-4096 takes
  * about a second, which would stall every connection of this loop. */
 struct certgen_job {
-    struct vault_ctx c; /* c.req is the deferred request */
-    char vault_name[MV_VAULT_NAME_MAX + 1];
-    char api_version[32]; /* the Location header names it */
+    struct vault_deferred d; /* d.c answers (its api-version: the Location header names it) */
     json_t *body, *policy;
     char kty[16], crv[16];
     int key_size;
@@ -632,7 +630,7 @@ static void certgen_free(struct certgen_job *j)
     json_decref(j->body);
     json_decref(j->policy);
     EVP_PKEY_free(j->key);
-    http_deferred_free(j->c.req);
+    vault_deferred_free(&j->d);
     free(j);
 }
 
@@ -647,12 +645,12 @@ static void certgen_done(void *arg)
 {
     struct certgen_job *j = arg;
     if (j->rc == MV_ERR_BAD_REQUEST)
-        vault_bad_parameter(&j->c, "The key properties of the policy are invalid.");
+        vault_bad_parameter(&j->d.c, "The key properties of the policy are invalid.");
     else if (j->rc != MV_OK)
-        vault_rc_error(&j->c, j->rc);
+        vault_rc_error(&j->d.c, j->rc);
     else
-        cert_create_finish(&j->c, j->body, j->policy, j->key, j->now);
-    vault_audit(&j->c);
+        cert_create_finish(&j->d.c, j->body, j->policy, j->key, j->now);
+    vault_audit(&j->d.c);
     certgen_free(j);
 }
 
@@ -673,27 +671,20 @@ static mv_rc cert_create_later(struct vault_ctx *c, json_t **body, json_t **poli
         CHECK(mv_copy(j->crv, sizeof j->crv, "?"));
     j->key_size = (int)json_integer_value(json_object_get(kp, "key_size"));
     j->now = now;
-    CHECK(mv_copy(j->vault_name, sizeof j->vault_name, c->vault_name));
-    CHECK(mv_copy(j->api_version, sizeof j->api_version, c->api_version ? c->api_version : ""));
-    j->c = *c;
-    j->c.vault_name = j->vault_name;
-    j->c.api_version = j->api_version;
-    j->c.req = http_defer(c->req);
-    ENSURE(j->c.req != NULL, MV_ERR_INTERNAL);
+    CHECK(vault_defer(c, &j->d)); /* certgen_done replies and audits */
     j->body = *body;
     j->policy = *policy;
     *body = *policy = NULL;
-    c->deferred = 1; /* certgen_done replies and audits */
     rc = http_offload_submit(c->w->srv->offload, c->w->base, certgen_run, certgen_done, j);
     if (rc != MV_OK) {
-        vault_rc_error(&j->c, rc);
-        vault_audit(&j->c);
+        vault_deferred_fail(&j->d, rc);
         certgen_free(j);
     }
     return MV_OK;
 out:
-    free(j); /* nothing of it was taken yet */
-    return rc;
+    if (j)
+        certgen_free(j); /* body and policy are still the caller's */
+    return c->deferred ? MV_OK : rc;
 }
 
 void vault_op_cert_create(struct vault_ctx *c)

@@ -363,8 +363,7 @@ static void rotate_and_reply(struct vault_ctx *c, EVP_PKEY *made)
 
 /* A rotation whose key is generated off the loop (http/offload.h), like a create's (keys.c). */
 struct rotgen_job {
-    struct vault_ctx c; /* c.req is the deferred request */
-    char vault_name[MV_VAULT_NAME_MAX + 1];
+    struct vault_deferred d; /* d.c answers */
     int rsa, bits;
     char crv[16];
     EVP_PKEY *pkey;
@@ -374,7 +373,7 @@ struct rotgen_job {
 static void rotgen_free(struct rotgen_job *j)
 {
     EVP_PKEY_free(j->pkey);
-    http_deferred_free(j->c.req);
+    vault_deferred_free(&j->d);
     free(j);
 }
 
@@ -390,8 +389,8 @@ static void rotgen_run(void *arg)
 static void rotgen_done(void *arg)
 {
     struct rotgen_job *j = arg;
-    rotate_and_reply(&j->c, j->pkey);
-    vault_audit(&j->c);
+    rotate_and_reply(&j->d.c, j->pkey);
+    vault_audit(&j->d.c);
     rotgen_free(j);
 }
 
@@ -408,22 +407,17 @@ static void rotate_later(struct vault_ctx *c)
         goto out;
     }
     CHECK(rc);
-    CHECK(mv_copy(j->vault_name, sizeof j->vault_name, c->vault_name));
-    j->c = *c;
-    j->c.vault_name = j->vault_name;
-    j->c.api_version = NULL; /* points into the request's query, gone after this handler */
-    j->c.req = http_defer(c->req);
-    ENSURE(j->c.req != NULL, MV_ERR_INTERNAL);
-    c->deferred = 1; /* rotgen_done replies and audits */
-    if (http_offload_submit(c->w->srv->offload, c->w->base, rotgen_run, rotgen_done, j) != MV_OK) {
-        vault_rc_error(&j->c, MV_ERR_UNAVAILABLE);
-        vault_audit(&j->c);
+    CHECK(vault_defer(c, &j->d)); /* rotgen_done replies and audits */
+    rc = http_offload_submit(c->w->srv->offload, c->w->base, rotgen_run, rotgen_done, j);
+    if (rc != MV_OK) {
+        vault_deferred_fail(&j->d, rc);
         rotgen_free(j);
     }
     return;
 out:
-    free(j);
-    if (rc != MV_OK)
+    if (j)
+        rotgen_free(j);
+    if (rc != MV_OK && !c->deferred)
         vault_rc_error(c, rc);
 }
 

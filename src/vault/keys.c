@@ -460,8 +460,7 @@ out:
  * would stall every connection of this loop. The request is deferred; keygen_run runs on a pool
  * thread with copies of what it needs, keygen_done back on this loop finishes the create. */
 struct keygen_job {
-    struct vault_ctx c; /* c.req is the deferred request */
-    char vault_name[MV_VAULT_NAME_MAX + 1];
+    struct vault_deferred d; /* d.c answers */
     struct vault_key_input in;
     int rsa, size;
     char crv[16];
@@ -475,7 +474,7 @@ static void keygen_free(struct keygen_job *j)
 {
     EVP_PKEY_free(j->pkey);
     vault_key_input_free(&j->in);
-    http_deferred_free(j->c.req);
+    vault_deferred_free(&j->d);
     free(j);
 }
 
@@ -489,12 +488,12 @@ static void keygen_done(void *arg)
 {
     struct keygen_job *j = arg;
     if (j->rc == MV_OK)
-        create_finish(&j->c, &j->in, j->rsa, j->pkey, j->kty);
+        create_finish(&j->d.c, &j->in, j->rsa, j->pkey, j->kty);
     else if (!j->pkey && j->why)
-        vault_bad_parameter(&j->c, j->why);
+        vault_bad_parameter(&j->d.c, j->why);
     else
-        vault_rc_error(&j->c, MV_ERR_INTERNAL);
-    vault_audit(&j->c);
+        vault_rc_error(&j->d.c, MV_ERR_INTERNAL);
+    vault_audit(&j->d.c);
     keygen_free(j);
 }
 
@@ -513,25 +512,18 @@ static void generate_later(struct vault_ctx *c, struct vault_key_input *in, int 
     if (j->in.crv && mv_copy(j->crv, sizeof j->crv, j->in.crv) != MV_OK)
         CHECK(mv_copy(j->crv, sizeof j->crv, "?"));
     CHECK(mv_copy(j->kty, sizeof j->kty, kty));
-    CHECK(mv_copy(j->vault_name, sizeof j->vault_name, c->vault_name));
-    j->c = *c;
-    j->c.vault_name = j->vault_name;
-    j->c.api_version = NULL; /* points into the request's query, gone after this handler */
-    j->c.req = http_defer(c->req);
-    ENSURE(j->c.req != NULL, MV_ERR_INTERNAL);
-    c->deferred = 1; /* keygen_done replies and audits */
+    CHECK(vault_defer(c, &j->d)); /* keygen_done replies and audits */
     rc = http_offload_submit(c->w->srv->offload, c->w->base, keygen_run, keygen_done, j);
     if (rc != MV_OK) {
-        vault_rc_error(&j->c, rc);
-        vault_audit(&j->c);
+        vault_deferred_fail(&j->d, rc);
         keygen_free(j);
     }
     return;
 out:
-    /* nothing deferred yet: the caller's context answers */
     if (j)
         keygen_free(j);
-    vault_rc_error(c, rc);
+    if (!c->deferred)
+        vault_rc_error(c, rc);
 }
 
 static void create_or_import(struct vault_ctx *c, int import)

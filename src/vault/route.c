@@ -421,6 +421,34 @@ void vault_audit(struct vault_ctx *c)
         LOG_ERROR("vault %s: %s", c->vault_name, mv_last_detail());
 }
 
+mv_rc vault_defer(struct vault_ctx *c, struct vault_deferred *d)
+{
+    mv_rc rc = MV_OK;
+    CHECK(mv_copy(d->vault_name, sizeof d->vault_name, c->vault_name));
+    /* api-version points into the request's query, gone after the handler (validated: short) */
+    CHECK(mv_copy(d->api_version, sizeof d->api_version, c->api_version ? c->api_version : ""));
+    d->c = *c;
+    d->c.vault_name = d->vault_name;
+    d->c.api_version = c->api_version ? d->api_version : NULL;
+    d->c.req = http_defer(c->req);
+    ENSURE(d->c.req != NULL, MV_ERR_INTERNAL);
+    c->deferred = 1; /* the job replies and audits */
+out:
+    return rc;
+}
+
+void vault_deferred_fail(struct vault_deferred *d, mv_rc rc)
+{
+    vault_rc_error(&d->c, rc);
+    vault_audit(&d->c);
+}
+
+void vault_deferred_free(struct vault_deferred *d)
+{
+    http_deferred_free(d->c.req);
+    d->c.req = NULL;
+}
+
 void vault_handle(struct vault_loop *w, http_req *req, const char *vault_name)
 {
     req->m_route = "unmatched"; /* until a route matches (metrics) */

@@ -63,8 +63,7 @@ out:
  * writer (store/writer.h) and the reply is sent from set_done, on this loop, once the batch that
  * holds it is on disk. Everything the reply needs is copied into the job first. */
 struct set_job {
-    struct vault_ctx c;        /* c.req is the deferred request */
-    char vault_name[MV_VAULT_NAME_MAX + 1];
+    struct vault_deferred d;   /* d.c answers */
     struct st_secret s;        /* owns sealed, content_type, tags_json */
     mv_rc stored;              /* the write's outcome (store_secret_set_deferred) */
     mv_buf value;              /* plaintext for the reply: wiped */
@@ -76,7 +75,7 @@ static void set_job_free(struct set_job *j)
     free(j->s.content_type);
     free(j->s.tags_json);
     mv_buf_free_secret(&j->value);
-    http_deferred_free(j->c.req);
+    vault_deferred_free(&j->d);
     free(j);
 }
 
@@ -96,14 +95,14 @@ static void set_done(void *arg, mv_rc rc)
     if (rc == MV_OK)
         rc = j->stored; /* the batch committed; this job's own outcome */
     if (rc == MV_ERR_CONFLICT)
-        conflict_deleted(&j->c, j->c.name);
+        conflict_deleted(&j->d.c, j->d.c.name);
     else if (rc == MV_ERR_FORBIDDEN)
-        vault_managed_forbidden(&j->c, "Secret", j->c.name);
+        vault_managed_forbidden(&j->d.c, "Secret", j->d.c.name);
     else if (rc != MV_OK)
-        vault_rc_error(&j->c, rc);
+        vault_rc_error(&j->d.c, rc);
     else
-        reply_with_value(&j->c, &j->s, j->value.p ? j->value.p : "", j->value.len);
-    vault_audit(&j->c);
+        reply_with_value(&j->d.c, &j->s, j->value.p ? j->value.p : "", j->value.len);
+    vault_audit(&j->d.c);
     set_job_free(j);
 }
 
@@ -144,17 +143,10 @@ void vault_op_set(struct vault_ctx *c)
     j->s.nbf = in.has_nbf ? in.nbf : 0;
     j->s.exp = in.has_exp ? in.exp : 0;
     j->s.created = j->s.updated = mv_now();
-    CHECK(mv_copy(j->vault_name, sizeof j->vault_name, c->vault_name));
-    j->c = *c;
-    j->c.vault_name = j->vault_name;
-    j->c.api_version = NULL; /* points into the request's query, gone after this handler */
-    j->c.req = http_defer(c->req);
-    ENSURE(j->c.req != NULL, MV_ERR_INTERNAL);
-    c->deferred = 1; /* set_done replies and audits */
+    CHECK(vault_defer(c, &j->d)); /* set_done replies and audits */
     rc = store_writer_submit(c->w->srv->writer, c->w->base, set_job_run, set_done, j);
     if (rc != MV_OK) {
-        vault_rc_error(&j->c, rc);
-        vault_audit(&j->c);
+        vault_deferred_fail(&j->d, rc);
         set_job_free(j);
     }
     j = NULL;

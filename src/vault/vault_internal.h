@@ -298,6 +298,21 @@ void vault_refused_too_often(struct vault_ctx *c, int retry);
 /* After the reply: nothing left to do once vault_audit_now ran (every reply of reply.c). */
 void vault_audit(struct vault_ctx *c);
 
+/* A request answered later, from its loop (a secret PUT after its batch commits, a create after
+ * its key is generated): a copy of the context that outlives the handler. vault_defer fills d
+ * from c (the request deferred with http_defer, vault name and api-version copied) and marks c
+ * answered by someone else; the job's completion answers through &d->c, then calls
+ * vault_audit(&d->c) and vault_deferred_free(d). vault_deferred_fail answers a job that could
+ * not be started. */
+struct vault_deferred {
+    struct vault_ctx c;
+    char vault_name[MV_VAULT_NAME_MAX + 1];
+    char api_version[32];
+};
+MV_MUST_CHECK mv_rc vault_defer(struct vault_ctx *c, struct vault_deferred *d);
+void vault_deferred_fail(struct vault_deferred *d, mv_rc rc);
+void vault_deferred_free(struct vault_deferred *d);
+
 /* ---- host.c ---- */
 MV_MUST_CHECK mv_rc vault_request_url(const http_req *req, char *out, size_t len);
 
