@@ -125,6 +125,7 @@ static void run_batch(struct writer_thread *w, struct job *batch)
         if (store_batch_retry(w->st)) {
             mv_metric_inc(MV_M_STORE_ERRORS, "write_batch_retry", NULL); /* the same mode again */
         } else if (lean && failed != MV_OK && failed != MV_ERR_UNAVAILABLE) {
+            mv_metric_inc(MV_M_STORE_ERRORS, "write_batch_isolate", NULL); /* job by job now */
             store_batch_lean(w->st, 0);
             lean = 0;
         } else {

@@ -27,8 +27,10 @@
 #include <libpq-fe.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "store/sqlite_internal.h"
 #include "store/store.h"
+#include "common/metrics.h"
 #include "store/writer.h"
 
 #include <event2/event.h>
@@ -1091,6 +1093,20 @@ static void wjob_secret(struct wjob *j, const char *vault, const char *name, con
     OK(mv_buf_adds(&j->s.sealed, value));
 }
 
+/* How many batches the writer ran again job by job (mivault_store_errors_total, op
+ * "write_batch_isolate"), from the process's metrics. */
+static long isolated_batches(void)
+{
+    mv_buf b;
+    mv_buf_init(&b, 1 << 20);
+    OK(mv_metrics_render(&b));
+    const char *key = "op=\"write_batch_isolate\"} ";
+    const char *at = strstr(b.p, key);
+    long n = at ? atol(at + strlen(key)) : 0;
+    mv_buf_free(&b);
+    return n;
+}
+
 /* One failing job in a batch fails alone (PostgreSQL runs a batch first without savepoints,
  * then again with one per job when a job failed), and the others commit; a new version of an
  * existing secret reports the name as stored. deferred: the jobs are the vault's PUTs
@@ -1133,6 +1149,7 @@ static void isolates_a_failing_job(struct fx *f, int deferred)
     wjob_secret(&all.j[n++], "ghost", "b", "v1", "B");      /* no such vault */
     wjob_secret(&all.j[n++], "dev", "gone", "v2", "G");     /* soft-deleted */
     wjob_secret(&all.j[n++], "dev", "c", "v1", "C");
+    long isolated0 = isolated_batches();
     for (int i = first; i < n; i++) {
         all.j[i].deferred = deferred;
         OK(store_writer_submit(w, all.base, wjob_run, wjob_done, &all.j[i]));
@@ -1147,6 +1164,8 @@ static void isolates_a_failing_job(struct fx *f, int deferred)
 
     for (int i = 0; i < first; i++)
         OK(all.j[i].rc);
+    if (store_shared(f->st))
+        assert_true(isolated_batches() > isolated0); /* the lean run failed, then job by job */
     struct wjob *j = &all.j[first];
     OK(j[0].rc);
     RC(j[1].rc, MV_ERR_CONFLICT);
@@ -1169,6 +1188,72 @@ static void isolates_a_failing_job(struct fx *f, int deferred)
     assert_string_equal(s.name, "Taken");
     st_secret_clear(&s);
     RC(store_secret_get(f->st, "ghost", "b", NULL, &s), MV_ERR_NOT_FOUND);
+    for (int i = first; i < n; i++)
+        mv_buf_free(&all.j[i].s.sealed);
+    event_base_free(all.base);
+    pthread_cond_destroy(&all.cv);
+    pthread_mutex_destroy(&all.mu);
+}
+
+/* A batch mixing pipelined PUTs with jobs that run their statements one at a time: each
+ * synchronous statement first reads the answers queued before it, so every job learns its own
+ * outcome and the stored spelling, in one transaction. */
+static void test_writer_pipelined_batch_mixes_with_synchronous_jobs(void **state)
+{
+    struct fx *f = *state;
+    static struct wjobs all;
+    memset(&all, 0, sizeof all);
+    wj_all = &all;
+    pthread_mutex_init(&all.mu, NULL);
+    pthread_cond_init(&all.cv, NULL);
+    assert_int_equal(evthread_use_pthreads(), 0);
+    all.base = event_base_new();
+    assert_non_null(all.base);
+    put_vault(f->st, "dev");
+    add_secret(f->st, "dev", "Taken", "v1", "theirs", 1);
+    struct store_writer *w = NULL;
+    OK(store_writer_start(f->path, &w));
+    int threads = store_shared(f->st) ? STORE_WRITER_PG_THREADS : 1, n = 0;
+    for (int i = 0; i < threads; i++) {
+        memset(&all.j[n], 0, sizeof all.j[n]);
+        all.j[n].block = 1;
+        OK(store_writer_submit(w, all.base, wjob_run, wjob_done, &all.j[n++]));
+        pthread_mutex_lock(&all.mu);
+        while (all.started < i + 1)
+            pthread_cond_wait(&all.cv, &all.mu);
+        pthread_mutex_unlock(&all.mu);
+    }
+    int first = n;
+    long isolated0 = isolated_batches();
+    const char *names[] = {"m0", "TAKEN", "m2", "m3", "taken", "m5"};
+    const char *versions[] = {"v1", "v2", "v1", "v1", "v3", "v1"};
+    for (int i = 0; i < 6; i++) {
+        wjob_secret(&all.j[n], "dev", names[i], versions[i], "x");
+        all.j[n].deferred = i % 2 == 0 || i == 1; /* 0 1 2 4 pipelined, 3 5 not */
+        OK(store_writer_submit(w, all.base, wjob_run, wjob_done, &all.j[n++]));
+    }
+    all.left = n;
+    pthread_mutex_lock(&all.mu);
+    all.released = 1;
+    pthread_cond_broadcast(&all.cv);
+    pthread_mutex_unlock(&all.mu);
+    assert_int_equal(event_base_loop(all.base, EVLOOP_NO_EXIT_ON_EMPTY), 0);
+    store_writer_stop(w);
+    for (int i = first; i < n; i++)
+        OK(all.j[i].rc);
+    assert_int_equal(isolated_batches(), isolated0); /* all in the first, lean, run */
+    assert_string_equal(all.j[first + 1].s.name, "Taken");
+    assert_string_equal(all.j[first + 4].s.name, "Taken");
+    struct st_secret *rows = NULL;
+    size_t k = 0;
+    OK(store_secret_versions(f->st, "dev", "taken", NULL, 10, &rows, &k));
+    assert_int_equal(k, 3);
+    st_secrets_free(rows, k);
+    for (int i = 0; i < 6; i += 1) {
+        struct st_secret got;
+        OK(store_secret_get(f->st, "dev", names[i], versions[i], &got));
+        st_secret_clear(&got);
+    }
     for (int i = first; i < n; i++)
         mv_buf_free(&all.j[i].s.sealed);
     event_base_free(all.base);
@@ -2409,6 +2494,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_secret_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_batch_isolates_a_failing_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_pipelined_batch_isolates_a_failing_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_pipelined_batch_mixes_with_synchronous_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_list_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_soft_delete_recover_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_delete_days_zero_removes, setup, teardown),
