@@ -213,7 +213,8 @@ out:
 static void drop_queued(struct pg_store *pg, mv_rc rc)
 {
     for (int i = 0; i < pg->nqueued; i++)
-        pg->queued[i].done(pg, NULL, rc, pg->queued[i].a, pg->queued[i].b);
+        if (pg->queued[i].done)
+            pg->queued[i].done(pg, NULL, rc, pg->queued[i].a, pg->queued[i].b);
     pg->nqueued = 0;
     pg->pipe_begin = 0;
 }
@@ -324,36 +325,8 @@ static PGresult *pipe_result(PGconn *c)
     return r;
 }
 
-/* The writer's transactions open lazily (pg_begin in a lean batch): BEGIN and the first
- * statement go out together in pipeline mode, one round trip instead of two. *r receives the
- * statement's result; a failed BEGIN (or a lost connection) is reported as the statement's
- * failure, with the same classification. */
-static mv_rc begin_and_exec(struct pg_store *pg, const char *name, const struct pg_params *pp,
-                            PGresult **r)
-{
-    mv_rc rc = MV_OK;
-    PGconn *c = pg->conn;
-    PGresult *begin = NULL, *sync = NULL;
-    pg->begin_pending = 0;
-    int ok = PQenterPipelineMode(c) && PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
-             PQsendQueryPrepared(c, name, pp->n, pp->v, pp->len, pp->fmt, 0) && PQpipelineSync(c);
-    ok = ok && (begin = pipe_result(c)) != NULL && (*r = pipe_result(c)) != NULL &&
-         (sync = PQgetResult(c)) != NULL && PQresultStatus(sync) == PGRES_PIPELINE_SYNC &&
-         PQexitPipelineMode(c);
-    if (!ok)
-        rc = fail(pg, NULL, "query"); /* the connection went away: retryable */
-    else if (PQresultStatus(begin) != PGRES_COMMAND_OK)
-        rc = fail(pg, begin, "BEGIN");
-    if (rc != MV_OK) {
-        PQclear(*r);
-        *r = NULL;
-    }
-    if (!ok)
-        pg_disconnect(pg); /* results left unread: this connection is unusable */
-    PQclear(begin);
-    PQclear(sync);
-    return rc;
-}
+static mv_rc queue(struct pg_store *pg, const char *sql, const struct pg_params *pp,
+                   const struct pg_queued *q);
 
 mv_rc pg_exec(struct pg_store *pg, const char *sql, const struct pg_params *pp, PGresult **res,
               int64_t *changes)
@@ -387,12 +360,13 @@ mv_rc pg_exec(struct pg_store *pg, const char *sql, const struct pg_params *pp, 
         pg->stmts[slot] = sql;
         pg->nstmts = slot + 1;
     }
-    if (pg->begin_pending)
-        rc = begin_and_exec(pg, name, pp, &r);
-    else
+    if (pg->begin_pending) {
+        /* the writer's lazily opened transaction: BEGIN and this statement in one round trip */
+        CHECK(queue(pg, sql, pp, &(struct pg_queued){.keep = &r}));
+        CHECK(pg_pipe_drain(pg, NULL));
+    } else {
         r = PQexecPrepared(pg->conn, name, pp->n, pp->v, pp->len, pp->fmt, 0);
-    if (rc != MV_OK)
-        goto out;
+    }
     ExecStatusType est = PQresultStatus(r);
     if (est != PGRES_COMMAND_OK && est != PGRES_TUPLES_OK) {
         rc = fail(pg, r, "query");
@@ -457,8 +431,8 @@ out:
 
 /* ---- pipelined batches (pg_queue, pg_pipe_drain) ---- */
 
-mv_rc pg_queue(struct pg_store *pg, const char *sql, const struct pg_params *pp, pg_queued_fn done,
-               void *a, void *b)
+static mv_rc queue(struct pg_store *pg, const char *sql, const struct pg_params *pp,
+                   const struct pg_queued *q)
 {
     mv_rc rc = MV_OK;
     char name[16];
@@ -487,9 +461,9 @@ mv_rc pg_queue(struct pg_store *pg, const char *sql, const struct pg_params *pp,
     CHECK(mv_fmt(name, sizeof name, "mv%d", slot));
     if (pg->nqueued == pg->cap_queued) {
         int cap = pg->cap_queued ? 2 * pg->cap_queued : 64;
-        struct pg_queued *q = realloc(pg->queued, (size_t)cap * sizeof *q);
-        ENSURE(q != NULL, MV_ERR_INTERNAL);
-        pg->queued = q;
+        struct pg_queued *grown = realloc(pg->queued, (size_t)cap * sizeof *grown);
+        ENSURE(grown != NULL, MV_ERR_INTERNAL);
+        pg->queued = grown;
         pg->cap_queued = cap;
     }
     if (PQpipelineStatus(pg->conn) == PQ_PIPELINE_OFF && !PQenterPipelineMode(pg->conn)) {
@@ -510,9 +484,15 @@ mv_rc pg_queue(struct pg_store *pg, const char *sql, const struct pg_params *pp,
         pg_disconnect(pg);
         goto out;
     }
-    pg->queued[pg->nqueued++] = (struct pg_queued){.done = done, .a = a, .b = b};
+    pg->queued[pg->nqueued++] = *q;
 out:
     return rc;
+}
+
+mv_rc pg_queue(struct pg_store *pg, const char *sql, const struct pg_params *pp, pg_queued_fn done,
+               void *a, void *b)
+{
+    return queue(pg, sql, pp, &(struct pg_queued){.done = done, .a = a, .b = b});
 }
 
 mv_rc pg_pipe_drain(struct pg_store *pg, const char *final)
@@ -542,11 +522,17 @@ mv_rc pg_pipe_drain(struct pg_store *pg, const char *final)
             break;
         }
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-            q->done(pg, r, MV_OK, q->a, q->b);
+            if (q->done)
+                q->done(pg, r, MV_OK, q->a, q->b);
+            if (q->keep) {
+                *q->keep = r;
+                r = NULL;
+            }
         } else {
             /* the first error classifies; the statements after it were not run (aborted) */
             mv_rc e = rc != MV_OK ? rc : fail(pg, r, "query");
-            q->done(pg, NULL, e, q->a, q->b);
+            if (q->done)
+                q->done(pg, NULL, e, q->a, q->b);
             rc = e;
         }
         PQclear(r);
@@ -579,7 +565,8 @@ mv_rc pg_pipe_drain(struct pg_store *pg, const char *final)
          * has an unknown outcome, which the writer's batch retry covers */
         mv_rc lost = fail(pg, NULL, "pipeline");
         for (int k = i; k < pg->nqueued; k++)
-            pg->queued[k].done(pg, NULL, lost, pg->queued[k].a, pg->queued[k].b);
+            if (pg->queued[k].done)
+                pg->queued[k].done(pg, NULL, lost, pg->queued[k].a, pg->queued[k].b);
         pg->nqueued = 0;
         pg_disconnect(pg);
         return rc != MV_OK ? rc : lost;

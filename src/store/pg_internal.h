@@ -49,8 +49,9 @@ struct pg_store;
  * rc set when it failed, was never answered, or the pipeline aborted before it. */
 typedef void (*pg_queued_fn)(struct pg_store *pg, const PGresult *r, mv_rc rc, void *a, void *b);
 struct pg_queued {
-    pg_queued_fn done;
+    pg_queued_fn done;             /* NULL: only keep */
     void *a, *b;
+    PGresult **keep;               /* not NULL: receives a successful result, for PQclear */
 };
 
 struct pg_store {

@@ -1093,6 +1093,35 @@ static void wjob_secret(struct wjob *j, const char *vault, const char *name, con
     OK(mv_buf_adds(&j->s.sealed, value));
 }
 
+/* Fresh wjobs in *all (wj_all), with its event base. */
+static void wjobs_init(struct wjobs *all)
+{
+    memset(all, 0, sizeof *all);
+    wj_all = all;
+    pthread_mutex_init(&all->mu, NULL);
+    pthread_cond_init(&all->cv, NULL);
+    assert_int_equal(evthread_use_pthreads(), 0);
+    all->base = event_base_new();
+    assert_non_null(all->base);
+}
+
+/* Occupies every writer thread with a job that waits for all->released, so that the jobs
+ * submitted next queue up as one batch. Returns how many of all->j it used. */
+static int block_writer_threads(struct fx *f, struct store_writer *w, struct wjobs *all)
+{
+    int threads = store_shared(f->st) ? STORE_WRITER_PG_THREADS : 1, n = 0;
+    for (int i = 0; i < threads; i++) {
+        memset(&all->j[n], 0, sizeof all->j[n]);
+        all->j[n].block = 1;
+        OK(store_writer_submit(w, all->base, wjob_run, wjob_done, &all->j[n++]));
+        pthread_mutex_lock(&all->mu);
+        while (all->started < i + 1)
+            pthread_cond_wait(&all->cv, &all->mu);
+        pthread_mutex_unlock(&all->mu);
+    }
+    return n;
+}
+
 /* How many batches the writer ran again job by job (mivault_store_errors_total, op
  * "write_batch_isolate"), from the process's metrics. */
 static long isolated_batches(void)
@@ -1115,13 +1144,7 @@ static long isolated_batches(void)
 static void isolates_a_failing_job(struct fx *f, int deferred)
 {
     static struct wjobs all;
-    memset(&all, 0, sizeof all);
-    wj_all = &all;
-    pthread_mutex_init(&all.mu, NULL);
-    pthread_cond_init(&all.cv, NULL);
-    assert_int_equal(evthread_use_pthreads(), 0);
-    all.base = event_base_new();
-    assert_non_null(all.base);
+    wjobs_init(&all);
     put_vault(f->st, "dev");
     add_secret(f->st, "dev", "Taken", "v1", "theirs", 1);
     add_secret(f->st, "dev", "Gone", "v1", "g", 1);
@@ -1132,16 +1155,7 @@ static void isolates_a_failing_job(struct fx *f, int deferred)
     struct store_writer *w = NULL;
     OK(store_writer_start(f->path, &w));
     /* every writer thread busy, then the jobs queue as one batch */
-    int threads = store_shared(f->st) ? STORE_WRITER_PG_THREADS : 1, n = 0;
-    for (int i = 0; i < threads; i++) {
-        memset(&all.j[n], 0, sizeof all.j[n]);
-        all.j[n].block = 1;
-        OK(store_writer_submit(w, all.base, wjob_run, wjob_done, &all.j[n++]));
-        pthread_mutex_lock(&all.mu);
-        while (all.started < i + 1)
-            pthread_cond_wait(&all.cv, &all.mu);
-        pthread_mutex_unlock(&all.mu);
-    }
+    int n = block_writer_threads(f, w, &all);
     int first = n;
     wjob_secret(&all.j[n++], "dev", "a", "v1", "A");
     wjob_secret(&all.j[n++], "dev", "taken", "v1", "mine");  /* the version id is someone else's */
@@ -1202,27 +1216,12 @@ static void test_writer_pipelined_batch_mixes_with_synchronous_jobs(void **state
 {
     struct fx *f = *state;
     static struct wjobs all;
-    memset(&all, 0, sizeof all);
-    wj_all = &all;
-    pthread_mutex_init(&all.mu, NULL);
-    pthread_cond_init(&all.cv, NULL);
-    assert_int_equal(evthread_use_pthreads(), 0);
-    all.base = event_base_new();
-    assert_non_null(all.base);
+    wjobs_init(&all);
     put_vault(f->st, "dev");
     add_secret(f->st, "dev", "Taken", "v1", "theirs", 1);
     struct store_writer *w = NULL;
     OK(store_writer_start(f->path, &w));
-    int threads = store_shared(f->st) ? STORE_WRITER_PG_THREADS : 1, n = 0;
-    for (int i = 0; i < threads; i++) {
-        memset(&all.j[n], 0, sizeof all.j[n]);
-        all.j[n].block = 1;
-        OK(store_writer_submit(w, all.base, wjob_run, wjob_done, &all.j[n++]));
-        pthread_mutex_lock(&all.mu);
-        while (all.started < i + 1)
-            pthread_cond_wait(&all.cv, &all.mu);
-        pthread_mutex_unlock(&all.mu);
-    }
+    int n = block_writer_threads(f, w, &all);
     int first = n;
     long isolated0 = isolated_batches();
     const char *names[] = {"m0", "TAKEN", "m2", "m3", "taken", "m5"};
