@@ -356,21 +356,36 @@ out:
     return rc;
 }
 
-/* One attempt, no retry loop: a load balancer's probe must answer within its own timeout, and
- * the next probe tries again. Healthy = connected (reconnecting once through the multi-host
- * URL if the connection is gone) to a server that accepts writes: not a standby in recovery. */
-mv_rc pg_health(struct pg_store *pg)
+/* No retry loop: a load balancer's probe must answer within its own timeout, and the next
+ * probe tries again. Healthy = connected (reconnecting through the multi-host URL if the
+ * connection is gone) to a server that accepts writes: not a standby in recovery. A connection
+ * opened earlier may have died unseen (the backend terminated, the primary restarted, an idle
+ * connection cut): libpq learns that only from the probe's own query, so a probe that fails that
+ * way on an old connection opens a fresh one and asks once more; one that fails on a fresh
+ * connection is the answer. */
+static mv_rc health_probe(struct pg_store *pg)
 {
     mv_rc rc = MV_OK;
     PGresult *r = NULL;
-    ENSURE_MSG(!pg->in_tx, MV_ERR_INTERNAL, "store_health inside a transaction");
     pg->retry = PG_RETRY_NONE;
-    rc = ensure_conn(pg);
-    if (rc == MV_OK)
-        rc = pg_exec(pg, "SELECT pg_is_in_recovery()", NULL, &r, NULL);
-    if (rc == MV_OK) {
-        const char *v = PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : NULL;
-        ENSURE_MSG(v && strcmp(v, "f") == 0, MV_ERR_UNAVAILABLE, "store: connected to a standby");
+    CHECK(ensure_conn(pg));
+    CHECK(pg_exec(pg, "SELECT pg_is_in_recovery()", NULL, &r, NULL));
+    const char *v = PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : NULL;
+    ENSURE_MSG(v && strcmp(v, "f") == 0, MV_ERR_UNAVAILABLE, "store: connected to a standby");
+out:
+    PQclear(r);
+    return rc;
+}
+
+mv_rc pg_health(struct pg_store *pg)
+{
+    mv_rc rc = MV_OK;
+    ENSURE_MSG(!pg->in_tx, MV_ERR_INTERNAL, "store_health inside a transaction");
+    int was_open = pg->conn && PQstatus(pg->conn) == CONNECTION_OK;
+    rc = health_probe(pg);
+    if (rc != MV_OK && pg->retry == PG_RETRY_CONN && was_open) {
+        pg_disconnect(pg);
+        rc = health_probe(pg);
     }
     if (rc != MV_OK) {
         if (pg->retry == PG_RETRY_CONN)
@@ -378,7 +393,6 @@ mv_rc pg_health(struct pg_store *pg)
         rc = MV_ERR_UNAVAILABLE;
     }
 out:
-    PQclear(r);
     return rc;
 }
 
