@@ -644,6 +644,7 @@ static void certgen_run(void *arg)
 static void certgen_done(void *arg)
 {
     struct certgen_job *j = arg;
+    vault_deferred_resume(&j->d);
     if (j->rc == MV_ERR_BAD_REQUEST)
         vault_bad_parameter(&j->d.c, "The key properties of the policy are invalid.");
     else if (j->rc != MV_OK)

@@ -389,6 +389,7 @@ static void rotgen_run(void *arg)
 static void rotgen_done(void *arg)
 {
     struct rotgen_job *j = arg;
+    vault_deferred_resume(&j->d);
     rotate_and_reply(&j->d.c, j->pkey);
     vault_audit(&j->d.c);
     rotgen_free(j);

@@ -487,6 +487,7 @@ static void keygen_run(void *arg)
 static void keygen_done(void *arg)
 {
     struct keygen_job *j = arg;
+    vault_deferred_resume(&j->d);
     if (j->rc == MV_OK)
         create_finish(&j->d.c, &j->in, j->rsa, j->pkey, j->kty);
     else if (!j->pkey && j->why)

@@ -443,6 +443,11 @@ void vault_deferred_fail(struct vault_deferred *d, mv_rc rc)
     vault_audit(&d->c);
 }
 
+void vault_deferred_resume(struct vault_deferred *d)
+{
+    store_snapshot_leave(d->c.w->snap);
+}
+
 void vault_deferred_free(struct vault_deferred *d)
 {
     http_deferred_free(d->c.req);

@@ -92,6 +92,7 @@ static mv_rc set_job_run(struct store *st, void *arg)
 static void set_done(void *arg, mv_rc rc)
 {
     struct set_job *j = arg;
+    vault_deferred_resume(&j->d);
     if (rc == MV_OK)
         rc = j->stored; /* the batch committed; this job's own outcome */
     if (rc == MV_ERR_CONFLICT)

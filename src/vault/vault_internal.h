@@ -301,9 +301,9 @@ void vault_audit(struct vault_ctx *c);
 /* A request answered later, from its loop (a secret PUT after its batch commits, a create after
  * its key is generated): a copy of the context that outlives the handler. vault_defer fills d
  * from c (the request deferred with http_defer, vault name and api-version copied) and marks c
- * answered by someone else; the job's completion answers through &d->c, then calls
- * vault_audit(&d->c) and vault_deferred_free(d). vault_deferred_fail answers a job that could
- * not be started. */
+ * answered by someone else; the job's completion first calls vault_deferred_resume(d), answers
+ * through &d->c, then calls vault_audit(&d->c) and vault_deferred_free(d). vault_deferred_fail
+ * answers a job that could not be started. */
 struct vault_deferred {
     struct vault_ctx c;
     char vault_name[MV_VAULT_NAME_MAX + 1];
@@ -311,6 +311,10 @@ struct vault_deferred {
 };
 MV_MUST_CHECK mv_rc vault_defer(struct vault_ctx *c, struct vault_deferred *d);
 void vault_deferred_fail(struct vault_deferred *d, mv_rc rc);
+/* A completion runs as its own event of the loop, maybe in an iteration whose read snapshot a
+ * GET opened on the loop's connection (store/snapshot.h): it ends that snapshot, so the
+ * completion's writes run in their own transaction and see what is committed. */
+void vault_deferred_resume(struct vault_deferred *d);
 void vault_deferred_free(struct vault_deferred *d);
 
 /* ---- host.c ---- */

@@ -634,6 +634,41 @@ class KeyGenerationOffTheLoopTest(MivaultTest):
             self.assertEqual(len(unb64u(self.env.kv("GET", "dev", "/keys/big%d" % i, token=self.tok)
                                         .json()["key"]["n"])), 512)
 
+    def test_completions_write_while_reads_share_the_loop_snapshot(self):
+        """Regression (a CI failure, SQLite): a create's completion ran as its own event of the
+        loop, sometimes in an iteration where a GET had opened the loop's read snapshot (a read
+        transaction on the same connection). The certificate's BEGIN IMMEDIATE then failed inside
+        it: 500. A completion must end the snapshot before it writes."""
+        import threading
+        e = self.env
+        r = e.kv("PUT", "dev", "/secrets/probe", token=self.tok, body={"value": "v"})
+        self.assertEqual(r.status, 200, r.body)
+        stop = threading.Event()
+        bad = []
+
+        def reads():
+            while not stop.is_set():
+                r = e.kv("GET", "dev", "/secrets/probe", token=self.tok)
+                if r.status != 200:
+                    bad.append(r.status)
+        readers = [threading.Thread(target=reads) for _ in range(4)]
+        for t in readers:
+            t.start()
+        try:
+            policy = {"issuer": {"name": "Self"}, "key_props": {"kty": "EC", "crv": "P-256"},
+                      "x509_props": {"subject": "CN=fast.test"}}
+            got = [self.post("/certificates/f%d/create" % i, {"policy": policy}) for i in range(40)]
+            keys = [self.post("/keys/k%d/create" % i, {"kty": "EC", "crv": "P-256"}) for i in range(20)]
+        finally:
+            stop.set()
+            for t in readers:
+                t.join()
+        self.assertEqual(got, [202] * 40)
+        self.assertEqual(keys, [200] * 20)
+        self.assertEqual(bad, [])
+        for i in range(20):  # each create was committed, not left in a read transaction
+            self.assertEqual(e.kv("GET", "dev", "/keys/k%d" % i, token=self.tok).status, 200)
+
     def test_other_requests_are_served_while_certificate_keys_are_generated(self):
         n = 4
         policy = {"issuer": {"name": "Self"}, "key_props": {"kty": "RSA", "key_size": 4096},
