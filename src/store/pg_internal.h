@@ -269,7 +269,7 @@ MV_MUST_CHECK mv_rc pg_secret_get(struct pg_store *pg, const char *vault, const 
 MV_MUST_CHECK mv_rc pg_secret_update(struct pg_store *pg, const struct st_secret *s);
 MV_MUST_CHECK mv_rc pg_secret_list(struct pg_store *pg, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n);
 MV_MUST_CHECK mv_rc pg_secret_versions(struct pg_store *pg, const char *vault, const char *name, const char *after_version, size_t limit, struct st_secret **out, size_t *n);
-MV_MUST_CHECK mv_rc pg_secret_delete(struct pg_store *pg, const char *vault, const char *name, int64_t now, int days, struct st_secret *out);
+MV_MUST_CHECK mv_rc pg_secret_delete(struct pg_store *pg, const char *vault, const char *name, int64_t now, int days, int unmanaged, struct st_secret *out);
 MV_MUST_CHECK mv_rc pg_secret_get_deleted(struct pg_store *pg, const char *vault, const char *name, struct st_secret *out);
 MV_MUST_CHECK mv_rc pg_secret_list_deleted(struct pg_store *pg, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n);
 MV_MUST_CHECK mv_rc pg_secret_recover(struct pg_store *pg, const char *vault, const char *name);

@@ -215,6 +215,7 @@ struct sec_call {
     size_t limit;
     int64_t now;
     int days;
+    int unmanaged; /* delete: a client's, refused on a certificate's name */
     const struct st_secret *in;
     struct st_secret *out;
     struct st_secret **list;
@@ -483,6 +484,18 @@ static mv_rc delete_fn(struct pg_store *pg, void *arg)
     pp_text(&pp, c->vault);
     pp_text(&pp, c->name);
     CHECK(pg_exec(pg, NAME_LOCK, &pp, NULL, NULL));
+    if (c->unmanaged) {
+        /* under the lock a certificate's write takes too (mv_secret_add): a certificate created
+         * concurrently either committed before this read or waits for this delete */
+        PGresult *r = NULL;
+        CHECK(pg_exec(pg,
+                      "SELECT 1 FROM cert_objects WHERE vault_key = lower($1) AND kind = 1"
+                      " AND lower(name) = lower($2) AND deleted = 0 LIMIT 1",
+                      &pp, &r, NULL));
+        int owned = PQntuples(r) > 0;
+        PQclear(r);
+        ENSURE_MSG(!owned, MV_ERR_FORBIDDEN, "store: a certificate owns secret %s", c->name);
+    }
     if (c->days == 0) {
         CHECK(get_fn(pg, c)); /* the row as it was */
         CHECK(pg_exec(pg,
@@ -510,9 +523,10 @@ out:
 }
 
 mv_rc pg_secret_delete(struct pg_store *pg, const char *vault, const char *name, int64_t now,
-                       int days, struct st_secret *out)
+                       int days, int unmanaged, struct st_secret *out)
 {
-    struct sec_call c = {.vault = vault, .name = name, .now = now, .days = days, .out = out};
+    struct sec_call c = {.vault = vault, .name = name, .now = now, .days = days,
+                         .unmanaged = unmanaged, .out = out};
     memset(out, 0, sizeof *out);
     /* deleted = now must be non-zero (0 means live); days is 7..90 for Key Vault. */
     if (now <= 0 || days < 0 || days > 3650) {

@@ -227,7 +227,9 @@ MV_MUST_CHECK mv_rc sq_secret_get(struct store *st, const char *vault, const cha
 MV_MUST_CHECK mv_rc sq_secret_update(struct store *st, const struct st_secret *s);
 MV_MUST_CHECK mv_rc sq_secret_list(struct store *st, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_secret_versions(struct store *st, const char *vault, const char *name, const char *after_version, size_t limit, struct st_secret **out, size_t *n);
-MV_MUST_CHECK mv_rc sq_secret_delete(struct store *st, const char *vault, const char *name, int64_t now, int days, struct st_secret *out);
+MV_MUST_CHECK mv_rc sq_secret_delete(struct store *st, const char *vault, const char *name, int64_t now, int days, int unmanaged, struct st_secret *out);
+/* Whether a live certificate owns the secret name in vault (its managed secret). */
+MV_MUST_CHECK mv_rc sq_cert_owns(struct store *st, const char *vault, const char *name, int *owned);
 MV_MUST_CHECK mv_rc sq_secret_get_deleted(struct store *st, const char *vault, const char *name, struct st_secret *out);
 MV_MUST_CHECK mv_rc sq_secret_list_deleted(struct store *st, const char *vault, const char *after, size_t limit, struct st_secret **out, size_t *n);
 MV_MUST_CHECK mv_rc sq_secret_recover(struct store *st, const char *vault, const char *name);

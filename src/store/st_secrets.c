@@ -122,8 +122,8 @@ out:
     return rc;
 }
 
-/* Whether a live certificate (ST_CERT_VERSION objects) owns the name in vault. */
-static mv_rc cert_owns(struct store *st, const char *vault, const char *name, int *owned)
+/* ST_CERT_VERSION objects: a certificate's versions. */
+mv_rc sq_cert_owns(struct store *st, const char *vault, const char *name, int *owned)
 {
     mv_rc rc = MV_OK;
     sqlite3_stmt *s = NULL;
@@ -149,7 +149,7 @@ mv_rc sq_secret_add(struct store *st, struct st_secret *v, int unmanaged)
     CHECK(st_tx_begin(st, &tx));
     if (unmanaged) {
         int owned = 0;
-        CHECK(cert_owns(st, v->vault, v->name, &owned));
+        CHECK(sq_cert_owns(st, v->vault, v->name, &owned));
         ENSURE_MSG(!owned, MV_ERR_FORBIDDEN, "store: a certificate owns secret %s", v->name);
     }
     rc = secret_state(st, v->vault, v->name, name, &deleted);

@@ -71,7 +71,7 @@ out:
 }
 
 mv_rc sq_secret_delete(struct store *st, const char *vault, const char *name, int64_t now,
-                          int days, struct st_secret *out)
+                          int days, int unmanaged, struct st_secret *out)
 {
     mv_rc rc = MV_OK;
     struct st_tx tx = {0};
@@ -79,6 +79,11 @@ mv_rc sq_secret_delete(struct store *st, const char *vault, const char *name, in
     /* deleted = now must be non-zero (0 means live); days is 7..90 for Key Vault. */
     ENSURE(now > 0 && days >= 0 && days <= 3650, MV_ERR_BAD_REQUEST);
     CHECK(st_tx_begin(st, &tx));
+    if (unmanaged) {
+        int owned = 0;
+        CHECK(sq_cert_owns(st, vault, name, &owned));
+        ENSURE_MSG(!owned, MV_ERR_FORBIDDEN, "store: a certificate owns secret %s", name);
+    }
     if (days > 0) {
         CHECK(soft_delete(st, vault, name, now, now + (int64_t)days * DAY_SECS));
         CHECK(store_secret_get_deleted(st, vault, name, out));

@@ -425,9 +425,9 @@ mv_rc store_secret_versions(struct store *st, const char *vault, const char *nam
     return st->pg ? pg_secret_versions(st->pg, vault, name, after_version, limit, out, n) : sq_secret_versions(st, vault, name, after_version, limit, out, n);
 }
 
-mv_rc store_secret_delete(struct store *st, const char *vault, const char *name, int64_t now, int days, struct st_secret *out)
+mv_rc store_secret_delete(struct store *st, const char *vault, const char *name, int64_t now, int days, int unmanaged, struct st_secret *out)
 {
-    return st->pg ? pg_secret_delete(st->pg, vault, name, now, days, out) : sq_secret_delete(st, vault, name, now, days, out);
+    return st->pg ? pg_secret_delete(st->pg, vault, name, now, days, unmanaged, out) : sq_secret_delete(st, vault, name, now, days, unmanaged, out);
 }
 
 mv_rc store_secret_get_deleted(struct store *st, const char *vault, const char *name, struct st_secret *out)

@@ -327,9 +327,11 @@ MV_MUST_CHECK mv_rc store_secret_versions(struct store *st, const char *vault, c
                                           const char *after_version, size_t limit,
                                           struct st_secret **out, size_t *n);
 /* Soft delete (purge_at = now + days) or, when days == 0, delete at once. Returns the latest
- * version's row as it is after deletion. */
+ * version's row as it is after deletion. unmanaged (a client's DELETE): FORBIDDEN, nothing
+ * changed, when a live certificate owns the name, checked in the delete's own transaction under
+ * the per-name lock a certificate's write takes too (no window between check and delete). */
 MV_MUST_CHECK mv_rc store_secret_delete(struct store *st, const char *vault, const char *name,
-                                        int64_t now, int days, struct st_secret *out);
+                                        int64_t now, int days, int unmanaged, struct st_secret *out);
 /* Latest version of a soft-deleted secret. */
 MV_MUST_CHECK mv_rc store_secret_get_deleted(struct store *st, const char *vault, const char *name,
                                              struct st_secret *out);

@@ -1363,7 +1363,7 @@ void vault_op_cert_delete(struct vault_ctx *c)
             rc = MV_OK;
         CHECK(rc);
     }
-    rc = store_secret_delete(c->w->st, c->vault.name, c->name, now, days, &s);
+    rc = store_secret_delete(c->w->st, c->vault.name, c->name, now, days, 0, &s);
     if (rc == MV_ERR_NOT_FOUND)
         rc = MV_OK;
     CHECK(rc);

@@ -285,22 +285,16 @@ void vault_op_versions(struct vault_ctx *c)
 void vault_op_delete(struct vault_ctx *c)
 {
     struct st_secret s;
-    int owned = 0;
     memset(&s, 0, sizeof s);
-    mv_rc rc = vault_cert_owns(c, c->name, &owned);
-    if (rc != MV_OK || owned) {
-        if (rc != MV_OK)
-            vault_rc_error(c, rc);
-        else
-            vault_managed_forbidden(c, "Secret", c->name);
-        return;
-    }
     /* Reference §4.2: the secret is at once gone from /secrets and visible at /deletedsecrets
-     * (days == 0: soft delete off, deleted at once and the reply has no recoveryId). */
-    rc = store_secret_delete(c->w->st, c->vault.name, c->name, mv_now(),
-                                   c->vault.soft_delete_days, &s);
+     * (days == 0: soft delete off, deleted at once and the reply has no recoveryId). A
+     * certificate's managed secret is refused (FORBIDDEN) in the delete's own transaction. */
+    mv_rc rc = store_secret_delete(c->w->st, c->vault.name, c->name, mv_now(),
+                                   c->vault.soft_delete_days, 1, &s);
     if (rc == MV_ERR_NOT_FOUND)
         vault_secret_not_found(c, c->name, NULL);
+    else if (rc == MV_ERR_FORBIDDEN)
+        vault_managed_forbidden(c, "Secret", c->name);
     else if (rc != MV_OK)
         vault_rc_error(c, rc);
     else

@@ -796,7 +796,7 @@ static void test_vaults(void **state)
     add_secret(f->st, "dev", "s1", "0001", "x", 1);
     add_secret(f->st, "dev", "s2", "0001", "y", 1);
     struct st_secret s;
-    OK(store_secret_delete(f->st, "dev", "s2", 10, 7, &s));
+    OK(store_secret_delete(f->st, "dev", "s2", 10, 7, 1, &s));
     st_secret_clear(&s);
     OK(store_vault_delete(f->st, "dEv"));
     RC(store_vault_get(f->st, "dev", &v), MV_ERR_NOT_FOUND);
@@ -1032,6 +1032,39 @@ static void test_secret_set_refuses_certificate_names(void **state)
     mv_buf_free(&s.sealed);
 }
 
+/* A client's DELETE of a certificate's managed secret is refused in the delete's own
+ * transaction (it used to be a separate read on the loop before the delete); the certificate's
+ * own delete (unmanaged = 0) goes through. */
+static void test_secret_delete_refuses_certificate_names(void **state)
+{
+    struct fx *f = *state;
+    struct st_secret s = {.enabled = 1, .created = 5, .updated = 5};
+    struct st_secret got;
+    memset(&got, 0, sizeof got);
+    put_vault(f->st, "dev");
+    put_cert(f->st, "dev", ST_CERT_VERSION, "WebCert", "c1", "{}", "k", 100);
+    snprintf(s.vault, sizeof s.vault, "dev");
+    snprintf(s.name, sizeof s.name, "WebCert");
+    snprintf(s.version, sizeof s.version, "0123456789abcdef0123456789abcdef");
+    mv_buf_init(&s.sealed, 64);
+    OK(mv_buf_adds(&s.sealed, "pem"));
+    OK(store_secret_add(f->st, &s)); /* the certificate's managed secret */
+    for (int days = 0; days <= 7; days += 7) {
+        RC(store_secret_delete(f->st, "dev", "webcert", 1000, days, 1, &got), MV_ERR_FORBIDDEN);
+        OK(store_secret_get(f->st, "dev", "WebCert", NULL, &got)); /* untouched */
+        st_secret_clear(&got);
+    }
+    snprintf(s.name, sizeof s.name, "plain");
+    OK(store_secret_set(f->st, &s));
+    OK(store_secret_delete(f->st, "dev", "plain", 1000, 7, 1, &got)); /* no certificate: deleted */
+    st_secret_clear(&got);
+    OK(store_secret_delete(f->st, "dev", "webcert", 1000, 7, 0, &got)); /* the certificate's own */
+    assert_int_equal(got.deleted, 1000);
+    st_secret_clear(&got);
+    RC(store_secret_get(f->st, "dev", "WebCert", NULL, &got), MV_ERR_NOT_FOUND);
+    mv_buf_free(&s.sealed);
+}
+
 /* ---- the group-commit writer ---- */
 
 /* A writer job: a secret add (or, with block set, a job that holds its writer thread until
@@ -1149,7 +1182,7 @@ static void isolates_a_failing_job(struct fx *f, int deferred)
     add_secret(f->st, "dev", "Taken", "v1", "theirs", 1);
     add_secret(f->st, "dev", "Gone", "v1", "g", 1);
     struct st_secret del;
-    OK(store_secret_delete(f->st, "dev", "gone", 50, 90, &del));
+    OK(store_secret_delete(f->st, "dev", "gone", 50, 90, 1, &del));
     st_secret_clear(&del);
 
     struct store_writer *w = NULL;
@@ -1393,7 +1426,7 @@ static void test_secret_list_paging(void **state)
     add_secret(f->st, "other", "sec00", "v1", "x", 1);
     add_secret(f->st, "dev", "gone", "v1", "x", 1);
     struct st_secret del;
-    OK(store_secret_delete(f->st, "dev", "gone", 5, 7, &del));
+    OK(store_secret_delete(f->st, "dev", "gone", 5, 7, 1, &del));
     st_secret_clear(&del);
 
     int seen[60] = {0};
@@ -1451,7 +1484,7 @@ static void test_secret_soft_delete_recover_purge(void **state)
     add_secret(f->st, "dev", "api", "v2", "two", 200);
     struct st_secret s, d;
 
-    OK(store_secret_delete(f->st, "dev", "API", 1000, 7, &d));
+    OK(store_secret_delete(f->st, "dev", "API", 1000, 7, 1, &d));
     assert_string_equal(d.version, "v2"); /* latest row, after deletion */
     assert_string_equal(d.name, "Api");
     assert_int_equal(d.deleted, 1000);
@@ -1465,7 +1498,7 @@ static void test_secret_soft_delete_recover_purge(void **state)
     assert_int_equal(n, 0);
     OK(store_secret_list(f->st, "dev", NULL, 25, &l, &n));
     assert_int_equal(n, 0);
-    RC(store_secret_delete(f->st, "dev", "api", 1001, 7, &d), MV_ERR_NOT_FOUND);
+    RC(store_secret_delete(f->st, "dev", "api", 1001, 7, 1, &d), MV_ERR_NOT_FOUND);
 
     OK(store_secret_get_deleted(f->st, "dev", "aPi", &s));
     assert_string_equal(s.version, "v2");
@@ -1478,7 +1511,7 @@ static void test_secret_soft_delete_recover_purge(void **state)
     RC(store_secret_add(f->st, &again), MV_ERR_CONFLICT);
 
     add_secret(f->st, "dev", "Other", "v1", "o", 1);
-    OK(store_secret_delete(f->st, "dev", "other", 2000, 30, &d));
+    OK(store_secret_delete(f->st, "dev", "other", 2000, 30, 1, &d));
     st_secret_clear(&d);
     OK(store_secret_list_deleted(f->st, "dev", NULL, 25, &l, &n));
     assert_int_equal(n, 2);
@@ -1512,8 +1545,8 @@ static void test_secret_soft_delete_recover_purge(void **state)
     assert_string_equal(s.name, "other"); /* a new secret: new first case */
     st_secret_clear(&s);
 
-    RC(store_secret_delete(f->st, "dev", "api", 0, 7, &d), MV_ERR_BAD_REQUEST);
-    RC(store_secret_delete(f->st, "dev", "api", 5, -1, &d), MV_ERR_BAD_REQUEST);
+    RC(store_secret_delete(f->st, "dev", "api", 0, 7, 1, &d), MV_ERR_BAD_REQUEST);
+    RC(store_secret_delete(f->st, "dev", "api", 5, -1, 1, &d), MV_ERR_BAD_REQUEST);
 }
 
 static void test_secret_delete_days_zero_removes(void **state)
@@ -1523,14 +1556,14 @@ static void test_secret_delete_days_zero_removes(void **state)
     add_secret(f->st, "dev", "tmp", "v1", "one", 100);
     add_secret(f->st, "dev", "tmp", "v2", "two", 200);
     struct st_secret d, s;
-    OK(store_secret_delete(f->st, "dev", "TMP", 1000, 0, &d));
+    OK(store_secret_delete(f->st, "dev", "TMP", 1000, 0, 1, &d));
     assert_string_equal(d.version, "v2"); /* the row as it was */
     assert_int_equal(d.deleted, 0);
     assert_memory_equal(d.sealed.p, "two", 3);
     st_secret_clear(&d);
     RC(store_secret_get(f->st, "dev", "tmp", "v1", &s), MV_ERR_NOT_FOUND);
     RC(store_secret_get_deleted(f->st, "dev", "tmp", &s), MV_ERR_NOT_FOUND);
-    RC(store_secret_delete(f->st, "dev", "tmp", 1000, 0, &d), MV_ERR_NOT_FOUND);
+    RC(store_secret_delete(f->st, "dev", "tmp", 1000, 0, 1, &d), MV_ERR_NOT_FOUND);
     add_secret(f->st, "dev", "Tmp", "v1", "again", 300); /* v1 is free again */
 }
 
@@ -1543,9 +1576,9 @@ static void test_secret_purge_expired(void **state)
     add_secret(f->st, "dev", "b", "v1", "1", 1);
     add_secret(f->st, "dev", "live", "v1", "1", 1);
     struct st_secret d;
-    OK(store_secret_delete(f->st, "dev", "a", 1000, 7, &d)); /* purge at 1000 + 604800 */
+    OK(store_secret_delete(f->st, "dev", "a", 1000, 7, 1, &d)); /* purge at 1000 + 604800 */
     st_secret_clear(&d);
-    OK(store_secret_delete(f->st, "dev", "b", 1000, 90, &d));
+    OK(store_secret_delete(f->st, "dev", "b", 1000, 90, 1, &d));
     st_secret_clear(&d);
 
     OK(store_secret_purge_expired(f->st, 1000 + 7 * 86400 - 1));
@@ -1895,7 +1928,7 @@ static void test_pg_survives_terminated_backend(void **state)
     add_secret(f->st, "after", "s", "00000000000000000000000000000001", "x", 1);
     terminate_backends(f);
     struct st_secret del;
-    OK(store_secret_delete(f->st, "after", "s", 100, 7, &del)); /* a multi-statement write */
+    OK(store_secret_delete(f->st, "after", "s", 100, 7, 1, &del)); /* a multi-statement write */
     assert_int_equal(del.deleted, 100);
     st_secret_clear(&del);
 
@@ -2487,6 +2520,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_role_assignments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_set_refuses_certificate_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_delete_refuses_certificate_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_versions_and_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_versions_delete_recover_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_policy_put_get_claim, setup, teardown),
