@@ -2,7 +2,8 @@
 
 Each Env is a fresh state dir with its own free ports: `mivault init`, `mivault server`, and
 agents started on demand. Logs of every child go to files in the state dir; on tearDown they are
-scanned for sanitizer reports (ASan, UBSan, LeakSanitizer), which fail the test.
+scanned for sanitizer reports (ASan, UBSan, LeakSanitizer), which fail the test, and when the
+test failed their last lines go to stderr (what CI prints is then enough to see why).
 
 Store: SQLite in the state dir by default. Env(tc, pg=True) puts the store in a fresh
 PostgreSQL database made on the server MIVAULT_TEST_PG_URL names (scripts/test.sh starts one);
@@ -18,6 +19,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -28,6 +30,15 @@ BIN = os.environ.get("MIVAULT_BIN") or os.path.join(
 BIN = os.path.abspath(BIN)
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "SUMMARY: UndefinedBehaviorSanitizer")
+LOG_TAIL_LINES = 25
+
+
+def test_failed(tc):
+    """Whether tc has failed or errored so far (read from a cleanup: unittest's own result)."""
+    result = getattr(getattr(tc, "_outcome", None), "result", None)
+    if result is None:
+        return False
+    return any(t is tc for t, _ in list(result.failures) + list(result.errors))
 
 
 PG_URL = os.environ.get("MIVAULT_TEST_PG_URL", "")
@@ -200,12 +211,17 @@ class Env:
         for p in self.procs:
             self.stop(p)
         bad = []
+        failed = test_failed(self.tc)
         for log in self.logs:
             log.flush()
             log.seek(0)
             text = log.read()
             if any(m in text for m in SANITIZER_MARKS):
                 bad.append("%s:\n%s" % (log.name, text[-4000:]))
+            elif failed and text:
+                tail = "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
+                sys.stderr.write("\n--- %s: %s (last lines)\n%s\n" % (self.tc.id(), os.path.basename(log.name),
+                                                                    tail[-3000:]))
             log.close()
         if bad:
             keep = self.dir
