@@ -1003,19 +1003,27 @@ static void test_cert_objects(void **state)
 /* store_secret_set (a client's PUT) refuses a name a live certificate owns, in the write's own
  * transaction; store_secret_add (the certificate's own write) does not; a soft-deleted
  * certificate does not own the name for a PUT; and a refused set writes nothing. */
+/* Vault "dev" with a live certificate "WebCert"; s: a version of secret name in it. */
+static void cert_owned_fixture(struct fx *f, struct st_secret *s, const char *name)
+{
+    memset(s, 0, sizeof *s);
+    s->enabled = 1;
+    s->created = s->updated = 5;
+    put_vault(f->st, "dev");
+    put_cert(f->st, "dev", ST_CERT_VERSION, "WebCert", "c1", "{}", "k", 100);
+    snprintf(s->vault, sizeof s->vault, "dev");
+    snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->version, sizeof s->version, "0123456789abcdef0123456789abcdef");
+    mv_buf_init(&s->sealed, 64);
+    OK(mv_buf_adds(&s->sealed, "plain"));
+}
+
 static void test_secret_set_refuses_certificate_names(void **state)
 {
     struct fx *f = *state;
-    struct st_secret s = {.enabled = 1, .created = 5, .updated = 5};
-    struct st_secret got;
+    struct st_secret s, got;
     memset(&got, 0, sizeof got);
-    put_vault(f->st, "dev");
-    put_cert(f->st, "dev", ST_CERT_VERSION, "WebCert", "c1", "{}", "k", 100);
-    snprintf(s.vault, sizeof s.vault, "dev");
-    snprintf(s.name, sizeof s.name, "webcert");
-    snprintf(s.version, sizeof s.version, "0123456789abcdef0123456789abcdef");
-    mv_buf_init(&s.sealed, 64);
-    OK(mv_buf_adds(&s.sealed, "plain"));
+    cert_owned_fixture(f, &s, "webcert");
     RC(store_secret_set(f->st, &s), MV_ERR_FORBIDDEN);
     RC(store_secret_get(f->st, "dev", "webcert", NULL, &got), MV_ERR_NOT_FOUND);
     OK(store_secret_add(f->st, &s)); /* the certificate's managed secret */
@@ -1038,16 +1046,9 @@ static void test_secret_set_refuses_certificate_names(void **state)
 static void test_secret_delete_refuses_certificate_names(void **state)
 {
     struct fx *f = *state;
-    struct st_secret s = {.enabled = 1, .created = 5, .updated = 5};
-    struct st_secret got;
+    struct st_secret s, got;
     memset(&got, 0, sizeof got);
-    put_vault(f->st, "dev");
-    put_cert(f->st, "dev", ST_CERT_VERSION, "WebCert", "c1", "{}", "k", 100);
-    snprintf(s.vault, sizeof s.vault, "dev");
-    snprintf(s.name, sizeof s.name, "WebCert");
-    snprintf(s.version, sizeof s.version, "0123456789abcdef0123456789abcdef");
-    mv_buf_init(&s.sealed, 64);
-    OK(mv_buf_adds(&s.sealed, "pem"));
+    cert_owned_fixture(f, &s, "WebCert");
     OK(store_secret_add(f->st, &s)); /* the certificate's managed secret */
     for (int days = 0; days <= 7; days += 7) {
         RC(store_secret_delete(f->st, "dev", "webcert", 1000, days, 1, &got), MV_ERR_FORBIDDEN);
