@@ -4,6 +4,7 @@ python `cryptography`), and the errors of the reference."""
 import base64
 import hashlib
 import os
+import threading
 import time
 
 from cryptography.hazmat.primitives import hashes
@@ -595,7 +596,6 @@ class KeyGenerationOffTheLoopTest(MivaultTest):
     def served_while(self, calls):
         """Runs calls (each returns an HTTP status) at once and GETs a secret until they are all
         answered; returns their statuses and the number of GETs served meanwhile."""
-        import threading
         e = self.env
         r = e.kv("PUT", "dev", "/secrets/probe", token=self.tok, body={"value": "v"})
         self.assertEqual(r.status, 200, r.body)
@@ -639,7 +639,6 @@ class KeyGenerationOffTheLoopTest(MivaultTest):
         loop, sometimes in an iteration where a GET had opened the loop's read snapshot (a read
         transaction on the same connection). The certificate's BEGIN IMMEDIATE then failed inside
         it: 500. A completion must end the snapshot before it writes."""
-        import threading
         e = self.env
         r = e.kv("PUT", "dev", "/secrets/probe", token=self.tok, body={"value": "v"})
         self.assertEqual(r.status, 200, r.body)

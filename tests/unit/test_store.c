@@ -1000,9 +1000,6 @@ static void test_cert_objects(void **state)
     RC(store_cert_get(f->st, "dev", ST_CERT_VERSION, "api", NULL, 0, &o), MV_ERR_NOT_FOUND);
 }
 
-/* store_secret_set (a client's PUT) refuses a name a live certificate owns, in the write's own
- * transaction; store_secret_add (the certificate's own write) does not; a soft-deleted
- * certificate does not own the name for a PUT; and a refused set writes nothing. */
 /* Vault "dev" with a live certificate "WebCert"; s: a version of secret name in it. */
 static void cert_owned_fixture(struct fx *f, struct st_secret *s, const char *name)
 {
@@ -1018,6 +1015,9 @@ static void cert_owned_fixture(struct fx *f, struct st_secret *s, const char *na
     OK(mv_buf_adds(&s->sealed, "plain"));
 }
 
+/* store_secret_set (a client's PUT) refuses a name a live certificate owns, in the write's own
+ * transaction; store_secret_add (the certificate's own write) does not; a soft-deleted
+ * certificate does not own the name for a PUT; and a refused set writes nothing. */
 static void test_secret_set_refuses_certificate_names(void **state)
 {
     struct fx *f = *state;
